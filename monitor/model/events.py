@@ -1,0 +1,141 @@
+"""Normalized events: what every venue parser emits and ``Portfolio.apply`` consumes.
+
+Times are data, never read from a clock here: ``ts_event`` is the venue's timestamp when the
+frame carries one (seconds since the Unix epoch, UTC), ``ts_recv`` the receive time stamped by
+the I/O shell. Prices are in the quote currency; funding ``rate`` covers
+``interval_hours`` hours (Hyperliquid and dYdX quote hourly rates), positive = longs pay.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from monitor.model.instruments import Instrument
+from monitor.model.positions import Position
+
+
+@dataclass(frozen=True, slots=True)
+class MarkPrice:
+    """A new price for one instrument. ``mark`` is the venue's mark (dYdX has none: its
+    feed puts the oracle price in both); ``oracle`` is the index/oracle price when known."""
+
+    venue: str
+    symbol: str
+    mark: float
+    oracle: float | None = None
+    ts_event: float | None = None
+    ts_recv: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class FundingRate:
+    venue: str
+    symbol: str
+    rate: float
+    interval_hours: float
+    next_funding_ts: float | None = None
+    ts_event: float | None = None
+    ts_recv: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSnapshot:
+    """The whole state of one account: it replaces whatever was known before.
+
+    ``cross_collateral`` excludes unrealized PnL (contracts.md §2). ``venue_*`` are the venue's
+    own figures for the cross pool where the document carries them.
+    """
+
+    venue: str
+    account: str
+    cross_collateral: float
+    positions: tuple[Position, ...]
+    ts_event: float | None = None
+    ts_recv: float = 0.0
+    venue_equity: float | None = None
+    venue_free_collateral: float | None = None
+    venue_maintenance: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PositionUpdate:
+    """One position changed: it replaces the account's position in ``position.symbol``
+    (a size of 0 closes it). ``cross_collateral`` (excl. uPnL) or ``cross_cash`` (raw quote
+    balance), when given, is the cross pool's new balance; ``liquidated`` is set when the venue says the position was closed by liquidation."""
+
+    venue: str
+    account: str
+    position: Position
+    cross_collateral: float | None = None
+    cross_cash: float | None = None
+    liquidated: bool = False
+    ts_event: float | None = None
+    ts_recv: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceUpdate:
+    """The cross pool's balance changed, positions did not. Give one of
+    ``cross_collateral`` (excluding uPnL, contracts.md §2) or ``cross_cash``, the raw quote
+    balance such that equity = cash + Σ s·price (Hyperliquid ``totalRawUsd``, dYdX's signed
+    USDC asset position)."""
+
+    venue: str
+    account: str
+    cross_collateral: float | None = None
+    cross_cash: float | None = None
+    ts_event: float | None = None
+    ts_recv: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class InstrumentSpec:
+    instrument: Instrument
+    ts_event: float | None = None
+    ts_recv: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class FundingPayment:
+    """Funding actually paid (negative ``amount``) or received, as the venue booked it."""
+
+    venue: str
+    account: str
+    symbol: str
+    amount: float
+    rate: float
+    ts_event: float | None = None
+    ts_recv: float = 0.0
+
+
+class FeedState(StrEnum):
+    CONNECTING = "connecting"
+    LIVE = "live"
+    STALE = "stale"
+    RECOVERED = "recovered"
+    DOWN = "down"
+
+
+@dataclass(frozen=True, slots=True)
+class FeedStatus:
+    """Health of one subscription (``channel``) of a venue's feed."""
+
+    venue: str
+    channel: str
+    state: FeedState
+    detail: str = ""
+    ts_event: float | None = None
+    ts_recv: float = 0.0
+
+
+Event = (
+    MarkPrice
+    | FundingRate
+    | AccountSnapshot
+    | PositionUpdate
+    | BalanceUpdate
+    | InstrumentSpec
+    | FundingPayment
+    | FeedStatus
+)

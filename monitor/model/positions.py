@@ -1,0 +1,74 @@
+"""Positions and scope identifiers (pure values).
+
+Sign conventions: ``size`` is signed base quantity, long > 0, short < 0. ``isolated_margin``
+is the margin allocated to an isolated position **excluding** its unrealized PnL, so the
+isolated scope's equity is ``isolated_margin + size·(price − entry_price)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from monitor.model.instruments import MaintenanceSchedule, MarginMode
+
+CROSS_SCOPE = "cross"
+
+
+def isolated_scope(symbol: str) -> str:
+    return f"isolated:{symbol}"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class AccountKey:
+    venue: str
+    account: str
+
+    def __str__(self) -> str:
+        return f"{self.venue}:{self.account}"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ScopeKey:
+    """One margin pool: an account's cross pool or one isolated position."""
+
+    venue: str
+    account: str
+    scope: str
+
+    @property
+    def account_key(self) -> AccountKey:
+        return AccountKey(self.venue, self.account)
+
+    def __str__(self) -> str:
+        return f"{self.venue}:{self.account}/{self.scope}"
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A position as a snapshot or update describes it.
+
+    ``maintenance``/``fee_rate``/``initial_margin_rate`` override the instrument's when given.
+    ``mark_price``/``oracle_price``/``funding_rate`` carried by a snapshot seed the market
+    state when no fresher price is known. ``venue_*`` are the venue's own figures, kept to be
+    shown beside ours.
+    """
+
+    symbol: str
+    size: float
+    entry_price: float
+    margin_mode: MarginMode = MarginMode.CROSS
+    isolated_margin: float | None = None
+    leverage: float | None = None
+    maintenance: MaintenanceSchedule | None = None
+    fee_rate: float | None = None
+    initial_margin_rate: float | None = None
+    mark_price: float | None = None
+    oracle_price: float | None = None
+    funding_rate: float | None = None
+    funding_interval_hours: float | None = None
+    venue_liquidation_price: float | None = None
+    venue_margin_used: float | None = None
+
+    @property
+    def scope(self) -> str:
+        return CROSS_SCOPE if self.margin_mode is MarginMode.CROSS else isolated_scope(self.symbol)
