@@ -1,0 +1,108 @@
+"""The systemd notification protocol (sd_notify(3)) in a few lines of our own.
+
+``$NOTIFY_SOCKET`` names an AF_UNIX datagram socket: a filesystem path, or an abstract-namespace
+name when it starts with ``@`` (sent as a leading NUL byte). Each message is newline-separated
+``KEY=VALUE`` lines: ``READY=1``, ``STATUS=…``, ``WATCHDOG=1``, ``RELOADING=1``, ``STOPPING=1``.
+
+Without ``NOTIFY_SOCKET`` every call is a no-op that returns False, so the daemon runs the same
+outside systemd. Send failures (the manager went away) are logged once per kind, never raised:
+notification is advisory and must not stop the daemon.
+
+``watchdog_interval()`` is how often to send ``WATCHDOG=1``: half of ``$WATCHDOG_USEC`` (in
+seconds), or None when the watchdog is off or meant for another process (``$WATCHDOG_PID``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+
+import structlog
+
+log = structlog.get_logger()
+
+
+def _address(value: str) -> str | bytes:
+    if value.startswith("@"):
+        return b"\0" + value[1:].encode()
+    return value
+
+
+class Notifier:
+    """Sends state to systemd; a no-op when ``NOTIFY_SOCKET`` is not set.
+
+    ``env`` defaults to :data:`os.environ` (read once, at construction).
+    """
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        env = os.environ if env is None else env
+        value = env.get("NOTIFY_SOCKET", "")
+        self._addr: str | bytes | None = _address(value) if value else None
+        self._sock: socket.socket | None = None
+        self._failed = False
+
+    @property
+    def enabled(self) -> bool:
+        return self._addr is not None
+
+    def notify(self, **fields: object) -> bool:
+        """Send ``KEY=VALUE`` lines (keys upper-cased); True when the datagram was sent."""
+        if self._addr is None or not fields:
+            return False
+        lines = []
+        for key, value in fields.items():
+            text = str(value).replace("\n", " ")
+            lines.append(f"{key.upper()}={text}")
+        payload = "\n".join(lines).encode()
+        try:
+            if self._sock is None:
+                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            self._sock.sendto(payload, self._addr)
+        except OSError as exc:
+            if not self._failed:
+                log.warning("sdnotify.failed", error=str(exc))
+                self._failed = True
+            return False
+        self._failed = False
+        return True
+
+    def ready(self, status: str | None = None) -> bool:
+        if status is None:
+            return self.notify(READY=1)
+        return self.notify(READY=1, STATUS=status)
+
+    def status(self, text: str) -> bool:
+        return self.notify(STATUS=text)
+
+    def watchdog(self) -> bool:
+        return self.notify(WATCHDOG=1)
+
+    def reloading(self) -> bool:
+        return self.notify(RELOADING=1)
+
+    def stopping(self) -> bool:
+        return self.notify(STOPPING=1)
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+def watchdog_interval(env: Mapping[str, str] | None = None) -> float | None:
+    """Seconds between ``WATCHDOG=1`` pings: half of ``WATCHDOG_USEC``; None when disabled."""
+    env = os.environ if env is None else env
+    raw = env.get("WATCHDOG_USEC")
+    if not raw:
+        return None
+    pid = env.get("WATCHDOG_PID")
+    if pid and pid.strip() != str(os.getpid()):
+        return None
+    try:
+        usec = int(raw)
+    except ValueError:
+        return None
+    if usec <= 0:
+        return None
+    return usec / 1_000_000 / 2.0

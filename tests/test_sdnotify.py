@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from monitor.sdnotify import Notifier, watchdog_interval
+
+
+@pytest.fixture
+def listener(tmp_path: Path) -> Iterator[tuple[socket.socket, str]]:
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(2.0)
+    yield sock, str(path)
+    sock.close()
+
+
+def test_no_socket_means_no_op() -> None:
+    n = Notifier(env={})
+    assert not n.enabled
+    assert n.ready() is False
+    assert n.watchdog() is False
+
+
+def test_messages_arrive_on_a_real_datagram_socket(listener: tuple[socket.socket, str]) -> None:
+    sock, path = listener
+    n = Notifier(env={"NOTIFY_SOCKET": path})
+    assert n.enabled
+    assert n.ready(status="2 accounts, 3 scopes")
+    assert sock.recv(4096) == b"READY=1\nSTATUS=2 accounts, 3 scopes"
+    assert n.watchdog()
+    assert sock.recv(4096) == b"WATCHDOG=1"
+    assert n.status("line one\nline two")
+    assert sock.recv(4096) == b"STATUS=line one line two"
+    assert n.reloading()
+    assert sock.recv(4096) == b"RELOADING=1"
+    assert n.stopping()
+    assert sock.recv(4096) == b"STOPPING=1"
+    assert n.notify(extend_timeout_usec=5_000_000)
+    assert sock.recv(4096) == b"EXTEND_TIMEOUT_USEC=5000000"
+    n.close()
+
+
+def test_abstract_namespace_socket() -> None:
+    name = f"monitor-test-{uuid.uuid4().hex}"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(b"\0" + name.encode())
+    sock.settimeout(2.0)
+    try:
+        n = Notifier(env={"NOTIFY_SOCKET": "@" + name})
+        assert n.ready()
+        assert sock.recv(4096) == b"READY=1"
+        n.close()
+    finally:
+        sock.close()
+
+
+def test_vanished_socket_is_reported_not_raised(tmp_path: Path) -> None:
+    n = Notifier(env={"NOTIFY_SOCKET": str(tmp_path / "gone.sock")})
+    assert n.ready() is False
+    assert n.watchdog() is False
+    n.close()
+
+
+def test_notifier_reads_os_environ_by_default(
+    listener: tuple[socket.socket, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sock, path = listener
+    monkeypatch.setenv("NOTIFY_SOCKET", path)
+    n = Notifier()
+    assert n.stopping()
+    assert sock.recv(4096) == b"STOPPING=1"
+    n.close()
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, None),
+        ({"WATCHDOG_USEC": "30000000"}, 15.0),  # 30 s / 2
+        ({"WATCHDOG_USEC": "500000"}, 0.25),  # 0.5 s / 2
+        ({"WATCHDOG_USEC": "0"}, None),
+        ({"WATCHDOG_USEC": "junk"}, None),
+        ({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "1"}, None),  # meant for pid 1
+    ],
+)
+def test_watchdog_interval_is_half_of_watchdog_usec(
+    env: dict[str, str], expected: float | None
+) -> None:
+    assert watchdog_interval(env) == expected
+
+
+def test_watchdog_interval_accepts_our_own_pid() -> None:
+    env = {"WATCHDOG_USEC": "4000000", "WATCHDOG_PID": str(os.getpid())}
+    assert watchdog_interval(env) == 2.0
