@@ -1,0 +1,227 @@
+"""Logging: structlog for our own lines, the same processors for every library's.
+
+One line per event. On a terminal, structlog's ``ConsoleRenderer``; otherwise (journald, a
+pipe, a file) one JSON object per line on stdout::
+
+    {"event": "feed.connected", "venue": "hyperliquid", "level": "info",
+     "timestamp": "2026-05-01T12:00:00.123456Z"}
+
+The chain: ``merge_contextvars`` (context bound per venue/account/scope), ``add_log_level``,
+``TimeStamper(iso, utc)``, exception rendering (``dict_tracebacks`` in JSON: an ``exception``
+list; the console renderer prints tracebacks itself), then :func:`redact`, then the renderer.
+The standard library's root logger (websockets, ccxt, apprise, aiosqlite) is routed through
+``structlog.stdlib.ProcessorFormatter`` with the same processors plus a ``logger`` key naming
+the library.
+
+Redaction masks, in every string value (nested too, exception texts included): Telegram-style
+bot tokens (``123456:AA…``), the password in ``scheme://user:password@host`` URLs, the values of
+keys named like ``password``/``token``/``secret``, and every string passed to
+:func:`register_secret`.
+
+The level can change at runtime (``set_level``, e.g. on SIGHUP): the filter is a processor that
+reads the current level. Loggers are not cached on first use, so a later ``configure_logging``
+(or ``structlog.testing.capture_logs`` in a test) applies to module-level loggers too.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import threading
+from typing import Any, Final, TextIO
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+LEVELS: Final[dict[str, int]] = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+FORMATS: Final[tuple[str, ...]] = ("auto", "json", "console")
+MASK: Final = "***"
+
+_BOT_TOKEN = re.compile(r"\b\d+:[A-Za-z0-9_-]{30,}")
+_URL_PASSWORD = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+(@)")
+_SECRET_KEY = re.compile(r"(?i)(password|passwd|secret|token|api_?key|credential)")
+_METHOD_LEVELS: Final[dict[str, int]] = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "msg": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "exception": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
+}
+
+
+class Redactor:
+    """Masks secrets in strings; holds the registered secret values (never logged)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._secrets: tuple[str, ...] = ()
+
+    def register(self, value: str) -> None:
+        if not value:
+            return
+        with self._lock:
+            if value not in self._secrets:
+                # longest first, so a secret containing another is masked whole
+                self._secrets = tuple(sorted((*self._secrets, value), key=len, reverse=True))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._secrets = ()
+
+    def text(self, value: str) -> str:
+        for secret in self._secrets:
+            if secret in value:
+                value = value.replace(secret, MASK)
+        value = _BOT_TOKEN.sub(MASK, value)
+        return _URL_PASSWORD.sub(rf"\1{MASK}\2", value)
+
+    def value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {k: self._item(k, v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return type(value)(self.value(v) for v in value)
+        if isinstance(value, BaseException):
+            return self.text(repr(value))
+        return value
+
+    def _item(self, key: object, value: Any) -> Any:
+        if isinstance(key, str) and _SECRET_KEY.search(key) and isinstance(value, str) and value:
+            return MASK
+        return self.value(value)
+
+    def __call__(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+        for key in list(event_dict):
+            if key.startswith("_"):
+                continue  # ProcessorFormatter's _record/_from_structlog
+            event_dict[key] = self._item(key, event_dict[key])
+        return event_dict
+
+
+#: the process's one redactor: secrets registered anywhere are masked in every log line
+_REDACTOR = Redactor()
+
+
+def register_secret(value: str) -> None:
+    """Mask ``value`` wherever it appears in a log line from now on (empty: ignored)."""
+    _REDACTOR.register(value)
+
+
+def redact(text: str) -> str:
+    """``text`` with every known secret and secret-looking pattern masked (for echoing URLs
+    or errors to a terminal, too)."""
+    return _REDACTOR.text(text)
+
+
+class _LevelFilter:
+    """Drops events below the current level; ``level`` may change at any time."""
+
+    def __init__(self, level: int) -> None:
+        self.level = level
+
+    def __call__(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+        if _METHOD_LEVELS.get(method, logging.INFO) < self.level:
+            raise structlog.DropEvent
+        return event_dict
+
+
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Our root handler, told apart from handlers others (pytest) install."""
+
+
+_FILTER = _LevelFilter(logging.INFO)
+
+
+def parse_level(level: str) -> int:
+    try:
+        return LEVELS[level.lower()]
+    except KeyError:
+        raise ValueError(f"unknown log level {level!r} (one of {', '.join(LEVELS)})") from None
+
+
+def _use_console(fmt: str, stream: TextIO) -> bool:
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown log format {fmt!r} (one of {', '.join(FORMATS)})")
+    if fmt == "auto":
+        isatty = getattr(stream, "isatty", None)
+        return bool(isatty()) if callable(isatty) else False
+    return fmt == "console"
+
+
+def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
+    """Set up structlog and the stdlib root logger to write to ``stream`` (default stdout).
+
+    ``fmt``: ``auto`` (console on a terminal, JSON otherwise), ``json`` or ``console``.
+    Calling it again replaces the previous set-up.
+    """
+    out = sys.stdout if stream is None else stream
+    console = _use_console(fmt, out)
+    _FILTER.level = parse_level(level)
+
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: Processor
+    if console:
+        tail: list[Processor] = [structlog.processors.format_exc_info, _REDACTOR]
+        isatty = getattr(out, "isatty", None)
+        renderer = structlog.dev.ConsoleRenderer(colors=bool(callable(isatty) and isatty()))
+    else:
+        tail = [structlog.processors.dict_tracebacks, _REDACTOR]
+        renderer = structlog.processors.JSONRenderer(sort_keys=False)
+
+    structlog.configure(
+        processors=[_FILTER, *shared, *tail, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+        context_class=dict,
+        logger_factory=structlog.WriteLoggerFactory(file=out),
+        # False: a logger cached on first use would keep this stream and chain forever and
+        # ignore later configure() calls (ours on reload, structlog.testing.capture_logs)
+        cache_logger_on_first_use=False,
+    )
+
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail, renderer],
+    )
+    handler = _Handler(out)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _Handler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(_FILTER.level)
+
+
+def set_level(level: str) -> None:
+    """Change the level of every logger, ours and the libraries', at once."""
+    _FILTER.level = parse_level(level)
+    logging.getLogger().setLevel(_FILTER.level)
+
+
+def current_level() -> str:
+    return logging.getLevelName(_FILTER.level).lower()
+
+
+def reset_logging() -> None:
+    """Undo :func:`configure_logging` (tests): structlog defaults, our root handler removed."""
+    structlog.reset_defaults()
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _Handler)]:
+        root.removeHandler(old)
+    root.setLevel(logging.WARNING)
+    _FILTER.level = logging.INFO
