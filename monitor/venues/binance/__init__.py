@@ -1,0 +1,1 @@
+"""Binance USDⓈ-M futures: native parser of the mark price streams (pure)."""

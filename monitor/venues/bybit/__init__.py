@@ -1,0 +1,1 @@
+"""Bybit v5 linear: native parser of the public tickers stream (pure)."""

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.errors import ParseError
+from monitor.model.events import FundingRate, MarkPrice
+from monitor.venues.bybit.parse import VENUE, parse
+
+FIX = Path(__file__).parents[2] / "fixtures" / "feeds" / "bybit"
+
+
+def _frame(name: str) -> bytes:
+    return (FIX / name).read_bytes()
+
+
+def test_snapshot_gives_mark_with_index_and_funding_with_next_time() -> None:
+    assert parse(_frame("ws_tickers_snapshot.json"), 3.0) == [
+        # ts 1778000001012 ms -> 1778000001.012 s
+        MarkPrice(VENUE, "BTCUSDT", 95041.73, 95004.02, 1778000001.012, 3.0),
+        # fundingRate "0.0000652" per 8 h; nextFundingTime "1778025600000" ms
+        FundingRate(VENUE, "BTCUSDT", 0.0000652, 8.0, 1778025600.0, 1778000001.012, 3.0),
+    ]
+
+
+def test_delta_gives_only_what_it_carries() -> None:
+    # the delta has markPrice, indexPrice and fundingRate but no nextFundingTime
+    assert parse(_frame("ws_tickers_delta.json"), 3.0, {"BTCUSDT": 4.0}) == [
+        MarkPrice(VENUE, "BTCUSDT", 95044.10, 95006.35, 1778000001.112, 3.0),
+        FundingRate(VENUE, "BTCUSDT", 0.0000655, 4.0, None, 1778000001.112, 3.0),
+    ]
+
+
+def test_delta_without_mark_or_funding_gives_nothing() -> None:
+    msg = json.loads(_frame("ws_tickers_delta.json"))
+    msg["data"] = {"symbol": "BTCUSDT", "bid1Price": "95043.90"}
+    assert parse(json.dumps(msg), 0.0) == []
+
+
+def test_negative_funding_keeps_its_sign() -> None:
+    msg = json.loads(_frame("ws_tickers_delta.json"))
+    msg["data"] = {"symbol": "ETHUSDT", "fundingRate": "-0.0001"}
+    (f,) = parse(json.dumps(msg), 0.0)
+    assert isinstance(f, FundingRate)
+    assert f.rate == -0.0001
+
+
+@pytest.mark.parametrize("name", ["ws_subscribe_response.json", "ws_pong.json"])
+def test_acks_and_pongs_give_no_events(name: str) -> None:
+    assert parse(_frame(name), 0.0) == []
+
+
+def test_failed_subscribe_raises_parse_error_with_message() -> None:
+    with pytest.raises(ParseError) as info:
+        parse(_frame("ws_subscribe_error.json"), 0.0)
+    assert info.value.venue == VENUE
+    assert "Invalid topic" in info.value.problem
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("markPrice", "NaN"),
+        ("markPrice", "0"),
+        ("markPrice", "x"),
+        ("indexPrice", "-5"),
+        ("fundingRate", "inf"),
+        ("symbol", ""),
+        ("nextFundingTime", "later"),
+    ],
+)
+def test_bad_values_raise_parse_error(field: str, value: str) -> None:
+    msg = json.loads(_frame("ws_tickers_snapshot.json"))
+    msg["data"][field] = value
+    with pytest.raises(ParseError):
+        parse(json.dumps(msg), 0.0)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b"",
+        b"pong?",
+        b"[]",
+        b'{"topic":"orderbook.1.BTCUSDT","data":{}}',
+        b'{"topic":"tickers.BTCUSDT","data":[],"ts":1}',
+        b'{"topic":"tickers.BTCUSDT"}',
+    ],
+)
+def test_garbage_raises_parse_error(frame: bytes) -> None:
+    with pytest.raises(ParseError):
+        parse(frame, 0.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=64) | st.text(max_size=64))
+def test_arbitrary_input_never_raises_anything_but_parse_error(frame: bytes | str) -> None:
+    outcome: object
+    try:
+        outcome = parse(frame, 0.0)
+    except ParseError as exc:
+        outcome = exc.venue
+    assert outcome == VENUE or isinstance(outcome, list)

@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.errors import ParseError
+from monitor.model.events import FundingRate, MarkPrice
+from monitor.venues.okx.parse import VENUE, parse
+
+FIX = Path(__file__).parents[2] / "fixtures" / "feeds" / "okx"
+
+
+def _frame(name: str) -> bytes:
+    return (FIX / name).read_bytes()
+
+
+def test_mark_price_push_gives_mark_without_oracle() -> None:
+    # markPx "95038.7", ts "1778000001200" ms
+    assert parse(_frame("ws_mark-price.json"), 2.0) == [
+        MarkPrice(VENUE, "BTC-USDT-SWAP", 95038.7, None, 1778000001.2, 2.0)
+    ]
+
+
+def test_funding_push_gives_rate_interval_and_settlement_time() -> None:
+    # fundingTime 1778025600000, nextFundingTime 1778054400000: (54400000-25600000)... = 28.8e6 ms
+    # = 8 h; the current rate settles at fundingTime.
+    assert parse(_frame("ws_funding-rate.json"), 2.0) == [
+        FundingRate(VENUE, "BTC-USDT-SWAP", 0.0000652, 8.0, 1778025600.0, 1778000001.5, 2.0)
+    ]
+
+
+def test_four_hour_schedule_is_read_from_the_times() -> None:
+    msg = json.loads(_frame("ws_funding-rate.json"))
+    msg["data"][0]["nextFundingTime"] = str(1778025600000 + 4 * 3_600_000)
+    msg["data"][0]["fundingRate"] = "-0.0003"
+    (f,) = parse(json.dumps(msg), 0.0)
+    assert isinstance(f, FundingRate)
+    assert (f.interval_hours, f.rate) == (4.0, -0.0003)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "pong",
+        b"pong",
+        (FIX / "ws_subscribe_response_mark-price.json").read_bytes(),
+        (FIX / "ws_subscribe_response_funding-rate.json").read_bytes(),
+    ],
+)
+def test_pong_and_acks_give_no_events(frame: str | bytes) -> None:
+    assert parse(frame, 0.0) == []
+
+
+def test_error_event_raises_parse_error_with_code() -> None:
+    with pytest.raises(ParseError) as info:
+        parse(_frame("ws_error.json"), 0.0)
+    assert info.value.venue == VENUE
+    assert "60018" in info.value.problem
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("markPx", "NaN"), ("markPx", ""), ("markPx", "-1"), ("instId", ""), ("ts", "x")],
+)
+def test_bad_mark_values_raise_parse_error(field: str, value: str) -> None:
+    msg = json.loads(_frame("ws_mark-price.json"))
+    msg["data"][0][field] = value
+    with pytest.raises(ParseError):
+        parse(json.dumps(msg), 0.0)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b"",
+        b"ping",
+        b"[]",
+        b'{"arg":{"channel":"tickers"},"data":[]}',
+        b'{"arg":{"channel":"mark-price"},"data":{}}',
+    ],
+)
+def test_garbage_raises_parse_error(frame: bytes) -> None:
+    with pytest.raises(ParseError):
+        parse(frame, 0.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=64) | st.text(max_size=64))
+def test_arbitrary_input_never_raises_anything_but_parse_error(frame: bytes | str) -> None:
+    outcome: object
+    try:
+        outcome = parse(frame, 0.0)
+    except ParseError as exc:
+        outcome = exc.venue
+    assert outcome == VENUE or isinstance(outcome, list)
