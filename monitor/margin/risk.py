@@ -154,8 +154,8 @@ def compute_scope_risk(
     if maintenance is None:
         maintenance = math.fsum(mms)
     ims = [rules.initial_margin(ls.leg, ls.price) for ls in legs]
-    im_total: float | None = None if any(v is None for v in ims) else math.fsum(
-        v for v in ims if v is not None
+    im_total: float | None = (
+        None if any(v is None for v in ims) else math.fsum(v for v in ims if v is not None)
     )
     is_cross = not (len(legs) == 1 and legs[0].leg.isolated)
 

@@ -62,7 +62,8 @@ class AccountSnapshot:
 class PositionUpdate:
     """One position changed: it replaces the account's position in ``position.symbol``
     (a size of 0 closes it). ``cross_collateral`` (excl. uPnL) or ``cross_cash`` (raw quote
-    balance), when given, is the cross pool's new balance; ``liquidated`` is set when the venue says the position was closed by liquidation."""
+    balance), when given, is the cross pool's new balance; ``liquidated`` is set when the
+    venue says the position was closed by liquidation."""
 
     venue: str
     account: str

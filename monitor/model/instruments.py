@@ -18,6 +18,7 @@ When tiers are given without deductions they are made continuous, as every venue
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -53,7 +54,7 @@ class MaintenanceSchedule:
         if not self.tiers:
             raise ValueError("a maintenance schedule needs at least one tier")
         floors = tuple(t.floor for t in self.tiers)
-        if any(b <= a for a, b in zip(floors, floors[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(floors)):
             raise ValueError("tier floors must be strictly increasing")
         for t in self.tiers:
             if not (math.isfinite(t.rate) and 0.0 <= t.rate < 1.0):
@@ -74,16 +75,17 @@ class MaintenanceSchedule:
         return cls((Tier(0.0, 1.0 / (2.0 * max_leverage), 0.0),), kind="max_leverage")
 
     @classmethod
-    def continuous(cls, brackets: list[tuple[float, float]], kind: str = "tiers") -> MaintenanceSchedule:
+    def continuous(
+        cls, brackets: list[tuple[float, float]], kind: str = "tiers"
+    ) -> MaintenanceSchedule:
         """Brackets given as ``(floor, rate)``; deductions derived so MM is continuous."""
         brackets = sorted(brackets)
         tiers: list[Tier] = []
         d = 0.0
         prev_rate = 0.0
-        for i, (floor, rate) in enumerate(brackets):
-            if i == 0:
-                floor = 0.0
-            else:
+        for i, (given_floor, rate) in enumerate(brackets):
+            floor = 0.0 if i == 0 else given_floor
+            if i:
                 d = d + floor * (rate - prev_rate)
             tiers.append(Tier(floor, rate, d))
             prev_rate = rate
@@ -125,7 +127,9 @@ class MaintenanceSchedule:
         if self.kind == "max_leverage" and self.is_single:
             return {"max_leverage": 1.0 / (2.0 * self.tiers[0].rate)} if self.tiers[0].rate else {}
         return {
-            "tiers": [{"floor": t.floor, "rate": t.rate, "deduction": t.deduction} for t in self.tiers]
+            "tiers": [
+                {"floor": t.floor, "rate": t.rate, "deduction": t.deduction} for t in self.tiers
+            ]
         }
 
 

@@ -1,0 +1,193 @@
+"""The risk report: JSON (contracts.md §3, version 1) and a readable table (pure)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from monitor.margin.risk import PositionRisk, ScopeRisk
+from monitor.model.events import AccountSnapshot
+from monitor.model.portfolio import Portfolio
+
+REPORT_VERSION = 1
+
+
+def portfolio_of(snapshots: Iterable[AccountSnapshot]) -> Portfolio:
+    p = Portfolio()
+    for snap in snapshots:
+        p.apply(snap)
+    return p
+
+
+def _num(x: float | None) -> float | None:
+    if x is None or not math.isfinite(x):
+        return None
+    return x
+
+
+def position_json(p: PositionRisk) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "symbol": p.symbol,
+        "size": p.size,
+        "entry_price": p.entry_price,
+        "mark_price": p.mark_price,
+        "notional": p.notional,
+        "unrealized_pnl": p.unrealized_pnl,
+        "margin_mode": p.margin_mode,
+        "liquidation_price": _num(p.liquidation_price),
+        "liquidation_distance": _num(p.liquidation_distance),
+        "maintenance_margin": p.maintenance_margin,
+        "maintenance_rate": p.maintenance_rate,
+        "initial_margin": _num(p.initial_margin),
+        "leverage": p.leverage,
+        "isolated_margin": _num(p.isolated_margin),
+        "loss_if_liquidated": _num(p.loss_if_liquidated),
+        "funding_rate_per_hour": _num(p.funding_rate_per_hour),
+        "funding_cost_per_day": p.funding_cost_per_day,
+    }
+    if p.maintenance_share is not None:
+        out["maintenance_share"] = p.maintenance_share
+    if p.loss_share is not None:
+        out["loss_share"] = p.loss_share
+    if p.venue_liquidation_price is not None:
+        out["venue_liquidation_price"] = p.venue_liquidation_price
+    if p.venue_margin_used is not None:
+        out["venue_margin_used"] = p.venue_margin_used
+    return out
+
+
+def scope_json(r: ScopeRisk) -> dict[str, Any]:
+    positions = [position_json(p) for p in r.positions]
+    # margin used by each position: its isolated equity, or its initial margin in cross
+    for pj, p in zip(positions, r.positions, strict=True):
+        pj["margin_used"] = r.equity if p.margin_mode == "isolated" else _num(p.initial_margin)
+    out: dict[str, Any] = {
+        "venue": r.venue,
+        "account": r.account,
+        "scope": r.scope,
+        "equity": r.equity,
+        "collateral": r.collateral,
+        "maintenance_margin": r.maintenance_margin,
+        "initial_margin": _num(r.initial_margin),
+        "margin_ratio": _num(r.margin_ratio),
+        "free_collateral": _num(r.free_collateral),
+        "liquidatable": r.liquidatable,
+        "nearest_liquidation_distance": _num(r.nearest_liquidation_distance),
+        "funding_cost_per_hour": r.funding_cost_per_hour,
+        "funding_cost_per_day": r.funding_cost_per_day,
+        "funding_runway_hours": _num(r.funding_runway_hours),
+        "shock_to_liquidation": {"down": _num(r.shock_down), "up": _num(r.shock_up)},
+        "stress": [
+            {
+                "move": s.move,
+                "equity": s.equity,
+                "maintenance_margin": s.maintenance_margin,
+                "margin_ratio": _num(s.margin_ratio),
+            }
+            for s in r.stress
+        ],
+        "collateral_at_risk": r.collateral_at_risk,
+        "drain_symbol": r.drain_symbol,
+        "positions": positions,
+    }
+    if r.venue_equity is not None:
+        out["venue_equity"] = r.venue_equity
+    if r.venue_free_collateral is not None:
+        out["venue_free_collateral"] = r.venue_free_collateral
+    if r.venue_maintenance is not None:
+        out["venue_maintenance_margin"] = r.venue_maintenance
+    if r.warnings:
+        out["warnings"] = list(r.warnings)
+    return out
+
+
+def report_json(risks: Sequence[ScopeRisk]) -> dict[str, Any]:
+    return {"version": REPORT_VERSION, "accounts": [scope_json(r) for r in risks]}
+
+
+# -- table -------------------------------------------------------------------------------
+def _f(x: float | None, digits: int = 2) -> str:
+    if x is None or not math.isfinite(x):
+        return "—"
+    return f"{x:,.{digits}f}"
+
+
+def _pct(x: float | None, digits: int = 2) -> str:
+    if x is None or not math.isfinite(x):
+        return "—"
+    return f"{x * 100:.{digits}f}%"
+
+
+def _price(x: float | None) -> str:
+    if x is None or not math.isfinite(x):
+        return "—"
+    mag = abs(x)
+    digits = 2 if mag >= 100 else 4 if mag >= 1 else 6
+    return f"{x:,.{digits}f}"
+
+
+def render_table(risks: Sequence[ScopeRisk]) -> str:
+    lines: list[str] = []
+    for r in risks:
+        head = f"{r.venue} {r.account}  [{r.scope}]"
+        lines.append(head)
+        lines.append("-" * len(head))
+        mr = "—" if r.margin_ratio is None else _pct(r.margin_ratio)
+        state = "LIQUIDATABLE" if r.liquidatable else "ok"
+        lines.append(
+            f"  equity {_f(r.equity)}   maintenance {_f(r.maintenance_margin)}   "
+            f"margin ratio {mr}   free collateral {_f(r.free_collateral)}   {state}"
+        )
+        venue_bits = []
+        if r.venue_equity is not None:
+            venue_bits.append(f"equity {_f(r.venue_equity)}")
+        if r.venue_maintenance is not None:
+            venue_bits.append(f"maintenance {_f(r.venue_maintenance)}")
+        if r.venue_free_collateral is not None:
+            venue_bits.append(f"free collateral {_f(r.venue_free_collateral)}")
+        if venue_bits:
+            lines.append("  venue says: " + "   ".join(venue_bits))
+        lines.append(
+            f"  shock to liquidation: down {_pct(r.shock_down, 1)}  up {_pct(r.shock_up, 1)}   "
+            f"funding {_f(r.funding_cost_per_day)}/day   runway "
+            f"{_f(r.funding_runway_hours, 1) + ' h' if r.funding_runway_hours is not None else '—'}"
+            f"   at risk {_f(r.collateral_at_risk)}"
+        )
+        cols = (
+            "symbol",
+            "size",
+            "entry",
+            "mark",
+            "uPnL",
+            "maint",
+            "liq price",
+            "venue liq",
+            "distance",
+        )
+        rows = [cols]
+        for p in r.positions:
+            rows.append(
+                (
+                    p.symbol,
+                    f"{p.size:g}",
+                    _price(p.entry_price),
+                    _price(p.mark_price),
+                    _f(p.unrealized_pnl),
+                    _f(p.maintenance_margin),
+                    _price(p.liquidation_price),
+                    _price(p.venue_liquidation_price),
+                    _pct(p.liquidation_distance),
+                )
+            )
+        widths = [max(len(row[i]) for row in rows) for i in range(len(cols))]
+        for row in rows:
+            lines.append("  " + "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
+        if r.drain_symbol and len(r.positions) > 1:
+            lines.append(f"  drains the pool most: {r.drain_symbol}")
+        for w in r.warnings:
+            lines.append(f"  warning: {w}")
+        lines.append("")
+    if not risks:
+        lines.append("no open positions")
+    return "\n".join(lines)
