@@ -144,6 +144,8 @@ class Portfolio:
     def _leg(self, pos: Position, m: Market) -> Leg:
         inst = m.instrument
         schedule = pos.maintenance or (inst.maintenance if inst is not None else None)
+        if pos.maintenance_fallback and inst is not None:
+            schedule = inst.maintenance
         fee = pos.fee_rate if pos.fee_rate is not None else (inst.fee_rate if inst else None)
         imr = pos.initial_margin_rate
         if imr is None and inst is not None:

@@ -68,6 +68,9 @@ class Position:
     funding_interval_hours: float | None = None
     venue_liquidation_price: float | None = None
     venue_margin_used: float | None = None
+    #: ``maintenance`` is a stand-in (Hyperliquid's per-position ``maxLeverage`` without the
+    #: tier deductions): the instrument's own schedule wins once it is known
+    maintenance_fallback: bool = False
 
     @property
     def scope(self) -> str:

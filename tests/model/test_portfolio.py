@@ -161,3 +161,24 @@ def test_cross_pool_names_the_position_draining_it() -> None:
     # MM: BTC 90·0.01 = 0.9, ETH 150·0.02 = 3.0
     assert mm["ETH"] == pytest.approx(3.0 / 3.9)
     assert r.collateral_at_risk == pytest.approx(500 - 60)
+
+
+def test_instrument_schedule_replaces_a_fallback_maintenance() -> None:
+    """Hyperliquid positions carry only their tier's maxLeverage; the margin table wins."""
+    p = Portfolio()
+    pos = Position(
+        "BTC",
+        2000.0,
+        100_000.0,
+        maintenance=MaintenanceSchedule.from_max_leverage(20),
+        mark_price=100_000.0,
+        maintenance_fallback=True,
+    )
+    p.apply(AccountSnapshot("hyperliquid", "a", 50e6, (pos,)))
+    key = ScopeKey("hyperliquid", "a", "cross")
+    # notional 200 M at the stand-in rate 1/40, no deduction
+    assert p.aggregates(key)[1] == pytest.approx(200e6 / 40)
+    table = MaintenanceSchedule.from_hyperliquid_table([(0.0, 40.0), (150e6, 20.0)])
+    p.apply(InstrumentSpec(Instrument("hyperliquid", "BTC", table, 1.0)))
+    # tier 2: 200 M / 40 − 150 M · (1/40 − 1/80)
+    assert p.aggregates(key)[1] == pytest.approx(200e6 / 40 - 150e6 * (1 / 40 - 1 / 80))

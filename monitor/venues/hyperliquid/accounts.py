@@ -5,7 +5,8 @@ Accepts the REST body of ``POST /info {"type":"clearinghouseState"}`` or the Web
 inner object). Field meanings, margin-math.md §1.3:
 
 * mark = ``positionValue / |szi|`` (no mark is sent);
-* maintenance rate = ``1 / (2·maxLeverage)`` of the position's current tier;
+* maintenance rate = ``1 / (2·maxLeverage)`` of the position's current tier (a stand-in: in the
+  daemon the instrument's margin table from ``metaAndAssetCtxs``, with its deductions, wins);
 * cross collateral (excl. uPnL) = ``crossMarginSummary.totalRawUsd + Σ_cross szi·entryPx``,
   so cross equity = ``totalRawUsd + Σ szi·mark`` = ``crossMarginSummary.accountValue``;
 * isolated margin (excl. uPnL) = ``leverage.rawUsd + szi·entryPx``, so its equity is
@@ -122,6 +123,8 @@ def _position(pos: Mapping[str, Any], source: str, path: str) -> Position | None
         "entry_price": entry,
         "leverage": lev_value,
         "maintenance": MaintenanceSchedule.from_max_leverage(max_lev),
+        # the margin table (metaAndAssetCtxs), when known, adds the tier deductions
+        "maintenance_fallback": True,
         "mark_price": mark,
         "funding_interval_hours": 1.0,
         "venue_liquidation_price": opt_number(pos, "liquidationPx", source, path),
