@@ -1,0 +1,1 @@
+"""Alerts (pure): rules, the hysteresis/for/repeat/resolve state machine, mutes, grouping."""

@@ -1,0 +1,643 @@
+"""The alert state machine (pure): ``evaluate(obs, now, state, rules) -> (transitions, state)``.
+
+Semantics follow Prometheus Alertmanager, kept pure and numeric:
+
+* Each alert has a **key** (``rule|subject``) and is absent (inactive), ``pending`` or
+  ``firing`` at one severity. A threshold rule's level fires when its value crosses ``fire``
+  and stays active until it crosses back over ``clear`` (hysteresis); the active severity is
+  the highest level that either crosses ``fire`` or, being at or below the current severity,
+  has not yet crossed ``clear``.
+* A non-critical level must hold for ``for`` seconds (``pending``) before it fires; critical
+  fires at once. Leaving the fire side while pending drops the alert silently.
+* While firing: a worse level **escalates** in place, a better one **de-escalates**, the same
+  level **repeats** every ``repeat[severity]`` seconds, and crossing the last ``clear``
+  **resolves** it.
+* **Inhibition**: while any feed of a venue is stale or down, the threshold alerts of that
+  venue's scopes are frozen (no fire, no repeat, no resolve: stale prices can't prove anything);
+  the feed alert says so. One key has one severity, so a critical always replaces the warning
+  of the same rule and subject.
+* **Mutes** (:mod:`monitor.alerts.mutes`): a muted transition is still computed and recorded
+  (``muted=True``) but not delivered, and ``last_sent`` is not advanced, so when the mute ends
+  a still-active alert repeats at once. Muted repeats are not emitted at all.
+* A position that vanishes while its liquidation distance was ≤ ``liquidated_near``, or that
+  the venue reports as liquidated, gives one ``event`` transition (critical).
+
+Times are epoch seconds (UTC) passed in as ``now``: nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+from monitor.alerts.mutes import Mute, is_muted
+from monitor.alerts.rules import (
+    DIRECTIONS,
+    SCOPE_RULES,
+    AlertRules,
+    Direction,
+    Level,
+    RuleKind,
+    Severity,
+)
+from monitor.margin.risk import PositionRisk, ScopeRisk
+from monitor.model.events import FeedState, FeedStatus
+from monitor.model.positions import ScopeKey
+
+HOURS_PER_YEAR = 24.0 * 365.0
+MONITOR = "monitor"
+
+
+class AlertStatus(StrEnum):
+    PENDING = "pending"
+    FIRING = "firing"
+
+
+class TransitionKind(StrEnum):
+    FIRED = "fired"
+    ESCALATED = "escalated"
+    DEESCALATED = "deescalated"
+    REPEAT = "repeat"
+    RESOLVED = "resolved"
+    EVENT = "event"
+
+
+NOTIFYING_KINDS = frozenset(
+    {
+        TransitionKind.FIRED,
+        TransitionKind.ESCALATED,
+        TransitionKind.DEESCALATED,
+        TransitionKind.REPEAT,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """The monitor's own health: channels whose rows expired undelivered, outbox backlog."""
+
+    failing_channels: tuple[str, ...] = ()
+    backlog: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What one engine batch saw.
+
+    ``risks``: the scopes just recomputed. ``vanished``: scopes that no longer exist (their
+    last position closed). ``liquidated``: (scope, symbol) the venue reported as liquidated.
+    ``feeds``: feed status changes. ``health``: the monitor's own health, when known.
+    """
+
+    risks: Sequence[ScopeRisk] = ()
+    vanished: Sequence[ScopeKey] = ()
+    liquidated: Sequence[tuple[ScopeKey, str]] = ()
+    feeds: Sequence[FeedStatus] = ()
+    health: Health | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecord:
+    """One active (pending or firing) alert. ``subject``: what it is about (scope string,
+    ``scope#SYMBOL``, ``feed:venue/channel``, ``monitor``); ``group``: the message it goes in
+    (``venue:account``, ``feed:venue``, ``monitor``). ``due``: when a pending alert fires."""
+
+    key: str
+    rule: str
+    subject: str
+    group: str
+    status: AlertStatus
+    severity: Severity
+    since: float
+    venue: str | None = None
+    symbol: str | None = None
+    due: float | None = None
+    fired_at: float | None = None
+    last_sent: float | None = None
+    value: float | None = None
+    threshold: float | None = None
+    peak: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertState:
+    """Everything the engine remembers between evaluations.
+
+    ``peaks``: peak equity per scope (drawdown); ``positions``: per scope, each position's
+    last liquidation distance (liquidation detection); ``stale``: ``venue/channel`` of feeds
+    now stale or down, with their state; ``mutes``: the mutes in force.
+    """
+
+    alerts: Mapping[str, AlertRecord] = field(default_factory=dict)
+    peaks: Mapping[str, float] = field(default_factory=dict)
+    positions: Mapping[str, Mapping[str, float | None]] = field(default_factory=dict)
+    stale: Mapping[str, str] = field(default_factory=dict)
+    mutes: tuple[Mute, ...] = ()
+
+    def inhibited_venues(self) -> frozenset[str]:
+        return frozenset(k.split("/", 1)[0] for k in self.stale)
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One change worth telling: ``kind`` at ``at`` (epoch s). ``value``/``threshold`` are in
+    the rule's units; ``since`` is when the alert became active; ``peak`` the worst value
+    seen while active. ``risk`` is the scope's figures when this evaluation had them."""
+
+    id: str
+    kind: TransitionKind
+    key: str
+    rule: str
+    severity: Severity
+    group: str
+    subject: str
+    at: float
+    since: float
+    previous: Severity | None = None
+    symbol: str | None = None
+    value: float | None = None
+    threshold: float | None = None
+    peak: float | None = None
+    muted: bool = False
+    detail: str = ""
+    risk: ScopeRisk | None = None
+
+
+def alert_key(rule: str, subject: str) -> str:
+    return f"{rule}|{subject}"
+
+
+def _worse(direction: Direction, a: float, b: float) -> float:
+    return max(a, b) if direction is Direction.ABOVE else min(a, b)
+
+
+def active_level(
+    levels: Sequence[Level], direction: Direction, value: float | None, current: Severity | None
+) -> Level | None:
+    """The level an alert should be at: the highest that crosses ``fire``, or that is at or
+    below ``current`` (the firing severity) and has not crossed back over ``clear``."""
+    if value is None or math.isnan(value):
+        return None
+    best: Level | None = None
+    for lv in levels:
+        if direction is Direction.ABOVE:
+            crosses, holds = value >= lv.fire, value > lv.clear
+        else:
+            crosses, holds = value <= lv.fire, value < lv.clear
+        active = crosses or (current is not None and lv.severity.rank <= current.rank and holds)
+        if active and (best is None or lv.severity.rank > best.severity.rank):
+            best = lv
+    return best
+
+
+class _Eval:
+    """One evaluation's working copy (local and short-lived; the function stays pure)."""
+
+    def __init__(self, state: AlertState, now: float, rules: AlertRules) -> None:
+        self.now = now
+        self.rules = rules
+        self.alerts: dict[str, AlertRecord] = dict(state.alerts)
+        self.peaks = state.peaks
+        self.positions = state.positions
+        self.stale = state.stale
+        self.mutes = state.mutes
+        self.out: list[Transition] = []
+        self.touched: set[str] = set()
+        self.events_done: set[str] = set()
+
+    # -- emitting ------------------------------------------------------------------------------
+    def _muted(self, rec: AlertRecord, severity: Severity) -> bool:
+        return is_muted(self.mutes, rec.subject, rec.rule, severity is Severity.CRITICAL, self.now)
+
+    def _emit(
+        self,
+        kind: TransitionKind,
+        rec: AlertRecord,
+        *,
+        previous: Severity | None = None,
+        muted: bool = False,
+        detail: str = "",
+        risk: ScopeRisk | None = None,
+    ) -> None:
+        self.out.append(
+            Transition(
+                id=f"{rec.key}@{self.now:.6f}/{kind.value}",
+                kind=kind,
+                key=rec.key,
+                rule=rec.rule,
+                severity=rec.severity,
+                group=rec.group,
+                subject=rec.subject,
+                at=self.now,
+                since=rec.fired_at if rec.fired_at is not None else rec.since,
+                previous=previous,
+                symbol=rec.symbol,
+                value=rec.value,
+                threshold=rec.threshold,
+                peak=rec.peak,
+                muted=muted,
+                detail=detail,
+                risk=risk,
+            )
+        )
+
+    def _fire(self, rec: AlertRecord, detail: str, risk: ScopeRisk | None) -> AlertRecord:
+        muted = self._muted(rec, rec.severity)
+        rec = replace(
+            rec,
+            status=AlertStatus.FIRING,
+            fired_at=self.now,
+            due=None,
+            last_sent=None if muted else self.now,
+        )
+        self._emit(TransitionKind.FIRED, rec, muted=muted, detail=detail, risk=risk)
+        return rec
+
+    def _resolve(self, rec: AlertRecord, detail: str, risk: ScopeRisk | None) -> None:
+        del self.alerts[rec.key]
+        if rec.status is AlertStatus.FIRING and self.rules.send_resolved:
+            self._emit(
+                TransitionKind.RESOLVED,
+                rec,
+                muted=self._muted(rec, rec.severity),
+                detail=detail,
+                risk=risk,
+            )
+
+    def _keep_firing(
+        self,
+        rec: AlertRecord,
+        severity: Severity,
+        detail: str,
+        risk: ScopeRisk | None,
+    ) -> AlertRecord:
+        """An alert that is firing and should stay so at ``severity``."""
+        if severity is not rec.severity:
+            kind = (
+                TransitionKind.ESCALATED
+                if severity.rank > rec.severity.rank
+                else TransitionKind.DEESCALATED
+            )
+            previous = rec.severity
+            muted = self._muted(rec, severity)
+            rec = replace(rec, severity=severity, last_sent=rec.last_sent if muted else self.now)
+            self._emit(kind, rec, previous=previous, muted=muted, detail=detail, risk=risk)
+            return rec
+        return self._maybe_repeat(rec, detail, risk)
+
+    def _maybe_repeat(self, rec: AlertRecord, detail: str, risk: ScopeRisk | None) -> AlertRecord:
+        last = rec.last_sent
+        if last is not None and self.now - last < self.rules.repeat_for(rec.severity):
+            return rec
+        if self._muted(rec, rec.severity):
+            return rec
+        rec = replace(rec, last_sent=self.now)
+        self._emit(TransitionKind.REPEAT, rec, detail=detail, risk=risk)
+        return rec
+
+    # -- threshold alerts ------------------------------------------------------------------
+    def threshold(
+        self,
+        kind: RuleKind,
+        subject: str,
+        group: str,
+        value: float | None,
+        *,
+        account: str | None,
+        venue: str | None,
+        symbol: str | None = None,
+        risk: ScopeRisk | None = None,
+    ) -> None:
+        key = alert_key(kind.value, subject)
+        self.touched.add(key)
+        rule = self.rules.rule(kind, account)
+        prev = self.alerts.get(key)
+        levels = rule.levels_for(symbol) if rule is not None else ()
+        direction = DIRECTIONS[kind]
+        current = prev.severity if prev is not None and prev.status is AlertStatus.FIRING else None
+        lv = active_level(levels, direction, value, current)
+        if lv is None:
+            if prev is not None:
+                rec = prev if value is None else replace(prev, value=value)
+                self._resolve(rec, "", risk)
+            return
+        assert value is not None  # a level is only active for a value
+        if prev is None or prev.status is AlertStatus.PENDING:
+            wait = 0.0
+            if lv.severity is not Severity.CRITICAL and rule is not None:
+                wait = self.rules.pending_for_rule(rule)
+            since = prev.since if prev is not None else self.now
+            rec = AlertRecord(
+                key=key,
+                rule=kind.value,
+                subject=subject,
+                group=group,
+                status=AlertStatus.PENDING,
+                severity=lv.severity,
+                since=since,
+                venue=venue,
+                symbol=symbol,
+                due=since + wait,
+                value=value,
+                threshold=lv.fire,
+                peak=value
+                if prev is None or prev.peak is None
+                else _worse(direction, prev.peak, value),
+            )
+            if self.now >= since + wait:
+                rec = self._fire(rec, "", risk)
+            self.alerts[key] = rec
+            return
+        peak = value if prev.peak is None else _worse(direction, prev.peak, value)
+        rec = replace(prev, value=value, threshold=lv.fire, peak=peak)
+        self.alerts[key] = self._keep_firing(rec, lv.severity, "", risk)
+
+    # -- direct alerts (state, not threshold) ----------------------------------------------
+    def direct(
+        self,
+        rule: RuleKind,
+        subject: str,
+        group: str,
+        severity: Severity | None,
+        *,
+        detail: str,
+        venue: str | None = None,
+    ) -> None:
+        key = alert_key(rule.value, subject)
+        self.touched.add(key)
+        prev = self.alerts.get(key)
+        if severity is None:
+            if prev is not None:
+                self._resolve(prev, detail, None)
+            return
+        if prev is None:
+            rec = AlertRecord(
+                key=key,
+                rule=rule.value,
+                subject=subject,
+                group=group,
+                status=AlertStatus.PENDING,
+                severity=severity,
+                since=self.now,
+                venue=venue,
+            )
+            self.alerts[key] = self._fire(rec, detail, None)
+            return
+        self.alerts[key] = self._keep_firing(prev, severity, detail, None)
+
+    # -- scopes ----------------------------------------------------------------------------
+    def scope(self, risk: ScopeRisk, inhibited: bool) -> None:
+        subject = str(risk.key)
+        account = str(risk.key.account_key)
+        cur = {p.symbol: p.liquidation_distance for p in risk.positions}
+        self._closed(risk.key, cur, risk)
+        if inhibited:
+            self.touched.update(
+                k for k, r in self.alerts.items() if r.subject.split("#", 1)[0] == subject
+            )
+            return
+        peak = self.peaks.get(subject)
+        if risk.equity > 0 and (peak is None or risk.equity > peak):
+            self.peaks = {**self.peaks, subject: risk.equity}
+            peak = risk.equity
+        venue = risk.venue
+        for kind in SCOPE_RULES:
+            self.threshold(
+                kind,
+                subject,
+                account,
+                _scope_value(kind, risk, peak),
+                account=account,
+                venue=venue,
+                risk=risk,
+            )
+        for p in risk.positions:
+            psub = f"{subject}#{p.symbol}"
+            self.threshold(
+                RuleKind.LIQUIDATION_DISTANCE,
+                psub,
+                account,
+                p.liquidation_distance,
+                account=account,
+                venue=venue,
+                symbol=p.symbol,
+                risk=risk,
+            )
+            self.threshold(
+                RuleKind.FUNDING_RATE,
+                psub,
+                account,
+                _annualized(p),
+                account=account,
+                venue=venue,
+                symbol=p.symbol,
+                risk=risk,
+            )
+
+    def _closed(
+        self, key: ScopeKey, cur: Mapping[str, float | None], risk: ScopeRisk | None
+    ) -> None:
+        """Positions of ``key`` that were there last time and are gone now."""
+        subject = str(key)
+        prev = self.positions.get(subject, {})
+        for sym, dist in prev.items():
+            if sym in cur:
+                continue
+            psub = f"{subject}#{sym}"
+            near = dist is not None and dist <= self.rules.liquidated_near
+            if near and psub not in self.events_done:
+                self._liquidated(key, sym, confirmed=False, last_distance=dist)
+            for k, rec in list(self.alerts.items()):
+                if rec.subject == psub:
+                    self.touched.add(k)
+                    self._resolve(rec, "position closed", risk)
+        if cur or subject in self.positions:
+            positions = dict(self.positions)
+            if cur:
+                positions[subject] = dict(cur)
+            else:
+                positions.pop(subject, None)
+            self.positions = positions
+
+    def vanished(self, key: ScopeKey) -> None:
+        subject = str(key)
+        self._closed(key, {}, None)
+        for k, rec in list(self.alerts.items()):
+            if rec.subject == subject or rec.subject.startswith(subject + "#"):
+                self.touched.add(k)
+                self._resolve(rec, "scope closed", None)
+        if subject in self.peaks:
+            self.peaks = {k: v for k, v in self.peaks.items() if k != subject}
+
+    def _liquidated(
+        self, key: ScopeKey, symbol: str, *, confirmed: bool, last_distance: float | None
+    ) -> None:
+        if not self.rules.liquidated_enabled:
+            return
+        subject = f"{key}#{symbol}"
+        self.events_done.add(subject)
+        detail = (
+            "the venue reports the position was liquidated"
+            if confirmed
+            else "the position vanished while near its liquidation price"
+            + (f" (last distance {last_distance:.2%})" if last_distance is not None else "")
+        )
+        rec = AlertRecord(
+            key=alert_key(RuleKind.LIQUIDATED.value, subject),
+            rule=RuleKind.LIQUIDATED.value,
+            subject=subject,
+            group=str(key.account_key),
+            status=AlertStatus.FIRING,
+            severity=Severity.CRITICAL,
+            since=self.now,
+            venue=key.venue,
+            symbol=symbol,
+            value=last_distance,
+        )
+        self._emit(
+            TransitionKind.EVENT, rec, muted=self._muted(rec, Severity.CRITICAL), detail=detail
+        )
+
+    def liquidated(self, key: ScopeKey, symbol: str) -> None:
+        if f"{key}#{symbol}" not in self.events_done:
+            self._liquidated(key, symbol, confirmed=True, last_distance=None)
+
+    # -- feeds and health ------------------------------------------------------------------
+    def feed(self, fs: FeedStatus) -> None:
+        fk = f"{fs.venue}/{fs.channel}"
+        subject = f"feed:{fk}"
+        if fs.state in (FeedState.STALE, FeedState.DOWN):
+            self.stale = {**self.stale, fk: fs.state.value}
+            if not self.rules.feed_stale_enabled:
+                return
+            sev = (
+                Severity.CRITICAL if fs.state is FeedState.DOWN else self.rules.feed_stale_severity
+            )
+            detail = (
+                f"{fs.venue} {fs.channel} is {fs.state.value}"
+                + (f": {fs.detail}" if fs.detail else "")
+                + f"; alerts computed from {fs.venue} prices are held until it recovers"
+            )
+            self.direct(
+                RuleKind.FEED_STALE, subject, f"feed:{fs.venue}", sev, detail=detail, venue=fs.venue
+            )
+        elif fs.state in (FeedState.LIVE, FeedState.RECOVERED):
+            if fk in self.stale:
+                self.stale = {k: v for k, v in self.stale.items() if k != fk}
+            self.direct(
+                RuleKind.FEED_STALE,
+                subject,
+                f"feed:{fs.venue}",
+                None,
+                detail=f"{fs.venue} {fs.channel} is live again",
+                venue=fs.venue,
+            )
+
+    def health(self, h: Health) -> None:
+        sev = self.rules.delivery_failing_severity if h.failing_channels else None
+        if not self.rules.delivery_failing_enabled:
+            sev = None
+        detail = (
+            "undelivered messages expired on: " + ", ".join(h.failing_channels)
+            if h.failing_channels
+            else "delivery works again"
+        )
+        self.direct(RuleKind.DELIVERY_FAILING, MONITOR, MONITOR, sev, detail=detail)
+        self.threshold(
+            RuleKind.OUTBOX_BACKLOG,
+            MONITOR,
+            MONITOR,
+            float(h.backlog),
+            account=None,
+            venue=None,
+        )
+
+    # -- timers ----------------------------------------------------------------------------
+    def timers(self) -> None:
+        """Pending alerts whose ``for`` ran out and firing alerts due a repeat, among those
+        this evaluation did not look at."""
+        inhibited = frozenset(k.split("/", 1)[0] for k in self.stale)
+        for key, rec in list(self.alerts.items()):
+            if key in self.touched:
+                continue
+            if rec.venue is not None and rec.venue in inhibited and rec.rule in _HELD_RULES:
+                continue
+            if rec.status is AlertStatus.PENDING:
+                if rec.due is not None and self.now >= rec.due:
+                    self.alerts[key] = self._fire(rec, "", None)
+            else:
+                self.alerts[key] = self._maybe_repeat(rec, "", None)
+
+    def state(self) -> AlertState:
+        return AlertState(
+            alerts=self.alerts,
+            peaks=self.peaks,
+            positions=self.positions,
+            stale=self.stale,
+            mutes=self.mutes,
+        )
+
+
+_HELD_RULES = frozenset(k.value for k in DIRECTIONS) - {RuleKind.OUTBOX_BACKLOG.value}
+
+
+def _scope_value(kind: RuleKind, risk: ScopeRisk, peak: float | None) -> float | None:
+    if kind is RuleKind.MARGIN_RATIO:
+        if risk.margin_ratio is not None:
+            return risk.margin_ratio
+        return math.inf if risk.positions else None
+    if kind is RuleKind.EQUITY:
+        return risk.equity
+    if kind is RuleKind.DRAWDOWN:
+        if peak is None or peak <= 0:
+            return None
+        return max(peak - risk.equity, 0.0) / peak
+    if kind is RuleKind.FUNDING_COST:
+        return risk.funding_cost_per_day
+    if kind is RuleKind.FUNDING_COST_PCT:
+        if risk.equity > 0:
+            return risk.funding_cost_per_day / risk.equity
+        return math.inf if risk.funding_cost_per_day > 0 else None
+    if kind is RuleKind.FUNDING_RUNWAY:
+        return risk.funding_runway_hours
+    if kind is RuleKind.SHOCK:
+        return risk.shock_to_liquidation if risk.positions else None
+    raise ValueError(f"not a scope rule: {kind}")  # pragma: no cover
+
+
+def _annualized(p: PositionRisk) -> float | None:
+    if p.funding_rate_per_hour is None:
+        return None
+    return abs(p.funding_rate_per_hour) * HOURS_PER_YEAR
+
+
+def evaluate(
+    obs: Observation, now: float, state: AlertState, rules: AlertRules
+) -> tuple[list[Transition], AlertState]:
+    """Evaluate one batch at ``now`` (epoch s); return the transitions and the new state.
+
+    Order: feed status changes first (so inhibition applies to this batch), then the venue's
+    liquidation reports, the recomputed scopes, vanished scopes, monitor health, and last the
+    timers of every alert this batch did not touch (pending ``for`` and repeats).
+    """
+    ev = _Eval(state, now, rules)
+    for fs in obs.feeds:
+        ev.feed(fs)
+    for key, sym in obs.liquidated:
+        ev.liquidated(key, sym)
+    inhibited = frozenset(k.split("/", 1)[0] for k in ev.stale)
+    for risk in obs.risks:
+        ev.scope(risk, risk.venue in inhibited)
+    for key in obs.vanished:
+        ev.vanished(key)
+    if obs.health is not None:
+        ev.health(obs.health)
+    ev.timers()
+    return ev.out, ev.state()
+
+
+def with_mutes(state: AlertState, mutes: Sequence[Mute]) -> AlertState:
+    """``state`` with the mutes in force replaced (the store is their source of truth)."""
+    return replace(state, mutes=tuple(mutes))
