@@ -1,0 +1,1 @@
+"""ccxt.pro connector: Binance USDⓈ-M, Bybit, OKX and other ccxt exchanges that stream marks."""

@@ -1,0 +1,191 @@
+"""Loopback venue servers for the ccxt.pro connector tests (a helper, not a test module).
+
+:class:`WsVenue` is a real ``websockets`` server on 127.0.0.1 that speaks one venue's wire
+format (a :class:`Dialect`): it records every text frame a client sends, answers subscriptions
+and app-level pings the way the venue does, and pushes data frames to subscribed connections
+every ``interval`` seconds. Faults are switched on by the test: :meth:`WsVenue.abort` (TCP reset,
+the client sees 1006), :meth:`WsVenue.close_all` (a clean close with a code, e.g. 1001),
+``stall`` (TCP stays open, protocol pings are still answered, no data), ``answer_pings``,
+:meth:`WsVenue.inject` (garbage or error frames), :meth:`WsVenue.stop`/:meth:`WsVenue.start`
+(connections refused in between).
+
+:class:`RestVenue` is an aiohttp server answering ``GET`` paths with fixed JSON bodies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+FEEDS = Path(__file__).parents[2] / "fixtures" / "feeds"
+
+
+def fixture(venue: str, name: str) -> str:
+    return (FEEDS / venue / name).read_text()
+
+
+class Dialect:
+    """How one venue answers a client frame and what it pushes per subscribed topic."""
+
+    def reply(self, venue: WsVenue, frame: str, conn: Conn) -> list[str]:
+        raise NotImplementedError
+
+    def pushes(self, conn: Conn) -> list[str]:
+        raise NotImplementedError
+
+
+@dataclass(eq=False)
+class Conn:
+    ws: ServerConnection
+    path: str
+    topics: list[str] = field(default_factory=list)
+    pushed: int = 0
+
+
+class WsVenue:
+    def __init__(self, dialect: Dialect, interval: float = 0.05) -> None:
+        self.dialect = dialect
+        self.interval = interval
+        self.received: list[tuple[int, str, str]] = []  # (connection no, path, text)
+        self.connections: list[Conn] = []
+        self.stall = False
+        self.answer_pings = True
+        self.port = 0
+        self._server: Server | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self._server = await serve(self._handle, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1] if not self.port else self.port
+
+    async def stop(self) -> None:
+        """Close the listening socket and every connection: new dials are refused."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    def live(self) -> list[Conn]:
+        return [c for c in self.connections if c.ws.state.name == "OPEN"]
+
+    def abort(self) -> None:
+        """Reset every open connection without a close frame (client sees 1006)."""
+        for c in self.live():
+            transport = c.ws.transport
+            transport.abort()
+
+    async def close_all(self, code: int = 1001) -> None:
+        for c in self.live():
+            await c.ws.close(code, "going away")
+
+    async def inject(self, frame: str) -> None:
+        for c in self.live():
+            with contextlib.suppress(ConnectionClosed):
+                await c.ws.send(frame)
+
+    def subscriptions(self) -> list[tuple[int, str]]:
+        """(connection no, frame) of the frames that are not app-level pings."""
+        return [(n, t) for n, _, t in self.received if not _is_ping(t)]
+
+    def pings(self) -> list[str]:
+        return [t for _, _, t in self.received if _is_ping(t)]
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        conn = Conn(ws, ws.request.path if ws.request is not None else "")
+        self.connections.append(conn)
+        number = len(self.connections) - 1
+        pusher = asyncio.create_task(self._push(conn))
+        try:
+            async for message in ws:
+                text = message if isinstance(message, str) else message.decode()
+                self.received.append((number, conn.path, text))
+                if _is_ping(text) and not self.answer_pings:
+                    continue
+                for out in self.dialect.reply(self, text, conn):
+                    await ws.send(out)
+        except ConnectionClosed:
+            pass
+        finally:
+            pusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pusher
+
+    async def _push(self, conn: Conn) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await asyncio.sleep(self.interval)
+                if self.stall or not conn.topics:
+                    continue
+                for frame in self.dialect.pushes(conn):
+                    await conn.ws.send(frame)
+                conn.pushed += 1
+
+
+def _is_ping(text: str) -> bool:
+    if text == "ping":
+        return True
+    try:
+        msg = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(msg, dict) and msg.get("op") == "ping"
+
+
+class RestVenue:
+    """GET ``path`` → JSON body; every request is logged as ``path?query``."""
+
+    def __init__(self, routes: Mapping[str, str | Callable[[web.Request], str]]) -> None:
+        self.routes = dict(routes)
+        self.requests: list[str] = []
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        self.requests.append(request.path_qs)
+        body = self.routes.get(request.path)
+        if body is None:
+            return web.json_response({"error": "not found"}, status=404)
+        text = body(request) if callable(body) else body
+        return web.Response(text=text, content_type="application/json")
+
+
+async def until(predicate: Callable[[], Any], within: float = 5.0, what: str = "") -> None:
+    """Wait (polling every 10 ms) until ``predicate()`` is true; fail after ``within`` s."""
+    deadline = time.monotonic() + within
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or predicate}")
+        await asyncio.sleep(0.01)
