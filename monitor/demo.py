@@ -132,7 +132,7 @@ def _ctx(coin: str, t: float, mark: float) -> dict[str, Any]:
 
 def _state(user: str, marks: dict[str, float], t: float) -> dict[str, Any]:
     raw_cross, legs = ACCOUNTS[user]
-    positions = []
+    positions: list[dict[str, Any]] = []
     cross_value = cross_ntl = cross_used = cross_mm = 0.0
     iso_raw_total = iso_used_total = iso_ntl = 0.0
     for coin, szi, entry, kind, lev, iso_margin in legs:
