@@ -402,31 +402,46 @@ async def test_stall_that_persists_keeps_forcing_reconnects() -> None:
 
 
 @pytest.mark.parametrize(
-    "frames",
+    ("frames", "counted"),
     [
-        ["this is not json", "{", "[1,2,", ""],
-        # wrong-typed values: mark price as a list, symbol as a number, no event type
-        [
-            json.dumps(
-                {
-                    "e": "markPriceUpdate",
-                    "E": 1778000001000,
-                    "s": "BTCUSDT",
-                    "p": ["x"],
-                    "i": None,
-                    "r": {},
-                    "T": "soon",
-                }
-            ),
-            json.dumps({"e": "markPriceUpdate", "E": "x", "s": 42, "p": "NaN"}),
-            json.dumps({"stream": 1, "data": 2}),
-        ],
-        # an error reply to the subscription id
-        [fixture("binance", "ws_error.json")],
+        # text that is not a JSON object: ccxt hands it on as a string and ignores it
+        (["this is not json", "", "12345"], None),
+        # wrong-typed and non-finite values: ccxt parses them, our conversion rejects them
+        (
+            [
+                json.dumps(
+                    {
+                        "e": "markPriceUpdate",
+                        "E": 1778000001000,
+                        "s": "BTCUSDT",
+                        "p": ["x"],
+                        "i": None,
+                        "r": {},
+                        "T": "soon",
+                    }
+                ),
+                json.dumps(
+                    {
+                        "e": "markPriceUpdate",
+                        "E": 1778000001000,
+                        "s": "BTCUSDT",
+                        "p": "NaN",
+                        "i": "-1",
+                        "r": "x",
+                        "T": 0,
+                    }
+                ),
+            ],
+            "bad_frame",
+        ),
+        # an error reply to the subscription id rejects the pending watch
+        ([fixture("binance", "ws_error.json")], "venue_error"),
     ],
-    ids=["garbage", "wrong_types", "error_frame"],
+    ids=["not_json", "wrong_types", "error_frame"],
 )
-async def test_bad_frames_never_crash_and_data_keeps_flowing(frames: list[str]) -> None:
+async def test_bad_frames_are_counted_skipped_and_data_keeps_flowing(
+    frames: list[str], counted: str | None
+) -> None:
     async with venue(BinanceDialect(), BINANCE_ROUTES) as (ws, rest):
         run = Run(binance_feed(ws, rest))
         run.start()
@@ -434,12 +449,28 @@ async def test_bad_frames_never_crash_and_data_keeps_flowing(frames: list[str]) 
         for frame in frames:
             await ws.inject(frame)
         await until(lambda: len(run.of(MarkPrice, after)) >= 4, what="marks after bad frames")
+        if counted is not None:
+            await until(lambda: run.feed.errors[counted] >= 1, what=f"{counted} counted")
         assert run.task is not None
         assert not run.task.done()
         await run.stop()
-    good = run.of(MarkPrice, after)
-    # whatever ccxt made of the bad frames, no bad value reached an event
-    assert all(m.mark in (95041.2, 3513.01) for m in good)
+    # no bad value reached an event: every mark is one of the two fixture marks
+    assert {m.mark for m in run.of(MarkPrice, after)} <= {95041.2, 3513.01}
+    assert len(ws.connections) == 1  # none of these needed a reconnect
+
+
+async def test_truncated_json_frame_hangs_ccxt_and_the_watchdog_recovers() -> None:
+    """A frame that starts like JSON but is cut ("[1,2,") raises inside ccxt's receive loop, which
+    then stops reading: the socket stays open and silent. Only the watchdog notices."""
+    async with venue(BinanceDialect(), BINANCE_ROUTES) as (ws, rest):
+        run = Run(binance_feed(ws, rest))
+        run.start()
+        after = await _flowing(run, ws)
+        await ws.inject("[1,2,")
+        await until(lambda: ("marks", FeedState.STALE) in run.statuses(after), what="stale")
+        await _resubscribed_and_flowing(run, ws, after, connections=1)
+        await until(lambda: ("marks", FeedState.RECOVERED) in run.statuses(after), what="recovered")
+        await run.stop()
 
 
 async def test_refused_connections_are_retried_until_the_venue_is_back() -> None:
