@@ -1,0 +1,1 @@
+"""The durable store (aiosqlite, WAL): migrations, instance lock, outbox, alert state, mutes."""

@@ -1,0 +1,207 @@
+"""The durable outbox: one row per (message, channel), written in the same transaction as the
+alert transitions that caused it.
+
+Row life: ``pending`` → (claimed) ``sending`` → ``delivered`` | back to ``pending`` with a
+later ``next_attempt_at`` | ``failed`` (too old). ``idem_key`` (unique) is the idempotency
+key of the message for that channel: enqueueing it twice stores it once. A process that dies
+between sending and marking leaves the row ``sending``; :func:`resume` at start puts it back
+to ``pending``, so a crash re-sends a message at most once.
+
+Times are epoch seconds (UTC).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import aiosqlite
+
+from monitor.store.db import Store
+
+PENDING = "pending"
+SENDING = "sending"
+DELIVERED = "delivered"
+FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    """A message for one channel. ``body_format``: ``text`` | ``markdown`` | ``html``;
+    ``notify_type``: apprise's ``info`` | ``success`` | ``warning`` | ``failure``."""
+
+    idem_key: str
+    channel: str
+    group: str
+    severity: str
+    title: str
+    body: str
+    body_format: str
+    notify_type: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    idem_key: str
+    channel: str
+    group: str
+    severity: str
+    title: str
+    body: str
+    body_format: str
+    notify_type: str
+    created_at: float
+    attempts: int
+    status: str
+    next_attempt_at: float
+    delivered_at: float | None
+    last_error: str | None
+
+
+_COLUMNS = (
+    "id, idem_key, channel, grp, severity, title, body, body_format, notify_type, created_at, "
+    "attempts, status, next_attempt_at, delivered_at, last_error"
+)
+
+
+def _item(row: Sequence[object]) -> OutboxItem:
+    return OutboxItem(*row)  # type: ignore[arg-type]
+
+
+async def enqueue(conn: aiosqlite.Connection, messages: Iterable[OutboundMessage]) -> int:
+    """Insert ``messages`` (inside the caller's transaction); duplicates by ``idem_key`` are
+    ignored. Returns how many rows were new."""
+    before = conn.total_changes
+    await conn.executemany(
+        "INSERT OR IGNORE INTO outbox (idem_key, channel, grp, severity, title, body, "
+        "body_format, notify_type, created_at, next_attempt_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                m.idem_key,
+                m.channel,
+                m.group,
+                m.severity,
+                m.title,
+                m.body,
+                m.body_format,
+                m.notify_type,
+                m.created_at,
+                m.created_at,
+            )
+            for m in messages
+        ],
+    )
+    return conn.total_changes - before
+
+
+async def resume(store: Store) -> int:
+    """At start: rows left ``sending`` by a dead process become ``pending`` again."""
+    async with store.transaction() as conn:
+        cur = await conn.execute(
+            "UPDATE outbox SET status = ?, claimed_at = NULL WHERE status = ?", (PENDING, SENDING)
+        )
+        return cur.rowcount
+
+
+async def due_channels(store: Store, now: float) -> dict[str, int]:
+    """Channels with rows due at ``now`` → how many."""
+    async with store.read() as conn:
+        rows = await conn.execute_fetchall(
+            "SELECT channel, count(*) FROM outbox WHERE status = ? AND next_attempt_at <= ? "
+            "GROUP BY channel",
+            (PENDING, now),
+        )
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
+async def next_due(store: Store) -> float | None:
+    """The earliest ``next_attempt_at`` of a pending row, or None."""
+    async with store.read() as conn:
+        rows = list(
+            await conn.execute_fetchall(
+                "SELECT min(next_attempt_at) FROM outbox WHERE status = ?", (PENDING,)
+            )
+        )
+    return float(rows[0][0]) if rows and rows[0][0] is not None else None
+
+
+async def claim(store: Store, channel: str, now: float, limit: int) -> list[OutboxItem]:
+    """Claim up to ``limit`` due rows of ``channel`` (oldest first): ``sending``,
+    ``attempts + 1``."""
+    async with store.transaction() as conn:
+        rows = list(
+            await conn.execute_fetchall(
+                f"SELECT {_COLUMNS} FROM outbox WHERE status = ? AND channel = ? "
+                "AND next_attempt_at <= ? ORDER BY id LIMIT ?",
+                (PENDING, channel, now, limit),
+            )
+        )
+        ids = [int(r[0]) for r in rows]
+        await conn.executemany(
+            "UPDATE outbox SET status = ?, claimed_at = ?, attempts = attempts + 1 WHERE id = ?",
+            [(SENDING, now, i) for i in ids],
+        )
+    return [_item(r) for r in rows]
+
+
+async def release(store: Store, ids: Iterable[int]) -> None:
+    """Put claimed rows back, unsent and uncounted (e.g. they did not fit a coalesced message)."""
+    async with store.transaction() as conn:
+        await conn.executemany(
+            "UPDATE outbox SET status = ?, claimed_at = NULL, attempts = attempts - 1 "
+            "WHERE id = ? AND status = ?",
+            [(PENDING, i, SENDING) for i in ids],
+        )
+
+
+async def mark_delivered(store: Store, ids: Iterable[int], now: float) -> None:
+    async with store.transaction() as conn:
+        await conn.executemany(
+            "UPDATE outbox SET status = ?, delivered_at = ?, last_error = NULL WHERE id = ?",
+            [(DELIVERED, now, i) for i in ids],
+        )
+
+
+async def mark_retry(store: Store, ids: Iterable[int], next_attempt_at: float, error: str) -> None:
+    async with store.transaction() as conn:
+        await conn.executemany(
+            "UPDATE outbox SET status = ?, next_attempt_at = ?, last_error = ?, claimed_at = NULL "
+            "WHERE id = ?",
+            [(PENDING, next_attempt_at, error, i) for i in ids],
+        )
+
+
+async def mark_failed(store: Store, ids: Iterable[int], error: str) -> None:
+    async with store.transaction() as conn:
+        await conn.executemany(
+            "UPDATE outbox SET status = ?, last_error = ?, claimed_at = NULL WHERE id = ?",
+            [(FAILED, error, i) for i in ids],
+        )
+
+
+async def backlog(store: Store) -> tuple[int, float | None]:
+    """Undelivered rows (pending or sending) and the creation time of the oldest."""
+    async with store.read() as conn:
+        rows = list(
+            await conn.execute_fetchall(
+                "SELECT count(*), min(created_at) FROM outbox WHERE status IN (?, ?)",
+                (PENDING, SENDING),
+            )
+        )
+    count, oldest = rows[0]
+    return int(count), (float(oldest) if oldest is not None else None)
+
+
+async def items(store: Store, *, status: str | None = None) -> list[OutboxItem]:
+    """Every row (or those in ``status``), in insertion order: for status output and tests."""
+    async with store.read() as conn:
+        if status is None:
+            rows = await conn.execute_fetchall(f"SELECT {_COLUMNS} FROM outbox ORDER BY id")
+        else:
+            rows = await conn.execute_fetchall(
+                f"SELECT {_COLUMNS} FROM outbox WHERE status = ? ORDER BY id", (status,)
+            )
+    return [_item(r) for r in rows]
