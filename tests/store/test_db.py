@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
+import asyncio
 import sys
 from pathlib import Path
 
 import pytest
 
 from monitor.errors import FatalError
-from monitor.store.db import MIGRATIONS, StoreLockedError, open_store
+from monitor.store.db import MIGRATIONS, Store, StoreLockedError, open_store
 
 
 async def test_creates_dirs_wal_and_applies_migrations(tmp_path: Path) -> None:
@@ -18,7 +18,7 @@ async def test_creates_dirs_wal_and_applies_migrations(tmp_path: Path) -> None:
     try:
         assert path.exists()
         async with store.read() as conn:
-            mode = list(await conn.execute_fetchall("PRAGMA journal_mode"))[0][0]
+            mode = next(iter(await conn.execute_fetchall("PRAGMA journal_mode")))[0]
             tables = {
                 r[0]
                 for r in await conn.execute_fetchall(
@@ -71,25 +71,26 @@ async def test_lock_held_by_another_process(tmp_path: Path) -> None:
     )
     store = await open_store(path)
     try:
-        res = subprocess.run(
-            [sys.executable, "-c", code, str(path)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert res.returncode == 3, res.stderr
-        assert str(path) in res.stdout
+        rc, out = await _run(code, path)
+        assert rc == 3
+        assert str(path) in out
     finally:
         await store.close()
-    res = subprocess.run(
-        [sys.executable, "-c", code, str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    rc, out = await _run(code, path)
+    assert rc == 0, out
+
+
+async def _run(code: str, path: Path) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        code,
+        str(path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
     )
-    assert res.returncode == 0, res.stderr
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode()
 
 
 async def test_unwritable_path_is_fatal_and_named(tmp_path: Path) -> None:
@@ -104,14 +105,16 @@ async def test_unwritable_path_is_fatal_and_named(tmp_path: Path) -> None:
 async def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
     store = await open_store(tmp_path / "m.db")
     try:
-        with pytest.raises(RuntimeError):
-            async with store.transaction() as conn:
-                await conn.execute(
-                    "INSERT INTO mutes (target, until, created_at) VALUES ('a', 1, 1)"
-                )
-                raise RuntimeError("boom")
+        with pytest.raises(RuntimeError, match="boom"):
+            await _insert_then_fail(store)
         async with store.read() as conn:
-            n = list(await conn.execute_fetchall("SELECT count(*) FROM mutes"))[0][0]
+            n = next(iter(await conn.execute_fetchall("SELECT count(*) FROM mutes")))[0]
         assert n == 0
     finally:
         await store.close()
+
+
+async def _insert_then_fail(store: Store) -> None:
+    async with store.transaction() as conn:
+        await conn.execute("INSERT INTO mutes (target, until, created_at) VALUES ('a', 1, 1)")
+        raise RuntimeError("boom")
