@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from monitor.errors import InputError
 from monitor.margin.risk import ScopeRisk
@@ -39,6 +40,7 @@ from monitor.model.events import (
 from monitor.model.instruments import MarginMode
 from monitor.model.portfolio import Market, Portfolio
 from monitor.model.positions import AccountKey, Position, ScopeKey
+from monitor.report import scope_json
 
 SOURCE = "whatif"
 
@@ -402,3 +404,122 @@ def _snapshot(
         venue_free_collateral=free,
         venue_maintenance=mm,
     )
+
+
+# -- output (pure) -------------------------------------------------------------------------------
+
+WHATIF_VERSION = 1
+
+
+def result_json(result: WhatIfResult) -> dict[str, Any]:
+    """``{"version": 1, "scenarios": [...], "prices": [...], "scopes": [{"venue", "account",
+    "scope", "before": <scope report or null>, "after": ...}], "notes": [...]}``; the scope
+    reports have the shape of ``monitor inspect --json`` (contracts.md §3)."""
+    return {
+        "version": WHATIF_VERSION,
+        "scenarios": [str(s) for s in result.scenarios],
+        "prices": [
+            {"venue": p.venue, "symbol": p.symbol, "before": p.before, "after": p.after}
+            for p in result.prices
+        ],
+        "scopes": [
+            {
+                "venue": c.key.venue,
+                "account": c.key.account,
+                "scope": c.key.scope,
+                "before": scope_json(c.before) if c.before is not None else None,
+                "after": scope_json(c.after) if c.after is not None else None,
+            }
+            for c in result.scopes
+        ],
+        "notes": list(result.notes),
+    }
+
+
+def _money(x: float | None) -> str:
+    return "—" if x is None or not math.isfinite(x) else f"{x:,.2f}"
+
+
+def _pct(x: float | None, digits: int = 2) -> str:
+    return "—" if x is None or not math.isfinite(x) else f"{x * 100:.{digits}f}%"
+
+
+def _px(x: float | None) -> str:
+    if x is None or not math.isfinite(x):
+        return "—"
+    mag = abs(x)
+    return f"{x:,.{2 if mag >= 100 else 4 if mag >= 1 else 6}f}"
+
+
+def _shock(r: ScopeRisk) -> str:
+    return f"down {_pct(r.shock_down, 1)} / up {_pct(r.shock_up, 1)}"
+
+
+_SCOPE_ROWS: tuple[tuple[str, Callable[[ScopeRisk], str]], ...] = (
+    ("equity", lambda r: _money(r.equity)),
+    ("maintenance", lambda r: _money(r.maintenance_margin)),
+    ("margin ratio", lambda r: "—" if r.margin_ratio is None else _pct(r.margin_ratio)),
+    ("free collateral", lambda r: _money(r.free_collateral)),
+    ("shock to liquidation", _shock),
+    ("state", lambda r: "LIQUIDATABLE" if r.liquidatable else "ok"),
+)
+_POSITION_ROWS: tuple[tuple[str, str, Callable[[float | None], str]], ...] = (
+    ("price", "mark_price", _px),
+    ("liq price", "liquidation_price", _px),
+    ("liq distance", "liquidation_distance", _pct),
+)
+
+
+def _side(r: ScopeRisk | None, get: Callable[[ScopeRisk], str]) -> str:
+    return "(none)" if r is None else get(r)
+
+
+def _block(c: ScopeChange) -> list[str]:
+    head = f"{c.key.venue} {c.key.account}  [{c.key.scope}]"
+    rows: list[tuple[str, str, str]] = [("", "before", "after")]
+    for label, get in _SCOPE_ROWS:
+        rows.append((label, _side(c.before, get), _side(c.after, get)))
+    symbols: list[str] = []
+    for side in (c.before, c.after):
+        for pr in side.positions if side is not None else ():
+            if pr.symbol not in symbols:
+                symbols.append(pr.symbol)
+    for sym in symbols:
+        for label, attr, fmt in _POSITION_ROWS:
+            cells = [
+                "(none)" if r is None else fmt(_position(r, sym, attr)) for r in (c.before, c.after)
+            ]
+            rows.append((f"{sym} {label}", cells[0], cells[1]))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    out = [head, "-" * len(head)]
+    for label, b, a in rows:
+        out.append(f"  {label.ljust(widths[0])}  {b.rjust(widths[1])}  {a.rjust(widths[2])}")
+    return out
+
+
+def render_result(result: WhatIfResult) -> str:
+    """Before and after side by side, one block per scope."""
+    lines: list[str] = []
+    if result.scenarios:
+        lines.append("scenario: " + " ".join(str(s) for s in result.scenarios))
+    else:
+        lines.append("scenario: none (before = after)")
+    for p in result.prices:
+        lines.append(f"  {p.venue} {p.symbol}: {_px(p.before)} -> {_px(p.after)}")
+    lines.append("")
+    for c in result.scopes:
+        lines.extend(_block(c))
+        lines.append("")
+    if not result.scopes:
+        lines.append("no open positions")
+    for n in result.notes:
+        lines.append(f"note: {n}")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _position(r: ScopeRisk, symbol: str, attr: str) -> float | None:
+    for p in r.positions:
+        if p.symbol == symbol:
+            v = getattr(p, attr)
+            return v if isinstance(v, float) else None
+    return None

@@ -1,0 +1,142 @@
+"""``monitor whatif``: before/after side by side, JSON, bad input (exit 2, one line)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitor.cli import main
+
+# generic rules, 1 % maintenance; cross: 10 000 collateral, BTC +1 @ 50 000, ETH −10 @ 3 000
+SNAP: dict[str, Any] = {
+    "venue": "generic",
+    "account": "acct",
+    "cross_collateral": 10000,
+    "positions": [
+        {
+            "symbol": "BTC",
+            "size": 1,
+            "entry_price": 50000,
+            "mark_price": 50000,
+            "maintenance": {"rate": 0.01},
+        },
+        {
+            "symbol": "ETH",
+            "size": -10,
+            "entry_price": 3000,
+            "mark_price": 3000,
+            "maintenance": {"rate": 0.01},
+        },
+    ],
+}
+
+
+@pytest.fixture
+def snapshot(tmp_path: Path) -> Path:
+    path = tmp_path / "snap.json"
+    path.write_text(json.dumps(SNAP))
+    return path
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_json_before_and_after_of_an_isolation(
+    snapshot: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(["whatif", str(snapshot), "--isolate", "ETH=2000", "--json"], capsys)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["version"] == 1
+    assert doc["scenarios"] == ["--isolate ETH=2000"]
+    scopes = {s["scope"]: s for s in doc["scopes"]}
+    assert set(scopes) == {"cross", "isolated:ETH"}
+    assert scopes["isolated:ETH"]["before"] is None
+    cross_b, cross_a = scopes["cross"]["before"], scopes["cross"]["after"]
+    assert cross_b["equity"] == pytest.approx(10_000.0)
+    assert cross_a["equity"] == pytest.approx(8_000.0)  # 2 000 moved out
+    btc_b = next(p for p in cross_b["positions"] if p["symbol"] == "BTC")
+    btc_a = next(p for p in cross_a["positions"] if p["symbol"] == "BTC")
+    # BTC liquidation without ETH's hedge: 40 300 / 0.99 → 42 000 / 0.99
+    assert btc_b["liquidation_price"] == pytest.approx(40_300.0 / 0.99)
+    assert btc_a["liquidation_price"] == pytest.approx(42_000.0 / 0.99)
+    iso = scopes["isolated:ETH"]["after"]
+    assert iso["equity"] == pytest.approx(2_000.0)
+    assert iso["maintenance_margin"] == pytest.approx(300.0)  # 0.01 · 30 000
+
+
+def test_negative_shock_is_accepted_as_a_separate_argument(
+    snapshot: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(["whatif", str(snapshot), "--shock", "-10%", "--json"], capsys)
+    assert code == 0, err
+    doc = json.loads(out)
+    [cross] = doc["scopes"]
+    # BTC 45 000 (−5 000), ETH 2 700 (+3 000): equity 8 000; mm 450 + 270 = 720
+    assert cross["after"]["equity"] == pytest.approx(8_000.0)
+    assert cross["after"]["maintenance_margin"] == pytest.approx(720.0)
+    assert {p["symbol"]: p["after"] for p in doc["prices"]} == {
+        "BTC": pytest.approx(45_000.0),
+        "ETH": pytest.approx(2_700.0),
+    }
+
+
+def test_table_shows_both_sides(snapshot: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["whatif", str(snapshot), "--price", "BTC=40000"], capsys)
+    assert code == 0
+    assert "scenario: --price BTC=40000" in out
+    assert "before" in out
+    assert "after" in out
+    equity = next(line for line in out.splitlines() if line.strip().startswith("equity"))
+    # before 10 000; after 10 000 − 10 000 = 0
+    assert equity.split()[1:] == ["10,000.00", "0.00"]
+    assert "LIQUIDATABLE" in out
+    assert "note: generic:acct/cross: liquidatable after the change" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--price", "DOGE=1"], "no position in 'DOGE'"),
+        (["--shock", "-150%"], "above -100%"),
+        (["--isolate", "ETH"], "SYMBOL=MARGIN"),
+        (["--cross", "BTC"], "no position in 'BTC'"),
+    ],
+)
+def test_bad_scenarios_exit_2_with_one_line(
+    snapshot: Path, capsys: pytest.CaptureFixture[str], args: list[str], needle: str
+) -> None:
+    code, out, err = run(["whatif", str(snapshot), *args], capsys)
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1
+    assert needle in err
+
+
+def test_bad_file_names_file_and_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**SNAP, "cross_collateral": "lots"}))
+    code, _, err = run(["whatif", str(bad), "--shock", "-5%"], capsys)
+    assert code == 2
+    assert str(bad) in err
+    assert "cross_collateral" in err
+
+
+def test_help_has_an_example() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "monitor", "whatif", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0
+    assert "monitor whatif snapshot.json --shock -10%" in proc.stdout
