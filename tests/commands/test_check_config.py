@@ -58,6 +58,7 @@ def test_errors_never_show_secrets(tmp_path: Path, capsys: pytest.CaptureFixture
     path.write_text(f"[venues.hyperliquid]\nrest_url = 'https://bot:{TOKEN}@example.com/x y'\n")
     code, out, err = run(["check-config", str(path)], capsys)
     assert code == 2
+    assert out == ""
     assert TOKEN not in err
     assert "venues.hyperliquid.rest_url" in err
 
