@@ -10,15 +10,19 @@ notification is advisory and must not stop the daemon.
 
 ``watchdog_interval()`` is how often to send ``WATCHDOG=1``: half of ``$WATCHDOG_USEC`` (in
 seconds), or None when the watchdog is off or meant for another process (``$WATCHDOG_PID``).
+``watchdog_loop()`` sends it from a task on the event loop, so a blocked or dead loop stops the
+pings (and systemd restarts us); it must never be tied to exchange availability.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import structlog
+
+from monitor.clock import Clock
 
 log = structlog.get_logger()
 
@@ -106,3 +110,29 @@ def watchdog_interval(env: Mapping[str, str] | None = None) -> float | None:
     if usec <= 0:
         return None
     return usec / 1_000_000 / 2.0
+
+
+async def watchdog_loop(
+    notifier: Notifier,
+    interval: float,
+    *,
+    clock: Clock,
+    healthy: Callable[[], bool] | None = None,
+) -> None:
+    """Send ``WATCHDOG=1`` now and every ``interval`` seconds until cancelled.
+
+    ``healthy`` (optional) is asked before each ping; while it returns False no ping is sent,
+    so systemd's ``WatchdogSec=`` runs out and the unit is restarted. Use it for the daemon's
+    own liveness (the engine task is alive), never for a venue's.
+    """
+    if interval <= 0.0:
+        raise ValueError("the watchdog interval must be positive")
+    skipping = False
+    while True:
+        if healthy is None or healthy():
+            notifier.watchdog()
+            skipping = False
+        elif not skipping:
+            log.warning("sdnotify.watchdog_withheld")
+            skipping = True
+        await clock.sleep(interval)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import uuid
@@ -8,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.sdnotify import Notifier, watchdog_interval
+from monitor.clock import FakeClock
+from monitor.sdnotify import Notifier, watchdog_interval, watchdog_loop
 
 
 @pytest.fixture
@@ -99,3 +101,52 @@ def test_watchdog_interval_is_half_of_watchdog_usec(
 def test_watchdog_interval_accepts_our_own_pid() -> None:
     env = {"WATCHDOG_USEC": "4000000", "WATCHDOG_PID": str(os.getpid())}
     assert watchdog_interval(env) == 2.0
+
+
+def drain(sock: socket.socket) -> list[bytes]:
+    sock.setblocking(False)
+    out: list[bytes] = []
+    while True:
+        try:
+            out.append(sock.recv(4096))
+        except BlockingIOError:
+            return out
+
+
+async def test_watchdog_loop_pings_at_the_interval(listener: tuple[socket.socket, str]) -> None:
+    sock, path = listener
+    clock = FakeClock()
+    n = Notifier(env={"NOTIFY_SOCKET": path})
+    task = asyncio.create_task(watchdog_loop(n, 2.5, clock=clock))
+    await clock.run_for(10.0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # at t = 0, 2.5, 5, 7.5, 10
+    assert drain(sock) == [b"WATCHDOG=1"] * 5
+    n.close()
+
+
+async def test_watchdog_loop_withholds_pings_while_unhealthy(
+    listener: tuple[socket.socket, str],
+) -> None:
+    sock, path = listener
+    clock = FakeClock()
+    n = Notifier(env={"NOTIFY_SOCKET": path})
+    state = {"ok": True}
+    task = asyncio.create_task(watchdog_loop(n, 1.0, clock=clock, healthy=lambda: state["ok"]))
+    await clock.run_for(1.0)  # pings at 0 and 1
+    state["ok"] = False
+    await clock.run_for(3.0)  # none at 2, 3, 4
+    state["ok"] = True
+    await clock.run_for(1.0)  # one at 5
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert drain(sock) == [b"WATCHDOG=1"] * 3
+    n.close()
+
+
+async def test_watchdog_loop_refuses_a_zero_interval() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        await watchdog_loop(Notifier(env={}), 0.0, clock=FakeClock())
