@@ -45,7 +45,7 @@ FORMATS: Final[tuple[str, ...]] = ("auto", "json", "console")
 MASK: Final = "***"
 
 _BOT_TOKEN = re.compile(r"\b\d+:[A-Za-z0-9_-]{30,}")
-_URL_PASSWORD = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+(@)")
+_URL_PASSWORD = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@?#]*:)[^\s@/?#]+(@)")
 _SECRET_KEY = re.compile(r"(?i)(password|passwd|secret|token|api_?key|credential)")
 _METHOD_LEVELS: Final[dict[str, int]] = {
     "debug": logging.DEBUG,

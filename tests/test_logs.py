@@ -110,8 +110,15 @@ def test_redaction_of_tokens_url_passwords_registered_secrets_and_secret_keys() 
     assert rec["count"] == 3
 
 
-def test_redact_leaves_harmless_text_alone() -> None:
-    text = "at 12:30:45 mark 95031.0 on https://api.hyperliquid.xyz/info user@example.com"
+@pytest.mark.parametrize(
+    "text",
+    [
+        "at 12:30:45 mark 95031.0 on https://api.hyperliquid.xyz/info user@example.com",
+        "mailto://localhost:25?from=monitor@localhost&to=root@localhost",  # a port, no password
+        "json://127.0.0.1:8080/hook#frag@x",
+    ],
+)
+def test_redact_leaves_harmless_text_alone(text: str) -> None:
     assert redact(text) == text
 
 

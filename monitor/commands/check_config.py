@@ -145,9 +145,15 @@ def _channel_lines(cfg: Config) -> list[str]:
     out = [f"channels ({len(channels)}):"]
     for i, ch in enumerate(channels):
         name = getattr(ch, "name", None) or f"#{i + 1}"
-        urls = _urls_of(ch)
-        shown = ", ".join(mask_url(u) for u in urls) if urls else "(no URL)"
-        out.append(f"  {name}: {shown}")
+        redacted = getattr(ch, "redacted", None)
+        if isinstance(redacted, str):
+            shown = redact(redacted)  # the channel's own privacy form (apprise)
+        else:
+            urls = _urls_of(ch)
+            shown = ", ".join(mask_url(u) for u in urls) if urls else "(no URL)"
+        severity = getattr(ch, "min_severity", None)
+        extra = f" ({severity} and above)" if severity is not None else ""
+        out.append(f"  {name}: {shown}{extra}")
     return out
 
 

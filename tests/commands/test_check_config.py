@@ -107,3 +107,30 @@ def test_cli_subprocess_exit_codes(tmp_path: Path) -> None:
     assert proc.stderr.strip() == (
         f"monitor check-config: {bad}: daemon.drain_deadline: must be > 0, got -1"
     )
+
+
+def test_channel_secrets_from_the_environment_are_not_shown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MONITOR_TEST_TG", TOKEN)
+    path = tmp_path / "m.toml"
+    path.write_text('[channels.tg]\nurl = "tgram://${MONITOR_TEST_TG}/-1001234567890"\n')
+    code, out, err = run(["check-config", str(path)], capsys)
+    assert code == 0, err
+    assert TOKEN not in out
+    assert "channels" in out
+    assert "tg" in out
+
+
+def test_missing_channel_secret_is_a_config_error_without_the_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("monitor.notify.channels")
+    monkeypatch.delenv("MONITOR_TEST_MISSING", raising=False)
+    path = tmp_path / "m.toml"
+    path.write_text('[channels.tg]\nurl = "tgram://${MONITOR_TEST_MISSING}/-100123"\n')
+    code, out, err = run(["check-config", str(path)], capsys)
+    assert code == 2
+    assert out == ""
+    assert "channels.tg.url" in err
+    assert "MONITOR_TEST_MISSING" in err
