@@ -38,6 +38,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Final
 
 from monitor.errors import ConfigError, InputError
@@ -106,7 +107,7 @@ class VenueConfig:
     stale_after: float | None = None
     ping_interval: float | None = None
     symbols: tuple[str, ...] = ()
-    options: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,8 +201,8 @@ class Config:
     store: StoreConfig
     logging: LoggingConfig
     daemon: DaemonConfig
-    rules_table: Mapping[str, Any] = field(default_factory=dict)
-    channels_table: Mapping[str, Any] = field(default_factory=dict)
+    rules_table: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    channels_table: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     rules: Any = None
     channels: tuple[Any, ...] | None = None
 
@@ -342,6 +343,12 @@ class _Loader:
         self.known(doc, SECTIONS, "")
         venues = self.venues(doc.get("venues", {}))
         accounts = self.accounts(doc.get("accounts", []), venues)
+        for acct in accounts:
+            # an address account's feed runs with its defaults when it has no section
+            if acct.kind is AccountKind.ADDRESS and acct.feed and acct.feed not in venues:
+                venues[acct.feed] = VenueConfig(
+                    name=acct.feed, rule_set=NATIVE_VENUES[acct.feed], native=True
+                )
         store = self.store(self.table(doc.get("store", {}), "store"))
         logging_ = self.logging(self.table(doc.get("logging", {}), "logging"))
         daemon = self.daemon(self.table(doc.get("daemon", {}), "daemon"))
@@ -353,13 +360,13 @@ class _Loader:
                 register_secret(value)
         return Config(
             source=self.path,
-            venues=venues,
+            venues=MappingProxyType(venues),
             accounts=accounts,
             store=store,
             logging=logging_,
             daemon=daemon,
-            rules_table=rules_table,
-            channels_table=channels_table,
+            rules_table=MappingProxyType(dict(rules_table)),
+            channels_table=MappingProxyType(dict(channels_table)),
             rules=self.rules(rules_table),
             channels=self.channels(channels_table),
         )
@@ -400,7 +407,7 @@ class _Loader:
                     t, "ping_interval", prefix, default=None, low=0.0, low_open=True, high=3600.0
                 ),
                 symbols=tuple(s.strip() for s in symbols_raw),
-                options=dict(options),
+                options=MappingProxyType(dict(options)),
             )
         return out
 

@@ -97,6 +97,21 @@ parent = true
     assert parent.parent is True
     assert parent.subaccount == 0
     assert cfg.known_scopes() == ()  # learnt from the feeds
+    # their feeds run with defaults although the file has no [venues] section
+    assert sorted(cfg.venues) == ["dydx", "hyperliquid"]
+    assert cfg.venues["dydx"].rule_set == "dydx_v4"
+    assert cfg.venues["hyperliquid"].ws_url is None
+    assert all(v.enabled and v.native for v in cfg.enabled_venues)
+
+
+def test_config_is_read_only(tmp_path: Path) -> None:
+    cfg = load(tmp_path, "[venues.binanceusdm]\noptions = { a = 1 }\n[rules]\n")
+    with pytest.raises(TypeError):
+        cfg.venues["x"] = cfg.venues["binanceusdm"]  # type: ignore[index]
+    with pytest.raises(TypeError):
+        cfg.venues["binanceusdm"].options["a"] = 2  # type: ignore[index]
+    # reloading the same file gives an equal Config (SIGHUP can compare old and new)
+    assert load(tmp_path, "[venues.binanceusdm]\noptions = { a = 1 }\n[rules]\n") == cfg
 
 
 def test_manual_account_positions_become_a_snapshot(tmp_path: Path) -> None:
