@@ -1,0 +1,1 @@
+"""Notifications: pure rendering, channel config, apprise sender, the outbox delivery worker."""

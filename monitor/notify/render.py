@@ -1,0 +1,281 @@
+"""Rendering of alert groups into messages (pure): plain text or Markdown, an email subject,
+and the Telegram 4,096-character limit.
+
+A message says what crossed, its value and threshold, and the scope: equity, maintenance,
+margin ratio, each position's mark, liquidation price and distance, funding cost per day,
+the shock to liquidation (the smallest market-wide move that liquidates the scope), the
+collateral at risk (the whole pool in cross, the allocation in isolated) and, in cross, the
+position that drains the pool most. Times are UTC ISO 8601 (``2026-05-01T12:00:00Z``).
+Money is in the scope's quote currency; fractions are shown as percentages.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from monitor.alerts.engine import Transition, TransitionKind
+from monitor.alerts.grouping import AlertGroup
+from monitor.alerts.rules import DIRECTIONS, Direction, RuleKind, Severity
+from monitor.margin.risk import ScopeRisk
+
+TELEGRAM_LIMIT = 4096
+TEXT = "text"
+MARKDOWN = "markdown"
+SEPARATOR = "\n\n"
+
+RULE_TITLES: dict[str, str] = {
+    RuleKind.MARGIN_RATIO: "margin ratio",
+    RuleKind.LIQUIDATION_DISTANCE: "liquidation distance",
+    RuleKind.EQUITY: "equity",
+    RuleKind.DRAWDOWN: "drawdown from peak equity",
+    RuleKind.FUNDING_COST: "funding cost per day",
+    RuleKind.FUNDING_COST_PCT: "funding cost per day (of equity)",
+    RuleKind.FUNDING_RATE: "funding rate (annualized)",
+    RuleKind.FUNDING_RUNWAY: "funding runway",
+    RuleKind.SHOCK: "shock to liquidation",
+    RuleKind.OUTBOX_BACKLOG: "undelivered notifications",
+    RuleKind.LIQUIDATED: "position liquidated",
+    RuleKind.FEED_STALE: "feed stale",
+    RuleKind.DELIVERY_FAILING: "notification delivery failing",
+}
+_PERCENT = {
+    RuleKind.LIQUIDATION_DISTANCE,
+    RuleKind.DRAWDOWN,
+    RuleKind.FUNDING_COST_PCT,
+    RuleKind.FUNDING_RATE,
+    RuleKind.SHOCK,
+}
+_VERB = {
+    TransitionKind.FIRED: "FIRING",
+    TransitionKind.ESCALATED: "ESCALATED",
+    TransitionKind.DEESCALATED: "EASED",
+    TransitionKind.REPEAT: "STILL FIRING",
+    TransitionKind.RESOLVED: "RESOLVED",
+    TransitionKind.EVENT: "EVENT",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    title: str
+    body: str
+
+
+def iso(ts: float) -> str:
+    """UTC ISO 8601 with a ``Z``, to the second."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def duration(seconds: float) -> str:
+    s = int(max(seconds, 0.0))
+    d, s = divmod(s, 86400)
+    h, s = divmod(s, 3600)
+    m, s = divmod(s, 60)
+    if d:
+        return f"{d}d{h}h"
+    if h:
+        return f"{h}h{m:02d}m"
+    if m:
+        return f"{m}m{s:02d}s"
+    return f"{s}s"
+
+
+def money(x: float | None) -> str:
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    return f"{x:,.2f}"
+
+
+def pct(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    if math.isinf(x):
+        return "∞"
+    return f"{x * 100:.2f}%"
+
+
+def price(x: float | None) -> str:
+    if x is None or not math.isfinite(x):
+        return "n/a"
+    if abs(x) >= 1000:
+        return f"{x:,.2f}"
+    return f"{x:.6g}"
+
+
+def rule_value(rule: str, x: float | None) -> str:
+    """A value in the rule's units (percent for fractions, hours for the runway)."""
+    if x is None:
+        return "n/a"
+    if math.isinf(x):
+        return "∞ (equity ≤ 0)" if rule == RuleKind.MARGIN_RATIO else "∞"
+    if rule in _PERCENT:
+        return pct(x)
+    if rule == RuleKind.MARGIN_RATIO:
+        return f"{x:.4f} ({x * 100:.1f}%)"
+    if rule == RuleKind.FUNDING_RUNWAY:
+        return f"{x:.1f} h"
+    if rule == RuleKind.OUTBOX_BACKLOG:
+        return f"{x:.0f}"
+    return money(x)
+
+
+def md_escape(text: str) -> str:
+    """Escape Telegram/CommonMark Markdown specials in dynamic text."""
+    out = []
+    for ch in text:
+        if ch in "\\_*[]`":
+            out.append("\\")
+        out.append(ch)
+    return "".join(out)
+
+
+def _label(t: Transition) -> str:
+    return RULE_TITLES.get(t.rule, t.rule)
+
+
+def transition_line(t: Transition) -> str:
+    """One line: what happened, value against threshold, subject, since when."""
+    verb = _VERB[t.kind]
+    sev = t.severity.value.upper()
+    head = f"{verb} {sev}: {_label(t)} on {t.subject}"
+    if t.kind is TransitionKind.EVENT or t.rule in (
+        RuleKind.FEED_STALE,
+        RuleKind.DELIVERY_FAILING,
+    ):
+        return f"{head}" + (f" ({t.detail})" if t.detail else "") + f" at {iso(t.at)}"
+    direction = DIRECTIONS.get(RuleKind(t.rule)) if t.rule in DIRECTIONS else None
+    op = "≥" if direction is Direction.ABOVE else "≤"
+    value = rule_value(t.rule, t.value)
+    if t.kind is TransitionKind.RESOLVED:
+        peak = f", worst {rule_value(t.rule, t.peak)}" if t.peak is not None else ""
+        why = f" ({t.detail})" if t.detail else ""
+        return f"{head}: now {value}{why}; lasted {duration(t.at - t.since)}{peak}"
+    threshold = rule_value(t.rule, t.threshold)
+    change = f" (was {t.previous.value})" if t.previous is not None else ""
+    return f"{head}: {value} {op} {threshold}{change}, since {iso(t.since)}"
+
+
+def scope_lines(risk: ScopeRisk) -> list[str]:
+    """The figures of one scope, one per line (positions indented)."""
+    cross = risk.scope == "cross"
+    lines = [
+        f"Scope {risk.key}: equity {money(risk.equity)}, maintenance "
+        f"{money(risk.maintenance_margin)}, margin ratio "
+        f"{rule_value(RuleKind.MARGIN_RATIO, risk.margin_ratio if risk.margin_ratio is not None else math.inf)}",  # noqa: E501
+        f"Collateral at risk: {money(risk.collateral_at_risk)} "
+        f"({'the whole cross pool' if cross else 'this isolated allocation'})",
+        f"Shock to liquidation: {pct(risk.shock_to_liquidation)} (down {pct(risk.shock_down)},"
+        f" up {pct(risk.shock_up)})",
+        f"Funding cost per day: {money(risk.funding_cost_per_day)}"
+        + (
+            f", runway {risk.funding_runway_hours:.1f} h"
+            if risk.funding_runway_hours is not None
+            else ""
+        ),
+    ]
+    if cross and risk.drain_symbol is not None and len(risk.positions) > 1:
+        lines.append(f"Drains the pool most: {risk.drain_symbol}")
+    for p in risk.positions:
+        side = "long" if p.size > 0 else "short"
+        lines.append(
+            f"  {p.symbol} {side} {abs(p.size):g} @ mark {price(p.mark_price)}: liq "
+            f"{price(p.liquidation_price)} ({pct(p.liquidation_distance)} away), funding/day "
+            f"{money(p.funding_cost_per_day)}"
+        )
+    return lines
+
+
+def group_title(group: AlertGroup | Sequence[Transition], name: str | None = None) -> str:
+    """The email subject: worst severity, group, first alert, and how many more."""
+    ts = group.transitions if isinstance(group, AlertGroup) else tuple(group)
+    gname = name if name is not None else (group.group if isinstance(group, AlertGroup) else "")
+    if not ts:
+        return f"[monitor] {gname}"
+    first = ts[0]
+    active = [t for t in ts if t.kind is not TransitionKind.RESOLVED]
+    worst = max((t.severity for t in active), key=lambda s: s.rank, default=None)
+    tag = worst.value.upper() if worst is not None else "RESOLVED"
+    what = _label(first)
+    if first.kind is TransitionKind.RESOLVED:
+        what = f"resolved: {what}"
+    elif first.value is not None and first.rule in DIRECTIONS:
+        what = f"{what} {rule_value(first.rule, first.value)}"
+    more = f" (+{len(ts) - 1} more)" if len(ts) > 1 else ""
+    return f"[{tag}] {gname}: {what}{more}"
+
+
+def render_group(
+    group: AlertGroup,
+    risks: Mapping[str, ScopeRisk],
+    fmt: str = TEXT,
+    limit: int | None = None,
+) -> Rendered:
+    """One message for one group. ``risks``: latest figures per scope subject
+    (``venue:account/scope``), used when a transition carries none."""
+    title = group_title(group)
+    lines: list[str] = []
+    bold = fmt == MARKDOWN
+    for t in group.transitions:
+        line = transition_line(t)
+        lines.append(f"*{md_escape(line)}*" if bold else line)
+    seen: set[str] = set()
+    for t in group.transitions:
+        scope_subject = t.subject.split("#", 1)[0]
+        risk = t.risk or risks.get(scope_subject)
+        if risk is None or scope_subject in seen or t.kind is TransitionKind.RESOLVED:
+            continue
+        seen.add(scope_subject)
+        lines.append("")
+        for line in scope_lines(risk):
+            lines.append(md_escape(line) if bold else line)
+    lines.append("")
+    lines.append(f"at {iso(group.at)}")
+    body = "\n".join(lines)
+    if limit is not None:
+        body = fit(body, limit)
+    return Rendered(title, body)
+
+
+def fit(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters at a line boundary, saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    lines = text.split("\n")
+    kept: list[str] = []
+    size = 0
+    for i, line in enumerate(lines):
+        note = f"… ({len(lines) - i} more lines cut)"
+        if size + len(line) + 1 + len(note) > limit:
+            kept.append(note)
+            return "\n".join(kept)[:limit]
+        kept.append(line)
+        size += len(line) + 1
+    return "\n".join(kept)[:limit]  # pragma: no cover
+
+
+def combine(bodies: Sequence[str], limit: int | None) -> tuple[str, int]:
+    """Join as many leading ``bodies`` as fit within ``limit`` (at least one, cut if need
+    be); returns the text and how many were used."""
+    if not bodies:
+        return "", 0
+    text = bodies[0]
+    used = 1
+    for b in bodies[1:]:
+        candidate = text + SEPARATOR + b
+        if limit is not None and len(candidate) > limit:
+            break
+        text = candidate
+        used += 1
+    if limit is not None:
+        text = fit(text, limit)
+    return text, used
+
+
+def notify_type(severity: Severity, resolved_only: bool) -> str:
+    """apprise's notify type for a message: failure (critical), warning, info, success."""
+    if resolved_only:
+        return "success"
+    return {"critical": "failure", "warning": "warning"}.get(severity.value, "info")
