@@ -137,3 +137,41 @@ def test_security_exposure_is_at_most_2_5(tmp_path: Path) -> None:
     line = next(ln for ln in proc.stdout.splitlines() if "Overall exposure level" in ln)
     score = float(line.split(":")[1].split()[0])
     assert score <= MAX_EXPOSURE, line
+
+
+MDWE_PROBE = """
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(65, 1, 0, 0, 0) != 0:  # PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN (Linux >= 6.3)
+    print("unsupported")
+    sys.exit(0)
+import asyncio, sqlite3
+import aiohttp, aiosqlite, apprise, ccxt.pro, msgspec, orjson, structlog, websockets
+ccxt.pro.binanceusdm()
+async def main():
+    async with aiosqlite.connect(":memory:") as db:
+        await db.execute("create table t (x)")
+asyncio.run(main())
+from monitor.cli import main as cli
+code = cli(["check-config", sys.argv[1]])
+print("ok" if code == 0 else f"exit {code}")
+"""
+
+
+def test_memory_deny_write_execute_leaves_the_libraries_working() -> None:
+    """MemoryDenyWriteExecute=yes (in the unit) trips libraries that write executable memory
+    (libffi closures, JITs). The kernel's PR_SET_MDWE applies the same rule to one process: the
+    daemon's libraries must import and work under it."""
+    example = UNIT.parents[1] / "config" / "example.toml"
+    proc = subprocess.run(
+        [sys.executable, "-c", MDWE_PROBE, str(example)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    last = proc.stdout.strip().splitlines()[-1]
+    if last == "unsupported":
+        pytest.skip("this kernel has no PR_SET_MDWE (Linux < 6.3)")
+    assert last == "ok", proc.stdout + proc.stderr
