@@ -6,7 +6,7 @@ WebSocket channels:
   ``FundingRate(rate=funding, interval_hours=1)`` (the hourly rate; positive = longs pay). The
   push has no timestamp: ``ts_event`` stays None, ``ts_recv`` is the receive time.
 * ``clearinghouseState`` → ``AccountSnapshot`` through :mod:`monitor.venues.hyperliquid.accounts`.
-  The account is the user address, suffixed ``@<dex>`` for a HIP-3 dex (each dex is its own
+  The account is the lower-case user address, suffixed ``@<dex>`` for a HIP-3 dex (each dex is its own
   clearinghouse). A push older (``time``) than the last one of that account is refused.
 * ``userFundings`` → ``FundingPayment`` per payment (``usdc`` < 0: the user paid). The snapshot
   that follows every (re)subscription repeats past payments: only payments newer than the
@@ -60,7 +60,9 @@ GREETING = "Websocket connection established."
 
 
 def account_name(user: str, dex: str = "") -> str:
-    """The account key of ``user`` on the perp dex ``dex`` ("" is the first dex)."""
+    """The account key of ``user`` on the perp dex ``dex`` ("" is the first dex): the
+    lower-case address (as the configuration stores it), ``@<dex>`` for a HIP-3 dex."""
+    user = user.lower()
     return f"{user}@{dex}" if dex else user
 
 
@@ -100,7 +102,7 @@ class HyperliquidParser:
             return PONG
         if channel == "clearinghouseState":
             data = obj(doc.get("data"), "data")
-            user = text(data.get("user"), "data.user")
+            user = text(data.get("user"), "data.user").lower()
             dex = data.get("dex") or ""
             if type(dex) is not str:
                 raise Bad("data.dex: expected a string")
@@ -112,7 +114,7 @@ class HyperliquidParser:
             return Parsed(f"clearinghouseState:{account}", [snap])
         if channel == "userFundings":
             data = obj(doc.get("data"), "data")
-            user = text(data.get("user"), "data.user")
+            user = text(data.get("user"), "data.user").lower()
             return Parsed(f"userFundings:{user}", self._fundings(user, data, ts_recv))
         if channel == "subscriptionResponse":
             return CONTROL

@@ -260,3 +260,11 @@ def test_wrongly_typed_data_never_raises_anything_but_parse_error(data: Any, cha
     frame = json.dumps({"channel": channel, "data": data})
     with contextlib.suppress(ParseError):
         HyperliquidParser().parse(frame, 0.0)
+
+
+def test_mixed_case_addresses_name_the_lower_case_account() -> None:
+    d = doc("ws_clearinghouseState.json")
+    d["data"]["user"] = USER.upper().replace("0X", "0x")
+    (snap,) = HyperliquidParser().parse(json.dumps(d), 0.0)
+    assert isinstance(snap, AccountSnapshot)
+    assert snap.account == USER

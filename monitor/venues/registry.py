@@ -1,0 +1,122 @@
+"""The explicit registry of feeds and parsers (one dict each; nothing registers itself).
+
+* :data:`PARSERS`: event venue name (as in recordings and events) → a new pure parser; used by
+  ``monitor replay``. Native venues only: ccxt.pro venues parse inside ccxt, so their frames
+  are neither recorded nor replayed.
+* :data:`NATIVE_FEEDS`: ``[venues.<name>]`` name → a builder of that venue's feed from its
+  :class:`~monitor.config.VenueConfig` and the address accounts it streams. Any other venue
+  name is a ccxt exchange id and runs through :class:`~monitor.venues.ccxt_pro.feed.CcxtProFeed`.
+
+Configuration keys used (all optional; ``config/example.toml`` documents them):
+``ws_url``, ``rest_url``; ``symbols`` (Hyperliquid coins to watch beyond those held);
+``stale_after`` (seconds of silence before a price channel is stale); ``ping_interval``
+(Hyperliquid app ping, dYdX protocol ping); ``poll_interval`` (Hyperliquid REST polling of
+addresses beyond the WebSocket user limit; ccxt REST funding period).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from monitor.clock import Clock
+from monitor.venues.dydx.feed import REST_URL, DydxFeed
+from monitor.venues.dydx.feed import default_ws_settings as dydx_ws
+from monitor.venues.dydx.parse import DydxParser
+from monitor.venues.feed import Feed, Recorder
+from monitor.venues.hyperliquid.feed import HyperliquidFeed, HyperliquidOptions
+from monitor.venues.hyperliquid.feed import default_ws_settings as hyperliquid_ws
+from monitor.venues.hyperliquid.parse import HyperliquidParser
+from monitor.venues.parsing import FrameParser
+
+if TYPE_CHECKING:
+    from monitor.config import AccountConfig, Config, VenueConfig
+
+PARSERS: Mapping[str, Callable[[], FrameParser]] = MappingProxyType(
+    {"hyperliquid": HyperliquidParser, "dydx_v4": DydxParser}
+)
+
+FeedBuilder = Callable[
+    ["VenueConfig", Sequence["AccountConfig"], Clock | None, Recorder | None], Feed
+]
+
+
+def _hyperliquid(
+    venue: VenueConfig,
+    accounts: Sequence[AccountConfig],
+    clock: Clock | None,
+    recorder: Recorder | None,
+) -> Feed:
+    ws = hyperliquid_ws(venue.ws_url) if venue.ws_url else hyperliquid_ws()
+    if venue.ping_interval is not None:
+        ws = replace(ws, app_ping_interval=venue.ping_interval)
+    options = HyperliquidOptions(
+        coins=venue.symbols,
+        addresses=tuple(a.address for a in accounts if a.address),
+    )
+    if venue.rest_url:
+        options = replace(options, rest_url=venue.rest_url)
+    if venue.poll_interval is not None:
+        options = replace(options, poll_interval=venue.poll_interval)
+    if venue.stale_after is not None:
+        options = replace(options, price_max_silence=venue.stale_after)
+    return HyperliquidFeed(options, ws, clock=clock, recorder=recorder)
+
+
+def _dydx(
+    venue: VenueConfig,
+    accounts: Sequence[AccountConfig],
+    clock: Clock | None,
+    recorder: Recorder | None,
+) -> Feed:
+    ws = dydx_ws(venue.ws_url) if venue.ws_url else dydx_ws()
+    if venue.ping_interval is not None:
+        ws = replace(ws, protocol_ping_interval=venue.ping_interval)
+    subs = tuple(a.account for a in accounts if not a.parent)
+    parents = tuple(a.account for a in accounts if a.parent)
+    return DydxFeed(
+        subs,
+        parents,
+        ws,
+        rest_url=venue.rest_url or REST_URL,
+        markets_max_silence=venue.stale_after if venue.stale_after is not None else 60.0,
+        clock=clock,
+        recorder=recorder,
+    )
+
+
+NATIVE_FEEDS: Mapping[str, FeedBuilder] = MappingProxyType(
+    {"hyperliquid": _hyperliquid, "dydx": _dydx}
+)
+
+
+def _ccxt(venue: VenueConfig, clock: Clock | None) -> Feed:
+    # importing ccxt takes about a second: only when a ccxt venue is configured
+    from monitor.venues.ccxt_pro.feed import CcxtProFeed  # noqa: PLC0415
+
+    return CcxtProFeed(
+        venue.name,
+        venue.symbols,
+        options=venue.options,
+        max_silence=venue.stale_after if venue.stale_after is not None else 30.0,
+        funding_poll_interval=venue.poll_interval if venue.poll_interval is not None else 60.0,
+        clock=clock,
+    )
+
+
+def build_feeds(
+    config: Config, *, clock: Clock | None = None, recorder: Recorder | None = None
+) -> list[Feed]:
+    """One feed per enabled venue of ``config``, each given the address accounts it
+    streams. ``recorder`` receives the raw frames of the native feeds."""
+    feeds: list[Feed] = []
+    for venue in config.enabled_venues:
+        builder = NATIVE_FEEDS.get(venue.name)
+        if builder is not None:
+            accounts = [a for a in config.accounts if a.feed == venue.name and a.address]
+            feeds.append(builder(venue, accounts, clock, recorder))
+        else:
+            feeds.append(_ccxt(venue, clock))
+    return feeds
