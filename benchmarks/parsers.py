@@ -10,6 +10,8 @@ in the same process and run, the median µs per frame of
 
 * ``native``: our pure parser (``monitor.venues.<venue>.parse``), from the frame text to events;
 * ``orjson``: ``orjson.loads`` of the same text (the floor any JSON parser pays);
+* ``build``: constructing the same event objects the parser returned, alone (how much of
+  ``native`` is the frozen-dataclass events rather than decoding and checking);
 * ``ccxt``: ccxt.pro's own path for the same text, ``client.handle_text_or_binary_message``
   (orjson decode, ``handle_message``, parse to a unified ticker/funding structure, cache and
   resolve; feeds.md §5.4), with the exchange's markets loaded from the fixtures (no network).
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import platform
 import statistics
@@ -257,6 +260,17 @@ async def _run(rounds: int, batch_seconds: float) -> int:
                     if parse is not None
                     else None
                 )
+                row["events_us"] = None
+                if parse is not None:
+                    # what building the same event objects costs on its own (frozen dataclasses)
+                    made = [(type(e), _values(e)) for e in parse(frame, 1.0)]  # type: ignore[attr-defined]
+                    row["events"] = len(made)
+                    row["events_us"] = measure(
+                        lambda _f, m=made: [cls(*vals) for cls, vals in m],
+                        frame,
+                        rounds,
+                        batch_seconds,
+                    )
                 row["ccxt_us"] = None
                 if venue in exchanges:
                     client = exchanges[venue][1]
@@ -275,7 +289,7 @@ async def _run(rounds: int, batch_seconds: float) -> int:
             await ex.close()
 
     head = f"{'venue':<12}{'frame':<46}{'bytes':>6}{'native µs':>11}{'orjson µs':>11}"
-    head += f"{'ratio':>7}{'ccxt µs':>10}{'ccxt/nat':>9}"
+    head += f"{'ratio':>7}{'ccxt µs':>10}{'ccxt/nat':>9}{'events':>7}{'build µs':>10}"
     print(head)
     print("-" * len(head))
     for r in rows:
@@ -284,6 +298,7 @@ async def _run(rounds: int, batch_seconds: float) -> int:
             f"{r['venue']:<12}{r['frame']:<46}{r['bytes']:>6}"
             f"{_f(nat):>11}{_f(orj):>11}{_f(r['native_over_orjson'], 2):>7}"
             f"{_f(cc):>10}{_f(cc / nat if cc and nat else None, 1):>9}"
+            f"{r.get('events', '-'):>7}{_f(r['events_us']):>10}"
         )
     ratios = [r["native_over_orjson"] for r in rows if r["native_over_orjson"] is not None]
     within = all(x <= 3.0 for x in ratios)
@@ -308,6 +323,10 @@ async def _run(rounds: int, batch_seconds: float) -> int:
         )
     )
     return 0
+
+
+def _values(event: Any) -> tuple[Any, ...]:
+    return tuple(getattr(event, f.name) for f in dataclasses.fields(event) if f.init)
 
 
 def _f(value: float | None, digits: int = 2) -> str:

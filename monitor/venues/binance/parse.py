@@ -22,6 +22,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
 import orjson
 
 from monitor.errors import ParseError
@@ -30,6 +31,29 @@ from monitor.model.events import Event, FundingRate, MarkPrice
 VENUE = "binance_usdm"
 DEFAULT_INTERVAL_HOURS = 8.0
 _NO_INTERVALS: Mapping[str, float] = {}
+_INF = math.inf
+
+
+class _Update(msgspec.Struct):
+    """One ``markPriceUpdate`` (fields we do not use, such as ``P``, are skipped)."""
+
+    e: str
+    E: int
+    s: str
+    p: str
+    i: str = ""
+    r: str = ""
+    T: int = 0
+
+
+class _Combined(msgspec.Struct):
+    stream: str
+    data: _Update | list[_Update]
+
+
+_ONE = msgspec.json.Decoder(_Update)
+_MANY = msgspec.json.Decoder(list[_Update])
+_COMBINED = msgspec.json.Decoder(_Combined)
 
 
 def parse(
@@ -38,71 +62,79 @@ def parse(
     interval_hours: Mapping[str, float] = _NO_INTERVALS,
 ) -> list[Event]:
     """Events of one WS text frame received at ``ts_recv`` (epoch seconds)."""
-    try:
-        msg = orjson.loads(frame)
-    except orjson.JSONDecodeError:
-        raise ParseError(VENUE, "not JSON", frame) from None
     out: list[Event] = []
     try:
-        if isinstance(msg, dict):
-            if "e" in msg:
-                _update(msg, ts_recv, interval_hours, out, frame)
+        if frame[:1] in ("[", b"["):
+            for u in _MANY.decode(frame):
+                _update(u, ts_recv, interval_hours, out, frame)
+            return out
+        if frame[:9] not in ('{"stream"', b'{"stream"'):  # minified wrappers take the next path
+            try:
+                _update(_ONE.decode(frame), ts_recv, interval_hours, out, frame)
                 return out
-            data = msg.get("data")
-            if data is not None and "stream" in msg:
-                msg = data
-            elif "result" in msg and "id" in msg:
-                return out
-            elif "error" in msg:
-                raise ParseError(VENUE, f"error reply: {msg['error']!r}", frame)
-            else:
-                raise ParseError(VENUE, "unknown message", frame)
-        if isinstance(msg, list):
-            for item in msg:
-                _update(item, ts_recv, interval_hours, out, frame)
-        elif isinstance(msg, dict):
-            _update(msg, ts_recv, interval_hours, out, frame)
+            except msgspec.ValidationError as exc:
+                first = exc
         else:
-            raise ParseError(VENUE, "unknown message", frame)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ParseError(VENUE, f"bad markPriceUpdate: {exc!r}", frame) from None
-    return out
+            first = None
+        try:
+            data = _COMBINED.decode(frame).data  # the combined-stream wrapper
+        except msgspec.ValidationError as exc:
+            return _reply(frame, first or exc)
+        for u in data if isinstance(data, list) else (data,):
+            _update(u, ts_recv, interval_hours, out, frame)
+        return out
+    except msgspec.ValidationError as exc:
+        raise ParseError(VENUE, f"bad markPriceUpdate: {exc}", frame) from None
+    except msgspec.DecodeError:
+        raise ParseError(VENUE, "not JSON", frame) from None
+    except ValueError as exc:  # float() of a non-numeric string
+        raise ParseError(VENUE, f"bad markPriceUpdate: {exc}", frame) from None
+
+
+def _reply(frame: str | bytes, why: msgspec.ValidationError) -> list[Event]:
+    """A frame that is not an update: a subscription reply, an error, or a bad update."""
+    msg: Any = orjson.loads(frame)
+    if isinstance(msg, dict):
+        if "e" in msg or "stream" in msg:  # an update or a wrapper of the wrong shape
+            raise ParseError(VENUE, f"bad markPriceUpdate: {why}", frame)
+        if "result" in msg and "id" in msg:
+            return []
+        if "error" in msg:
+            raise ParseError(VENUE, f"error reply: {msg['error']!r}", frame)
+    raise ParseError(VENUE, "unknown message", frame)
 
 
 def _update(
-    u: Any,
+    u: _Update,
     ts_recv: float,
     interval_hours: Mapping[str, float],
     out: list[Event],
     frame: str | bytes,
 ) -> None:
-    if u["e"] != "markPriceUpdate":
-        raise ParseError(VENUE, f"unexpected event {u['e']!r}", frame)
-    symbol = u["s"]
-    if not isinstance(symbol, str) or not symbol:
+    if u.e != "markPriceUpdate":
+        raise ParseError(VENUE, f"unexpected event {u.e!r}", frame)
+    symbol = u.s
+    if not symbol:
         raise ParseError(VENUE, "missing symbol", frame)
-    mark = float(u["p"])
-    if not (mark > 0.0 and mark != math.inf):
-        raise ParseError(VENUE, f"bad mark price {u['p']!r}", frame)
-    index = u.get("i")
-    oracle = float(index) if index else None
-    if oracle is not None and not (oracle > 0.0 and oracle != math.inf):
-        raise ParseError(VENUE, f"bad index price {index!r}", frame)
-    ts_event = u["E"] / 1000.0
+    mark = float(u.p)
+    if not (mark > 0.0 and mark != _INF):
+        raise ParseError(VENUE, f"bad mark price {u.p!r}", frame)
+    oracle = float(u.i) if u.i else None
+    if oracle is not None and not (oracle > 0.0 and oracle != _INF):
+        raise ParseError(VENUE, f"bad index price {u.i!r}", frame)
+    ts_event = u.E / 1000.0
     out.append(MarkPrice(VENUE, symbol, mark, oracle, ts_event, ts_recv))
-    r = u.get("r")
-    if r:
-        rate = float(r)
+    if u.r:
+        rate = float(u.r)
         if not math.isfinite(rate):
-            raise ParseError(VENUE, f"bad funding rate {r!r}", frame)
-        nxt = u.get("T")
+            raise ParseError(VENUE, f"bad funding rate {u.r!r}", frame)
         out.append(
             FundingRate(
                 VENUE,
                 symbol,
                 rate,
                 interval_hours.get(symbol, DEFAULT_INTERVAL_HOURS),
-                nxt / 1000.0 if nxt else None,
+                u.T / 1000.0 if u.T else None,
                 ts_event,
                 ts_recv,
             )

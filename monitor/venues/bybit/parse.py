@@ -21,6 +21,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
 import orjson
 
 from monitor.errors import ParseError
@@ -29,6 +30,26 @@ from monitor.model.events import Event, FundingRate, MarkPrice
 VENUE = "bybit"
 DEFAULT_INTERVAL_HOURS = 8.0
 _NO_INTERVALS: Mapping[str, float] = {}
+_INF = math.inf
+
+
+class _Ticker(msgspec.Struct):
+    """The ticker fields we use; a delta leaves the unchanged ones out (None here)."""
+
+    symbol: str
+    markPrice: str | None = None
+    indexPrice: str | None = None
+    fundingRate: str | None = None
+    nextFundingTime: str | None = None
+
+
+class _Push(msgspec.Struct):
+    topic: str
+    data: _Ticker
+    ts: int
+
+
+_PUSH = msgspec.json.Decoder(_Push)
 
 
 def parse(
@@ -38,53 +59,58 @@ def parse(
 ) -> list[Event]:
     """Events of one WS text frame received at ``ts_recv`` (epoch seconds)."""
     try:
-        msg = orjson.loads(frame)
-    except orjson.JSONDecodeError:
+        push = _PUSH.decode(frame)
+    except msgspec.ValidationError as exc:
+        return _control(frame, exc)
+    except msgspec.DecodeError:
         raise ParseError(VENUE, "not JSON", frame) from None
+    if not push.topic.startswith("tickers."):
+        raise ParseError(VENUE, f"unexpected topic {push.topic!r}", frame)
+    try:
+        return _ticker(push.data, push.ts / 1000.0, ts_recv, interval_hours, frame)
+    except ValueError as exc:  # float()/int() of a non-numeric string
+        raise ParseError(VENUE, f"bad ticker: {exc}", frame) from None
+
+
+def _control(frame: str | bytes, why: msgspec.ValidationError) -> list[Event]:
+    """Acks and pongs (no events), failed acks and wrong shapes (ParseError)."""
+    try:
+        msg: Any = orjson.loads(frame)
+    except orjson.JSONDecodeError:
+        raise ParseError(VENUE, f"bad frame: {why}", frame) from None
     if not isinstance(msg, dict):
         raise ParseError(VENUE, "not a JSON object", frame)
-    topic = msg.get("topic")
-    if topic is None:
-        if "op" in msg and msg.get("success") is True:
-            return []
-        if "pong" in msg:
-            return []
-        raise ParseError(VENUE, f"error or unknown reply: {msg.get('ret_msg')!r}", frame)
-    if not isinstance(topic, str) or not topic.startswith("tickers."):
-        raise ParseError(VENUE, f"unexpected topic {topic!r}", frame)
-    try:
-        return _ticker(msg["data"], msg["ts"] / 1000.0, ts_recv, interval_hours, frame)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ParseError(VENUE, f"bad ticker: {exc!r}", frame) from None
+    if "topic" in msg:
+        raise ParseError(VENUE, f"bad ticker: {why}", frame)
+    if ("op" in msg and msg.get("success") is True) or "pong" in msg:
+        return []
+    raise ParseError(VENUE, f"error or unknown reply: {msg.get('ret_msg')!r}", frame)
 
 
 def _ticker(
-    d: Any,
+    d: _Ticker,
     ts_event: float,
     ts_recv: float,
     interval_hours: Mapping[str, float],
     frame: str | bytes,
 ) -> list[Event]:
-    symbol = d["symbol"]
-    if not isinstance(symbol, str) or not symbol:
+    symbol = d.symbol
+    if not symbol:
         raise ParseError(VENUE, "missing symbol", frame)
     out: list[Event] = []
-    mark_s = d.get("markPrice")
-    if mark_s:
-        mark = float(mark_s)
-        if not (mark > 0.0 and mark != math.inf):
-            raise ParseError(VENUE, f"bad mark price {mark_s!r}", frame)
-        index_s = d.get("indexPrice")
-        oracle = float(index_s) if index_s else None
-        if oracle is not None and not (oracle > 0.0 and oracle != math.inf):
-            raise ParseError(VENUE, f"bad index price {index_s!r}", frame)
+    if d.markPrice:
+        mark = float(d.markPrice)
+        if not (mark > 0.0 and mark != _INF):
+            raise ParseError(VENUE, f"bad mark price {d.markPrice!r}", frame)
+        oracle = float(d.indexPrice) if d.indexPrice else None
+        if oracle is not None and not (oracle > 0.0 and oracle != _INF):
+            raise ParseError(VENUE, f"bad index price {d.indexPrice!r}", frame)
         out.append(MarkPrice(VENUE, symbol, mark, oracle, ts_event, ts_recv))
-    rate_s = d.get("fundingRate")
-    if rate_s:
-        rate = float(rate_s)
+    if d.fundingRate:
+        rate = float(d.fundingRate)
         if not math.isfinite(rate):
-            raise ParseError(VENUE, f"bad funding rate {rate_s!r}", frame)
-        nxt = d.get("nextFundingTime")
+            raise ParseError(VENUE, f"bad funding rate {d.fundingRate!r}", frame)
+        nxt = d.nextFundingTime
         out.append(
             FundingRate(
                 VENUE,

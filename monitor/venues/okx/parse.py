@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import msgspec
 import orjson
 
 from monitor.errors import ParseError
@@ -26,6 +27,30 @@ from monitor.model.events import Event, FundingRate, MarkPrice
 
 VENUE = "okx"
 DEFAULT_INTERVAL_HOURS = 8.0
+_INF = math.inf
+
+
+class _Arg(msgspec.Struct):
+    channel: str
+
+
+class _Item(msgspec.Struct):
+    """A ``data`` item of either channel (the fields of the other channel stay None)."""
+
+    instId: str
+    ts: str | None = None
+    markPx: str | None = None
+    fundingRate: str | None = None
+    fundingTime: str | None = None
+    nextFundingTime: str | None = None
+
+
+class _Push(msgspec.Struct):
+    arg: _Arg
+    data: list[_Item]
+
+
+_PUSH = msgspec.json.Decoder(_Push)
 
 
 def parse(frame: str | bytes, ts_recv: float) -> list[Event]:
@@ -33,64 +58,72 @@ def parse(frame: str | bytes, ts_recv: float) -> list[Event]:
     if frame in ("pong", b"pong"):
         return []
     try:
-        msg = orjson.loads(frame)
-    except orjson.JSONDecodeError:
+        push = _PUSH.decode(frame)
+    except msgspec.ValidationError as exc:
+        return _control(frame, exc)
+    except msgspec.DecodeError:
         raise ParseError(VENUE, "not JSON", frame) from None
-    if not isinstance(msg, dict):
-        raise ParseError(VENUE, "not a JSON object", frame)
-    event = msg.get("event")
-    if event is not None:
-        if event in ("subscribe", "unsubscribe"):
-            return []
-        raise ParseError(VENUE, f"{event}: {msg.get('code')} {msg.get('msg')}", frame)
     out: list[Event] = []
     try:
-        channel = msg["arg"]["channel"]
-        data = msg["data"]
-        if not isinstance(data, list):
-            raise ParseError(VENUE, "data is not a list", frame)
+        channel = push.arg.channel
         if channel == "mark-price":
-            for item in data:
+            for item in push.data:
                 _mark(item, ts_recv, out, frame)
         elif channel == "funding-rate":
-            for item in data:
+            for item in push.data:
                 _funding(item, ts_recv, out, frame)
         else:
             raise ParseError(VENUE, f"unexpected channel {channel!r}", frame)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ParseError(VENUE, f"bad push: {exc!r}", frame) from None
+    except ValueError as exc:  # float()/int() of a non-numeric string
+        raise ParseError(VENUE, f"bad push: {exc}", frame) from None
     return out
 
 
-def _inst(item: Any, frame: str | bytes) -> str:
-    inst = item["instId"]
-    if not isinstance(inst, str) or not inst:
+def _control(frame: str | bytes, why: msgspec.ValidationError) -> list[Event]:
+    """Subscribe/unsubscribe acks (no events); error events and wrong shapes (ParseError)."""
+    try:
+        msg: Any = orjson.loads(frame)
+    except orjson.JSONDecodeError:
+        raise ParseError(VENUE, f"bad frame: {why}", frame) from None
+    if not isinstance(msg, dict):
+        raise ParseError(VENUE, "not a JSON object", frame)
+    event = msg.get("event")
+    if event in ("subscribe", "unsubscribe"):
+        return []
+    if event is not None:
+        raise ParseError(VENUE, f"{event}: {msg.get('code')} {msg.get('msg')}", frame)
+    raise ParseError(VENUE, f"bad push: {why}", frame)
+
+
+def _inst(item: _Item, frame: str | bytes) -> str:
+    if not item.instId:
         raise ParseError(VENUE, "missing instId", frame)
-    return inst
+    return item.instId
 
 
-def _mark(item: Any, ts_recv: float, out: list[Event], frame: str | bytes) -> None:
+def _mark(item: _Item, ts_recv: float, out: list[Event], frame: str | bytes) -> None:
     inst = _inst(item, frame)
-    mark = float(item["markPx"])
-    if not (mark > 0.0 and mark != math.inf):
-        raise ParseError(VENUE, f"bad mark price {item['markPx']!r}", frame)
-    out.append(MarkPrice(VENUE, inst, mark, None, int(item["ts"]) / 1000.0, ts_recv))
+    if item.markPx is None or item.ts is None:
+        raise ParseError(VENUE, "mark-price item without markPx or ts", frame)
+    mark = float(item.markPx)
+    if not (mark > 0.0 and mark != _INF):
+        raise ParseError(VENUE, f"bad mark price {item.markPx!r}", frame)
+    out.append(MarkPrice(VENUE, inst, mark, None, int(item.ts) / 1000.0, ts_recv))
 
 
-def _funding(item: Any, ts_recv: float, out: list[Event], frame: str | bytes) -> None:
+def _funding(item: _Item, ts_recv: float, out: list[Event], frame: str | bytes) -> None:
     inst = _inst(item, frame)
-    rate = float(item["fundingRate"])
+    if item.fundingRate is None:
+        raise ParseError(VENUE, "funding-rate item without fundingRate", frame)
+    rate = float(item.fundingRate)
     if not math.isfinite(rate):
-        raise ParseError(VENUE, f"bad funding rate {item['fundingRate']!r}", frame)
-    this_s = item.get("fundingTime")
-    next_s = item.get("nextFundingTime")
-    this_ms = int(this_s) if this_s else None
+        raise ParseError(VENUE, f"bad funding rate {item.fundingRate!r}", frame)
+    this_ms = int(item.fundingTime) if item.fundingTime else None
     interval = DEFAULT_INTERVAL_HOURS
-    if this_ms is not None and next_s:
-        gap = (int(next_s) - this_ms) / 3_600_000.0
+    if this_ms is not None and item.nextFundingTime:
+        gap = (int(item.nextFundingTime) - this_ms) / 3_600_000.0
         if gap > 0:
             interval = gap
-    ts_s = item.get("ts")
     out.append(
         FundingRate(
             VENUE,
@@ -98,7 +131,7 @@ def _funding(item: Any, ts_recv: float, out: list[Event], frame: str | bytes) ->
             rate,
             interval,
             this_ms / 1000.0 if this_ms is not None else None,
-            int(ts_s) / 1000.0 if ts_s else None,
+            int(item.ts) / 1000.0 if item.ts else None,
             ts_recv,
         )
     )
