@@ -406,6 +406,32 @@ def _snapshot(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class AccountTotal:
+    """One account summed over its scopes (quote currency): a move between cross and isolated
+    leaves ``equity`` unchanged and shifts what each scope can lose."""
+
+    venue: str
+    account: str
+    equity_before: float
+    equity_after: float
+    maintenance_before: float
+    maintenance_after: float
+
+
+def account_totals(result: WhatIfResult) -> tuple[AccountTotal, ...]:
+    sums: dict[tuple[str, str], list[float]] = {}
+    for c in result.scopes:
+        acc = sums.setdefault((c.key.venue, c.key.account), [0.0, 0.0, 0.0, 0.0])
+        if c.before is not None:
+            acc[0] += c.before.equity
+            acc[2] += c.before.maintenance_margin
+        if c.after is not None:
+            acc[1] += c.after.equity
+            acc[3] += c.after.maintenance_margin
+    return tuple(AccountTotal(v, a, *vals) for (v, a), vals in sums.items())
+
+
 # -- output (pure) -------------------------------------------------------------------------------
 
 WHATIF_VERSION = 1
@@ -413,7 +439,8 @@ WHATIF_VERSION = 1
 
 def result_json(result: WhatIfResult) -> dict[str, Any]:
     """``{"version": 1, "scenarios": [...], "prices": [...], "scopes": [{"venue", "account",
-    "scope", "before": <scope report or null>, "after": ...}], "notes": [...]}``; the scope
+    "scope", "before": <scope report or null>, "after": ...}], "accounts": [per-account equity
+    and maintenance before/after], "notes": [...]}``; the scope
     reports have the shape of ``monitor inspect --json`` (contracts.md §3)."""
     return {
         "version": WHATIF_VERSION,
@@ -431,6 +458,17 @@ def result_json(result: WhatIfResult) -> dict[str, Any]:
                 "after": scope_json(c.after) if c.after is not None else None,
             }
             for c in result.scopes
+        ],
+        "accounts": [
+            {
+                "venue": t.venue,
+                "account": t.account,
+                "equity_before": t.equity_before,
+                "equity_after": t.equity_after,
+                "maintenance_before": t.maintenance_before,
+                "maintenance_after": t.maintenance_after,
+            }
+            for t in account_totals(result)
         ],
         "notes": list(result.notes),
     }
@@ -467,6 +505,7 @@ _POSITION_ROWS: tuple[tuple[str, str, Callable[[float | None], str]], ...] = (
     ("price", "mark_price", _px),
     ("liq price", "liquidation_price", _px),
     ("liq distance", "liquidation_distance", _pct),
+    ("loss if liquidated", "loss_if_liquidated", _money),
 )
 
 
@@ -512,6 +551,12 @@ def render_result(result: WhatIfResult) -> str:
         lines.append("")
     if not result.scopes:
         lines.append("no open positions")
+    for t in account_totals(result):
+        lines.append(
+            f"account {t.venue} {t.account}: equity {_money(t.equity_before)} -> "
+            f"{_money(t.equity_after)}, maintenance {_money(t.maintenance_before)} -> "
+            f"{_money(t.maintenance_after)}"
+        )
     for n in result.notes:
         lines.append(f"note: {n}")
     return "\n".join(lines).rstrip() + "\n"

@@ -17,10 +17,13 @@ from monitor.whatif import (
     SetPrice,
     Shock,
     WhatIfResult,
+    account_totals,
     parse_cross,
     parse_isolate,
     parse_price,
     parse_shock,
+    render_result,
+    result_json,
     what_if,
     what_if_portfolio,
 )
@@ -301,3 +304,36 @@ def test_isolated_position_keeps_mode_when_only_prices_move() -> None:
     # 2 000 − 10·100 = 1 000; mm = 0.01·31 000 = 310
     assert after.equity == pytest.approx(1_000.0)
     assert after.maintenance_margin == pytest.approx(310.0)
+
+
+def test_account_totals_and_output_forms() -> None:
+    res = what_if([btc_long_eth_short()], [Isolate("ETH", 2_000.0)])
+    [total] = account_totals(res)
+    assert (total.venue, total.account) == ("generic", "acct")
+    # a move between scopes changes no total: equity 10 000, maintenance 500 + 300
+    assert total.equity_before == pytest.approx(10_000.0)
+    assert total.equity_after == pytest.approx(10_000.0)
+    assert total.maintenance_before == pytest.approx(800.0)
+    assert total.maintenance_after == pytest.approx(800.0)
+    doc = result_json(res)
+    assert doc["accounts"][0]["equity_after"] == pytest.approx(10_000.0)
+    assert [s["scope"] for s in doc["scopes"]] == ["cross", "isolated:ETH"]
+    text = render_result(res)
+    assert "account generic acct: equity 10,000.00 -> 10,000.00" in text
+    assert "ETH loss if liquidated" in text
+
+
+def test_isolating_caps_what_a_position_can_lose() -> None:
+    res = what_if([btc_long_eth_short()], [Isolate("ETH", 2_000.0)])
+    before_cross, _ = row(res, CROSS)
+    _, after_iso = row(res, ISO_ETH)
+    assert before_cross is not None and after_iso is not None
+    eth_cross = next(p for p in before_cross.positions if p.symbol == "ETH")
+    [eth_iso] = after_iso.positions
+    # in cross: 10 000 − 10(p − 3 000) = 500 + 0.1p → liq 39 500 / 10.1; equity there equals
+    # maintenance 500 + 0.1·liq; the pool loses the rest of its 10 000
+    liq_cross = 39_500.0 / 10.1
+    assert eth_cross.loss_if_liquidated == pytest.approx(10_000.0 - (500.0 + 0.1 * liq_cross))
+    # isolated with 2 000: liq 32 000 / 10.1; it loses 2 000 − 0.1·liq at most
+    liq_iso = 32_000.0 / 10.1
+    assert eth_iso.loss_if_liquidated == pytest.approx(2_000.0 - 0.1 * liq_iso)
