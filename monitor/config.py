@@ -233,8 +233,17 @@ def load_config(path: Path, *, env: Mapping[str, str] | None = None) -> Config:
         raise ConfigError(source, None, "not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, None, f"not valid TOML: {exc}") from None
+    return parse_config(doc, path, env=env)
+
+
+def parse_config(
+    doc: Mapping[str, Any], path: Path, *, env: Mapping[str, str] | None = None
+) -> Config:
+    """Validate an already-parsed TOML document; ``path`` names it in errors and anchors
+    relative store paths."""
+    env = os.environ if env is None else env
     try:
-        return _Loader(source, path, env).config(doc)
+        return _Loader(str(path), path, env).config(doc)
     except InputError as exc:
         raise ConfigError(exc.source, exc.field, redact(exc.problem)) from None
 

@@ -4,12 +4,15 @@ import contextlib
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.config import (
     AccountKind,
     Config,
     default_store_path,
     load_config,
+    parse_config,
 )
 from monitor.errors import ConfigError
 from monitor.model.instruments import MarginMode
@@ -376,3 +379,103 @@ def test_channel_env_references_are_registered_as_secrets(tmp_path: Path) -> Non
     with contextlib.suppress(ConfigError):  # the channels parser may reject this shape
         load_config(path, env=env)
     assert redact(f"token={secret}") == "token=***"
+
+
+# -- bad input never crashes -------------------------------------------------------------------
+
+_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**6), max_value=10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(["hyperliquid:" + HL, f"dydx:{DYDX}/0", "okx", "cross", "isolated", "BTC"]),
+)
+_keys = st.one_of(
+    st.text(max_size=10),
+    st.sampled_from(
+        [
+            "enabled",
+            "ws_url",
+            "rest_url",
+            "poll_interval",
+            "symbols",
+            "options",
+            "id",
+            "parent",
+            "venue",
+            "name",
+            "cross_collateral",
+            "feed",
+            "positions",
+            "symbol",
+            "size",
+            "entry_price",
+            "margin_mode",
+            "isolated_margin",
+            "maintenance",
+            "rate",
+            "tiers",
+            "max_leverage",
+            "path",
+            "level",
+            "format",
+            "drain_deadline",
+            "watchdog",
+        ]
+    ),
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(_keys, inner, max_size=4)),
+    max_leaves=12,
+)
+_docs = st.fixed_dictionaries(
+    {},
+    optional={
+        "venues": st.one_of(
+            _values,
+            st.dictionaries(
+                st.sampled_from(["hyperliquid", "dydx", "okx", "bybit", "kraken", "nope"]),
+                _values,
+                max_size=3,
+            ),
+        ),
+        "accounts": st.one_of(_values, st.lists(st.dictionaries(_keys, _values), max_size=3)),
+        "store": _values,
+        "logging": _values,
+        "daemon": _values,
+    },
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(doc=_docs)
+def test_any_document_gives_a_config_or_a_config_error(doc: dict[str, object]) -> None:
+    result: Config | ConfigError
+    try:
+        result = parse_config(doc, Path("/etc/monitor/fuzz.toml"), env=ENV)
+    except ConfigError as err:
+        result = err
+    if isinstance(result, ConfigError):
+        assert result.source == "/etc/monitor/fuzz.toml"
+        assert result.problem
+    else:
+        assert isinstance(result, Config)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    section=st.sampled_from(["store", "logging", "daemon"]),
+    key=st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=15),
+)
+def test_every_unknown_key_is_named(section: str, key: str) -> None:
+    from monitor import config as mod
+
+    valid = {"store": mod.STORE_KEYS, "logging": mod.LOGGING_KEYS, "daemon": mod.DAEMON_KEYS}
+    if key in valid[section]:
+        return
+    with pytest.raises(ConfigError) as info:
+        parse_config({section: {key: 1}}, Path("f.toml"), env=ENV)
+    assert info.value.field == f"{section}.{key}"
+    assert info.value.problem.startswith("unknown key")
