@@ -138,6 +138,25 @@ def _privacy_url(url: str) -> str | None:
     return str(text)
 
 
+_SECRETISH = re.compile(r"(?i)(token|key|pass|secret|auth|sig)")
+
+
+def _mask_query(url: str) -> str:
+    """Mask query values that carry headers (``+H=v``), payload fields (``:k=v``) or look
+    secret (``token=``, ``apikey=``, ...): apprise's privacy form keeps those in clear."""
+    head, sep, query = url.partition("?")
+    if not sep:
+        return url
+    parts = []
+    for item in query.split("&"):
+        k, eq, _v = item.partition("=")
+        if eq and (k.startswith(("+", "%2B", "%2b", ":", "-")) or _SECRETISH.search(k)):
+            parts.append(f"{k}=***")
+        else:
+            parts.append(item)
+    return head + "?" + "&".join(parts)
+
+
 def _defaults(url: str) -> dict[str, object]:
     scheme = urlsplit(url).scheme.lower()
     if scheme in ("tgram", "telegram"):
@@ -193,9 +212,11 @@ def parse_channel(
         raise ConfigError(
             source, f"{path}.url", f"not a URL apprise can use (scheme {scheme!r}): {shown}"
         )
+    if "url_file" in table:
+        redacted = f"{urlsplit(url).scheme}://… (credential {table['url_file']})"
     for s in secrets:
         redacted = redacted.replace(s, "***")
-    redacted = redact(redacted)
+    redacted = _mask_query(redact(redacted))
     opts: dict[str, object] = _defaults(url)
     opts.update({k: v for k, v in table.items() if k not in ("url", "url_file")})
     min_sev = opts.get("min_severity", "warning")
@@ -272,7 +293,7 @@ def adhoc_channel(url: str, index: int) -> Channel:
     return Channel(
         name=f"url{index}",
         url=raw,
-        redacted=redact(redacted),
+        redacted=_mask_query(redact(redacted)),
         min_severity=Severity.INFO,
         max_length=opts.get("max_length"),  # type: ignore[arg-type]
     )
