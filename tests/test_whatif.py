@@ -337,3 +337,66 @@ def test_isolating_caps_what_a_position_can_lose() -> None:
     # isolated with 2 000: liq 32 000 / 10.1; it loses 2 000 − 0.1·liq at most
     liq_iso = 32_000.0 / 10.1
     assert eth_iso.loss_if_liquidated == pytest.approx(2_000.0 - 0.1 * liq_iso)
+
+
+_symbols = st.sampled_from(["BTC", "ETH", "SOL"])
+_positions = st.lists(
+    st.builds(
+        lambda sym, size, entry, mark, iso, margin, rate: Position(
+            symbol=sym,
+            size=size,
+            entry_price=entry,
+            mark_price=mark,
+            margin_mode=MarginMode.ISOLATED if iso else MarginMode.CROSS,
+            isolated_margin=margin if iso else None,
+            maintenance=MaintenanceSchedule.flat(rate),
+        ),
+        _symbols,
+        st.floats(min_value=-50, max_value=50).filter(lambda x: abs(x) > 1e-3),
+        st.floats(min_value=1, max_value=100_000),
+        st.floats(min_value=1, max_value=100_000),
+        st.booleans(),
+        st.floats(min_value=1, max_value=50_000),
+        st.floats(min_value=0.001, max_value=0.2),
+    ),
+    max_size=3,
+    unique_by=lambda p: p.symbol,
+)
+_scenarios = st.lists(
+    st.one_of(
+        st.builds(Shock, st.floats(min_value=-0.9, max_value=2.0)),
+        st.builds(SetPrice, _symbols, st.floats(min_value=0.01, max_value=1e6)),
+        st.builds(Isolate, _symbols, st.floats(min_value=0.01, max_value=1e5)),
+        st.builds(Cross, _symbols),
+    ),
+    max_size=4,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    positions=_positions,
+    collateral=st.floats(min_value=-1e5, max_value=1e6),
+    scenarios=_scenarios,
+    venue=st.sampled_from(["generic", "binance_usdm", "bybit", "okx", "hyperliquid"]),
+)
+def test_any_book_and_scenarios_give_a_result_or_an_input_error(
+    positions: list[Position], collateral: float, scenarios: list[object], venue: str
+) -> None:
+    snap = AccountSnapshot(
+        venue=venue, account="a", cross_collateral=collateral, positions=tuple(positions)
+    )
+    try:
+        res = what_if([snap], scenarios)  # type: ignore[arg-type]
+    except InputError as err:
+        problem = err.problem
+        assert "no position in" in problem
+        return
+    assert render_result(res)
+    assert result_json(res)["version"] == 1
+    prices_only = all(isinstance(s, Shock | SetPrice) for s in scenarios)
+    if not prices_only:
+        # structure alone (at unchanged prices) never creates or destroys equity
+        structural = [s for s in scenarios if isinstance(s, Isolate | Cross)]
+        [total] = account_totals(what_if([snap], structural))  # type: ignore[arg-type]
+        assert total.equity_after == pytest.approx(total.equity_before, rel=1e-9, abs=1e-6)
