@@ -5,6 +5,7 @@ from __future__ import annotations
 from monitor.alerts.engine import Transition, TransitionKind
 from monitor.alerts.grouping import AlertGroup, group_transitions
 from monitor.alerts.rules import Severity
+from monitor.model.positions import ScopeKey
 from monitor.notify.render import (
     TELEGRAM_LIMIT,
     combine,
@@ -15,7 +16,6 @@ from monitor.notify.render import (
     notify_type,
     render_group,
 )
-from monitor.model.positions import ScopeKey
 from tests.alerts.helpers import position, scope
 
 T0 = 1_777_636_800.0  # 2026-05-01T12:00:00Z
