@@ -12,6 +12,7 @@ from typing import Any
 
 from monitor.clock import Clock, SystemClock
 from monitor.errors import ConfigError, InputError
+from monitor.logs import configure_logging, reset_logging
 from monitor.model.events import Event
 from monitor.venues.dydx.feed import DydxFeed
 from monitor.venues.dydx.feed import default_ws_settings as dydx_ws
@@ -190,11 +191,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"monitor record: {exc}", file=sys.stderr)
         return 2
     events = 0
+    configure_logging("info", stream=sys.stderr)
     try:
         with contextlib.suppress(KeyboardInterrupt):
             events = asyncio.run(record(feeds, recorder, args.duration, clock))
     finally:
         recorder.close()
+        reset_logging()
     venues = ", ".join(f"{v}: {n}" for v, n in sorted(recorder.by_venue.items())) or "none"
     print(
         f"monitor record: {recorder.count} frames ({venues}), {events} events, to {args.out}",

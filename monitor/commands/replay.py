@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.errors import InputError
+from monitor.logs import configure_logging, reset_logging
 from monitor.venues.recording import Batch, ReplayStats, replay, risk_line
 from monitor.venues.registry import PARSERS
 
@@ -57,21 +58,22 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def printer(
-    as_json: bool, write: Callable[[str], Any] = sys.stdout.write
-) -> Callable[[Batch], None]:
-    """The ``on_batch`` callback that prints one line per touched scope."""
+def printer(as_json: bool, write: Callable[[str], Any] | None = None) -> Callable[[Batch], None]:
+    """The ``on_batch`` callback that prints one line per touched scope (to ``write``,
+    standard output by default)."""
 
     def on_batch(batch: Batch) -> None:
+        out = write or sys.stdout.write
         for key in batch.touched:
             line = risk_line(batch, key, as_json=as_json)
             if line is not None:
-                write(line + "\n")
+                out(line + "\n")
 
     return on_batch
 
 
 def run(args: argparse.Namespace) -> int:
+    configure_logging("warning", stream=sys.stderr)  # stdout carries only the output lines
     try:
         stats: ReplayStats = asyncio.run(
             replay(args.file, PARSERS, printer(args.json), speed=args.speed)
@@ -79,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
     except InputError as exc:
         print(f"monitor replay: {exc}", file=sys.stderr)
         return 2
+    finally:
+        reset_logging()
     sys.stdout.flush()
     print(
         f"monitor replay: {stats.frames} frames, {stats.events} events, "
