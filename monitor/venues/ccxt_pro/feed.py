@@ -26,6 +26,15 @@ and subscription (repeated every ``max_silence`` while the stream stays silent).
 afterwards emits ``RECOVERED``. A stream that fails emits ``FeedStatus(DOWN)`` once per outage
 and ``FeedStatus(LIVE)`` when data flows again without having gone stale.
 
+Failures are classified: ``ccxt.NetworkError`` is a disconnect, any other ``ccxt.BaseError``
+a venue error (an error frame or an HTTP error), and ``LookupError``/``TypeError``/
+``ValueError``/``AttributeError`` raised by ccxt on a body or frame of the wrong shape a bad
+frame; all three are counted in :attr:`CcxtProFeed.errors` and retried with backoff. Anything
+else is a bug and propagates.
+
+Venues that cut connections after a fixed lifetime (Binance: 24 h) are reconnected on purpose
+a little earlier (``max_connection_age``), without a DOWN report or a backoff delay.
+
 Updates that arrive between two ``watch_*`` calls are not lost: after each call the loop emits
 every ticker (or funding rate) of its symbols that ccxt's cache replaced since the last emission.
 
@@ -64,6 +73,10 @@ log = structlog.get_logger()
 
 Emit = Callable[[Event], None]
 
+DATA_DEFECTS = (LookupError, TypeError, ValueError, AttributeError)
+"""What ccxt raises when a venue sends a body or frame of the wrong shape: retried like a
+venue error and counted as ``bad_frame``. Anything else from our own code propagates."""
+
 
 def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(base)
@@ -86,6 +99,8 @@ class _Stream:
     state: FeedState = FeedState.CONNECTING
     task: asyncio.Future[Any] | None = None
     forced_at: float = 0.0
+    live_since: float | None = None
+    rotating: bool = False
     seen: dict[str, Any] = field(default_factory=dict)
 
 
@@ -96,7 +111,9 @@ class CcxtProFeed:
     ``urls`` at loopback in tests, feeds.md §5.2); ``maintenance`` maps a native symbol to its
     schedule and wins over fetched tiers; ``max_silence`` (marks) and ``funding_max_silence``
     are the staleness limits in seconds; ``funding_poll_interval`` the REST funding period
-    where no funding stream exists; ``backoff`` builds one Backoff per stream.
+    where no funding stream exists; ``max_connection_age`` (seconds) reconnects on purpose
+    before a venue-imposed lifetime (None: the plan's, 23.5 h on Binance; ``math.inf``: never);
+    ``backoff`` builds one Backoff per stream.
     """
 
     def __init__(
@@ -112,6 +129,7 @@ class CcxtProFeed:
         funding_max_silence: float = 180.0,
         funding_poll_interval: float = 60.0,
         check_interval: float = 1.0,
+        max_connection_age: float | None = None,
         backoff: Callable[[], Backoff] = Backoff,
         clock: Clock | None = None,
     ) -> None:
@@ -133,6 +151,9 @@ class CcxtProFeed:
         self._funding_max_silence = funding_max_silence
         self._funding_poll_interval = funding_poll_interval
         self._check_interval = check_interval
+        if max_connection_age is None and known is not None:
+            max_connection_age = known.max_connection_age
+        self._max_connection_age = max_connection_age
         self._backoff = backoff
         self._clock: Clock = clock or SystemClock()
         self.errors: Counter[str] = Counter()
@@ -186,14 +207,21 @@ class CcxtProFeed:
     async def _load_markets(self, exchange: Any, emit: Emit) -> dict[str, str]:
         """Native id → unified symbol of the configured symbols, retrying until it loads."""
         stream = _Stream("markets", Staleness(self.venue, "markets", 1.0), self._backoff())
+        reload = False
         while True:
             try:
-                await exchange.load_markets()
-                break
-            except (ccxt.NetworkError, ccxt.ExchangeError) as exc:
+                await exchange.load_markets(reload)
+                available = convert.linear_swap_ids(exchange.markets or {})
+                if available:
+                    break
+                # a 200 with an HTML page or an empty list: ccxt "loads" no markets at all
+                raise ccxt.BadResponse(f"{self.exchange_id}: no linear swaps in the market list")
+            except (ccxt.BaseError, *DATA_DEFECTS) as exc:
+                reload = True
                 await self._failed(stream, exc, emit)
         stream.backoff.on_connected(self._clock.monotonic())
-        available = convert.linear_swap_ids(exchange.markets)
+        if stream.state is FeedState.DOWN:
+            emit(FeedStatus(self.venue, "markets", FeedState.LIVE, ts_recv=self._clock.now()))
         ids: dict[str, str] = {}
         for symbol in self.symbols:
             unified = available.get(symbol)
@@ -389,7 +417,7 @@ class CcxtProFeed:
         while True:
             try:
                 rates = await exchange.fetch_funding_rates(unified)
-            except (ccxt.NetworkError, ccxt.ExchangeError) as exc:
+            except (ccxt.BaseError, *DATA_DEFECTS) as exc:
                 await self._failed(stream, exc, emit)
                 continue
             self._data(stream, emit)
@@ -413,16 +441,23 @@ class CcxtProFeed:
             emit(FeedStatus(self.venue, stream.name, FeedState.LIVE, ts_recv=self._clock.now()))
         if stream.state is not FeedState.LIVE:
             stream.backoff.on_connected(now)
+            stream.live_since = now
+        elif stream.live_since is None:  # first data on a connection we rotated
+            stream.live_since = now
         stream.state = FeedState.LIVE
+        stream.rotating = False
 
     async def _failed(self, stream: _Stream, exc: BaseException, emit: Emit) -> None:
         """Classify ``exc``, report DOWN once per outage, and sleep the backoff delay."""
+        if stream.rotating:  # our own planned reconnect: no outage to report, no delay
+            stream.rotating = False
+            return
         if isinstance(exc, ccxt.NetworkError):
             kind = "disconnect"
-        elif isinstance(exc, ccxt.ExchangeError):
+        elif isinstance(exc, ccxt.BaseError):
             kind = "venue_error"
-        elif isinstance(exc, Exception):
-            kind = "bad_frame"  # ccxt failed on a malformed frame (KeyError, TypeError, ...)
+        elif isinstance(exc, DATA_DEFECTS):
+            kind = "bad_frame"  # ccxt failed on a malformed frame or body
         else:
             raise exc
         self.errors[kind] += 1
@@ -458,6 +493,22 @@ class CcxtProFeed:
                 if status is not None or again:
                     stream.forced_at = now
                     self._force_reconnect(exchange, stream)
+                elif self._due_for_rotation(stream, now):
+                    self._log.info("feed.rotate", channel=stream.name)
+                    for other in streams:  # the clients are shared: every stream reconnects
+                        if other.state is FeedState.LIVE:
+                            other.rotating = True
+                            other.live_since = None
+                    self._force_reconnect(exchange, stream)
+
+    def _due_for_rotation(self, stream: _Stream, now: float) -> bool:
+        age = self._max_connection_age
+        return (
+            age is not None
+            and stream.live_since is not None
+            and stream.state is FeedState.LIVE
+            and now - stream.live_since >= age
+        )
 
     def _force_reconnect(self, exchange: Any, stream: _Stream) -> None:
         """Reject and cancel the pending watch and drop every websocket client, so the next

@@ -51,7 +51,8 @@ class TierSource(StrEnum):
 class StreamPlan:
     """How one ccxt exchange is watched. ``venue`` names the events and the margin rule set;
     ``market_types`` restricts ccxt's ``fetchMarkets`` (None: ccxt's default); ``options`` are
-    extra ccxt options merged under the caller's."""
+    extra ccxt options merged under the caller's; ``max_connection_age`` (seconds) reconnects
+    ahead of a venue-imposed connection lifetime."""
 
     exchange_id: str
     venue: str
@@ -61,6 +62,7 @@ class StreamPlan:
     info_funding: InfoFunding | None = None
     market_types: tuple[str, ...] | None = None
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    max_connection_age: float | None = None
 
 
 KNOWN: Mapping[str, StreamPlan] = MappingProxyType(
@@ -72,6 +74,7 @@ KNOWN: Mapping[str, StreamPlan] = MappingProxyType(
             funding=FundingSource.IN_TICKER,
             tiers=TierSource.CONFIG,
             info_funding=InfoFunding("r", "T"),
+            max_connection_age=23.5 * 3600.0,  # Binance drops every connection at 24 h
         ),
         "bybit": StreamPlan(
             exchange_id="bybit",

@@ -502,6 +502,43 @@ async def test_rest_down_at_start_is_retried_with_backoff() -> None:
     assert rest.requests == ["/fapi/v1/exchangeInfo"]
 
 
+async def test_garbage_rest_body_at_start_is_counted_and_retried() -> None:
+    bodies = iter(["<html>502 Bad Gateway</html>", '{"symbols": 7}'])
+    good = fixture("binance", "rest_exchangeInfo.json")
+    routes: dict[str, Any] = {"/fapi/v1/exchangeInfo": lambda _req: next(bodies, good)}
+    async with venue(BinanceDialect(), routes) as (ws, rest):
+        run = Run(binance_feed(ws, rest))
+        run.start()
+        await until(lambda: len(run.of(MarkPrice)) >= 2, what="marks after two bad bodies")
+        await run.stop()
+    assert rest.requests == ["/fapi/v1/exchangeInfo"] * 3
+    assert run.statuses()[:2] == [("markets", FeedState.DOWN), ("markets", FeedState.LIVE)]
+    assert run.feed.errors["venue_error"] + run.feed.errors["bad_frame"] == 2
+
+
+async def test_connections_are_rotated_before_the_venue_lifetime_without_an_outage() -> None:
+    async with venue(BinanceDialect(), BINANCE_ROUTES) as (ws, rest):
+        run = Run(binance_feed(ws, rest, max_connection_age=0.15))
+        run.start()
+        await until(lambda: len(ws.connections) >= 3, what="two rotations")
+        after = len(run.events)
+        await until(lambda: len(run.of(MarkPrice, after)) >= 2, what="marks after rotating")
+        await run.stop()
+    # each new connection got the same subscription again
+    per_conn = {n: json.loads(t) for n, t in ws.subscriptions()}
+    assert len(per_conn) >= 3
+    assert all(m["params"] == BINANCE_SUBSCRIBE["params"] for m in per_conn.values())
+    # a planned rotation is not an outage: only the first LIVE, no DOWN, no STALE
+    assert run.statuses() == [("marks", FeedState.LIVE)]
+    assert run.feed.errors["disconnect"] == 0
+
+
+def test_binance_rotates_ahead_of_its_24h_limit_by_default() -> None:
+    feed = CcxtProFeed("binanceusdm", ["BTCUSDT"])
+    assert feed._max_connection_age == 23.5 * 3600.0
+    assert CcxtProFeed("bybit", ["BTCUSDT"])._max_connection_age is None
+
+
 # -- bybit ---------------------------------------------------------------------------------
 def bybit_feed(ws: WsVenue, rest: RestVenue, **kw: Any) -> CcxtProFeed:
     return CcxtProFeed(
@@ -560,6 +597,31 @@ async def test_bybit_tiers_subscription_marks_and_merged_funding() -> None:
     assert (f1.rate, f1.interval_hours, f1.next_funding_ts) == (0.0000652, 8.0, 1778025600.0)
     # the delta has no nextFundingTime: ccxt merges it into the snapshot, so it is kept
     assert (f2.rate, f2.next_funding_ts) == (0.0000655, 1778025600.0)
+
+
+async def test_bybit_tiers_unavailable_fall_back_to_configured_maintenance() -> None:
+    routes = {"/v5/market/instruments-info": json.dumps(BYBIT_INSTRUMENTS)}  # no risk-limit
+    configured = MaintenanceSchedule.flat(0.006)
+    async with venue(BybitDialect(), routes) as (ws, rest):
+        run = Run(bybit_feed(ws, rest, maintenance={"BTCUSDT": configured}))
+        run.start()
+        await until(lambda: run.of(MarkPrice), what="marks")
+        await run.stop()
+    (spec,) = run.of(InstrumentSpec)
+    assert spec.instrument.maintenance is configured
+    # configuration wins, so the risk-limit endpoint was not even asked
+    assert not any("risk-limit" in r for r in rest.requests)
+
+
+async def test_bybit_failed_tier_request_is_logged_and_the_feed_goes_on() -> None:
+    routes = {"/v5/market/instruments-info": json.dumps(BYBIT_INSTRUMENTS)}  # risk-limit: 404
+    async with venue(BybitDialect(), routes) as (ws, rest):
+        run = Run(bybit_feed(ws, rest))
+        run.start()
+        await until(lambda: run.of(MarkPrice), what="marks")
+        await run.stop()
+    assert "/v5/market/risk-limit?symbol=BTCUSDT&category=linear" in rest.requests
+    assert run.of(InstrumentSpec) == []  # no schedule known: no instrument is invented
 
 
 async def test_bybit_unanswered_pings_time_out_and_the_feed_reconnects() -> None:
