@@ -217,7 +217,7 @@ def what_if(
     for key in keys:
         b = before.risk(key)
         a = after.risk(key)
-        if _empty_cross(b) and _empty_cross(a):
+        if _idle(b) and _idle(a):
             continue
         rows.append(ScopeChange(key, b, a))
     for row in rows:
@@ -229,8 +229,9 @@ def what_if(
     return WhatIfResult(tuple(scenarios), tuple(rows), tuple(changes), tuple(notes))
 
 
-def _empty_cross(r: ScopeRisk | None) -> bool:
-    return r is None or (not r.positions and r.scope == "cross")
+def _idle(r: ScopeRisk | None) -> bool:
+    """Absent, or a cross pool with neither positions nor money (not worth a row)."""
+    return r is None or (not r.positions and r.scope == "cross" and abs(r.equity) < 1e-9)
 
 
 def _order(key: ScopeKey) -> tuple[str, str, int, str]:

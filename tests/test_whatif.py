@@ -400,3 +400,22 @@ def test_any_book_and_scenarios_give_a_result_or_an_input_error(
         structural = [s for s in scenarios if isinstance(s, Isolate | Cross)]
         [total] = account_totals(what_if([snap], structural))  # type: ignore[arg-type]
         assert total.equity_after == pytest.approx(total.equity_before, rel=1e-9, abs=1e-6)
+
+
+def test_cross_pool_with_cash_but_no_positions_is_shown_and_counted() -> None:
+    # regression (found by the property test): cross then isolate again with more margin
+    snap = AccountSnapshot(
+        venue="generic",
+        account="a",
+        cross_collateral=0.0,
+        positions=(
+            pos("BTC", 1.0, 1.0, 1.0, margin_mode=MarginMode.ISOLATED, isolated_margin=1.0),
+        ),
+    )
+    res = what_if([snap], [Cross("BTC"), Isolate("BTC", 2.0)])
+    cross_before, cross_after = row(res, ScopeKey("generic", "a", "cross"))
+    assert cross_before is None or cross_before.equity == 0.0
+    assert cross_after is not None
+    assert cross_after.equity == pytest.approx(-1.0)  # 0 + 1 returned − 2 taken
+    [total] = account_totals(res)
+    assert total.equity_after == pytest.approx(total.equity_before)  # 1 = −1 + 2
