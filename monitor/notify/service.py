@@ -25,7 +25,7 @@ The idempotency key of a row is ``sha1(transition ids of the group) : channel``.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
 import structlog
@@ -43,6 +43,9 @@ from monitor.alerts.grouping import AlertGroup, group_transitions
 from monitor.alerts.rules import AlertRules
 from monitor.clock import Clock
 from monitor.margin.risk import ScopeRisk
+from monitor.model.events import FeedStatus
+from monitor.model.portfolio import Portfolio
+from monitor.model.positions import ScopeKey
 from monitor.notify.channels import Channel
 from monitor.notify.delivery import DeliveryConfig, DeliveryWorker
 from monitor.notify.render import notify_type, render_group
@@ -92,6 +95,26 @@ def build_messages(
                 )
             )
     return out
+
+
+def observe(
+    portfolio: Portfolio,
+    touched: Iterable[ScopeKey],
+    *,
+    liquidated: Sequence[tuple[ScopeKey, str]] = (),
+    feeds: Sequence[FeedStatus] = (),
+) -> Observation:
+    """The observation of one engine batch: the risk of every touched scope that still
+    exists, the touched scopes that vanished, and what the venue/feeds reported."""
+    risks: list[ScopeRisk] = []
+    vanished: list[ScopeKey] = []
+    for key in dict.fromkeys(touched):
+        risk = portfolio.risk(key)
+        if risk is None:
+            vanished.append(key)
+        else:
+            risks.append(risk)
+    return Observation(risks=risks, vanished=vanished, liquidated=liquidated, feeds=feeds)
 
 
 class AlertService:

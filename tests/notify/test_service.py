@@ -1,0 +1,285 @@
+"""End to end: Portfolio → evaluate → store (one transaction) → delivery worker → apprise →
+real loopback Telegram stand-in, webhook and SMTP servers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+import structlog
+
+from monitor.clock import FakeClock, SystemClock
+from monitor.logs import redact
+from monitor.notify.channels import Channel, parse_channels
+from monitor.notify.delivery import DeliveryConfig
+from monitor.notify.sender import AppriseSender
+from monitor.notify.service import AlertService, observe
+from monitor.store import alert_state, outbox
+from monitor.store.db import open_store
+from tests.notify import scenario
+from tests.notify.conftest import TG_TOKEN, SmtpServer, TelegramStandIn, WebhookServer
+
+HOOK_PASS = "hookPa55w0rd-zz"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def channels(tgram_url: str, smtp: SmtpServer, webhook: WebhookServer) -> list[Channel]:
+    """Telegram (warning+), email (critical only), webhook (everything); secrets from env."""
+    return parse_channels(
+        {
+            "tg": {
+                "url": tgram_url.replace(TG_TOKEN, "${TG_TOKEN}"),
+                "min_interval": "1s",
+                "max_length": 4096,
+            },
+            "mail": {"url": smtp.url(), "min_severity": "critical"},
+            "hook": {
+                "url": f"json://hook:${{HOOK_PASS}}@127.0.0.1:{webhook.port}/hook",
+                "min_severity": "info",
+            },
+        },
+        "monitor.toml",
+        env={"TG_TOKEN": TG_TOKEN, "HOOK_PASS": HOOK_PASS},
+        credentials_dir=None,
+    )
+
+
+async def walk(
+    service: AlertService, clock: FakeClock, prices: tuple[float, ...], p: object
+) -> list[str]:
+    kinds: list[str] = []
+    for price in prices:
+        clock.advance(10.0)
+        touched = scenario.tick(p, price)  # type: ignore[arg-type]
+        ts = await service.process(observe(p, touched))  # type: ignore[arg-type]
+        kinds += [f"{t.kind.value}:{t.severity.value}" for t in ts]
+        await service.worker.step()
+    return kinds
+
+
+async def test_price_path_fires_once_per_channel_then_resolves(
+    tmp_path: Path,
+    telegram: TelegramStandIn,
+    tgram_schema: str,
+    smtp: SmtpServer,
+    webhook: WebhookServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="apprise")
+    clock = FakeClock(start=1_777_636_800.0)  # 2026-05-01T12:00:00Z
+    chans = channels(tgram_schema, smtp, webhook)
+    path = tmp_path / "state" / "monitor.db"
+    with structlog.testing.capture_logs() as events:
+        store = await open_store(path)
+        service = await AlertService.start(
+            store, scenario.rules(), chans, sender=AppriseSender(), clock=clock
+        )
+        p, touched = scenario.portfolio()
+        await service.process(observe(p, touched))
+        # 10000 → 9700 → 9500 (fires critical) → 9520 (still firing, no repeat yet)
+        kinds = await walk(service, clock, scenario.PATH[:4], p)
+        assert kinds == ["fired:critical"]
+        await store.close()
+
+        # restart: the alert is restored, the same figures do not fire again
+        store = await open_store(path)
+        service = await AlertService.start(
+            store, scenario.rules(), chans, sender=AppriseSender(), clock=clock
+        )
+        assert list(service.state.alerts) == [f"margin_ratio|{scenario.KEY}"]
+        kinds = await walk(service, clock, (9520.0, 9700.0, 10000.0), p)
+        assert kinds == ["resolved:critical"]
+        clock.advance(5.0)
+        await service.worker.step()
+        await store.close()
+
+    # Telegram: one fire, one resolve
+    tg = [m["text"] for m in telegram.messages]
+    assert len(tg) == 2
+    assert "FIRING CRITICAL: margin ratio on generic:acct/cross: 0.9500 (95.0%) ≥ 0.9000" in tg[0]
+    assert "Collateral at risk: 500.00 (the whole cross pool)" in tg[0]  # equity at 9500
+    assert "RESOLVED CRITICAL: margin ratio" in tg[1]
+    # email: subject and body, parsed by the standard library
+    assert [m["Subject"] for m in smtp.messages] == [
+        "[CRITICAL] generic:acct: margin ratio 0.9500 (95.0%)",
+        "[RESOLVED] generic:acct: resolved: margin ratio",
+    ]
+    body = smtp.messages[0].get_body(preferencelist=("plain",))
+    assert body is not None
+    text = body.get_content()
+    assert "equity 500.00, maintenance 475.00, margin ratio 0.9500 (95.0%)" in text
+    # liquidation: 0.05·p = 1000 + p − 10000 → p = 9000 / 0.95 = 9473.68
+    assert "BTC long 1 @ mark 9,500.00: liq 9,473.68 (0.28% away)" in text
+    assert "since 2026-05-01T12:00:30Z" in text  # the third price, 3 × 10 s after the start
+    # webhook: the same two
+    assert [doc["type"] for _, doc in webhook.posts] == ["failure", "success"]
+
+    # no secret in our logs nor in apprise's
+    for ev in events:
+        assert TG_TOKEN not in str(ev) and HOOK_PASS not in str(ev)
+    assert any(ev["event"] == "outbox.delivered" for ev in events)
+    for rec in caplog.records:
+        if rec.name.startswith("apprise"):
+            if rec.levelno >= logging.INFO:
+                assert TG_TOKEN not in rec.getMessage() and HOOK_PASS not in rec.getMessage()
+            # what our log pipeline writes (monitor.logs redaction) at any level
+            assert TG_TOKEN not in redact(rec.getMessage())
+            assert HOOK_PASS not in redact(rec.getMessage())
+
+
+async def test_webhook_down_for_a_while_then_delivered_exactly_once(
+    tmp_path: Path, webhook: WebhookServer
+) -> None:
+    clock = FakeClock()
+    (hook,) = parse_channels(
+        {"hook": {"url": webhook.url(), "min_severity": "info"}},
+        "t",
+        env={},
+        credentials_dir=None,
+    )
+    store = await open_store(tmp_path / "m.db")
+    service = await AlertService.start(
+        store,
+        scenario.rules(),
+        [hook],
+        sender=AppriseSender(),
+        clock=clock,
+        delivery=DeliveryConfig(base_backoff=2.0, jitter=0.0),
+    )
+    p, touched = scenario.portfolio()
+    await service.process(observe(p, touched))
+    webhook.down = True
+    await walk(service, clock, (9500.0,), p)  # fires; first attempt fails
+    for _ in range(3):  # retries after 2, 4, 8 s keep failing
+        clock.advance(16.0)
+        await service.worker.step()
+    assert webhook.posts == [] and webhook.attempts == 4
+    webhook.down = False
+    clock.advance(16.0)
+    await service.worker.step()
+    for _ in range(3):
+        clock.advance(60.0)
+        await service.worker.step()
+    assert len(webhook.posts) == 1
+    assert "FIRING CRITICAL" in webhook.posts[0][1]["message"]
+    await store.close()
+
+
+async def test_mute_holds_warning_and_is_read_from_the_store(
+    tmp_path: Path, webhook: WebhookServer
+) -> None:
+    from monitor.alerts.mutes import Mute
+    from monitor.store.mutes import add_mute
+
+    clock = FakeClock()
+    (hook,) = parse_channels(
+        {"hook": {"url": webhook.url(), "min_severity": "info"}},
+        "t",
+        env={},
+        credentials_dir=None,
+    )
+    store = await open_store(tmp_path / "m.db")
+    service = await AlertService.start(
+        store, scenario.rules(), [hook], sender=AppriseSender(), clock=clock
+    )
+    await add_mute(store, Mute("generic:acct", clock.now() + 3600, critical=True), clock.now())
+    p, touched = scenario.portfolio()
+    await service.process(observe(p, touched))
+    kinds = await walk(service, clock, (9500.0,), p)
+    assert kinds == ["fired:critical"]
+    assert [t["muted"] for t in await alert_state.history(store)] == [1]
+    assert await outbox.items(store) == []  # muted: nothing to deliver
+    await store.close()
+
+
+CHILD = """
+import asyncio, sys
+from pathlib import Path
+from monitor.clock import SystemClock
+from monitor.notify.channels import parse_channels
+from monitor.notify.sender import AppriseSender
+from monitor.notify.service import AlertService, observe
+from monitor.store.db import open_store
+from tests.notify import scenario
+
+async def main(db, port):
+    chans = parse_channels(
+        {"a": {"url": f"json://127.0.0.1:{port}/a", "min_severity": "info"},
+         "b": {"url": f"json://127.0.0.1:{port}/b", "min_severity": "info"}},
+        "child", env={}, credentials_dir=None)
+    store = await open_store(Path(db))
+    service = await AlertService.start(store, scenario.rules(), chans, sender=AppriseSender(),
+                                       clock=SystemClock())
+    p, touched = scenario.portfolio()
+    await service.process(observe(p, touched))
+    await service.process(observe(p, scenario.tick(p, 9500.0)))
+    print("ENQUEUED", flush=True)
+    await asyncio.sleep(3600)   # killed before the worker ever runs
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+"""
+
+
+async def test_sigkill_between_enqueue_and_delivery_delivers_once_after_restart(
+    tmp_path: Path, webhook: WebhookServer
+) -> None:
+    db = tmp_path / "m.db"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        CHILD,
+        str(db),
+        str(webhook.port),
+        stdout=asyncio.subprocess.PIPE,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert proc.stdout is not None
+    lines = []
+    while not lines or lines[-1] != b"ENQUEUED":  # structlog's default output goes first
+        line = await asyncio.wait_for(proc.stdout.readline(), 60)
+        assert line, b"".join(lines)
+        lines.append(line.strip())
+    proc.send_signal(signal.SIGKILL)
+    await proc.communicate()  # drain and close the pipe before the loop ends
+    assert proc.returncode == -signal.SIGKILL
+    assert webhook.posts == []
+
+    chans = parse_channels(
+        {
+            "a": {"url": f"json://127.0.0.1:{webhook.port}/a", "min_severity": "info"},
+            "b": {"url": f"json://127.0.0.1:{webhook.port}/b", "min_severity": "info"},
+        },
+        "t",
+        env={},
+        credentials_dir=None,
+    )
+    clock = SystemClock()
+    store = await open_store(db)  # the dead child's lock is gone with it
+    service = await AlertService.start(
+        store,
+        scenario.rules(),
+        chans,
+        sender=AppriseSender(),
+        clock=clock,
+        delivery=DeliveryConfig(idle_poll=0.05),
+    )
+    task = asyncio.create_task(service.worker.run())
+    for _ in range(250):
+        if len(webhook.posts) >= 2:
+            break
+        await asyncio.sleep(0.02)
+    # the restored state: the same figures do not fire again
+    p, touched = scenario.portfolio()
+    touched += scenario.tick(p, 9500.0)
+    assert await service.process(observe(p, touched)) == []
+    assert await service.worker.drain(clock.monotonic() + 5) == 0
+    await asyncio.wait_for(task, 5)
+    await store.close()
+    assert sorted(path for path, _ in webhook.posts) == ["/a", "/b"]
+    assert all("FIRING CRITICAL" in doc["message"] for _, doc in webhook.posts)
