@@ -62,7 +62,7 @@ async def walk(
     return kinds
 
 
-async def test_price_path_fires_once_per_channel_then_resolves(
+async def test_price_path_fires_once_per_channel_then_resolves(  # noqa: PLR0917 -- fixtures
     tmp_path: Path,
     telegram: TelegramStandIn,
     tgram_schema: str,
