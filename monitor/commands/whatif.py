@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
+from monitor.commands.inspect import LIVE, LiveFetchError, fetch_live
 from monitor.errors import InputError
 from monitor.snapshot import load_document
 from monitor.whatif import (
@@ -29,7 +31,8 @@ and after, side by side: equity, maintenance, margin ratio, free collateral, liq
 and distance per position, and the market-wide move that would liquidate the scope.
 
 PATH is read like `monitor inspect` reads it: a normalized account snapshot (or a list of
-them), a Hyperliquid clearinghouseState, or a dYdX subaccount (with --markets).
+them), a Hyperliquid clearinghouseState, or a dYdX subaccount (with --markets); or, live,
+hyperliquid:0xADDRESS or dydx:ADDRESS/N, fetched from the venue's public REST API.
 
 Scenarios (combine freely; they apply in this order):
   --isolate SYMBOL=MARGIN  move a cross position to isolated margin MARGIN (excluding its
@@ -44,8 +47,10 @@ examples:
   monitor whatif snapshot.json --price ETH=2800 --price BTC=90000
   monitor whatif snapshot.json --isolate SOL=500            # would isolating SOL help BTC?
   monitor whatif snapshot.json --cross SOL --shock -5% --json
+  monitor whatif hyperliquid:0x7a3b6f0e2d9c41b58e6f1c2d3e4f5a6b7c8d9e0f --isolate ETH=1000
 
-exit codes: 0 printed; 2 bad input (one line on stderr naming the file or flag).
+exit codes: 0 printed; 2 bad input (one line on stderr naming the file or flag);
+1 the venue could not be reached (live form).
 """
 
 # "-10%" looks like an option to argparse; let negative numbers with a % sign through
@@ -61,7 +66,7 @@ def register(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p._negative_number_matcher = _NEGATIVE
-    p.add_argument("path", metavar="PATH", type=Path, help="account document (JSON)")
+    p.add_argument("path", metavar="PATH", help="JSON file, or hyperliquid:0x… / dydx:ADDR/N")
     p.add_argument("--markets", metavar="PATH", type=Path, help="dYdX /v4/perpetualMarkets body")
     p.add_argument("--shock", metavar="MOVE", action="append", default=[], help="e.g. -10%%")
     p.add_argument(
@@ -73,6 +78,10 @@ def register(sub: Any) -> None:
     p.add_argument("--cross", metavar="SYMBOL", action="append", default=[], help="e.g. SOL")
     p.add_argument(
         "--json", action="store_true", help="print exactly one JSON document and nothing else"
+    )
+    p.add_argument("--rest-url", metavar="URL", help="live form: the venue's REST base URL")
+    p.add_argument(
+        "--timeout", type=float, default=15.0, metavar="SECONDS", help="live form: HTTP timeout"
     )
     p.set_defaults(func=run)
 
@@ -89,11 +98,20 @@ def scenarios_of(args: argparse.Namespace) -> list[Scenario]:
 def run(args: argparse.Namespace) -> int:
     try:
         scenarios = scenarios_of(args)
-        snapshots = load_document(args.path, args.markets)
+        live = LIVE.match(args.path) if not Path(args.path).exists() else None
+        if live:
+            snapshots = asyncio.run(
+                fetch_live(live.group(1), live.group(2), args.rest_url, args.timeout)
+            )
+        else:
+            snapshots = load_document(Path(args.path), args.markets)
         result = what_if(snapshots, scenarios)
     except InputError as exc:
         print(f"monitor whatif: {exc}", file=sys.stderr)
         return 2
+    except LiveFetchError as exc:
+        print(f"monitor whatif: {exc}", file=sys.stderr)
+        return 1
     if args.json:
         sys.stdout.write(json.dumps(result_json(result), allow_nan=False) + "\n")
     else:

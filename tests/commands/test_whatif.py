@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from monitor.cli import main
 
@@ -140,3 +142,72 @@ def test_help_has_an_example() -> None:
     )
     assert proc.returncode == 0
     assert "monitor whatif snapshot.json --shock -10%" in proc.stdout
+
+
+HL_STATE = (
+    Path(__file__).parents[1]
+    / "fixtures"
+    / "feeds"
+    / "hyperliquid"
+    / "rest_info_clearinghouseState_response.json"
+)
+
+
+async def test_live_form_fetches_from_a_loopback_venue() -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def info(request: web.Request) -> web.Response:
+        seen.append(await request.json())
+        return web.Response(text=HL_STATE.read_text(), content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/info", info)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    addr = "0x" + "12" * 20
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "monitor",
+            "whatif",
+            f"hyperliquid:{addr}",
+            "--rest-url",
+            f"http://127.0.0.1:{port}",
+            "--shock",
+            "-10%",
+            "--json",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    finally:
+        await runner.cleanup()
+    assert proc.returncode == 0, err.decode()
+    assert seen == [{"type": "clearinghouseState", "user": addr}]
+    doc = json.loads(out)
+    assert doc["scenarios"] == ["--shock -10%"]
+    for p in doc["prices"]:
+        assert p["after"] == pytest.approx(p["before"] * 0.9)
+    assert {s["account"] for s in doc["scopes"]} == {addr}
+
+
+def test_live_form_unreachable_venue_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(
+        [
+            "whatif",
+            "hyperliquid:0x" + "12" * 20,
+            "--rest-url",
+            "http://127.0.0.1:9",
+            "--timeout",
+            "2",
+            "--shock",
+            "-5%",
+        ]
+    )
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert err.startswith("monitor whatif: hyperliquid: cannot reach the venue")
