@@ -14,6 +14,9 @@ and, when ``r`` is not empty (delivery contracts send ``""``), a :class:`Funding
 
 Subscription replies ``{"result":null,"id":n}`` give no events; error replies and anything of
 the wrong shape raise :class:`ParseError`.
+
+:class:`BinanceParser` is the same parser behind the :class:`~monitor.venues.parsing.
+FrameParser` seam (record/replay); its data channel is ``markPrice``.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import orjson
 
 from monitor.errors import ParseError
 from monitor.model.events import Event, FundingRate, MarkPrice
+from monitor.venues.parsing import CONTROL, Parsed
 
 VENUE = "binance_usdm"
 DEFAULT_INTERVAL_HOURS = 8.0
@@ -139,3 +143,45 @@ def _update(
                 ts_recv,
             )
         )
+
+
+CHANNEL = "markPrice"
+
+
+class BinanceParser:
+    """:func:`parse` as a :class:`~monitor.venues.parsing.FrameParser` (stateless)."""
+
+    venue = VENUE
+
+    def __init__(self, interval_hours: Mapping[str, float] | None = None) -> None:
+        self._intervals: Mapping[str, float] = dict(interval_hours or {})
+
+    def parse(self, frame: str | bytes, ts_recv: float) -> list[Event]:
+        return parse(frame, ts_recv, self._intervals)
+
+    def parse_frame(self, frame: str | bytes, ts_recv: float) -> Parsed:
+        events = parse(frame, ts_recv, self._intervals)
+        return Parsed(CHANNEL, events) if events else CONTROL
+
+    def parse_rest(self, name: str, body: str | bytes, ts_recv: float) -> list[Event]:
+        """``premiumIndex``: the REST mark price body (one object or a list of them)."""
+        if name != "premiumIndex":
+            raise ParseError(VENUE, f"unknown REST body {name[:40]!r}", body)
+        try:
+            doc: Any = orjson.loads(body)
+            items = doc if isinstance(doc, list) else [doc]
+            out: list[Event] = []
+            for d in items:
+                update = _Update(
+                    "markPriceUpdate",
+                    int(d["time"]),
+                    d["symbol"],
+                    d["markPrice"],
+                    d.get("indexPrice") or "",
+                    d.get("lastFundingRate") or "",
+                    int(d.get("nextFundingTime") or 0),
+                )
+                _update(update, ts_recv, self._intervals, out, body)
+        except (orjson.JSONDecodeError, LookupError, TypeError, ValueError) as exc:
+            raise ParseError(VENUE, f"bad premiumIndex: {exc!r}", body) from None
+        return out

@@ -13,6 +13,10 @@ the parser emits only what the frame carries and never invents a value.
 
 ``ts_event`` is the envelope ``ts`` in seconds. Acks and pongs (``op``/``success`` true) give
 no events; a failed ack (``success: false``) and anything else raise :class:`ParseError`.
+
+:class:`BybitParser` puts it behind the :class:`~monitor.venues.parsing.FrameParser` seam
+(record/replay) and, like ccxt's merge, remembers each symbol's ``nextFundingTime`` so that a
+delta's funding rate keeps the settlement time its snapshot gave.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import orjson
 
 from monitor.errors import ParseError
 from monitor.model.events import Event, FundingRate, MarkPrice
+from monitor.venues.parsing import CONTROL, Parsed
 
 VENUE = "bybit"
 DEFAULT_INTERVAL_HOURS = 8.0
@@ -123,3 +128,38 @@ def _ticker(
             )
         )
     return out
+
+
+class BybitParser:
+    """:func:`parse` with the per-symbol next funding time carried across deltas."""
+
+    venue = VENUE
+
+    def __init__(self, interval_hours: Mapping[str, float] | None = None) -> None:
+        self._intervals: Mapping[str, float] = dict(interval_hours or {})
+        self._next_funding: dict[str, float] = {}
+
+    def parse(self, frame: str | bytes, ts_recv: float) -> list[Event]:
+        events = parse(frame, ts_recv, self._intervals)
+        for i, e in enumerate(events):
+            if isinstance(e, FundingRate):
+                if e.next_funding_ts is not None:
+                    self._next_funding[e.symbol] = e.next_funding_ts
+                elif e.symbol in self._next_funding:
+                    events[i] = FundingRate(
+                        e.venue,
+                        e.symbol,
+                        e.rate,
+                        e.interval_hours,
+                        self._next_funding[e.symbol],
+                        e.ts_event,
+                        e.ts_recv,
+                    )
+        return events
+
+    def parse_frame(self, frame: str | bytes, ts_recv: float) -> Parsed:
+        events = self.parse(frame, ts_recv)
+        return Parsed("tickers", events) if events else CONTROL
+
+    def parse_rest(self, name: str, body: str | bytes, ts_recv: float) -> list[Event]:
+        raise ParseError(VENUE, f"no REST bodies are parsed (got {name[:40]!r})", body)

@@ -12,6 +12,9 @@ with every value a string. Symbols are OKX instrument ids (``BTC-USDT-SWAP``).
 
 ``ts_event`` is the item's ``ts`` in seconds. Subscribe acks and the text ``pong`` give no
 events; ``{"event":"error"}`` and anything else raise :class:`ParseError`.
+
+:class:`OkxParser` puts it behind the :class:`~monitor.venues.parsing.FrameParser` seam
+(record/replay); the data channel is the push's ``arg.channel``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import orjson
 
 from monitor.errors import ParseError
 from monitor.model.events import Event, FundingRate, MarkPrice
+from monitor.venues.parsing import CONTROL, Parsed
 
 VENUE = "okx"
 DEFAULT_INTERVAL_HOURS = 8.0
@@ -135,3 +139,21 @@ def _funding(item: _Item, ts_recv: float, out: list[Event], frame: str | bytes) 
             ts_recv,
         )
     )
+
+
+class OkxParser:
+    """:func:`parse` as a :class:`~monitor.venues.parsing.FrameParser` (stateless)."""
+
+    venue = VENUE
+
+    def parse(self, frame: str | bytes, ts_recv: float) -> list[Event]:
+        return parse(frame, ts_recv)
+
+    def parse_frame(self, frame: str | bytes, ts_recv: float) -> Parsed:
+        events = parse(frame, ts_recv)
+        if not events:
+            return CONTROL
+        return Parsed("mark-price" if isinstance(events[0], MarkPrice) else "funding-rate", events)
+
+    def parse_rest(self, name: str, body: str | bytes, ts_recv: float) -> list[Event]:
+        raise ParseError(VENUE, f"no REST bodies are parsed (got {name[:40]!r})", body)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from monitor.errors import ParseError
 from monitor.model.events import FundingRate, MarkPrice
-from monitor.venues.binance.parse import VENUE, parse
+from monitor.venues.binance.parse import VENUE, BinanceParser, parse
 
 FIX = Path(__file__).parents[2] / "fixtures" / "feeds" / "binance"
 
@@ -125,3 +125,29 @@ def test_arbitrary_input_never_raises_anything_but_parse_error(frame: bytes | st
     except ParseError as exc:
         outcome = exc.venue
     assert outcome == VENUE or isinstance(outcome, list)
+
+
+def test_frame_parser_reports_the_mark_price_channel_and_control_frames() -> None:
+    p = BinanceParser({"BTCUSDT": 4.0})
+    parsed = p.parse_frame(_frame("ws_markPriceUpdate.json"), 7.5)
+    assert parsed.channel == "markPrice"
+    assert parsed.events[0] == BTC_MARK
+    assert isinstance(parsed.events[1], FundingRate)
+    assert parsed.events[1].interval_hours == 4.0
+    control = p.parse_frame(_frame("ws_subscribe_response.json"), 7.5)
+    assert (control.channel, control.events) == (None, [])
+
+
+def test_rest_premium_index_gives_the_same_events_as_the_stream() -> None:
+    # premiumIndex: markPrice "95041.20000000", indexPrice "95003.81304348",
+    # lastFundingRate "0.00006521", nextFundingTime 1778025600000, time 1778000001000
+    events = BinanceParser().parse_rest("premiumIndex", _frame("rest_premiumIndex.json"), 7.5)
+    assert events == [BTC_MARK, BTC_FUNDING]
+
+
+@pytest.mark.parametrize(
+    ("name", "body"), [("exchangeInfo", b"{}"), ("premiumIndex", b"[{}]"), ("premiumIndex", b"x")]
+)
+def test_rest_bodies_we_do_not_know_raise_parse_error(name: str, body: bytes) -> None:
+    with pytest.raises(ParseError):
+        BinanceParser().parse_rest(name, body, 0.0)

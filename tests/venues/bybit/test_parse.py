@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from monitor.errors import ParseError
 from monitor.model.events import FundingRate, MarkPrice
-from monitor.venues.bybit.parse import VENUE, parse
+from monitor.venues.bybit.parse import VENUE, BybitParser, parse
 
 FIX = Path(__file__).parents[2] / "fixtures" / "feeds" / "bybit"
 
@@ -105,3 +105,23 @@ def test_arbitrary_input_never_raises_anything_but_parse_error(frame: bytes | st
     except ParseError as exc:
         outcome = exc.venue
     assert outcome == VENUE or isinstance(outcome, list)
+
+
+def test_frame_parser_keeps_the_next_funding_time_across_deltas() -> None:
+    p = BybitParser()
+    snap = p.parse_frame(_frame("ws_tickers_snapshot.json"), 1.0)
+    assert snap.channel == "tickers"
+    delta = p.parse(_frame("ws_tickers_delta.json"), 2.0)
+    funding = delta[1]
+    assert isinstance(funding, FundingRate)
+    # the delta has no nextFundingTime; the snapshot's 1778025600000 ms still holds
+    assert (funding.rate, funding.next_funding_ts) == (0.0000655, 1778025600.0)
+    assert p.parse_frame(_frame("ws_pong.json"), 3.0).channel is None
+
+
+def test_frame_parser_without_snapshot_leaves_next_funding_unknown() -> None:
+    (_, funding) = BybitParser().parse(_frame("ws_tickers_delta.json"), 2.0)
+    assert isinstance(funding, FundingRate)
+    assert funding.next_funding_ts is None
+    with pytest.raises(ParseError):
+        BybitParser().parse_rest("tickers", b"{}", 0.0)

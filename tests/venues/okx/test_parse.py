@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from monitor.errors import ParseError
 from monitor.model.events import FundingRate, MarkPrice
-from monitor.venues.okx.parse import VENUE, parse
+from monitor.venues.okx.parse import VENUE, OkxParser, parse
 
 FIX = Path(__file__).parents[2] / "fixtures" / "feeds" / "okx"
 
@@ -97,3 +97,13 @@ def test_arbitrary_input_never_raises_anything_but_parse_error(frame: bytes | st
     except ParseError as exc:
         outcome = exc.venue
     assert outcome == VENUE or isinstance(outcome, list)
+
+
+def test_frame_parser_names_the_channel_of_each_push() -> None:
+    p = OkxParser()
+    assert p.parse_frame(_frame("ws_mark-price.json"), 1.0).channel == "mark-price"
+    assert p.parse_frame(_frame("ws_funding-rate.json"), 1.0).channel == "funding-rate"
+    assert p.parse_frame("pong", 1.0).channel is None
+    assert p.parse(_frame("ws_mark-price.json"), 1.0) == parse(_frame("ws_mark-price.json"), 1.0)
+    with pytest.raises(ParseError):
+        p.parse_rest("instruments", b"{}", 0.0)
