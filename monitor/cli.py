@@ -17,7 +17,15 @@ from collections.abc import Callable, Sequence
 from monitor import __version__
 
 #: the explicit list of subcommand modules, in ``--help`` order
-COMMANDS: tuple[str, ...] = ("inspect", "check-config", "whatif", "record", "replay")
+COMMANDS: tuple[str, ...] = (
+    "inspect",
+    "check-config",
+    "whatif",
+    "record",
+    "replay",
+    "test-notify",
+    "mute",
+)
 
 EPILOG = """\
 examples:

@@ -31,6 +31,7 @@ import random
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -42,7 +43,12 @@ from monitor.store import outbox
 from monitor.store.db import Store
 from monitor.store.outbox import OutboxItem
 
-log = structlog.get_logger()
+
+def log() -> Any:
+    """A fresh logger per call: never a module-level proxy that a configuration done with
+    ``cache_logger_on_first_use`` would pin for the life of the process."""
+    return structlog.get_logger()
+
 
 _TYPE_RANK = {"success": 0, "info": 1, "warning": 2, "failure": 3}
 
@@ -138,7 +144,7 @@ class DeliveryWorker:
     async def run(self) -> None:
         resumed = await outbox.resume(self.store)
         if resumed:
-            log.info("outbox.resumed", rows=resumed)
+            log().info("outbox.resumed", rows=resumed)
         while not self._stopping:
             await self.step()
             await self._sleep_until_due()
@@ -185,7 +191,7 @@ class DeliveryWorker:
         channel = self._channels.get(name)
         if channel is None:
             await outbox.mark_failed(self.store, [i.id for i in items], "channel not configured")
-            log.warning(
+            log().warning(
                 "outbox.failed", channel=name, rows=len(items), error="channel not configured"
             )
             return 0
@@ -209,8 +215,8 @@ class DeliveryWorker:
             await outbox.mark_delivered(self.store, ids, done)
             self.delivered += len(batch)
             if self._failing.pop(name, None) is not None:
-                log.info("outbox.channel_recovered", channel=channel.label)
-            log.info(
+                log().info("outbox.channel_recovered", channel=channel.label)
+            log().info(
                 "outbox.delivered",
                 channel=channel.label,
                 rows=len(batch),
@@ -231,7 +237,7 @@ class DeliveryWorker:
             await self._expire(channel, batch, error)
             return 0
         await outbox.mark_retry(self.store, ids, retry_at, error)
-        log.warning(
+        log().warning(
             "outbox.retry",
             channel=channel.label,
             rows=len(batch),
@@ -250,7 +256,7 @@ class DeliveryWorker:
     async def _expire(self, channel: Channel, items: list[OutboxItem], error: str) -> None:
         await outbox.mark_failed(self.store, [i.id for i in items], error)
         self._failing[channel.name] = channel.label
-        log.error("outbox.failed", channel=channel.label, rows=len(items), error=error)
+        log().error("outbox.failed", channel=channel.label, rows=len(items), error=error)
 
     async def drain(self, deadline: float) -> int:
         """Stop the loop; deliver what is due until none is left or ``clock.monotonic()``
@@ -274,7 +280,7 @@ class DeliveryWorker:
             await self.clock.sleep(wait)
         count, _ = await outbox.backlog(self.store)
         if count:
-            log.warning("outbox.drain_incomplete", undelivered=count)
+            log().warning("outbox.drain_incomplete", undelivered=count)
         else:
-            log.info("outbox.drained")
+            log().info("outbox.drained")
         return count

@@ -17,11 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import structlog
-
 from monitor.notify.channels import Channel
-
-log = structlog.get_logger()
 
 _RETRY_AFTER = re.compile(r"retry[ _]after\D{0,3}(\d+(?:\.\d+)?)", re.IGNORECASE)
 _ERROR_LEVELS = ("WARNING", "ERROR", "CRITICAL")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 import structlog
 
@@ -55,7 +56,11 @@ from monitor.store.db import Store
 from monitor.store.mutes import active_mutes
 from monitor.store.outbox import OutboundMessage
 
-log = structlog.get_logger()
+
+def log() -> Any:
+    """A fresh logger per call: never a module-level proxy that a configuration done with
+    ``cache_logger_on_first_use`` would pin for the life of the process."""
+    return structlog.get_logger()
 
 
 def build_messages(
@@ -162,7 +167,7 @@ class AlertService:
         run ``service.worker.run()`` as a task)."""
         state = await alert_state.load(store)
         worker = DeliveryWorker(store, channels, sender, clock, config=delivery)
-        log.info("alerts.restored", active=len(state.alerts))
+        log().info("alerts.restored", active=len(state.alerts))
         return cls(
             store,
             rules,
@@ -218,7 +223,7 @@ class AlertService:
                 await outbox.enqueue(conn, messages)
         self.state = new_state
         for t in transitions:
-            log.info(
+            log().info(
                 f"alert.{t.kind.value}",
                 key=t.key,
                 severity=t.severity.value,

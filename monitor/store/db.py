@@ -22,13 +22,19 @@ import os
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 import structlog
 
 from monitor.errors import FatalError
 
-log = structlog.get_logger()
+
+def log() -> Any:
+    """A fresh logger per call: never a module-level proxy that a configuration done with
+    ``cache_logger_on_first_use`` would pin for the life of the process."""
+    return structlog.get_logger()
+
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: alert state, transition history, outbox, mutes
@@ -194,7 +200,7 @@ async def open_store(
                 f"BEGIN IMMEDIATE;\n{script}\n"
                 f"INSERT INTO schema_version (version) VALUES ({number});\nCOMMIT;"
             )
-            log.info("store.migrated", path=str(path), version=number)
+            log().info("store.migrated", path=str(path), version=number)
     except sqlite3.Error as exc:
         await conn.close()
         if fd is not None:
