@@ -67,7 +67,11 @@ VENUE_KEYS: Final = (
     "ping_interval",
     "symbols",
     "options",
+    "urls",
 )
+#: keys only native feeds use, and keys only ccxt venues use
+NATIVE_ONLY_KEYS: Final = ("ws_url", "rest_url", "ping_interval")
+CCXT_ONLY_KEYS: Final = ("options", "urls")
 ADDRESS_ACCOUNT_KEYS: Final = ("id", "label", "parent")
 MANUAL_ACCOUNT_KEYS: Final = ("venue", "name", "label", "cross_collateral", "feed", "positions")
 STORE_KEYS: Final = ("path", "sample_interval", "change_threshold", "retention_days")
@@ -91,10 +95,13 @@ class AccountKind(StrEnum):
 class VenueConfig:
     """One feed. ``None`` endpoints and intervals mean "the feed's own default".
 
-    ``poll_interval``: seconds between REST polls where the feed polls; ``stale_after``:
-    seconds without data before a subscription counts as stale; ``ping_interval``: seconds
-    between application-level pings; ``symbols``: instruments to watch beyond those held;
-    ``options``: passed to the ccxt exchange as its ``options`` (ccxt venues only).
+    ``poll_interval``: seconds between REST polls where the feed polls (Hyperliquid addresses
+    beyond the WebSocket limit; ccxt funding); ``stale_after``: seconds without data before a
+    price subscription counts as stale; ``symbols``: instruments to watch beyond those held,
+    as the venue names them (``BTC``, ``BTC-USD``, ``BTCUSDT``, ``BTC-USDT-SWAP``).
+    Native feeds only: ``ws_url``, ``rest_url``, ``ping_interval`` (seconds between pings).
+    ccxt venues only: ``options`` (the exchange's ccxt ``options``) and ``urls`` (deep-merged
+    into its ccxt ``urls``, e.g. to point it at a test server).
     """
 
     name: str
@@ -108,6 +115,7 @@ class VenueConfig:
     ping_interval: float | None = None
     symbols: tuple[str, ...] = ()
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    urls: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,8 +405,12 @@ class _Loader:
             ):
                 raise self.fail(f"{prefix}.symbols", "expected a list of instrument names")
             options = self.table(t.get("options", {}), f"{prefix}.options")
-            if options and native:
-                raise self.fail(f"{prefix}.options", "only ccxt venues take ccxt options")
+            urls = self.table(t.get("urls", {}), f"{prefix}.urls")
+            for key in NATIVE_ONLY_KEYS if not native else CCXT_ONLY_KEYS:
+                if key in t:
+                    other = "ccxt venues" if native else "hyperliquid and dydx"
+                    hint = " (use urls: merged into ccxt's urls)" if key.endswith("_url") else ""
+                    raise self.fail(f"{prefix}.{key}", f"only {other} take {key}{hint}")
             out[name] = VenueConfig(
                 name=name,
                 rule_set=rule_set,
@@ -417,6 +429,7 @@ class _Loader:
                 ),
                 symbols=tuple(s.strip() for s in symbols_raw),
                 options=MappingProxyType(dict(options)),
+                urls=MappingProxyType(dict(urls)),
             )
         return out
 

@@ -194,8 +194,9 @@ stale_after = 3
 ping_interval = 1
 
 [venues.binanceusdm]
-symbols = ["BTC/USDT:USDT"]
+symbols = ["BTCUSDT"]
 options = { defaultType = "future" }
+urls = { api = { ws = { public = "ws://127.0.0.1:1/ws" } } }
 
 [venues.kraken]
 enabled = false
@@ -210,7 +211,8 @@ enabled = false
     assert not b.native
     assert b.rule_set == "binance_usdm"
     assert b.options == {"defaultType": "future"}
-    assert b.symbols == ("BTC/USDT:USDT",)
+    assert b.symbols == ("BTCUSDT",)
+    assert b.urls == {"api": {"ws": {"public": "ws://127.0.0.1:1/ws"}}}
     assert cfg.venues["kraken"].rule_set == "generic"
     assert [v.name for v in cfg.enabled_venues] == ["hyperliquid", "binanceusdm"]
 
@@ -256,6 +258,14 @@ def test_store_path_relative_to_the_config_file_and_tilde(tmp_path: Path) -> Non
         ("[venues.hyperliquid]\nstale = 3", "venues.hyperliquid.stale", "'stale_after'"),
         ("[venues.hyperliquid]\noptions = {a = 1}", "venues.hyperliquid.options", "only ccxt"),
         ("[venues.binanceusdm]\nsymbols = 'BTC'", "venues.binanceusdm.symbols", "a list"),
+        (
+            "[venues.binanceusdm]\nws_url = 'wss://x'",
+            "venues.binanceusdm.ws_url",
+            "only hyperliquid and dydx take ws_url (use urls",
+        ),
+        ("[venues.okx]\nping_interval = 5", "venues.okx.ping_interval", "only hyperliquid"),
+        ("[venues.dydx]\nurls = {a = 1}", "venues.dydx.urls", "only ccxt venues take urls"),
+        ("[venues.okx]\nurls = 3", "venues.okx.urls", "expected a table"),
         ("[venues.binanse]", "venues.binanse", "did you mean 'binance'?"),
         ("[venues.hyperliquid]\nenabled = 'yes'", "venues.hyperliquid.enabled", "true or false"),
         ("venues = 3", "venues", "expected a table"),
