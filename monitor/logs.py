@@ -1,7 +1,8 @@
 """Logging: structlog for our own lines, the same processors for every library's.
 
 One line per event. On a terminal, structlog's ``ConsoleRenderer``; otherwise (journald, a
-pipe, a file) one JSON object per line on stdout::
+pipe, a file) one JSON object per line on stdout (under journald prefixed with the syslog
+priority, ``<4>{...}``, which journald strips and files the line under)::
 
     {"event": "feed.connected", "venue": "hyperliquid", "level": "info",
      "timestamp": "2026-05-01T12:00:00.123456Z"}
@@ -26,9 +27,11 @@ reads the current level. Loggers are not cached on first use, so a later ``confi
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import threading
+from collections.abc import Mapping
 from typing import Any, Final, TextIO
 
 import structlog
@@ -160,11 +163,56 @@ def _use_console(fmt: str, stream: TextIO) -> bool:
     return fmt == "console"
 
 
-def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
+#: syslog priorities of our levels, for journald's ``SyslogLevelPrefix=`` (``<3>{...}``)
+_SYSLOG: Final[dict[str, int]] = {
+    "debug": 7,
+    "info": 6,
+    "warning": 4,
+    "error": 3,
+    "critical": 2,
+}
+
+
+class _JournalPrefix:
+    """Wraps a renderer: ``<N>`` before each line so journald files it at that priority
+    (``journalctl -p warning``); journald strips the prefix, ``-o cat`` shows the JSON."""
+
+    def __init__(self, renderer: Processor) -> None:
+        self.renderer = renderer
+
+    def __call__(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> str:
+        level = str(event_dict.get("level", method))
+        line = self.renderer(logger, method, event_dict)
+        text = line.decode() if isinstance(line, bytes) else str(line)
+        return f"<{_SYSLOG.get(level, 6)}>{text}"
+
+
+def on_journal(stream: TextIO, env: Mapping[str, str] | None = None) -> bool:
+    """True when ``stream`` is the journal connection systemd names in ``$JOURNAL_STREAM``
+    (``device:inode``; compared, not just tested for presence, as systemd.exec(5) advises)."""
+    value = (os.environ if env is None else env).get("JOURNAL_STREAM", "")
+    dev, sep, ino = value.partition(":")
+    if not sep or not dev.isdigit() or not ino.isdigit():
+        return False
+    try:
+        st = os.fstat(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
+    return (st.st_dev, st.st_ino) == (int(dev), int(ino))
+
+
+def configure_logging(
+    level: str = "info",
+    fmt: str = "auto",
+    stream: TextIO | None = None,
+    *,
+    journald: bool | None = None,
+) -> None:
     """Set up structlog and the stdlib root logger to write to ``stream`` (default stdout).
 
     ``fmt``: ``auto`` (console on a terminal, JSON otherwise), ``json`` or ``console``.
-    Calling it again replaces the previous set-up.
+    ``journald``: prefix JSON lines with their syslog priority (``<4>{...}``); default: when
+    ``stream`` is the journal (``$JOURNAL_STREAM``). Calling it again replaces the set-up.
     """
     out = sys.stdout if stream is None else stream
     console = _use_console(fmt, out)
@@ -183,6 +231,8 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | N
     else:
         tail = [structlog.processors.dict_tracebacks, _REDACTOR]
         renderer = structlog.processors.JSONRenderer(sort_keys=False)
+        if on_journal(out) if journald is None else journald:
+            renderer = _JournalPrefix(renderer)
 
     structlog.configure(
         processors=[_FILTER, *shared, *tail, renderer],

@@ -3,8 +3,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +15,7 @@ import structlog
 from monitor.logs import (
     configure_logging,
     current_level,
+    on_journal,
     parse_level,
     redact,
     register_secret,
@@ -205,3 +208,35 @@ def test_unknown_level_is_refused(bad: str) -> None:
 def test_unknown_format_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown log format"):
         configure_logging("info", "xml", stream=io.StringIO())
+
+
+def test_journal_lines_carry_their_syslog_priority(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "journal"
+    with path.open("w", encoding="utf-8") as stream:
+        st = os.fstat(stream.fileno())
+        monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino}")
+        assert on_journal(stream)
+        configure_logging("info", "auto", stream=stream)
+        log.warning("feed.stale", venue="okx")
+        log.info("feed.connected")
+        logging.getLogger("apprise").error("send failed")
+    raw = path.read_text().splitlines()
+    assert [line[:3] for line in raw] == ["<4>", "<6>", "<3>"]  # warning, info, error
+    assert json.loads(raw[0][3:])["event"] == "feed.stale"
+    assert json.loads(raw[2][3:])["logger"] == "apprise"
+
+
+def test_other_streams_are_not_the_journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOURNAL_STREAM", "1:2")
+    with (tmp_path / "f").open("w") as stream:
+        assert not on_journal(stream)
+    assert not on_journal(io.StringIO())  # no file descriptor
+    monkeypatch.setenv("JOURNAL_STREAM", "junk")
+    with (tmp_path / "g").open("w") as stream:
+        assert not on_journal(stream)
+    out = io.StringIO()
+    configure_logging("info", "json", stream=out, journald=True)  # forced
+    log.error("x.y")
+    assert out.getvalue().startswith('<3>{"event": "x.y"')
