@@ -19,8 +19,10 @@ in the same process and run, the median µs per frame of
 and prints a table, then one JSON line (``{"benchmark": "parsers", ...}``) for machines. The
 target is ``native / orjson <= 3``. Each path is timed in batches (one ``perf_counter`` pair per
 batch, so the timer's own cost is spread out); a round's figure is batch time / frames, and the
-median over the rounds is reported. Stateful parsers (dYdX, Hyperliquid) are primed first
-(dYdX with its ``v4_markets`` snapshot) and reused, as in the live feed.
+median over the rounds is reported. The paths take turns within each round and the ratio is
+the median of the per-round ratios, so load from other processes skews it less. Stateful
+parsers (dYdX, Hyperliquid) are primed first (dYdX with its ``v4_markets`` snapshot) and
+reused, as in the live feed.
 """
 
 from __future__ import annotations
@@ -66,25 +68,42 @@ def text(venue: str, name: str) -> str:
     return orjson.dumps(orjson.loads((FEEDS / venue / name).read_bytes())).decode()
 
 
-def measure(fn: Callable[[str], object], frame: str, rounds: int, batch_seconds: float) -> float:
-    """Median µs per call of ``fn(frame)`` over ``rounds`` timed batches."""
+def _batch_size(fn: Callable[[str], object], frame: str, batch_seconds: float) -> int:
     n = 1
-    while True:  # size a batch to about batch_seconds
+    while True:  # double until a batch takes a quarter of the target, then scale
         t0 = time.perf_counter()
         for _ in range(n):
             fn(frame)
         spent = time.perf_counter() - t0
         if spent >= batch_seconds / 4 or n >= 1 << 22:
-            break
+            return max(1, int(n * batch_seconds / max(spent, 1e-9)))
         n *= 2
-    n = max(1, int(n * batch_seconds / max(spent, 1e-9)))
-    per_call = []
+
+
+def measure(
+    paths: dict[str, Callable[[str], object]], frame: str, rounds: int, batch_seconds: float
+) -> tuple[dict[str, float], float | None]:
+    """Median µs per call of each path, and the median per-round ``native/orjson`` ratio.
+
+    The paths are timed in turn within each round (interleaved), so a change in machine load
+    during the run hits all of them alike and the ratio stays fair.
+    """
+    sizes = {name: _batch_size(fn, frame, batch_seconds) for name, fn in paths.items()}
+    samples: dict[str, list[float]] = {name: [] for name in paths}
     for _ in range(rounds):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            fn(frame)
-        per_call.append((time.perf_counter() - t0) / n * 1e6)
-    return statistics.median(per_call)
+        for name, fn in paths.items():
+            n = sizes[name]
+            t0 = time.perf_counter()
+            for _ in range(n):
+                fn(frame)
+            samples[name].append((time.perf_counter() - t0) / n * 1e6)
+    medians = {name: statistics.median(v) for name, v in samples.items()}
+    ratio = None
+    if "native" in samples:
+        ratio = statistics.median(
+            a / b for a, b in zip(samples["native"], samples["orjson"], strict=True)
+        )
+    return medians, ratio
 
 
 # -- native parsers ------------------------------------------------------------------------
@@ -254,35 +273,27 @@ async def _run(rounds: int, batch_seconds: float) -> int:
                 frame = text(venue, name)
                 row: dict[str, Any] = {"venue": venue, "frame": name, "bytes": len(frame)}
                 parse = natives.get(venue)
-                row["orjson_us"] = measure(orjson.loads, frame, rounds, batch_seconds)
-                row["native_us"] = (
-                    measure(lambda f, p=parse: p(f, 1.0), frame, rounds, batch_seconds)
-                    if parse is not None
-                    else None
-                )
-                row["events_us"] = None
+                paths: dict[str, Callable[[str], object]] = {"orjson": orjson.loads}
+                row["events"] = None
                 if parse is not None:
-                    # what building the same event objects costs on its own (frozen dataclasses)
+                    paths["native"] = lambda f, p=parse: p(f, 1.0)
+                    # the same event objects built alone: what the frozen dataclasses cost
                     made = [(type(e), _values(e)) for e in parse(frame, 1.0)]  # type: ignore[attr-defined]
                     row["events"] = len(made)
-                    row["events_us"] = measure(
-                        lambda _f, m=made: [cls(*vals) for cls, vals in m],
-                        frame,
-                        rounds,
-                        batch_seconds,
-                    )
-                row["ccxt_us"] = None
+                    paths["build"] = lambda _f, m=made: [cls(*vals) for cls, vals in m]
                 if venue in exchanges:
                     client = exchanges[venue][1]
                     try:
                         client.handle_text_or_binary_message(frame)
-                        row["ccxt_us"] = measure(
-                            client.handle_text_or_binary_message, frame, rounds, batch_seconds
-                        )
+                        paths["ccxt"] = client.handle_text_or_binary_message
                     except Exception as exc:  # a frame ccxt cannot take is reported, not fatal
                         missing.append(f"ccxt {venue} {name}: {type(exc).__name__}: {exc}"[:200])
-                native = row["native_us"]
-                row["native_over_orjson"] = native / row["orjson_us"] if native else None
+                medians, ratio = measure(paths, frame, rounds, batch_seconds)
+                row["orjson_us"] = medians["orjson"]
+                row["native_us"] = medians.get("native")
+                row["events_us"] = medians.get("build")
+                row["ccxt_us"] = medians.get("ccxt")
+                row["native_over_orjson"] = ratio
                 rows.append(row)
     finally:
         for ex, _ in exchanges.values():

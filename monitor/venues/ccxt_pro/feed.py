@@ -139,9 +139,11 @@ class CcxtProFeed:
         known = KNOWN.get(exchange_id)
         self.venue = known.venue if known is not None else exchange_id
         self._known = known
-        self.plan: StreamPlan | None = known
-        """The stream plan; for exchanges not in ``KNOWN`` it is derived from ccxt's ``has``
-        table when :meth:`run` starts."""
+        exchange_class = getattr(ccxt.pro, exchange_id)
+        self.plan: StreamPlan = known or plan_for(exchange_id, exchange_class().has)
+        """The stream plan: a known one, else derived from ccxt's ``has`` table (raises
+        :class:`~monitor.venues.ccxt_pro.streams.UnsupportedExchangeError` when the exchange
+        streams neither mark prices nor tickers)."""
         self.symbols = tuple(dict.fromkeys(symbols))
         self._urls = dict(urls or {})
         self._options = dict(options or {})
@@ -184,7 +186,7 @@ class CcxtProFeed:
         """Run until cancelled: bootstrap, then watch and reconnect forever."""
         exchange = self._new_exchange()
         try:
-            plan = self.plan = plan_for(self.exchange_id, exchange.has)
+            plan = self.plan
             ids = await self._load_markets(exchange, emit)
             if not ids:
                 self._log.error("feed.no_symbols", asked=list(self.symbols))

@@ -704,3 +704,11 @@ async def test_okx_mark_and_funding_streams_with_text_ping() -> None:
         1778000001.5,
     )
     assert ("funding", FeedState.LIVE) in run.statuses()
+
+
+def test_other_ccxt_exchanges_use_their_id_and_a_plan_from_ccxt() -> None:
+    feed = CcxtProFeed("aster", ["BTCUSDT"])
+    assert feed.venue == "aster"
+    assert feed.plan.exchange_id == "aster"
+    with pytest.raises(ValueError, match="no exchange"):
+        CcxtProFeed("not_an_exchange", ["BTCUSDT"])
