@@ -88,6 +88,11 @@ class Notifier:
     def stopping(self) -> bool:
         return self.notify(STOPPING=1)
 
+    def extend_timeout(self, seconds: float) -> bool:
+        """Ask for ``seconds`` more before systemd's start/stop timeout hits
+        (``EXTEND_TIMEOUT_USEC``), e.g. while a long drain makes progress."""
+        return self.notify(EXTEND_TIMEOUT_USEC=max(int(seconds * 1_000_000), 0))
+
     def close(self) -> None:
         if self._sock is not None:
             self._sock.close()

@@ -46,6 +46,8 @@ def test_messages_arrive_on_a_real_datagram_socket(listener: tuple[socket.socket
     assert sock.recv(4096) == b"STOPPING=1"
     assert n.notify(extend_timeout_usec=5_000_000)
     assert sock.recv(4096) == b"EXTEND_TIMEOUT_USEC=5000000"
+    assert n.extend_timeout(2.5)
+    assert sock.recv(4096) == b"EXTEND_TIMEOUT_USEC=2500000"  # 2.5 s in µs
     n.close()
 
 
