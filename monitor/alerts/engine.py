@@ -199,13 +199,28 @@ class _Eval:
         self.now = now
         self.rules = rules
         self.alerts: dict[str, AlertRecord] = dict(state.alerts)
-        self.peaks = state.peaks
-        self.positions = state.positions
+        # copy-on-write: the input state is never mutated, each map is copied at most once
+        self.peaks: Mapping[str, float] = state.peaks
+        self.positions: Mapping[str, Mapping[str, float | None]] = state.positions
         self.stale = state.stale
+        self._peaks_w: dict[str, float] | None = None
+        self._positions_w: dict[str, Mapping[str, float | None]] | None = None
         self.mutes = state.mutes
         self.out: list[Transition] = []
         self.touched: set[str] = set()
         self.events_done: set[str] = set()
+
+    def _peaks(self) -> dict[str, float]:
+        if self._peaks_w is None:
+            self._peaks_w = dict(self.peaks)
+            self.peaks = self._peaks_w
+        return self._peaks_w
+
+    def _positions(self) -> dict[str, Mapping[str, float | None]]:
+        if self._positions_w is None:
+            self._positions_w = dict(self.positions)
+            self.positions = self._positions_w
+        return self._positions_w
 
     # -- emitting ------------------------------------------------------------------------------
     def _muted(self, rec: AlertRecord, severity: Severity) -> bool:
@@ -400,7 +415,7 @@ class _Eval:
             return
         peak = self.peaks.get(subject)
         if risk.equity > 0 and (peak is None or risk.equity > peak):
-            self.peaks = {**self.peaks, subject: risk.equity}
+            self._peaks()[subject] = risk.equity
             peak = risk.equity
         venue = risk.venue
         for kind in SCOPE_RULES:
@@ -453,13 +468,10 @@ class _Eval:
                 if rec.subject == psub:
                     self.touched.add(k)
                     self._resolve(rec, "position closed", risk)
-        if cur or subject in self.positions:
-            positions = dict(self.positions)
-            if cur:
-                positions[subject] = dict(cur)
-            else:
-                positions.pop(subject, None)
-            self.positions = positions
+        if cur:
+            self._positions()[subject] = dict(cur)
+        elif subject in self.positions:
+            del self._positions()[subject]
 
     def vanished(self, key: ScopeKey) -> None:
         subject = str(key)
@@ -469,7 +481,7 @@ class _Eval:
                 self.touched.add(k)
                 self._resolve(rec, "scope closed", None)
         if subject in self.peaks:
-            self.peaks = {k: v for k, v in self.peaks.items() if k != subject}
+            del self._peaks()[subject]
 
     def _liquidated(
         self, key: ScopeKey, symbol: str, *, confirmed: bool, last_distance: float | None

@@ -213,8 +213,8 @@ class AlertService:
         changed = (
             bool(transitions)
             or new_state.alerts != self.state.alerts
-            or new_state.peaks != self.state.peaks
-            or new_state.stale != self.state.stale
+            or (new_state.peaks is not self.state.peaks and new_state.peaks != self.state.peaks)
+            or (new_state.stale is not self.state.stale and new_state.stale != self.state.stale)
         )
         if changed:
             async with self.store.transaction() as conn:

@@ -382,3 +382,38 @@ def test_mutes_hold_for_non_critical(steps: list[tuple[float, float | None]]) ->
         assert t.muted == (t.severity is not Severity.CRITICAL) or t.kind is TransitionKind.REPEAT
         if t.kind is TransitionKind.REPEAT:
             assert t.severity is Severity.CRITICAL
+
+
+def test_pure_modules_import_no_io() -> None:
+    """monitor/alerts and the renderer take data and return data: no I/O imports."""
+    import ast
+    from pathlib import Path
+
+    import monitor
+
+    root = Path(monitor.__file__).parent
+    files = [*sorted((root / "alerts").glob("*.py")), root / "notify" / "render.py"]
+    banned = {
+        "asyncio",
+        "aiosqlite",
+        "sqlite3",
+        "apprise",
+        "ccxt",
+        "socket",
+        "time",
+        "aiohttp",
+        "websockets",
+        "structlog",
+        "random",
+        "monitor.store",
+        "monitor.clock",
+    }
+    for f in files:
+        for node in ast.walk(ast.parse(f.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            for name in names:
+                assert not any(name == b or name.startswith(b + ".") for b in banned), (f, name)

@@ -283,3 +283,43 @@ async def test_sigkill_between_enqueue_and_delivery_delivers_once_after_restart(
     await store.close()
     assert sorted(path for path, _ in webhook.posts) == ["/a", "/b"]
     assert all("FIRING CRITICAL" in doc["message"] for _, doc in webhook.posts)
+
+
+async def test_expired_channel_raises_delivery_failing_through_the_working_one(
+    tmp_path: Path, webhook: WebhookServer
+) -> None:
+    clock = FakeClock()
+    chans = parse_channels(
+        {
+            "dead": {"url": "json://127.0.0.1:1/closed", "min_severity": "info", "timeout": 5},
+            "hook": {"url": webhook.url(), "min_severity": "info"},
+        },
+        "t",
+        env={},
+        credentials_dir=None,
+    )
+    store = await open_store(tmp_path / "m.db")
+    service = await AlertService.start(
+        store,
+        scenario.rules(),
+        chans,
+        sender=AppriseSender(),
+        clock=clock,
+        delivery=DeliveryConfig(base_backoff=5.0, jitter=0.0, max_age=10.0),
+    )
+    p, touched = scenario.portfolio()
+    await service.process(observe(p, touched))
+    await walk(service, clock, (9500.0,), p)  # fired: hook gets it, dead fails (retry +5 s)
+    clock.advance(5.0)
+    await service.worker.step()  # dead fails again; the next retry (+10 s) is past max age
+    assert service.worker.failing_channels == (chans[0].label,)
+    ts = await service.tick()
+    assert [(t.rule, t.kind.value, t.severity.value) for t in ts] == [
+        ("delivery_failing", "fired", "critical")
+    ]
+    await service.worker.step()
+    messages = [doc["message"] for _, doc in webhook.posts]
+    assert len(messages) == 2
+    assert "FIRING CRITICAL: notification delivery failing on monitor" in messages[1]
+    assert "dead (json://127.0.0.1:1/closed" in messages[1]
+    await store.close()
