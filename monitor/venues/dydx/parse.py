@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from monitor.errors import InputError
 from monitor.model.events import (
     BalanceUpdate,
@@ -55,6 +57,7 @@ from monitor.venues.parsing import (
     Parsed,
     loads,
     lst,
+    new_mark_price,
     num,
     obj,
     parse_error,
@@ -71,6 +74,7 @@ _SPEC_FIELDS = (
     "openInterestUpperCap",
 )
 _ACCOUNT_CHANNELS = ("v4_subaccounts", "v4_parent_subaccounts")
+_INF = float("inf")
 
 
 @dataclass
@@ -129,18 +133,91 @@ class DydxParser:
     def __init__(self) -> None:
         self._raw: dict[str, dict[str, Any]] = {}
         self.markets: dict[str, MarketInfo] = {}
-        self._oracle_height: dict[str, int] = {}
         self._accounts: dict[str, _Account] = {}
+        self._oracle_seen: dict[str, str] = {}
+        self._oracle_text: dict[str, str] = {}
+        self._at_text = ""
+        self._at_ts: float | None = None
 
     # -- entry points ----------------------------------------------------------------------
     def parse(self, frame: str | bytes, ts_recv: float) -> list[Event]:
-        return self.parse_frame(frame, ts_recv).events
+        try:
+            doc = orjson.loads(frame)
+        except orjson.JSONDecodeError:
+            return self.parse_frame(frame, ts_recv).events
+        if type(doc) is dict and doc.get("channel") == "v4_markets":
+            contents = doc.get("contents")
+            if type(contents) is dict and len(contents) == 1 and doc.get("type") == "channel_data":
+                prices = contents.get("oraclePrices")
+                if type(prices) is dict:
+                    events = self._oracle_fast(prices, ts_recv)
+                    if events is not None:
+                        return events
+        try:
+            return self._frame(doc, ts_recv).events
+        except (Bad, InputError) as exc:
+            raise parse_error(VENUE, exc, frame) from None
 
     def parse_frame(self, frame: str | bytes, ts_recv: float) -> Parsed:
         try:
-            return self._frame(frame, ts_recv)
+            try:
+                doc = orjson.loads(frame)
+            except orjson.JSONDecodeError:
+                loads(frame)  # raises Bad with the decoder's message
+                raise
+            if (
+                type(doc) is dict
+                and doc.get("type") == "channel_data"
+                and doc.get("channel") == "v4_markets"
+            ):
+                contents = doc.get("contents")
+                if type(contents) is dict and len(contents) == 1:
+                    prices = contents.get("oraclePrices")
+                    if type(prices) is dict:
+                        events = self._oracle_fast(prices, ts_recv)
+                        if events is not None:
+                            return Parsed("v4_markets", events)
+            return self._frame(doc, ts_recv)
         except (Bad, InputError) as exc:
             raise parse_error(VENUE, exc, frame) from None
+
+    def _oracle_fast(self, prices: dict[str, Any], ts_recv: float) -> list[Event] | None:
+        """The common oracle price update, or None to take the validating path (which also
+        handles out-of-order heights and unknown markets). Heights are decimal strings
+        without leading zeros: a shorter one, or an equally long one that sorts lower, is
+        older."""
+        markets = self.markets or None
+        seen = self._oracle_seen
+        texts = self._oracle_text
+        out: list[Event] = []
+        try:
+            for ticker, o in prices.items():
+                p = o["oraclePrice"]
+                h = o["effectiveAtHeight"]
+                if type(p) is not str or type(h) is not str:
+                    return None
+                last = seen.get(ticker)
+                if (
+                    last is not None
+                    and last != h
+                    and (len(h) < len(last) or (len(h) == len(last) and h < last))
+                ):
+                    return None
+                price = float(p)
+                if not 0.0 < price < _INF or (markets is not None and ticker not in markets):
+                    return None
+                at = o["effectiveAt"]
+                if at != self._at_text:
+                    if type(at) is not str:
+                        return None
+                    self._at_ts = _iso_ts(at)
+                    self._at_text = at
+                seen[ticker] = h
+                texts[ticker] = p
+                out.append(new_mark_price(VENUE, ticker, price, price, self._at_ts, ts_recv))
+        except (KeyError, TypeError, ValueError):
+            return None  # the validating path says what is wrong
+        return out
 
     def parse_rest(self, name: str, body: str | bytes, ts_recv: float) -> list[Event]:
         """``perpetualMarkets``, ``subaccount:<address>/<n>``,
@@ -158,8 +235,7 @@ class DydxParser:
         except (Bad, InputError) as exc:
             raise parse_error(VENUE, exc, body) from None
 
-    def _frame(self, frame: str | bytes, ts_recv: float) -> Parsed:
-        doc = loads(frame)
+    def _frame(self, doc: Any, ts_recv: float) -> Parsed:
         if type(doc) is not dict:
             raise Bad(f"expected an object, got {type(doc).__name__}")
         kind = doc.get("type")
@@ -206,7 +282,8 @@ class DydxParser:
         infos = accounts.markets_from_doc({"markets": markets}, f"{VENUE} markets")
         self._raw = {t: dict(obj(m, f"markets.{t}")) for t, m in markets.items()}
         self.markets = dict(infos)
-        self._oracle_height.clear()
+        self._oracle_seen.clear()
+        self._oracle_text.clear()
         out: list[Event] = []
         for ticker, info in infos.items():
             out.append(InstrumentSpec(info.instrument, None, ts_recv))
@@ -238,12 +315,12 @@ class DydxParser:
                 h_raw = o.get("effectiveAtHeight")
                 if h_raw is not None:
                     h = _height(h_raw, f"oraclePrices.{ticker}.effectiveAtHeight")
-                    if h < self._oracle_height.get(ticker, -1):
+                    text_h = str(h)
+                    last = self._oracle_seen.get(ticker)
+                    if last is not None and (len(text_h), text_h) < (len(last), last):
                         continue  # older than what we already have
-                    self._oracle_height[ticker] = h
-                raw_m = self._raw.get(ticker)
-                if raw_m is not None:
-                    raw_m["oraclePrice"] = o["oraclePrice"]
+                    self._oracle_seen[ticker] = text_h
+                self._oracle_text[ticker] = o["oraclePrice"]
                 out.append(
                     MarkPrice(VENUE, ticker, price, price, _iso_ts(o.get("effectiveAt")), ts_recv)
                 )
@@ -261,6 +338,9 @@ class DydxParser:
                     or ticker not in self.markets
                 )
                 candidate = {**merged, **t}
+                latest = self._oracle_text.get(ticker)
+                if latest is not None and "oraclePrice" not in t:
+                    candidate["oraclePrice"] = latest  # open interest is valued at it
                 if "nextFundingRate" in t:
                     rate = num(t["nextFundingRate"], f"trading.{ticker}.nextFundingRate")
                     out.append(

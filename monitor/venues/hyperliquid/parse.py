@@ -2,12 +2,13 @@
 
 WebSocket channels:
 
-* ``activeAssetCtx`` → ``MarkPrice(mark=markPx, oracle=oraclePx)`` and
-  ``FundingRate(rate=funding, interval_hours=1)`` (the hourly rate; positive = longs pay). The
-  push has no timestamp: ``ts_event`` stays None, ``ts_recv`` is the receive time.
+* ``activeAssetCtx`` → ``MarkPrice(mark=markPx, oracle=oraclePx)``, and
+  ``FundingRate(rate=funding, interval_hours=1)`` (the hourly rate; positive = longs pay) when
+  the coin's funding differs from the last one this parser emitted (every push repeats it).
+  The push has no timestamp: ``ts_event`` stays None, ``ts_recv`` is the receive time.
 * ``clearinghouseState`` → ``AccountSnapshot`` through :mod:`monitor.venues.hyperliquid.accounts`.
-  The account is the lower-case user address, suffixed ``@<dex>`` for a HIP-3 dex (each dex is its own
-  clearinghouse). A push older (``time``) than the last one of that account is refused.
+  The account is the lower-case user address, suffixed ``@<dex>`` for a HIP-3 dex (each dex
+  is its own clearinghouse). A push older (``time``) than the last one of that account is refused.
 * ``userFundings`` → ``FundingPayment`` per payment (``usdc`` < 0: the user paid). The snapshot
   that follows every (re)subscription repeats past payments: only payments newer than the
   newest already seen for that user are emitted.
@@ -29,6 +30,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from monitor.errors import InputError, ParseError
 from monitor.model.events import (
     Event,
@@ -46,6 +49,7 @@ from monitor.venues.parsing import (
     Parsed,
     loads,
     lst,
+    new_mark_price,
     num,
     obj,
     opt_num,
@@ -57,6 +61,8 @@ from monitor.venues.parsing import (
 VENUE = "hyperliquid"
 FUNDING_INTERVAL_HOURS = 1.0
 GREETING = "Websocket connection established."
+_INF = float("inf")
+_UNSEEN = object()
 
 
 def account_name(user: str, dex: str = "") -> str:
@@ -74,21 +80,83 @@ class HyperliquidParser:
     def __init__(self) -> None:
         self._state_time: dict[str, float] = {}
         self._funding_seen: dict[str, tuple[float, frozenset[str]]] = {}
+        self._funding_raw: dict[str, Any] = {}
+        self._ctx_keys: dict[str, str] = {}
 
     # -- WebSocket -------------------------------------------------------------------------
     def parse(self, frame: str | bytes, ts_recv: float) -> list[Event]:
-        return self.parse_frame(frame, ts_recv).events
-
-    def parse_frame(self, frame: str | bytes, ts_recv: float) -> Parsed:
         try:
-            return self._frame(frame, ts_recv)
+            doc = orjson.loads(frame)
+        except orjson.JSONDecodeError:
+            return self.parse_frame(frame, ts_recv).events
+        if type(doc) is dict and doc.get("channel") == "activeAssetCtx":
+            events = self._ctx_fast(doc, ts_recv)
+            if events is not None:
+                return events
+        try:
+            return self._doc(doc, ts_recv).events
         except (Bad, InputError) as exc:
             raise parse_error(VENUE, exc, frame) from None
 
-    def _frame(self, frame: str | bytes, ts_recv: float) -> Parsed:
-        if isinstance(frame, str) and frame.strip() == GREETING:
-            return CONTROL
-        doc = loads(frame)
+    def parse_frame(self, frame: str | bytes, ts_recv: float) -> Parsed:
+        try:
+            try:
+                doc = orjson.loads(frame)
+            except orjson.JSONDecodeError:
+                if isinstance(frame, str) and frame.strip() == GREETING:
+                    return CONTROL
+                loads(frame)  # raises Bad with the decoder's message
+                raise
+            if type(doc) is dict and doc.get("channel") == "activeAssetCtx":
+                events = self._ctx_fast(doc, ts_recv)
+                if events is not None:
+                    coin = doc["data"]["coin"]
+                    key = self._ctx_keys.get(coin)
+                    if key is None:
+                        key = self._ctx_keys[coin] = f"activeAssetCtx:{coin}"
+                    return Parsed(key, events)
+            return self._doc(doc, ts_recv)
+        except (Bad, InputError) as exc:
+            raise parse_error(VENUE, exc, frame) from None
+
+    def _ctx_fast(self, doc: dict[str, Any], ts_recv: float) -> list[Event] | None:
+        """The common activeAssetCtx push, or None to take the validating path."""
+        data = doc.get("data")
+        if type(data) is not dict:
+            return None
+        coin = data.get("coin")
+        ctx = data.get("ctx")
+        if type(coin) is not str or not coin or type(ctx) is not dict:
+            return None
+        m = ctx.get("markPx")
+        o = ctx.get("oraclePx")
+        if type(m) is not str or type(o) is not str:
+            return None
+        try:
+            mark = float(m)
+            oracle = float(o)
+        except ValueError:
+            return None
+        if not (0.0 < mark < _INF and 0.0 < oracle < _INF):
+            return None
+        funding = ctx.get("funding")
+        if funding == self._funding_raw.get(coin, _UNSEEN):
+            return [new_mark_price(VENUE, coin, mark, oracle, None, ts_recv)]
+        if type(funding) is not str:
+            return None
+        try:
+            rate = float(funding)
+        except ValueError:
+            return None
+        if not -_INF < rate < _INF:
+            return None
+        self._funding_raw[coin] = funding
+        return [
+            new_mark_price(VENUE, coin, mark, oracle, None, ts_recv),
+            FundingRate(VENUE, coin, rate, FUNDING_INTERVAL_HOURS, None, None, ts_recv),
+        ]
+
+    def _doc(self, doc: Any, ts_recv: float) -> Parsed:
         if type(doc) is not dict:
             raise Bad(f"expected an object, got {type(doc).__name__}")
         channel = doc.get("channel")
@@ -127,14 +195,20 @@ class HyperliquidParser:
             return CONTROL
         raise Bad(f"unexpected channel {str(channel)[:40]!r}")
 
-    def _ctx_events(self, coin: str, raw: Any, ts_recv: float) -> list[Event]:
+    def _ctx_events(
+        self, coin: str, raw: Any, ts_recv: float, *, always_funding: bool = False
+    ) -> list[Event]:
         ctx = obj(raw, "ctx")
         mark = pos_num(ctx.get("markPx"), "markPx")
         oracle_raw = ctx.get("oraclePx")
         oracle = None if oracle_raw is None else pos_num(oracle_raw, "oraclePx")
         out: list[Event] = [MarkPrice(VENUE, coin, mark, oracle, None, ts_recv)]
-        funding = opt_num(ctx.get("funding"), "funding")
-        if funding is not None:
+        raw_funding = ctx.get("funding")
+        funding = opt_num(raw_funding, "funding")
+        if funding is not None and (
+            always_funding or raw_funding != self._funding_raw.get(coin, _UNSEEN)
+        ):
+            self._funding_raw[coin] = raw_funding
             out.append(
                 FundingRate(VENUE, coin, funding, FUNDING_INTERVAL_HOURS, None, None, ts_recv)
             )
@@ -244,7 +318,7 @@ class HyperliquidParser:
                 only_isolated=only_isolated,
             )
             out.append(InstrumentSpec(inst, None, ts_recv))
-            out.extend(self._ctx_events(name, ctxs[i], ts_recv))
+            out.extend(self._ctx_events(name, ctxs[i], ts_recv, always_funding=True))
         return out
 
 

@@ -333,3 +333,95 @@ def test_wrongly_typed_contents_never_raise_anything_but_parse_error(
     p.parse(raw("ws_subscribed_v4_subaccounts.json"), 0.0)
     with contextlib.suppress(ParseError):
         p.parse(frame, 0.0)
+
+
+def _oracle_frame(entries: dict[str, Any]) -> str:
+    return json.dumps(
+        {
+            "type": "channel_data",
+            "channel": "v4_markets",
+            "id": None,
+            "contents": {"oraclePrices": entries},
+        }
+    )
+
+
+def test_fast_path_equals_the_validating_path() -> None:
+    frame = raw("ws_channel_data_v4_markets_oraclePrices.json")
+    fast = with_markets().parse(frame, 1.0)
+    full = with_markets().parse_frame(frame, 1.0).events
+    assert fast == full
+    assert len(fast) == 2
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        ({"oraclePrice": 5, "effectiveAtHeight": "1"}, None),  # a JSON number is accepted
+        ({"oraclePrice": True, "effectiveAtHeight": "1"}, "expected a number"),
+        ({"oraclePrice": "1", "effectiveAtHeight": 7}, None),  # an int height is accepted
+        ({"oraclePrice": "1", "effectiveAtHeight": "x"}, "block height"),
+        ({"oraclePrice": "inf", "effectiveAtHeight": "1"}, "finite"),
+        ({"oraclePrice": "0", "effectiveAtHeight": "1"}, "positive"),
+        ({"effectiveAtHeight": "1"}, "expected a number"),
+        ("nope", "expected an object"),
+    ],
+)
+def test_unusual_oracle_entries_take_the_validating_path(entry: Any, problem: str | None) -> None:
+    p = with_markets()
+    frame = _oracle_frame({"BTC-USD": entry})
+    if problem is None:
+        (mark,) = p.parse(frame, 0.0)
+        assert isinstance(mark, MarkPrice)
+    else:
+        with pytest.raises(ParseError, match=problem):
+            p.parse(frame, 0.0)
+
+
+def test_heights_compare_numerically_on_both_paths() -> None:
+    p = with_markets()
+    at = "2026-05-05T16:53:21.512Z"
+
+    def entry(h: str) -> dict[str, str]:
+        return {"oraclePrice": "1", "effectiveAtHeight": h, "effectiveAt": at}
+
+    assert len(p.parse(_oracle_frame({"BTC-USD": entry("100")}), 0.0)) == 1
+    assert p.parse(_oracle_frame({"BTC-USD": entry("99")}), 0.0) == []  # shorter: older
+    assert p.parse(_oracle_frame({"BTC-USD": entry("098")}), 0.0) == []
+    assert len(p.parse(_oracle_frame({"BTC-USD": entry("100")}), 0.0)) == 1  # same block
+    assert len(p.parse(_oracle_frame({"BTC-USD": entry("1000")}), 0.0)) == 1
+    assert p.parse_frame(_oracle_frame({"BTC-USD": entry("999")}), 0.0).events == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["BTC-USD", "ETH-USD", "TRUMP-USD"]),
+        st.fixed_dictionaries(
+            {
+                "oraclePrice": st.one_of(
+                    st.floats(allow_nan=True, allow_infinity=True).map(str),
+                    st.integers(-5, 10**6),
+                    st.text(max_size=5),
+                ),
+                "effectiveAtHeight": st.one_of(
+                    st.integers(0, 10**9).map(str), st.integers(0, 10**9), st.text(max_size=4)
+                ),
+                "effectiveAt": st.just("2026-05-05T16:53:21.512Z"),
+            }
+        ),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_parse_and_parse_frame_agree_on_any_oracle_update(entries: dict[str, Any]) -> None:
+    frame = _oracle_frame(entries)
+    outcomes = []
+    for use_fast in (True, False):
+        p = with_markets()
+        try:
+            events = p.parse(frame, 0.0) if use_fast else p.parse_frame(frame, 0.0).events
+            outcomes.append(("ok", events))
+        except ParseError as exc:
+            outcomes.append(("error", exc.problem))
+    assert outcomes[0] == outcomes[1]

@@ -268,3 +268,30 @@ def test_mixed_case_addresses_name_the_lower_case_account() -> None:
     (snap,) = HyperliquidParser().parse(json.dumps(d), 0.0)
     assert isinstance(snap, AccountSnapshot)
     assert snap.account == USER
+
+
+def test_funding_is_emitted_again_only_when_it_changes() -> None:
+    p = HyperliquidParser()
+    first = p.parse(raw("ws_activeAssetCtx.json"), 1.0)
+    assert [type(e).__name__ for e in first] == ["MarkPrice", "FundingRate"]
+    same = p.parse_frame(raw("ws_activeAssetCtx.json"), 2.0)
+    assert [type(e).__name__ for e in same.events] == ["MarkPrice"]
+    assert same.channel == "activeAssetCtx:BTC"
+    d = doc("ws_activeAssetCtx.json")
+    d["data"]["ctx"]["funding"] = "-0.00002"
+    (_mark, funding) = p.parse(json.dumps(d), 3.0)
+    assert isinstance(funding, FundingRate)
+    assert funding.rate == pytest.approx(-0.00002)  # shorts pay now
+    # the REST metadata always carries funding (a fresh start after a gap)
+    rest = p.parse_rest("metaAndAssetCtxs", raw("rest_info_metaAndAssetCtxs_response.json"), 4.0)
+    assert sum(isinstance(e, FundingRate) for e in rest) == 4
+
+
+def test_fast_and_validating_paths_agree() -> None:
+    frame = raw("ws_activeAssetCtx.json")
+    fast = HyperliquidParser().parse(frame, 1.0)
+    full = HyperliquidParser().parse_frame(frame, 1.0).events
+    assert fast == full
+    d = doc("ws_activeAssetCtx.json")
+    d["data"]["ctx"]["markPx"] = 95031.0  # a JSON number: validating path, same result
+    assert HyperliquidParser().parse(json.dumps(d), 1.0) == fast
