@@ -105,3 +105,10 @@ async def history(store: Store, limit: int = 100) -> list[dict[str, object]]:
         finally:
             conn.row_factory = None
     return [dict(r) for r in rows]
+
+
+async def prune_history(store: Store, before: float) -> int:
+    """Delete transitions older than ``before`` (epoch s); returns how many."""
+    async with store.transaction() as conn:
+        cur = await conn.execute("DELETE FROM transitions WHERE at < ?", (before,))
+        return cur.rowcount

@@ -205,3 +205,14 @@ async def items(store: Store, *, status: str | None = None) -> list[OutboxItem]:
                 f"SELECT {_COLUMNS} FROM outbox WHERE status = ? ORDER BY id", (status,)
             )
     return [_item(r) for r in rows]
+
+
+async def prune(store: Store, before: float) -> int:
+    """Delete delivered and failed rows created before ``before`` (epoch s); pending rows are
+    never pruned. Returns how many rows went."""
+    async with store.transaction() as conn:
+        cur = await conn.execute(
+            "DELETE FROM outbox WHERE status IN (?, ?) AND created_at < ?",
+            (DELIVERED, FAILED, before),
+        )
+        return cur.rowcount

@@ -47,5 +47,7 @@ async def test_saved_state_reloads_and_does_not_refire(tmp_path: Path) -> None:
         assert set(reloaded.alerts) == {"feed_stale|feed:dydx_v4/markets"}
         hist = await alert_state.history(store)
         assert [h["kind"] for h in hist] == ["resolved", "fired", "fired"]
+        assert await alert_state.prune_history(store, before=T0 + 1) == 2  # the two fires
+        assert [h["kind"] for h in await alert_state.history(store)] == ["resolved"]
     finally:
         await store.close()

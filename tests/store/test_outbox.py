@@ -71,3 +71,18 @@ async def test_retry_failed_delivered_and_release(store: Store) -> None:
     ]
     assert rows[2].delivered_at == 101.0
     assert await outbox.backlog(store) == (2, 100.0)
+
+
+async def test_prune_keeps_pending_rows(store: Store) -> None:
+    async with store.transaction() as conn:
+        await outbox.enqueue(
+            conn,
+            [msg("old", at=10), msg("failed", at=10), msg("new", at=500), msg("waiting", at=10)],
+        )
+    rows = {r.idem_key: r.id for r in await outbox.items(store)}
+    await outbox.claim(store, "tg", 600, 10)
+    await outbox.mark_delivered(store, [rows["old"], rows["new"]], 600)
+    await outbox.mark_failed(store, [rows["failed"]], "too old")
+    await outbox.release(store, [rows["waiting"]])
+    assert await outbox.prune(store, before=100) == 2  # "old" and "failed"; not "waiting"
+    assert [r.idem_key for r in await outbox.items(store)] == ["new", "waiting"]
