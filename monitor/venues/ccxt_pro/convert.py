@@ -198,7 +198,9 @@ def instrument(
     default_interval_hours: float = DEFAULT_INTERVAL_HOURS,
 ) -> Instrument:
     """Our :class:`Instrument` for a ccxt linear-swap market; ``fee_rate`` is ccxt's ``taker``
-    fee for the market (the fee to close, which OKX and Bybit count in maintenance)."""
+    fee for the market (the fee to close, which OKX and Bybit count in maintenance). The
+    funding interval is the market's own ``fundingInterval`` when it states one, else
+    ``default_interval_hours``."""
     try:
         taker = _num(market.get("taker"))
     except (TypeError, ValueError):

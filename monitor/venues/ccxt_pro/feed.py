@@ -10,9 +10,11 @@ What it does, in order:
 
 1. ``load_markets`` (retried with backoff until it succeeds), keeps the linear swaps whose
    native ids were asked for (others are logged as ``feed.unknown_symbol`` and dropped);
-2. emits one :class:`InstrumentSpec` per symbol whose maintenance schedule is known: the
+2. reads the funding interval of each symbol (``fetch_funding_intervals`` where ccxt has it,
+   else the market's ``fundingInterval``, else 8 h);
+3. emits one :class:`InstrumentSpec` per symbol whose maintenance schedule is known: the
    configured one (``maintenance``), else the venue's public tiers where the plan says so;
-3. runs one watch loop per stream (marks; funding when it is a separate stream or a REST poll)
+4. runs one watch loop per stream (marks; funding when it is a separate stream or a REST poll)
    and a staleness watchdog.
 
 ccxt does not resubscribe after a drop and can hang silently (feeds.md §5.3). Each watch loop
@@ -200,8 +202,9 @@ class CcxtProFeed:
                     )
                 )
                 return
-            await self._emit_instruments(exchange, plan, ids, emit)
-            await self._watch_all(exchange, plan, ids, emit)
+            intervals = await self._funding_intervals(exchange, ids)
+            await self._emit_instruments(exchange, plan, ids, intervals, emit)
+            await self._watch_all(exchange, plan, ids, intervals, emit)
         finally:
             await exchange.close()
 
@@ -235,8 +238,35 @@ class CcxtProFeed:
         self._log.info("feed.markets_loaded", symbols=list(ids), markets=len(available))
         return ids
 
+    async def _funding_intervals(self, exchange: Any, ids: Mapping[str, str]) -> dict[str, float]:
+        """Funding interval (hours) per native symbol: what ``fetch_funding_intervals`` says
+        where ccxt has it (Binance lists only symbols off the 8 h default), else the market's
+        own ``fundingInterval`` (Bybit), else 8 h."""
+        out = {
+            s: convert.market_interval_hours(exchange.markets[u]) or convert.DEFAULT_INTERVAL_HOURS
+            for s, u in ids.items()
+        }
+        if not exchange.has.get("fetchFundingIntervals"):
+            return out
+        try:
+            by_unified = await exchange.fetch_funding_intervals(list(ids.values()))
+        except (ccxt.BaseError, *DATA_DEFECTS) as exc:
+            self._log.warning("feed.intervals_unavailable", error=repr(exc)[:200])
+            return out
+        for s, u in ids.items():
+            entry = by_unified.get(u) if isinstance(by_unified, Mapping) else None
+            hours = convert.interval_hours(entry.get("interval")) if entry else None
+            if hours is not None:
+                out[s] = hours
+        return out
+
     async def _emit_instruments(
-        self, exchange: Any, plan: StreamPlan, ids: Mapping[str, str], emit: Emit
+        self,
+        exchange: Any,
+        plan: StreamPlan,
+        ids: Mapping[str, str],
+        intervals: Mapping[str, float],
+        emit: Emit,
     ) -> None:
         schedules = dict(await self._fetch_tiers(exchange, plan, ids))
         schedules.update({s: m for s, m in self._maintenance.items() if s in ids})
@@ -247,9 +277,8 @@ class CcxtProFeed:
                 self._log.warning("feed.no_maintenance", symbol=symbol, source=plan.tiers)
                 continue
             market = exchange.markets[unified]
-            emit(
-                InstrumentSpec(convert.instrument(self.venue, symbol, market, schedule), None, now)
-            )
+            inst = convert.instrument(self.venue, symbol, market, schedule, intervals[symbol])
+            emit(InstrumentSpec(inst, None, now))
 
     async def _fetch_tiers(
         self, exchange: Any, plan: StreamPlan, ids: Mapping[str, str]
@@ -280,14 +309,15 @@ class CcxtProFeed:
 
     # -- watching -------------------------------------------------------------------------
     async def _watch_all(
-        self, exchange: Any, plan: StreamPlan, ids: Mapping[str, str], emit: Emit
+        self,
+        exchange: Any,
+        plan: StreamPlan,
+        ids: Mapping[str, str],
+        intervals: Mapping[str, float],
+        emit: Emit,
     ) -> None:
         unified = [ids[s] for s in ids]
         native = {u: s for s, u in ids.items()}
-        intervals = {
-            s: convert.market_interval_hours(exchange.markets[u]) or convert.DEFAULT_INTERVAL_HOURS
-            for s, u in ids.items()
-        }
         now = self._clock.monotonic()
         marks = self._stream("marks", self._max_silence, now)
         streams = [marks]

@@ -274,9 +274,23 @@ BINANCE_SUBSCRIBE = {
 
 
 # -- binanceusdm ---------------------------------------------------------------------------
+# GET /fapi/v1/fundingInfo lists only symbols whose funding differs from the default
+# (shape of Binance's "Get Funding Rate Info"; not in the shared fixtures)
+BINANCE_FUNDING_INFO = [
+    {
+        "symbol": "ETHUSDT",
+        "adjustedFundingRateCap": "0.02500000",
+        "adjustedFundingRateFloor": "-0.02500000",
+        "fundingIntervalHours": 4,
+        "disclaimer": False,
+    }
+]
+
+
 async def test_binanceusdm_loads_markets_subscribes_and_emits_marks_and_funding() -> None:
     btc_schedule = MaintenanceSchedule((Tier(0.0, 0.004), Tier(50_000.0, 0.005, 50.0)))
-    async with venue(BinanceDialect(), BINANCE_ROUTES) as (ws, rest):
+    routes = {**BINANCE_ROUTES, "/fapi/v1/fundingInfo": json.dumps(BINANCE_FUNDING_INFO)}
+    async with venue(BinanceDialect(), routes) as (ws, rest):
         run = Run(
             binance_feed(
                 ws,
@@ -289,7 +303,7 @@ async def test_binanceusdm_loads_markets_subscribes_and_emits_marks_and_funding(
         await until(lambda: len(run.of(FundingRate)) >= 2, what="BTC and ETH funding")
         await run.stop()
 
-    assert rest.requests == ["/fapi/v1/exchangeInfo"]
+    assert rest.requests == ["/fapi/v1/exchangeInfo", "/fapi/v1/fundingInfo"]
     # ccxt rewrites .../ws to the /market category, stream 0, and sends one SUBSCRIBE
     assert ws.received[0][1] == "/market/ws/0"
     assert json.loads(ws.subscriptions()[0][1]) == BINANCE_SUBSCRIBE
@@ -318,6 +332,7 @@ async def test_binanceusdm_loads_markets_subscribes_and_emits_marks_and_funding(
         1778025600.0,
     )
     assert funding["ETHUSDT"].rate == pytest.approx(-0.00001204, rel=1e-12)  # shorts pay
+    assert funding["ETHUSDT"].interval_hours == 4.0  # fundingIntervalHours 4 in fundingInfo
     assert btc.ts_recv > 1.7e9  # wall-clock receive time, seconds
 
 
@@ -499,7 +514,9 @@ async def test_rest_down_at_start_is_retried_with_backoff() -> None:
         await rest.start()
         await until(lambda: len(run.of(MarkPrice)) >= 2, what="marks once REST is back")
         await run.stop()
-    assert rest.requests == ["/fapi/v1/exchangeInfo"]
+    # fundingInfo is not served here (404): the feed goes on with the 8 h default
+    assert rest.requests == ["/fapi/v1/exchangeInfo", "/fapi/v1/fundingInfo"]
+    assert {f.interval_hours for f in run.of(FundingRate)} == {8.0}
 
 
 async def test_garbage_rest_body_at_start_is_counted_and_retried() -> None:
@@ -511,7 +528,7 @@ async def test_garbage_rest_body_at_start_is_counted_and_retried() -> None:
         run.start()
         await until(lambda: len(run.of(MarkPrice)) >= 2, what="marks after two bad bodies")
         await run.stop()
-    assert rest.requests == ["/fapi/v1/exchangeInfo"] * 3
+    assert rest.requests.count("/fapi/v1/exchangeInfo") == 3
     assert run.statuses()[:2] == [("markets", FeedState.DOWN), ("markets", FeedState.LIVE)]
     assert run.feed.errors["venue_error"] + run.feed.errors["bad_frame"] == 2
 
