@@ -101,11 +101,22 @@ async def send_all(channels: Sequence[Channel], sender: Sender, now: float) -> l
     )
 
 
+def _register_local_plugins() -> None:
+    """The daemon's local channels (``monitorfile://``, ``monitorconsole://``), when that
+    module is part of this installation."""
+    try:
+        from monitor.notify import local  # noqa: PLC0415 -- optional, registers plugins
+    except ImportError:
+        return
+    local.register()
+
+
 def run(args: argparse.Namespace) -> int:
     configure_logging("warning", stream=sys.stderr)  # stdout is for the result
     if args.config is None and not args.url:
         print("monitor test-notify: give --config FILE and/or --url URL", file=sys.stderr)
         return 2
+    _register_local_plugins()
     try:
         channels = load_channels(args.config, args.url, os.environ)
     except ConfigError as exc:

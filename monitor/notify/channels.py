@@ -31,7 +31,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from monitor.alerts.rules import Severity, parse_duration
 from monitor.errors import ConfigError
@@ -157,6 +157,19 @@ def _mask_query(url: str) -> str:
     return head + "?" + "&".join(parts)
 
 
+def _only_given_params(redacted: str, original: str) -> str:
+    """Drop the query parameters apprise adds with its defaults (``overflow=upstream``,
+    ``retry=0``, ...): keep those the user wrote."""
+    head, sep, query = redacted.partition("?")
+    if not sep:
+        return redacted
+    given = {
+        unquote(item.partition("=")[0]) for item in urlsplit(original).query.split("&") if item
+    }
+    kept = [item for item in query.split("&") if unquote(item.partition("=")[0]) in given]
+    return head + ("?" + "&".join(kept) if kept else "")
+
+
 def _defaults(url: str) -> dict[str, object]:
     scheme = urlsplit(url).scheme.lower()
     if scheme in ("tgram", "telegram"):
@@ -216,7 +229,7 @@ def parse_channel(
         redacted = f"{urlsplit(url).scheme}://… (credential {table['url_file']})"
     for s in secrets:
         redacted = redacted.replace(s, "***")
-    redacted = _mask_query(redact(redacted))
+    redacted = _mask_query(redact(_only_given_params(redacted, url)))
     opts: dict[str, object] = _defaults(url)
     opts.update({k: v for k, v in table.items() if k not in ("url", "url_file")})
     min_sev = opts.get("min_severity", "warning")
@@ -293,7 +306,7 @@ def adhoc_channel(url: str, index: int) -> Channel:
     return Channel(
         name=f"url{index}",
         url=raw,
-        redacted=_mask_query(redact(redacted)),
+        redacted=_mask_query(redact(_only_given_params(redacted, raw))),
         min_severity=Severity.INFO,
         max_length=opts.get("max_length"),  # type: ignore[arg-type]
     )
