@@ -1,0 +1,223 @@
+"""The shared WebSocket shell against loopback servers, with a minimal venue protocol:
+frames ``{"ch": key, "p": price}`` carry data for subscription ``key``; ``{"pong": true}``
+answers the app ping ``{"ping": true}``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import replace
+from typing import Any
+
+import aiohttp
+import pytest
+
+from monitor.errors import ParseError, RetryableError
+from monitor.model.events import Event, FeedState, FeedStatus, MarkPrice
+from monitor.venues.feed import FeedSettings, Subscription, WsFeed, fetch_text
+from monitor.venues.parsing import CONTROL, PONG, Parsed
+from tests.venues.servers import Conn, HttpServer, WsServer, run_feed, until
+
+
+class TinyParser:
+    """The test venue's parser (the FrameParser seam)."""
+
+    venue = "tiny"
+
+    def parse_frame(self, frame: str | bytes, ts_recv: float) -> Parsed:
+        try:
+            d = json.loads(frame)
+        except ValueError:
+            raise ParseError("tiny", "not JSON", frame) from None
+        if d.get("pong"):
+            return PONG
+        if "ch" in d:
+            return Parsed(d["ch"], [MarkPrice("tiny", d["ch"], float(d["p"]), ts_recv=ts_recv)])
+        return CONTROL
+
+    def parse(self, frame: str | bytes, ts_recv: float) -> list[Event]:
+        return self.parse_frame(frame, ts_recv).events
+
+    def parse_rest(self, name: str, body: str | bytes, ts_recv: float) -> list[Event]:
+        return []
+
+
+def settings(url: str, **kw: Any) -> FeedSettings:
+    base = FeedSettings(
+        url=url,
+        protocol_ping_interval=None,
+        protocol_ping_timeout=None,
+        check_interval=0.02,
+        backoff_initial=0.05,
+        backoff_cap=0.2,
+        open_timeout=1.0,
+        close_timeout=0.2,
+        gate_timeout=0.3,
+    )
+    return replace(base, **kw)
+
+
+def subs(*keys: str, gate: str | None = None, silence: float | None = None) -> list[Subscription]:
+    return [Subscription(k, json.dumps({"sub": k}), silence, gate=(k == gate)) for k in keys]
+
+
+def sent_subs(conn: Conn) -> list[str]:
+    return [m["sub"] for m in conn.received_json() if isinstance(m, dict) and "sub" in m]
+
+
+async def echo_after(conn: Conn, delay: dict[str, float]) -> None:
+    """Answer each subscription with one data frame, after ``delay[key]`` seconds (never if
+    the key is missing)."""
+    async for msg in conn.ws:
+        conn.received.append(str(msg))
+        d = json.loads(msg)
+        if "sub" in d and d["sub"] in delay:
+            await asyncio.sleep(delay[d["sub"]])
+            await conn.send({"ch": d["sub"], "p": 1.0})
+        if d.get("ping"):
+            await conn.send({"pong": True})
+
+
+async def test_gating_subscription_holds_the_rest_until_its_data_arrives() -> None:
+    answered_at: dict[str, float] = {}
+    sent_at: dict[str, float] = {}
+
+    async def handler(conn: Conn) -> None:
+        async for msg in conn.ws:
+            d = json.loads(msg)
+            sent_at[d["sub"]] = time.monotonic()
+            if d["sub"] == "markets":
+                await asyncio.sleep(0.1)
+                answered_at["markets"] = time.monotonic()
+                await conn.send({"ch": "markets", "p": 1.0})
+
+    async with WsServer(handler) as ws:
+        feed = WsFeed(
+            "tiny", TinyParser(), settings(ws.url), lambda: subs("markets", "acct", gate="markets")
+        )
+        await run_feed(feed, lambda ev: until(lambda: "acct" in sent_at))
+    assert sent_at["acct"] >= answered_at["markets"]
+
+
+async def test_gate_that_never_opens_times_out_and_the_rest_is_sent() -> None:
+    async with WsServer(lambda c: echo_after(c, {})) as ws:
+        feed = WsFeed(
+            "tiny", TinyParser(), settings(ws.url), lambda: subs("markets", "acct", gate="markets")
+        )
+        started = time.monotonic()
+
+        async def scenario(events: list[Any]) -> None:
+            await until(lambda: ws.conns and "acct" in sent_subs(ws.conns[0]))
+
+        await run_feed(feed, scenario)
+    assert time.monotonic() - started >= 0.3  # gate_timeout
+
+
+async def test_failing_bootstrap_does_not_stop_the_stream() -> None:
+    calls = 0
+
+    async def bootstrap(emit: Any) -> None:
+        nonlocal calls
+        calls += 1
+        raise RetryableError("REST down")
+
+    async with WsServer(lambda c: echo_after(c, {"a": 0.0})) as ws:
+        feed = WsFeed(
+            "tiny", TinyParser(), settings(ws.url), lambda: subs("a"), on_connect=bootstrap
+        )
+        events = await run_feed(
+            feed, lambda ev: until(lambda: any(isinstance(e, MarkPrice) for e in ev))
+        )
+    assert calls == 1
+    assert [e.symbol for e in events if isinstance(e, MarkPrice)] == ["a"]
+
+
+async def test_backoff_resets_only_after_a_stable_connection() -> None:
+    async with WsServer(lambda c: echo_after(c, {"a": 0.0})) as ws:
+        feed = WsFeed("tiny", TinyParser(), settings(ws.url, stable_after=0.15), lambda: subs("a"))
+
+        async def scenario(events: list[Any]) -> None:
+            # an unstable connection: dropped at once, attempts keep growing
+            await until(lambda: len(ws.conns) >= 1)
+            ws.conns[0].abort()
+            await until(lambda: len(ws.conns) >= 2)
+            ws.conns[1].abort()
+            await until(lambda: len(ws.conns) >= 3)
+            assert feed.backoff.attempts == 2
+            await asyncio.sleep(0.25)  # longer than stable_after
+            ws.conns[2].abort()
+            await until(lambda: len(ws.conns) >= 4)
+
+        await run_feed(feed, scenario)
+    # reset by the stable connection, then counted once for the reconnect that followed
+    assert feed.backoff.attempts == 1
+
+
+async def test_subscribe_now_sends_on_the_live_connection_and_after_reconnects() -> None:
+    wanted = ["a"]
+    async with WsServer(lambda c: echo_after(c, {"a": 0.0, "b": 0.0})) as ws:
+        feed = WsFeed("tiny", TinyParser(), settings(ws.url), lambda: subs(*wanted))
+        feed.subscribe_now(subs("ignored")[0])  # not connected: nothing happens
+
+        async def scenario(events: list[Any]) -> None:
+            await until(lambda: any(isinstance(e, MarkPrice) for e in events))
+            wanted.append("b")
+            feed.subscribe_now(subs("b")[0])
+            await until(lambda: any(isinstance(e, MarkPrice) and e.symbol == "b" for e in events))
+            ws.conns[0].abort()
+            await until(lambda: len(ws.conns) >= 2 and len(sent_subs(ws.conns[1])) >= 2)
+
+        await run_feed(feed, scenario)
+    assert sent_subs(ws.conns[0]) == ["a", "b"]
+    assert sent_subs(ws.conns[1]) == ["a", "b"]
+
+
+async def test_recorder_gets_every_frame_with_its_channel() -> None:
+    recorded: list[tuple[str, str, str]] = []
+
+    async def handler(conn: Conn) -> None:
+        await conn.send("garbage")
+        await conn.ws.send(json.dumps({"ch": "a", "p": 2}).encode())  # a binary frame
+        await conn.send({"hello": 1})
+        await conn.ws.wait_closed()
+
+    async with WsServer(handler) as ws:
+        feed = WsFeed(
+            "tiny",
+            TinyParser(),
+            settings(ws.url),
+            list,
+            recorder=lambda ts, venue, ch, frame: recorded.append((venue, ch, frame)),
+        )
+        await run_feed(feed, lambda ev: until(lambda: len(recorded) >= 3))
+    assert recorded == [
+        ("tiny", "ws", "garbage"),
+        ("tiny", "a", '{"ch": "a", "p": 2}'),
+        ("tiny", "ws", '{"hello": 1}'),
+    ]
+    assert feed.stats.bad_frames == 1
+    assert feed.stats.bad_by_problem == {"not JSON": 1}
+
+
+async def test_a_silent_channel_is_stale_and_keeps_forcing_reconnects() -> None:
+    async with WsServer(lambda c: echo_after(c, {})) as ws:
+        feed = WsFeed("tiny", TinyParser(), settings(ws.url), lambda: subs("a", silence=0.1))
+        events = await run_feed(feed, lambda ev: until(lambda: len(ws.conns) >= 3))
+    stale = [e for e in events if isinstance(e, FeedStatus) and e.state is FeedState.STALE]
+    assert len(stale) == 1  # reported once while it stays stale
+    assert feed.stats.stale_reconnects >= 2
+
+
+async def test_fetch_text_returns_bodies_and_classifies_failures() -> None:
+    http = HttpServer()
+    http.route("GET", "/ok", lambda _b: (200, '{"a":1}'))
+    http.route("GET", "/busy", lambda _b: (503, "busy"))
+    async with http, aiohttp.ClientSession() as session:
+        assert await fetch_text(session, "GET", f"{http.url}/ok") == '{"a":1}'
+        with pytest.raises(RetryableError, match="HTTP 503"):
+            await fetch_text(session, "GET", f"{http.url}/busy")
+        port = http.port
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(RetryableError, match="GET"):
+            await fetch_text(session, "GET", f"http://127.0.0.1:{port}/ok", total_seconds=1.0)
