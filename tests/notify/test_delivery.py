@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import random
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.clock import FakeClock, SystemClock
 from monitor.notify.channels import Channel, parse_channels
 from monitor.notify.delivery import DeliveryConfig, DeliveryWorker, RateLimiter
-from monitor.notify.sender import AppriseSender
+from monitor.notify.sender import AppriseSender, SendResult
 from monitor.store import outbox
 from monitor.store.db import Store, open_store
 from monitor.store.outbox import OutboundMessage
@@ -188,3 +191,78 @@ def test_rate_limiter_group_minute() -> None:
     assert lim.next_allowed(3.0) == 60.0
     lim.pause(90.0)
     assert lim.next_allowed(61.0) == 90.0
+
+
+class ScriptedSender:
+    """A fake sender (time and outcomes scripted): ok, 500 or 429 with retry_after."""
+
+    def __init__(self, outcomes: list[str]) -> None:
+        self.outcomes = outcomes
+        self.delivered: list[str] = []
+
+    async def send(
+        self, channel: Channel, title: str, body: str, body_format: str, notify_type: str
+    ) -> SendResult:
+        outcome = self.outcomes.pop(0) if self.outcomes else "ok"
+        if outcome == "ok":
+            self.delivered.extend(body.split("\n\n"))
+            return SendResult(True, "SUCCESS")
+        if outcome == "429":
+            return SendResult(False, "FAILURE", "Too Many Requests: retry after 2", 2.0)
+        return SendResult(False, "FAILURE", "error=500")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    outcomes=st.lists(st.sampled_from(["ok", "500", "429"]), max_size=12),
+    arrivals=st.lists(st.floats(min_value=0.0, max_value=30.0), min_size=1, max_size=8),
+)
+def test_every_row_delivered_once_or_failed(outcomes: list[str], arrivals: list[float]) -> None:
+    """Whatever the failures, a row is sent successfully at most once, and after enough time
+    every row is delivered or (too old) failed: none is lost or left pending."""
+
+    async def scenario() -> None:
+        with tempfile.TemporaryDirectory() as d:
+            store = await open_store(Path(d) / "m.db")
+            try:
+                clock = FakeClock()
+                sender = ScriptedSender(list(outcomes))
+                ch = one("json://127.0.0.1:9/x", min_interval="1s")
+                w = DeliveryWorker(
+                    store,
+                    [ch],
+                    sender,
+                    clock,
+                    config=DeliveryConfig(base_backoff=1.0, max_age=60.0),
+                    rng=random.Random(1),
+                )
+                start = clock.now()
+                pending = sorted(arrivals)
+                t = 0.0
+                while t < 200.0:
+                    while pending and pending[0] <= t:
+                        at = pending.pop(0)
+                        await put(
+                            store,
+                            f"m{len(arrivals) - len(pending)}",
+                            start + at,
+                            f"body {len(arrivals) - len(pending)}",
+                        )
+                    await w.step()
+                    clock.advance(0.5)
+                    t += 0.5
+                rows = await outcomes_of(store)
+                assert all(s in ("delivered", "failed") for s in rows.values())
+                delivered = sorted(sender.delivered)
+                assert len(delivered) == len(set(delivered))  # never twice
+                assert delivered == sorted(
+                    f"body {k[1:]}" for k, s in rows.items() if s == "delivered"
+                )
+            finally:
+                await store.close()
+
+    asyncio.run(scenario())
+
+
+async def outcomes_of(store: Store) -> dict[str, str]:
+    return {r.idem_key: r.status for r in await outbox.items(store)}
