@@ -115,6 +115,7 @@ class CcxtProFeed:
     are the staleness limits in seconds; ``funding_poll_interval`` the REST funding period
     where no funding stream exists; ``max_connection_age`` (seconds) reconnects on purpose
     before a venue-imposed lifetime (None: the plan's, 23.5 h on Binance; ``math.inf``: never);
+    ``plan`` overrides the stream plan (for example to poll funding over REST);
     ``backoff`` builds one Backoff per stream.
     """
 
@@ -132,6 +133,7 @@ class CcxtProFeed:
         funding_poll_interval: float = 60.0,
         check_interval: float = 1.0,
         max_connection_age: float | None = None,
+        plan: StreamPlan | None = None,
         backoff: Callable[[], Backoff] = Backoff,
         clock: Clock | None = None,
     ) -> None:
@@ -139,10 +141,11 @@ class CcxtProFeed:
             raise ValueError(f"ccxt.pro has no exchange {exchange_id!r}")
         self.exchange_id = exchange_id
         known = KNOWN.get(exchange_id)
-        self.venue = known.venue if known is not None else exchange_id
+        given = plan or known
+        self.venue = given.venue if given is not None else exchange_id
         self._known = known
         exchange_class = getattr(ccxt.pro, exchange_id)
-        self.plan: StreamPlan = known or plan_for(exchange_id, exchange_class().has)
+        self.plan: StreamPlan = plan or known or plan_for(exchange_id, exchange_class().has)
         """The stream plan: a known one, else derived from ccxt's ``has`` table (raises
         :class:`~monitor.venues.ccxt_pro.streams.UnsupportedExchangeError` when the exchange
         streams neither mark prices nor tickers)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import random
 from collections.abc import AsyncIterator
@@ -28,6 +29,7 @@ from monitor.model.events import (
 from monitor.model.instruments import MaintenanceSchedule, Tier
 from monitor.venues.backoff import Backoff
 from monitor.venues.ccxt_pro.feed import CcxtProFeed
+from monitor.venues.ccxt_pro.streams import KNOWN, FundingSource
 from tests.venues.ccxt_pro.loopback import Conn, Dialect, RestVenue, WsVenue, fixture, until
 
 pytestmark = pytest.mark.timeout(30)
@@ -548,6 +550,29 @@ async def test_connections_are_rotated_before_the_venue_lifetime_without_an_outa
     # a planned rotation is not an outage: only the first LIVE, no DOWN, no STALE
     assert run.statuses() == [("marks", FeedState.LIVE)]
     assert run.feed.errors["disconnect"] == 0
+
+
+async def test_funding_polled_over_rest_where_the_plan_says_so() -> None:
+    # binanceusdm with funding from GET /fapi/v1/premiumIndex (all symbols: a list of the
+    # fixture's objects) every 50 ms instead of from the mark stream
+    plan = dataclasses.replace(
+        KNOWN["binanceusdm"], funding=FundingSource.POLL_FUNDING_RATES, info_funding=None
+    )
+    premium = json.loads(fixture("binance", "rest_premiumIndex.json"))
+    routes = {**BINANCE_ROUTES, "/fapi/v1/premiumIndex": json.dumps([premium])}
+    async with venue(BinanceDialect(), routes) as (ws, rest):
+        run = Run(binance_feed(ws, rest, plan=plan, funding_poll_interval=0.05))
+        run.start()
+        await until(lambda: rest.requests.count("/fapi/v1/premiumIndex") >= 3, what="3 polls")
+        await until(lambda: run.of(FundingRate), what="funding")
+        await run.stop()
+    (funding,) = {
+        (f.symbol, f.rate, f.interval_hours, f.next_funding_ts) for f in run.of(FundingRate)
+    }
+    # lastFundingRate "0.00006521", nextFundingTime 1778025600000 ms; no interval in the body
+    assert funding == ("BTCUSDT", 0.00006521, 8.0, 1778025600.0)
+    assert ("funding", FeedState.LIVE) in run.statuses()
+    assert all(m.venue == "binance_usdm" for m in run.of(MarkPrice))
 
 
 def test_binance_rotates_ahead_of_its_24h_limit_by_default() -> None:
