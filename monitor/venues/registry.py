@@ -11,7 +11,8 @@ Configuration keys used (all optional; ``config/example.toml`` documents them):
 ``ws_url``, ``rest_url``; ``symbols`` (Hyperliquid coins to watch beyond those held);
 ``stale_after`` (seconds of silence before a price channel is stale); ``ping_interval``
 (Hyperliquid app ping, dYdX protocol ping); ``poll_interval`` (Hyperliquid REST polling of
-addresses beyond the WebSocket user limit; ccxt REST funding period).
+addresses beyond the WebSocket user limit; ccxt REST funding period); ccxt venues also take
+``options`` and ``urls`` (deep-merged into the exchange's ccxt configuration).
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ def _ccxt(venue: VenueConfig, clock: Clock | None) -> Feed:
     return CcxtProFeed(
         venue.name,
         venue.symbols,
+        urls=venue.urls,
         options=venue.options,
         max_silence=venue.stale_after if venue.stale_after is not None else 30.0,
         funding_poll_interval=venue.poll_interval if venue.poll_interval is not None else 60.0,
