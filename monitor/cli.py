@@ -18,6 +18,9 @@ from monitor import __version__
 
 #: the explicit list of subcommand modules, in ``--help`` order
 COMMANDS: tuple[str, ...] = (
+    "run",
+    "status",
+    "history",
     "inspect",
     "check-config",
     "whatif",
@@ -55,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # our local apprise channels (monitorfile://, monitorconsole://) must be known before any
+    # configuration's channel URLs are validated
+    from monitor.notify import local  # noqa: PLC0415 (apprise is slow to import)
+
+    local.register()
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)

@@ -92,6 +92,53 @@ MIGRATIONS: tuple[str, ...] = (
         created_at REAL NOT NULL
     );
     """,
+    # 2: risk history, latest scope figures, feed health, funding paid, daemon status
+    # (monitor/store/history.py)
+    """
+CREATE TABLE risk_history (
+    scope TEXT NOT NULL,
+    ts REAL NOT NULL,
+    equity REAL,
+    maintenance REAL,
+    margin_ratio REAL,
+    nearest_liq REAL,
+    shock_down REAL,
+    shock_up REAL,
+    funding_day REAL,
+    PRIMARY KEY (scope, ts)
+);
+CREATE INDEX risk_history_ts ON risk_history (ts);
+CREATE TABLE scope_status (
+    scope TEXT PRIMARY KEY,
+    venue TEXT NOT NULL,
+    account TEXT NOT NULL,
+    ts REAL NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE TABLE feed_status (
+    venue TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    state TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT '',
+    updated_at REAL NOT NULL,
+    last_message_at REAL,
+    PRIMARY KEY (venue, channel)
+);
+CREATE TABLE funding_paid (
+    venue TEXT NOT NULL,
+    account TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    ts REAL NOT NULL,
+    amount REAL NOT NULL,
+    rate REAL,
+    PRIMARY KEY (venue, account, symbol, ts)
+);
+CREATE TABLE daemon_status (
+    name TEXT PRIMARY KEY,
+    doc TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
+""",
 )
 """Append-only: each entry is one migration script; never edit a released one."""
 

@@ -1,0 +1,264 @@
+"""Risk history, the latest figures per scope, feed health and funding paid (SQLite).
+
+Tables (migration 2 in :data:`monitor.store.db.MIGRATIONS`):
+
+* ``risk_history(scope, ts, equity, maintenance, margin_ratio, nearest_liq, shock_down,
+  shock_up, funding_day)``: one row per sample; pruned by retention.
+* ``scope_status(scope, venue, account, ts, doc)``: the latest figures of every scope (JSON),
+  what ``monitor status`` shows; a scope that vanished is deleted.
+* ``feed_status(venue, channel, state, detail, updated_at, last_message_at)``.
+* ``funding_paid(venue, account, symbol, ts, amount, rate)``: funding the venue booked.
+* ``daemon_status(name, doc, updated_at)``: the daemon's one-line summary and pid.
+
+The sampling decision (:class:`Sampler`) is pure: a scope is sampled when ``interval`` seconds
+passed since its last sample, or when its margin ratio moved by ``change`` (absolute, e.g.
+0.05 = 5 points) since then, or when it first appears.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from monitor.margin.risk import ScopeRisk
+from monitor.model.events import FeedStatus, FundingPayment
+from monitor.store.db import Store
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    scope: str
+    ts: float
+    equity: float | None
+    maintenance: float | None
+    margin_ratio: float | None
+    nearest_liq: float | None
+    shock_down: float | None
+    shock_up: float | None
+    funding_day: float | None
+
+    @classmethod
+    def of(cls, risk: ScopeRisk, ts: float) -> Sample:
+        return cls(
+            scope=str(risk.key),
+            ts=ts,
+            equity=_finite(risk.equity),
+            maintenance=_finite(risk.maintenance_margin),
+            margin_ratio=_finite(risk.margin_ratio),
+            nearest_liq=_finite(risk.nearest_liquidation_distance),
+            shock_down=_finite(risk.shock_down),
+            shock_up=_finite(risk.shock_up),
+            funding_day=_finite(risk.funding_cost_per_day),
+        )
+
+
+class Sampler:
+    """Decides which scopes to sample (pure; see the module docstring)."""
+
+    def __init__(self, interval: float, change: float) -> None:
+        self.interval = interval
+        self.change = change
+        self._last: dict[str, tuple[float, float | None]] = {}
+
+    def due(self, risk: ScopeRisk, now: float) -> bool:
+        scope = str(risk.key)
+        last = self._last.get(scope)
+        ratio = _finite(risk.margin_ratio)
+        if last is None or now - last[0] >= self.interval:
+            return True
+        prev = last[1]
+        if (prev is None) != (ratio is None):
+            return True
+        return prev is not None and ratio is not None and abs(ratio - prev) >= self.change
+
+    def taken(self, sample: Sample) -> None:
+        self._last[sample.scope] = (sample.ts, sample.margin_ratio)
+
+    def forget(self, scope: str) -> None:
+        self._last.pop(scope, None)
+
+
+def status_doc(risk: ScopeRisk, active_alerts: Sequence[str] = ()) -> dict[str, Any]:
+    """The figures ``monitor status`` shows for one scope."""
+    return {
+        "venue": risk.venue,
+        "account": risk.account,
+        "scope": risk.scope,
+        "equity": _finite(risk.equity),
+        "maintenance_margin": _finite(risk.maintenance_margin),
+        "margin_ratio": _finite(risk.margin_ratio),
+        "nearest_liquidation_distance": _finite(risk.nearest_liquidation_distance),
+        "shock_to_liquidation": _finite(risk.shock_to_liquidation),
+        "funding_cost_per_day": _finite(risk.funding_cost_per_day),
+        "collateral_at_risk": _finite(risk.collateral_at_risk),
+        "positions": len(risk.positions),
+        "liquidatable": risk.liquidatable,
+        "active_alerts": list(active_alerts),
+    }
+
+
+async def record(
+    store: Store,
+    samples: Iterable[Sample],
+    statuses: Iterable[tuple[ScopeRisk, dict[str, Any]]],
+    vanished: Iterable[str] = (),
+) -> None:
+    """Write samples and the latest status of scopes in one transaction."""
+    async with store.transaction() as conn:
+        await conn.executemany(
+            "INSERT OR REPLACE INTO risk_history VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    s.scope,
+                    s.ts,
+                    s.equity,
+                    s.maintenance,
+                    s.margin_ratio,
+                    s.nearest_liq,
+                    s.shock_down,
+                    s.shock_up,
+                    s.funding_day,
+                )
+                for s in samples
+            ],
+        )
+        await conn.executemany(
+            "INSERT OR REPLACE INTO scope_status VALUES (?, ?, ?, ?, ?)",
+            [
+                (str(r.key), r.venue, r.account, doc.get("ts", 0.0), json.dumps(doc))
+                for r, doc in statuses
+            ],
+        )
+        await conn.executemany("DELETE FROM scope_status WHERE scope = ?", [(s,) for s in vanished])
+
+
+async def prune(store: Store, before: float) -> int:
+    async with store.transaction() as conn:
+        cur = await conn.execute("DELETE FROM risk_history WHERE ts < ?", (before,))
+        return cur.rowcount
+
+
+async def read_history(store: Store, scope: str, since: float) -> list[Sample]:
+    async with store.read() as conn:
+        cur = await conn.execute(
+            "SELECT * FROM risk_history WHERE scope = ? AND ts >= ? ORDER BY ts", (scope, since)
+        )
+        rows = await cur.fetchall()
+    return [Sample(*row) for row in rows]
+
+
+async def scopes(store: Store) -> list[str]:
+    async with store.read() as conn:
+        cur = await conn.execute("SELECT DISTINCT scope FROM risk_history ORDER BY scope")
+        return [r[0] for r in await cur.fetchall()]
+
+
+async def record_feeds(
+    store: Store, statuses: Iterable[FeedStatus], last_message: dict[str, float], now: float
+) -> None:
+    """Upsert feed states; ``last_message`` maps venue → receive time of its last event."""
+    async with store.transaction() as conn:
+        for fs in statuses:
+            await conn.execute(
+                "INSERT INTO feed_status VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (venue, channel) DO UPDATE SET state = excluded.state, "
+                "detail = excluded.detail, updated_at = excluded.updated_at",
+                (fs.venue, fs.channel, fs.state.value, fs.detail, now, last_message.get(fs.venue)),
+            )
+        for venue, ts in last_message.items():
+            await conn.execute(
+                "INSERT INTO feed_status VALUES (?, '*', 'live', '', ?, ?) "
+                "ON CONFLICT (venue, channel) DO UPDATE SET "
+                "last_message_at = excluded.last_message_at",
+                (venue, now, ts),
+            )
+            await conn.execute(
+                "UPDATE feed_status SET last_message_at = ? WHERE venue = ?", (ts, venue)
+            )
+
+
+async def record_funding(store: Store, payments: Iterable[FundingPayment]) -> None:
+    async with store.transaction() as conn:
+        await conn.executemany(
+            "INSERT OR IGNORE INTO funding_paid VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    p.venue,
+                    p.account,
+                    p.symbol,
+                    p.ts_event if p.ts_event is not None else p.ts_recv,
+                    p.amount,
+                    p.rate,
+                )
+                for p in payments
+            ],
+        )
+
+
+async def set_daemon_status(store: Store, doc: dict[str, Any], now: float) -> None:
+    async with store.transaction() as conn:
+        await conn.execute(
+            "INSERT OR REPLACE INTO daemon_status VALUES ('daemon', ?, ?)", (json.dumps(doc), now)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StatusView:
+    daemon: dict[str, Any] | None
+    daemon_updated_at: float | None
+    scopes: list[dict[str, Any]]
+    feeds: list[dict[str, Any]]
+    funding_paid: list[dict[str, Any]]
+
+
+async def read_status(store: Store) -> StatusView:
+    async with store.read() as conn:
+        cur = await conn.execute("SELECT doc, updated_at FROM daemon_status WHERE name='daemon'")
+        row = await cur.fetchone()
+        cur = await conn.execute("SELECT scope, ts, doc FROM scope_status ORDER BY scope")
+        scope_rows = list(await cur.fetchall())
+        cur = await conn.execute(
+            "SELECT venue, channel, state, detail, updated_at, last_message_at FROM feed_status "
+            "ORDER BY venue, channel"
+        )
+        feed_rows = list(await cur.fetchall())
+        cur = await conn.execute(
+            "SELECT venue, account, symbol, SUM(amount), COUNT(*) FROM funding_paid "
+            "GROUP BY venue, account, symbol ORDER BY venue, account, symbol"
+        )
+        funding_rows = list(await cur.fetchall())
+    scopes_out = []
+    for scope, ts, doc in scope_rows:
+        d = json.loads(doc)
+        d["scope_key"] = scope
+        d["updated_at"] = ts
+        scopes_out.append(d)
+    feeds_out = [
+        {
+            "venue": v,
+            "channel": c,
+            "state": s,
+            "detail": d,
+            "updated_at": u,
+            "last_message_at": last,
+        }
+        for v, c, s, d, u, last in feed_rows
+    ]
+    funding_out = [
+        {"venue": v, "account": a, "symbol": s, "amount": amt, "payments": n}
+        for v, a, s, amt, n in funding_rows
+    ]
+    return StatusView(
+        daemon=json.loads(row[0]) if row else None,
+        daemon_updated_at=row[1] if row else None,
+        scopes=scopes_out,
+        feeds=feeds_out,
+        funding_paid=funding_out,
+    )
