@@ -74,6 +74,13 @@ class Channel:
         """What to show: ``name (redacted-url)``."""
         return f"{self.name} ({self.redacted})"
 
+    def body_limit(self, title: str) -> int | None:
+        """Room for the body when ``title`` goes with it: services like Telegram fold the
+        title into the text, so it counts against ``max_length`` (with a line break)."""
+        if self.max_length is None:
+            return None
+        return max(self.max_length - len(title) - 8, 100)
+
     def accepts(self, severity: Severity) -> bool:
         return severity.rank >= self.min_severity.rank
 

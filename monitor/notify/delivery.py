@@ -201,7 +201,8 @@ class DeliveryWorker:
         items = [i for i in items if now - i.created_at <= self.config.max_age]
         if not items:
             return 0
-        body, used = combine([i.body for i in items], channel.max_length)
+        longest = f"{len(items)} alert messages ({items[0].title})"
+        body, used = combine([i.body for i in items], channel.body_limit(longest))
         batch, rest = items[:used], items[used:]
         if rest:
             await outbox.release(self.store, [i.id for i in rest])

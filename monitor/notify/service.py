@@ -49,7 +49,7 @@ from monitor.model.portfolio import Portfolio
 from monitor.model.positions import ScopeKey
 from monitor.notify.channels import Channel
 from monitor.notify.delivery import DeliveryConfig, DeliveryWorker
-from monitor.notify.render import notify_type, render_group
+from monitor.notify.render import group_title, notify_type, render_group
 from monitor.notify.sender import Sender
 from monitor.store import alert_state, outbox
 from monitor.store.db import Store
@@ -83,7 +83,8 @@ def build_messages(
             if not mine:
                 continue
             sub = AlertGroup(group.group, mine)
-            rendered = render_group(sub, risks, ch.format, ch.max_length)
+            title = group_title(sub)
+            rendered = render_group(sub, risks, ch.format, ch.body_limit(title))
             resolved_only = all(t.kind is TransitionKind.RESOLVED for t in mine)
             digest = hashlib.sha1(sub.id.encode(), usedforsecurity=False).hexdigest()
             out.append(

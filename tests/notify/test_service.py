@@ -323,3 +323,50 @@ async def test_expired_channel_raises_delivery_failing_through_the_working_one(
     assert "FIRING CRITICAL: notification delivery failing on monitor" in messages[1]
     assert "dead (json://127.0.0.1:1/closed" in messages[1]
     await store.close()
+
+
+def test_build_messages_routes_by_severity_and_fits_telegram() -> None:
+    from monitor.alerts.engine import Transition, TransitionKind
+    from monitor.alerts.rules import Severity
+    from monitor.notify.service import build_messages
+
+    chans = parse_channels(
+        {
+            "tg": {"url": f"tgram://{TG_TOKEN}/-100123"},  # warning+, 4096, resolves
+            "mail": {
+                "url": "mailto://127.0.0.1:25?from=a@example.com&to=b@example.com",
+                "min_severity": "critical",
+                "send_resolved": False,
+            },
+        },
+        "t",
+        env={},
+        credentials_dir=None,
+    )
+
+    def tr(i: int, sev: Severity, kind: TransitionKind = TransitionKind.FIRED) -> Transition:
+        return Transition(
+            id=f"t{i}",
+            kind=kind,
+            key=f"liquidation_distance|g:a/cross#S{i}",
+            rule="liquidation_distance",
+            severity=sev,
+            group="g:a",
+            subject=f"g:a/cross#S{i}",
+            at=1.0,
+            since=1.0,
+            value=0.01,
+            threshold=0.05,
+        )
+
+    warn = build_messages([tr(0, Severity.WARNING)], chans, {}, 1.0)
+    assert [m.channel for m in warn] == ["tg"]  # email takes critical only
+    resolved = build_messages([tr(1, Severity.CRITICAL, TransitionKind.RESOLVED)], chans, {}, 1.0)
+    assert [(m.channel, m.notify_type) for m in resolved] == [("tg", "success")]
+    many = build_messages([tr(i, Severity.CRITICAL) for i in range(300)], chans, {}, 1.0)
+    tg, mail = many
+    assert (tg.channel, mail.channel) == ("tg", "mail")
+    assert len(tg.title) + len(tg.body) + 2 <= 4096  # Telegram folds the title into the text
+    assert tg.body.endswith("more lines cut)")
+    assert mail.body.count("\n") > 300  # email has no length limit
+    assert tg.idem_key.endswith(":tg") and tg.idem_key.split(":")[0] == mail.idem_key.split(":")[0]
