@@ -417,3 +417,41 @@ def test_pure_modules_import_no_io() -> None:
                 names = [node.module or ""]
             for name in names:
                 assert not any(name == b or name.startswith(b + ".") for b in banned), (f, name)
+
+
+def test_scope_rules_table() -> None:
+    d = AlertRules.default()
+    eq = ThresholdRule(RuleKind.EQUITY, (Level(Severity.WARNING, 500.0, 525.0),))
+    fc = ThresholdRule(RuleKind.FUNDING_COST, (Level(Severity.WARNING, 20.0, 19.0),))
+    rules = replace(
+        d,
+        pending_for=0.0,
+        thresholds={**d.thresholds, RuleKind.EQUITY: eq, RuleKind.FUNDING_COST: fc},
+    )
+    # equity 400 ≤ 500; funding 30/day ≥ 20 and 30 / 400 = 7.5 % ≥ 1 %; runway 20 h ≤ 24 h
+    # (critical); shock 4 % ≤ 5 % (critical); margin ratio 0.1 and distance 50 %: quiet
+    risk = scope(0.1, equity=400.0, funding_day=30.0, runway=20.0, shock=0.04)
+    ts, _ = evaluate(Observation(risks=[risk]), T0, AlertState(), rules)
+    got = {(t.rule, t.severity.value): t.value for t in ts}
+    assert set(got) == {
+        ("equity", "warning"),
+        ("funding_cost", "warning"),
+        ("funding_cost_pct", "warning"),
+        ("funding_runway", "critical"),
+        ("shock", "critical"),
+    }
+    assert abs((got["funding_cost_pct", "warning"] or 0) - 30.0 / 400.0) < 1e-12
+
+
+def test_inhibition_lasts_while_any_feed_of_the_venue_is_stale() -> None:
+    rules = only_mr_rules()
+    a = FeedStatus("hyperliquid", "allMids", FeedState.STALE)
+    b = FeedStatus("hyperliquid", "webData2", FeedState.STALE)
+    _, state = evaluate(Observation(feeds=[a, b]), T0, AlertState(), rules)
+    live_a = FeedStatus("hyperliquid", "allMids", FeedState.RECOVERED)
+    ts, state = evaluate(Observation(risks=[scope(0.95)], feeds=[live_a]), T0 + 1, state, rules)
+    assert [(t.rule, t.kind.value) for t in ts] == [("feed_stale", "resolved")]
+    assert state.inhibited_venues() == {"hyperliquid"}
+    other = ScopeKey("dydx_v4", "x", "cross")  # another venue is not held
+    ts, _ = evaluate(Observation(risks=[scope(0.95, key=other)]), T0 + 2, state, rules)
+    assert [(t.rule, t.subject) for t in ts] == [("margin_ratio", str(other))]
