@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import asyncio
 import os
 import sys
@@ -126,9 +127,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"monitor test-notify: {args.config}: no channels configured", file=sys.stderr)
         return 2
     if args.timeout is not None:
-        from dataclasses import replace  # noqa: PLC0415 -- only for this option
-
-        channels = [replace(c, timeout=args.timeout) for c in channels]
+        channels = [dataclasses.replace(c, timeout=args.timeout) for c in channels]
     results = asyncio.run(send_all(channels, AppriseSender(), SystemClock().now()))
     width = max(len(c.name) for c in channels)
     for ch, res in zip(channels, results, strict=True):

@@ -161,10 +161,11 @@ def transition_line(t: Transition) -> str:
 def scope_lines(risk: ScopeRisk) -> list[str]:
     """The figures of one scope, one per line (positions indented)."""
     cross = risk.scope == "cross"
+    mr = risk.margin_ratio if risk.margin_ratio is not None else math.inf  # equity ≤ 0
     lines = [
         f"Scope {risk.key}: equity {money(risk.equity)}, maintenance "
         f"{money(risk.maintenance_margin)}, margin ratio "
-        f"{rule_value(RuleKind.MARGIN_RATIO, risk.margin_ratio if risk.margin_ratio is not None else math.inf)}",  # noqa: E501
+        f"{rule_value(RuleKind.MARGIN_RATIO, mr)}",
         f"Collateral at risk: {money(risk.collateral_at_risk)} "
         f"({'the whole cross pool' if cross else 'this isolated allocation'})",
         f"Shock to liquidation: {pct(risk.shock_to_liquidation)} (down {pct(risk.shock_down)},"
