@@ -123,10 +123,11 @@ def rule_value(rule: str, x: float | None) -> str:
 
 
 def md_escape(text: str) -> str:
-    """Escape Telegram/CommonMark Markdown specials in dynamic text."""
+    """Escape the Markdown specials Telegram's Markdown (v1) knows, ``_ * ` [``, with a
+    backslash (CommonMark accepts the same escapes)."""
     out = []
     for ch in text:
-        if ch in "\\_*[]`":
+        if ch in "_*`[":
             out.append("\\")
         out.append(ch)
     return "".join(out)

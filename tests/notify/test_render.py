@@ -132,7 +132,7 @@ def test_fit_and_combine() -> None:
 
 
 def test_markdown_escapes_dynamic_text() -> None:
-    assert md_escape("BTC_USD *x* [y]") == "BTC\\_USD \\*x\\* \\[y\\]"
+    assert md_escape("BTC_USD *x* [y] `z`") == "BTC\\_USD \\*x\\* \\[y] \\`z\\`"
     key = ScopeKey("okx", "main_acct", "cross")
     g = AlertGroup("okx:main_acct", (tr(subject=str(key), risk=scope(0.95, key=key)),))
     body = render_group(g, {}, fmt="markdown").body
