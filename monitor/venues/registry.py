@@ -10,8 +10,9 @@
 Configuration keys used (all optional; ``config/example.toml`` documents them):
 ``ws_url``, ``rest_url``; ``symbols`` (Hyperliquid coins to watch beyond those held);
 ``stale_after`` (seconds of silence before a price channel is stale); ``ping_interval``
-(Hyperliquid app ping, dYdX protocol ping); ``poll_interval`` (Hyperliquid REST polling of
-addresses beyond the WebSocket user limit; ccxt REST funding period); ccxt venues also take
+(Hyperliquid app ping, dYdX protocol ping); ``poll_interval`` (Hyperliquid: REST
+re-snapshot of every account, default 30 s, and the polling of addresses beyond the
+WebSocket user limit; ccxt: REST funding period); ccxt venues also take
 ``options`` and ``urls`` (deep-merged into the exchange's ccxt configuration).
 """
 
@@ -56,6 +57,8 @@ def _hyperliquid(
     options = HyperliquidOptions(
         coins=venue.symbols,
         addresses=tuple(a.address for a in accounts if a.address),
+        resnapshot=True,
+        poll_interval=30.0,
     )
     if venue.rest_url:
         options = replace(options, rest_url=venue.rest_url)

@@ -80,3 +80,21 @@ def test_fast_mark_price_equals_the_dataclass_constructor() -> None:
     assert hash(fast) == hash(slow)
     with pytest.raises(AttributeError):
         fast.mark = 2.0  # type: ignore[misc]  # still frozen
+
+
+def test_parsers_and_pure_helpers_import_no_io_library() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import monitor.venues.hyperliquid.parse, monitor.venues.dydx.parse\n"
+        "import monitor.venues.backoff, monitor.venues.watchdog, monitor.venues.parsing\n"
+        "io = ('asyncio', 'websockets', 'aiohttp', 'ccxt', 'sqlite3', 'aiosqlite', 'apprise',"
+        " 'structlog', 'socket')\n"
+        "print(','.join(m for m in io if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == ""

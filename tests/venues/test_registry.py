@@ -64,6 +64,7 @@ def test_feeds_are_built_from_the_configuration(tmp_path: Path) -> None:
     assert hl.ws.settings.app_ping_interval == 9
     assert hl.options.rest_url == "http://127.0.0.1:1"
     assert hl.options.poll_interval == 7
+    assert hl.options.resnapshot  # poll_interval: "REST re-snapshot of accounts"
     assert hl.options.price_max_silence == 12
     assert hl.options.coins == ("BTC", "xyz:GOLD")
     assert hl.ws_addresses == (HL,)  # the configuration lower-cases addresses

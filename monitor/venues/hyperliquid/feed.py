@@ -7,6 +7,7 @@
   ``{"channel":"pong"}`` forces a reconnect): ``activeAssetCtx`` for every watched coin and
   every coin an account holds (added live as positions appear); for each of the first
   ``ws_user_limit`` addresses ``clearinghouseState`` (per dex) and ``userFundings``.
+* With ``resnapshot``, every address is also fetched over REST at each poll (a safety net).
 * The venue allows 10 unique users per IP on WebSockets: the addresses beyond
   ``ws_user_limit`` are polled with ``POST /info {"type":"clearinghouseState"}`` every
   ``poll_interval`` seconds, stretched if needed so the polling stays within
@@ -56,13 +57,19 @@ def default_ws_settings(url: str = WS_URL) -> FeedSettings:
 
 @dataclass(frozen=True, slots=True)
 class HyperliquidOptions:
-    """What to stream and how. Durations in seconds."""
+    """What to stream and how. Durations in seconds.
+
+    ``resnapshot``: also fetch the websocket-streamed accounts over REST every poll, a safety
+    net for a push channel that goes quiet without a disconnect (account channels only speak
+    on change, so no staleness limit can catch that).
+    """
 
     coins: tuple[str, ...] = ()
     addresses: tuple[str, ...] = ()
     dexes: tuple[str, ...] = ("",)
     rest_url: str = REST_URL
     ws_user_limit: int = 10
+    resnapshot: bool = False
     poll_interval: float = 10.0
     weight_budget_per_minute: float = 600.0
     price_max_silence: float = 60.0
@@ -96,6 +103,8 @@ class HyperliquidFeed:
         addresses = list(dict.fromkeys(options.addresses))
         self.ws_addresses = tuple(addresses[: options.ws_user_limit])
         self.polled_addresses = tuple(addresses[options.ws_user_limit :])
+        self.rest_addresses = tuple(addresses) if options.resnapshot else self.polled_addresses
+        """Addresses fetched over REST every poll."""
         self.ws = WsFeed(
             VENUE,
             self.parser,
@@ -151,7 +160,7 @@ class HyperliquidFeed:
     def poll_interval(self) -> float:
         """Seconds between polls of the REST-polled addresses, within the weight budget."""
         o = self.options
-        weight = CLEARINGHOUSE_WEIGHT * len(self.polled_addresses) * len(o.dexes)
+        weight = CLEARINGHOUSE_WEIGHT * len(self.rest_addresses) * len(o.dexes)
         floor = 60.0 * weight / o.weight_budget_per_minute if weight else 0.0
         return max(o.poll_interval, floor)
 
@@ -165,7 +174,7 @@ class HyperliquidFeed:
             try:
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(self.ws.run(emit_and_watch))
-                    if self.polled_addresses:
+                    if self.rest_addresses:
                         tg.create_task(self._poll(http, emit_and_watch))
             finally:
                 self._http = None
@@ -206,15 +215,24 @@ class HyperliquidFeed:
 
     async def _poll(self, http: aiohttp.ClientSession, emit: Emit) -> None:
         interval = self.poll_interval()
-        log.info(
-            "feed.rest_polling",
-            venue=VENUE,
-            addresses=len(self.polled_addresses),
-            interval=round(interval, 3),
-            reason=f"more than {self.options.ws_user_limit} addresses for websocket user limit",
-        )
+        if self.polled_addresses:
+            log.info(
+                "feed.rest_polling",
+                venue=VENUE,
+                addresses=len(self.polled_addresses),
+                interval=round(interval, 3),
+                reason=f"more addresses than the venue's websocket limit of "
+                f"{self.options.ws_user_limit} users per IP",
+            )
+        if self.options.resnapshot:
+            log.info(
+                "feed.rest_resnapshot",
+                venue=VENUE,
+                addresses=len(self.ws_addresses),
+                interval=round(interval, 3),
+            )
         while True:
-            for addr in self.polled_addresses:
+            for addr in self.rest_addresses:
                 for dex in self.options.dexes:
                     body = {"type": "clearinghouseState", "user": addr}
                     if dex:

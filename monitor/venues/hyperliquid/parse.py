@@ -23,7 +23,8 @@ REST ``POST /info`` bodies (``parse_rest``):
   ``MaintenanceSchedule.from_hyperliquid_table``, else ``1/(2·maxLeverage)``; funding interval
   1 h; only-isolated when the venue says so), plus ``MarkPrice`` and ``FundingRate`` from the
   matching asset context.
-* ``clearinghouseState:<user>`` or ``clearinghouseState:<user>@<dex>``: as the WS push.
+* ``clearinghouseState:<user>`` or ``clearinghouseState:<user>@<dex>``: as the WS push; a
+  body older than the state already applied (a poll racing a push) is skipped quietly.
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ class HyperliquidParser:
         self._funding_seen: dict[str, tuple[float, frozenset[str]]] = {}
         self._funding_raw: dict[str, Any] = {}
         self._ctx_keys: dict[str, str] = {}
+        self.stale_rest_snapshots = 0
+        """REST account states older than one already applied (skipped, not an error)."""
 
     # -- WebSocket -------------------------------------------------------------------------
     def parse(self, frame: str | bytes, ts_recv: float) -> list[Event]:
@@ -261,6 +264,10 @@ class HyperliquidParser:
                 snap = accounts.clearinghouse_to_snapshot(
                     obj(doc, "body"), f"{VENUE} rest", account=account, ts_recv=ts_recv
                 )
+                last = self._state_time.get(account)
+                if snap.ts_event is not None and last is not None and snap.ts_event < last:
+                    self.stale_rest_snapshots += 1
+                    return []  # a poll answered before the push we already have: expected
                 self._check_order(account, snap.ts_event)
                 return [snap]
             raise Bad(f"unknown REST body {name[:40]!r}")

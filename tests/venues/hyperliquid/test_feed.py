@@ -383,3 +383,19 @@ async def test_connection_is_renewed_ahead_of_its_lifetime() -> None:
 
     assert feed.ws.stats.lifetime_reconnects >= 1
     assert "lifetime" in feed.ws.stats.last_disconnect
+
+
+async def test_resnapshot_fetches_websocket_accounts_over_rest_too() -> None:
+    venue = HlVenue()
+    async with venue_servers(venue) as (ws, http):
+        feed = make_feed(ws.url, http.url, resnapshot=True, poll_interval=0.05)
+        assert feed.rest_addresses == (USER,)
+
+        async def scenario(events: list[Any]) -> None:
+            await until(lambda: feed.polls >= 2, what="re-snapshots")
+
+        await run_feed(feed, scenario)
+
+    polled = [json.loads(b) for _, _, b in http.requests if "clearinghouseState" in b]
+    assert polled[0] == fixture("hyperliquid", "rest_info_clearinghouseState_request.json")
+    assert feed.ws_addresses == (USER,)  # still streamed as well

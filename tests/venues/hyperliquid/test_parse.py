@@ -295,3 +295,13 @@ def test_fast_and_validating_paths_agree() -> None:
     d = doc("ws_activeAssetCtx.json")
     d["data"]["ctx"]["markPx"] = 95031.0  # a JSON number: validating path, same result
     assert HyperliquidParser().parse(json.dumps(d), 1.0) == fast
+
+
+def test_a_rest_state_older_than_the_last_push_is_skipped_quietly() -> None:
+    p = HyperliquidParser()
+    d = doc("ws_clearinghouseState.json")
+    d["data"]["clearinghouseState"]["time"] += 5_000
+    p.parse(json.dumps(d), 0.0)
+    body = raw("rest_info_clearinghouseState_response.json")  # 5 s older than the push
+    assert p.parse_rest(f"clearinghouseState:{USER}", body, 1.0) == []
+    assert p.stale_rest_snapshots == 1
