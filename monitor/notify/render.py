@@ -123,8 +123,9 @@ def rule_value(rule: str, x: float | None) -> str:
 
 
 def md_escape(text: str) -> str:
-    """Escape the Markdown specials Telegram's Markdown (v1) knows, ``_ * ` [``, with a
-    backslash (CommonMark accepts the same escapes)."""
+    """Escape the Markdown specials ``_ * ` [`` with a backslash. Bodies are CommonMark;
+    apprise converts them to each service's dialect (Telegram's Markdown v1 keeps these
+    escapes)."""
     out = []
     for ch in text:
         if ch in "_*`[":
@@ -222,7 +223,7 @@ def render_group(
     bold = fmt == MARKDOWN
     for t in group.transitions:
         line = transition_line(t)
-        lines.append(f"*{md_escape(line)}*" if bold else line)
+        lines.append(f"**{md_escape(line)}**" if bold else line)
     seen: set[str] = set()
     for t in group.transitions:
         scope_subject = t.subject.split("#", 1)[0]

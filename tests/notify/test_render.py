@@ -136,4 +136,4 @@ def test_markdown_escapes_dynamic_text() -> None:
     key = ScopeKey("okx", "main_acct", "cross")
     g = AlertGroup("okx:main_acct", (tr(subject=str(key), risk=scope(0.95, key=key)),))
     body = render_group(g, {}, fmt="markdown").body
-    assert body.splitlines()[0].startswith("*FIRING CRITICAL: margin ratio on okx:main\\_acct")
+    assert body.splitlines()[0].startswith("**FIRING CRITICAL: margin ratio on okx:main\\_acct")

@@ -87,3 +87,17 @@ def test_retry_after_parsing() -> None:
     assert retry_after_of("Too Many Requests: retry after 12, error=429.") == 12.0
     assert retry_after_of('{"parameters":{"retry_after":3}}') == 3.0
     assert retry_after_of("error=500") is None
+
+
+async def test_telegram_markdown_goes_as_markdown(
+    telegram: TelegramStandIn, tgram_schema: str
+) -> None:
+    (ch,) = parse_channels(
+        {"tg": {"url": tgram_schema, "format": "markdown"}}, "t", env={}, credentials_dir=None
+    )
+    # our bodies are CommonMark; apprise turns **bold** into Telegram's Markdown v1 *bold*
+    r = await AppriseSender().send(ch, "Alert", "**FIRING** BTC\\_USD", "markdown", "failure")
+    assert r.ok
+    (msg,) = telegram.messages
+    assert msg["parse_mode"].lower() == "markdown"
+    assert msg["text"] == "*Alert*\n*FIRING* BTC\\_USD"
