@@ -173,7 +173,11 @@ class WsFeed:
             )
         )
         while True:
-            reason = await self._connect_once(emit)
+            try:
+                reason = await self._connect_once(emit)
+            except Exception as exc:  # a bug in a session: logged in full, the feed goes on
+                self._log.exception("feed.session_failed")
+                reason = f"error: {_describe(exc)}"
             self.stats.disconnects += 1
             self.stats.last_disconnect = reason
             self.backoff.on_disconnected(self.clock.monotonic())
@@ -314,6 +318,12 @@ class WsFeed:
                 parsed = parser.parse_frame(message, now)
             except ParseError as exc:
                 self._bad_frame(exc)
+                if recorder is not None:
+                    recorder(now, self.venue, "ws", _text(message))
+                continue
+            except Exception as exc:  # a parser bug must not cost the feed: count, go on
+                self._log.exception("feed.parser_failed", frame=_text(message)[:200])
+                self._bad_frame(ParseError(self.venue, f"parser failed: {exc!r}"[:120], message))
                 if recorder is not None:
                     recorder(now, self.venue, "ws", _text(message))
                 continue

@@ -8,7 +8,8 @@
   name is a ccxt exchange id and runs through :class:`~monitor.venues.ccxt_pro.feed.CcxtProFeed`.
 
 Configuration keys used (all optional; ``config/example.toml`` documents them):
-``ws_url``, ``rest_url``; ``symbols`` (Hyperliquid coins to watch beyond those held);
+``ws_url``, ``rest_url``; ``symbols`` (Hyperliquid coins to watch beyond those held; a HIP-3
+coin ``dex:COIN`` also makes the feed follow every account on that dex);
 ``stale_after`` (seconds of silence before a price channel is stale); ``ping_interval``
 (Hyperliquid app ping, dYdX protocol ping); ``poll_interval`` (Hyperliquid: REST
 re-snapshot of every account, default 30 s, and the polling of addresses beyond the
@@ -54,8 +55,11 @@ def _hyperliquid(
     ws = hyperliquid_ws(venue.ws_url) if venue.ws_url else hyperliquid_ws()
     if venue.ping_interval is not None:
         ws = replace(ws, app_ping_interval=venue.ping_interval)
+    # HIP-3 coins are named "dex:COIN"; each dex is its own clearinghouse
+    dexes = ("", *sorted({s.split(":", 1)[0] for s in venue.symbols if ":" in s}))
     options = HyperliquidOptions(
         coins=venue.symbols,
+        dexes=dexes,
         addresses=tuple(a.address for a in accounts if a.address),
         resnapshot=True,
         poll_interval=30.0,

@@ -221,3 +221,31 @@ async def test_fetch_text_returns_bodies_and_classifies_failures() -> None:
     async with aiohttp.ClientSession() as session:
         with pytest.raises(RetryableError, match="GET"):
             await fetch_text(session, "GET", f"http://127.0.0.1:{port}/ok", total_seconds=1.0)
+
+
+class BrokenParser(TinyParser):
+    """A parser with a bug: a KeyError on frames without "p"."""
+
+    def parse_frame(self, frame: str | bytes, ts_recv: float) -> Parsed:
+        d = json.loads(frame)
+        if "ch" in d and "p" not in d:
+            return Parsed(d["ch"], [MarkPrice("tiny", d["ch"], float(d["missing"]))])
+        return super().parse_frame(frame, ts_recv)
+
+
+async def test_a_parser_bug_is_counted_as_a_bad_frame_and_the_feed_goes_on() -> None:
+    async def handler(conn: Conn) -> None:
+        await conn.send({"ch": "a"})
+        await conn.send({"ch": "a", "p": 3.0})
+        await conn.ws.wait_closed()
+
+    async with WsServer(handler) as ws:
+        feed = WsFeed("tiny", BrokenParser(), settings(ws.url), list)
+        events = await run_feed(
+            feed, lambda ev: until(lambda: any(isinstance(e, MarkPrice) for e in ev))
+        )
+    assert [e.mark for e in events if isinstance(e, MarkPrice)] == [3.0]
+    assert feed.stats.bad_frames == 1
+    assert feed.stats.connects == 1
+    (problem,) = feed.stats.bad_by_problem
+    assert problem.startswith("parser failed: KeyError")

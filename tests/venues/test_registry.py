@@ -67,6 +67,8 @@ def test_feeds_are_built_from_the_configuration(tmp_path: Path) -> None:
     assert hl.options.resnapshot  # poll_interval: "REST re-snapshot of accounts"
     assert hl.options.price_max_silence == 12
     assert hl.options.coins == ("BTC", "xyz:GOLD")
+    assert hl.options.dexes == ("", "xyz")  # the HIP-3 dex of xyz:GOLD is followed too
+    assert f"clearinghouseState:{HL}@xyz" in [s.key for s in hl.subscriptions()]
     assert hl.ws_addresses == (HL,)  # the configuration lower-cases addresses
 
     dy = by_venue["dydx_v4"]
