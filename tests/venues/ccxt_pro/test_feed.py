@@ -338,6 +338,22 @@ async def test_binanceusdm_loads_markets_subscribes_and_emits_marks_and_funding(
     assert btc.ts_recv > 1.7e9  # wall-clock receive time, seconds
 
 
+async def test_every_symbol_of_a_multi_symbol_frame_is_emitted() -> None:
+    """ccxt resolves a watch with the first symbol of a frame only; the rest sit in its cache.
+    The feed emits every cached ticker that changed, so none is lost."""
+    async with venue(BinanceDialect(), BINANCE_ROUTES) as (ws, rest):
+        run = Run(binance_feed(ws, rest))
+        run.start()
+        await until(lambda: len(run.of(MarkPrice)) >= 2, what="first marks")
+        ws.stall = True
+        await asyncio.sleep(0.05)  # let the last regular pushes drain
+        after = len(run.events)
+        await ws.inject(fixture("binance", "ws_markPrice_arr.json"))  # BTC and ETH in one frame
+        await until(lambda: len(run.of(MarkPrice, after)) >= 2, what="both marks")
+        await run.stop()
+    assert sorted(m.symbol for m in run.of(MarkPrice, after)) == ["BTCUSDT", "ETHUSDT"]
+
+
 async def _flowing(run: Run, ws: WsVenue) -> int:
     """Wait for marks to flow; return the index in ``run.events`` to look after."""
     await until(lambda: len(run.of(MarkPrice)) >= 2, what="first marks")
