@@ -151,3 +151,20 @@ def test_rest_premium_index_gives_the_same_events_as_the_stream() -> None:
 def test_rest_bodies_we_do_not_know_raise_parse_error(name: str, body: bytes) -> None:
     with pytest.raises(ParseError):
         BinanceParser().parse_rest(name, body, 0.0)
+
+
+def test_module_is_pure_no_io_or_clock_imports() -> None:
+    import ast
+    import importlib
+
+    source = Path(
+        importlib.import_module("monitor.venues.binance.parse").__file__ or ""
+    ).read_text()
+    imported: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    io = {"asyncio", "socket", "websockets", "aiohttp", "aiosqlite", "apprise", "ccxt", "time"}
+    assert imported.isdisjoint(io), imported & io

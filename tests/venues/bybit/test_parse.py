@@ -125,3 +125,19 @@ def test_frame_parser_without_snapshot_leaves_next_funding_unknown() -> None:
     assert funding.next_funding_ts is None
     with pytest.raises(ParseError):
         BybitParser().parse_rest("tickers", b"{}", 0.0)
+
+
+def test_module_is_pure_no_io_or_clock_imports() -> None:
+    import ast
+    import importlib
+
+    module = importlib.import_module("monitor.venues.bybit.parse")
+    source = Path(module.__file__ or "").read_text()
+    imported: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    io = {"asyncio", "socket", "websockets", "aiohttp", "aiosqlite", "apprise", "ccxt", "time"}
+    assert imported.isdisjoint(io), imported & io

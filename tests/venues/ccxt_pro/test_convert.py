@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -253,3 +254,20 @@ def test_derived_schedules_are_continuous_at_every_floor(
         prev = sched.tiers[sched.index_for(t.floor) - 1]
         left = t.floor * prev.rate - prev.deduction
         assert sched.requirement(t.floor) == pytest.approx(left, rel=1e-9, abs=1e-6)
+
+
+def test_module_is_pure_no_io_or_clock_imports() -> None:
+    import ast
+    import importlib
+
+    source = Path(
+        importlib.import_module("monitor.venues.ccxt_pro.convert").__file__ or ""
+    ).read_text()
+    imported: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    io = {"asyncio", "socket", "websockets", "aiohttp", "aiosqlite", "apprise", "ccxt", "time"}
+    assert imported.isdisjoint(io), imported & io

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import ccxt.pro
 import pytest
 
@@ -106,3 +108,20 @@ def test_a_real_generic_exchange_plan_from_ccxt_has() -> None:
     assert plan.venue == "aster"
     assert plan.mark is MarkSource.WATCH_MARK_PRICES
     assert plan.funding is FundingSource.POLL_FUNDING_RATES
+
+
+def test_module_is_pure_no_io_or_clock_imports() -> None:
+    import ast
+    import importlib
+
+    source = Path(
+        importlib.import_module("monitor.venues.ccxt_pro.streams").__file__ or ""
+    ).read_text()
+    imported: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    io = {"asyncio", "socket", "websockets", "aiohttp", "aiosqlite", "apprise", "ccxt", "time"}
+    assert imported.isdisjoint(io), imported & io

@@ -107,3 +107,19 @@ def test_frame_parser_names_the_channel_of_each_push() -> None:
     assert p.parse(_frame("ws_mark-price.json"), 1.0) == parse(_frame("ws_mark-price.json"), 1.0)
     with pytest.raises(ParseError):
         p.parse_rest("instruments", b"{}", 0.0)
+
+
+def test_module_is_pure_no_io_or_clock_imports() -> None:
+    import ast
+    import importlib
+
+    module = importlib.import_module("monitor.venues.okx.parse")
+    source = Path(module.__file__ or "").read_text()
+    imported: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    io = {"asyncio", "socket", "websockets", "aiohttp", "aiosqlite", "apprise", "ccxt", "time"}
+    assert imported.isdisjoint(io), imported & io
