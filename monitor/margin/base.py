@@ -116,7 +116,18 @@ class RuleSet:
         return [self._segment_of(leg, i) for i in range(len(sched.tiers))]
 
     def maintenance(self, leg: Leg, price: float) -> float:
-        return self.segment(leg, price).at(price)
+        """``segment(leg, price).at(price)``, computed without building the segment (the same
+        arithmetic, so the same float). Subclasses that override ``segment`` override this
+        too."""
+        sched = leg.schedule
+        if sched is None:
+            return 0.0
+        q = abs(leg.size)
+        if q == 0.0:
+            return 0.0
+        t = sched.tiers[sched.index_for(q * price)]
+        fee = leg.fee_rate if self.counts_close_fee else 0.0
+        return -t.deduction + q * (t.rate + fee) * price
 
     def maintenance_rate(self, leg: Leg, price: float) -> float:
         sched = leg.schedule

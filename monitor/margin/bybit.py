@@ -36,6 +36,11 @@ class BybitRules(RuleSet):
             return self._entry_segment(leg)
         return RuleSet.segment(self, leg, price)
 
+    def maintenance(self, leg: Leg, price: float) -> float:
+        if leg.isolated:
+            return self._entry_segment(leg).at(price)
+        return RuleSet.maintenance(self, leg, price)
+
     def segments(self, leg: Leg) -> list[Segment]:
         if leg.isolated:
             return [self._entry_segment(leg)]

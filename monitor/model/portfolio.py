@@ -15,16 +15,24 @@ re-summed after ``RESUM_EVERY`` deltas so float drift cannot accumulate.
 
 ``Portfolio.apply(event)`` returns the scopes it touched (including scopes that just vanished,
 for which ``risk()`` then returns None).
+
+The per-tick fast path (:mod:`monitor.model.fastpath`): ``apply_fast(event)`` applies a price
+tick in O(1) plus O(scopes it reports), holdings are refreshed lazily (each market counts its
+ticks in ``ver``; a holding whose ``ver`` lags is brought up to date, by delta, the next time its
+scope is read), and ``arm(key, thresholds)`` gives a scope a trigger band per instrument, kept in
+two heaps per market (lowest price first, highest price first) with lazy deletion.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 from collections.abc import Iterable, Iterator
 
 from monitor.margin.base import Leg, RuleSet
 from monitor.margin.registry import rules_for
-from monitor.margin.risk import LegState, ScopeRisk, compute_scope_risk
+from monitor.margin.risk import LegState, ScopeRisk, compute_scope_risk, margin_ratio
 from monitor.model.events import (
     AccountSnapshot,
     BalanceUpdate,
@@ -36,6 +44,14 @@ from monitor.model.events import (
     MarkPrice,
     PositionUpdate,
 )
+from monitor.model.fastpath import (
+    LegBound,
+    QuickRisk,
+    Thresholds,
+    assess,
+    maintenance_slope,
+    zone,
+)
 from monitor.model.instruments import Instrument, MarginMode
 from monitor.model.positions import CROSS_SCOPE, AccountKey, Position, ScopeKey
 
@@ -43,15 +59,24 @@ RESUM_EVERY = 4096
 
 
 class Market:
+    """One instrument's market state. ``ver`` counts the price changes seen (the lazy refresh
+    of holdings compares it); ``lows``/``highs`` are the trigger heaps of the armed scopes
+    holding it (``(-low, seq, scope)`` and ``(high, seq, scope)``; an entry is live while
+    ``seq == scope.band_seq``); ``unarmed`` the holdings whose scope has no band."""
+
     __slots__ = (
         "funding_interval_hours",
         "funding_rate",
+        "highs",
         "holdings",
         "instrument",
+        "lows",
         "mark",
         "oracle",
         "symbol",
+        "unarmed",
         "venue",
+        "ver",
     )
 
     def __init__(self, venue: str, symbol: str) -> None:
@@ -63,12 +88,17 @@ class Market:
         self.funding_interval_hours: float | None = None
         self.instrument: Instrument | None = None
         self.holdings: list[Holding] = []
+        self.ver = 0
+        self.lows: list[tuple[float, int, ScopeState]] = []
+        self.highs: list[tuple[float, int, ScopeState]] = []
+        self.unarmed: dict[Holding, None] = {}
 
 
 class Holding:
-    """One position inside the engine, with its cached contributions to its scope."""
+    """One position inside the engine, with its cached contributions to its scope (as of
+    its market's tick ``ver``) and the cached maintenance slope bound of its leg."""
 
-    __slots__ = ("leg", "market", "mm", "position", "price", "scope", "value")
+    __slots__ = ("leg", "market", "mm", "position", "price", "scope", "slope", "value", "ver")
 
     def __init__(self, position: Position, leg: Leg, scope: ScopeState, market: Market) -> None:
         self.position = position
@@ -78,10 +108,14 @@ class Holding:
         self.price = 0.0
         self.value = 0.0
         self.mm = 0.0
+        self.ver = market.ver
+        self.slope: tuple[float, float] | None = None
 
 
 class ScopeState:
-    __slots__ = ("cash", "deltas", "holdings", "key", "mm", "rules", "value")
+    """One margin pool. ``band_seq`` is non-zero while the scope is armed (fast path)."""
+
+    __slots__ = ("band_seq", "cash", "deltas", "holdings", "key", "mm", "rules", "value", "zone")
 
     def __init__(self, key: ScopeKey, rules: RuleSet, cash: float) -> None:
         self.key = key
@@ -91,6 +125,8 @@ class ScopeState:
         self.value = 0.0
         self.mm = 0.0
         self.deltas = 0
+        self.band_seq = 0
+        self.zone: int | None = None
 
     @property
     def equity(self) -> float:
@@ -125,6 +161,7 @@ class Portfolio:
         self.accounts: dict[AccountKey, AccountState] = {}
         self.funding_paid: dict[AccountKey, float] = {}
         self.feed_status: dict[tuple[str, str], FeedStatus] = {}
+        self._seq = itertools.count(1)
 
     # -- helpers ---------------------------------------------------------------------------
     def market(self, venue: str, symbol: str) -> Market:
@@ -166,6 +203,7 @@ class Portfolio:
         h.price = self._price_of(rules, h.market, h.position)
         h.value = h.leg.size * h.price
         h.mm = rules.maintenance(h.leg, h.price)
+        h.ver = h.market.ver
 
     def _seed_market(self, venue: str, pos: Position) -> Market:
         m = self.market(venue, pos.symbol)
@@ -193,6 +231,7 @@ class Portfolio:
         scope.holdings[pos.symbol] = h
         m.holdings.append(h)
         scope.resum()
+        _disarm(scope)
         return scope
 
     def _remove(self, acct: AccountState, symbol: str) -> ScopeState | None:
@@ -200,8 +239,12 @@ class Portfolio:
             h = scope.holdings.pop(symbol, None)
             if h is not None:
                 h.market.holdings.remove(h)
+                h.market.unarmed.pop(h, None)
                 if scope is not acct.cross:
                     del acct.isolated[symbol]
+                    scope.band_seq = 0
+                else:
+                    _disarm(scope)
                 scope.resum()
                 return scope
         return None
@@ -254,11 +297,7 @@ class Portfolio:
             scope = h.scope
             old_v, old_mm = h.value, h.mm
             self._refresh(h)
-            scope.value += h.value - old_v
-            scope.mm += h.mm - old_mm
-            scope.deltas += 1
-            if scope.deltas >= RESUM_EVERY:
-                scope.resum()
+            _bump(scope, h.value - old_v, h.mm - old_mm)
             touched[scope.key] = None
         return list(touched)
 
@@ -300,13 +339,167 @@ class Portfolio:
         touched: dict[ScopeKey, None] = {}
         for h in m.holdings:
             h.leg = self._leg(h.position, m)
+            h.slope = None
             self._refresh(h)
             h.scope.resum()
+            _disarm(h.scope)
             touched[h.scope.key] = None
         return list(touched)
 
+    # -- the fast path ---------------------------------------------------------------------
+    def apply_fast(self, event: Event) -> list[ScopeKey]:
+        """Apply one event on the fast path; return the scopes that need a decision now.
+
+        Contract (see :mod:`monitor.model.fastpath`):
+
+        * A ``MarkPrice`` stores the price and returns the **armed** scopes holding that
+          instrument whose band the new risk price left (they are disarmed) and every
+          **unarmed** scope holding it. Holdings are not refreshed here: ``quick``, ``risk``,
+          ``aggregates`` and ``scope_state`` bring a scope up to date when it is read. Cost:
+          O(1) plus O(log n) per scope reported.
+        * A ``FundingRate`` only updates the market (returns ``[]``): funding figures are not
+          part of the bands; re-evaluate them on a slower cadence (``risk`` of every scope).
+        * Every other event goes through :meth:`apply`, which disarms the scopes it touches,
+          and returns what ``apply`` returns.
+
+        After deciding on a reported scope, re-``arm`` it; a scope that is never armed is
+        reported on every tick of its instruments. ``apply`` and ``apply_fast`` may be mixed.
+        """
+        if isinstance(event, MarkPrice):
+            return self._on_price_fast(event)
+        if isinstance(event, FundingRate):
+            m = self.market(event.venue, event.symbol)
+            m.funding_rate = event.rate
+            m.funding_interval_hours = event.interval_hours
+            return []
+        return self.apply(event)
+
+    def _on_price_fast(self, ev: MarkPrice) -> list[ScopeKey]:
+        m = self.markets.get((ev.venue, ev.symbol))
+        if m is None:
+            m = self.market(ev.venue, ev.symbol)
+        m.mark = ev.mark
+        if ev.oracle is not None:
+            m.oracle = ev.oracle
+        m.ver += 1
+        holdings = m.holdings
+        if not holdings:
+            return []
+        price = holdings[0].scope.rules.risk_price(m.mark, m.oracle)
+        if price is None:  # pragma: no cover - a tick always carries a mark
+            return []
+        out: list[ScopeKey] = []
+        if m.unarmed:
+            out.extend(dict.fromkeys(h.scope.key for h in m.unarmed))
+        lows, highs = m.lows, m.highs
+        while lows and -lows[0][0] > price:
+            _, seq, scope = heapq.heappop(lows)
+            if scope.band_seq == seq:
+                _disarm(scope, changed=False)
+                out.append(scope.key)
+        while highs and highs[0][0] < price:
+            _, seq, scope = heapq.heappop(highs)
+            if scope.band_seq == seq:
+                _disarm(scope, changed=False)
+                out.append(scope.key)
+        return out
+
+    def _bounds(self, s: ScopeState) -> list[LegBound]:
+        rules = s.rules
+        bounds: list[LegBound] = []
+        for h in s.holdings.values():
+            if h.slope is None:
+                h.slope = maintenance_slope(rules, h.leg)
+            bounds.append(LegBound(h.leg, h.price, h.slope[0], h.slope[1]))
+        return bounds
+
+    def arm(self, key: ScopeKey, thresholds: Thresholds) -> float | None:
+        """Give the scope a trigger band around the current prices (see ``apply_fast``) and
+        record which side of each threshold it is on (``crossed``); return the band's relative
+        width ``w`` (0: any price change reports the scope), None when there is no scope."""
+        s = self._state(key)
+        if s is None:
+            return None
+        self._sync(s)
+        bounds = self._bounds(s)
+        w, s.zone = assess(s.rules, bounds, s.equity, s.mm, thresholds)
+        seq = next(self._seq)
+        s.band_seq = seq
+        for h in s.holdings.values():
+            m = h.market
+            m.unarmed.pop(h, None)
+            heapq.heappush(m.lows, (-(h.price * (1.0 - w)), seq, s))
+            heapq.heappush(m.highs, (h.price * (1.0 + w), seq, s))
+            if len(m.lows) > 2 * len(m.holdings) + 16:
+                m.lows = [e for e in m.lows if e[2].band_seq == e[1]]
+                m.highs = [e for e in m.highs if e[2].band_seq == e[1]]
+                heapq.heapify(m.lows)
+                heapq.heapify(m.highs)
+        return w
+
+    def crossed(self, key: ScopeKey, thresholds: Thresholds) -> bool:
+        """Whether the scope's quick figures crossed any of ``thresholds`` since it was last
+        armed (with the same thresholds); True when it never was, or changed since (a
+        position or balance event), or does not exist any more."""
+        s = self._state(key)
+        if s is None or s.zone is None:
+            return True
+        self._sync(s)
+        return zone(s.rules, self._bounds(s), s.equity, s.mm, thresholds) != s.zone
+
+    def disarm(self, key: ScopeKey) -> None:
+        """Drop the scope's band (it is then reported on every tick of its instruments)."""
+        s = self._state(key)
+        if s is not None:
+            _disarm(s, changed=False)
+
+    def armed(self, key: ScopeKey) -> bool:
+        s = self._state(key)
+        return s is not None and s.band_seq != 0
+
+    def quick(self, key: ScopeKey) -> QuickRisk | None:
+        """The scope's quick figures at the latest prices, O(positions in the scope)."""
+        s = self._state(key)
+        if s is None:
+            return None
+        self._sync(s)
+        equity, mm = s.equity, s.mm
+        rules = s.rules
+        nearest: float | None = None
+        for h in s.holdings.values():
+            p = h.price
+            liq = rules.liquidation_price(h.leg, p, equity, mm)
+            if liq is not None and p > 0.0:
+                dist = abs(p - liq) / p
+                if nearest is None or dist < nearest:
+                    nearest = dist
+        return QuickRisk(
+            key=key,
+            equity=equity,
+            maintenance_margin=mm,
+            margin_ratio=margin_ratio(mm, equity),
+            nearest_liquidation_distance=nearest,
+            liquidatable=equity <= 0.0 or (mm > 0.0 and equity < mm),
+            positions=len(s.holdings),
+        )
+
     # -- queries ---------------------------------------------------------------------------
     def scope_state(self, key: ScopeKey) -> ScopeState | None:
+        """The scope's engine state, its holdings brought up to the latest prices."""
+        s = self._state(key)
+        if s is not None:
+            self._sync(s)
+        return s
+
+    def _sync(self, s: ScopeState) -> None:
+        """Refresh, by delta, the holdings whose market ticked since (fast path)."""
+        for h in s.holdings.values():
+            if h.ver != h.market.ver:
+                old_v, old_mm = h.value, h.mm
+                self._refresh(h)
+                _bump(s, h.value - old_v, h.mm - old_mm)
+
+    def _state(self, key: ScopeKey) -> ScopeState | None:
         acct = self.accounts.get(key.account_key)
         if acct is None:
             return None
@@ -405,7 +598,30 @@ def _unique(keys: Iterable[ScopeKey]) -> list[ScopeKey]:
     return list(dict.fromkeys(keys))
 
 
+def _bump(scope: ScopeState, dv: float, dmm: float) -> None:
+    """Add one holding's change to its scope's aggregates; re-sum the scope every
+    ``RESUM_EVERY`` deltas, and at once when an aggregate lost more than half its magnitude
+    (the cancellation would leave an error relative to the old, larger value)."""
+    old_v, old_mm = scope.value, scope.mm
+    scope.value = v = old_v + dv
+    scope.mm = mm = old_mm + dmm
+    scope.deltas += 1
+    if scope.deltas >= RESUM_EVERY or abs(v) < 0.5 * abs(old_v) or abs(mm) < 0.5 * abs(old_mm):
+        scope.resum()
+
+
+def _disarm(scope: ScopeState, *, changed: bool = True) -> None:
+    """Drop the scope's band: its holdings are reported on every tick until it is re-armed.
+    ``changed``: its positions or balance changed, so its recorded zone means nothing."""
+    scope.band_seq = 0
+    if changed:
+        scope.zone = None
+    for h in scope.holdings.values():
+        h.market.unarmed[h] = None
+
+
 def _set_cash(scope: ScopeState, collateral: float | None, cash: float | None) -> None:
+    _disarm(scope)
     if cash is not None:
         scope.cash = cash
     elif collateral is not None:
