@@ -62,6 +62,9 @@ class Notifier:
         try:
             if self._sock is None:
                 self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                # never block the event loop: a receiver that does not read (its buffer
+                # full) loses this datagram instead of freezing the daemon
+                self._sock.setblocking(False)
             self._sock.sendto(payload, self._addr)
         except OSError as exc:
             if not self._failed:

@@ -152,3 +152,18 @@ async def test_watchdog_loop_withholds_pings_while_unhealthy(
 async def test_watchdog_loop_refuses_a_zero_interval() -> None:
     with pytest.raises(ValueError, match="positive"):
         await watchdog_loop(Notifier(env={}), 0.0, clock=FakeClock())
+
+
+def test_a_receiver_that_does_not_read_never_blocks_the_sender(tmp_path: Path) -> None:
+    """With the receiver's buffer full, notify returns False at once instead of blocking."""
+    path = tmp_path / "full.sock"
+    rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    rx.bind(str(path))
+    try:
+        n = Notifier({"NOTIFY_SOCKET": str(path)})
+        results = [n.watchdog() for _ in range(5000)]  # far beyond any datagram queue
+        assert results[0] is True
+        assert results[-1] is False
+        n.close()
+    finally:
+        rx.close()

@@ -1,0 +1,424 @@
+"""``monitor run`` end to end, as a subprocess, against loopback venue servers and aiosmtpd.
+
+The Hyperliquid stand-in speaks the venue's wire format (REST ``metaAndAssetCtxs`` and
+``clearinghouseState``, WS subscriptions, ``activeAssetCtx`` pushes, pings). The test moves the
+BTC price and reads the emails the daemon sends, the sd_notify datagrams it writes to a real
+unix socket passed as ``NOTIFY_SOCKET``, and its exit codes.
+
+The account: 1 BTC long, cross, entry 100,000, cross raw USD −90,000, so equity = price −
+90,000 and maintenance = price / 80 (maxLeverage 40). Margin ratio at 100,000: 1,250/10,000 =
+12.5 %; at 92,000: 1,150/2,000 = 57.5 % (warning at 50 %).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.notify.conftest import SmtpServer, free_port
+from tests.venues.servers import Conn, HttpServer, WsServer, fixture, until
+
+USER = "0x3333333333333333333333333333333333333333"
+ROOT = Path(__file__).parents[1]
+
+
+def account_state(price: float) -> dict[str, Any]:
+    raw = -90_000.0
+    return {
+        "marginSummary": {
+            "accountValue": str(raw + price),
+            "totalNtlPos": str(price),
+            "totalRawUsd": str(raw),
+            "totalMarginUsed": str(price / 10),
+        },
+        "crossMarginSummary": {
+            "accountValue": str(raw + price),
+            "totalNtlPos": str(price),
+            "totalRawUsd": str(raw),
+            "totalMarginUsed": str(price / 10),
+        },
+        "crossMaintenanceMarginUsed": str(price / 80),
+        "withdrawable": "0.0",
+        "assetPositions": [
+            {
+                "type": "oneWay",
+                "position": {
+                    "coin": "BTC",
+                    "szi": "1.0",
+                    "leverage": {"type": "cross", "value": 10},
+                    "entryPx": "100000.0",
+                    "positionValue": str(price),
+                    "unrealizedPnl": str(price - 100_000),
+                    "returnOnEquity": "0.0",
+                    "liquidationPx": None,
+                    "marginUsed": str(price / 10),
+                    "maxLeverage": 40,
+                    "cumFunding": {"allTime": "0.0", "sinceOpen": "0.0", "sinceChange": "0.0"},
+                },
+            }
+        ],
+        "time": int(time.time() * 1000),
+    }
+
+
+@dataclass
+class Venue:
+    price: float = 100_000.0
+    tick: float = 0.1
+    conns: list[Conn] = field(default_factory=list)
+
+    async def handler(self, conn: Conn) -> None:
+        coins: list[str] = []
+        pusher = asyncio.create_task(self._push(conn, coins))
+        try:
+            async for msg in conn.ws:
+                conn.received.append(str(msg))
+                d = json.loads(msg)
+                if d.get("method") == "ping":
+                    await conn.send({"channel": "pong"})
+                    continue
+                if d.get("method") != "subscribe":
+                    continue
+                sub = d["subscription"]
+                await conn.send({"channel": "subscriptionResponse", "data": d})
+                if sub["type"] == "activeAssetCtx":
+                    coins.append(sub["coin"])
+                elif sub["type"] == "clearinghouseState":
+                    await conn.send(
+                        {
+                            "channel": "clearinghouseState",
+                            "data": {
+                                "dex": "",
+                                "user": sub["user"],
+                                "clearinghouseState": account_state(100_000.0),
+                            },
+                        }
+                    )
+        finally:
+            pusher.cancel()
+
+    async def _push(self, conn: Conn, coins: list[str]) -> None:
+        base = fixture("hyperliquid", "ws_activeAssetCtx.json")
+        while True:
+            await asyncio.sleep(self.tick)
+            for coin in list(coins):
+                frame = json.loads(json.dumps(base))
+                frame["data"]["coin"] = coin
+                frame["data"]["ctx"]["markPx"] = str(self.price)
+                frame["data"]["ctx"]["oraclePx"] = str(self.price)
+                frame["data"]["ctx"]["funding"] = "0.0"
+                await conn.send(frame)
+
+
+def rest(http: HttpServer, venue: Venue) -> None:
+    def info(body: str) -> tuple[int, str]:
+        kind = json.loads(body)["type"]
+        if kind == "metaAndAssetCtxs":
+            meta, ctxs = fixture("hyperliquid", "rest_info_metaAndAssetCtxs_response.json")
+            for asset, ctx in zip(meta["universe"], ctxs, strict=True):
+                if asset["name"] == "BTC":  # the venue's current price, as the stream's
+                    ctx["markPx"] = ctx["oraclePx"] = str(venue.price)
+            return 200, json.dumps([meta, ctxs])
+        if kind == "clearinghouseState":
+            return 200, json.dumps(account_state(100_000.0))
+        return 200, "[]"
+
+    http.route("POST", "/info", info)
+
+
+def write_config(path: Path, ws: str, http: str, smtp_port: int, warning: float = 0.5) -> None:
+    path.write_text(f"""
+[venues.hyperliquid]
+ws_url = "{ws}"
+rest_url = "{http}"
+stale_after = 10
+ping_interval = 1
+
+[[accounts]]
+id = "hyperliquid:{USER}"
+
+[rules]
+for = "0s"
+
+[rules.margin_ratio]
+warning = {warning}
+warning_clear = {warning - 0.05}
+critical = 0.95
+critical_clear = 0.9
+
+[rules.liquidation_distance]
+enabled = false
+[rules.shock]
+enabled = false
+[rules.drawdown]
+enabled = false
+[rules.funding_cost_pct]
+enabled = false
+[rules.funding_rate]
+enabled = false
+[rules.funding_runway]
+enabled = false
+
+[channels.mail]
+url = "mailto://127.0.0.1:{smtp_port}?from=bot@example.com&to=alice@example.com"
+min_severity = "warning"
+timeout = "5s"
+
+[store]
+path = "state/monitor.sqlite3"
+
+[logging]
+level = "info"
+format = "json"
+
+[daemon]
+drain_deadline = 5
+ready_timeout = 20
+""")
+
+
+class Notify:
+    """A real AF_UNIX datagram socket, as systemd passes in NOTIFY_SOCKET."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.setblocking(False)
+        self.messages: list[str] = []
+
+    def poll(self) -> list[str]:
+        while True:
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except BlockingIOError:
+                return self.messages
+
+    def has(self, line: str) -> bool:
+        return any(line in m.splitlines() for m in self.poll())
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@dataclass
+class Smtp:
+    handler: SmtpServer
+    controller: Any = None
+
+    async def start(self) -> None:
+        from aiosmtpd.controller import Controller  # noqa: PLC0415
+
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.handler.port)
+        await asyncio.to_thread(self.controller.start)
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self.controller.stop)
+
+    def subjects(self) -> list[str]:
+        return [str(m["subject"]) for m in self.handler.messages]
+
+
+@contextlib.asynccontextmanager
+async def daemon(cfg: Path, sock: Path, tmp: Path) -> AsyncIterator[asyncio.subprocess.Process]:
+    env = {
+        **os.environ,
+        "NOTIFY_SOCKET": str(sock),
+        "WATCHDOG_USEC": "1000000",
+        "PYTHONPATH": str(ROOT),
+    }
+    log = (tmp / "daemon.log").open("ab")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "monitor",
+        "run",
+        "--config",
+        str(cfg),
+        stdout=log,
+        stderr=log,
+        env=env,
+        cwd=tmp,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        log.close()
+
+
+async def exited(proc: asyncio.subprocess.Process, limit: float) -> int:
+    try:
+        return await asyncio.wait_for(proc.wait(), limit)
+    except TimeoutError:
+        # leave a traceback of every thread in daemon.log (PYTHONFAULTHANDLER) to see why
+        proc.send_signal(signal.SIGABRT)
+        await proc.wait()
+        raise
+
+
+@pytest.mark.timeout(180)
+async def test_daemon_end_to_end(tmp_path: Path) -> None:
+    venue = Venue()
+    http = HttpServer()
+    rest(http, venue)
+    smtp = Smtp(SmtpServer(free_port()))
+    await smtp.start()
+    notify = Notify(tmp_path / "notify.sock")
+    cfg = tmp_path / "monitor.toml"
+    try:
+        async with WsServer(venue.handler) as ws, http:
+            write_config(cfg, ws.url, http.url, smtp.handler.port)
+
+            # -- start: READY once the account's snapshot is in, WATCHDOG from the loop ----
+            async with daemon(cfg, notify.path, tmp_path) as proc:
+                await until(lambda: notify.has("READY=1"), 30, "READY=1")
+                await until(lambda: notify.has("WATCHDOG=1"), 10, "WATCHDOG=1")
+                assert any(
+                    line.startswith("STATUS=") for m in notify.poll() for line in m.splitlines()
+                )
+                first_conn = ws.conns[0]
+                subs = [m for m in first_conn.received_json() if m.get("method") == "subscribe"]
+                assert {"type": "clearinghouseState", "user": USER} in [
+                    s["subscription"] for s in subs
+                ]
+
+                # -- a price path across the threshold: one fire, then one resolve ----------
+                venue.price = 92_000.0
+                await until(lambda: len(smtp.handler.messages) >= 1, 30, "the warning email")
+                fired = smtp.subjects()[0]
+                assert "WARNING" in fired and "margin ratio" in fired
+                body = smtp.handler.messages[0].get_content()
+                assert "57.5%" in body  # 1,150 / 2,000
+                venue.price = 100_000.0
+                await until(lambda: len(smtp.handler.messages) >= 2, 30, "the resolve email")
+                assert "RESOLVED" in smtp.subjects()[1]
+                await asyncio.sleep(1.0)
+                assert len(smtp.handler.messages) == 2  # no repeat, no flapping
+
+                # -- SIGHUP with a lower threshold: takes effect without a reconnect ---------
+                write_config(cfg, ws.url, http.url, smtp.handler.port, warning=0.1)
+                proc.send_signal(signal.SIGHUP)
+                await until(lambda: len(smtp.handler.messages) >= 3, 30, "email after reload")
+                assert "WARNING" in smtp.subjects()[2]  # 12.5 % ≥ 10 %
+                assert len(ws.conns) == 1  # the feed connection was kept
+                assert notify.has("RELOADING=1")
+
+                # -- SIGTERM: STOPPING=1 and exit 0 within the drain deadline ----------------
+                started = time.monotonic()
+                proc.send_signal(signal.SIGTERM)
+                assert await exited(proc, 15) == 0
+                assert time.monotonic() - started < 10
+                assert notify.has("STOPPING=1")
+
+            # -- restart: nothing fires again (the warning is still active) ------------------
+            sent = len(smtp.handler.messages)
+            async with daemon(cfg, notify.path, tmp_path) as proc:
+                notify.messages.clear()
+                await until(lambda: notify.has("READY=1"), 30, "READY=1 after restart")
+                await asyncio.sleep(2.0)
+                assert len(smtp.handler.messages) == sent
+
+                # -- mail server down, an alert is enqueued, SIGKILL before delivery ----------
+                await smtp.stop()
+                # the warning (≥ 10 %) is still active: go critical (≥ 95 %)
+                venue.price = 90_600.0  # equity 600, MM 1,132.5: ratio 189 %
+                await until(lambda: _pending(tmp_path) >= 1, 30, "an undelivered outbox row")
+                proc.kill()
+                await exited(proc, 10)
+
+            smtp = Smtp(SmtpServer(smtp.handler.port))
+            await smtp.start()
+            venue.price = 90_600.0
+            async with daemon(cfg, notify.path, tmp_path) as proc:
+                await until(lambda: len(smtp.handler.messages) >= 1, 40, "the pending email")
+                await asyncio.sleep(2.0)
+                subjects = smtp.subjects()
+                assert len(subjects) == 1, subjects  # delivered exactly once, nothing re-fired
+                assert "CRITICAL" in subjects[0]
+                proc.send_signal(signal.SIGTERM)
+                assert await exited(proc, 15) == 0
+        log = (tmp_path / "daemon.log").read_text()
+        assert "alert.fired" in log
+        assert "Traceback" not in log
+    finally:
+        notify.close()
+        with contextlib.suppress(Exception):
+            await smtp.stop()
+
+
+def _pending(tmp: Path) -> int:
+    import sqlite3  # noqa: PLC0415
+
+    db = tmp / "state" / "monitor.sqlite3"
+    if not db.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(db, timeout=5)) as conn:
+        try:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'sending')"
+            ).fetchone()
+        except sqlite3.OperationalError:
+            return 0
+    return int(row[0])
+
+
+@pytest.mark.timeout(60)
+async def test_bad_config_exits_2_naming_file_and_key(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('[store]\npaht = "x"\n')
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "monitor",
+        "run",
+        "--config",
+        str(cfg),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 2
+    assert f"{cfg}: store.paht" in err.decode()
+    assert "did you mean 'path'" in err.decode()
+
+
+@pytest.mark.timeout(60)
+async def test_second_instance_on_the_same_store_is_refused(tmp_path: Path) -> None:
+    from monitor.store.db import open_store  # noqa: PLC0415
+
+    cfg = tmp_path / "m.toml"
+    cfg.write_text('[store]\npath = "s.sqlite3"\n')
+    store = await open_store(tmp_path / "s.sqlite3")
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "monitor",
+            "run",
+            "--config",
+            str(cfg),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        _, err = await proc.communicate()
+    finally:
+        await store.close()
+    assert proc.returncode == 3
+    assert "s.sqlite3" in err.decode()
