@@ -219,7 +219,7 @@ class Smtp:
     controller: Any = None
 
     async def start(self) -> None:
-        from aiosmtpd.controller import Controller  # noqa: PLC0415
+        from aiosmtpd.controller import Controller
 
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.handler.port)
         await asyncio.to_thread(self.controller.start)
@@ -362,7 +362,7 @@ async def test_daemon_end_to_end(tmp_path: Path) -> None:
 
 
 def _pending(tmp: Path) -> int:
-    import sqlite3  # noqa: PLC0415
+    import sqlite3
 
     db = tmp / "state" / "monitor.sqlite3"
     if not db.exists():
@@ -392,7 +392,7 @@ async def test_bad_config_exits_2_naming_file_and_key(tmp_path: Path) -> None:
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
-    out, err = await proc.communicate()
+    _, err = await proc.communicate()
     assert proc.returncode == 2
     assert f"{cfg}: store.paht" in err.decode()
     assert "did you mean 'path'" in err.decode()
@@ -400,7 +400,7 @@ async def test_bad_config_exits_2_naming_file_and_key(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(60)
 async def test_second_instance_on_the_same_store_is_refused(tmp_path: Path) -> None:
-    from monitor.store.db import open_store  # noqa: PLC0415
+    from monitor.store.db import open_store
 
     cfg = tmp_path / "m.toml"
     cfg.write_text('[store]\npath = "s.sqlite3"\n')
