@@ -770,3 +770,30 @@ def test_other_ccxt_exchanges_use_their_id_and_a_plan_from_ccxt() -> None:
     assert feed.plan.exchange_id == "aster"
     with pytest.raises(ValueError, match="no exchange"):
         CcxtProFeed("not_an_exchange", ["BTCUSDT"])
+
+
+async def test_okx_error_event_is_counted_and_both_streams_keep_flowing() -> None:
+    routes = {"/api/v5/public/instruments": json.dumps(OKX_INSTRUMENTS)}
+    async with venue(OkxDialect(), routes) as (ws, rest):
+        run = Run(
+            CcxtProFeed(
+                "okx",
+                ["BTC-USDT-SWAP"],
+                urls={"api": {"rest": rest.url, "ws": f"{ws.url}/ws/v5"}},
+                max_silence=MARK_SILENCE,
+                funding_max_silence=MARK_SILENCE,
+                check_interval=0.02,
+                backoff=fast_backoff,
+            )
+        )
+        run.start()
+        await until(lambda: run.of(FundingRate) and run.of(MarkPrice), what="mark and funding")
+        after = len(run.events)
+        await ws.inject(fixture("okx", "ws_error.json"))  # code 60018, channel doesn't exist
+        await until(lambda: run.feed.errors["venue_error"] >= 1, what="the error counted")
+        await until(
+            lambda: run.of(MarkPrice, after) and run.of(FundingRate, after), what="data again"
+        )
+        await run.stop()
+    down = [e for e in run.of(FeedStatus, after) if e.state is FeedState.DOWN]
+    assert any("60018" in e.detail for e in down)
