@@ -26,7 +26,10 @@ every ``check_interval`` seconds: past ``max_silence`` it emits ``FeedStatus(STA
 the pending watch and closes the exchange's websocket clients, which forces a fresh connection
 and subscription (repeated every ``max_silence`` while the stream stays silent). The first data
 afterwards emits ``RECOVERED``. A stream that fails emits ``FeedStatus(DOWN)`` once per outage
-and ``FeedStatus(LIVE)`` when data flows again without having gone stale.
+and ``FeedStatus(LIVE)`` when data flows again without having gone stale. (One silent hang seen
+in ccxt 4.5.90: a text frame that starts like JSON but does not parse, e.g. ``[1,2,``, raises
+inside ccxt's receive loop, which then stops reading while the socket stays open. Only the
+watchdog notices it.)
 
 Failures are classified: ``ccxt.NetworkError`` is a disconnect, any other ``ccxt.BaseError``
 a venue error (an error frame or an HTTP error), and ``LookupError``/``TypeError``/
