@@ -16,7 +16,7 @@ from typing import Any, NamedTuple, Protocol
 import orjson
 
 from monitor.errors import InputError, ParseError
-from monitor.model.events import Event, MarkPrice
+from monitor.model.events import Event, FundingRate, MarkPrice
 
 
 class Parsed(NamedTuple):
@@ -155,3 +155,58 @@ def _mark_price_factory() -> MarkPriceFactory:
 
 
 new_mark_price: MarkPriceFactory = _mark_price_factory()
+
+
+FundingRateFactory = Callable[
+    [str, str, float, float, "float | None", "float | None", float], FundingRate
+]
+
+
+def _funding_rate_factory() -> FundingRateFactory:
+    """``FundingRate(venue, symbol, rate, interval_hours, next_funding_ts, ts_event,
+    ts_recv)``, built like :data:`new_mark_price` (same guard)."""
+    names = tuple(f.name for f in dataclasses.fields(FundingRate))
+    expected = (
+        "venue",
+        "symbol",
+        "rate",
+        "interval_hours",
+        "next_funding_ts",
+        "ts_event",
+        "ts_recv",
+    )
+    if names != expected or hasattr(FundingRate, "__post_init__"):
+        return FundingRate
+    new = object.__new__
+    slots: dict[str, Any] = dict(vars(FundingRate))
+    set_venue = slots["venue"].__set__
+    set_symbol = slots["symbol"].__set__
+    set_rate = slots["rate"].__set__
+    set_interval = slots["interval_hours"].__set__
+    set_next = slots["next_funding_ts"].__set__
+    set_ts_event = slots["ts_event"].__set__
+    set_ts_recv = slots["ts_recv"].__set__
+
+    def make(  # noqa: PLR0917  (the positional signature of FundingRate itself)
+        venue: str,
+        symbol: str,
+        rate: float,
+        interval_hours: float,
+        next_funding_ts: float | None,
+        ts_event: float | None,
+        ts_recv: float,
+    ) -> FundingRate:
+        event: FundingRate = new(FundingRate)
+        set_venue(event, venue)
+        set_symbol(event, symbol)
+        set_rate(event, rate)
+        set_interval(event, interval_hours)
+        set_next(event, next_funding_ts)
+        set_ts_event(event, ts_event)
+        set_ts_recv(event, ts_recv)
+        return event
+
+    return make
+
+
+new_funding_rate: FundingRateFactory = _funding_rate_factory()

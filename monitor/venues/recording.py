@@ -183,6 +183,11 @@ class Replayer:
             stats.bad_by_venue[record.venue] = stats.bad_by_venue.get(record.venue, 0) + 1
             log.warning("replay.bad_frame", venue=exc.venue, problem=exc.problem, frame=exc.frame)
             return
+        except Exception:  # a parser bug: counted like a bad frame, the replay goes on
+            stats.bad_frames += 1
+            stats.bad_by_venue[record.venue] = stats.bad_by_venue.get(record.venue, 0) + 1
+            log.exception("replay.parser_failed", venue=record.venue, frame=record.frame[:200])
+            return
         touched: dict[ScopeKey, None] = {}
         for event in events:
             for key in self.portfolio.apply(event):

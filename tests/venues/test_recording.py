@@ -207,3 +207,30 @@ async def test_replay_paces_frames_by_recorded_gaps_divided_by_speed(tmp_path: P
 async def test_negative_speed_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="speed"):
         await replay(session(tmp_path / "s.jsonl"), PARSERS, lambda _b: None, speed=-1.0)
+
+
+class _BuggyParser:
+    venue = "buggy"
+
+    def parse_frame(self, frame: str | bytes, ts_recv: float) -> object:
+        raise KeyError("bug")
+
+    def parse(self, frame: str | bytes, ts_recv: float) -> list[object]:
+        raise KeyError("bug")
+
+    def parse_rest(self, name: str, body: str | bytes, ts_recv: float) -> list[object]:
+        raise KeyError("bug")
+
+
+def test_a_parser_bug_is_counted_and_the_replay_goes_on(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    rec = JsonlRecorder(path)
+    rec(1.0, "buggy", "ws", "{}")
+    rec(2.0, "hyperliquid", "activeAssetCtx:BTC", tick(5.0))
+    rec.close()
+    batches: list[Batch] = []
+    replayer = Replayer({**PARSERS, "buggy": _BuggyParser}, batches.append)  # type: ignore[dict-item]
+    for record in read_recording(path):
+        replayer.feed(record)
+    assert replayer.stats.bad_by_venue == {"buggy": 1}
+    assert len(batches) == 1

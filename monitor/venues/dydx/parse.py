@@ -57,6 +57,7 @@ from monitor.venues.parsing import (
     Parsed,
     loads,
     lst,
+    new_funding_rate,
     new_mark_price,
     num,
     obj,
@@ -110,7 +111,7 @@ def _signed(o: dict[str, Any], what: str) -> float:
 def _height(value: Any, what: str) -> int:
     if type(value) is int:
         return value
-    if type(value) is str and value.isdigit():
+    if type(value) is str and value.isascii() and value.isdigit():
         return int(value)
     raise Bad(f"{what}: expected a block height, got {str(value)[:40]!r}")
 
@@ -145,15 +146,11 @@ class DydxParser:
             doc = orjson.loads(frame)
         except orjson.JSONDecodeError:
             return self.parse_frame(frame, ts_recv).events
-        if type(doc) is dict and doc.get("channel") == "v4_markets":
-            contents = doc.get("contents")
-            if type(contents) is dict and len(contents) == 1 and doc.get("type") == "channel_data":
-                prices = contents.get("oraclePrices")
-                if type(prices) is dict:
-                    events = self._oracle_fast(prices, ts_recv)
-                    if events is not None:
-                        return events
         try:
+            if type(doc) is dict and doc.get("channel") == "v4_markets":
+                events = self._markets_frame(doc, ts_recv)
+                if events is not None:
+                    return events
             return self._frame(doc, ts_recv).events
         except (Bad, InputError) as exc:
             raise parse_error(VENUE, exc, frame) from None
@@ -165,21 +162,36 @@ class DydxParser:
             except orjson.JSONDecodeError:
                 loads(frame)  # raises Bad with the decoder's message
                 raise
-            if (
-                type(doc) is dict
-                and doc.get("type") == "channel_data"
-                and doc.get("channel") == "v4_markets"
-            ):
-                contents = doc.get("contents")
-                if type(contents) is dict and len(contents) == 1:
-                    prices = contents.get("oraclePrices")
-                    if type(prices) is dict:
-                        events = self._oracle_fast(prices, ts_recv)
-                        if events is not None:
-                            return Parsed("v4_markets", events)
+            if type(doc) is dict and doc.get("channel") == "v4_markets":
+                events = self._markets_frame(doc, ts_recv)
+                if events is not None:
+                    return Parsed("v4_markets", events)
             return self._frame(doc, ts_recv)
         except (Bad, InputError) as exc:
             raise parse_error(VENUE, exc, frame) from None
+
+    def _markets_frame(self, doc: dict[str, Any], ts_recv: float) -> list[Event] | None:
+        """A ``v4_markets`` update, batched or not (None: not one; the general path decides).
+        Oracle-only updates take the fast path, anything else the validating one."""
+        kind = doc.get("type")
+        contents = doc.get("contents")
+        if kind == "channel_data" and type(contents) is dict:
+            items: list[Any] = [contents]
+        elif kind == "channel_batch_data" and type(contents) is list:
+            items = contents
+        else:
+            return None
+        out: list[Event] = []
+        for i, item in enumerate(items):
+            if type(item) is dict and len(item) == 1:
+                prices = item.get("oraclePrices")
+                if type(prices) is dict:
+                    events = self._oracle_fast(prices, ts_recv)
+                    if events is not None:
+                        out.extend(events)
+                        continue
+            out.extend(self._markets_update(obj(item, f"contents[{i}]"), ts_recv))
+        return out
 
     def _oracle_fast(self, prices: dict[str, Any], ts_recv: float) -> list[Event] | None:
         """The common oracle price update, or None to take the validating path (which also
@@ -194,7 +206,7 @@ class DydxParser:
             for ticker, o in prices.items():
                 p = o["oraclePrice"]
                 h = o["effectiveAtHeight"]
-                if type(p) is not str or type(h) is not str:
+                if type(p) is not str or type(h) is not str or not (h.isascii() and h.isdigit()):
                     return None
                 last = seen.get(ticker)
                 if (
@@ -327,36 +339,45 @@ class DydxParser:
         trading = contents.get("trading")
         if trading is not None:
             for ticker, raw in obj(trading, "trading").items():
-                t = obj(raw, f"trading.{ticker}")
-                merged = self._raw.get(ticker)
-                if merged is None:
-                    if self.markets and "maintenanceMarginFraction" not in t:
-                        raise Bad(f"trading: unknown market {ticker[:40]!r}")
-                    merged = {}
-                changed_spec = (
-                    any(k in t and t[k] != merged.get(k) for k in _SPEC_FIELDS)
-                    or ticker not in self.markets
-                )
-                candidate = {**merged, **t}
-                latest = self._oracle_text.get(ticker)
-                if latest is not None and "oraclePrice" not in t:
-                    candidate["oraclePrice"] = latest  # open interest is valued at it
-                if "nextFundingRate" in t:
-                    rate = num(t["nextFundingRate"], f"trading.{ticker}.nextFundingRate")
-                    out.append(
-                        FundingRate(
-                            VENUE, ticker, rate, FUNDING_INTERVAL_HOURS, None, None, ts_recv
-                        )
-                    )
-                if changed_spec and "maintenanceMarginFraction" in candidate:
-                    info = accounts.market_info(
-                        ticker, candidate, f"{VENUE} markets", f"trading.{ticker}"
-                    )
-                    self.markets[ticker] = info
-                    out.append(InstrumentSpec(info.instrument, None, ts_recv))
-                self._raw[ticker] = candidate
+                out.extend(self._trading(ticker, obj(raw, f"trading.{ticker}"), ts_recv))
         if prices is None and trading is None:
             raise Bad("markets update without oraclePrices or trading")
+        return out
+
+    def _trading(self, ticker: str, t: dict[str, Any], ts_recv: float) -> list[Event]:
+        """Merge one market's trading update; a FundingRate for a new ``nextFundingRate``, an
+        InstrumentSpec when margin fractions or open-interest caps changed."""
+        merged = self._raw.get(ticker)
+        if merged is None:
+            if self.markets and "maintenanceMarginFraction" not in t:
+                raise Bad(f"trading: unknown market {ticker[:40]!r}")
+            merged = {}
+            changed_spec = True
+        else:
+            changed_spec = ticker not in self.markets
+            for k in _SPEC_FIELDS:
+                if k in t and t[k] != merged.get(k):
+                    changed_spec = True
+                    break
+        out: list[Event] = []
+        rate_raw = t.get("nextFundingRate")
+        if rate_raw is not None:
+            rate = num(rate_raw, f"trading.{ticker}.nextFundingRate")
+            out.append(
+                new_funding_rate(VENUE, ticker, rate, FUNDING_INTERVAL_HOURS, None, None, ts_recv)
+            )
+        if not changed_spec:
+            merged.update(t)
+            return out
+        candidate = {**merged, **t}
+        latest = self._oracle_text.get(ticker)
+        if latest is not None and "oraclePrice" not in t:
+            candidate["oraclePrice"] = latest  # open interest is valued at it
+        if "maintenanceMarginFraction" in candidate:
+            info = accounts.market_info(ticker, candidate, f"{VENUE} markets", f"trading.{ticker}")
+            self.markets[ticker] = info
+            out.append(InstrumentSpec(info.instrument, None, ts_recv))
+        self._raw[ticker] = candidate
         return out
 
     # -- accounts --------------------------------------------------------------------------

@@ -50,6 +50,7 @@ from monitor.venues.parsing import (
     Parsed,
     loads,
     lst,
+    new_funding_rate,
     new_mark_price,
     num,
     obj,
@@ -156,7 +157,7 @@ class HyperliquidParser:
         self._funding_raw[coin] = funding
         return [
             new_mark_price(VENUE, coin, mark, oracle, None, ts_recv),
-            FundingRate(VENUE, coin, rate, FUNDING_INTERVAL_HOURS, None, None, ts_recv),
+            new_funding_rate(VENUE, coin, rate, FUNDING_INTERVAL_HOURS, None, None, ts_recv),
         ]
 
     def _doc(self, doc: Any, ts_recv: float) -> Parsed:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.errors import ParseError
+from monitor.errors import InputError, ParseError
 from monitor.model.events import (
     AccountSnapshot,
     BalanceUpdate,
@@ -22,6 +22,7 @@ from monitor.model.instruments import MarginMode
 from monitor.model.portfolio import Portfolio
 from monitor.model.positions import ScopeKey
 from monitor.venues.dydx.parse import DydxParser
+from monitor.venues.parsing import Bad, parse_error
 
 DY = Path(__file__).parents[2] / "fixtures" / "feeds" / "dydx"
 ADDR = "dydx1q8m3v5x9ljk2h7s0w4e6r8t0y2u4i6o8p0a2s4"
@@ -361,6 +362,8 @@ def test_fast_path_equals_the_validating_path() -> None:
         ({"oraclePrice": True, "effectiveAtHeight": "1"}, "expected a number"),
         ({"oraclePrice": "1", "effectiveAtHeight": 7}, None),  # an int height is accepted
         ({"oraclePrice": "1", "effectiveAtHeight": "x"}, "block height"),
+        ({"oraclePrice": "1", "effectiveAtHeight": ""}, "block height"),
+        ({"oraclePrice": "1", "effectiveAtHeight": "\u00b2"}, "block height"),  # a unicode digit
         ({"oraclePrice": "inf", "effectiveAtHeight": "1"}, "finite"),
         ({"oraclePrice": "0", "effectiveAtHeight": "1"}, "positive"),
         ({"effectiveAtHeight": "1"}, "expected a number"),
@@ -393,6 +396,14 @@ def test_heights_compare_numerically_on_both_paths() -> None:
     assert p.parse_frame(_oracle_frame({"BTC-USD": entry("999")}), 0.0).events == []
 
 
+def _validating(p: DydxParser, frame: str) -> list[Any]:
+    """The general (validating) path only, bypassing the fast ones."""
+    try:
+        return p._frame(json.loads(frame), 0.0).events
+    except (Bad, InputError) as exc:
+        raise parse_error("dydx_v4", exc, frame) from None
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     st.dictionaries(
@@ -412,16 +423,26 @@ def test_heights_compare_numerically_on_both_paths() -> None:
         ),
         min_size=1,
         max_size=3,
-    )
+    ),
+    st.booleans(),
 )
-def test_parse_and_parse_frame_agree_on_any_oracle_update(entries: dict[str, Any]) -> None:
+def test_parse_and_the_validating_path_agree_on_any_oracle_update(
+    entries: dict[str, Any], batched: bool
+) -> None:
     frame = _oracle_frame(entries)
+    if batched:
+        d = json.loads(frame)
+        d["type"] = "channel_batch_data"
+        d["contents"] = [d["contents"], {"trading": {"ETH-USD": {"nextFundingRate": "0.0001"}}}]
+        frame = json.dumps(d)
     outcomes = []
-    for use_fast in (True, False):
+    for fast in (True, False):
         p = with_markets()
         try:
-            events = p.parse(frame, 0.0) if use_fast else p.parse_frame(frame, 0.0).events
+            events = p.parse(frame, 0.0) if fast else _validating(p, frame)
             outcomes.append(("ok", events))
         except ParseError as exc:
             outcomes.append(("error", exc.problem))
     assert outcomes[0] == outcomes[1]
+    if batched and outcomes[0][0] == "ok":
+        assert isinstance(outcomes[0][1][-1], FundingRate)
