@@ -293,14 +293,18 @@ class CcxtProFeed:
         if not wanted or plan.tiers is TierSource.CONFIG:
             return []
         by_unified: dict[str, Any] = {}
-        try:
-            if plan.tiers is TierSource.FETCH_LEVERAGE_TIERS:
-                by_unified = await exchange.fetch_leverage_tiers([ids[s] for s in wanted])
-            else:
-                for s in wanted:
+        if plan.tiers is TierSource.FETCH_LEVERAGE_TIERS:
+            try:
+                fetched = await exchange.fetch_leverage_tiers([ids[s] for s in wanted])
+                by_unified = dict(fetched)
+            except (ccxt.BaseError, *DATA_DEFECTS) as exc:
+                self._log.warning("feed.tiers_unavailable", error=repr(exc)[:200])
+        else:
+            for s in wanted:  # one request per symbol: a failure costs only that symbol
+                try:
                     by_unified[ids[s]] = await exchange.fetch_market_leverage_tiers(ids[s])
-        except ccxt.BaseError as exc:
-            self._log.warning("feed.tiers_unavailable", error=repr(exc)[:200])
+                except (ccxt.BaseError, *DATA_DEFECTS) as exc:
+                    self._log.warning("feed.tiers_unavailable", symbol=s, error=repr(exc)[:200])
         out: list[tuple[str, MaintenanceSchedule]] = []
         for s in wanted:
             tiers = by_unified.get(ids[s])
@@ -308,7 +312,7 @@ class CcxtProFeed:
                 continue
             try:
                 out.append((s, convert.schedule_from_tiers(tiers)))
-            except (TypeError, ValueError) as exc:
+            except (*DATA_DEFECTS,) as exc:
                 self.errors["bad_frame"] += 1
                 self._log.warning("feed.bad_tiers", symbol=s, error=str(exc)[:200])
         return out

@@ -682,6 +682,42 @@ async def test_bybit_failed_tier_request_is_logged_and_the_feed_goes_on() -> Non
     assert run.of(InstrumentSpec) == []  # no schedule known: no instrument is invented
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        "<html>503</html>",
+        json.dumps(
+            {
+                "retCode": 0,
+                "retMsg": "OK",
+                "result": {
+                    "list": [
+                        {
+                            "id": 1,
+                            "symbol": "BTCUSDT",
+                            "riskLimitValue": "x",
+                            "maintenanceMargin": "abc",
+                        }
+                    ]
+                },
+            }
+        ),
+        json.dumps({"retCode": 10001, "retMsg": "params error", "result": {}}),
+    ],
+    ids=["html", "wrong_types", "error_code"],
+)
+async def test_bybit_bad_risk_limit_body_gives_no_instrument_and_the_feed_goes_on(
+    body: str,
+) -> None:
+    routes = {**BYBIT_ROUTES, "/v5/market/risk-limit": body}
+    async with venue(BybitDialect(), routes) as (ws, rest):
+        run = Run(bybit_feed(ws, rest))
+        run.start()
+        await until(lambda: len(run.of(MarkPrice)) >= 2, what="marks")
+        await run.stop()
+    assert run.of(InstrumentSpec) == []
+
+
 async def test_bybit_unanswered_pings_time_out_and_the_feed_reconnects() -> None:
     async with venue(BybitDialect(), BYBIT_ROUTES) as (ws, rest):
         run = Run(bybit_feed(ws, rest, streaming={"keepAlive": 150}))
