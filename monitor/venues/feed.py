@@ -229,6 +229,9 @@ class WsFeed:
     async def _session(self, ws: ClientConnection, emit: Emit) -> str:
         subs = list(self._subscriptions())
         mono = self.clock.monotonic()
+        wanted = {sub.key for sub in subs}
+        for key in [k for k in self.watchdogs if k not in wanted]:
+            del self.watchdogs[key]  # no longer subscribed: no longer watched
         for sub in subs:
             self._add_watchdog(sub)
             self.arm(sub.key)

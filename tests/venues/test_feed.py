@@ -249,3 +249,28 @@ async def test_a_parser_bug_is_counted_as_a_bad_frame_and_the_feed_goes_on() -> 
     assert feed.stats.connects == 1
     (problem,) = feed.stats.bad_by_problem
     assert problem.startswith("parser failed: KeyError")
+
+
+async def test_a_dropped_subscription_is_no_longer_watched_after_a_reconnect() -> None:
+    wanted = ["a", "quiet"]
+    async with WsServer(lambda c: echo_after(c, {"a": 0.0})) as ws:
+
+        def current() -> list[Subscription]:
+            # "a" has no silence limit, "quiet" one of 0.15 s (and never speaks)
+            return [
+                Subscription(k, json.dumps({"sub": k}), 0.15 if k == "quiet" else None)
+                for k in wanted
+            ]
+
+        feed = WsFeed("tiny", TinyParser(), settings(ws.url), current)
+
+        async def scenario(events: list[Any]) -> None:
+            await until(lambda: "quiet" in feed.watchdogs)
+            wanted.remove("quiet")
+            ws.conns[0].abort()
+            await until(lambda: len(ws.conns) >= 2)
+            await asyncio.sleep(0.3)  # longer than the silence limit of "quiet"
+
+        await run_feed(feed, scenario)
+    assert set(feed.watchdogs) == set()
+    assert len(ws.conns) == 2  # no stale-forced reconnect for the dropped channel
