@@ -398,18 +398,26 @@ class CcxtProFeed:
     def _collect(
         self,
         stream: _Stream,
-        cache: Mapping[str, Any],
+        cache: Any,  # ccxt's cache or a REST result: a dict unless the venue misbehaved
         native: Mapping[str, str],
         convert_one: Callable[[str, Any, float], list[Event]],
     ) -> list[Event]:
         """Events of every cached structure of our symbols that changed since last time."""
         ts_recv = self._clock.now()
         out: list[Event] = []
+        if not isinstance(cache, Mapping):
+            self.errors["bad_frame"] += 1
+            self._log.warning("feed.bad_frame", problem="not a mapping", frame=repr(cache)[:200])
+            return out
         for unified, symbol in native.items():
             item = cache.get(unified)
             if item is None or stream.seen.get(unified) is item:
                 continue
             stream.seen[unified] = item  # held, so its id cannot be reused by a new one
+            if not isinstance(item, Mapping):
+                self.errors["bad_frame"] += 1
+                self._log.warning("feed.bad_frame", problem="not a mapping", frame=repr(item)[:200])
+                continue
             try:
                 out.extend(convert_one(symbol, item, ts_recv))
             except ParseError as exc:
