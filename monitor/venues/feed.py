@@ -421,6 +421,9 @@ def _text(message: str | bytes) -> str:
 def _closed_reason(exc: websockets.ConnectionClosed) -> str:
     rcvd = exc.rcvd
     if rcvd is None:
+        sent = exc.sent
+        if sent is not None and sent.code == 1011:  # we failed it: keepalive ping timeout
+            return f"closed by us ({sent.code}: {sent.reason or 'internal error'})"
         return "connection lost (1006)"
     return f"closed by venue ({rcvd.code}{': ' + rcvd.reason if rcvd.reason else ''})"
 

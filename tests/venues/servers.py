@@ -83,7 +83,7 @@ class WsServer:
         return f"ws://127.0.0.1:{self.port}/ws"
 
     async def start(self) -> None:
-        self._server = await serve(self._handle, "127.0.0.1", self.port)
+        self._server = await serve(self._handle, "127.0.0.1", self.port, close_timeout=0.5)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:

@@ -244,3 +244,23 @@ async def test_error_frame_for_a_bad_subscription_is_counted_and_the_feed_goes_o
 def test_subaccount_ids_are_validated() -> None:
     with pytest.raises(ConfigError, match="address>/<number"):
         DydxFeed(subaccounts=("dydx1abc",))
+
+
+async def test_unanswered_protocol_pings_close_the_connection_and_it_reconnects() -> None:
+    async def deaf(conn: Conn) -> None:
+        await conn.send(fixture("dydx", "ws_connected.json"))
+        conn.ws.transport.pause_reading()  # nothing is read: protocol pings go unanswered
+        await conn.ws.wait_closed()
+
+    http = make_http()
+    async with WsServer(deaf) as ws, http:
+        feed = make_feed(ws.url, http.url, subaccounts=(), markets_max_silence=60.0)
+
+        async def scenario(events: list[Any]) -> None:
+            await until(lambda: len(ws.conns) >= 2, what="reconnect after ping timeout")
+
+        events = await run_feed(feed, scenario)
+
+    down = statuses(events, FeedState.DOWN)[0]
+    assert "ping" in down.detail
+    assert feed.ws.stats.stale_reconnects == 0  # it was the keepalive, not the watchdog
