@@ -131,7 +131,8 @@ def zone(
 
     Bits, in order: equity ≥ each equity threshold (0 first), maintenance ≥ r·equity for each
     margin ratio (1 first), and per position and distance ``d``: the headroom left after
-    moving that position's price by ``d`` towards its liquidation price is > 0.
+    moving that position's price by ``d`` towards its liquidation price is > 0 (while the
+    scope is healthy: the liquidation distance is > d; while liquidatable: it is ≤ d).
     """
     return assess(rules, legs, equity, maintenance, thresholds, band=False)[1]
 

@@ -423,6 +423,10 @@ class Portfolio:
         self._sync(s)
         bounds = self._bounds(s)
         w, s.zone = assess(s.rules, bounds, s.equity, s.mm, thresholds)
+        self._install(s, w)
+        return w
+
+    def _install(self, s: ScopeState, w: float) -> None:
         seq = next(self._seq)
         s.band_seq = seq
         for h in s.holdings.values():
@@ -435,7 +439,21 @@ class Portfolio:
                 m.highs = [e for e in m.highs if e[2].band_seq == e[1]]
                 heapq.heapify(m.lows)
                 heapq.heapify(m.highs)
-        return w
+
+    def rearm(self, key: ScopeKey, thresholds: Thresholds) -> bool:
+        """For a scope ``apply_fast`` reported: when no threshold was crossed since it was
+        last armed (see ``crossed``), give it a new band and return False (the alert decision
+        stands); otherwise leave it unarmed and return True (evaluate it, then ``arm`` it).
+        One pass over the scope instead of ``crossed`` then ``arm``."""
+        s = self._state(key)
+        if s is None or s.zone is None:
+            return True
+        self._sync(s)
+        w, now = assess(s.rules, self._bounds(s), s.equity, s.mm, thresholds)
+        if now != s.zone:
+            return True
+        self._install(s, w)
+        return False
 
     def crossed(self, key: ScopeKey, thresholds: Thresholds) -> bool:
         """Whether the scope's quick figures crossed any of ``thresholds`` since it was last

@@ -1,0 +1,381 @@
+"""The fast path: trigger bands are sound, zones see every crossing, quick equals risk."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from monitor.alerts.rules import AlertRules, Level, RuleKind, Severity, ThresholdRule
+from monitor.margin.base import Leg
+from monitor.margin.registry import VENUES, rules_for
+from monitor.model.events import AccountSnapshot, FundingRate, MarkPrice, PositionUpdate
+from monitor.model.fastpath import (
+    MAX_BAND,
+    LegBound,
+    Thresholds,
+    assess,
+    band_width,
+    maintenance_slope,
+    thresholds_from_rules,
+    zone,
+)
+from monitor.model.instruments import MaintenanceSchedule, MarginMode
+from monitor.model.portfolio import Portfolio
+from monitor.model.positions import Position, ScopeKey
+
+from ..margin.strategies import snapshots
+
+SETTINGS = settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+THRESHOLDS = Thresholds(
+    margin_ratio=(0.5, 0.75, 0.8, 0.85, 0.9),
+    equity=(1_000.0, 50_000.0),
+    distance=(0.02, 0.05, 0.06, 0.1, 0.12),
+)
+
+
+def _bounds(p: Portfolio, key: ScopeKey) -> tuple[list[LegBound], float, float]:
+    s = p.scope_state(key)
+    assert s is not None
+    out = []
+    for h in s.holdings.values():
+        slope, jump = maintenance_slope(s.rules, h.leg)
+        out.append(LegBound(h.leg, h.price, slope, jump))
+    return out, s.equity, s.mm
+
+
+def _leg(size: float, schedule: MaintenanceSchedule) -> Leg:
+    return Leg("X", size, 100.0, schedule)
+
+
+# -- pure pieces -------------------------------------------------------------------------------
+def test_maintenance_slope_of_continuous_tiers_is_the_top_rate_times_quantity() -> None:
+    sched = MaintenanceSchedule.continuous([(0.0, 0.01), (1_000.0, 0.02), (5_000.0, 0.05)])
+    slope, jump = maintenance_slope(rules_for("binance_usdm"), _leg(-3.0, sched))
+    assert slope == pytest.approx(3.0 * 0.05)
+    assert jump == pytest.approx(0.0, abs=1e-9)
+
+
+def test_maintenance_slope_counts_the_jumps_of_a_discontinuous_schedule() -> None:
+    from monitor.model.instruments import Tier
+
+    sched = MaintenanceSchedule((Tier(0.0, 0.01, 0.0), Tier(1_000.0, 0.02, 0.0)))
+    slope, jump = maintenance_slope(rules_for("generic"), _leg(2.0, sched))
+    # at notional 1000 (price 500): 1000·0.01 = 10 below, 1000·0.02 = 20 above
+    assert slope == pytest.approx(0.04)
+    assert jump == pytest.approx(10.0)
+
+
+def test_band_of_a_single_long_against_one_equity_threshold_is_the_closed_form() -> None:
+    """Equity 10,000 over a threshold of 9,000 with |s|·p = 50,000: w = 1,000 / 50,000."""
+    leg = Leg("X", 500.0, 100.0, None)
+    w = band_width(
+        rules_for("generic"), [LegBound(leg, 100.0, 0.0, 0.0)], 10_000.0, 0.0, Thresholds()
+    )
+    # only the always-watched equity 0 and ratio 1 (maintenance 0): w = 10,000 / 50,000
+    assert w == pytest.approx(0.2, rel=1e-5)
+    w = band_width(
+        rules_for("generic"),
+        [LegBound(leg, 100.0, 0.0, 0.0)],
+        10_000.0,
+        0.0,
+        Thresholds(equity=(9_000.0,)),
+    )
+    assert w == pytest.approx(1_000.0 / 50_000.0, rel=1e-5)
+
+
+def test_band_against_a_margin_ratio_threshold_is_the_closed_form() -> None:
+    """Flat 1 % on 1 BTC at 50,000 (mm 500, slope 0.01), equity 2,000, watching r = 0.5:
+    |r·eq − mm| = 500, growth per unit w: r·50,000 + 0.01·50,000 = 25,500; the ratio 1
+    gives 1,500 / 50,500, larger."""
+    leg = Leg("BTC", 1.0, 50_000.0, MaintenanceSchedule.flat(0.01))
+    lb = LegBound(leg, 50_000.0, 0.01, 0.0)
+    w = band_width(rules_for("generic"), [lb], 2_000.0, 500.0, Thresholds(margin_ratio=(0.5,)))
+    assert w == pytest.approx(500.0 / 25_500.0, rel=1e-5)
+
+
+def test_band_is_zero_when_a_price_is_missing_and_full_without_positions() -> None:
+    leg = Leg("X", 1.0, 100.0, None)
+    assert (
+        band_width(rules_for("generic"), [LegBound(leg, 0.0, 0.0, 0.0)], 10.0, 0.0, THRESHOLDS)
+        == 0.0
+    )
+    assert band_width(rules_for("generic"), [], 10.0, 0.0, THRESHOLDS) == pytest.approx(
+        MAX_BAND, rel=1e-5
+    )
+
+
+def test_zone_changes_when_equity_crosses_a_threshold() -> None:
+    leg = Leg("X", 1.0, 100.0, None)
+    lb = [LegBound(leg, 100.0, 0.0, 0.0)]
+    th = Thresholds(equity=(1_000.0,))
+    r = rules_for("generic")
+    assert zone(r, lb, 999.0, 0.0, th) != zone(r, lb, 1_001.0, 0.0, th)
+    assert zone(r, lb, 1_001.0, 0.0, th) == zone(r, lb, 5_000.0, 0.0, th)
+
+
+def test_thresholds_from_rules_collect_fire_and_clear_levels_drawdown_and_peak() -> None:
+    rules = AlertRules.default()
+    th = thresholds_from_rules(rules, "hyperliquid:0xabc", 10_000.0, peak_slack=0.02)
+    assert th.margin_ratio == (0.75, 0.8, 0.85, 0.9)
+    assert th.distance == (0.02, 0.05, 0.06, 0.1, 0.12)  # liquidated_near 0.02 included
+    # drawdown 0.25/0.20/0.50/0.45 against the peak, and the peak raised by its slack
+    assert th.equity == pytest.approx((5_000.0, 5_500.0, 7_500.0, 8_000.0, 10_200.0))
+
+
+def test_thresholds_from_rules_follow_an_account_override() -> None:
+    base = AlertRules.default()
+    over = ThresholdRule(RuleKind.MARGIN_RATIO, (Level(Severity.WARNING, 0.6, 0.55),))
+    rules = dataclasses.replace(base, accounts={"bybit:a": {RuleKind.MARGIN_RATIO: over}})
+    assert thresholds_from_rules(rules, "bybit:a", None).margin_ratio == (0.55, 0.6)
+    assert thresholds_from_rules(rules, "bybit:b", None).margin_ratio == (0.75, 0.8, 0.85, 0.9)
+
+
+# -- the engine --------------------------------------------------------------------------------
+def _book() -> Portfolio:
+    p = Portfolio()
+    sched = MaintenanceSchedule.flat(0.01)
+    p.apply(
+        AccountSnapshot(
+            "binance_usdm",
+            "a",
+            10_000.0,
+            (
+                Position("BTC", 1.0, 50_000.0, maintenance=sched, mark_price=50_000.0),
+                Position("ETH", -10.0, 3_000.0, maintenance=sched, mark_price=3_000.0),
+            ),
+        )
+    )
+    p.apply(
+        AccountSnapshot(
+            "binance_usdm",
+            "b",
+            1_000.0,
+            (Position("ETH", 1.0, 3_000.0, maintenance=sched, mark_price=3_000.0),),
+        )
+    )
+    return p
+
+
+A = ScopeKey("binance_usdm", "a", "cross")
+B = ScopeKey("binance_usdm", "b", "cross")
+
+
+def test_unarmed_scopes_are_reported_on_every_tick_and_armed_ones_only_when_leaving() -> None:
+    p = _book()
+    assert p.apply_fast(MarkPrice("binance_usdm", "ETH", 3_001.0)) == [A, B]
+    w = p.arm(A, THRESHOLDS)
+    assert w is not None and w > 0.0
+    assert p.armed(A)
+    assert p.apply_fast(MarkPrice("binance_usdm", "ETH", 3_002.0)) == [B]
+    p.arm(B, THRESHOLDS)
+    assert p.apply_fast(MarkPrice("binance_usdm", "ETH", 3_001.5)) == []
+    assert p.apply_fast(MarkPrice("binance_usdm", "BTC", 50_000.0 * (1.0 + w) * 1.001)) == [A]
+    assert not p.armed(A)
+    assert p.apply_fast(MarkPrice("binance_usdm", "SOL", 100.0)) == []
+
+
+def test_funding_on_the_fast_path_updates_the_market_without_reporting() -> None:
+    p = _book()
+    p.arm(A, THRESHOLDS)
+    assert p.apply_fast(FundingRate("binance_usdm", "ETH", 0.001, 8.0)) == []
+    assert p.markets[("binance_usdm", "ETH")].funding_rate == 0.001
+    risk = p.risk(A)
+    assert risk is not None
+    eth = next(x for x in risk.positions if x.symbol == "ETH")
+    assert eth.funding_rate_per_hour == pytest.approx(0.001 / 8.0)
+
+
+def test_a_position_event_disarms_and_forgets_the_zone() -> None:
+    p = _book()
+    p.arm(A, THRESHOLDS)
+    touched = p.apply_fast(PositionUpdate("binance_usdm", "a", Position("BTC", 2.0, 50_000.0)))
+    assert A in touched
+    assert not p.armed(A)
+    assert p.crossed(A, THRESHOLDS)  # no zone recorded since the change
+    assert p.rearm(A, THRESHOLDS)  # so it must be evaluated, not just re-armed
+
+
+def test_quick_equals_the_full_risk_after_lazy_ticks() -> None:
+    p = _book()
+    for px in (3_010.0, 2_990.0, 3_100.0):
+        p.apply_fast(MarkPrice("binance_usdm", "ETH", px))
+    p.apply_fast(MarkPrice("binance_usdm", "BTC", 48_000.0))
+    q = p.quick(A)
+    r = p.risk(A)
+    assert q is not None and r is not None
+    # equity by hand: cash 10,000 − (50,000 − 30,000) = −10,000; + 48,000 − 31,000
+    assert q.equity == pytest.approx(-10_000.0 + 48_000.0 - 31_000.0)
+    assert q.maintenance_margin == pytest.approx(0.01 * (48_000.0 + 31_000.0))
+    assert (q.equity, q.maintenance_margin, q.margin_ratio) == (
+        r.equity,
+        r.maintenance_margin,
+        r.margin_ratio,
+    )
+    assert q.nearest_liquidation_distance == r.nearest_liquidation_distance
+    assert q.liquidatable == r.liquidatable
+    assert p.quick(ScopeKey("binance_usdm", "zz", "cross")) is None
+
+
+# -- soundness ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("venue", VENUES)
+@SETTINGS
+@given(data=st.data())
+def test_no_threshold_is_crossed_while_every_price_stays_in_its_band(
+    venue: str, data: st.DataObject
+) -> None:
+    """Arm, then move every price of the scope anywhere inside its band (at once): the zone
+    (which side of each threshold every figure is on) is unchanged, so nothing is reported,
+    and the quick figures equal a fresh portfolio's at the moved prices."""
+    snap = data.draw(snapshots(venue=venue, max_positions=4))
+    th = Thresholds(
+        margin_ratio=tuple(sorted(data.draw(st.lists(st.floats(0.05, 2.0), max_size=3)))),
+        equity=tuple(sorted(data.draw(st.lists(st.floats(-1e6, 1e7), max_size=3)))),
+        distance=tuple(sorted(data.draw(st.lists(st.floats(0.01, 0.5), max_size=3)))),
+    )
+    p = Portfolio()
+    p.apply(snap)
+    keys = [k for k in p.scope_keys() if p.scope_state(k).holdings]  # type: ignore[union-attr]
+    widths = {k: p.arm(k, th) for k in keys}
+    before = {k: zone(p.scope_state(k).rules, *_bounds(p, k), th) for k in keys}  # type: ignore[union-attr]
+    moved = dict(p.markets)
+    fracs = {}
+    for (v, sym), m in moved.items():
+        if not m.holdings:
+            continue
+        w = min(widths[h.scope.key] or 0.0 for h in m.holdings)
+        frac = data.draw(st.floats(-1.0, 1.0)) * w
+        price = m.holdings[0].price * (1.0 + frac)
+        fracs[sym] = price
+        assert p.apply_fast(MarkPrice(v, sym, price, oracle=price)) == []
+    for k in keys:
+        assert not p.crossed(k, th)
+        assert zone(p.scope_state(k).rules, *_bounds(p, k), th) == before[k]  # type: ignore[union-attr]
+    fresh = Portfolio()
+    fresh.apply(snap)
+    for sym, price in fracs.items():
+        fresh.apply(MarkPrice(venue, sym, price, oracle=price))
+    for k in keys:
+        q, f = p.quick(k), fresh.quick(k)
+        assert q is not None and f is not None
+        scale = abs(f.equity) + f.maintenance_margin + 1.0
+        assert q.equity == pytest.approx(f.equity, rel=0, abs=1e-9 * scale)
+        assert q.maintenance_margin == pytest.approx(f.maintenance_margin, rel=0, abs=1e-9 * scale)
+
+
+@pytest.mark.parametrize("venue", VENUES)
+@SETTINGS
+@given(data=st.data())
+def test_zone_sees_a_liquidation_distance_crossing(venue: str, data: st.DataObject) -> None:
+    """The distance bits agree with the liquidation distances of the full risk: for every
+    position and d, bit set ⇔ distance > d while the scope is healthy, ⇔ distance ≤ d while it
+    is liquidatable (its liquidation price is then on the other side; away from the float
+    edge)."""
+    snap = data.draw(snapshots(venue=venue, max_positions=3))
+    p = Portfolio()
+    p.apply(snap)
+    ds = (0.03, 0.1, 0.3)
+    th = Thresholds(distance=ds)
+    for k in p.scope_keys():
+        s = p.scope_state(k)
+        assert s is not None
+        if not s.holdings:
+            continue
+        bounds, eq, mm = _bounds(p, k)
+        if any(b.slope >= b.leg.qty or b.jump > 1e-9 for b in bounds) or eq == mm:
+            continue
+        bits = assess(s.rules, bounds, eq, mm, th, band=False)[1]
+        risk = p.risk(k, with_stress=False)
+        assert risk is not None
+        n = 2  # equity 0 and margin ratio 1 come first
+        for pr in risk.positions:
+            for d in ds:
+                dist = pr.liquidation_distance
+                far = dist is None or dist > d
+                near_edge = dist is not None and math.isclose(dist, d, rel_tol=1e-6)
+                if not near_edge:  # healthy: headroom left ⇔ far; liquidatable: the reverse
+                    assert bool(bits >> n & 1) == (far if eq > mm else not far), (d, dist)
+                n += 1
+
+
+@pytest.mark.parametrize("venue", VENUES)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_fast_and_eager_paths_agree_after_any_ticks(venue: str, data: st.DataObject) -> None:
+    snap = data.draw(snapshots(venue=venue, max_positions=4))
+    eager, fast = Portfolio(), Portfolio()
+    eager.apply(snap)
+    fast.apply(snap)
+    symbols = sorted({pos.symbol for pos in snap.positions}) or ["S0"]
+    for _ in range(data.draw(st.integers(1, 30))):
+        sym = data.draw(st.sampled_from(symbols))
+        px = data.draw(st.floats(0.01, 200_000.0))
+        eager.apply(MarkPrice(venue, sym, px, oracle=px))
+        fast.apply_fast(MarkPrice(venue, sym, px, oracle=px))
+    for k in eager.scope_keys():
+        e_eq, e_mm = eager.full_recompute(k)
+        f_eq, f_mm = fast.aggregates(k)
+        s = fast.scope_state(k)
+        assert s is not None
+        scale = abs(s.cash) + sum(abs(h.value) + abs(h.mm) for h in s.holdings.values()) + 1.0
+        assert f_eq == pytest.approx(e_eq, rel=0, abs=1e-9 * scale)
+        assert f_mm == pytest.approx(e_mm, rel=0, abs=1e-9 * scale)
+
+
+def test_isolated_positions_are_scopes_of_their_own_on_the_fast_path() -> None:
+    p = Portfolio()
+    sched = MaintenanceSchedule.flat(0.02)
+    p.apply(
+        AccountSnapshot(
+            "bybit",
+            "a",
+            0.0,
+            (
+                Position(
+                    "BTCUSDT",
+                    1.0,
+                    50_000.0,
+                    MarginMode.ISOLATED,
+                    isolated_margin=5_000.0,
+                    maintenance=sched,
+                    mark_price=50_000.0,
+                ),
+            ),
+        )
+    )
+    key = ScopeKey("bybit", "a", "isolated:BTCUSDT")
+    assert p.apply_fast(MarkPrice("bybit", "BTCUSDT", 50_010.0)) == [key]
+    w = p.arm(key, THRESHOLDS)
+    assert w is not None and 0.0 < w < MAX_BAND
+    q = p.quick(key)
+    # Bybit isolated: maintenance valued at entry, 2 % of 50,000
+    assert q is not None and q.maintenance_margin == pytest.approx(1_000.0)
+
+
+def test_an_aggregate_that_collapses_is_resummed_not_left_with_cancellation_error() -> None:
+    """A tick that takes a 4.5e11 position value down to ~1e-7 must not leave the delta's
+    rounding (~1e-5) in the aggregate: it is re-summed from the holdings."""
+    pos = Position(
+        "S0",
+        2499.0,
+        191878.8419745618,
+        MarginMode.ISOLATED,
+        isolated_margin=479505226.0944299,
+        maintenance=MaintenanceSchedule.from_max_leverage(2.0),
+        mark_price=181906.75,
+    )
+    p = Portfolio()
+    p.apply(AccountSnapshot("dydx_v4", "a", 0.0, (pos,)))
+    key = ScopeKey("dydx_v4", "a", "isolated:S0")
+    p.apply(MarkPrice("dydx_v4", "S0", 3.18e-11, oracle=3.18e-11))
+    eq, mm = p.aggregates(key)
+    f_eq, f_mm = p.full_recompute(key)
+    assert eq == pytest.approx(f_eq, rel=0, abs=1e-12)
+    assert mm == pytest.approx(f_mm, rel=0, abs=1e-12)
