@@ -163,3 +163,39 @@ def test_record_with_non_positive_duration_exits_2(
     args: list[Any] = ["record", str(tmp_path / "x.jsonl"), "--dydx-markets", "--duration", "0"]
     assert main(args) == 2
     assert "--duration" in capsys.readouterr().err
+
+
+def test_record_takes_venues_and_accounts_from_a_configuration(
+    servers: Servers, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "monitor.toml"
+    cfg.write_text(
+        f"""
+[venues.hyperliquid]
+ws_url = "{servers.urls["hl_ws"]}"
+rest_url = "{servers.urls["http"]}"
+symbols = ["BTC"]
+
+[venues.binanceusdm]
+symbols = ["BTCUSDT"]
+
+[[accounts]]
+id = "hyperliquid:{USER}"
+"""
+    )
+    out = tmp_path / "cfg.jsonl"
+    assert main(["record", str(out), "--config", str(cfg), "--duration", "0.5"]) == 0
+    channels = {r.channel for r in read_recording(out)}
+    assert {"rest:metaAndAssetCtxs", "activeAssetCtx:BTC", f"clearinghouseState:{USER}"} <= (
+        channels
+    )
+    assert "skipping ccxt venue 'binanceusdm'" in capsys.readouterr().err
+
+
+def test_record_with_a_bad_configuration_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "monitor.toml"
+    cfg.write_text('[venues.hyperliquid]\nws_url = "http://nope"\n')
+    assert main(["record", str(tmp_path / "x.jsonl"), "--config", str(cfg)]) == 2
+    assert "venues.hyperliquid.ws_url" in capsys.readouterr().err
