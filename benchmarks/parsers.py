@@ -39,6 +39,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -337,6 +338,8 @@ async def _run(rounds: int, batch_seconds: float) -> int:
 
 
 def _values(event: Any) -> tuple[Any, ...]:
+    if isinstance(event, msgspec.Struct):
+        return tuple(getattr(event, name) for name in event.__struct_fields__)
     return tuple(getattr(event, f.name) for f in dataclasses.fields(event) if f.init)
 
 

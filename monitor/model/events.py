@@ -11,14 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+import msgspec
+
 from monitor.model.instruments import Instrument
 from monitor.model.positions import Position
 
 
-@dataclass(frozen=True, slots=True)
-class MarkPrice:
+class MarkPrice(msgspec.Struct, frozen=True, gc=False):
     """A new price for one instrument. ``mark`` is the venue's mark (dYdX has none: its
-    feed puts the oracle price in both); ``oracle`` is the index/oracle price when known."""
+    feed puts the oracle price in both); ``oracle`` is the index/oracle price when known.
+
+    The two per-tick events are frozen ``msgspec.Struct``s rather than dataclasses: they are
+    built once per frame on the hot path, and a Struct builds in about 0.05 µs where a frozen
+    slotted dataclass takes 0.6 µs (benchmarks/README.md, "Parsers")."""
 
     venue: str
     symbol: str
@@ -28,8 +33,9 @@ class MarkPrice:
     ts_recv: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
-class FundingRate:
+class FundingRate(msgspec.Struct, frozen=True, gc=False):
+    """A funding rate: ``rate`` per ``interval_hours``, positive = longs pay."""
+
     venue: str
     symbol: str
     rate: float

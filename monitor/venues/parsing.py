@@ -8,7 +8,6 @@ the I/O shell logs, counts and skips it.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
@@ -112,101 +111,13 @@ def parse_error(venue: str, exc: Bad | InputError, frame: str | bytes) -> ParseE
 
 
 MarkPriceFactory = Callable[[str, str, float, "float | None", "float | None", float], MarkPrice]
-
-
-def _mark_price_factory() -> MarkPriceFactory:
-    """``MarkPrice(venue, symbol, mark, oracle, ts_event, ts_recv)`` at about half the cost
-    of the generated ``__init__`` of a frozen dataclass (which sets every field through
-    ``object.__setattr__``): the slots are set through their descriptors. Used on the hot
-    path (one event per tick). If ``MarkPrice`` ever gets other fields or a
-    ``__post_init__``, the plain constructor is used instead."""
-    names = tuple(f.name for f in dataclasses.fields(MarkPrice))
-    if names != ("venue", "symbol", "mark", "oracle", "ts_event", "ts_recv") or hasattr(
-        MarkPrice, "__post_init__"
-    ):
-        return MarkPrice
-    new = object.__new__
-    slots: dict[str, Any] = dict(vars(MarkPrice))
-    set_venue = slots["venue"].__set__
-    set_symbol = slots["symbol"].__set__
-    set_mark = slots["mark"].__set__
-    set_oracle = slots["oracle"].__set__
-    set_ts_event = slots["ts_event"].__set__
-    set_ts_recv = slots["ts_recv"].__set__
-
-    def make(  # noqa: PLR0917  (the positional signature of MarkPrice itself)
-        venue: str,
-        symbol: str,
-        mark: float,
-        oracle: float | None,
-        ts_event: float | None,
-        ts_recv: float,
-    ) -> MarkPrice:
-        event: MarkPrice = new(MarkPrice)
-        set_venue(event, venue)
-        set_symbol(event, symbol)
-        set_mark(event, mark)
-        set_oracle(event, oracle)
-        set_ts_event(event, ts_event)
-        set_ts_recv(event, ts_recv)
-        return event
-
-    return make
-
-
-new_mark_price: MarkPriceFactory = _mark_price_factory()
-
-
 FundingRateFactory = Callable[
     [str, str, float, float, "float | None", "float | None", float], FundingRate
 ]
 
-
-def _funding_rate_factory() -> FundingRateFactory:
-    """``FundingRate(venue, symbol, rate, interval_hours, next_funding_ts, ts_event,
-    ts_recv)``, built like :data:`new_mark_price` (same guard)."""
-    names = tuple(f.name for f in dataclasses.fields(FundingRate))
-    expected = (
-        "venue",
-        "symbol",
-        "rate",
-        "interval_hours",
-        "next_funding_ts",
-        "ts_event",
-        "ts_recv",
-    )
-    if names != expected or hasattr(FundingRate, "__post_init__"):
-        return FundingRate
-    new = object.__new__
-    slots: dict[str, Any] = dict(vars(FundingRate))
-    set_venue = slots["venue"].__set__
-    set_symbol = slots["symbol"].__set__
-    set_rate = slots["rate"].__set__
-    set_interval = slots["interval_hours"].__set__
-    set_next = slots["next_funding_ts"].__set__
-    set_ts_event = slots["ts_event"].__set__
-    set_ts_recv = slots["ts_recv"].__set__
-
-    def make(  # noqa: PLR0917  (the positional signature of FundingRate itself)
-        venue: str,
-        symbol: str,
-        rate: float,
-        interval_hours: float,
-        next_funding_ts: float | None,
-        ts_event: float | None,
-        ts_recv: float,
-    ) -> FundingRate:
-        event: FundingRate = new(FundingRate)
-        set_venue(event, venue)
-        set_symbol(event, symbol)
-        set_rate(event, rate)
-        set_interval(event, interval_hours)
-        set_next(event, next_funding_ts)
-        set_ts_event(event, ts_event)
-        set_ts_recv(event, ts_recv)
-        return event
-
-    return make
-
-
-new_funding_rate: FundingRateFactory = _funding_rate_factory()
+#: ``MarkPrice(venue, symbol, mark, oracle, ts_event, ts_recv)`` and
+#: ``FundingRate(venue, symbol, rate, interval_hours, next_funding_ts, ts_event, ts_recv)``,
+#: positional, for the hot path. The price events are frozen ``msgspec.Struct``s, whose own
+#: constructors are already the fast path (about 0.05 µs), so these are plain aliases.
+new_mark_price: MarkPriceFactory = MarkPrice
+new_funding_rate: FundingRateFactory = FundingRate
