@@ -37,6 +37,7 @@ import os
 import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,7 +68,7 @@ from monitor.notify.service import AlertService, observe
 from monitor.sdnotify import Notifier, watchdog_interval, watchdog_loop
 from monitor.store import history
 from monitor.store.db import Store, StoreLockedError, open_store
-from monitor.store.outbox import resume
+from monitor.store.outbox import backlog, resume
 from monitor.venues.inbox import Inbox
 from monitor.venues.recording import read_recording
 from monitor.venues.registry import PARSERS, build_feeds
@@ -152,6 +153,7 @@ class Daemon:
         self.started = clock.monotonic()
         self.engine_beat = clock.monotonic()
         self.batches = 0
+        self.transitions: Counter[str] = Counter()
         self.idle = asyncio.Event()
         self._last_tick: float | None = None
 
@@ -186,7 +188,8 @@ class Daemon:
             elif isinstance(ev, FundingPayment):
                 self.pending.funding.append(ev)
         obs: Observation = observe(self.portfolio, touched, liquidated=liquidated, feeds=feeds)
-        await self.service.process(obs, now)
+        for t in await self.service.process(obs, now):
+            self.transitions[t.kind.value] += 1
         firing = self._firing_by_scope()
         for risk in obs.risks:
             scope = str(risk.key)
@@ -208,7 +211,8 @@ class Daemon:
         self.batches += 1
         self.engine_beat = self.clock.monotonic()
         if self._last_tick is None or now - self._last_tick >= TICK_INTERVAL:
-            await self.service.tick(now)
+            for t in await self.service.tick(now):
+                self.transitions[t.kind.value] += 1
             self._last_tick = now
         self._maybe_ready()
 
@@ -224,11 +228,13 @@ class Daemon:
     def _maybe_ready(self) -> None:
         if self.ready:
             return
+        if self.replay:
+            self.ready = True
+            self.notifier.ready(self.summary())
+            return
         waited = self.clock.monotonic() - self.started
-        if (
-            self.replay
-            or self.expected_accounts() <= self.seen_accounts
-            or (waited >= self.config.daemon.ready_timeout)
+        if self.expected_accounts() <= self.seen_accounts or (
+            waited >= self.config.daemon.ready_timeout
         ):
             self.ready = True
             missing = sorted(str(a) for a in self.expected_accounts() - self.seen_accounts)
@@ -539,7 +545,15 @@ async def _run_replay(daemon: Daemon, path: Path, speed: float, clock: ReplayClo
             await asyncio.sleep(0)  # let the delivery worker run
         daemon.notifier.stopping()
         log().info("replay.finished", path=str(path), batches=daemon.batches, bad_frames=bad)
-        return await _shutdown(daemon)
+        code = await _shutdown(daemon)
+        left, _ = await backlog(daemon.store)
+        counts = ", ".join(f"{n} {k}" for k, n in sorted(daemon.transitions.items())) or "none"
+        print(
+            f"replay of {path} finished: {daemon.batches} batches, {len(daemon.latest)} scopes, "
+            f"{bad} bad frames; alert transitions: {counts}; notifications undelivered: {left}",
+            file=sys.stderr,
+        )
+        return code
     except InputError as exc:
         log().error("replay.failed", error=str(exc))
         print(f"monitor run: {exc}", file=sys.stderr)

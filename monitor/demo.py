@@ -7,7 +7,7 @@ line, in the format of ``monitor record`` (``monitor/venues/recording.py``)::
 
     {"ts_recv": 1778000000.0, "venue": "hyperliquid", "channel": "...", "frame": "<raw text>"}
 
-Market (30 minutes from 2026-05-05 17:33:20 UTC):
+Market (30 minutes from 2026-05-05 16:53:20 UTC):
 
 * 0–5 min calm; 5–11 min a crash: BTC −11.5 %, ETH −8 %, SOL −7.5 %; 11–15 min at the bottom;
   15–23 min a rebound to about −1 %; calm again to the end.
