@@ -19,8 +19,11 @@ the clock starts.
 Fast path, per frame (timed from before the parse to after the decision)::
 
     parse (monitor.venues.<venue>.parse) → Inbox.put → Inbox.get_nowait → Portfolio.apply_fast
-    → for the scopes it reports: Portfolio.risk (full, with stress) → alerts.engine.evaluate
-    (one Observation per frame) → Portfolio.arm (new trigger band from the alert thresholds)
+    → for each scope it reports: Portfolio.rearm (no threshold crossed: a new band, the
+    decision stands) or else Portfolio.risk (full, with stress) → alerts.engine.evaluate (one
+    Observation per frame) → Portfolio.arm (a new band from the alert thresholds)
+
+and once a second an empty evaluation runs the alert timers (pending ``for``, repeats).
 
 Before the clock starts every scope is evaluated once and armed. The naive baseline, in the same
 process and on the same book, applies the same frames' events with ``Portfolio.apply`` and then
@@ -48,7 +51,6 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +77,8 @@ from monitor.venues.okx import parse as okx  # noqa: E402
 VENUES = ("hyperliquid", "dydx_v4", "binance_usdm", "bybit", "okx")
 MAJORS = ("BTC", "ETH", "SOL", "XRP", "DOGE", "BNB", "ADA", "AVAX", "LINK", "SUI")
 Parser = Callable[[str, float], list[Event]]
+TIMERS_EVERY_S = 1.0
+EMPTY = AlertState()
 
 
 def rss_bytes() -> int:
@@ -321,52 +325,65 @@ def parsers() -> list[Parser]:
 
 # -- the decision -----------------------------------------------------------------------------
 class Decider:
-    """Alert state plus the thresholds each scope is armed with."""
+    """The alert decision: one :class:`AlertState` per account (``evaluate`` is pure, and
+    alerts, peaks and last distances are per scope, so an account's state is independent of
+    the others' when no feed is stale; this keeps each evaluation's copies small), plus the
+    thresholds each scope is armed with."""
 
     def __init__(self, pf: Portfolio, rules: AlertRules) -> None:
         self.pf = pf
         self.rules = rules
-        self.state = AlertState()
+        self.states: dict[str, AlertState] = {}
+        self.with_alerts: set[str] = set()
         self.transitions = 0
         self.evaluations = 0
         self.rearmed = 0
-        self._cache: dict[tuple[str, float | None], Thresholds] = {}
 
     def thresholds(self, key: ScopeKey) -> Thresholds:
         account = f"{key.venue}:{key.account}"
-        peak = self.state.peaks.get(str(key))
-        # thresholds only differ by account override and peak
-        ck = (account if account in self.rules.accounts else "", peak)
-        t = self._cache.get(ck)
-        if t is None:
-            if len(self._cache) > 100_000:
-                self._cache.clear()
-            t = self._cache[ck] = thresholds_from_rules(self.rules, account, peak)
-        return t
+        st = self.states.get(account)
+        peak = st.peaks.get(str(key)) if st is not None else None
+        return thresholds_from_rules(self.rules, account, peak)
 
     def decide(self, keys: list[ScopeKey], now: float, *, screen: bool = True) -> None:
-        """Scopes whose band was left: when no threshold was crossed (``crossed``) the
-        decision stands and the scope is only re-armed; otherwise its full risk goes through
-        the alert engine."""
-        risks: list[ScopeRisk] = []
-        vanished: list[ScopeKey] = []
+        """Scopes whose band was left: when no threshold was crossed (``rearm``) the
+        decision stands and the scope only gets a new band; otherwise its full risk goes
+        through the alert engine and it is armed again."""
+        groups: dict[str, tuple[list[ScopeRisk], list[ScopeKey]]] = {}
         pf = self.pf
         for key in keys:
             if screen and not pf.rearm(key, self.thresholds(key)):
                 self.rearmed += 1
                 continue
+            risks, vanished = groups.setdefault(f"{key.venue}:{key.account}", ([], []))
             r = pf.risk(key)
             if r is None:
                 vanished.append(key)
             else:
                 risks.append(r)
-        out, self.state = evaluate(
-            Observation(risks=risks, vanished=vanished), now, self.state, self.rules
-        )
+        for account, (risks, vanished) in groups.items():
+            self.tell(account, Observation(risks=risks, vanished=vanished), now)
+            for r in risks:
+                pf.arm(r.key, self.thresholds(r.key))
+
+    def tell(self, account: str, obs: Observation, now: float) -> None:
+        st = self.states.get(account, EMPTY)
+        out, st = evaluate(obs, now, st, self.rules)
+        self.states[account] = st
+        if st.alerts:
+            self.with_alerts.add(account)
+        else:
+            self.with_alerts.discard(account)
         self.transitions += len(out)
-        self.evaluations += len(risks)
-        for r in risks:
-            self.pf.arm(r.key, self.thresholds(r.key))
+        self.evaluations += len(obs.risks)
+
+    def timers(self, now: float) -> None:
+        """The alert timers (pending ``for``, repeats) of every account with an alert."""
+        for account in list(self.with_alerts):
+            self.tell(account, Observation(), now)
+
+    def alerts_active(self) -> int:
+        return sum(len(st.alerts) for st in self.states.values())
 
 
 # -- runs -------------------------------------------------------------------------------------
@@ -380,8 +397,12 @@ def run_fast(
     perf = time.perf_counter
     markets = pf.markets
     t_start = perf()
+    next_timers = t_start + TIMERS_EVERY_S
     for v, text in frames:
         t0 = perf()
+        if t0 >= next_timers:  # the alert timers (pending ``for``, repeats), once a second
+            decider.timers(t0)
+            next_timers = t0 + TIMERS_EVERY_S
         for ev in parse[v](text, t0):
             inbox.put(ev)
         keys: list[ScopeKey] = []
@@ -405,12 +426,9 @@ def run_fast(
 
 
 def run_naive(
-    pf: Portfolio,
-    rules: AlertRules,
-    state: AlertState,
-    frames: list[tuple[int, str]],
-    parse: list[Parser],
+    pf: Portfolio, decider: Decider, frames: list[tuple[int, str]], parse: list[Parser]
 ) -> dict[str, Any]:
+    """Every frame: ``apply``, then the full risk of every scope and its evaluation."""
     inbox = Inbox()
     perf = time.perf_counter
     lat = []
@@ -420,8 +438,11 @@ def run_naive(
             inbox.put(ev)
         for ev in inbox.get_nowait():
             pf.apply(ev)
-        risks = pf.risks()
-        _, state = evaluate(Observation(risks=risks), t0, state, rules)
+        groups: dict[str, list[ScopeRisk]] = {}
+        for r in pf.risks():
+            groups.setdefault(f"{r.key.venue}:{r.key.account}", []).append(r)
+        for account, risks in groups.items():
+            decider.tell(account, Observation(risks=risks), t0)
         lat.append(perf() - t0)
     return {"ticks_per_s": len(frames) / sum(lat), "latencies": lat}
 
@@ -466,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
         decider.decide(every[i : i + 2000], 0.0, screen=False)
     del every
     arm_s = time.perf_counter() - t
-    alerts_active = len(decider.state.alerts)
+    alerts_active = decider.alerts_active()
     frames = tick_stream(
         mk, args.ticks * args.repeats + args.naive_ticks, args.daily_vol, args.feed_rate, args.seed
     )
@@ -488,7 +509,9 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     peak_fast = peak_rss_bytes()
-    naive = run_naive(pf, rules, replace(decider.state), frames[args.repeats * args.ticks :], parse)
+    naive_decider = Decider(pf, rules)
+    naive_decider.states = dict(decider.states)
+    naive = run_naive(pf, naive_decider, frames[args.repeats * args.ticks :], parse)
     fast_tps = statistics.median(r["ticks_per_s"] for r in runs)
     result = {
         "benchmark": "engine",
