@@ -1,0 +1,91 @@
+"""Risk history, scope status and feed health in a real SQLite file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from monitor.model.events import AccountSnapshot, FeedState, FeedStatus, FundingPayment
+from monitor.model.instruments import MaintenanceSchedule
+from monitor.model.portfolio import Portfolio
+from monitor.model.positions import Position, ScopeKey
+from monitor.store import history
+from monitor.store.db import open_store
+
+
+def _risk(equity_collateral: float = 1000.0):  # type: ignore[no-untyped-def]
+    p = Portfolio()
+    pos = Position("BTC", 1.0, 100.0, maintenance=MaintenanceSchedule.flat(0.5), mark_price=100.0)
+    p.apply(AccountSnapshot("generic", "a", equity_collateral, (pos,)))
+    r = p.risk(ScopeKey("generic", "a", "cross"))
+    assert r is not None
+    return r
+
+
+def test_sampler_samples_on_interval_and_on_significant_change() -> None:
+    s = history.Sampler(interval=60.0, change=0.05)
+    r = _risk(1000.0)  # MM 50 / equity 1000 = 5 %
+    assert s.due(r, 0.0)  # first sight
+    s.taken(history.Sample.of(r, 0.0))
+    assert not s.due(r, 30.0)
+    assert s.due(r, 60.0)
+    moved = _risk(500.0)  # 50 / 500 = 10 %: moved 5 points
+    assert s.due(moved, 10.0)
+    small = _risk(900.0)  # 50 / 900 = 5.6 %: moved 0.6 point
+    assert not s.due(small, 10.0)
+
+
+async def test_samples_status_feeds_and_funding_round_trip(tmp_path: Path) -> None:
+    store = await open_store(tmp_path / "s.sqlite3")
+    try:
+        r = _risk()
+        doc = history.status_doc(r, ["warning:margin_ratio"])
+        doc["ts"] = 100.0
+        await history.record(
+            store, [history.Sample.of(r, 100.0), history.Sample.of(r, 200.0)], [(r, doc)]
+        )
+        got = await history.read_history(store, str(r.key), 150.0)
+        assert [s.ts for s in got] == [200.0]
+        assert got[0].margin_ratio == pytest.approx(0.05)
+        assert await history.scopes(store) == [str(r.key)]
+        await history.record_feeds(
+            store,
+            [FeedStatus("hyperliquid", "activeAssetCtx:BTC", FeedState.STALE, "silent")],
+            {"hyperliquid": 90.0},
+            100.0,
+        )
+        await history.record_funding(
+            store,
+            [
+                FundingPayment("hyperliquid", "0xa", "BTC", -1.5, 0.0001, ts_event=10.0),
+                FundingPayment("hyperliquid", "0xa", "BTC", -1.5, 0.0001, ts_event=10.0),  # again
+                FundingPayment("hyperliquid", "0xa", "BTC", -0.5, 0.0001, ts_event=20.0),
+            ],
+        )
+        await history.set_daemon_status(store, {"pid": 1, "summary": "ok"}, 5.0)
+        view = await history.read_status(store)
+        assert view.daemon == {"pid": 1, "summary": "ok"}
+        (scope,) = view.scopes
+        assert scope["active_alerts"] == ["warning:margin_ratio"]
+        assert scope["margin_ratio"] == pytest.approx(0.05)
+        states = {(f["venue"], f["channel"]): f for f in view.feeds}
+        assert states[("hyperliquid", "activeAssetCtx:BTC")]["state"] == "stale"
+        assert states[("hyperliquid", "activeAssetCtx:BTC")]["last_message_at"] == 90.0
+        # the same payment booked twice counts once
+        assert view.funding_paid == [
+            {
+                "venue": "hyperliquid",
+                "account": "0xa",
+                "symbol": "BTC",
+                "amount": -2.0,
+                "payments": 2,
+            }
+        ]
+        # a vanished scope leaves the status table; pruning drops old samples
+        await history.record(store, [], [], [str(r.key)])
+        assert (await history.read_status(store)).scopes == []
+        assert await history.prune(store, 150.0) == 1
+        assert [s.ts for s in await history.read_history(store, str(r.key), 0.0)] == [200.0]
+    finally:
+        await store.close()
