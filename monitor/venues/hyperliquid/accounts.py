@@ -18,8 +18,12 @@ The venue's own ``liquidationPx``, ``marginUsed``, cross ``accountValue``,
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Mapping
 from typing import Any
+
+import msgspec
 
 from monitor.errors import InputError
 from monitor.jsonfields import as_list, as_mapping, field, join, number, opt_number, string
@@ -50,7 +54,136 @@ def unwrap(doc: Mapping[str, Any], source: str) -> tuple[Mapping[str, Any], str,
     return doc, "", None
 
 
+# -- the fast path: a typed conversion of a well-formed document ------------------------------
+_Num = str | float | int
+
+
+class _Lev(msgspec.Struct):
+    type: str
+    value: _Num | None = None
+    rawUsd: _Num | None = None
+
+
+class _Pos(msgspec.Struct):
+    coin: str
+    szi: _Num
+    leverage: _Lev
+    entryPx: _Num
+    positionValue: _Num
+    maxLeverage: _Num
+    liquidationPx: _Num | None = None
+    marginUsed: _Num | None = None
+
+
+class _Entry(msgspec.Struct):
+    position: _Pos
+
+
+class _Summary(msgspec.Struct):
+    totalRawUsd: _Num
+    accountValue: _Num | None = None
+
+
+class _State(msgspec.Struct):
+    crossMarginSummary: _Summary
+    assetPositions: list[_Entry]
+    crossMaintenanceMarginUsed: _Num | None = None
+    withdrawable: _Num | None = None
+    time: int | None = None
+
+
+class _Slow(Exception):
+    """Anything unusual: take the validating path, which names the field."""
+
+
+def _f(x: _Num) -> float:
+    v = float(x)
+    if not math.isfinite(v):
+        raise _Slow
+    return v
+
+
+def _of(x: _Num | None) -> float | None:
+    return None if x is None else _f(x)
+
+
+@functools.lru_cache(maxsize=256)
+def _schedule(max_leverage: float) -> MaintenanceSchedule:
+    return MaintenanceSchedule.from_max_leverage(max_leverage)
+
+
+def _fast(inner: Mapping[str, Any], account: str, ts_recv: float) -> AccountSnapshot:
+    try:
+        st = msgspec.convert(inner, _State)
+    except msgspec.ValidationError:
+        raise _Slow from None
+    positions: list[Position] = []
+    cross_entry = 0.0
+    for e in st.assetPositions:
+        p = e.position
+        szi = _f(p.szi)
+        if szi == 0.0:
+            continue
+        entry, value, max_lev = _f(p.entryPx), _f(p.positionValue), _f(p.maxLeverage)
+        lev = p.leverage
+        lev_value = _of(lev.value)
+        if (
+            entry <= 0.0
+            or value <= 0.0
+            or max_lev <= 0.0
+            or (lev_value is not None and lev_value <= 0.0)
+        ):
+            raise _Slow
+        if lev.type == "cross":
+            mode, iso = MarginMode.CROSS, None
+            cross_entry += szi * entry
+        elif lev.type == "isolated" and lev.rawUsd is not None:
+            mode, iso = MarginMode.ISOLATED, _f(lev.rawUsd) + szi * entry
+        else:
+            raise _Slow
+        positions.append(
+            Position(
+                symbol=p.coin,
+                size=szi,
+                entry_price=entry,
+                margin_mode=mode,
+                isolated_margin=iso,
+                leverage=lev_value,
+                maintenance=_schedule(max_lev),
+                mark_price=value / abs(szi),
+                funding_interval_hours=1.0,
+                venue_liquidation_price=_of(p.liquidationPx),
+                venue_margin_used=_of(p.marginUsed),
+                maintenance_fallback=True,
+            )
+        )
+    cms = st.crossMarginSummary
+    return AccountSnapshot(
+        venue=VENUE,
+        account=account,
+        cross_collateral=_f(cms.totalRawUsd) + cross_entry,
+        positions=tuple(positions),
+        ts_event=st.time / 1000.0 if st.time is not None else None,
+        ts_recv=ts_recv,
+        venue_equity=_of(cms.accountValue),
+        venue_free_collateral=_of(st.withdrawable),
+        venue_maintenance=_of(st.crossMaintenanceMarginUsed),
+    )
+
+
 def clearinghouse_to_snapshot(
+    doc: Mapping[str, Any], source: str, *, account: str | None = None, ts_recv: float = 0.0
+) -> AccountSnapshot:
+    """The snapshot of a well-formed document through a typed fast path; anything unusual
+    goes through the validating reader, which raises an ``InputError`` naming the field."""
+    inner, _, user = unwrap(doc, source)
+    try:
+        return _fast(inner, account or user or "hyperliquid", ts_recv)
+    except (_Slow, ValueError, TypeError):
+        return _validated(doc, source, account=account, ts_recv=ts_recv)
+
+
+def _validated(
     doc: Mapping[str, Any], source: str, *, account: str | None = None, ts_recv: float = 0.0
 ) -> AccountSnapshot:
     inner, base, user = unwrap(doc, source)

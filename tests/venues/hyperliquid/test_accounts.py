@@ -89,3 +89,11 @@ def test_bad_fields_are_named(mutate: object, field: str) -> None:
         clearinghouse_to_snapshot(doc, "bad.json")
     assert exc.value.field == field
     assert str(exc.value).startswith("bad.json: " + field)
+
+
+def test_fast_and_validating_paths_agree_on_well_formed_documents() -> None:
+    from monitor.venues.hyperliquid.accounts import _validated
+
+    for name in DOCS:
+        doc = json.loads((FEEDS / name).read_text())
+        assert clearinghouse_to_snapshot(doc, name) == _validated(doc, name)
