@@ -23,15 +23,17 @@ Fast path, per frame (timed from before the parse to after the decision)::
     decision stands) or else Portfolio.risk (full, with stress) → alerts.engine.evaluate (one
     Observation per frame) → Portfolio.arm (a new band from the alert thresholds)
 
-and once a second an empty evaluation runs the alert timers (pending ``for``, repeats).
+and the alert timers (pending ``for``, repeats) run as empty evaluations of the alert state's
+shards, each once a second, spread over the frames.
 
 Before the clock starts every scope is evaluated once and armed. The naive baseline, in the same
 process and on the same book, applies the same frames' events with ``Portfolio.apply`` and then
 recomputes ``risk`` of **every** scope and evaluates them all, on ``--naive-ticks`` ticks (it
 is slow). Figures: median over ``--repeats`` runs of ``--ticks`` frames each (ticks/s, position
 updates/s = positions on the ticked instrument per second), latency p50/p99/max over all
-frames, peak RSS (``ru_maxrss``), bytes per position (RSS growth while the book is built / N)
-and the ratio fast / naive ticks/s. The last line printed is one JSON object.
+frames, peak RSS (``ru_maxrss``, before the naive run and after it), bytes per position (RSS
+growth while the book is built / N; and once every scope is armed and evaluated, with the alert
+state) and the ratio fast / naive ticks/s. The last line printed is one JSON object.
 
 The book is moved to the permanent GC generation after loading (``gc.freeze()``), as the daemon
 should do after its snapshots: otherwise each full collection walks every position.
@@ -50,6 +52,7 @@ import resource
 import statistics
 import sys
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -77,8 +80,8 @@ from monitor.venues.okx import parse as okx  # noqa: E402
 VENUES = ("hyperliquid", "dydx_v4", "binance_usdm", "bybit", "okx")
 MAJORS = ("BTC", "ETH", "SOL", "XRP", "DOGE", "BNB", "ADA", "AVAX", "LINK", "SUI")
 Parser = Callable[[str, float], list[Event]]
-TIMERS_EVERY_S = 1.0
 EMPTY = AlertState()
+TIMERS_EVERY_S = 1.0
 
 
 def rss_bytes() -> int:
@@ -325,65 +328,67 @@ def parsers() -> list[Parser]:
 
 # -- the decision -----------------------------------------------------------------------------
 class Decider:
-    """The alert decision: one :class:`AlertState` per account (``evaluate`` is pure, and
-    alerts, peaks and last distances are per scope, so an account's state is independent of
-    the others' when no feed is stale; this keeps each evaluation's copies small), plus the
-    thresholds each scope is armed with."""
+    """The alert decision: the alert state split in ``shards`` by account (``evaluate`` is
+    pure and its alerts, peaks and last distances are per scope, so with no stale feed an
+    account's alerts depend on its own state only; a small shard keeps each evaluation's
+    copies small), plus the thresholds each scope is armed with."""
 
-    def __init__(self, pf: Portfolio, rules: AlertRules) -> None:
+    def __init__(self, pf: Portfolio, rules: AlertRules, shards: int = 256) -> None:
         self.pf = pf
         self.rules = rules
-        self.states: dict[str, AlertState] = {}
-        self.with_alerts: set[str] = set()
+        self.states = [EMPTY] * shards
         self.transitions = 0
         self.evaluations = 0
         self.rearmed = 0
+        self._next_timer = 0
+        self._timers_due = 0.0
+
+    def shard(self, key: ScopeKey) -> int:
+        return zlib.crc32(f"{key.venue}:{key.account}".encode()) % len(self.states)
 
     def thresholds(self, key: ScopeKey) -> Thresholds:
-        account = f"{key.venue}:{key.account}"
-        st = self.states.get(account)
-        peak = st.peaks.get(str(key)) if st is not None else None
-        return thresholds_from_rules(self.rules, account, peak)
+        peak = self.states[self.shard(key)].peaks.get(str(key))
+        return thresholds_from_rules(self.rules, f"{key.venue}:{key.account}", peak)
 
     def decide(self, keys: list[ScopeKey], now: float, *, screen: bool = True) -> None:
         """Scopes whose band was left: when no threshold was crossed (``rearm``) the
         decision stands and the scope only gets a new band; otherwise its full risk goes
         through the alert engine and it is armed again."""
-        groups: dict[str, tuple[list[ScopeRisk], list[ScopeKey]]] = {}
+        groups: dict[int, tuple[list[ScopeRisk], list[ScopeKey]]] = {}
         pf = self.pf
         for key in keys:
             if screen and not pf.rearm(key, self.thresholds(key)):
                 self.rearmed += 1
                 continue
-            risks, vanished = groups.setdefault(f"{key.venue}:{key.account}", ([], []))
+            risks, vanished = groups.setdefault(self.shard(key), ([], []))
             r = pf.risk(key)
             if r is None:
                 vanished.append(key)
             else:
                 risks.append(r)
-        for account, (risks, vanished) in groups.items():
-            self.tell(account, Observation(risks=risks, vanished=vanished), now)
+        for shard, (risks, vanished) in groups.items():
+            self.tell(shard, Observation(risks=risks, vanished=vanished), now)
             for r in risks:
                 pf.arm(r.key, self.thresholds(r.key))
 
-    def tell(self, account: str, obs: Observation, now: float) -> None:
-        st = self.states.get(account, EMPTY)
-        out, st = evaluate(obs, now, st, self.rules)
-        self.states[account] = st
-        if st.alerts:
-            self.with_alerts.add(account)
-        else:
-            self.with_alerts.discard(account)
+    def tell(self, shard: int, obs: Observation, now: float) -> None:
+        out, self.states[shard] = evaluate(obs, now, self.states[shard], self.rules)
         self.transitions += len(out)
         self.evaluations += len(obs.risks)
 
     def timers(self, now: float) -> None:
-        """The alert timers (pending ``for``, repeats) of every account with an alert."""
-        for account in list(self.with_alerts):
-            self.tell(account, Observation(), now)
+        """The alert timers (pending ``for``, repeats): one shard at a time, round robin,
+        each shard once per ``TIMERS_EVERY_S``."""
+        if now < self._timers_due:
+            return
+        self._timers_due = now + TIMERS_EVERY_S / len(self.states)
+        shard = self._next_timer
+        self._next_timer = (shard + 1) % len(self.states)
+        if self.states[shard].alerts:
+            self.tell(shard, Observation(), now)
 
     def alerts_active(self) -> int:
-        return sum(len(st.alerts) for st in self.states.values())
+        return sum(len(st.alerts) for st in self.states)
 
 
 # -- runs -------------------------------------------------------------------------------------
@@ -397,12 +402,9 @@ def run_fast(
     perf = time.perf_counter
     markets = pf.markets
     t_start = perf()
-    next_timers = t_start + TIMERS_EVERY_S
     for v, text in frames:
         t0 = perf()
-        if t0 >= next_timers:  # the alert timers (pending ``for``, repeats), once a second
-            decider.timers(t0)
-            next_timers = t0 + TIMERS_EVERY_S
+        decider.timers(t0)  # alert timers, each shard once a second
         for ev in parse[v](text, t0):
             inbox.put(ev)
         keys: list[ScopeKey] = []
@@ -438,11 +440,11 @@ def run_naive(
             inbox.put(ev)
         for ev in inbox.get_nowait():
             pf.apply(ev)
-        groups: dict[str, list[ScopeRisk]] = {}
+        groups: dict[int, list[ScopeRisk]] = {}
         for r in pf.risks():
-            groups.setdefault(f"{r.key.venue}:{r.key.account}", []).append(r)
-        for account, risks in groups.items():
-            decider.tell(account, Observation(risks=risks), t0)
+            groups.setdefault(decider.shard(r.key), []).append(r)
+        for shard, risks in groups.items():
+            decider.tell(shard, Observation(risks=risks), t0)
         lat.append(perf() - t0)
     return {"ticks_per_s": len(frames) / sum(lat), "latencies": lat}
 
@@ -486,6 +488,8 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(0, len(every), 2000):  # evaluate and arm every scope
         decider.decide(every[i : i + 2000], 0.0, screen=False)
     del every
+    gc.collect()
+    rss_armed = rss_bytes()
     arm_s = time.perf_counter() - t
     alerts_active = decider.alerts_active()
     frames = tick_stream(
@@ -510,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     peak_fast = peak_rss_bytes()
     naive_decider = Decider(pf, rules)
-    naive_decider.states = dict(decider.states)
+    naive_decider.states = list(decider.states)
     naive = run_naive(pf, naive_decider, frames[args.repeats * args.ticks :], parse)
     fast_tps = statistics.median(r["ticks_per_s"] for r in runs)
     result = {
@@ -540,6 +544,7 @@ def main(argv: list[str] | None = None) -> int:
         "peak_rss_with_naive_mb": round(peak_rss_bytes() / 2**20, 1),
         "book_rss_mb": round((rss_book - rss0) / 2**20, 1),
         "bytes_per_position": round((rss_book - rss0) / args.positions),
+        "bytes_per_position_armed_with_alert_state": round((rss_armed - rss0) / args.positions),
         "alerts_active_at_start": alerts_active,
         "build_s": round(build_s, 1),
         "arm_all_s": round(arm_s, 1),

@@ -96,6 +96,12 @@ class LegBound:
     jump: float
 
 
+def unit_leg(leg: Leg) -> Leg:
+    """``leg`` with size 1: its maintenance slope is the slope per unit of size of ``leg``
+    (slopes scale with |size|; the jumps between brackets do not)."""
+    return Leg(leg.symbol, 1.0, leg.entry_price, leg.schedule, leg.isolated, leg.fee_rate)
+
+
 def maintenance_slope(rules: RuleSet, leg: Leg) -> tuple[float, float]:
     """(max slope of maintenance in the price, sum of the jumps between brackets)."""
     segs = rules.segments(leg)

@@ -50,9 +50,10 @@ from monitor.model.fastpath import (
     Thresholds,
     assess,
     maintenance_slope,
+    unit_leg,
     zone,
 )
-from monitor.model.instruments import Instrument, MarginMode
+from monitor.model.instruments import Instrument, MaintenanceSchedule, MarginMode
 from monitor.model.positions import CROSS_SCOPE, AccountKey, Position, ScopeKey
 
 RESUM_EVERY = 4096
@@ -73,6 +74,7 @@ class Market:
         "lows",
         "mark",
         "oracle",
+        "slopes",
         "symbol",
         "unarmed",
         "venue",
@@ -92,13 +94,17 @@ class Market:
         self.lows: list[tuple[float, int, ScopeState]] = []
         self.highs: list[tuple[float, int, ScopeState]] = []
         self.unarmed: dict[Holding, None] = {}
+        # (id(schedule), isolated, fee rate) → (schedule, slope per unit of size, jump)
+        self.slopes: dict[
+            tuple[int, bool, float], tuple[MaintenanceSchedule | None, float, float]
+        ] = {}
 
 
 class Holding:
     """One position inside the engine, with its cached contributions to its scope (as of
-    its market's tick ``ver``) and the cached maintenance slope bound of its leg."""
+    its market's tick ``ver``)."""
 
-    __slots__ = ("leg", "market", "mm", "position", "price", "scope", "slope", "value", "ver")
+    __slots__ = ("leg", "market", "mm", "position", "price", "scope", "value", "ver")
 
     def __init__(self, position: Position, leg: Leg, scope: ScopeState, market: Market) -> None:
         self.position = position
@@ -109,7 +115,6 @@ class Holding:
         self.value = 0.0
         self.mm = 0.0
         self.ver = market.ver
-        self.slope: tuple[float, float] | None = None
 
 
 class ScopeState:
@@ -339,7 +344,6 @@ class Portfolio:
         touched: dict[ScopeKey, None] = {}
         for h in m.holdings:
             h.leg = self._leg(h.position, m)
-            h.slope = None
             self._refresh(h)
             h.scope.resum()
             _disarm(h.scope)
@@ -408,9 +412,17 @@ class Portfolio:
         rules = s.rules
         bounds: list[LegBound] = []
         for h in s.holdings.values():
-            if h.slope is None:
-                h.slope = maintenance_slope(rules, h.leg)
-            bounds.append(LegBound(h.leg, h.price, h.slope[0], h.slope[1]))
+            leg = h.leg
+            sched = leg.schedule
+            slopes = h.market.slopes
+            ck = (id(sched), leg.isolated, leg.fee_rate)
+            hit = slopes.get(ck)
+            if hit is None or hit[0] is not sched:
+                if len(slopes) > 2 * len(h.market.holdings) + 8:
+                    slopes.clear()
+                per_qty, jump = maintenance_slope(rules, unit_leg(leg))
+                hit = slopes[ck] = (sched, per_qty, jump)
+            bounds.append(LegBound(leg, h.price, hit[1] * leg.qty, hit[2]))
         return bounds
 
     def arm(self, key: ScopeKey, thresholds: Thresholds) -> float | None:

@@ -21,13 +21,14 @@ from monitor.model.fastpath import (
     band_width,
     maintenance_slope,
     thresholds_from_rules,
+    unit_leg,
     zone,
 )
 from monitor.model.instruments import MaintenanceSchedule, MarginMode
 from monitor.model.portfolio import Portfolio
 from monitor.model.positions import Position, ScopeKey
 
-from ..margin.strategies import snapshots
+from ..margin.strategies import schedules, snapshots
 
 SETTINGS = settings(
     max_examples=100,
@@ -61,6 +62,25 @@ def test_maintenance_slope_of_continuous_tiers_is_the_top_rate_times_quantity() 
     slope, jump = maintenance_slope(rules_for("binance_usdm"), _leg(-3.0, sched))
     assert slope == pytest.approx(3.0 * 0.05)
     assert jump == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("venue", VENUES)
+@SETTINGS
+@given(
+    schedule=schedules(),
+    size=st.floats(0.001, 5_000.0),
+    isolated=st.booleans(),
+    fee=st.sampled_from([0.0, 0.0005]),
+)
+def test_the_slope_scales_with_size_and_the_jumps_do_not(
+    venue: str, *, schedule: MaintenanceSchedule, size: float, isolated: bool, fee: float
+) -> None:
+    rules = rules_for(venue)
+    leg = Leg("X", -size, 100.0, schedule, isolated=isolated, fee_rate=fee)
+    slope, jump = maintenance_slope(rules, leg)
+    per_qty, unit_jump = maintenance_slope(rules, unit_leg(leg))
+    assert slope == pytest.approx(per_qty * size, rel=1e-12, abs=1e-12)
+    assert jump == pytest.approx(unit_jump, rel=1e-6, abs=1e-6)
 
 
 def test_maintenance_slope_counts_the_jumps_of_a_discontinuous_schedule() -> None:
