@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from monitor.alerts.rules import AlertRules, Level, RuleKind
 from monitor.margin.base import Leg, RuleSet
@@ -84,8 +85,7 @@ class Thresholds:
     distance: tuple[float, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class LegBound:
+class LegBound(NamedTuple):
     """One position as :func:`band_width` needs it: its leg, risk price, and the slope bound
     ``slope`` (max d maintenance / d price, quote per quote) and total bracket jump ``jump``
     (quote) of its maintenance (:func:`maintenance_slope`)."""
@@ -175,38 +175,83 @@ def assess(
         n += 1
         if w > 0.0:
             w = min(w, _room(abs(r * equity - maintenance), j, r * a + b)) if r > 0.0 else 0.0
-    if thresholds.distance and legs:
+    ds = thresholds.distance
+    if ds and legs:
+        ds = tuple(d for d in ds if 0.0 < d < 1.0)
         gap = equity - maintenance
-        if gap == 0.0 or j > JUMP_TOLERANCE * (a + 1.0):  # rounding of continuous tiers
+        continuous = j <= JUMP_TOLERANCE * (a + 1.0)  # jumps of continuous tiers are rounding
+        if gap == 0.0 or not continuous:
             w = 0.0
+        healthy = gap > 0.0
+        maint = rules.maintenance
         for lb in legs:
-            leg, p = lb.leg, lb.price
-            if lb.slope >= leg.qty:  # maintenance could outgrow the position's value
+            leg, p, slope = lb.leg, lb.price, lb.slope
+            size = leg.size
+            qty = abs(size)
+            toward = (-1.0 if size > 0 else 1.0) if healthy else (1.0 if size > 0 else -1.0)
+            mm_here = maint(leg, p)
+            base = gap + mm_here
+            f = _HeadroomAfter(maint, leg, p=p, toward=toward, base=base, ds=ds)
+            if slope < qty and continuous and gap != 0.0:
+                # headroom is monotone in this price, hence in d: the thresholds on either
+                # side of the distance decide every bit, and only they can be crossed first
+                lo, hi = 0, len(ds)
+                while lo < hi:
+                    mid = (lo + hi) // 2
+                    if (f(mid) > 0.0) == healthy:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                for i in range(len(ds)):
+                    bits |= ((i < lo) == healthy) << (n + i)
+                watch = [i for i in (lo - 1, lo) if 0 <= i < len(ds)]
+            else:
                 w = 0.0
-            mm_here = rules.maintenance(leg, p)
-            for d in thresholds.distance:
-                if 0.0 < d < 1.0:
-                    f = _headroom_after(rules, leg, p, d, gap=gap, mm=mm_here)
-                    bits |= (f > 0.0) << n
-                    if w > 0.0:
-                        grow = a + b + leg.qty * p * d + lb.slope * p * (2.0 + d)
-                        w = min(w, _room(abs(f), 0.0, grow))
-                n += 1
+                for i in range(len(ds)):
+                    bits |= (f(i) > 0.0) << (n + i)
+                watch = []
+            n += len(ds)
+            for i in watch:
+                if w > 0.0:
+                    d = ds[i]
+                    grow = a + b + qty * p * d + slope * p * (2.0 + d)
+                    w = min(w, _room(abs(f(i)), 0.0, grow))
     if not legs:
         w = MAX_BAND if band else 0.0
     return (w * (1.0 - SAFETY) if w > 0.0 else 0.0), bits
 
 
-def _headroom_after(
-    rules: RuleSet, leg: Leg, p: float, d: float, *, gap: float, mm: float
-) -> float:
-    """The scope's headroom (equity − maintenance, ``gap`` now) once this position's price
-    moved by the fraction ``d`` towards its liquidation price: adversely while the scope is
-    healthy (gap > 0), favourably while it is liquidatable (the liquidation price is then on
-    the other side). Its sign says whether the liquidation distance exceeds ``d``."""
-    toward = -leg.side if gap > 0.0 else leg.side
-    p_to = p * (1.0 + toward * d)
-    return gap + leg.size * (p_to - p) - rules.maintenance(leg, p_to) + mm
+class _HeadroomAfter:
+    """``f(i)``: the scope's headroom (equity − maintenance) once this position's price moved
+    by the fraction ``ds[i]`` towards its liquidation price (``toward``: adversely while the
+    scope is healthy, favourably while it is liquidatable: its liquidation price is then on the
+    other side), every other price unchanged; memoised. ``base`` = headroom now + this
+    position's maintenance now. Its sign says on which side of ``ds[i]`` the liquidation
+    distance is."""
+
+    __slots__ = ("base", "ds", "fs", "leg", "maint", "p", "toward")
+
+    def __init__(
+        self,
+        maint: Callable[[Leg, float], float],
+        leg: Leg,
+        *,
+        p: float,
+        toward: float,
+        base: float,
+        ds: tuple[float, ...],
+    ) -> None:
+        self.maint, self.leg, self.p, self.toward = maint, leg, p, toward
+        self.base, self.ds = base, ds
+        self.fs: dict[int, float] = {}
+
+    def __call__(self, i: int) -> float:
+        got = self.fs.get(i)
+        if got is None:
+            p = self.p
+            p_to = p * (1.0 + self.toward * self.ds[i])
+            got = self.fs[i] = self.base + self.leg.size * (p_to - p) - self.maint(self.leg, p_to)
+        return got
 
 
 def _room(distance: float, fixed: float, per_w: float) -> float:
