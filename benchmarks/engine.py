@@ -64,9 +64,10 @@ sys.path.insert(0, str(ROOT))
 
 from monitor.alerts.engine import AlertState, Observation, evaluate  # noqa: E402
 from monitor.alerts.rules import AlertRules  # noqa: E402
+from monitor.alerts.thresholds import thresholds_from_rules  # noqa: E402
 from monitor.margin.risk import ScopeRisk  # noqa: E402
 from monitor.model.events import AccountSnapshot, Event, InstrumentSpec, MarkPrice  # noqa: E402
-from monitor.model.fastpath import Thresholds, thresholds_from_rules  # noqa: E402
+from monitor.model.fastpath import Thresholds  # noqa: E402
 from monitor.model.instruments import Instrument, MaintenanceSchedule, MarginMode  # noqa: E402
 from monitor.model.portfolio import Portfolio  # noqa: E402
 from monitor.model.positions import Position, ScopeKey  # noqa: E402

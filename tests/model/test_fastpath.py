@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.alerts.rules import AlertRules, Level, RuleKind, Severity, ThresholdRule
 from monitor.margin.base import Leg
 from monitor.margin.registry import VENUES, rules_for
 from monitor.model.events import AccountSnapshot, FundingRate, MarkPrice, PositionUpdate
@@ -20,7 +18,6 @@ from monitor.model.fastpath import (
     assess,
     band_width,
     maintenance_slope,
-    thresholds_from_rules,
     unit_leg,
     zone,
 )
@@ -139,23 +136,6 @@ def test_zone_changes_when_equity_crosses_a_threshold() -> None:
     r = rules_for("generic")
     assert zone(r, lb, 999.0, 0.0, th) != zone(r, lb, 1_001.0, 0.0, th)
     assert zone(r, lb, 1_001.0, 0.0, th) == zone(r, lb, 5_000.0, 0.0, th)
-
-
-def test_thresholds_from_rules_collect_fire_and_clear_levels_drawdown_and_peak() -> None:
-    rules = AlertRules.default()
-    th = thresholds_from_rules(rules, "hyperliquid:0xabc", 10_000.0, peak_slack=0.02)
-    assert th.margin_ratio == (0.75, 0.8, 0.85, 0.9)
-    assert th.distance == (0.02, 0.05, 0.06, 0.1, 0.12)  # liquidated_near 0.02 included
-    # drawdown 0.25/0.20/0.50/0.45 against the peak, and the peak raised by its slack
-    assert th.equity == pytest.approx((5_000.0, 5_500.0, 7_500.0, 8_000.0, 10_200.0))
-
-
-def test_thresholds_from_rules_follow_an_account_override() -> None:
-    base = AlertRules.default()
-    over = ThresholdRule(RuleKind.MARGIN_RATIO, (Level(Severity.WARNING, 0.6, 0.55),))
-    rules = dataclasses.replace(base, accounts={"bybit:a": {RuleKind.MARGIN_RATIO: over}})
-    assert thresholds_from_rules(rules, "bybit:a", None).margin_ratio == (0.55, 0.6)
-    assert thresholds_from_rules(rules, "bybit:b", None).margin_ratio == (0.75, 0.8, 0.85, 0.9)
 
 
 # -- the engine --------------------------------------------------------------------------------
