@@ -141,7 +141,9 @@ class Daemon:
         self.clock = clock
         self.notifier = notifier
         self.replay = replay
-        self.portfolio = Portfolio()
+        self.portfolio = Portfolio(
+            {v.name: v.rule_set for v in config.venues.values() if v.name != v.rule_set}
+        )
         self.inbox = Inbox()
         self.sampler = history.Sampler(config.store.sample_interval, config.store.change_threshold)
         self.pending = _Pending()
@@ -244,6 +246,8 @@ class Daemon:
                 log().warning("daemon.ready_without", accounts=missing)
             self.notifier.ready(status)
             log().info("daemon.ready", status=status)
+            # the book is loaded: keep it out of the collector's full passes from now on
+            gc.freeze()
 
     async def engine(self) -> None:
         while True:

@@ -140,8 +140,14 @@ class AccountConfig:
     snapshot: AccountSnapshot | None = None
 
     @property
+    def venue(self) -> str:
+        """The venue name of this account's events: its rule set, or for a manual account
+        priced by a ccxt exchange without a rule set of its own, that exchange's id."""
+        return self.snapshot.venue if self.snapshot is not None else self.rule_set
+
+    @property
     def key(self) -> AccountKey:
-        return AccountKey(self.rule_set, self.account)
+        return AccountKey(self.venue, self.account)
 
     @property
     def display(self) -> str:
@@ -152,9 +158,9 @@ class AccountConfig:
         isolated position; an address account's are learnt from its first snapshot."""
         if self.snapshot is None:
             return ()
-        out = [ScopeKey(self.rule_set, self.account, CROSS_SCOPE)]
+        out = [ScopeKey(self.venue, self.account, CROSS_SCOPE)]
         out += [
-            ScopeKey(self.rule_set, self.account, p.scope)
+            ScopeKey(self.venue, self.account, p.scope)
             for p in self.snapshot.positions
             if p.scope != CROSS_SCOPE
         ]
@@ -562,7 +568,8 @@ class _Loader:
             label=self.string(t, "label", prefix),
             feed=feed,
             snapshot=AccountSnapshot(
-                venue=rule_set,
+                # a ccxt exchange without a rule set of its own names its events by its id
+                venue=feed if rule_set == "generic" and feed is not None else rule_set,
                 account=name,
                 cross_collateral=collateral,
                 positions=tuple(positions),

@@ -489,3 +489,42 @@ def test_every_unknown_key_is_named(section: str, key: str) -> None:
         parse_config({section: {key: 1}}, Path("f.toml"), env=ENV)
     assert info.value.field == f"{section}.{key}"
     assert info.value.problem.startswith("unknown key")
+
+
+def test_manual_account_on_a_generic_ccxt_exchange_is_priced_by_its_feed(tmp_path: Path) -> None:
+    """kraken has no rule set of its own: its feed names events "kraken", so the account's
+    snapshot does too, and the daemon's portfolio maps kraken to the generic rules."""
+    from monitor.model.events import MarkPrice
+    from monitor.model.portfolio import Portfolio
+
+    cfg = load(
+        tmp_path,
+        """
+[venues.kraken]
+symbols = ["PF_XBTUSD"]
+
+[[accounts]]
+venue = "generic"
+name = "k"
+feed = "kraken"
+cross_collateral = 1000.0
+
+[[accounts.positions]]
+symbol = "PF_XBTUSD"
+size = 0.1
+entry_price = 60000.0
+mark_price = 60000.0
+maintenance = { rate = 0.01 }
+""",
+    )
+    (acct,) = cfg.accounts
+    assert acct.snapshot is not None
+    assert acct.snapshot.venue == "kraken"
+    assert acct.key.venue == "kraken"
+    p = Portfolio({v.name: v.rule_set for v in cfg.venues.values() if v.name != v.rule_set})
+    p.apply(acct.snapshot)
+    touched = p.apply(MarkPrice("kraken", "PF_XBTUSD", 59000.0))
+    assert touched == [ScopeKey("kraken", "k", "cross")]
+    risk = p.risk(touched[0])
+    assert risk is not None
+    assert risk.equity == pytest.approx(1000.0 - 0.1 * 1000.0)  # valued at the feed's price

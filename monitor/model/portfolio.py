@@ -28,7 +28,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 from monitor.margin.base import Leg, RuleSet
 from monitor.margin.registry import rules_for
@@ -161,7 +161,10 @@ class AccountState:
 class Portfolio:
     """Owns all state; ``apply`` is the only mutator."""
 
-    def __init__(self) -> None:
+    def __init__(self, rule_sets: Mapping[str, str] | None = None) -> None:
+        """``rule_sets`` maps a venue name that is not itself a rule set (a ccxt exchange
+        priced with the ``generic`` rules, say ``kraken``) to the rule set of its accounts."""
+        self.rule_sets: Mapping[str, str] = dict(rule_sets or {})
         self.markets: dict[tuple[str, str], Market] = {}
         self.accounts: dict[AccountKey, AccountState] = {}
         self.funding_paid: dict[AccountKey, float] = {}
@@ -258,7 +261,8 @@ class Portfolio:
         key = AccountKey(venue, account)
         acct = self.accounts.get(key)
         if acct is None:
-            acct = self.accounts[key] = AccountState(key, rules_for(venue))
+            rules = rules_for(self.rule_sets.get(venue, venue))
+            acct = self.accounts[key] = AccountState(key, rules)
         return acct
 
     # -- the engine ------------------------------------------------------------------------
