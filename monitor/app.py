@@ -34,11 +34,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import math
 import os
 import signal
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,7 @@ import structlog
 
 from monitor.alerts.engine import AlertStatus, Observation
 from monitor.alerts.rules import AlertRules
+from monitor.alerts.thresholds import thresholds_from_rules
 from monitor.clock import Clock, SystemClock
 from monitor.config import AccountKind, Config, load_config
 from monitor.errors import ConfigError, FatalError, InputError, ParseError
@@ -58,9 +60,12 @@ from monitor.model.events import (
     Event,
     FeedStatus,
     FundingPayment,
+    FundingRate,
     InstrumentSpec,
+    MarkPrice,
     PositionUpdate,
 )
+from monitor.model.fastpath import Thresholds
 from monitor.model.portfolio import Portfolio
 from monitor.model.positions import AccountKey, ScopeKey
 from monitor.notify import local
@@ -80,6 +85,8 @@ EXIT_CONFIG = 2
 EXIT_LOCKED = 3
 
 STATUS_INTERVAL = 1.0
+#: every scope is evaluated in full at least this often (seconds): funding, shock and stress
+SWEEP_INTERVAL = 5.0
 TICK_INTERVAL = 1.0
 PRUNE_INTERVAL = 3600.0
 
@@ -156,6 +163,12 @@ class Daemon:
         self.started = clock.monotonic()
         self.engine_beat = clock.monotonic()
         self.batches = 0
+        self._sweep_at: float | None = None
+        self._sweep_queue: deque[ScopeKey] = deque()
+        self._sweep_size = 0
+        self._sweep_credit = 0.0
+        self.evaluated = 0
+        """Scopes evaluated in full so far (the rest of the ticks only compared bands)."""
         self.transitions: Counter[str] = Counter()
         self.idle = asyncio.Event()
         self._last_tick: float | None = None
@@ -168,13 +181,45 @@ class Daemon:
         return [a.snapshot for a in self.config.accounts if a.snapshot is not None]
 
     # -- the engine --------------------------------------------------------------------------
+    def thresholds(self, key: ScopeKey) -> Thresholds:
+        """The alert levels the scope's price band is built from (its peak for drawdown)."""
+        peak = self.service.state.peaks.get(str(key))
+        return thresholds_from_rules(self.service.rules, str(key.account_key), peak)
+
+    def _sweep(self, now: float) -> list[ScopeKey]:
+        """A round-robin slice of every scope, sized so that each is evaluated in full at
+        least every ``SWEEP_INTERVAL`` seconds: funding, shock and stress figures are not
+        part of the price bands."""
+        if self._sweep_at is None:
+            self._sweep_at = now
+            return self.portfolio.scope_keys()
+        elapsed = max(now - self._sweep_at, 0.0)
+        self._sweep_at = now
+        if not self._sweep_queue:
+            self._sweep_queue.extend(self.portfolio.scope_keys())
+            self._sweep_size = len(self._sweep_queue)
+        # a fractional credit, so a small book is not swept on every batch
+        self._sweep_credit += self._sweep_size * min(elapsed / SWEEP_INTERVAL, 1.0)
+        n = min(math.floor(self._sweep_credit), len(self._sweep_queue))
+        self._sweep_credit -= n
+        return [self._sweep_queue.popleft() for _ in range(n)]
+
     async def engine_batch(self, events: Sequence[Event], now: float) -> None:
+        """Apply a batch and decide. Prices take the fast path: a scope is evaluated in full
+        only when a price left its trigger band and crossed an alert level (``rearm``), when
+        an account, position or instrument event touched it, or when the sweep reaches it."""
         touched: dict[ScopeKey, None] = {}
+        moved: dict[ScopeKey, None] = {}
         liquidated: list[tuple[ScopeKey, str]] = []
         feeds: list[FeedStatus] = []
+        portfolio = self.portfolio
         for ev in events:
-            for key in self.portfolio.apply(ev):
-                touched[key] = None
+            if isinstance(ev, MarkPrice | FundingRate):
+                for key in portfolio.apply_fast(ev):
+                    moved[key] = None
+            else:
+                for key in portfolio.apply(ev):
+                    touched[key] = None
             venue = ev.instrument.venue if isinstance(ev, InstrumentSpec) else ev.venue
             if ev.ts_recv:
                 self.last_message[venue] = max(self.last_message.get(venue, 0.0), ev.ts_recv)
@@ -190,9 +235,17 @@ class Daemon:
                 self.pending.feeds[(ev.venue, ev.channel)] = ev
             elif isinstance(ev, FundingPayment):
                 self.pending.funding.append(ev)
-        obs: Observation = observe(self.portfolio, touched, liquidated=liquidated, feeds=feeds)
+        for key in moved:
+            if key not in touched and portfolio.rearm(key, self.thresholds(key)):
+                touched[key] = None
+        for key in self._sweep(now):
+            touched[key] = None
+        obs: Observation = observe(portfolio, touched, liquidated=liquidated, feeds=feeds)
+        self.evaluated += len(obs.risks)
         for t in await self.service.process(obs, now):
             self.transitions[t.kind.value] += 1
+        for risk in obs.risks:
+            portfolio.arm(risk.key, self.thresholds(risk.key))
         firing = self._firing_by_scope()
         for risk in obs.risks:
             scope = str(risk.key)

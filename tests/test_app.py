@@ -422,3 +422,54 @@ async def test_second_instance_on_the_same_store_is_refused(tmp_path: Path) -> N
         await store.close()
     assert proc.returncode == 3
     assert "s.sqlite3" in err.decode()
+
+
+async def test_engine_evaluates_a_scope_only_when_its_band_is_left_or_swept(
+    tmp_path: Path,
+) -> None:
+    """In process: small moves inside the scope's band cost no evaluation; a move across the
+    margin-ratio warning is evaluated and fires; the sweep re-evaluates everything within
+    SWEEP_INTERVAL seconds."""
+    from monitor.alerts.rules import AlertRules, parse_rules
+    from monitor.app import SWEEP_INTERVAL, Daemon
+    from monitor.config import parse_config
+    from monitor.model.events import AccountSnapshot, MarkPrice
+    from monitor.model.instruments import MaintenanceSchedule
+    from monitor.model.positions import Position
+    from monitor.notify.service import AlertService
+    from monitor.sdnotify import Notifier
+    from monitor.store.db import open_store
+
+    class NoSender:
+        async def send(self, *args: Any) -> Any:
+            raise AssertionError("no channel is configured")
+
+    config = parse_config({"store": {"path": str(tmp_path / "s.sqlite3")}}, tmp_path / "m.toml")
+    rules: AlertRules = parse_rules(
+        {"for": 0, "margin_ratio": {"warning": 0.5, "warning_clear": 0.45}}, "t"
+    )
+    store = await open_store(tmp_path / "s.sqlite3")
+    try:
+        clock = type("C", (), {"now": lambda self: 0.0, "monotonic": lambda self: 0.0})()
+        service = await AlertService.start(store, rules, [], sender=NoSender(), clock=clock)
+        daemon = Daemon(config, store, service, clock, Notifier({}))  # type: ignore[arg-type]
+        # 1 BTC long at 100, cash −90: equity = price − 90, MM = price·0.01
+        pos = Position(
+            "BTC", 1.0, 100.0, maintenance=MaintenanceSchedule.flat(0.01), mark_price=100.0
+        )
+        await daemon.engine_batch([AccountSnapshot("generic", "a", 10.0, (pos,))], 0.0)
+        assert daemon.evaluated == 1
+        # ratio ≈ 10 %, equity within 2 % of its peak (10.2 is a threshold: a new peak)
+        for i, px in enumerate((100.1, 99.9, 100.15)):
+            await daemon.engine_batch([MarkPrice("generic", "BTC", px)], 0.1 * (i + 1))
+        assert daemon.evaluated == 1
+        # 90.9: equity 0.9, MM 0.909 → ratio 101 %: the band is left, evaluated, fires
+        await daemon.engine_batch([MarkPrice("generic", "BTC", 90.9)], 1.0)
+        assert daemon.evaluated == 2
+        firing = {r.rule for r in service.state.alerts.values() if r.status == "firing"}
+        assert "margin_ratio" in firing
+        # nothing moves, but the sweep comes round within SWEEP_INTERVAL
+        await daemon.engine_batch([MarkPrice("generic", "BTC", 90.9)], 1.0 + SWEEP_INTERVAL)
+        assert daemon.evaluated == 3
+    finally:
+        await store.close()
