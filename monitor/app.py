@@ -167,10 +167,14 @@ class Daemon:
         self._sweep_queue: deque[ScopeKey] = deque()
         self._sweep_size = 0
         self._sweep_credit = 0.0
+        self.full_sweep = False
+        """Set by a reload: evaluate every scope against the new rules at the next batch."""
         self.evaluated = 0
         """Scopes evaluated in full so far (the rest of the ticks only compared bands)."""
         self.transitions: Counter[str] = Counter()
         self.idle = asyncio.Event()
+        #: the engine's turn: a batch and an idle tick never interleave (one state owner)
+        self.turn = asyncio.Lock()
         self._last_tick: float | None = None
 
     # -- accounts ----------------------------------------------------------------------------
@@ -190,8 +194,9 @@ class Daemon:
         """A round-robin slice of every scope, sized so that each is evaluated in full at
         least every ``SWEEP_INTERVAL`` seconds: funding, shock and stress figures are not
         part of the price bands."""
-        if self._sweep_at is None:
+        if self._sweep_at is None or self.full_sweep:
             self._sweep_at = now
+            self.full_sweep = False
             return self.portfolio.scope_keys()
         elapsed = max(now - self._sweep_at, 0.0)
         self._sweep_at = now
@@ -308,7 +313,8 @@ class Daemon:
             self.idle.set()
             events = await self.inbox.get_batch()
             self.idle.clear()
-            await self.engine_batch(events, self.clock.now())
+            async with self.turn:
+                await self.engine_batch(events, self.clock.now())
 
     async def ticker(self) -> None:
         """Timers (``for`` durations, repeats, mute expiry) and readiness while idle."""
@@ -317,7 +323,11 @@ class Daemon:
             self._maybe_ready()
             if self.inbox:  # the engine ticks while it works
                 continue
-            await self.service.tick(self.clock.now())
+            async with self.turn:  # never interleaved with an engine batch
+                if self.full_sweep:
+                    await self.engine_batch([], self.clock.now())
+                    continue
+                await self.service.tick(self.clock.now())
             self.engine_beat = self.clock.monotonic()
 
     # -- status, history ----------------------------------------------------------------------
@@ -398,6 +408,7 @@ class Daemon:
         old = self.config
         self.config = new
         self.service.update(new.rules or AlertRules.default(), list(new.channels or ()))
+        self.full_sweep = True  # the bands were built from the old thresholds
         set_level(new.logging.level)
         for snap in self.manual_snapshots():
             self.inbox.put(snap)
