@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import math
 import os
@@ -407,7 +408,7 @@ class Daemon:
             return False
         old = self.config
         self.config = new
-        self.service.update(new.rules or AlertRules.default(), list(new.channels or ()))
+        self.service.update(rules_of(new), list(new.channels or ()))
         self.full_sweep = True  # the bands were built from the old thresholds
         set_level(new.logging.level)
         for snap in self.manual_snapshots():
@@ -428,6 +429,12 @@ class Daemon:
         log().info("config.reloaded", rules=True, channels=len(new.channels or ()))
         self.notifier.ready(self.summary())
         return True
+
+
+def rules_of(config: Config) -> AlertRules:
+    """The alert rules of ``config``, with the feed-stale delay from ``[daemon]``."""
+    rules = config.rules if isinstance(config.rules, AlertRules) else AlertRules.default()
+    return dataclasses.replace(rules, feed_stale_for=config.daemon.stale_alert_after)
 
 
 async def _open(config: Config) -> Store:
@@ -476,7 +483,7 @@ async def run(
         pending = await resume(store)
         service = await AlertService.start(
             store,
-            config.rules or AlertRules.default(),
+            rules_of(config),
             list(config.channels or ()),
             sender=sender or AppriseSender(),
             clock=clock,

@@ -379,7 +379,11 @@ class _Eval:
         *,
         detail: str,
         venue: str | None = None,
+        pending_for: float = 0.0,
     ) -> None:
+        """An event-driven alert: ``severity`` None resolves it. With ``pending_for`` > 0 it
+        stays pending that long (seconds) before it fires; resolved while pending, it is
+        dropped without a word."""
         key = alert_key(rule.value, subject)
         self.touched.add(key)
         prev = self.alerts.get(key)
@@ -398,7 +402,17 @@ class _Eval:
                 since=self.now,
                 venue=venue,
             )
+            if pending_for > 0.0:
+                self.alerts[key] = replace(rec, due=self.now + pending_for)
+                return
             self.alerts[key] = self._fire(rec, detail, None)
+            return
+        if prev.status is AlertStatus.PENDING:
+            rec = replace(prev, severity=severity)
+            due = prev.due
+            self.alerts[key] = (
+                self._fire(rec, detail, None) if due is None or self.now >= due else rec
+            )
             return
         self.alerts[key] = self._keep_firing(prev, severity, detail, None)
 
@@ -533,7 +547,13 @@ class _Eval:
                 + f"; alerts computed from {fs.venue} prices are held until it recovers"
             )
             self.direct(
-                RuleKind.FEED_STALE, subject, f"feed:{fs.venue}", sev, detail=detail, venue=fs.venue
+                RuleKind.FEED_STALE,
+                subject,
+                f"feed:{fs.venue}",
+                sev,
+                detail=detail,
+                venue=fs.venue,
+                pending_for=self.rules.feed_stale_for,
             )
         elif fs.state in (FeedState.LIVE, FeedState.RECOVERED):
             if fk in self.stale:

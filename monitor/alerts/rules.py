@@ -195,6 +195,9 @@ class AlertRules:
     liquidated_near: float = 0.02
     feed_stale_enabled: bool = True
     feed_stale_severity: Severity = Severity.WARNING
+    #: seconds a feed must stay stale or down before its alert fires (the daemon sets it from
+    #: ``daemon.stale_alert_after``); held alerts are held at once regardless
+    feed_stale_for: float = 0.0
     delivery_failing_enabled: bool = True
     delivery_failing_severity: Severity = Severity.CRITICAL
 

@@ -136,6 +136,26 @@ def test_stale_feed_inhibits_and_says_so() -> None:
     ]
 
 
+def test_feed_stale_alert_waits_for_the_configured_delay() -> None:
+    """daemon.stale_alert_after (feed_stale_for): the alert waits 120 s; the inhibition of
+    the venue's threshold alerts starts at once; a feed back within the delay says nothing."""
+    rules = only_mr_rules(feed_stale_for=120.0)
+    stale = FeedStatus("hyperliquid", "allMids", FeedState.STALE, "no data for 30s")
+    ts, state = evaluate(Observation(risks=[scope(0.95)], feeds=[stale]), T0, AlertState(), rules)
+    assert ts == []  # pending, and margin ratio 0.95 held by the stale feed
+    ts, state = evaluate(Observation(), T0 + 119, state, rules)
+    assert ts == []
+    ts, state = evaluate(Observation(), T0 + 120, state, rules)
+    assert [(t.rule, t.kind.value) for t in ts] == [("feed_stale", "fired")]
+    # a short outage, back within the delay: nothing is sent
+    ts, state2 = evaluate(Observation(feeds=[stale]), T0, AlertState(), rules)
+    live = FeedStatus("hyperliquid", "allMids", FeedState.LIVE)
+    ts, state2 = evaluate(Observation(feeds=[live]), T0 + 60, state2, rules)
+    assert ts == []
+    ts, state2 = evaluate(Observation(), T0 + 600, state2, rules)
+    assert ts == []
+
+
 def test_stale_feed_does_not_resolve_a_firing_alert() -> None:
     rules = only_mr_rules()
     _, state = run([(T0, 0.95)], rules)
