@@ -473,3 +473,26 @@ async def test_engine_evaluates_a_scope_only_when_its_band_is_left_or_swept(
         assert daemon.evaluated == 3
     finally:
         await store.close()
+
+
+@pytest.mark.timeout(60)
+async def test_unwritable_store_is_one_clear_fatal_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    cfg = tmp_path / "m.toml"
+    cfg.write_text(f'[store]\npath = "{blocker}/monitor.sqlite3"\n')
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "monitor",
+        "run",
+        "--config",
+        str(cfg),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    _, err = await proc.communicate()
+    assert proc.returncode == 1
+    lines = [ln for ln in err.decode().splitlines() if ln.startswith("monitor run:")]
+    assert len(lines) == 1 and str(blocker) in lines[0]
