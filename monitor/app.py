@@ -43,6 +43,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -592,6 +593,7 @@ async def _run_replay(daemon: Daemon, path: Path, speed: float, clock: ReplayClo
         for snap in daemon.manual_snapshots():
             await daemon.engine_batch([snap], clock.t)
         previous: float | None = None
+        shown = time.monotonic()
         for record in read_recording(path):
             if stop.is_set():
                 break
@@ -618,6 +620,12 @@ async def _run_replay(daemon: Daemon, path: Path, speed: float, clock: ReplayClo
                 await daemon.engine_batch(events, clock.t)
             if daemon.batches % 200 == 0:
                 await daemon.flush()
+                if sys.stderr.isatty() and time.monotonic() - shown >= 2.0:  # progress
+                    shown = time.monotonic()
+                    print(
+                        f"replaying: {daemon.batches} batches, at {_iso(record.ts_recv)}",
+                        file=sys.stderr,
+                    )
             await asyncio.sleep(0)  # let the delivery worker run
         daemon.notifier.stopping()
         log().info("replay.finished", path=str(path), batches=daemon.batches, bad_frames=bad)
@@ -638,6 +646,10 @@ async def _run_replay(daemon: Daemon, path: Path, speed: float, clock: ReplayClo
         await _cancel([worker])
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 async def _cancel(tasks: Sequence[asyncio.Task[Any]]) -> None:

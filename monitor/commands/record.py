@@ -43,6 +43,10 @@ exit codes: 0 recorded; 2 bad arguments or configuration (one line on stderr).
 """
 
 
+#: seconds between two progress lines on stderr
+PROGRESS_EVERY = 10
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "record",
@@ -154,9 +158,16 @@ async def record(
         seen += 1
 
     async def flusher() -> None:
+        ticks = 0
         while True:
             await clock.sleep(1.0)
             recorder.flush()
+            ticks += 1
+            if ticks % PROGRESS_EVERY == 0:  # long work shows progress
+                print(
+                    f"monitor record: {recorder.count} frames, {seen} events so far ({ticks} s)",
+                    file=sys.stderr,
+                )
 
     tasks = [asyncio.create_task(f.run(count)) for f in feeds]
     tasks.append(asyncio.create_task(flusher()))
