@@ -78,7 +78,7 @@ from monitor.store import history
 from monitor.store.db import Store, StoreLockedError, open_store
 from monitor.store.outbox import backlog, resume
 from monitor.venues.inbox import Inbox
-from monitor.venues.recording import read_recording
+from monitor.venues.recording import events_of, read_recording
 from monitor.venues.registry import PARSERS, build_feeds
 
 EXIT_OK = 0
@@ -606,10 +606,7 @@ async def _run_replay(daemon: Daemon, path: Path, speed: float, clock: ReplayClo
                 bad += 1
                 continue
             try:
-                if record.channel.startswith("rest:"):
-                    events = parser.parse_rest(record.channel[5:], record.frame, record.ts_recv)
-                else:
-                    events = parser.parse(record.frame, record.ts_recv)
+                events = events_of(parser, record)
             except ParseError as exc:
                 bad += 1
                 log().warning(

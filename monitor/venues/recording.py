@@ -149,6 +149,14 @@ class ReplayStats:
     bad_by_venue: dict[str, int] = field(default_factory=dict)
 
 
+def events_of(parser: FrameParser, record: Record) -> list[Event]:
+    """The events of one recorded frame (a WS frame, or a REST body on ``rest:<name>``);
+    raises ParseError for a bad one."""
+    if record.channel.startswith("rest:"):
+        return parser.parse_rest(record.channel[5:], record.frame, record.ts_recv)
+    return parser.parse(record.frame, record.ts_recv)
+
+
 class Replayer:
     """Feeds records through fresh parsers and one portfolio (pure: no clock, no I/O)."""
 
@@ -174,10 +182,7 @@ class Replayer:
                 return
             parser = self._parsers[record.venue] = factory()
         try:
-            if record.channel.startswith("rest:"):
-                events = parser.parse_rest(record.channel[5:], record.frame, record.ts_recv)
-            else:
-                events = parser.parse(record.frame, record.ts_recv)
+            events = events_of(parser, record)
         except ParseError as exc:
             stats.bad_frames += 1
             stats.bad_by_venue[record.venue] = stats.bad_by_venue.get(record.venue, 0) + 1
