@@ -173,6 +173,8 @@ class Daemon:
         """Set by a reload: evaluate every scope against the new rules at the next batch."""
         self.evaluated = 0
         """Scopes evaluated in full so far (the rest of the ticks only compared bands)."""
+        self.dropped: list[ScopeKey] = []
+        """Scopes of accounts no longer configured, resolved at the next batch."""
         self.transitions: Counter[str] = Counter()
         self.idle = asyncio.Event()
         #: the engine's turn: a batch and an idle tick never interleave (one state owner)
@@ -187,6 +189,39 @@ class Daemon:
         return [a.snapshot for a in self.config.accounts if a.snapshot is not None]
 
     # -- the engine --------------------------------------------------------------------------
+    def _alerted_scopes(self, group: str) -> list[ScopeKey]:
+        """The scopes of the account ``group`` ("venue:account") with an active alert."""
+        venue, _, account = group.partition(":")
+        prefix = group + "/"
+        out: dict[ScopeKey, None] = {}
+        for rec in self.service.state.alerts.values():
+            base = rec.subject.split("#", 1)[0]
+            if rec.group == group and base.startswith(prefix):
+                out[ScopeKey(venue, account, base[len(prefix) :])] = None
+        return list(out)
+
+    def forget_unconfigured(self, removed: Sequence[AccountKey] = ()) -> None:
+        """Resolve, at the next batch, the active alerts of accounts the configuration no
+        longer has (restored after a restart, or of ``removed`` manual accounts, which also
+        leave the portfolio). An address account's HIP-3 dex accounts (``0x…@dex``) count as
+        configured with it."""
+        configured = {str(a.key) for a in self.config.accounts}
+
+        def known(group: str) -> bool:
+            return group in configured or group.split("@", 1)[0] in configured
+
+        groups = {
+            r.group
+            for r in self.service.state.alerts.values()
+            if not r.group.startswith("feed:") and r.group != "monitor" and not known(r.group)
+        }
+        for group in sorted(groups):
+            self.dropped.extend(self._alerted_scopes(group))
+        for key in removed:
+            self.dropped.extend(self.portfolio.drop_account(key))
+        if self.dropped:
+            log().info("accounts.forgotten", scopes=sorted(map(str, self.dropped)))
+
     def thresholds(self, key: ScopeKey) -> Thresholds:
         """The alert levels the scope's price band is built from (its peak for drawdown)."""
         peak = self.service.state.peaks.get(str(key))
@@ -232,6 +267,11 @@ class Daemon:
                 self.last_message[venue] = max(self.last_message.get(venue, 0.0), ev.ts_recv)
             if isinstance(ev, AccountSnapshot):
                 self.seen_accounts.add(AccountKey(ev.venue, ev.account))
+                # a snapshot is the whole account: scopes with active alerts (restored after a
+                # restart) that it no longer has are gone
+                for key in self._alerted_scopes(f"{ev.venue}:{ev.account}"):
+                    if portfolio.scope_state(key) is None:
+                        touched[key] = None
             elif isinstance(ev, PositionUpdate) and ev.liquidated:
                 liquidated.append(
                     (ScopeKey(ev.venue, ev.account, ev.position.scope), ev.position.symbol)
@@ -245,9 +285,12 @@ class Daemon:
         for key in moved:
             if key not in touched and portfolio.rearm(key, self.thresholds(key)):
                 touched[key] = None
+        forgotten, self.dropped = self.dropped, []  # accounts no longer configured
         for key in self._sweep(now):
             touched[key] = None
         obs: Observation = observe(portfolio, touched, liquidated=liquidated, feeds=feeds)
+        if forgotten:
+            obs = dataclasses.replace(obs, forgotten=forgotten)
         self.evaluated += len(obs.risks)
         for t in await self.service.process(obs, now):
             self.transitions[t.kind.value] += 1
@@ -411,6 +454,10 @@ class Daemon:
         self.config = new
         self.service.update(rules_of(new), list(new.channels or ()))
         self.full_sweep = True  # the bands were built from the old thresholds
+        manual = {a.key for a in new.accounts if a.snapshot is not None}
+        self.forget_unconfigured(
+            [a.key for a in old.accounts if a.snapshot is not None and a.key not in manual]
+        )
         set_level(new.logging.level)
         for snap in self.manual_snapshots():
             self.inbox.put(snap)
@@ -497,6 +544,7 @@ async def run(
             replay=str(opts.replay) if opts.replay else None,
         )
         daemon = Daemon(config, store, service, clock, notifier, replay=opts.replay is not None)
+        daemon.forget_unconfigured()
         if opts.replay is not None and replay_clock is not None:
             return await _run_replay(daemon, opts.replay, opts.speed, replay_clock)
         return await _run_live(daemon, opts.config_path, env)

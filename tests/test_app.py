@@ -496,3 +496,134 @@ async def test_unwritable_store_is_one_clear_fatal_error(tmp_path: Path) -> None
     assert proc.returncode == 1
     lines = [ln for ln in err.decode().splitlines() if ln.startswith("monitor run:")]
     assert len(lines) == 1 and str(blocker) in lines[0]
+
+
+# -- restarts and reloads, in process, on a real store ---------------------------------------
+class _Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def now(self) -> float:
+        return self.t
+
+    def monotonic(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(0)
+
+
+class _NoSender:
+    async def send(self, *args: Any) -> Any:
+        raise AssertionError("no channel is configured")
+
+
+async def _daemon(tmp: Path, doc: dict[str, Any] | None = None) -> Any:
+    from monitor.app import Daemon, rules_of
+    from monitor.config import parse_config
+    from monitor.notify.service import AlertService
+    from monitor.sdnotify import Notifier
+    from monitor.store.db import open_store
+
+    base: dict[str, Any] = {"store": {"path": str(tmp / "s.sqlite3")}, "rules": {"for": 0}}
+    config = parse_config({**base, **(doc or {})}, tmp / "m.toml")
+    store = await open_store(tmp / "s.sqlite3")
+    clock = _Clock()
+    service = await AlertService.start(store, rules_of(config), [], sender=_NoSender(), clock=clock)
+    daemon = Daemon(config, store, service, clock, Notifier({}))  # type: ignore[arg-type]
+    daemon.forget_unconfigured()
+    return daemon, store, clock
+
+
+def _firing(daemon: Any) -> set[str]:
+    return {k for k, r in daemon.service.state.alerts.items() if r.status == "firing"}
+
+
+def _near(symbol: str, mode: str = "cross") -> Any:
+    from monitor.model.instruments import MaintenanceSchedule, MarginMode
+    from monitor.model.positions import Position
+
+    # 1 long at 100, MM 1 %; with 10 of collateral P* = 90.9 (9 % away: a warning)
+    return Position(
+        symbol,
+        1.0,
+        100.0,
+        MarginMode(mode),
+        isolated_margin=10.0 if mode == "isolated" else None,
+        maintenance=MaintenanceSchedule.flat(0.01),
+        mark_price=100.0,
+    )
+
+
+async def test_after_a_restart_alerts_of_positions_closed_meanwhile_resolve(
+    tmp_path: Path,
+) -> None:
+    from monitor.model.events import AccountSnapshot
+
+    d, store, _ = await _daemon(tmp_path)
+    await d.engine_batch(
+        [AccountSnapshot("generic", "a", 10.0, (_near("BTC"), _near("ETH", "isolated")))], 0.0
+    )
+    assert {
+        "liquidation_distance|generic:a/cross#BTC",
+        "liquidation_distance|generic:a/isolated:ETH#ETH",
+    } <= _firing(d)
+    await store.close()
+    # the process restarts; meanwhile both positions were closed
+    d, store, clock = await _daemon(tmp_path)
+    assert "liquidation_distance|generic:a/cross#BTC" in _firing(d)  # restored
+    clock.t = 1000.0
+    await d.engine_batch([AccountSnapshot("generic", "a", 500.0, ())], 1000.0)
+    assert not any(k.endswith(("#BTC", "#ETH")) or "isolated:ETH" in k for k in _firing(d))
+    assert d.transitions["resolved"] >= 2
+    await store.close()
+
+
+async def test_a_restart_does_not_inherit_feed_staleness(tmp_path: Path) -> None:
+    from monitor.model.events import AccountSnapshot, FeedState, FeedStatus, MarkPrice
+
+    d, store, _ = await _daemon(tmp_path, {"daemon": {"stale_alert_after": 0.001}})
+    await d.engine_batch([FeedStatus("generic", "prices", FeedState.STALE, "silent")], 0.0)
+    assert d.service.state.stale
+    await store.close()
+    d, store, _ = await _daemon(tmp_path)
+    assert d.service.state.stale == {}
+    assert not any(k.startswith("feed_stale") for k in _firing(d))
+    # so the venue's threshold alerts are not held: a position near liquidation fires
+    await d.engine_batch([AccountSnapshot("generic", "a", 10.0, (_near("BTC"),))], 1.0)
+    await d.engine_batch([MarkPrice("generic", "BTC", 92.0)], 2.0)
+    assert "liquidation_distance|generic:a/cross#BTC" in _firing(d)
+    await store.close()
+
+
+async def test_a_reload_without_a_manual_account_resolves_its_alerts(tmp_path: Path) -> None:
+    manual = {
+        "accounts": [
+            {
+                "venue": "generic",
+                "name": "old",
+                "cross_collateral": 10.0,
+                "positions": [
+                    {
+                        "symbol": "BTC",
+                        "size": 1.0,
+                        "entry_price": 100.0,
+                        "mark_price": 100.0,
+                        "maintenance": {"rate": 0.01},
+                    }
+                ],
+            }
+        ]
+    }
+    d, store, clock = await _daemon(tmp_path, manual)
+    await d.engine_batch(d.manual_snapshots(), 0.0)
+    assert "liquidation_distance|generic:old/cross#BTC" in _firing(d)
+    cfg = tmp_path / "m.toml"
+    cfg.write_text(f'[store]\npath = "{tmp_path / "s.sqlite3"}"\n[rules]\nfor = 0\n')
+    assert d.reload(cfg, {})
+    clock.t = 5.0
+    await d.engine_batch([], 5.0)
+    assert not any("generic:old" in k for k in _firing(d))
+    assert d.transitions["event"] == 0  # a removed account is not a liquidation
+    assert d.portfolio.scope_keys() == []
+    await store.close()

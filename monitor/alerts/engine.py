@@ -89,10 +89,13 @@ class Observation:
     ``risks``: the scopes just recomputed. ``vanished``: scopes that no longer exist (their
     last position closed). ``liquidated``: (scope, symbol) the venue reported as liquidated.
     ``feeds``: feed status changes. ``health``: the monitor's own health, when known.
+    ``forgotten``: scopes no longer monitored (their account left the configuration): their
+    alerts resolve, and nothing is read into their disappearance.
     """
 
     risks: Sequence[ScopeRisk] = ()
     vanished: Sequence[ScopeKey] = ()
+    forgotten: Sequence[ScopeKey] = ()
     liquidated: Sequence[tuple[ScopeKey, str]] = ()
     feeds: Sequence[FeedStatus] = ()
     health: Health | None = None
@@ -422,6 +425,13 @@ class _Eval:
         account = str(risk.key.account_key)
         cur = {p.symbol: p.liquidation_distance for p in risk.positions}
         self._closed(risk.key, cur, risk)
+        # alerts on positions the scope no longer holds (restored after a restart, when the
+        # positions' last distances were not): the position closed while we were away
+        for k, rec in list(self.alerts.items()):
+            base, sep, sym = rec.subject.partition("#")
+            if sep and base == subject and sym not in cur and k not in self.touched:
+                self.touched.add(k)
+                self._resolve(rec, "position closed", risk)
         if inhibited:
             self.touched.update(
                 k for k, r in self.alerts.items() if r.subject.split("#", 1)[0] == subject
@@ -486,6 +496,17 @@ class _Eval:
             self._positions()[subject] = dict(cur)
         elif subject in self.positions:
             del self._positions()[subject]
+
+    def forgotten(self, key: ScopeKey) -> None:
+        subject = str(key)
+        if subject in self.positions:
+            del self._positions()[subject]
+        for k, rec in list(self.alerts.items()):
+            if rec.subject == subject or rec.subject.startswith(subject + "#"):
+                self.touched.add(k)
+                self._resolve(rec, "no longer monitored", None)
+        if subject in self.peaks:
+            del self._peaks()[subject]
 
     def vanished(self, key: ScopeKey) -> None:
         subject = str(key)
@@ -664,6 +685,8 @@ def evaluate(
         ev.scope(risk, risk.venue in inhibited)
     for key in obs.vanished:
         ev.vanished(key)
+    for key in obs.forgotten:
+        ev.forgotten(key)
     if obs.health is not None:
         ev.health(obs.health)
     ev.timers()

@@ -5,7 +5,9 @@ Units and signs:
 * ``equity`` = collateral (excl. uPnL) + Σ uPnL, quote currency.
 * ``margin_ratio`` = maintenance_margin / equity; ≥ 1 means liquidatable; ``None`` when
   equity ≤ 0 (the scope is then liquidatable).
-* ``liquidation_distance`` = |price − liquidation_price| / price (fraction).
+* ``liquidation_distance`` = |price − liquidation_price| / price (fraction) on the healthy
+  side; 0 once the scope is liquidatable (the price went past it), never a distance measured
+  on the far side (``liquidation_distance`` below).
 * ``funding_cost_per_hour``/``_per_day``: positive when the scope pays, at current rates.
 * ``funding_runway_hours``: hours until funding alone brings equity down to maintenance at
   today's prices; ``None`` when funding is not a cost.
@@ -108,6 +110,24 @@ class ScopeRisk:
         return min(vals) if vals else None
 
 
+def liquidation_distance(
+    size: float, price: float, liquidation: float | None, liquidatable: bool
+) -> float | None:
+    """How far the price may move against the position before its scope reaches
+    maintenance, as a fraction of the price: ``side·(price − P*) / price``, 0 when the scope is
+    already liquidatable; None without a liquidation price."""
+    if liquidation is None or price <= 0.0:
+        return None
+    if liquidatable:
+        return 0.0
+    side = 1.0 if size > 0 else -1.0
+    return max(side * (price - liquidation) / price, 0.0)
+
+
+def is_liquidatable(equity: float, maintenance: float) -> bool:
+    return equity <= 0.0 or (maintenance > 0.0 and equity < maintenance)
+
+
 def margin_ratio(maintenance: float, equity: float) -> float | None:
     if equity <= 0.0:
         return None
@@ -159,6 +179,7 @@ def compute_scope_risk(
     )
     is_cross = not (len(legs) == 1 and legs[0].leg.isolated)
 
+    liquidatable = is_liquidatable(equity, maintenance)
     loss_total = math.fsum(max(-u, 0.0) for u in upnls)
     funding_h = 0.0
     out: list[PositionRisk] = []
@@ -166,7 +187,7 @@ def compute_scope_risk(
     for ls, upnl, mm, im in zip(legs, upnls, mms, ims, strict=True):
         leg = ls.leg
         liq = rules.liquidation_price(leg, ls.price, equity, maintenance)
-        dist = abs(ls.price - liq) / ls.price if liq is not None and ls.price > 0 else None
+        dist = liquidation_distance(leg.size, ls.price, liq, liquidatable)
         if dist is not None and (nearest is None or dist < nearest):
             nearest = dist
         loss: float | None = None
@@ -233,7 +254,7 @@ def compute_scope_risk(
         initial_margin=im_total,
         margin_ratio=margin_ratio(maintenance, equity),
         free_collateral=(equity - im_total) if im_total is not None else None,
-        liquidatable=equity <= 0.0 or (maintenance > 0.0 and equity < maintenance),
+        liquidatable=liquidatable,
         positions=tuple(out),
         funding_cost_per_hour=funding_h,
         funding_cost_per_day=funding_h * 24.0,

@@ -32,7 +32,14 @@ from collections.abc import Iterable, Iterator, Mapping
 
 from monitor.margin.base import Leg, RuleSet
 from monitor.margin.registry import rules_for
-from monitor.margin.risk import LegState, ScopeRisk, compute_scope_risk, margin_ratio
+from monitor.margin.risk import (
+    LegState,
+    ScopeRisk,
+    compute_scope_risk,
+    is_liquidatable,
+    liquidation_distance,
+    margin_ratio,
+)
 from monitor.model.events import (
     AccountSnapshot,
     BalanceUpdate,
@@ -256,6 +263,19 @@ class Portfolio:
                 scope.resum()
                 return scope
         return None
+
+    def drop_account(self, key: AccountKey) -> list[ScopeKey]:
+        """Forget an account (taken out of the configuration); return its scopes, now gone
+        (``risk`` returns None for them)."""
+        acct = self.accounts.get(key)
+        if acct is None:
+            return []
+        keys = [s.key for s in acct.scopes()]
+        for symbol in [*acct.cross.holdings, *acct.isolated]:
+            self._remove(acct, symbol)
+        _disarm(acct.cross)
+        del self.accounts[key]
+        return keys
 
     def _account(self, venue: str, account: str) -> AccountState:
         key = AccountKey(venue, account)
@@ -500,20 +520,20 @@ class Portfolio:
         equity, mm = s.equity, s.mm
         rules = s.rules
         nearest: float | None = None
+        liquidatable = is_liquidatable(equity, mm)
         for h in s.holdings.values():
             p = h.price
             liq = rules.liquidation_price(h.leg, p, equity, mm)
-            if liq is not None and p > 0.0:
-                dist = abs(p - liq) / p
-                if nearest is None or dist < nearest:
-                    nearest = dist
+            dist = liquidation_distance(h.leg.size, p, liq, liquidatable)
+            if dist is not None and (nearest is None or dist < nearest):
+                nearest = dist
         return QuickRisk(
             key=key,
             equity=equity,
             maintenance_margin=mm,
             margin_ratio=margin_ratio(mm, equity),
             nearest_liquidation_distance=nearest,
-            liquidatable=equity <= 0.0 or (mm > 0.0 and equity < mm),
+            liquidatable=liquidatable,
             positions=len(s.holdings),
         )
 

@@ -41,7 +41,7 @@ from monitor.alerts.engine import (
     with_mutes,
 )
 from monitor.alerts.grouping import AlertGroup, group_transitions
-from monitor.alerts.rules import AlertRules
+from monitor.alerts.rules import AlertRules, RuleKind
 from monitor.clock import Clock
 from monitor.margin.risk import ScopeRisk
 from monitor.model.events import FeedStatus
@@ -166,7 +166,19 @@ class AlertService:
     ) -> AlertService:
         """Restore the persisted alert state and build the delivery worker (not started:
         run ``service.worker.run()`` as a task)."""
-        state = await alert_state.load(store)
+        loaded = await alert_state.load(store)
+        # Feed health is not inherited: the feeds report it again from scratch, and a fresh
+        # watchdog never says "recovered" for a staleness it did not see, which would hold
+        # the venue's alerts for good. A feed still stale alerts again after its delay.
+        state = replace(
+            loaded,
+            stale={},
+            alerts={k: r for k, r in loaded.alerts.items() if r.rule != RuleKind.FEED_STALE},
+        )
+        if state != loaded:
+            async with store.transaction() as conn:
+                await alert_state.save(conn, loaded, state, clock.now())
+            log().info("alerts.feed_state_reset", feeds=sorted(loaded.stale))
         worker = DeliveryWorker(store, channels, sender, clock, config=delivery)
         log().info("alerts.restored", active=len(state.alerts))
         return cls(
