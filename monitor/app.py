@@ -60,6 +60,7 @@ from monitor.margin.risk import ScopeRisk
 from monitor.model.events import (
     AccountSnapshot,
     Event,
+    FeedState,
     FeedStatus,
     FundingPayment,
     FundingRate,
@@ -103,9 +104,17 @@ class ReplayClock:
     def __init__(self, start: float) -> None:
         self.t = start
         self._real = SystemClock()
+        self._released: float | None = None
 
     def now(self) -> float:
+        if self._released is not None:
+            return self.t + (self._real.monotonic() - self._released)
         return self.t
+
+    def release(self) -> None:
+        """The recording is over: from now on time runs on from its last instant, so the
+        outbox's retries still come due while it drains."""
+        self._released = self._real.monotonic()
 
     def monotonic(self) -> float:
         return self._real.monotonic()
@@ -277,6 +286,11 @@ class Daemon:
                     (ScopeKey(ev.venue, ev.account, ev.position.scope), ev.position.symbol)
                 )
             elif isinstance(ev, FeedStatus):
+                if ev.state in (FeedState.LIVE, FeedState.RECOVERED):
+                    # alerts held while the feed was stale are decided again at once
+                    for key in portfolio.scope_keys():
+                        if key.venue == ev.venue:
+                            touched[key] = None
                 feeds.append(ev)
                 self.feed_states[(ev.venue, ev.channel)] = ev
                 self.pending.feeds[(ev.venue, ev.channel)] = ev
@@ -638,8 +652,6 @@ async def _run_replay(daemon: Daemon, path: Path, speed: float, clock: ReplayClo
     parsers = {name: factory() for name, factory in PARSERS.items()}
     bad = 0
     try:
-        for snap in daemon.manual_snapshots():
-            await daemon.engine_batch([snap], clock.t)
         previous: float | None = None
         shown = time.monotonic()
         for record in read_recording(path):
@@ -647,6 +659,10 @@ async def _run_replay(daemon: Daemon, path: Path, speed: float, clock: ReplayClo
                 break
             if speed > 0 and previous is not None and record.ts_recv > previous:
                 await asyncio.sleep((record.ts_recv - previous) / speed)
+            if previous is None:  # manual accounts join at the recording's first instant
+                clock.t = record.ts_recv
+                for snap in daemon.manual_snapshots():
+                    await daemon.engine_batch([snap], clock.t)
             previous = record.ts_recv
             clock.t = max(clock.t, record.ts_recv)
             parser = parsers.get(record.venue)
@@ -673,6 +689,7 @@ async def _run_replay(daemon: Daemon, path: Path, speed: float, clock: ReplayClo
                     )
             await asyncio.sleep(0)  # let the delivery worker run
         daemon.notifier.stopping()
+        clock.release()
         log().info("replay.finished", path=str(path), batches=daemon.batches, bad_frames=bad)
         code = await _shutdown(daemon)
         left, _ = await backlog(daemon.store)

@@ -627,3 +627,16 @@ async def test_a_reload_without_a_manual_account_resolves_its_alerts(tmp_path: P
     assert d.transitions["event"] == 0  # a removed account is not a liquidation
     assert d.portfolio.scope_keys() == []
     await store.close()
+
+
+async def test_replay_clock_runs_on_after_the_recording_so_retries_come_due() -> None:
+    from monitor.app import ReplayClock
+
+    clock = ReplayClock(0.0)
+    clock.t = 1_778_000_000.0
+    assert clock.now() == 1_778_000_000.0
+    await asyncio.sleep(0.02)
+    assert clock.now() == 1_778_000_000.0  # the recording's time, not the wall's
+    clock.release()
+    await asyncio.sleep(0.05)
+    assert clock.now() >= 1_778_000_000.0 + 0.04
