@@ -231,7 +231,18 @@ class WsFeed:
         mono = self.clock.monotonic()
         wanted = {sub.key for sub in subs}
         for key in [k for k in self.watchdogs if k not in wanted]:
-            del self.watchdogs[key]  # no longer subscribed: no longer watched
+            # no longer subscribed: no longer watched; a staleness it reported is over, or the
+            # engine would hold the venue's alerts for a channel that will never recover
+            if self.watchdogs.pop(key).stale:
+                emit(
+                    FeedStatus(
+                        self.venue,
+                        key,
+                        FeedState.LIVE,
+                        "no longer subscribed",
+                        ts_recv=self.clock.now(),
+                    )
+                )
         for sub in subs:
             self._add_watchdog(sub)
             self.arm(sub.key)

@@ -274,3 +274,38 @@ async def test_a_dropped_subscription_is_no_longer_watched_after_a_reconnect() -
         await run_feed(feed, scenario)
     assert set(feed.watchdogs) == set()
     assert len(ws.conns) == 2  # no stale-forced reconnect for the dropped channel
+
+
+async def test_a_dropped_stale_subscription_is_reported_over() -> None:
+    """A channel that went stale and is then no longer subscribed reports LIVE ("no longer
+    subscribed"), or the engine would hold the venue's alerts for a channel that never
+    recovers."""
+    wanted = ["quiet"]
+    async with WsServer(lambda c: echo_after(c, {})) as ws:
+
+        def current() -> list[Subscription]:
+            return [Subscription(k, json.dumps({"sub": k}), 0.1) for k in wanted]
+
+        feed = WsFeed("tiny", TinyParser(), settings(ws.url), current)
+
+        async def scenario(events: list[Any]) -> None:
+            await until(
+                lambda: any(
+                    isinstance(e, FeedStatus) and e.state is FeedState.STALE for e in events
+                )
+            )
+            wanted.clear()  # the next session no longer subscribes "quiet"
+            await until(
+                lambda: any(
+                    isinstance(e, FeedStatus) and e.channel == "quiet" and e.state is FeedState.LIVE
+                    for e in events
+                )
+            )
+
+        events = await run_feed(feed, scenario)
+    over = [
+        e
+        for e in events
+        if isinstance(e, FeedStatus) and e.channel == "quiet" and e.state is FeedState.LIVE
+    ]
+    assert over[0].detail == "no longer subscribed"
