@@ -106,39 +106,54 @@ async def resume(store: Store) -> int:
         return cur.rowcount
 
 
+# A channel delivers in order: nothing is sent past its oldest pending row while that row
+# waits for a retry, so a "resolved" never arrives before the "fired" it ends.
+_HEAD = (
+    "(SELECT h.next_attempt_at FROM outbox h WHERE h.status = ? AND h.channel = c.channel "
+    "ORDER BY h.id LIMIT 1)"
+)
+
+
 async def due_channels(store: Store, now: float) -> dict[str, int]:
-    """Channels with rows due at ``now`` → how many."""
+    """Channels whose oldest pending row is due at ``now`` → how many of their rows are due."""
     async with store.read() as conn:
         rows = await conn.execute_fetchall(
-            "SELECT channel, count(*) FROM outbox WHERE status = ? AND next_attempt_at <= ? "
-            "GROUP BY channel",
-            (PENDING, now),
+            "SELECT c.channel, sum(c.next_attempt_at <= ?) FROM outbox c WHERE c.status = ? "
+            f"GROUP BY c.channel HAVING {_HEAD} <= ?",
+            (now, PENDING, PENDING, now),
         )
     return {str(r[0]): int(r[1]) for r in rows}
 
 
 async def next_due(store: Store) -> float | None:
-    """The earliest ``next_attempt_at`` of a pending row, or None."""
+    """The earliest time a channel's oldest pending row is due, or None."""
     async with store.read() as conn:
         rows = list(
             await conn.execute_fetchall(
-                "SELECT min(next_attempt_at) FROM outbox WHERE status = ?", (PENDING,)
+                f"SELECT min({_HEAD}) FROM (SELECT DISTINCT channel FROM outbox "
+                "WHERE status = ?) c",
+                (PENDING, PENDING),
             )
         )
     return float(rows[0][0]) if rows and rows[0][0] is not None else None
 
 
 async def claim(store: Store, channel: str, now: float, limit: int) -> list[OutboxItem]:
-    """Claim up to ``limit`` due rows of ``channel`` (oldest first): ``sending``,
-    ``attempts + 1``."""
+    """Claim up to ``limit`` rows of ``channel`` in order, oldest first, stopping at the first
+    one not due at ``now``: ``sending``, ``attempts + 1``."""
     async with store.transaction() as conn:
-        rows = list(
+        pending = list(
             await conn.execute_fetchall(
                 f"SELECT {_COLUMNS} FROM outbox WHERE status = ? AND channel = ? "
-                "AND next_attempt_at <= ? ORDER BY id LIMIT ?",
-                (PENDING, channel, now, limit),
+                "ORDER BY id LIMIT ?",
+                (PENDING, channel, limit),
             )
         )
+        rows = []
+        for r in pending:
+            if _item(r).next_attempt_at > now:
+                break
+            rows.append(r)
         ids = [int(r[0]) for r in rows]
         await conn.executemany(
             "UPDATE outbox SET status = ?, claimed_at = ?, attempts = attempts + 1 WHERE id = ?",

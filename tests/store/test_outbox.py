@@ -86,3 +86,21 @@ async def test_prune_keeps_pending_rows(store: Store) -> None:
     await outbox.release(store, [rows["waiting"]])
     assert await outbox.prune(store, before=100) == 2  # "old" and "failed"; not "waiting"
     assert [r.idem_key for r in await outbox.items(store)] == ["new", "waiting"]
+
+
+async def test_a_channel_delivers_in_order_behind_a_row_waiting_for_its_retry(
+    store: Store,
+) -> None:
+    """The "fired" row failed and waits until 160; the "resolved" row queued after it is due
+    now, but is not sent before it."""
+    async with store.transaction() as conn:
+        await outbox.enqueue(conn, [msg("fired", at=100)])
+    (fired,) = await outbox.claim(store, "tg", 100, 10)
+    await outbox.mark_retry(store, [fired.id], 160.0, "HTTP 500")
+    async with store.transaction() as conn:
+        await outbox.enqueue(conn, [msg("resolved", at=120)])
+    assert await outbox.due_channels(store, 130) == {}
+    assert await outbox.claim(store, "tg", 130, 10) == []
+    assert await outbox.next_due(store) == 160.0
+    assert await outbox.due_channels(store, 160) == {"tg": 2}
+    assert [c.idem_key for c in await outbox.claim(store, "tg", 160, 10)] == ["fired", "resolved"]
