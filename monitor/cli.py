@@ -32,9 +32,15 @@ COMMANDS: tuple[str, ...] = (
 
 EPILOG = """\
 examples:
-  monitor inspect tests/fixtures/feeds/hyperliquid/rest_info_clearinghouseState_response.json
-  monitor inspect snapshot.json --json
+  monitor run --config config/demo.toml --replay config/demo_recording.jsonl   # offline demo
+  monitor run --config /etc/monitor/monitor.toml                              # the daemon
+  monitor status --config /etc/monitor/monitor.toml
+  monitor inspect config/examples/binance_cross_and_isolated.json
+  monitor whatif config/examples/binance_cross_and_isolated.json --shock -10%
   monitor COMMAND --help        every command explains itself with an example
+
+exit codes: 0 success; 1 runtime failure; 2 bad input or configuration; 3 another instance
+holds the store.
 """
 
 
