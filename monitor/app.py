@@ -78,6 +78,7 @@ from monitor.sdnotify import Notifier, watchdog_interval, watchdog_loop
 from monitor.store import history
 from monitor.store.db import Store, StoreLockedError, open_store
 from monitor.store.outbox import backlog, resume
+from monitor.venues.feed import Feed
 from monitor.venues.inbox import Inbox
 from monitor.venues.recording import events_of, read_recording
 from monitor.venues.registry import PARSERS, build_feeds
@@ -460,8 +461,8 @@ class Daemon:
         self.notifier.reloading()
         try:
             new = load_config(path, env=env)
-        except ConfigError as exc:
-            log().error("config.reload_failed", error=str(exc))
+        except Exception as exc:  # whatever is wrong with the new file, the old one runs on
+            log().error("config.reload_failed", error=str(exc)[:500])
             self.notifier.ready(self.summary())
             return False
         old = self.config
@@ -591,7 +592,7 @@ async def _run_live(daemon: Daemon, config_path: Path, env: Mapping[str, str]) -
         engine = asyncio.create_task(daemon.engine(), name="engine")
         tasks.append(engine)
         for feed in feeds:
-            tasks.append(asyncio.create_task(feed.run(daemon.inbox.put), name=f"feed:{feed.venue}"))
+            tasks.append(asyncio.create_task(_supervise(feed, daemon), name=f"feed:{feed.venue}"))
         tasks.append(asyncio.create_task(daemon.service.worker.run(), name="delivery"))
         tasks.append(asyncio.create_task(daemon.status_loop(), name="status"))
         tasks.append(asyncio.create_task(daemon.ticker(), name="ticker"))
@@ -622,7 +623,9 @@ async def _run_live(daemon: Daemon, config_path: Path, env: Mapping[str, str]) -
             for t in crashed:
                 exc = t.exception() if not t.cancelled() else None
                 log().error(
-                    "daemon.task_died", task=t.get_name(), error=repr(exc) if exc else "cancelled"
+                    "daemon.task_died",
+                    task=t.get_name(),
+                    error=repr(exc) if exc else ("cancelled" if t.cancelled() else "returned"),
                 )
                 daemon.notifier.stopping()
                 await _cancel(tasks)
@@ -708,6 +711,47 @@ async def _run_replay(daemon: Daemon, path: Path, speed: float, clock: ReplayClo
         await _cancel([worker])
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+
+
+FEED_RESTART_DELAY = 30.0
+
+
+async def _supervise(feed: Feed, daemon: Daemon) -> None:
+    """Run a feed for ever. A feed reconnects by itself; one that returns (nothing it can
+    watch) or crashes (a bug) is reported down, so its venue shows in ``status`` and alerts,
+    and started again after a pause, while every other venue goes on being monitored."""
+    down = False
+
+    def emit(event: Event) -> None:
+        nonlocal down
+        if down and not isinstance(event, FeedStatus):
+            down = False  # data again after a restart
+            daemon.inbox.put(
+                FeedStatus(
+                    feed.venue,
+                    "feed",
+                    FeedState.RECOVERED,
+                    "data again",
+                    ts_recv=daemon.clock.now(),
+                )
+            )
+        daemon.inbox.put(event)
+
+    while True:
+        try:
+            await feed.run(emit)
+            problem = "the feed stopped (nothing it can watch?)"
+            log().error("feed.ended", venue=feed.venue)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            problem = f"the feed crashed: {exc!r}"[:300]
+            log().exception("feed.crashed", venue=feed.venue)
+        down = True
+        daemon.inbox.put(
+            FeedStatus(feed.venue, "feed", FeedState.DOWN, problem, ts_recv=daemon.clock.now())
+        )
+        await daemon.clock.sleep(FEED_RESTART_DELAY)
 
 
 def _iso(ts: float) -> str:

@@ -499,7 +499,7 @@ class _Loader:
         address, slash, num = rest.partition("/")
         if not _DYDX_ADDRESS.fullmatch(address):
             raise self.fail(p, f"not a dYdX address (dydx1…): {address[:80]!r}")
-        if not slash or not num.isdigit():
+        if not slash or not (num.isascii() and num.isdigit()):
             raise self.fail(p, "expected dydx:ADDRESS/N with N the subaccount number")
         n = int(num)
         limit = _DYDX_MAX_PARENT if parent else _DYDX_MAX_SUBACCOUNT

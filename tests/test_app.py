@@ -640,3 +640,49 @@ async def test_replay_clock_runs_on_after_the_recording_so_retries_come_due() ->
     clock.release()
     await asyncio.sleep(0.05)
     assert clock.now() >= 1_778_000_000.0 + 0.04
+
+
+async def test_a_feed_that_stops_or_crashes_is_reported_down_and_restarted(
+    tmp_path: Path,
+) -> None:
+    """A feed ending (a ccxt venue with nothing to watch) or crashing must not stop the
+    daemon: it is reported down, started again, and reported recovered once data flows."""
+    from monitor.app import _supervise
+    from monitor.model.events import FeedState, FeedStatus, MarkPrice
+
+    class Flaky:
+        venue = "flaky"
+
+        def __init__(self) -> None:
+            self.runs = 0
+
+        async def run(self, emit: Any) -> None:
+            self.runs += 1
+            if self.runs == 1:
+                return  # nothing to watch
+            if self.runs == 2:
+                raise RuntimeError("a bug")
+            emit(MarkPrice("flaky", "X", 1.0))
+            await asyncio.Event().wait()
+
+    d, store, _ = await _daemon(tmp_path)
+    feed = Flaky()
+    task = asyncio.create_task(_supervise(feed, d))
+    try:
+        await until(lambda: feed.runs >= 3 and len(d.inbox) >= 4, 5.0, "three runs")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await store.close()
+    events = d.inbox.get_nowait()
+    states = [(e.state, e.detail[:20]) for e in events if isinstance(e, FeedStatus)]
+    assert states[0] == (FeedState.DOWN, "the feed stopped (no")
+    assert states[1][0] is FeedState.DOWN and "a bug" in states_detail(events)
+    assert any(isinstance(e, MarkPrice) for e in events)
+    assert states[-1][0] is FeedState.RECOVERED
+
+
+def states_detail(events: list[Any]) -> str:
+    from monitor.model.events import FeedStatus
+
+    return " ".join(e.detail for e in events if isinstance(e, FeedStatus))

@@ -528,3 +528,10 @@ maintenance = { rate = 0.01 }
     risk = p.risk(touched[0])
     assert risk is not None
     assert risk.equity == pytest.approx(1000.0 - 0.1 * 1000.0)  # valued at the feed's price
+
+
+def test_a_subaccount_number_in_other_digits_is_one_clear_error(tmp_path: Path) -> None:
+    addr = "dydx1" + "q" * 38
+    with pytest.raises(ConfigError) as exc:
+        load(tmp_path, f'[[accounts]]\nid = "dydx:{addr}/²"\n')
+    assert "subaccount number" in str(exc.value)

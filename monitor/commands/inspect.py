@@ -145,9 +145,9 @@ async def fetch_live(
 
 async def _json(resp: Any, url: str) -> Any:
     if resp.status != 200:
-        text = (await resp.text())[:200]
+        text = (await resp.read()).decode("utf-8", "replace")[:200]
         raise LiveFetchError(f"{url}: HTTP {resp.status}: {text}")
     try:
-        return json.loads(await resp.text())
+        return json.loads((await resp.read()).decode("utf-8", "replace"))
     except json.JSONDecodeError as exc:
         raise InputError(url, None, f"not valid JSON ({exc.msg})") from None

@@ -50,6 +50,10 @@ _TARGET = re.compile(r"^(monitor|feed:[^/\s]+(/[^\s]+)?|[a-z0-9_]+:[^/\s#]+(/[^\
 RULES = tuple(k.value for k in RuleKind)
 
 
+#: the longest mute, seconds
+MAX_MUTE = 366 * 86400.0
+
+
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "mute",
@@ -105,6 +109,8 @@ def run_mute(args: argparse.Namespace) -> int:
         secs = parse_duration(args.duration, "mute", "--for")
         if secs <= 0:
             raise ConfigError("mute", "--for", "must be > 0")
+        if secs > MAX_MUTE:
+            raise ConfigError("mute", "--for", "at most 366 days (unmute when you want it back)")
     except ConfigError as exc:
         print(f"monitor mute: {exc}", file=sys.stderr)
         return 2

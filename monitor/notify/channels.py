@@ -31,7 +31,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 from monitor.alerts.rules import Severity, parse_duration
 from monitor.errors import ConfigError
@@ -50,6 +50,11 @@ _KEYS = (
     "timeout",
 )
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def _spellings(s: str) -> set[str]:
+    """How ``s`` may appear in a URL: as is, percent-encoded (path or query, either case)."""
+    return {s, quote(s, safe=""), quote(s), quote_plus(s), quote(s, safe="").lower()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,15 +232,24 @@ def parse_channel(
         register_secret(s)
     redacted = _privacy_url(url)
     if redacted is None:
-        shown = redact(raw) if "url" in table and isinstance(raw, str) else "(from a file)"
+        # never echo the URL: a literal token in it was not registered as a secret
         scheme = urlsplit(url).scheme or "?"
         raise ConfigError(
-            source, f"{path}.url", f"not a URL apprise can use (scheme {scheme!r}): {shown}"
+            source,
+            f"{path}.url",
+            f"not a URL apprise can use (scheme {scheme!r}; the rest is not shown, it may hold "
+            "a secret)",
         )
     if "url_file" in table:
         redacted = f"{urlsplit(url).scheme}://… (credential {table['url_file']})"
     for s in secrets:
-        redacted = redacted.replace(s, "***")
+        # apprise's privacy form percent-encodes the path and cuts it at ';', '?' and '#':
+        # mask every spelling of the secret and of each of those pieces
+        pieces = [s, *(p for p in re.split(r"[;?#]", s) if len(p) >= 4)]
+        forms = {form for p in pieces for form in _spellings(p)}
+        for form in sorted(forms, key=len, reverse=True):
+            if form:
+                redacted = redacted.replace(form, "***")
     redacted = _mask_query(redact(_only_given_params(redacted, url)))
     opts: dict[str, object] = _defaults(url)
     opts.update({k: v for k, v in table.items() if k not in ("url", "url_file")})

@@ -65,8 +65,11 @@ class Rendered:
 
 
 def iso(ts: float) -> str:
-    """UTC ISO 8601 with a ``Z``, to the second."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """UTC ISO 8601 with a ``Z``, to the second (the raw number when out of the calendar)."""
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, ValueError, OSError):
+        return f"{ts:.0f} (epoch s)"
 
 
 def duration(seconds: float) -> str:

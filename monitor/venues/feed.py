@@ -417,11 +417,13 @@ async def fetch_text(
         async with http.request(
             method, url, json=json_body, timeout=aiohttp.ClientTimeout(total=total_seconds)
         ) as resp:
-            body = await resp.text()
+            raw = await resp.read()
+            # a garbled body (a proxy's, a truncated one) must not escape as a decode error
+            body = raw.decode(resp.charset or "utf-8", "replace")
             if resp.status >= 300:
                 raise RetryableError(f"{method} {url}: HTTP {resp.status}: {body[:120]}")
             return body
-    except (aiohttp.ClientError, TimeoutError) as exc:
+    except (aiohttp.ClientError, TimeoutError, LookupError) as exc:
         raise RetryableError(f"{method} {url}: {_describe(exc)}") from exc
 
 

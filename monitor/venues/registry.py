@@ -100,13 +100,13 @@ NATIVE_FEEDS: Mapping[str, FeedBuilder] = MappingProxyType(
 )
 
 
-def _ccxt(venue: VenueConfig, clock: Clock | None) -> Feed:
+def _ccxt(venue: VenueConfig, held: Sequence[str], clock: Clock | None) -> Feed:
     # importing ccxt takes about a second: only when a ccxt venue is configured
     from monitor.venues.ccxt_pro.feed import CcxtProFeed  # noqa: PLC0415
 
     return CcxtProFeed(
         venue.name,
-        venue.symbols,
+        tuple(dict.fromkeys([*venue.symbols, *held])),
         urls=venue.urls,
         options=venue.options,
         max_silence=venue.stale_after if venue.stale_after is not None else 30.0,
@@ -127,5 +127,12 @@ def build_feeds(
             accounts = [a for a in config.accounts if a.feed == venue.name and a.address]
             feeds.append(builder(venue, accounts, clock, recorder))
         else:
-            feeds.append(_ccxt(venue, clock))
+            # the instruments the manual accounts priced by this venue hold are watched too
+            held = [
+                p.symbol
+                for a in config.accounts
+                if a.feed == venue.name and a.snapshot is not None
+                for p in a.snapshot.positions
+            ]
+            feeds.append(_ccxt(venue, held, clock))
     return feeds

@@ -108,3 +108,12 @@ async def test_mute_while_the_daemon_holds_the_store(tmp_path: Path) -> None:
         assert (m.target, m.critical) == ("feed:okx", True)
     finally:
         await daemon.close()
+
+
+def test_an_absurd_duration_is_refused_before_anything_is_stored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "s.sqlite3"
+    assert main(["mute", "hyperliquid:0xabc", "--for", "99999999999d", "--store", str(store)]) == 2
+    assert "at most 366 days" in capsys.readouterr().err
+    assert main(["mute", "--list", "--store", str(store)]) == 0

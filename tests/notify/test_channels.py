@@ -116,3 +116,30 @@ def test_adhoc_channel_takes_every_severity() -> None:
     assert TOKEN not in ch.redacted
     with pytest.raises(ConfigError):
         adhoc_channel("nosuch://x", 1)
+
+
+@pytest.mark.parametrize("token", ["s3cr3t T0K3N", "äbc-sécret", "abc,def;xyz1", "plainTOKEN123"])
+def test_a_secret_never_shows_in_the_redacted_url_whatever_its_characters(token: str) -> None:
+    from urllib.parse import quote
+
+    (ch,) = parse_channels(
+        {"hook": {"url": "json://example.com/hooks/${HOOK_TOKEN}"}},
+        "c.toml",
+        env={"HOOK_TOKEN": token},
+        credentials_dir=None,
+    )
+    for piece in (token, quote(token, safe=""), quote(token.split(";", maxsplit=1)[0], safe="")):
+        assert piece not in ch.redacted
+    assert ch.redacted.startswith("json://example.com/hooks/")
+
+
+def test_a_url_apprise_cannot_use_is_refused_without_echoing_it() -> None:
+    with pytest.raises(ConfigError) as exc:
+        parse_channels(
+            {"tg": {"url": "telegramm://123456789:AAHsuperSECRETtoken/-1001234"}},
+            "c.toml",
+            env={},
+            credentials_dir=None,
+        )
+    assert "AAHsuperSECRETtoken" not in str(exc.value)
+    assert "telegramm" in str(exc.value)

@@ -309,3 +309,26 @@ async def test_a_dropped_stale_subscription_is_reported_over() -> None:
         if isinstance(e, FeedStatus) and e.channel == "quiet" and e.state is FeedState.LIVE
     ]
     assert over[0].detail == "no longer subscribed"
+
+
+async def test_fetch_text_survives_a_body_that_is_not_utf8() -> None:
+    """A garbled body (a proxy's, a truncated one) comes back decoded with replacements, so
+    the caller's parser rejects it as a bad document instead of the feed dying."""
+    from aiohttp import web
+
+    async def garbled(_: web.Request) -> web.Response:
+        return web.Response(body=b'{"note":"caf\xe9"}', content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/info", garbled)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with aiohttp.ClientSession() as http:
+            text = await fetch_text(http, "POST", f"http://127.0.0.1:{port}/info", json_body={})
+    finally:
+        await runner.cleanup()
+    assert text == '{"note":"caf\ufffd"}'

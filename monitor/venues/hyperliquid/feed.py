@@ -29,7 +29,7 @@ import orjson
 import structlog
 
 from monitor.clock import Clock, SystemClock
-from monitor.errors import ParseError, RetryableError
+from monitor.errors import ParseError
 from monitor.model.events import AccountSnapshot, Event
 from monitor.venues.feed import Emit, FeedSettings, Recorder, Subscription, WsFeed, fetch_text
 from monitor.venues.hyperliquid.parse import VENUE, HyperliquidParser, account_name
@@ -239,12 +239,15 @@ class HyperliquidFeed:
                         body["dex"] = dex
                     try:
                         text = await self._post(http, body)
-                    except RetryableError as exc:
+                        self.polls += 1
+                        self._rest_events(
+                            f"clearinghouseState:{account_name(addr, dex)}", text, emit
+                        )
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:  # one bad reply must never end the polling
                         self.poll_failures += 1
-                        log.warning("feed.poll_failed", venue=VENUE, error=str(exc))
-                        continue
-                    self.polls += 1
-                    self._rest_events(f"clearinghouseState:{account_name(addr, dex)}", text, emit)
+                        log.warning("feed.poll_failed", venue=VENUE, error=str(exc)[:300])
             await self.clock.sleep(interval)
 
 
