@@ -377,10 +377,8 @@ def _pending(tmp: Path) -> int:
     return int(row[0])
 
 
-@pytest.mark.timeout(60)
-async def test_bad_config_exits_2_naming_file_and_key(tmp_path: Path) -> None:
-    cfg = tmp_path / "bad.toml"
-    cfg.write_text('[store]\npaht = "x"\n')
+async def run_monitor(cfg: Path) -> tuple[int | None, str]:
+    """``monitor run --config cfg`` as a subprocess that is expected to stop by itself."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -393,9 +391,17 @@ async def test_bad_config_exits_2_naming_file_and_key(tmp_path: Path) -> None:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     _, err = await proc.communicate()
-    assert proc.returncode == 2
-    assert f"{cfg}: store.paht" in err.decode()
-    assert "did you mean 'path'" in err.decode()
+    return proc.returncode, err.decode()
+
+
+@pytest.mark.timeout(60)
+async def test_bad_config_exits_2_naming_file_and_key(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('[store]\npaht = "x"\n')
+    code, err = await run_monitor(cfg)
+    assert code == 2
+    assert f"{cfg}: store.paht" in err
+    assert "did you mean 'path'" in err
 
 
 @pytest.mark.timeout(60)
@@ -406,22 +412,11 @@ async def test_second_instance_on_the_same_store_is_refused(tmp_path: Path) -> N
     cfg.write_text('[store]\npath = "s.sqlite3"\n')
     store = await open_store(tmp_path / "s.sqlite3")
     try:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "monitor",
-            "run",
-            "--config",
-            str(cfg),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
-        _, err = await proc.communicate()
+        code, err = await run_monitor(cfg)
     finally:
         await store.close()
-    assert proc.returncode == 3
-    assert "s.sqlite3" in err.decode()
+    assert code == 3
+    assert "s.sqlite3" in err
 
 
 async def test_engine_evaluates_a_scope_only_when_its_band_is_left_or_swept(
@@ -481,20 +476,9 @@ async def test_unwritable_store_is_one_clear_fatal_error(tmp_path: Path) -> None
     blocker.write_text("not a directory")
     cfg = tmp_path / "m.toml"
     cfg.write_text(f'[store]\npath = "{blocker}/monitor.sqlite3"\n')
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "monitor",
-        "run",
-        "--config",
-        str(cfg),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    _, err = await proc.communicate()
-    assert proc.returncode == 1
-    lines = [ln for ln in err.decode().splitlines() if ln.startswith("monitor run:")]
+    code, err = await run_monitor(cfg)
+    assert code == 1
+    lines = [ln for ln in err.splitlines() if ln.startswith("monitor run:")]
     assert len(lines) == 1 and str(blocker) in lines[0]
 
 
