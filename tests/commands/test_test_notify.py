@@ -5,33 +5,11 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-
-from tests.notify.conftest import SmtpServer, WebhookServer, free_port
+from tests.notify.conftest import SmtpServer, WebhookServer
 
 SECRET = "hookSecretPa55"
-
-
-@pytest.fixture
-async def webhook() -> AsyncIterator[WebhookServer]:
-    srv = WebhookServer()
-    await srv.start()
-    yield srv
-    await srv.stop()
-
-
-@pytest.fixture
-async def smtp() -> AsyncIterator[SmtpServer]:
-    from aiosmtpd.controller import Controller
-
-    handler = SmtpServer(free_port())
-    controller = Controller(handler, hostname="127.0.0.1", port=handler.port)
-    await asyncio.to_thread(controller.start)
-    yield handler
-    await asyncio.to_thread(controller.stop)
 
 
 async def monitor(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:

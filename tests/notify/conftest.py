@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import email
 import email.policy
 import json
@@ -163,22 +162,3 @@ def tgram_schema(telegram: TelegramStandIn) -> Iterator[str]:
     assert manager.add(plugin, force=True)
     yield f"tgramtest://{TG_TOKEN}/-1001234567890"
     manager.remove("tgramtest", unload=False)
-
-
-@pytest.fixture
-async def webhook() -> AsyncIterator[WebhookServer]:
-    srv = WebhookServer()
-    await srv.start()
-    yield srv
-    await srv.stop()
-
-
-@pytest.fixture
-async def smtp() -> AsyncIterator[SmtpServer]:
-    from aiosmtpd.controller import Controller
-
-    handler = SmtpServer(free_port())
-    controller = Controller(handler, hostname="127.0.0.1", port=handler.port)
-    await asyncio.to_thread(controller.start)
-    yield handler
-    await asyncio.to_thread(controller.stop)
