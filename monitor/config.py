@@ -43,9 +43,10 @@ from typing import Any, Final
 
 from monitor.errors import ConfigError, InputError
 from monitor.logs import FORMATS, LEVELS, redact, register_secret
-from monitor.margin.registry import VENUES as RULE_SETS
 from monitor.model.events import AccountSnapshot
 from monitor.model.positions import CROSS_SCOPE, AccountKey, ScopeKey
+from monitor.model.venues import VENUES as VENUE_TABLE
+from monitor.model.venues import canonical, rule_set_of
 from monitor.snapshot import position_from_json
 
 #: native feeds (our own websocket clients) and the margin rule set each one's accounts use
@@ -141,9 +142,12 @@ class AccountConfig:
 
     @property
     def venue(self) -> str:
-        """The venue name of this account's events: its rule set, or for a manual account
-        priced by a ccxt exchange without a rule set of its own, that exchange's id."""
-        return self.snapshot.venue if self.snapshot is not None else self.rule_set
+        """The canonical venue name of this account's events (:mod:`monitor.model.venues`):
+        the venue streaming an address account; for a manual account its ``venue``, or, for
+        a ``generic`` one priced by a ccxt exchange, that exchange's id."""
+        if self.snapshot is not None:
+            return self.snapshot.venue
+        return canonical(self.feed or self.rule_set)
 
     @property
     def key(self) -> AccountKey:
@@ -151,7 +155,7 @@ class AccountConfig:
 
     @property
     def display(self) -> str:
-        return self.label or f"{self.rule_set}:{self.account}"
+        return self.label or f"{self.venue}:{self.account}"
 
     def known_scopes(self) -> tuple[ScopeKey, ...]:
         """Scopes known before any feed speaks: a manual account's cross pool and each
@@ -521,13 +525,16 @@ class _Loader:
         self, t: Mapping[str, Any], prefix: str, venues: dict[str, VenueConfig]
     ) -> AccountConfig:
         self.known(t, MANUAL_ACCOUNT_KEYS, prefix)
-        rule_set = self.string(t, "venue", prefix)
-        if rule_set is None:
-            raise self.fail(f"{prefix}.venue", f"missing (a rule set: {', '.join(RULE_SETS)})")
-        if rule_set not in RULE_SETS:
-            near = difflib.get_close_matches(rule_set, RULE_SETS, n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else f" (known: {', '.join(RULE_SETS)})"
-            raise self.fail(f"{prefix}.venue", f"unknown rule set {rule_set!r}{hint}")
+        written = self.string(t, "venue", prefix)
+        known = tuple(VENUE_TABLE)
+        if written is None:
+            raise self.fail(f"{prefix}.venue", f"missing (a venue: {', '.join(known)})")
+        venue_name = canonical(written)
+        if venue_name not in VENUE_TABLE:
+            near = difflib.get_close_matches(venue_name, known, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else f" (known: {', '.join(known)})"
+            raise self.fail(f"{prefix}.venue", f"unknown venue {written!r}{hint}")
+        rule_set = rule_set_of(venue_name)
         name = self.string(t, "name", prefix)
         if name is None:
             raise self.fail(f"{prefix}.name", "missing (a name for this account)")
@@ -569,7 +576,7 @@ class _Loader:
             feed=feed,
             snapshot=AccountSnapshot(
                 # a ccxt exchange without a rule set of its own names its events by its id
-                venue=feed if rule_set == "generic" and feed is not None else rule_set,
+                venue=canonical(feed) if rule_set == "generic" and feed is not None else venue_name,
                 account=name,
                 cross_collateral=collateral,
                 positions=tuple(positions),

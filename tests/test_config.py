@@ -96,7 +96,7 @@ parent = true
     assert sub.account == f"{DYDX}/3"
     assert sub.subaccount == 3
     assert sub.parent is False
-    assert sub.display == f"dydx_v4:{DYDX}/3"
+    assert sub.display == f"dydx:{DYDX}/3"
     assert parent.parent is True
     assert parent.subaccount == 0
     assert cfg.known_scopes() == ()  # learnt from the feeds
@@ -297,7 +297,7 @@ def test_store_path_relative_to_the_config_file_and_tilde(tmp_path: Path) -> Non
         (
             "[[accounts]]\nvenue = 'binance'\nname = 'a'\ncross_collateral = 1",
             "accounts[0].venue",
-            "did you mean 'binance_usdm'?",
+            "did you mean 'binanceusdm'?",
         ),
         ("[[accounts]]\nvenue = 'okx'\ncross_collateral = 1", "accounts[0].name", "missing"),
         ("[[accounts]]\nvenue = 'okx'\nname = 'a'", "accounts[0].cross_collateral", "missing"),

@@ -77,11 +77,11 @@ def summary(cfg: Config) -> str:
         label = f' "{a.label}"' if a.label else ""
         if a.kind is AccountKind.ADDRESS:
             what = "parent subaccount, live" if a.parent else "address, live"
-            lines.append(f"  {a.rule_set}:{a.account}{label} ({what} from {a.feed})")
+            lines.append(f"  {a.venue}:{a.account}{label} ({what} from {a.feed})")
         else:
             n = len(a.snapshot.positions) if a.snapshot else 0
             prices = f"prices from {a.feed}" if a.feed else "declared prices"
-            lines.append(f"  {a.rule_set}:{a.account}{label} (manual, {n} positions, {prices})")
+            lines.append(f"  {a.venue}:{a.account}{label} (manual, {n} positions, {prices})")
     scopes = cfg.known_scopes()
     live = sum(1 for a in cfg.accounts if a.kind is AccountKind.ADDRESS)
     scope_line = f"scopes known now: {len(scopes)}"

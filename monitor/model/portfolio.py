@@ -62,6 +62,7 @@ from monitor.model.fastpath import (
 )
 from monitor.model.instruments import Instrument, MaintenanceSchedule, MarginMode
 from monitor.model.positions import CROSS_SCOPE, AccountKey, Position, ScopeKey
+from monitor.model.venues import rule_set_of
 
 RESUM_EVERY = 4096
 
@@ -281,7 +282,7 @@ class Portfolio:
         key = AccountKey(venue, account)
         acct = self.accounts.get(key)
         if acct is None:
-            rules = rules_for(self.rule_sets.get(venue, venue))
+            rules = rules_for(self.rule_sets.get(venue) or rule_set_of(venue))
             acct = self.accounts[key] = AccountState(key, rules)
         return acct
 

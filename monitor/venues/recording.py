@@ -6,7 +6,8 @@ Recording format (JSONL, UTF-8, one object per line, in receive order)::
      "frame": "{\\"channel\\":\\"activeAssetCtx\\",\\"data\\":{...}}"}
 
 * ``ts_recv``: receive time, seconds since the Unix epoch (UTC), as stamped by the feed;
-* ``venue``: the venue name of the events (``hyperliquid``, ``dydx_v4``);
+* ``venue``: the venue name of the events (``hyperliquid``, ``dydx``; the old spelling
+  ``dydx_v4`` is read as ``dydx``);
 * ``channel``: for WebSocket frames the subscription the frame belonged to (the parser's
   channel key) or ``ws`` for control frames and frames the parser refused; for REST bodies
   ``rest:<name>``, where ``<name>`` is what the venue parser's ``parse_rest`` takes
@@ -39,6 +40,7 @@ from monitor.errors import InputError, ParseError
 from monitor.model.events import Event
 from monitor.model.portfolio import Portfolio
 from monitor.model.positions import ScopeKey
+from monitor.model.venues import canonical
 from monitor.venues.parsing import FrameParser
 
 log = structlog.get_logger()
@@ -123,7 +125,8 @@ def _record(line: bytes) -> Record:
     for name, value in (("venue", venue), ("channel", channel), ("frame", frame)):
         if not isinstance(value, str):
             raise ValueError(f"{name} must be a string")
-    return Record(float(ts), venue, channel, frame)  # type: ignore[arg-type]
+    # recordings made before the venue table name dYdX ``dydx_v4``: read as the canonical name
+    return Record(float(ts), canonical(venue), channel, frame)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)

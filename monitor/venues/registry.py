@@ -25,6 +25,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from monitor.clock import Clock
+from monitor.model.venues import DYDX, HYPERLIQUID
 from monitor.venues.dydx.feed import REST_URL, DydxFeed
 from monitor.venues.dydx.feed import default_ws_settings as dydx_ws
 from monitor.venues.dydx.parse import DydxParser
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from monitor.config import AccountConfig, Config, VenueConfig
 
 PARSERS: Mapping[str, Callable[[], FrameParser]] = MappingProxyType(
-    {"hyperliquid": HyperliquidParser, "dydx_v4": DydxParser}
+    {HYPERLIQUID: HyperliquidParser, DYDX: DydxParser}
 )
 
 FeedBuilder = Callable[
@@ -95,9 +96,7 @@ def _dydx(
     )
 
 
-NATIVE_FEEDS: Mapping[str, FeedBuilder] = MappingProxyType(
-    {"hyperliquid": _hyperliquid, "dydx": _dydx}
-)
+NATIVE_FEEDS: Mapping[str, FeedBuilder] = MappingProxyType({HYPERLIQUID: _hyperliquid, DYDX: _dydx})
 
 
 def _ccxt(venue: VenueConfig, held: Sequence[str], clock: Clock | None) -> Feed:

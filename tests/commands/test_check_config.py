@@ -28,12 +28,10 @@ def test_example_config_is_valid_and_summarised(capsys: pytest.CaptureFixture[st
     assert out.startswith(f"{REPO / 'config' / 'example.toml'}: OK\n")
     assert "venues (3):" in out
     assert "accounts (3):" in out
-    assert 'binance_usdm:main "binance main" (manual, 2 positions, prices from binanceusdm)' in out
+    assert 'binanceusdm:main "binance main" (manual, 2 positions, prices from binanceusdm)' in out
     assert "parent subaccount, live from dydx" in out
     # the manual account's cross pool and its isolated ETHUSDT position
-    assert (
-        "scopes known now: 2 (binance_usdm:main/cross, binance_usdm:main/isolated:ETHUSDT)" in out
-    )
+    assert "scopes known now: 2 (binanceusdm:main/cross, binanceusdm:main/isolated:ETHUSDT)" in out
     assert "rules" in out
     assert "channels" in out
     assert "store: " in out

@@ -125,10 +125,10 @@ def test_record_writes_rest_and_ws_frames_of_both_venues_then_replays(
         ("hyperliquid", "rest:metaAndAssetCtxs"),
         ("hyperliquid", "activeAssetCtx:BTC"),
         ("hyperliquid", f"clearinghouseState:{USER}"),
-        ("dydx_v4", "rest:perpetualMarkets"),
-        ("dydx_v4", "ws"),  # the connected greeting
-        ("dydx_v4", "v4_markets"),
-        ("dydx_v4", f"v4_subaccounts:{DYDX_SUB}"),
+        ("dydx", "rest:perpetualMarkets"),
+        ("dydx", "ws"),  # the connected greeting
+        ("dydx", "v4_markets"),
+        ("dydx", f"v4_subaccounts:{DYDX_SUB}"),
     } <= channels
     tick = next(r for r in records if r.channel == "activeAssetCtx:BTC")
     assert json.loads(tick.frame) == fixture("hyperliquid", "ws_activeAssetCtx.json")
@@ -140,7 +140,7 @@ def test_record_writes_rest_and_ws_frames_of_both_venues_then_replays(
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     scopes = {x["scope"] for x in lines}
     assert f"hyperliquid:{USER}/cross" in scopes
-    assert f"dydx_v4:{DYDX_SUB}/cross" in scopes
+    assert f"dydx:{DYDX_SUB}/cross" in scopes
 
 
 def test_record_without_anything_to_record_exits_2(

@@ -57,8 +57,8 @@ def test_replay_prints_one_json_line_per_touched_scope(
         (10.0, f"hyperliquid:{USER}/cross"),
         (10.0, f"hyperliquid:{USER}/isolated:ETH"),
         (11.0, f"hyperliquid:{USER}/cross"),
-        (13.0, f"dydx_v4:{DYDX}/cross"),
-        (14.0, f"dydx_v4:{DYDX}/cross"),
+        (13.0, f"dydx:{DYDX}/cross"),
+        (14.0, f"dydx:{DYDX}/cross"),
     ]
     # after the tick: cross equity = totalRawUsd + szi·markPx = -4190 + 0.05·95031
     assert lines[2]["equity"] == pytest.approx(-4190.0 + 0.05 * 95031.0)

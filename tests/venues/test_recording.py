@@ -79,8 +79,9 @@ def test_recorder_writes_one_json_object_per_line_and_reads_back(tmp_path: Path)
         "channel": "v4_markets",
         "frame": '{"type":"connected"}',
     }
+    # a recording of the old spelling reads back under the canonical venue name
     assert list(read_recording(path)) == [
-        Record(1.5, "dydx_v4", "v4_markets", '{"type":"connected"}'),
+        Record(1.5, "dydx", "v4_markets", '{"type":"connected"}'),
         Record(2.0, "hyperliquid", "ws", "Websocket connection established."),
     ]
     assert rec.by_venue == {"dydx_v4": 1, "hyperliquid": 1}

@@ -45,9 +45,9 @@ parent = true
 
 
 def test_parsers_are_listed_by_event_venue_name() -> None:
-    assert set(PARSERS) == {"hyperliquid", "dydx_v4"}
+    assert set(PARSERS) == {"hyperliquid", "dydx"}
     assert isinstance(PARSERS["hyperliquid"](), HyperliquidParser)
-    assert isinstance(PARSERS["dydx_v4"](), DydxParser)
+    assert isinstance(PARSERS["dydx"](), DydxParser)
     assert set(NATIVE_FEEDS) == {"hyperliquid", "dydx"}
 
 
@@ -56,7 +56,7 @@ def test_feeds_are_built_from_the_configuration(tmp_path: Path) -> None:
     path.write_text(CONFIG)
     feeds = build_feeds(load_config(path))
     by_venue = {f.venue: f for f in feeds}
-    assert set(by_venue) == {"hyperliquid", "dydx_v4", "binance_usdm"}
+    assert set(by_venue) == {"hyperliquid", "dydx", "binanceusdm"}
 
     hl = by_venue["hyperliquid"]
     assert isinstance(hl, HyperliquidFeed)
@@ -71,7 +71,7 @@ def test_feeds_are_built_from_the_configuration(tmp_path: Path) -> None:
     assert f"clearinghouseState:{HL}@xyz" in [s.key for s in hl.subscriptions()]
     assert hl.ws_addresses == (HL,)  # the configuration lower-cases addresses
 
-    dy = by_venue["dydx_v4"]
+    dy = by_venue["dydx"]
     assert isinstance(dy, DydxFeed)
     assert dy.ws.settings.url == "ws://127.0.0.1:2/v4/ws"
     assert dy.rest_url == "http://127.0.0.1:2/v4"

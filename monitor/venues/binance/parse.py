@@ -30,9 +30,10 @@ import orjson
 
 from monitor.errors import ParseError
 from monitor.model.events import Event, FundingRate, MarkPrice
+from monitor.model.venues import BINANCE_USDM
 from monitor.venues.parsing import CONTROL, Parsed
 
-VENUE = "binance_usdm"
+VENUE = BINANCE_USDM
 DEFAULT_INTERVAL_HOURS = 8.0
 _NO_INTERVALS: Mapping[str, float] = {}
 _INF = math.inf

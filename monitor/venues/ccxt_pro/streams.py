@@ -26,6 +26,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
+from monitor.model.venues import BINANCE_USDM
 from monitor.venues.ccxt_pro.convert import InfoFunding
 
 
@@ -69,7 +70,7 @@ KNOWN: Mapping[str, StreamPlan] = MappingProxyType(
     {
         "binanceusdm": StreamPlan(
             exchange_id="binanceusdm",
-            venue="binance_usdm",
+            venue=BINANCE_USDM,
             mark=MarkSource.WATCH_MARK_PRICES,
             funding=FundingSource.IN_TICKER,
             tiers=TierSource.CONFIG,

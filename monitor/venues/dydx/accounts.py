@@ -25,8 +25,9 @@ from monitor.jsonfields import as_mapping, field, join, number, opt_number, stri
 from monitor.model.events import AccountSnapshot
 from monitor.model.instruments import Instrument, MaintenanceSchedule, MarginMode
 from monitor.model.positions import Position
+from monitor.model.venues import DYDX
 
-VENUE = "dydx_v4"
+VENUE = DYDX
 ISOLATED_CHILD_MIN = 128
 
 

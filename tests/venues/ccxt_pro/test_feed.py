@@ -313,7 +313,7 @@ async def test_binanceusdm_loads_markets_subscribes_and_emits_marks_and_funding(
     assert run.feed.errors["unknown_symbol"] == 1
 
     (spec,) = run.of(InstrumentSpec)  # only BTCUSDT has a maintenance schedule
-    assert spec.instrument.venue == "binance_usdm"
+    assert spec.instrument.venue == "binanceusdm"
     assert spec.instrument.symbol == "BTCUSDT"
     assert spec.instrument.maintenance is btc_schedule
     assert spec.instrument.funding_interval_hours == 8.0
@@ -322,13 +322,13 @@ async def test_binanceusdm_loads_markets_subscribes_and_emits_marks_and_funding(
     marks = {m.symbol: m for m in run.of(MarkPrice)}
     # BTCUSDT p "95041.20000000", i "95003.81304348", E 1778000001000 ms
     assert marks["BTCUSDT"] == MarkPrice(
-        "binance_usdm", "BTCUSDT", 95041.2, 95003.81304348, 1778000001.0, marks["BTCUSDT"].ts_recv
+        "binanceusdm", "BTCUSDT", 95041.2, 95003.81304348, 1778000001.0, marks["BTCUSDT"].ts_recv
     )
     assert marks["ETHUSDT"].mark == pytest.approx(3513.01, rel=1e-12)
     funding = {f.symbol: f for f in run.of(FundingRate)}
     btc = funding["BTCUSDT"]
     assert (btc.venue, btc.rate, btc.interval_hours, btc.next_funding_ts) == (
-        "binance_usdm",
+        "binanceusdm",
         pytest.approx(0.00006521, rel=1e-12),
         8.0,
         1778025600.0,
@@ -588,7 +588,7 @@ async def test_funding_polled_over_rest_where_the_plan_says_so() -> None:
     # lastFundingRate "0.00006521", nextFundingTime 1778025600000 ms; no interval in the body
     assert funding == ("BTCUSDT", 0.00006521, 8.0, 1778025600.0)
     assert ("funding", FeedState.LIVE) in run.statuses()
-    assert all(m.venue == "binance_usdm" for m in run.of(MarkPrice))
+    assert all(m.venue == "binanceusdm" for m in run.of(MarkPrice))
 
 
 def test_binance_rotates_ahead_of_its_24h_limit_by_default() -> None:

@@ -6,6 +6,7 @@ import ccxt.pro
 import pytest
 
 from monitor.margin.registry import RULES
+from monitor.model.venues import rule_set_of
 from monitor.venues.ccxt_pro.streams import (
     KNOWN,
     FundingSource,
@@ -16,9 +17,9 @@ from monitor.venues.ccxt_pro.streams import (
 )
 
 
-def test_known_venue_names_are_margin_rule_sets() -> None:
-    assert {p.venue for p in KNOWN.values()} == {"binance_usdm", "bybit", "okx"}
-    assert all(p.venue in RULES for p in KNOWN.values())
+def test_known_venue_names_are_canonical_and_have_margin_rule_sets() -> None:
+    assert {p.venue for p in KNOWN.values()} == {"binanceusdm", "bybit", "okx"}
+    assert all(rule_set_of(p.venue) in RULES for p in KNOWN.values())
 
 
 def test_binanceusdm_marks_carry_funding_and_tiers_come_from_config() -> None:

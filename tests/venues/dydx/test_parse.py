@@ -53,7 +53,7 @@ def test_markets_snapshot_gives_specs_oracle_marks_and_hourly_funding() -> None:
     funding = {e.symbol: e for e in parsed.events if isinstance(e, FundingRate)}
     assert set(specs) == {"BTC-USD", "ETH-USD", "TRUMP-USD"}
     btc = specs["BTC-USD"]
-    assert btc.venue == "dydx_v4"
+    assert btc.venue == "dydx"
     assert btc.maintenance.tiers[0].rate == pytest.approx(0.012)  # MMF
     assert btc.initial_margin_rate == pytest.approx(0.02)  # IMF (no OI caps: upper = lower = 0)
     assert btc.funding_interval_hours == 1.0
@@ -139,7 +139,7 @@ def test_subaccount_snapshot_then_delta_drive_the_engine() -> None:
     engine = Portfolio()
     for e in [*p.parse(raw("ws_subscribed_v4_markets.json"), 0.0), snap, *delta]:
         engine.apply(e)
-    equity, mm = engine.aggregates(ScopeKey("dydx_v4", ACCOUNT, "cross"))
+    equity, mm = engine.aggregates(ScopeKey("dydx", ACCOUNT, "cross"))
     # equity = Q + s·oracle = -2127.303114 + 0.15·95018.54; MMR = |s|·oracle·MMF
     assert equity == pytest.approx(-2127.303114 + 0.15 * 95018.54)
     assert mm == pytest.approx(0.15 * 95018.54 * 0.012)
@@ -302,7 +302,7 @@ def test_control_frames() -> None:
 def test_bad_frames_raise_parse_error(frame: str, problem: str) -> None:
     with pytest.raises(ParseError, match=problem) as info:
         with_markets().parse(frame, 0.0)
-    assert info.value.venue == "dydx_v4"
+    assert info.value.venue == "dydx"
 
 
 def test_negative_size_on_a_long_position_is_refused() -> None:
@@ -401,7 +401,7 @@ def _validating(p: DydxParser, frame: str) -> list[Any]:
     try:
         return p._frame(json.loads(frame), 0.0).events
     except (Bad, InputError) as exc:
-        raise parse_error("dydx_v4", exc, frame) from None
+        raise parse_error("dydx", exc, frame) from None
 
 
 @settings(max_examples=200, deadline=None)
