@@ -35,12 +35,11 @@ import asyncio
 import contextlib
 import dataclasses
 import gc
-import math
 import os
 import signal
 import sys
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -49,11 +48,11 @@ from typing import Any
 
 import structlog
 
-from monitor.alerts.engine import AlertStatus, Observation
+from monitor.alerts.engine import AlertState
 from monitor.alerts.rules import AlertRules
-from monitor.alerts.thresholds import thresholds_from_rules
 from monitor.clock import Clock, SystemClock
 from monitor.config import AccountKind, Config, load_config
+from monitor.engine import Engine, Input, Mutes, OutboxHealth, Reconfigure, Step
 from monitor.errors import ConfigError, FatalError, InputError, ParseError
 from monitor.logs import configure_logging, set_level
 from monitor.margin.risk import ScopeRisk
@@ -63,20 +62,17 @@ from monitor.model.events import (
     FeedState,
     FeedStatus,
     FundingPayment,
-    FundingRate,
-    InstrumentSpec,
-    MarkPrice,
-    PositionUpdate,
 )
-from monitor.model.fastpath import Thresholds
-from monitor.model.portfolio import Portfolio
-from monitor.model.positions import AccountKey, ScopeKey
+from monitor.model.positions import AccountKey
 from monitor.notify import local
+from monitor.notify.channels import Channel
+from monitor.notify.delivery import DeliveryWorker
 from monitor.notify.sender import AppriseSender, Sender
-from monitor.notify.service import AlertService, observe
 from monitor.sdnotify import Notifier, watchdog_interval, watchdog_loop
+from monitor.shell import RiskView, persist, restore_alert_state
 from monitor.store import history
 from monitor.store.db import Store, StoreLockedError, open_store
+from monitor.store.mutes import active_mutes
 from monitor.store.outbox import backlog, resume
 from monitor.venues.feed import Feed
 from monitor.venues.inbox import Inbox
@@ -89,9 +85,12 @@ EXIT_CONFIG = 2
 EXIT_LOCKED = 3
 
 STATUS_INTERVAL = 1.0
-#: every scope is evaluated in full at least this often (seconds): funding, shock and stress
-SWEEP_INTERVAL = 5.0
+#: the engine ticks (timers, sweep, readiness) at least this often while idle (seconds)
 TICK_INTERVAL = 1.0
+#: the mutes are re-read from the store this often (``monitor mute`` while the daemon runs)
+MUTE_REFRESH = 1.0
+#: the outbox backlog is re-read this often
+HEALTH_REFRESH = 5.0
 PRUNE_INTERVAL = 3600.0
 
 
@@ -135,294 +134,135 @@ class RunOptions:
 
 @dataclass
 class _Pending:
+    """Status and history deltas of the steps since the last flush (written once a second)."""
+
     samples: list[history.Sample] = field(default_factory=list)
     statuses: dict[str, tuple[ScopeRisk, dict[str, Any]]] = field(default_factory=dict)
     vanished: set[str] = field(default_factory=set)
     feeds: dict[tuple[str, str], FeedStatus] = field(default_factory=dict)
     funding: list[FundingPayment] = field(default_factory=list)
 
+    def add(self, step: Step) -> None:
+        for risk in step.risks:
+            scope = str(risk.key)
+            doc = step.statuses.get(risk.key)
+            if doc is not None:
+                self.statuses[scope] = (risk, dict(doc))
+                self.vanished.discard(scope)
+        for key in step.removed:
+            scope = str(key)
+            self.statuses.pop(scope, None)
+            self.vanished.add(scope)
+        self.samples.extend(step.samples)
+        for fs in step.feeds:
+            self.feeds[(fs.venue, fs.channel)] = fs
+        self.funding.extend(step.funding)
+
 
 class Daemon:
-    """Owns the running parts; ``engine_batch`` is the only writer of the portfolio."""
+    """The shell around one :class:`~monitor.engine.Engine`: inbox → ``engine.receive`` →
+    persist the step in one transaction → wake delivery. One engine task, no lock: mutes,
+    outbox health and reloads reach the engine as inputs of its next step."""
 
     def __init__(
         self,
         config: Config,
         store: Store,
-        service: AlertService,
+        engine: Engine,
+        worker: DeliveryWorker,
+        *,
         clock: Clock,
         notifier: Notifier,
-        *,
         replay: bool = False,
     ) -> None:
         self.config = config
         self.store = store
-        self.service = service
+        self.engine = engine
+        self.worker = worker
+        self.channels: list[Channel] = list(config.channels or ())
         self.clock = clock
         self.notifier = notifier
         self.replay = replay
-        self.portfolio = Portfolio(
-            {v.name: v.rule_set for v in config.venues.values() if v.name != v.rule_set}
-        )
         self.inbox = Inbox()
-        self.sampler = history.Sampler(config.store.sample_interval, config.store.change_threshold)
+        self.controls: deque[Input] = deque()
+        self.risks = RiskView()
         self.pending = _Pending()
-        self.last_message: dict[str, float] = {}
-        self.feed_states: dict[tuple[str, str], FeedStatus] = {}
-        self.latest: dict[str, ScopeRisk] = {}
-        self.seen_accounts: set[AccountKey] = set()
-        self.ready = False
-        self.started = clock.monotonic()
         self.engine_beat = clock.monotonic()
-        self.batches = 0
-        self._sweep_at: float | None = None
-        self._sweep_queue: deque[ScopeKey] = deque()
-        self._sweep_size = 0
-        self._sweep_credit = 0.0
-        self.full_sweep = False
-        """Set by a reload: evaluate every scope against the new rules at the next batch."""
-        self.evaluated = 0
-        """Scopes evaluated in full so far (the rest of the ticks only compared bands)."""
-        self.dropped: list[ScopeKey] = []
-        """Scopes of accounts no longer configured, resolved at the next batch."""
-        self.transitions: Counter[str] = Counter()
+        self.enqueued = 0
+        """Outbox rows written since the replay's delivery last ran."""
         self.idle = asyncio.Event()
-        #: the engine's turn: a batch and an idle tick never interleave (one state owner)
-        self.turn = asyncio.Lock()
-        self._last_tick: float | None = None
+        self._mutes_at: float | None = None
+        self._health_at: float | None = None
 
     # -- accounts ----------------------------------------------------------------------------
-    def expected_accounts(self) -> set[AccountKey]:
-        return {a.key for a in self.config.accounts if a.kind is AccountKind.ADDRESS}
-
     def manual_snapshots(self) -> list[AccountSnapshot]:
         return [a.snapshot for a in self.config.accounts if a.snapshot is not None]
 
+    @property
+    def ready(self) -> bool:
+        return self.engine.ready
+
     # -- the engine --------------------------------------------------------------------------
-    def _alerted_scopes(self, group: str) -> list[ScopeKey]:
-        """The scopes of the account ``group`` ("venue:account") with an active alert."""
-        venue, _, account = group.partition(":")
-        prefix = group + "/"
-        out: dict[ScopeKey, None] = {}
-        for rec in self.service.state.alerts.values():
-            base = rec.subject.split("#", 1)[0]
-            if rec.group == group and base.startswith(prefix):
-                out[ScopeKey(venue, account, base[len(prefix) :])] = None
-        return list(out)
-
-    def forget_unconfigured(self, removed: Sequence[AccountKey] = ()) -> None:
-        """Resolve, at the next batch, the active alerts of accounts the configuration no
-        longer has (restored after a restart, or of ``removed`` manual accounts, which also
-        leave the portfolio). An address account's HIP-3 dex accounts (``0x…@dex``) count as
-        configured with it."""
-        configured = {str(a.key) for a in self.config.accounts}
-
-        def known(group: str) -> bool:
-            return group in configured or group.split("@", 1)[0] in configured
-
-        groups = {
-            r.group
-            for r in self.service.state.alerts.values()
-            if not r.group.startswith("feed:") and r.group != "monitor" and not known(r.group)
-        }
-        for group in sorted(groups):
-            self.dropped.extend(self._alerted_scopes(group))
-        for key in removed:
-            self.dropped.extend(self.portfolio.drop_account(key))
-        if self.dropped:
-            log().info("accounts.forgotten", scopes=sorted(map(str, self.dropped)))
-
-    def thresholds(self, key: ScopeKey) -> Thresholds:
-        """The alert levels the scope's price band is built from (its peak for drawdown)."""
-        peak = self.service.state.peaks.get(str(key))
-        return thresholds_from_rules(self.service.rules, str(key.account_key), peak)
-
-    def _sweep(self, now: float) -> list[ScopeKey]:
-        """A round-robin slice of every scope, sized so that each is evaluated in full at
-        least every ``SWEEP_INTERVAL`` seconds: funding, shock and stress figures are not
-        part of the price bands."""
-        if self._sweep_at is None or self.full_sweep:
-            self._sweep_at = now
-            self.full_sweep = False
-            return self.portfolio.scope_keys()
-        elapsed = max(now - self._sweep_at, 0.0)
-        self._sweep_at = now
-        if not self._sweep_queue:
-            self._sweep_queue.extend(self.portfolio.scope_keys())
-            self._sweep_size = len(self._sweep_queue)
-        # a fractional credit, so a small book is not swept on every batch
-        self._sweep_credit += self._sweep_size * min(elapsed / SWEEP_INTERVAL, 1.0)
-        n = min(math.floor(self._sweep_credit), len(self._sweep_queue))
-        self._sweep_credit -= n
-        return [self._sweep_queue.popleft() for _ in range(n)]
-
-    async def engine_batch(self, events: Sequence[Event], now: float) -> None:
-        """Apply a batch and decide. Prices take the fast path: a scope is evaluated in full
-        only when a price left its trigger band and crossed an alert level (``rearm``), when
-        an account, position or instrument event touched it, or when the sweep reaches it."""
-        touched: dict[ScopeKey, None] = {}
-        moved: dict[ScopeKey, None] = {}
-        liquidated: list[tuple[ScopeKey, str]] = []
-        feeds: list[FeedStatus] = []
-        portfolio = self.portfolio
-        for ev in events:
-            if isinstance(ev, MarkPrice | FundingRate):
-                for key in portfolio.apply_fast(ev):
-                    moved[key] = None
-            else:
-                for key in portfolio.apply(ev):
-                    touched[key] = None
-            venue = ev.instrument.venue if isinstance(ev, InstrumentSpec) else ev.venue
-            if ev.ts_recv:
-                self.last_message[venue] = max(self.last_message.get(venue, 0.0), ev.ts_recv)
-            if isinstance(ev, AccountSnapshot):
-                self.seen_accounts.add(AccountKey(ev.venue, ev.account))
-                # a snapshot is the whole account: scopes with active alerts (restored after a
-                # restart) that it no longer has are gone
-                for key in self._alerted_scopes(f"{ev.venue}:{ev.account}"):
-                    if portfolio.scope_state(key) is None:
-                        touched[key] = None
-            elif isinstance(ev, PositionUpdate) and ev.liquidated:
-                liquidated.append(
-                    (ScopeKey(ev.venue, ev.account, ev.position.scope), ev.position.symbol)
-                )
-            elif isinstance(ev, FeedStatus):
-                if ev.state in (FeedState.LIVE, FeedState.RECOVERED):
-                    # alerts held while the feed was stale are decided again at once
-                    for key in portfolio.scope_keys():
-                        if key.venue == ev.venue:
-                            touched[key] = None
-                feeds.append(ev)
-                self.feed_states[(ev.venue, ev.channel)] = ev
-                self.pending.feeds[(ev.venue, ev.channel)] = ev
-            elif isinstance(ev, FundingPayment):
-                self.pending.funding.append(ev)
-        for key in moved:
-            if key not in touched and portfolio.rearm(key, self.thresholds(key)):
-                touched[key] = None
-        forgotten, self.dropped = self.dropped, []  # accounts no longer configured
-        for key in self._sweep(now):
-            touched[key] = None
-        obs: Observation = observe(portfolio, touched, liquidated=liquidated, feeds=feeds)
-        if forgotten:
-            obs = dataclasses.replace(obs, forgotten=forgotten)
-        self.evaluated += len(obs.risks)
-        for t in await self.service.process(obs, now):
-            self.transitions[t.kind.value] += 1
-        for risk in obs.risks:
-            portfolio.arm(risk.key, self.thresholds(risk.key))
-        firing = self._firing_by_scope()
-        for risk in obs.risks:
-            scope = str(risk.key)
-            self.latest[scope] = risk
-            doc = history.status_doc(risk, firing.get(scope, ()))
-            doc["ts"] = now
-            self.pending.statuses[scope] = (risk, doc)
-            self.pending.vanished.discard(scope)
-            if self.sampler.due(risk, now):
-                sample = history.Sample.of(risk, now)
-                self.sampler.taken(sample)
-                self.pending.samples.append(sample)
-        for key in obs.vanished:
-            scope = str(key)
-            self.latest.pop(scope, None)
-            self.pending.statuses.pop(scope, None)
-            self.pending.vanished.add(scope)
-            self.sampler.forget(scope)
-        self.batches += 1
-        self.engine_beat = self.clock.monotonic()
-        if self._last_tick is None or now - self._last_tick >= TICK_INTERVAL:
-            for t in await self.service.tick(now):
-                self.transitions[t.kind.value] += 1
-            self._last_tick = now
-        self._maybe_ready()
-
-    def _firing_by_scope(self) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        for rec in self.service.state.alerts.values():
-            if rec.status is AlertStatus.FIRING:
-                scope = rec.subject.split("#", 1)[0]
-                what = f"{rec.severity.value}:{rec.rule}" + (f"#{rec.symbol}" if rec.symbol else "")
-                out.setdefault(scope, []).append(what)
+    async def _refresh(self, now: float) -> list[Input]:
+        """The store's inputs when due: mutes every second, outbox health every 5 s."""
+        out: list[Input] = []
+        mono = self.clock.monotonic()
+        if self._mutes_at is None or mono - self._mutes_at >= MUTE_REFRESH:
+            self._mutes_at = mono
+            out.append(Mutes(tuple(await active_mutes(self.store, now))))
+        if self._health_at is None or mono - self._health_at >= HEALTH_REFRESH:
+            self._health_at = mono
+            count, _ = await backlog(self.store)
+            out.append(OutboxHealth(count, self.worker.failing_channels))
         return out
 
-    def _maybe_ready(self) -> None:
-        if self.ready:
-            return
-        if self.replay:
-            self.ready = True
-            self.notifier.ready(self.summary())
-            return
-        waited = self.clock.monotonic() - self.started
-        if self.expected_accounts() <= self.seen_accounts or (
-            waited >= self.config.daemon.ready_timeout
-        ):
-            self.ready = True
-            missing = sorted(str(a) for a in self.expected_accounts() - self.seen_accounts)
-            status = self.summary()
-            if missing:
-                status += f"; no snapshot yet from {', '.join(missing)}"
-                log().warning("daemon.ready_without", accounts=missing)
-            self.notifier.ready(status)
-            log().info("daemon.ready", status=status)
-            # the book is loaded: keep it out of the collector's full passes from now on
-            gc.freeze()
+    async def step(self, events: Sequence[Input], now: float) -> Step:
+        """One engine step: the due store inputs and queued controls, then ``events``;
+        persist the outcome and wake delivery."""
+        controls = list(self.controls)
+        self.controls.clear()
+        inputs: list[Input] = [*controls, *await self._refresh(now), *events]
+        step = self.engine.receive(inputs, now, self.clock.monotonic())
+        enqueued = await persist(self.store, step, self.channels, self.risks, now)
+        if enqueued:
+            self.enqueued += enqueued
+            self.worker.wake()
+        self.pending.add(step)
+        self.engine_beat = self.clock.monotonic()
+        if step.ready is not None:
+            self._became_ready(step.ready)
+        return step
 
-    async def engine(self) -> None:
+    def _became_ready(self, status: str) -> None:
+        missing = self.engine.missing_accounts()
+        if missing and not self.replay:
+            log().warning("daemon.ready_without", accounts=missing)
+        self.notifier.ready(status)
+        log().info("daemon.ready", status=status)
+        # the book is loaded: keep it out of the collector's full passes from now on
+        gc.freeze()
+
+    async def engine_loop(self) -> None:
+        """The one engine task: a batch of events, or an idle tick every second."""
         while True:
             self.idle.set()
-            events = await self.inbox.get_batch()
+            events = await self.inbox.get_batch(idle_after=TICK_INTERVAL)
             self.idle.clear()
-            async with self.turn:
-                await self.engine_batch(events, self.clock.now())
-
-    async def ticker(self) -> None:
-        """Timers (``for`` durations, repeats, mute expiry) and readiness while idle."""
-        while True:
-            await self.clock.sleep(TICK_INTERVAL)
-            self._maybe_ready()
-            if self.inbox:  # the engine ticks while it works
-                continue
-            async with self.turn:  # never interleaved with an engine batch
-                if self.full_sweep:
-                    await self.engine_batch([], self.clock.now())
-                    continue
-                await self.service.tick(self.clock.now())
-            self.engine_beat = self.clock.monotonic()
+            await self.step(events, self.clock.now())
 
     # -- status, history ----------------------------------------------------------------------
     def summary(self) -> str:
         """One line for ``systemctl status`` and the log."""
-        firing = sum(
-            1 for r in self.service.state.alerts.values() if r.status is AlertStatus.FIRING
-        )
-        worst = max(
-            (r for r in self.latest.values() if r.margin_ratio is not None),
-            key=lambda r: r.margin_ratio or 0.0,
-            default=None,
-        )
-        stale = sorted(
-            {
-                f"{v}/{c}"
-                for (v, c), fs in self.feed_states.items()
-                if fs.state.value in ("stale", "down")
-            }
-        )
-        parts = [f"{len(self.latest)} scopes"]
-        if worst is not None and worst.margin_ratio is not None:
-            parts.append(f"worst margin ratio {worst.margin_ratio * 100:.1f}% ({worst.key})")
-        parts.append(f"{firing} alerts firing")
-        if stale:
-            parts.append("stale: " + ", ".join(stale))
-        return "; ".join(parts)
+        return self.engine.summary()
 
     async def flush(self) -> None:
         p, self.pending = self.pending, _Pending()
         now = self.clock.now()
         if p.samples or p.statuses or p.vanished:
             await history.record(self.store, p.samples, p.statuses.values(), p.vanished)
-        if p.feeds or self.last_message:
-            await history.record_feeds(self.store, p.feeds.values(), dict(self.last_message), now)
+        last_message = dict(self.engine.last_message)
+        if p.feeds or last_message:
+            await history.record_feeds(self.store, p.feeds.values(), last_message, now)
         if p.funding:
             await history.record_funding(self.store, p.funding)
         summary = self.summary()
@@ -432,7 +272,7 @@ class Daemon:
                 "pid": os.getpid(),
                 "summary": summary,
                 "replay": self.replay,
-                "batches": self.batches,
+                "batches": self.engine.batches,
                 "config": str(self.config.source),
             },
             time.time(),
@@ -458,6 +298,8 @@ class Daemon:
 
     # -- reload ------------------------------------------------------------------------------
     def reload(self, path: Path, env: Mapping[str, str]) -> bool:
+        """Re-read the configuration: rules, channels, manual accounts and the log level
+        apply at the engine's next step; an invalid file keeps the old one running."""
         self.notifier.reloading()
         try:
             new = load_config(path, env=env)
@@ -467,11 +309,13 @@ class Daemon:
             return False
         old = self.config
         self.config = new
-        self.service.update(rules_of(new), list(new.channels or ()))
-        self.full_sweep = True  # the bands were built from the old thresholds
+        self.channels = list(new.channels or ())
+        self.worker.set_channels(self.channels)
         manual = {a.key for a in new.accounts if a.snapshot is not None}
-        self.forget_unconfigured(
-            [a.key for a in old.accounts if a.snapshot is not None and a.key not in manual]
+        self.controls.append(
+            reconfigure(
+                new, [a.key for a in old.accounts if a.snapshot is not None and a.key not in manual]
+            )
         )
         set_level(new.logging.level)
         for snap in self.manual_snapshots():
@@ -489,9 +333,37 @@ class Daemon:
                 removed=sorted(map(str, removed)),
                 reason="address accounts are subscribed at start",
             )
-        log().info("config.reloaded", rules=True, channels=len(new.channels or ()))
+        log().info("config.reloaded", rules=True, channels=len(self.channels))
         self.notifier.ready(self.summary())
         return True
+
+
+def reconfigure(config: Config, removed: Sequence[AccountKey] = ()) -> Reconfigure:
+    """The engine input that applies ``config`` (a reload)."""
+    return Reconfigure(
+        rules=rules_of(config),
+        accounts=frozenset(a.key for a in config.accounts),
+        expected=frozenset(a.key for a in config.accounts if a.kind is AccountKind.ADDRESS),
+        removed=tuple(removed),
+    )
+
+
+def build_engine(
+    config: Config, state: AlertState, *, started: float, replay: bool = False
+) -> Engine:
+    """The engine for ``config`` with the restored alert ``state``."""
+    return Engine(
+        rules_of(config),
+        state=state,
+        rule_sets={v.name: v.rule_set for v in config.venues.values() if v.name != v.rule_set},
+        accounts=[a.key for a in config.accounts],
+        expected=[a.key for a in config.accounts if a.kind is AccountKind.ADDRESS],
+        sample_interval=config.store.sample_interval,
+        change_threshold=config.store.change_threshold,
+        ready_timeout=config.daemon.ready_timeout,
+        started=started,
+        replay=replay,
+    )
 
 
 def rules_of(config: Config) -> AlertRules:
@@ -544,12 +416,9 @@ async def run(
         return EXIT_FAILURE
     try:
         pending = await resume(store)
-        service = await AlertService.start(
-            store,
-            rules_of(config),
-            list(config.channels or ()),
-            sender=sender or AppriseSender(),
-            clock=clock,
+        state = await restore_alert_state(store, clock.now())
+        worker = DeliveryWorker(
+            store, list(config.channels or ()), sender or AppriseSender(), clock
         )
         log().info(
             "daemon.starting",
@@ -558,8 +427,13 @@ async def run(
             outbox_pending=pending,
             replay=str(opts.replay) if opts.replay else None,
         )
-        daemon = Daemon(config, store, service, clock, notifier, replay=opts.replay is not None)
-        daemon.forget_unconfigured()
+        engine = build_engine(
+            config, state, started=clock.monotonic(), replay=opts.replay is not None
+        )
+        daemon = Daemon(
+            config, store, engine, worker, clock=clock, notifier=notifier,
+            replay=opts.replay is not None,
+        )  # fmt: skip
         if opts.replay is not None and replay_clock is not None:
             return await _run_replay(daemon, opts.replay, opts.speed, replay_clock)
         return await _run_live(daemon, opts.config_path, env)
@@ -570,8 +444,7 @@ async def run(
 
 async def _shutdown(daemon: Daemon) -> int:
     """Drain the outbox within the deadline and write the last status."""
-    worker = daemon.service.worker
-    left = await worker.drain(daemon.clock.monotonic() + daemon.config.daemon.drain_deadline)
+    left = await daemon.worker.drain(daemon.clock.monotonic() + daemon.config.daemon.drain_deadline)
     await daemon.flush()
     log().info("daemon.stopped", undelivered=left)
     return EXIT_OK
@@ -589,13 +462,12 @@ async def _run_live(daemon: Daemon, config_path: Path, env: Mapping[str, str]) -
     feeds = build_feeds(daemon.config, clock=daemon.clock)
     tasks: list[asyncio.Task[Any]] = []
     try:
-        engine = asyncio.create_task(daemon.engine(), name="engine")
+        engine = asyncio.create_task(daemon.engine_loop(), name="engine")
         tasks.append(engine)
         for feed in feeds:
             tasks.append(asyncio.create_task(_supervise(feed, daemon), name=f"feed:{feed.venue}"))
-        tasks.append(asyncio.create_task(daemon.service.worker.run(), name="delivery"))
+        tasks.append(asyncio.create_task(daemon.worker.run(), name="delivery"))
         tasks.append(asyncio.create_task(daemon.status_loop(), name="status"))
-        tasks.append(asyncio.create_task(daemon.ticker(), name="ticker"))
         interval = watchdog_interval(env)
         if interval is not None and daemon.config.daemon.watchdog:
             tasks.append(
@@ -651,7 +523,8 @@ async def _run_replay(daemon: Daemon, path: Path, speed: float, clock: ReplayClo
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    worker = asyncio.create_task(daemon.service.worker.run(), name="delivery")
+    # delivery runs in step with the recording (after each step that enqueued something), so
+    # a replay delivers the same messages in the same order every time
     parsers = {name: factory() for name, factory in PARSERS.items()}
     bad = 0
     try:
@@ -664,8 +537,7 @@ async def _run_replay(daemon: Daemon, path: Path, speed: float, clock: ReplayClo
                 await asyncio.sleep((record.ts_recv - previous) / speed)
             if previous is None:  # manual accounts join at the recording's first instant
                 clock.t = record.ts_recv
-                for snap in daemon.manual_snapshots():
-                    await daemon.engine_batch([snap], clock.t)
+                await daemon.step(daemon.manual_snapshots(), clock.t)
             previous = record.ts_recv
             clock.t = max(clock.t, record.ts_recv)
             parser = parsers.get(record.venue)
@@ -681,24 +553,30 @@ async def _run_replay(daemon: Daemon, path: Path, speed: float, clock: ReplayClo
                 )
                 continue
             if events:
-                await daemon.engine_batch(events, clock.t)
-            if daemon.batches % 200 == 0:
+                await daemon.step(events, clock.t)
+            if daemon.enqueued:
+                daemon.enqueued = 0
+                await daemon.worker.step()
+            if daemon.engine.batches % 200 == 0:
                 await daemon.flush()
                 if sys.stderr.isatty() and time.monotonic() - shown >= 2.0:  # progress
                     shown = time.monotonic()
                     print(
-                        f"replaying: {daemon.batches} batches, at {_iso(record.ts_recv)}",
+                        f"replaying: {daemon.engine.batches} batches, at {_iso(record.ts_recv)}",
                         file=sys.stderr,
                     )
-            await asyncio.sleep(0)  # let the delivery worker run
+            await asyncio.sleep(0)  # let signals and logging run
         daemon.notifier.stopping()
         clock.release()
-        log().info("replay.finished", path=str(path), batches=daemon.batches, bad_frames=bad)
+        log().info("replay.finished", path=str(path), batches=daemon.engine.batches, bad_frames=bad)
         code = await _shutdown(daemon)
         left, _ = await backlog(daemon.store)
-        counts = ", ".join(f"{n} {k}" for k, n in sorted(daemon.transitions.items())) or "none"
+        counts = (
+            ", ".join(f"{n} {k}" for k, n in sorted(daemon.engine.transitions.items())) or "none"
+        )
         print(
-            f"replay of {path} finished: {daemon.batches} batches, {len(daemon.latest)} scopes, "
+            f"replay of {path} finished: {daemon.engine.batches} batches, "
+            f"{len(daemon.engine.latest)} scopes, "
             f"{bad} bad frames; alert transitions: {counts}; notifications undelivered: {left}",
             file=sys.stderr,
         )
@@ -708,7 +586,6 @@ async def _run_replay(daemon: Daemon, path: Path, speed: float, clock: ReplayClo
         print(f"monitor run: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     finally:
-        await _cancel([worker])
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -291,6 +292,8 @@ async def test_daemon_end_to_end(tmp_path: Path) -> None:
                 assert any(
                     line.startswith("STATUS=") for m in notify.poll() for line in m.splitlines()
                 )
+                # READY may come from the REST snapshot before the socket is accepted
+                await until(lambda: bool(ws.conns), 10, "a websocket connection")
                 first_conn = ws.conns[0]
                 subs = [m for m in first_conn.received_json() if m.get("method") == "subscribe"]
                 assert {"type": "clearinghouseState", "user": USER} in [
@@ -425,13 +428,15 @@ async def test_engine_evaluates_a_scope_only_when_its_band_is_left_or_swept(
     """In process: small moves inside the scope's band cost no evaluation; a move across the
     margin-ratio warning is evaluated and fires; the sweep re-evaluates everything within
     SWEEP_INTERVAL seconds."""
+    from monitor.alerts.engine import AlertState
     from monitor.alerts.rules import AlertRules, parse_rules
-    from monitor.app import SWEEP_INTERVAL, Daemon
+    from monitor.app import Daemon, build_engine
     from monitor.config import parse_config
+    from monitor.engine.core import SWEEP_INTERVAL
     from monitor.model.events import AccountSnapshot, MarkPrice
     from monitor.model.instruments import MaintenanceSchedule
     from monitor.model.positions import Position
-    from monitor.notify.service import AlertService
+    from monitor.notify.delivery import DeliveryWorker
     from monitor.sdnotify import Notifier
     from monitor.store.db import open_store
 
@@ -446,26 +451,28 @@ async def test_engine_evaluates_a_scope_only_when_its_band_is_left_or_swept(
     store = await open_store(tmp_path / "s.sqlite3")
     try:
         clock = type("C", (), {"now": lambda self: 0.0, "monotonic": lambda self: 0.0})()
-        service = await AlertService.start(store, rules, [], sender=NoSender(), clock=clock)
-        daemon = Daemon(config, store, service, clock, Notifier({}))  # type: ignore[arg-type]
+        config = dataclasses.replace(config, rules=rules)
+        engine = build_engine(config, AlertState(), started=0.0)
+        worker = DeliveryWorker(store, [], NoSender(), clock)  # type: ignore[arg-type]
+        daemon = Daemon(config, store, engine, worker, clock=clock, notifier=Notifier({}))  # type: ignore[arg-type]
         # 1 BTC long at 100, cash −90: equity = price − 90, MM = price·0.01
         pos = Position(
             "BTC", 1.0, 100.0, maintenance=MaintenanceSchedule.flat(0.01), mark_price=100.0
         )
-        await daemon.engine_batch([AccountSnapshot("generic", "a", 10.0, (pos,))], 0.0)
-        assert daemon.evaluated == 1
+        await daemon.step([AccountSnapshot("generic", "a", 10.0, (pos,))], 0.0)
+        assert daemon.engine.evaluated == 1
         # ratio ≈ 10 %, equity within 2 % of its peak (10.2 is a threshold: a new peak)
         for i, px in enumerate((100.1, 99.9, 100.15)):
-            await daemon.engine_batch([MarkPrice("generic", "BTC", px)], 0.1 * (i + 1))
-        assert daemon.evaluated == 1
+            await daemon.step([MarkPrice("generic", "BTC", px)], 0.1 * (i + 1))
+        assert daemon.engine.evaluated == 1
         # 90.9: equity 0.9, MM 0.909 → ratio 101 %: the band is left, evaluated, fires
-        await daemon.engine_batch([MarkPrice("generic", "BTC", 90.9)], 1.0)
-        assert daemon.evaluated == 2
-        firing = {r.rule for r in service.state.alerts.values() if r.status == "firing"}
+        await daemon.step([MarkPrice("generic", "BTC", 90.9)], 1.0)
+        assert daemon.engine.evaluated == 2
+        firing = {r.rule for r in daemon.engine.state.alerts.values() if r.status == "firing"}
         assert "margin_ratio" in firing
         # nothing moves, but the sweep comes round within SWEEP_INTERVAL
-        await daemon.engine_batch([MarkPrice("generic", "BTC", 90.9)], 1.0 + SWEEP_INTERVAL)
-        assert daemon.evaluated == 3
+        await daemon.step([MarkPrice("generic", "BTC", 90.9)], 1.0 + SWEEP_INTERVAL)
+        assert daemon.engine.evaluated == 3
     finally:
         await store.close()
 
@@ -503,24 +510,25 @@ class _NoSender:
 
 
 async def _daemon(tmp: Path, doc: dict[str, Any] | None = None) -> Any:
-    from monitor.app import Daemon, rules_of
+    from monitor.app import Daemon, build_engine
     from monitor.config import parse_config
-    from monitor.notify.service import AlertService
+    from monitor.notify.delivery import DeliveryWorker
     from monitor.sdnotify import Notifier
+    from monitor.shell import restore_alert_state
     from monitor.store.db import open_store
 
     base: dict[str, Any] = {"store": {"path": str(tmp / "s.sqlite3")}, "rules": {"for": 0}}
     config = parse_config({**base, **(doc or {})}, tmp / "m.toml")
     store = await open_store(tmp / "s.sqlite3")
     clock = _Clock()
-    service = await AlertService.start(store, rules_of(config), [], sender=_NoSender(), clock=clock)
-    daemon = Daemon(config, store, service, clock, Notifier({}))  # type: ignore[arg-type]
-    daemon.forget_unconfigured()
+    engine = build_engine(config, await restore_alert_state(store, clock.now()), started=0.0)
+    worker = DeliveryWorker(store, [], _NoSender(), clock)  # type: ignore[arg-type]
+    daemon = Daemon(config, store, engine, worker, clock=clock, notifier=Notifier({}))  # type: ignore[arg-type]
     return daemon, store, clock
 
 
 def _firing(daemon: Any) -> set[str]:
-    return {k for k, r in daemon.service.state.alerts.items() if r.status == "firing"}
+    return {k for k, r in daemon.engine.state.alerts.items() if r.status == "firing"}
 
 
 def _near(symbol: str, mode: str = "cross") -> Any:
@@ -545,7 +553,7 @@ async def test_after_a_restart_alerts_of_positions_closed_meanwhile_resolve(
     from monitor.model.events import AccountSnapshot
 
     d, store, _ = await _daemon(tmp_path)
-    await d.engine_batch(
+    await d.step(
         [AccountSnapshot("generic", "a", 10.0, (_near("BTC"), _near("ETH", "isolated")))], 0.0
     )
     assert {
@@ -557,9 +565,9 @@ async def test_after_a_restart_alerts_of_positions_closed_meanwhile_resolve(
     d, store, clock = await _daemon(tmp_path)
     assert "liquidation_distance|generic:a/cross#BTC" in _firing(d)  # restored
     clock.t = 1000.0
-    await d.engine_batch([AccountSnapshot("generic", "a", 500.0, ())], 1000.0)
+    await d.step([AccountSnapshot("generic", "a", 500.0, ())], 1000.0)
     assert not any(k.endswith(("#BTC", "#ETH")) or "isolated:ETH" in k for k in _firing(d))
-    assert d.transitions["resolved"] >= 2
+    assert d.engine.transitions["resolved"] >= 2
     await store.close()
 
 
@@ -567,15 +575,15 @@ async def test_a_restart_does_not_inherit_feed_staleness(tmp_path: Path) -> None
     from monitor.model.events import AccountSnapshot, FeedState, FeedStatus, MarkPrice
 
     d, store, _ = await _daemon(tmp_path, {"daemon": {"stale_alert_after": 0.001}})
-    await d.engine_batch([FeedStatus("generic", "prices", FeedState.STALE, "silent")], 0.0)
-    assert d.service.state.stale
+    await d.step([FeedStatus("generic", "prices", FeedState.STALE, "silent")], 0.0)
+    assert d.engine.state.stale
     await store.close()
     d, store, _ = await _daemon(tmp_path)
-    assert d.service.state.stale == {}
+    assert d.engine.state.stale == {}
     assert not any(k.startswith("feed_stale") for k in _firing(d))
     # so the venue's threshold alerts are not held: a position near liquidation fires
-    await d.engine_batch([AccountSnapshot("generic", "a", 10.0, (_near("BTC"),))], 1.0)
-    await d.engine_batch([MarkPrice("generic", "BTC", 92.0)], 2.0)
+    await d.step([AccountSnapshot("generic", "a", 10.0, (_near("BTC"),))], 1.0)
+    await d.step([MarkPrice("generic", "BTC", 92.0)], 2.0)
     assert "liquidation_distance|generic:a/cross#BTC" in _firing(d)
     await store.close()
 
@@ -600,16 +608,19 @@ async def test_a_reload_without_a_manual_account_resolves_its_alerts(tmp_path: P
         ]
     }
     d, store, clock = await _daemon(tmp_path, manual)
-    await d.engine_batch(d.manual_snapshots(), 0.0)
+    await d.step(d.manual_snapshots(), 0.0)
     assert "liquidation_distance|generic:old/cross#BTC" in _firing(d)
     cfg = tmp_path / "m.toml"
     cfg.write_text(f'[store]\npath = "{tmp_path / "s.sqlite3"}"\n[rules]\nfor = 0\n')
     assert d.reload(cfg, {})
     clock.t = 5.0
-    await d.engine_batch([], 5.0)
+    await d.step([], 5.0)
     assert not any("generic:old" in k for k in _firing(d))
-    assert d.transitions["event"] == 0  # a removed account is not a liquidation
-    assert d.portfolio.scope_keys() == []
+    assert d.engine.transitions["event"] == 0  # a removed account is not a liquidation
+    assert d.engine.portfolio.scope_keys() == []
+    # and its scope leaves `status` at once: the step removed it
+    assert not d.engine.latest
+    assert "generic:old/cross" in d.pending.vanished
     await store.close()
 
 

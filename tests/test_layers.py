@@ -15,6 +15,7 @@ PURE = sorted(
         *(PKG / "model").glob("*.py"),
         *(PKG / "margin").glob("*.py"),
         *(PKG / "alerts").glob("*.py"),
+        *(PKG / "engine").glob("*.py"),
         *(PKG / "venues").glob("*/parse.py"),
         *(PKG / "venues").glob("*/accounts.py"),
         *(PKG / "venues" / "ccxt_pro").glob("convert.py"),

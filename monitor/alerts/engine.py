@@ -90,7 +90,9 @@ class Observation:
     last position closed). ``liquidated``: (scope, symbol) the venue reported as liquidated.
     ``feeds``: feed status changes. ``health``: the monitor's own health, when known.
     ``forgotten``: scopes no longer monitored (their account left the configuration): their
-    alerts resolve, and nothing is read into their disappearance.
+    alerts resolve, and nothing is read into their disappearance. ``quarantined``: (account
+    group, what went wrong) for events that could not be applied; each gives one critical
+    ``bad_event`` notice.
     """
 
     risks: Sequence[ScopeRisk] = ()
@@ -99,6 +101,7 @@ class Observation:
     liquidated: Sequence[tuple[ScopeKey, str]] = ()
     feeds: Sequence[FeedStatus] = ()
     health: Health | None = None
+    quarantined: Sequence[tuple[str, str]] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,6 +338,8 @@ class _Eval:
         levels = rule.levels_for(symbol) if rule is not None else ()
         direction = DIRECTIONS[kind]
         current = prev.severity if prev is not None and prev.status is AlertStatus.FIRING else None
+        if value is not None and math.isnan(value):
+            return  # unknown: proves nothing, so it neither fires nor resolves (fail closed)
         lv = active_level(levels, direction, value, current)
         if lv is None:
             if prev is not None:
@@ -432,6 +437,31 @@ class _Eval:
             if sep and base == subject and sym not in cur and k not in self.touched:
                 self.touched.add(k)
                 self._resolve(rec, "position closed", risk)
+        unknown = _unknown_figures(risk)
+        if unknown:
+            # fail closed: nothing computed from these figures may fire or resolve; the scope
+            # alarms until its figures are finite again
+            self.direct(
+                RuleKind.MARGIN_UNKNOWN,
+                subject,
+                account,
+                Severity.CRITICAL,
+                detail=f"cannot compute margin for {subject}: {unknown}",
+                venue=risk.venue,
+            )
+            self.touched.update(
+                k for k, r in self.alerts.items() if r.subject.split("#", 1)[0] == subject
+            )
+            return
+        if alert_key(RuleKind.MARGIN_UNKNOWN.value, subject) in self.alerts:
+            self.direct(
+                RuleKind.MARGIN_UNKNOWN,
+                subject,
+                account,
+                None,
+                detail=f"the margin of {subject} is computable again",
+                venue=risk.venue,
+            )
         if inhibited:
             self.touched.update(
                 k for k, r in self.alerts.items() if r.subject.split("#", 1)[0] == subject
@@ -547,6 +577,22 @@ class _Eval:
             TransitionKind.EVENT, rec, muted=self._muted(rec, Severity.CRITICAL), detail=detail
         )
 
+    def quarantined(self, group: str, detail: str) -> None:
+        """One critical notice: an event of ``group`` (an account) could not be applied."""
+        rec = AlertRecord(
+            key=alert_key(RuleKind.BAD_EVENT.value, group),
+            rule=RuleKind.BAD_EVENT.value,
+            subject=group,
+            group=group,
+            status=AlertStatus.FIRING,
+            severity=Severity.CRITICAL,
+            since=self.now,
+            venue=group.split(":", 1)[0] if ":" in group else None,
+        )
+        self._emit(
+            TransitionKind.EVENT, rec, muted=self._muted(rec, Severity.CRITICAL), detail=detail
+        )
+
     def liquidated(self, key: ScopeKey, symbol: str) -> None:
         if f"{key}#{symbol}" not in self.events_done:
             self._liquidated(key, symbol, confirmed=True, last_distance=None)
@@ -636,6 +682,23 @@ class _Eval:
 _HELD_RULES = frozenset(k.value for k in DIRECTIONS) - {RuleKind.OUTBOX_BACKLOG.value}
 
 
+def _unknown_figures(risk: ScopeRisk) -> str:
+    """Which of the scope's core figures are not finite ("" when all are)."""
+    bad = [
+        f"{name} {value}"
+        for name, value in (
+            ("equity", risk.equity),
+            ("maintenance margin", risk.maintenance_margin),
+            ("collateral", risk.collateral),
+        )
+        if not math.isfinite(value)
+    ]
+    bad += [
+        f"{p.symbol} notional {p.notional}" for p in risk.positions if not math.isfinite(p.notional)
+    ]
+    return ", ".join(bad)
+
+
 def _scope_value(kind: RuleKind, risk: ScopeRisk, peak: float | None) -> float | None:
     if kind is RuleKind.MARGIN_RATIO:
         if risk.margin_ratio is not None:
@@ -680,6 +743,8 @@ def evaluate(
         ev.feed(fs)
     for key, sym in obs.liquidated:
         ev.liquidated(key, sym)
+    for group, detail in obs.quarantined:
+        ev.quarantined(group, detail)
     inhibited = frozenset(k.split("/", 1)[0] for k in ev.stale)
     for risk in obs.risks:
         ev.scope(risk, risk.venue in inhibited)

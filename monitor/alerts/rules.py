@@ -100,6 +100,10 @@ class RuleKind(StrEnum):
     LIQUIDATED = "liquidated"
     FEED_STALE = "feed_stale"
     DELIVERY_FAILING = "delivery_failing"
+    MARGIN_UNKNOWN = "margin_unknown"
+    """A scope whose figures are not finite: the margin cannot be computed (always critical)."""
+    BAD_EVENT = "bad_event"
+    """An event of an account could not be applied and was quarantined (always critical)."""
 
 
 DIRECTIONS: dict[RuleKind, Direction] = {

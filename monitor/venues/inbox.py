@@ -63,11 +63,20 @@ class Inbox:
             self._ready.clear()
         return out
 
-    async def get_batch(self, max_items: int = 1024) -> list[Event]:
-        """Wait until something is queued, then return up to ``max_items`` events."""
+    async def get_batch(
+        self, max_items: int = 1024, idle_after: float | None = None
+    ) -> list[Event]:
+        """Wait until something is queued, then return up to ``max_items`` events; with
+        ``idle_after`` (seconds), return an empty batch when nothing came in that long."""
         while not self._queue:
             self._ready.clear()
-            await self._ready.wait()
+            if idle_after is None:
+                await self._ready.wait()
+                continue
+            try:
+                await asyncio.wait_for(self._ready.wait(), idle_after)
+            except TimeoutError:
+                return []
         return self.get_nowait(max_items)
 
     def __len__(self) -> int:

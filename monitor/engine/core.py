@@ -1,0 +1,516 @@
+"""The engine (pure and synchronous): ``Engine.receive(inputs, now) -> Step``.
+
+The one owner of the portfolio, the alert state, the sweep schedule, readiness and the status
+and history decisions. It reads no clock, opens no socket and writes no file: what the shell
+must do is in the :class:`Step` it returns, which the shell persists in one transaction.
+The model is python-websockets' protocol object (data in, events and data out); the live
+daemon, ``monitor run --replay`` and ``monitor replay`` drive the same engine.
+
+Inputs are the feeds' events (:mod:`monitor.model.events`) and the shell's control inputs:
+
+* :class:`Mutes`: the mutes in force (the store is their source of truth);
+* :class:`OutboxHealth`: undelivered rows and channels whose rows expired;
+* :class:`Reconfigure`: a reloaded configuration (rules, accounts; manual snapshots come in
+  as ordinary :class:`~monitor.model.events.AccountSnapshot` events);
+* an empty batch is an idle tick: timers (``for``, repeats), the sweep, readiness.
+
+Per tick a price takes the fast path: a scope is evaluated in full only when a price left its
+trigger band and crossed an alert level, when an account, position or instrument event touched
+it, or when the round-robin sweep reaches it (every scope at least every
+:data:`SWEEP_INTERVAL` seconds: funding, shock and stress figures are not part of the bands).
+
+Fail closed: an event that raises while it is applied is quarantined (``Step.quarantined``,
+one critical ``bad_event`` notice per account) and the engine goes on; a scope whose figures
+are not finite alarms (``margin_unknown``) and resolves nothing.
+
+Times: ``now`` is epoch seconds (UTC) as the alert rules see it (the recording's time in a
+replay); ``mono`` is the shell's monotonic clock, used for readiness only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from monitor.alerts.engine import (
+    AlertState,
+    AlertStatus,
+    Health,
+    Observation,
+    Transition,
+    evaluate,
+    with_mutes,
+)
+from monitor.alerts.mutes import Mute
+from monitor.alerts.rules import AlertRules
+from monitor.alerts.thresholds import thresholds_from_rules
+from monitor.engine.status import Sample, Sampler, status_doc
+from monitor.margin.risk import ScopeRisk
+from monitor.model.events import (
+    AccountSnapshot,
+    BalanceUpdate,
+    Event,
+    FeedState,
+    FeedStatus,
+    FundingPayment,
+    FundingRate,
+    InstrumentSpec,
+    MarkPrice,
+    PositionUpdate,
+)
+from monitor.model.fastpath import Thresholds
+from monitor.model.portfolio import Portfolio
+from monitor.model.positions import AccountKey, ScopeKey
+
+#: every scope is evaluated in full at least this often (seconds): funding, shock and stress
+SWEEP_INTERVAL = 5.0
+#: timers (pending ``for``, repeats) run at most this often (seconds of ``now``)
+TICK_INTERVAL = 1.0
+#: how much of an event a quarantine record keeps
+QUARANTINE_COPY = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Mutes:
+    """The mutes in force, as the store has them."""
+
+    mutes: tuple[Mute, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxHealth:
+    """The delivery side's health: undelivered rows, channels whose rows expired."""
+
+    backlog: int
+    failing_channels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Reconfigure:
+    """A reloaded configuration. ``accounts``: every configured account (address and
+    manual); ``expected``: the address accounts whose first snapshot readiness waits for;
+    ``removed``: manual accounts that left the configuration (they leave the portfolio)."""
+
+    rules: AlertRules
+    accounts: frozenset[AccountKey]
+    expected: frozenset[AccountKey] = frozenset()
+    removed: tuple[AccountKey, ...] = ()
+
+
+Input = Event | Mutes | OutboxHealth | Reconfigure
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantined:
+    """An event that raised while it was applied: kept for the log, never applied again."""
+
+    venue: str
+    account: str | None
+    error: str
+    event: str
+
+
+@dataclass(slots=True)
+class Step:
+    """What the shell must do after one ``receive``.
+
+    ``transitions``: alert transitions to log, record and notify (rendered per channel by the
+    shell); ``state_before``/``state_after``: the alert state delta to persist (None when it
+    did not change); ``risks``: the scopes evaluated in full, with ``statuses`` their status
+    documents; ``removed``: scopes gone from the book (vanished or forgotten), whose status
+    rows go; ``samples``: risk-history rows; ``feeds``: feed status changes; ``funding``:
+    funding the venue booked; ``quarantined``: events that could not be applied;
+    ``ready``: the status line, once, when the engine becomes ready.
+    """
+
+    transitions: list[Transition] = field(default_factory=list)
+    state_before: AlertState | None = None
+    state_after: AlertState | None = None
+    risks: list[ScopeRisk] = field(default_factory=list)
+    statuses: dict[ScopeKey, dict[str, object]] = field(default_factory=dict)
+    removed: list[ScopeKey] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+    feeds: list[FeedStatus] = field(default_factory=list)
+    funding: list[FundingPayment] = field(default_factory=list)
+    quarantined: list[Quarantined] = field(default_factory=list)
+    ready: str | None = None
+
+    @property
+    def alert_state_changed(self) -> bool:
+        return self.state_after is not None
+
+
+@dataclass(slots=True)
+class _Batch:
+    """What one ``receive`` collected before deciding."""
+
+    touched: dict[ScopeKey, None] = field(default_factory=dict)
+    moved: dict[ScopeKey, None] = field(default_factory=dict)
+    liquidated: list[tuple[ScopeKey, str]] = field(default_factory=list)
+    feeds: list[FeedStatus] = field(default_factory=list)
+    quarantined: list[tuple[str, str]] = field(default_factory=list)
+
+
+class Engine:
+    """See the module docstring. Build it with the restored alert state and the rules."""
+
+    def __init__(
+        self,
+        rules: AlertRules,
+        *,
+        state: AlertState | None = None,
+        rule_sets: dict[str, str] | None = None,
+        accounts: Iterable[AccountKey] = (),
+        expected: Iterable[AccountKey] = (),
+        sample_interval: float = 60.0,
+        change_threshold: float = 0.05,
+        ready_timeout: float = 60.0,
+        started: float = 0.0,
+        replay: bool = False,
+    ) -> None:
+        self.rules = rules
+        self.state = state or AlertState()
+        self.portfolio = Portfolio(rule_sets)
+        self.accounts = frozenset(accounts)
+        self.expected = frozenset(expected)
+        self.sampler = Sampler(sample_interval, change_threshold)
+        self.ready_timeout = ready_timeout
+        self.started = started
+        self.replay = replay
+        self.ready = False
+        self.latest: dict[ScopeKey, ScopeRisk] = {}
+        self.seen_accounts: set[AccountKey] = set()
+        self.last_message: dict[str, float] = {}
+        self.feed_states: dict[tuple[str, str], FeedStatus] = {}
+        self.health = Health()
+        self.batches = 0
+        self.evaluated = 0
+        """Scopes evaluated in full so far (the rest of the ticks only compared bands)."""
+        self.transitions: Counter[str] = Counter()
+        self.quarantine_count: Counter[str] = Counter()
+        self._quarantined_accounts: set[str] = set()
+        self._full_sweep = True
+        self._sweep_at: float | None = None
+        self._sweep_queue: deque[ScopeKey] = deque()
+        self._sweep_size = 0
+        self._sweep_credit = 0.0
+        self._last_tick: float | None = None
+        self._dropped: list[ScopeKey] = []
+        self._forget_unconfigured()
+
+    # -- the one entry point ------------------------------------------------------------------
+    def receive(self, inputs: Sequence[Input], now: float, mono: float | None = None) -> Step:
+        """Apply ``inputs`` at ``now`` (epoch s) and decide; see the module docstring.
+
+        Never raises for a bad event: it is quarantined. ``mono`` (monotonic seconds) drives
+        the readiness timeout; without it ``now`` does."""
+        step = Step()
+        batch = _Batch()
+        touched, moved, quarantined = batch.touched, batch.moved, batch.quarantined
+        state = self.state
+        for item in inputs:
+            if isinstance(item, Mutes):
+                state = with_mutes(state, item.mutes)
+                continue
+            if isinstance(item, OutboxHealth):
+                self.health = Health(item.failing_channels, item.backlog)
+                continue
+            if isinstance(item, Reconfigure):
+                self._reconfigure(item)
+                continue
+            try:
+                self._apply(item, batch, step)
+            except Exception as exc:  # one bad event never stops the engine (fail closed)
+                q = _quarantine(item, exc)
+                step.quarantined.append(q)
+                self.quarantine_count[q.venue] += 1
+                group = f"{q.venue}:{q.account}" if q.account else q.venue
+                if group not in self._quarantined_accounts:
+                    self._quarantined_accounts.add(group)
+                    quarantined.append(
+                        (group, f"an update could not be applied ({q.error}); figures may be stale")
+                    )
+        self.state = state
+        for key in moved:
+            if key not in touched and self._rearm(key):
+                touched[key] = None
+        forgotten, self._dropped = self._dropped, []
+        for key in self._sweep(now):
+            touched[key] = None
+        self._decide(
+            now, step, touched, liquidated=batch.liquidated, feeds=batch.feeds,
+            forgotten=forgotten, quarantined=quarantined,
+        )  # fmt: skip
+        self.batches += 1
+        self._maybe_ready(now if mono is None else mono, step)
+        return step
+
+    # -- applying events ----------------------------------------------------------------------
+    def _apply(self, ev: Event, batch: _Batch, step: Step) -> None:
+        touched, moved, liquidated, feeds = (
+            batch.touched,
+            batch.moved,
+            batch.liquidated,
+            batch.feeds,
+        )
+        portfolio = self.portfolio
+        if isinstance(ev, MarkPrice | FundingRate):
+            for key in portfolio.apply_fast(ev):
+                moved[key] = None
+        else:
+            for key in portfolio.apply(ev):
+                touched[key] = None
+        venue = ev.instrument.venue if isinstance(ev, InstrumentSpec) else ev.venue
+        if ev.ts_recv:
+            self.last_message[venue] = max(self.last_message.get(venue, 0.0), ev.ts_recv)
+        if isinstance(ev, AccountSnapshot):
+            self.seen_accounts.add(AccountKey(ev.venue, ev.account))
+            # a snapshot is the whole account: scopes with active alerts (restored after a
+            # restart) that it no longer has are gone
+            for key in self._alerted_scopes(f"{ev.venue}:{ev.account}"):
+                if portfolio.scope_state(key) is None:
+                    touched[key] = None
+        elif isinstance(ev, PositionUpdate) and ev.liquidated:
+            liquidated.append(
+                (ScopeKey(ev.venue, ev.account, ev.position.scope), ev.position.symbol)
+            )
+        elif isinstance(ev, FeedStatus):
+            if ev.state in (FeedState.LIVE, FeedState.RECOVERED):
+                # alerts held while the feed was stale are decided again at once
+                for key in portfolio.scope_keys():
+                    if key.venue == ev.venue:
+                        touched[key] = None
+            feeds.append(ev)
+            self.feed_states[(ev.venue, ev.channel)] = ev
+            step.feeds.append(ev)
+        elif isinstance(ev, FundingPayment):
+            step.funding.append(ev)
+
+    def _thresholds(self, key: ScopeKey) -> Thresholds:
+        """The alert levels the scope's price band is built from (its peak for drawdown)."""
+        peak = self.state.peaks.get(str(key))
+        return thresholds_from_rules(self.rules, str(key.account_key), peak)
+
+    def _rearm(self, key: ScopeKey) -> bool:
+        return self.portfolio.rearm(key, self._thresholds(key))
+
+    # -- deciding -----------------------------------------------------------------------------
+    def _decide(
+        self,
+        now: float,
+        step: Step,
+        touched: dict[ScopeKey, None],
+        *,
+        liquidated: Sequence[tuple[ScopeKey, str]],
+        feeds: Sequence[FeedStatus],
+        forgotten: Sequence[ScopeKey],
+        quarantined: Sequence[tuple[str, str]],
+    ) -> None:
+        risks: list[ScopeRisk] = []
+        vanished: list[ScopeKey] = []
+        for key in touched:
+            risk = self.portfolio.risk(key)
+            if risk is None:
+                vanished.append(key)
+            else:
+                risks.append(risk)
+        timers_due = self._last_tick is None or now - self._last_tick >= TICK_INTERVAL
+        if not (risks or vanished or forgotten or liquidated or feeds or quarantined) and not (
+            timers_due
+        ):
+            return
+        if timers_due:
+            self._last_tick = now
+        obs = Observation(
+            risks=risks,
+            vanished=vanished,
+            forgotten=forgotten,
+            liquidated=liquidated,
+            feeds=feeds,
+            health=self.health if timers_due else None,
+            quarantined=quarantined,
+        )
+        before = self.state
+        transitions, after = evaluate(obs, now, before, self.rules)
+        if transitions or _changed(before, after):
+            step.state_before, step.state_after = before, after
+        self.state = after
+        step.transitions = transitions
+        for t in transitions:
+            self.transitions[t.kind.value] += 1
+        self.evaluated += len(risks)
+        firing = self._firing_by_scope(after) if risks else {}
+        for risk in risks:
+            key = risk.key
+            self.portfolio.arm(key, self._thresholds(key))
+            self.latest[key] = risk
+            doc: dict[str, object] = status_doc(risk, firing.get(str(key), ()))
+            doc["ts"] = now
+            step.statuses[key] = doc
+            if self.sampler.due(risk, now):
+                sample = Sample.of(risk, now)
+                self.sampler.taken(sample)
+                step.samples.append(sample)
+        step.risks = risks
+        for key in [*vanished, *forgotten]:
+            self.latest.pop(key, None)
+            self.sampler.forget(str(key))
+            step.statuses.pop(key, None)
+            step.removed.append(key)
+
+    @staticmethod
+    def _firing_by_scope(state: AlertState) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for rec in state.alerts.values():
+            if rec.status is AlertStatus.FIRING:
+                scope = rec.subject.split("#", 1)[0]
+                what = f"{rec.severity.value}:{rec.rule}" + (f"#{rec.symbol}" if rec.symbol else "")
+                out.setdefault(scope, []).append(what)
+        return out
+
+    def _sweep(self, now: float) -> list[ScopeKey]:
+        """A round-robin slice of every scope, sized so that each is evaluated in full at
+        least every :data:`SWEEP_INTERVAL` seconds."""
+        if self._sweep_at is None or self._full_sweep:
+            self._sweep_at = now
+            self._full_sweep = False
+            return self.portfolio.scope_keys()
+        elapsed = max(now - self._sweep_at, 0.0)
+        self._sweep_at = now
+        if not self._sweep_queue:
+            self._sweep_queue.extend(self.portfolio.scope_keys())
+            self._sweep_size = len(self._sweep_queue)
+        # a fractional credit, so a small book is not swept on every batch
+        self._sweep_credit += self._sweep_size * min(elapsed / SWEEP_INTERVAL, 1.0)
+        n = min(math.floor(self._sweep_credit), len(self._sweep_queue))
+        self._sweep_credit -= n
+        return [self._sweep_queue.popleft() for _ in range(n)]
+
+    # -- accounts and configuration -----------------------------------------------------------
+    def _alerted_scopes(self, group: str) -> list[ScopeKey]:
+        """The scopes of the account ``group`` ("venue:account") with an active alert."""
+        venue, _, account = group.partition(":")
+        prefix = group + "/"
+        out: dict[ScopeKey, None] = {}
+        for rec in self.state.alerts.values():
+            base = rec.subject.split("#", 1)[0]
+            if rec.group == group and base.startswith(prefix):
+                out[ScopeKey(venue, account, base[len(prefix) :])] = None
+        return list(out)
+
+    def _forget_unconfigured(self, removed: Sequence[AccountKey] = ()) -> None:
+        """Forget, at the next decision, the scopes of accounts the configuration no longer
+        has: their alerts resolve, their status goes. An address account's HIP-3 dex
+        accounts (``0x…@dex``) count as configured with it."""
+        configured = {str(a) for a in self.accounts}
+
+        def known(group: str) -> bool:
+            return group in configured or group.split("@", 1)[0] in configured
+
+        groups = {
+            r.group
+            for r in self.state.alerts.values()
+            if not r.group.startswith("feed:") and r.group != "monitor" and not known(r.group)
+        }
+        dropped: dict[ScopeKey, None] = dict.fromkeys(self._dropped)
+        for group in sorted(groups):
+            dropped.update(dict.fromkeys(self._alerted_scopes(group)))
+        for key in removed:
+            dropped.update(dict.fromkeys(self.portfolio.drop_account(key)))
+        self._dropped = list(dropped)
+
+    def _reconfigure(self, rc: Reconfigure) -> None:
+        self.rules = rc.rules
+        self.accounts = rc.accounts
+        self.expected = rc.expected
+        self._full_sweep = True  # the bands were built from the old thresholds
+        self._forget_unconfigured(rc.removed)
+
+    # -- readiness and summary ----------------------------------------------------------------
+    def _maybe_ready(self, mono: float, step: Step) -> None:
+        if self.ready:
+            return
+        if self.replay:
+            self.ready = True
+            step.ready = self.summary()
+            return
+        if self.expected <= self.seen_accounts or mono - self.started >= self.ready_timeout:
+            self.ready = True
+            missing = sorted(str(a) for a in self.expected - self.seen_accounts)
+            status = self.summary()
+            if missing:
+                status += f"; no snapshot yet from {', '.join(missing)}"
+            step.ready = status
+
+    def missing_accounts(self) -> list[str]:
+        return sorted(str(a) for a in self.expected - self.seen_accounts)
+
+    def summary(self) -> str:
+        """One line for ``systemctl status`` and the log."""
+        firing = sum(1 for r in self.state.alerts.values() if r.status is AlertStatus.FIRING)
+        worst = max(
+            (r for r in self.latest.values() if r.margin_ratio is not None),
+            key=lambda r: r.margin_ratio or 0.0,
+            default=None,
+        )
+        stale = sorted(
+            {
+                f"{v}/{c}"
+                for (v, c), fs in self.feed_states.items()
+                if fs.state in (FeedState.STALE, FeedState.DOWN)
+            }
+        )
+        parts = [f"{len(self.latest)} scopes"]
+        if worst is not None and worst.margin_ratio is not None:
+            parts.append(f"worst margin ratio {worst.margin_ratio * 100:.1f}% ({worst.key})")
+        parts.append(f"{firing} alerts firing")
+        if stale:
+            parts.append("stale: " + ", ".join(stale))
+        return "; ".join(parts)
+
+    @property
+    def risks(self) -> dict[ScopeKey, ScopeRisk]:
+        """The latest figures of every scope evaluated in full (read-only view for renderers)."""
+        return self.latest
+
+
+def _changed(before: AlertState, after: AlertState) -> bool:
+    return (
+        after.alerts != before.alerts
+        or (after.peaks is not before.peaks and after.peaks != before.peaks)
+        or (after.stale is not before.stale and after.stale != before.stale)
+    )
+
+
+def _quarantine(item: Event, exc: Exception) -> Quarantined:
+    venue = item.instrument.venue if isinstance(item, InstrumentSpec) else item.venue
+    account = (
+        item.account
+        if isinstance(item, AccountSnapshot | PositionUpdate | BalanceUpdate | FundingPayment)
+        else None
+    )
+    return Quarantined(
+        venue=venue,
+        account=account,
+        error=f"{type(exc).__name__}: {exc}"[:200],
+        event=repr(item)[:QUARANTINE_COPY],
+    )
+
+
+def rule_sets_for(venues: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """``{venue name: rule set}`` for the portfolio, from (name, rule set) pairs."""
+    return {name: rs for name, rs in venues if name != rs}
+
+
+__all__ = [
+    "Engine",
+    "Input",
+    "Mutes",
+    "OutboxHealth",
+    "Quarantined",
+    "Reconfigure",
+    "Step",
+    "rule_sets_for",
+]
