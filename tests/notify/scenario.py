@@ -22,7 +22,6 @@ from collections.abc import Mapping
 from monitor.alerts.rules import AlertRules, parse_rules
 from monitor.model.events import AccountSnapshot, MarkPrice
 from monitor.model.instruments import MaintenanceSchedule
-from monitor.model.portfolio import Portfolio
 from monitor.model.positions import Position, ScopeKey
 
 VENUE, ACCOUNT = "generic", "acct"
@@ -50,26 +49,23 @@ def rules() -> AlertRules:
     return parse_rules(RULES_TABLE, "scenario")
 
 
-def portfolio() -> tuple[Portfolio, list[ScopeKey]]:
-    p = Portfolio()
-    touched = p.apply(
-        AccountSnapshot(
-            VENUE,
-            ACCOUNT,
-            cross_collateral=1000.0,
-            positions=(
-                Position(
-                    "BTC",
-                    1.0,
-                    10000.0,
-                    maintenance=MaintenanceSchedule.flat(0.05),
-                    mark_price=10000.0,
-                ),
+def snapshot() -> AccountSnapshot:
+    """The account: long 1 BTC from 10000, 1000 of collateral, mark 10000."""
+    return AccountSnapshot(
+        VENUE,
+        ACCOUNT,
+        cross_collateral=1000.0,
+        positions=(
+            Position(
+                "BTC",
+                1.0,
+                10000.0,
+                maintenance=MaintenanceSchedule.flat(0.05),
+                mark_price=10000.0,
             ),
-        )
+        ),
     )
-    return p, touched
 
 
-def tick(p: Portfolio, price: float) -> list[ScopeKey]:
-    return p.apply(MarkPrice(VENUE, "BTC", price))
+def price(px: float) -> MarkPrice:
+    return MarkPrice(VENUE, "BTC", px)

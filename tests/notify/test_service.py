@@ -1,4 +1,4 @@
-"""End to end: Portfolio → evaluate → store (one transaction) → delivery worker → apprise →
+"""End to end: Engine → shell (one transaction on a real store) → delivery worker → apprise →
 real loopback Telegram stand-in, webhook and SMTP servers."""
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from monitor.logs import redact
 from monitor.notify.channels import Channel, parse_channels
 from monitor.notify.delivery import DeliveryConfig
 from monitor.notify.sender import AppriseSender
-from monitor.notify.service import AlertService, observe
 from monitor.store import alert_state, outbox
 from monitor.store.db import open_store
 from tests.notify import scenario
 from tests.notify.conftest import TG_TOKEN, SmtpServer, TelegramStandIn, WebhookServer
+from tests.notify.pipeline import Pipeline
 
 HOOK_PASS = "hookPa55w0rd-zz"
 REPO = Path(__file__).resolve().parents[2]
@@ -49,14 +49,11 @@ def channels(tgram_url: str, smtp: SmtpServer, webhook: WebhookServer) -> list[C
     )
 
 
-async def walk(
-    service: AlertService, clock: FakeClock, prices: tuple[float, ...], p: object
-) -> list[str]:
+async def walk(service: Pipeline, clock: FakeClock, prices: tuple[float, ...]) -> list[str]:
     kinds: list[str] = []
     for price in prices:
         clock.advance(10.0)
-        touched = scenario.tick(p, price)  # type: ignore[arg-type]
-        ts = await service.process(observe(p, touched))  # type: ignore[arg-type]
+        ts = await service.process([scenario.price(price)])
         kinds += [f"{t.kind.value}:{t.severity.value}" for t in ts]
         await service.worker.step()
     return kinds
@@ -76,23 +73,25 @@ async def test_price_path_fires_once_per_channel_then_resolves(  # noqa: PLR0917
     path = tmp_path / "state" / "monitor.db"
     with structlog.testing.capture_logs() as events:
         store = await open_store(path)
-        service = await AlertService.start(
+        service = await Pipeline.start(
             store, scenario.rules(), chans, sender=AppriseSender(), clock=clock
         )
-        p, touched = scenario.portfolio()
-        await service.process(observe(p, touched))
+        await service.process([scenario.snapshot()])
         # 10000 → 9700 → 9500 (fires critical) → 9520 (still firing, no repeat yet)
-        kinds = await walk(service, clock, scenario.PATH[:4], p)
+        kinds = await walk(service, clock, scenario.PATH[:4])
         assert kinds == ["fired:critical"]
         await store.close()
 
         # restart: the alert is restored, the same figures do not fire again
         store = await open_store(path)
-        service = await AlertService.start(
+        service = await Pipeline.start(
             store, scenario.rules(), chans, sender=AppriseSender(), clock=clock
         )
         assert list(service.state.alerts) == [f"margin_ratio|{scenario.KEY}"]
-        kinds = await walk(service, clock, (9520.0, 9700.0, 10000.0), p)
+        # a new engine learns the account again: at 9520 the restored critical still holds
+        clock.advance(10.0)
+        assert await service.process([scenario.snapshot(), scenario.price(9520.0)]) == []
+        kinds = await walk(service, clock, (9700.0, 10000.0))
         assert kinds == ["resolved:critical"]
         clock.advance(5.0)
         await service.worker.step()
@@ -143,7 +142,7 @@ async def test_webhook_down_for_a_while_then_delivered_exactly_once(
         credentials_dir=None,
     )
     store = await open_store(tmp_path / "m.db")
-    service = await AlertService.start(
+    service = await Pipeline.start(
         store,
         scenario.rules(),
         [hook],
@@ -151,10 +150,9 @@ async def test_webhook_down_for_a_while_then_delivered_exactly_once(
         clock=clock,
         delivery=DeliveryConfig(base_backoff=2.0, jitter=0.0),
     )
-    p, touched = scenario.portfolio()
-    await service.process(observe(p, touched))
+    await service.process([scenario.snapshot()])
     webhook.down = True
-    await walk(service, clock, (9500.0,), p)  # fires; first attempt fails
+    await walk(service, clock, (9500.0,))  # fires; first attempt fails
     for _ in range(3):  # retries after 2, 4, 8 s keep failing
         clock.advance(16.0)
         await service.worker.step()
@@ -184,13 +182,12 @@ async def test_mute_holds_warning_and_is_read_from_the_store(
         credentials_dir=None,
     )
     store = await open_store(tmp_path / "m.db")
-    service = await AlertService.start(
+    service = await Pipeline.start(
         store, scenario.rules(), [hook], sender=AppriseSender(), clock=clock
     )
     await add_mute(store, Mute("generic:acct", clock.now() + 3600, critical=True), clock.now())
-    p, touched = scenario.portfolio()
-    await service.process(observe(p, touched))
-    kinds = await walk(service, clock, (9500.0,), p)
+    await service.process([scenario.snapshot()])
+    kinds = await walk(service, clock, (9500.0,))
     assert kinds == ["fired:critical"]
     assert [t["muted"] for t in await alert_state.history(store)] == [1]
     assert await outbox.items(store) == []  # muted: nothing to deliver
@@ -203,9 +200,9 @@ from pathlib import Path
 from monitor.clock import SystemClock
 from monitor.notify.channels import parse_channels
 from monitor.notify.sender import AppriseSender
-from monitor.notify.service import AlertService, observe
 from monitor.store.db import open_store
 from tests.notify import scenario
+from tests.notify.pipeline import Pipeline
 
 async def main(db, port):
     chans = parse_channels(
@@ -213,11 +210,10 @@ async def main(db, port):
          "b": {"url": f"json://127.0.0.1:{port}/b", "min_severity": "info"}},
         "child", env={}, credentials_dir=None)
     store = await open_store(Path(db))
-    service = await AlertService.start(store, scenario.rules(), chans, sender=AppriseSender(),
+    service = await Pipeline.start(store, scenario.rules(), chans, sender=AppriseSender(),
                                        clock=SystemClock())
-    p, touched = scenario.portfolio()
-    await service.process(observe(p, touched))
-    await service.process(observe(p, scenario.tick(p, 9500.0)))
+    await service.process([scenario.snapshot()])
+    await service.process([scenario.price(9500.0)])
     print("ENQUEUED", flush=True)
     await asyncio.sleep(3600)   # killed before the worker ever runs
 
@@ -261,7 +257,7 @@ async def test_sigkill_between_enqueue_and_delivery_delivers_once_after_restart(
     )
     clock = SystemClock()
     store = await open_store(db)  # the dead child's lock is gone with it
-    service = await AlertService.start(
+    service = await Pipeline.start(
         store,
         scenario.rules(),
         chans,
@@ -275,9 +271,7 @@ async def test_sigkill_between_enqueue_and_delivery_delivers_once_after_restart(
             break
         await asyncio.sleep(0.02)
     # the restored state: the same figures do not fire again
-    p, touched = scenario.portfolio()
-    touched += scenario.tick(p, 9500.0)
-    assert await service.process(observe(p, touched)) == []
+    assert await service.process([scenario.snapshot(), scenario.price(9500.0)]) == []
     assert await service.worker.drain(clock.monotonic() + 5) == 0
     await asyncio.wait_for(task, 5)
     await store.close()
@@ -299,7 +293,7 @@ async def test_expired_channel_raises_delivery_failing_through_the_working_one(
         credentials_dir=None,
     )
     store = await open_store(tmp_path / "m.db")
-    service = await AlertService.start(
+    service = await Pipeline.start(
         store,
         scenario.rules(),
         chans,
@@ -307,9 +301,8 @@ async def test_expired_channel_raises_delivery_failing_through_the_working_one(
         clock=clock,
         delivery=DeliveryConfig(base_backoff=5.0, jitter=0.0, max_age=10.0),
     )
-    p, touched = scenario.portfolio()
-    await service.process(observe(p, touched))
-    await walk(service, clock, (9500.0,), p)  # fired: hook gets it, dead fails (retry +5 s)
+    await service.process([scenario.snapshot()])
+    await walk(service, clock, (9500.0,))  # fired: hook gets it, dead fails (retry +5 s)
     clock.advance(5.0)
     await service.worker.step()  # dead fails again; the next retry (+10 s) is past max age
     assert service.worker.failing_channels == (chans[0].label,)
@@ -328,7 +321,7 @@ async def test_expired_channel_raises_delivery_failing_through_the_working_one(
 def test_build_messages_routes_by_severity_and_fits_telegram() -> None:
     from monitor.alerts.engine import Transition, TransitionKind
     from monitor.alerts.rules import Severity
-    from monitor.notify.service import build_messages
+    from monitor.shell import build_messages
 
     chans = parse_channels(
         {
