@@ -248,7 +248,7 @@ def test_store_path_relative_to_the_config_file_and_tilde(tmp_path: Path) -> Non
         ("[logging]\nformat = 'jsno'", "logging.format", "did you mean 'json'?"),
         ("[daemon]\ndrain_deadline = 0", "daemon.drain_deadline", "must be > 0"),
         ("[daemon]\ndrain_deadline = 301", "daemon.drain_deadline", "must be ≤ 300"),
-        ("[daemon]\ndrain_deadline = '10'", "daemon.drain_deadline", "expected a number"),
+        ("[daemon]\ndrain_deadline = 'soon'", "daemon.drain_deadline", "expected a duration"),
         ("[daemon]\nwatchdog = 1", "daemon.watchdog", "expected true or false"),
         ("[daemon]\nready_timeout = nan", "daemon.ready_timeout", "must be finite"),
         ("[store]\nsample_interval = -1", "store.sample_interval", "must be > 0"),
