@@ -53,7 +53,7 @@ from monitor.alerts.rules import (
     ThresholdRule,
 )
 from monitor.errors import ConfigError
-from monitor.model.venues import canonical
+from monitor.model.venues import HYPERLIQUID, canonical
 from monitor.schema import Fraction, Number, Seconds, Text, convert, field_names
 
 #: rules whose values are fractions (numbers or percent strings)
@@ -223,7 +223,7 @@ def parse_rules(table: Mapping[str, object], source: str) -> AlertRules:
             raise ConfigError(
                 source, path, 'an account is named "venue:account", as check-config prints it'
             )
-        norm = f"{canonical(venue)}:{account.strip()}"
+        norm = account_key(key)
         if norm in written:
             raise ConfigError(source, path, f"the same account as rules.accounts.{written[norm]}")
         written[norm] = key
@@ -239,11 +239,16 @@ def override_keys(table: Mapping[str, object]) -> dict[str, str]:
     raw = table.get("accounts")
     if not isinstance(raw, Mapping):
         return {}
-    out: dict[str, str] = {}
-    for key in raw:
-        venue, _, account = str(key).partition(":")
-        out[f"{canonical(venue)}:{account.strip()}"] = str(key)
-    return out
+    return {account_key(str(key)): str(key) for key in raw}
+
+
+def account_key(written: str) -> str:
+    """``"venue:account"`` as alerts name it: the canonical venue name (an alias such as
+    ``binance_usdm`` normalised), a Hyperliquid address lower-cased."""
+    venue, _, account = written.partition(":")
+    name = canonical(venue)
+    account = account.strip()
+    return f"{name}:{account.lower() if name == HYPERLIQUID else account}"
 
 
 def _severity(value: str, source: str, path: str) -> Severity:
