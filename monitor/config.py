@@ -724,7 +724,8 @@ class _Loader:
             out = self.credential(name, path)
             what = f"credential {name!r}"
         else:
-            register_secret(value)
+            if len(value) >= 8:  # mask a key typed into the file in any later log line
+                register_secret(value)
             raise self.fail(
                 path,
                 'a literal secret is refused: write "${ENV_NAME}" (EnvironmentFile=) or '

@@ -49,9 +49,13 @@ def test_example_config_loads_and_documents_every_section() -> None:
         *mod.VENUE_KEYS,
         *mod.ADDRESS_ACCOUNT_KEYS,
         *mod.MANUAL_ACCOUNT_KEYS,
+        *mod.API_KEY_ACCOUNT_KEYS,
         *mod.STORE_KEYS,
         *mod.LOGGING_KEYS,
         *mod.DAEMON_KEYS,
+        *mod.METRICS_KEYS,
+        *mod.TELEGRAM_BOT_KEYS,
+        *(f"[{section}" for section in mod.SECTIONS),
     ):
         assert key in text, f"config/example.toml does not document {key!r}"
 
@@ -243,6 +247,8 @@ def test_store_path_relative_to_the_config_file_and_tilde(tmp_path: Path) -> Non
     ("text", "field", "problem"),
     [
         ("[venue.hyperliquid]", "venue", "unknown key; did you mean 'venues'?"),
+        ("[metric]", "metric", "unknown key; did you mean 'metrics'?"),
+        ("[zzz]", "zzz", "unknown key (known: venues, accounts, rules, channels, store,"),
         ("[logging]\nlevl = 'info'", "logging.levl", "did you mean 'level'?"),
         ("[logging]\nlevel = 'verbose'", "logging.level", "expected one of"),
         ("[logging]\nformat = 'jsno'", "logging.format", "did you mean 'json'?"),
@@ -455,6 +461,16 @@ _docs = st.fixed_dictionaries(
         "store": _values,
         "logging": _values,
         "daemon": _values,
+        "metrics": _values,
+        "telegram_bot": _values,
+        "rules": st.one_of(
+            _values,
+            st.dictionaries(
+                st.sampled_from(["margin_ratio", "for", "accounts", "repeat", "drawdown"]),
+                _values,
+                max_size=3,
+            ),
+        ),
     },
 )
 
@@ -476,13 +492,19 @@ def test_any_document_gives_a_config_or_a_config_error(doc: dict[str, object]) -
 
 @settings(max_examples=100, deadline=None)
 @given(
-    section=st.sampled_from(["store", "logging", "daemon"]),
+    section=st.sampled_from(["store", "logging", "daemon", "metrics", "telegram_bot"]),
     key=st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=15),
 )
 def test_every_unknown_key_is_named(section: str, key: str) -> None:
     from monitor import config as mod
 
-    valid = {"store": mod.STORE_KEYS, "logging": mod.LOGGING_KEYS, "daemon": mod.DAEMON_KEYS}
+    valid = {
+        "store": mod.STORE_KEYS,
+        "logging": mod.LOGGING_KEYS,
+        "daemon": mod.DAEMON_KEYS,
+        "metrics": mod.METRICS_KEYS,
+        "telegram_bot": mod.TELEGRAM_BOT_KEYS,
+    }
     if key in valid[section]:
         return
     with pytest.raises(ConfigError) as info:
@@ -689,7 +711,8 @@ PASSPHRASE = "okx-passphrase-never-shown"
         ),
         ("[venues.generic]", "venues.generic", "not a venue"),
         (
-            "[venues.okx]\n[[accounts]]\nvenue = 'okx'\nname = 'a'\ncross_collateral = 1\nfeed = 'okk'",
+            "[venues.okx]\n[[accounts]]\nvenue = 'okx'\nname = 'a'\ncross_collateral = 1\n"
+            "feed = 'okk'",
             "accounts[0].feed",
             "no [venues.okk] section; did you mean 'okx'?",
         ),
@@ -783,7 +806,8 @@ def test_a_literal_api_key_is_refused_and_never_echoed(tmp_path: Path) -> None:
     literal = "literal-key-typed-in-the-file-42"
     err = error(
         tmp_path,
-        f"[[accounts]]\nid = 'okx:desk'\napi_key = '{literal}'\nsecret = '${{K}}'\npassword='${{P}}'",
+        f"[[accounts]]\nid = 'okx:desk'\napi_key = '{literal}'\nsecret = '${{K}}'\n"
+        "password = '${P}'",
         env=_api_env(tmp_path),
     )
     assert err.field == "accounts[0].api_key"
