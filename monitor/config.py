@@ -418,8 +418,15 @@ class Config:
 # -- entry point ------------------------------------------------------------------------------
 
 
-def load_config(path: Path, *, env: Mapping[str, str] | None = None) -> Config:
-    """Read and validate ``path``; raise ``ConfigError(file, key path, problem)``."""
+def load_config(
+    path: Path, *, env: Mapping[str, str] | None = None, secrets: bool = True
+) -> Config:
+    """Read and validate ``path``; raise ``ConfigError(file, key path, problem)``.
+
+    ``secrets=False`` (for commands that only read the store: ``status``, ``history``,
+    ``mute``): secret references are checked for their syntax but not read, so no environment
+    variable or credential file is needed; ``credentials``, ``heartbeat_url`` and the Telegram
+    ``token`` are then None and ``channels`` is None (not parsed)."""
     env = os.environ if env is None else env
     source = str(path)
     try:
@@ -434,17 +441,21 @@ def load_config(path: Path, *, env: Mapping[str, str] | None = None) -> Config:
         raise ConfigError(source, None, "not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, None, f"not valid TOML: {exc}") from None
-    return parse_config(doc, path, env=env)
+    return parse_config(doc, path, env=env, secrets=secrets)
 
 
 def parse_config(
-    doc: Mapping[str, Any], path: Path, *, env: Mapping[str, str] | None = None
+    doc: Mapping[str, Any],
+    path: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    secrets: bool = True,
 ) -> Config:
     """Validate an already-parsed TOML document; ``path`` names it in errors and anchors
-    relative store paths."""
+    relative store paths; ``secrets`` as for :func:`load_config`."""
     env = os.environ if env is None else env
     try:
-        return _Loader(str(path), path, env).config(doc)
+        return _Loader(str(path), path, env, secrets=secrets).config(doc)
     except InputError as exc:
         raise ConfigError(exc.source, exc.field, redact(exc.problem)) from None
 
@@ -453,10 +464,13 @@ def parse_config(
 
 
 class _Loader:
-    def __init__(self, source: str, path: Path, env: Mapping[str, str]) -> None:
+    def __init__(
+        self, source: str, path: Path, env: Mapping[str, str], *, secrets: bool = True
+    ) -> None:
         self.source = source
         self.path = path
         self.env = env
+        self.secrets = secrets
         self.notes: list[str] = []
 
     def fail(self, key: str | None, problem: str) -> ConfigError:
@@ -694,24 +708,32 @@ class _Loader:
             raise self.fail(f"{prefix}.password", "only okx takes a password (its passphrase)")
         else:
             password = None
-        assert api_key is not None and secret is not None
+        creds = None
+        if api_key is not None and secret is not None:
+            creds = ApiCredentials(api_key, secret, password)
         return AccountConfig(
             kind=AccountKind.API_KEY,
             rule_set=rule_set_of(venue),
             account=name,
             label=t.label,
             feed=venue,
-            credentials=ApiCredentials(api_key, secret, password),
+            credentials=creds,
             allow_trading_key=t.allow_trading_key,
         )
 
-    def secret_ref(self, value: str | None, path: str, *, required: bool) -> str | None:
+    def secret_ref(
+        self, value: str | None, path: str, *, required: bool, resolve: bool = True
+    ) -> str | None:
         """The secret ``value`` names: ``"${ENV_NAME}"`` or ``"credential:NAME"`` (the file
         ``$CREDENTIALS_DIRECTORY/NAME``, trailing newline stripped); registered with the
-        log redactor. A literal value is refused (and never echoed)."""
+        log redactor. A literal value is refused (and never echoed). Not read (None) unless
+        ``resolve`` and the loader reads secrets."""
         if value is None:
             if required:
                 raise self.fail(path, 'missing: write "${ENV_NAME}" or "credential:NAME"')
+            return None
+        ref = _SECRET_ENV.fullmatch(value) or _SECRET_CRED.fullmatch(value)
+        if ref is not None and not (resolve and self.secrets):
             return None
         if m := _SECRET_ENV.fullmatch(value):
             name = m.group(1)
@@ -844,7 +866,9 @@ class _Loader:
 
     def daemon(self, t: _DaemonTable) -> DaemonConfig:
         url: str | None = None
-        if t.heartbeat_url is not None:
+        if t.heartbeat_url is not None and not self.secrets:
+            self.url(t.heartbeat_url, "daemon.heartbeat_url", ("http", "https"))
+        elif t.heartbeat_url is not None:
             url = self.secret_url(t.heartbeat_url, "daemon.heartbeat_url")
             register_secret(url)
             self.url(url, "daemon.heartbeat_url", ("http", "https"))
@@ -894,6 +918,8 @@ class _Loader:
 
     def telegram_bot(self, t: _TelegramBotTable) -> TelegramBotConfig:
         api_url = self.url(t.api_url, "telegram_bot.api_url", ("http", "https"))
+        # a literal token is refused even while the bot is off; it is read only when on
+        token = self.secret_ref(t.token, "telegram_bot.token", required=False, resolve=t.enabled)
         if not t.enabled:
             return TelegramBotConfig(enabled=False, chat_ids=tuple(t.chat_ids), api_url=api_url)
         if t.token is None:
@@ -901,7 +927,6 @@ class _Loader:
                 "telegram_bot.token",
                 'missing: write "${TELEGRAM_BOT_TOKEN}" or "credential:NAME"',
             )
-        token = self.secret_ref(t.token, "telegram_bot.token", required=True)
         if not t.chat_ids:
             raise self.fail(
                 "telegram_bot.chat_ids", "missing: the chats allowed to use the bot, e.g. [123]"
@@ -943,7 +968,7 @@ class _Loader:
 
     def channels(self, table: Mapping[str, Any]) -> tuple[Any, ...] | None:
         parse = _optional("monitor.notify.channels", "parse_channels")
-        if parse is None:
+        if parse is None or not self.secrets:
             return None
         creds = self.env.get("CREDENTIALS_DIRECTORY")
         return tuple(

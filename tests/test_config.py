@@ -973,3 +973,53 @@ def test_rule_levels_that_can_never_fire_are_noted(tmp_path: Path) -> None:
         "rules.liquidation_distance.critical 0: can never fire before liquidation "
         "(liquidation_distance is never below 0)",
     )
+
+
+def test_store_readers_load_without_any_secret(tmp_path: Path) -> None:
+    """status/history/mute only need the store: secrets=False checks the references' syntax
+    and reads none of them (no variable is set here)."""
+    text = """
+[[accounts]]
+id = "okx:desk"
+api_key = "${UNSET_K}"
+secret = "credential:unset"
+password = "${UNSET_P}"
+
+[telegram_bot]
+enabled = true
+token = "${UNSET_TG}"
+chat_ids = [1]
+
+[channels.tg]
+url = "tgram://${UNSET_TG}/-100123"
+
+[daemon]
+heartbeat_url = "https://hc-ping.com/${UNSET_HB}"
+
+[store]
+path = "state/m.sqlite3"
+"""
+    path = tmp_path / "monitor.toml"
+    path.write_text(text, encoding="utf-8")
+    cfg = load_config(path, env=ENV, secrets=False)
+    assert cfg.store.path == tmp_path / "state" / "m.sqlite3"
+    (acct,) = cfg.accounts
+    assert acct.key.venue == "okx"
+    assert acct.credentials is None
+    assert cfg.telegram_bot.enabled is True
+    assert cfg.telegram_bot.token is None
+    assert cfg.daemon.heartbeat_url is None
+    assert cfg.channels is None
+    # with secrets (the default), the first missing one is an error
+    err = error(tmp_path, text)
+    assert (err.field, err.problem) == (
+        "accounts[0].api_key",
+        "environment variable UNSET_K is not set",
+    )
+    # a literal key stays refused either way, and so does a literal bot token while off
+    path.write_text("[[accounts]]\nid = 'okx:d'\napi_key = 'literal-key-0123'\n")
+    with pytest.raises(ConfigError, match="a literal secret is refused"):
+        load_config(path, env=ENV, secrets=False)
+    err = error(tmp_path, "[telegram_bot]\ntoken = '123456:literal-token'")
+    assert err.field == "telegram_bot.token"
+    assert "a literal secret is refused" in err.problem
