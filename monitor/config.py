@@ -84,6 +84,7 @@ from monitor.schema import (
     field_names,
 )
 from monitor.snapshot import position_from_json
+from monitor.units import describe
 
 _FORBID: Final[dict[str, Any]] = {"forbid_unknown_fields": True, "frozen": True}
 
@@ -487,8 +488,12 @@ class _Loader:
 
     # sections ----------------------------------------------------------------------------
     def config(self, raw: Mapping[str, Any]) -> Config:
-        if isinstance(raw.get("accounts"), Mapping):
-            raise self.fail("accounts", "expected [[accounts]] entries (an array of tables)")
+        accounts_raw = raw.get("accounts", [])
+        if not isinstance(accounts_raw, list):
+            raise self.fail(
+                "accounts",
+                f"expected [[accounts]] entries (an array of tables), got {describe(accounts_raw)}",
+            )
         doc = convert(raw, _Document, self.source)
         venues = self.venues(doc.venues)
         accounts = self.accounts(doc.accounts, venues)

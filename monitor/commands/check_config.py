@@ -110,7 +110,7 @@ def summary(cfg: Config) -> str:
     if scopes:
         scope_line += " (" + ", ".join(str(s) for s in scopes) + ")"
     if live:
-        scope_line += f"; the scopes of {live} address account(s) come from their feeds"
+        scope_line += f"; the scopes of {live} live account(s) come from their feeds"
     lines.append(scope_line)
     lines.extend(_rules_lines(cfg))
     lines.extend(_override_lines(cfg))
