@@ -2,107 +2,227 @@
 
 ``load_config(path, env=None) -> Config`` reads and checks everything; every problem raises
 ``ConfigError(file, "key.path", problem)``, and an unknown key names the nearest valid one
-("did you mean ..."). Sections (``config/example.toml`` documents every key):
+("did you mean ..."). Each section is a ``msgspec.Struct`` (the ``_…Table`` classes below)
+converted by :func:`monitor.schema.convert`, which maps msgspec's errors to those messages;
+the checks that span sections (accounts and their venues, overrides and accounts) follow.
+Sections (``config/example.toml`` documents every key):
 
-* ``[venues.<name>]``: feeds to run. ``hyperliquid`` and ``dydx`` are native feeds; any ccxt
-  exchange id (``binanceusdm``, ``bybit``, ``okx``, ...) runs through ccxt.pro. Endpoints
-  (``ws_url``, ``rest_url``) override the defaults of the feed; intervals are in seconds.
+* ``[venues.<name>]``: feeds to run, named by their canonical venue name
+  (:mod:`monitor.model.venues`: ``hyperliquid``, ``dydx`` native; ``binanceusdm``, ``bybit``,
+  ``okx`` and any other ccxt exchange id through ccxt.pro). Endpoints (``ws_url``,
+  ``rest_url``) override the defaults of native feeds; ccxt venues take ``options``/``urls``.
 * ``[[accounts]]``: public addresses (``id = "hyperliquid:0x…"``, ``id = "dydx:ADDRESS/N"``,
-  ``parent = true`` for a dYdX parent subaccount with its isolated children) or manual
-  accounts for any margin rule set (``venue``, ``name``, ``cross_collateral``,
+  ``parent = true`` for a dYdX parent subaccount with its isolated children), accounts by
+  read-only API key on CEXes (``id = "binanceusdm:NAME"``/``bybit:NAME``/``okx:NAME`` with
+  ``api_key``/``secret``/``password`` given only as ``"${ENV}"`` or ``"credential:NAME"``)
+  or manual accounts for any margin rule set (``venue``, ``name``, ``cross_collateral``,
   ``[[accounts.positions]]`` with the fields of the normalized snapshot, contracts.md §2).
-* ``[rules]``/``[channels]``: parsed by ``monitor.alerts.rules.parse_rules`` and
-  ``monitor.notify.channels.parse_channels`` when those modules are installed; their raw
-  tables are always kept on the ``Config``. Channel URLs alone may use ``${ENV_VAR}``
-  (substituted by ``parse_channels``); the values of the variables they name are registered
-  with the log redactor.
+* ``[rules]``: :func:`monitor.config_rules.parse_rules`; overrides must name configured
+  accounts. ``[channels]``: ``monitor.notify.channels.parse_channels``. Their raw tables are
+  kept on the ``Config`` too.
 * ``[store]``: the SQLite file; by default ``$STATE_DIRECTORY/monitor.sqlite3`` (systemd's
   ``StateDirectory=``), else ``$XDG_STATE_HOME/monitor/monitor.sqlite3``, else
   ``~/.local/state/monitor/monitor.sqlite3``. Relative paths are taken from the config file's
   directory.
 * ``[logging]``: ``level`` and ``format`` (``auto``/``json``/``console``).
-* ``[daemon]``: drain deadline, watchdog, ready timeout, stale-feed alert delay (seconds).
+* ``[daemon]``: drain deadline, watchdog, ready timeout, stale-feed alert delay, dead-man
+  heartbeat URL and interval.
+* ``[metrics]``: the Prometheus endpoint; ``[telegram_bot]``: the interactive bot.
 
-Error messages never echo a secret: every message goes through :func:`monitor.logs.redact`.
+Units: every interval takes a duration (``30`` seconds, ``"15s"``, ``"5m"``, ``"2h"``,
+``"1d"``); every fraction a number or a percent string (``0.05``, ``"5%"``).
+
+Venue names written as aliases (``dydx_v4``, ``binance_usdm``) are accepted and normalised to
+the canonical name; each such spelling adds a line to ``Config.notes`` (printed by
+``monitor check-config``, with the warnings about rule levels that can never fire).
+
+Error messages never echo a secret: every message goes through :func:`monitor.logs.redact`,
+and every secret read (API keys, tokens, heartbeat URL, channel ``${VAR}`` values) is
+registered with the log redactor.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
-import math
 import os
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
+import msgspec
+
+from monitor.config_rules import override_keys, rule_notes
 from monitor.errors import ConfigError, InputError
 from monitor.logs import FORMATS, LEVELS, redact, register_secret
 from monitor.model.events import AccountSnapshot
 from monitor.model.positions import CROSS_SCOPE, AccountKey, ScopeKey
-from monitor.model.venues import VENUES as VENUE_TABLE
-from monitor.model.venues import canonical, rule_set_of
-from monitor.snapshot import position_from_json
-
-#: native feeds (our own websocket clients) and the margin rule set each one's accounts use
-NATIVE_VENUES: Final[Mapping[str, str]] = {"hyperliquid": "hyperliquid", "dydx": "dydx_v4"}
-#: ccxt ids with a dedicated margin rule set; any other ccxt id uses ``generic``
-CCXT_RULE_SETS: Final[Mapping[str, str]] = {
-    "binanceusdm": "binance_usdm",
-    "bybit": "bybit",
-    "okx": "okx",
-}
-
-SECTIONS: Final = ("venues", "accounts", "rules", "channels", "store", "logging", "daemon")
-VENUE_KEYS: Final = (
-    "enabled",
-    "ws_url",
-    "rest_url",
-    "poll_interval",
-    "stale_after",
-    "ping_interval",
-    "symbols",
-    "options",
-    "urls",
+from monitor.model.venues import (
+    BINANCE_USDM,
+    BYBIT,
+    DYDX,
+    GENERIC,
+    HYPERLIQUID,
+    OKX,
+    canonical,
+    is_alias,
+    rule_set_of,
+    spec,
 )
+from monitor.model.venues import VENUES as VENUE_TABLE
+from monitor.schema import (
+    Fraction,
+    Interval,
+    Number,
+    Text,
+    convert,
+    field_names,
+)
+from monitor.snapshot import position_from_json
+from monitor.units import describe
+
+_FORBID: Final[dict[str, Any]] = {"forbid_unknown_fields": True, "frozen": True}
+
+# -- the tables as written (msgspec Structs) ---------------------------------------------------
+
+
+class _VenueTable(msgspec.Struct, **_FORBID):
+    enabled: bool = True
+    ws_url: Text | None = None
+    rest_url: Text | None = None
+    poll_interval: Interval | None = None
+    stale_after: Interval | None = None
+    ping_interval: Interval | None = None
+    symbols: list[Text] = []
+    options: dict[str, Any] = {}
+    urls: dict[str, Any] = {}
+
+
+class _AddressAccountTable(msgspec.Struct, **_FORBID):
+    id: Text
+    label: Text | None = None
+    parent: bool = False
+
+
+class _ApiKeyAccountTable(msgspec.Struct, **_FORBID):
+    id: Text
+    api_key: Text | None = None
+    secret: Text | None = None
+    password: Text | None = None
+    allow_trading_key: bool = False
+    label: Text | None = None
+
+
+class _ManualAccountTable(msgspec.Struct, **_FORBID):
+    venue: Text | None = None
+    name: Text | None = None
+    label: Text | None = None
+    cross_collateral: Number | None = None
+    feed: Text | None = None
+    positions: list[dict[str, Any]] = []
+
+
+class _StoreTable(msgspec.Struct, **_FORBID):
+    path: Text | None = None
+    sample_interval: Interval = Interval(60.0)
+    change_threshold: Fraction = Fraction(0.05)
+    retention_days: Number = Number(30.0)
+
+
+class _LoggingTable(msgspec.Struct, **_FORBID):
+    level: Text = Text("info")
+    format: Text = Text("auto")
+
+
+class _DaemonTable(msgspec.Struct, **_FORBID):
+    drain_deadline: Interval = Interval(20.0)
+    watchdog: bool = True
+    ready_timeout: Interval = Interval(60.0)
+    stale_alert_after: Interval = Interval(120.0)
+    heartbeat_url: Text | None = None
+    heartbeat_interval: Interval = Interval(60.0)
+
+
+class _MetricsTable(msgspec.Struct, **_FORBID):
+    enabled: bool = False
+    listen: Text = Text("127.0.0.1:9108")
+
+
+class _TelegramBotTable(msgspec.Struct, **_FORBID):
+    enabled: bool = False
+    token: Text | None = None
+    chat_ids: list[int] = []
+    api_url: Text | None = None
+
+
+class _Document(msgspec.Struct, **_FORBID):
+    venues: dict[str, dict[str, Any]] = {}
+    accounts: list[dict[str, Any]] = []
+    rules: dict[str, Any] = {}
+    channels: dict[str, Any] = {}
+    store: _StoreTable = msgspec.field(default_factory=_StoreTable)
+    logging: _LoggingTable = msgspec.field(default_factory=_LoggingTable)
+    daemon: _DaemonTable = msgspec.field(default_factory=_DaemonTable)
+    metrics: _MetricsTable = msgspec.field(default_factory=_MetricsTable)
+    telegram_bot: _TelegramBotTable = msgspec.field(default_factory=_TelegramBotTable)
+
+
+SECTIONS: Final = field_names(_Document)
+VENUE_KEYS: Final = field_names(_VenueTable)
 #: keys only native feeds use, and keys only ccxt venues use
 NATIVE_ONLY_KEYS: Final = ("ws_url", "rest_url", "ping_interval")
 CCXT_ONLY_KEYS: Final = ("options", "urls")
-ADDRESS_ACCOUNT_KEYS: Final = ("id", "label", "parent")
-MANUAL_ACCOUNT_KEYS: Final = ("venue", "name", "label", "cross_collateral", "feed", "positions")
-STORE_KEYS: Final = ("path", "sample_interval", "change_threshold", "retention_days")
-LOGGING_KEYS: Final = ("level", "format")
-DAEMON_KEYS: Final = ("drain_deadline", "watchdog", "ready_timeout", "stale_alert_after")
+ADDRESS_ACCOUNT_KEYS: Final = field_names(_AddressAccountTable)
+API_KEY_ACCOUNT_KEYS: Final = field_names(_ApiKeyAccountTable)
+MANUAL_ACCOUNT_KEYS: Final = field_names(_ManualAccountTable)
+STORE_KEYS: Final = field_names(_StoreTable)
+LOGGING_KEYS: Final = field_names(_LoggingTable)
+DAEMON_KEYS: Final = field_names(_DaemonTable)
+METRICS_KEYS: Final = field_names(_MetricsTable)
+TELEGRAM_BOT_KEYS: Final = field_names(_TelegramBotTable)
+
+#: the venues whose accounts may be read with an API key (``id = "<venue>:NAME"``)
+API_KEY_VENUES: Final = (BINANCE_USDM, BYBIT, OKX)
 
 _HL_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _DYDX_ADDRESS = re.compile(r"dydx1[02-9ac-hj-np-z]{20,90}")
+_ACCOUNT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_URL_REF = re.compile(r"\$\{(?:(file|cred):)?([A-Za-z_][A-Za-z0-9_.-]*)\}")
+_SECRET_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_SECRET_CRED = re.compile(r"credential:([A-Za-z0-9_.-]+)")
 #: dYdX subaccount numbers: parents 0..127, their isolated children n + 128·k
 _DYDX_MAX_PARENT = 127
+_DYDX_CHILD_STRIDE = 128
 _DYDX_MAX_SUBACCOUNT = 128_000
 
 
 class AccountKind(StrEnum):
     ADDRESS = "address"
     MANUAL = "manual"
+    API_KEY = "api_key"
+
+
+# -- the validated configuration ----------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class VenueConfig:
     """One feed. ``None`` endpoints and intervals mean "the feed's own default".
 
-    ``poll_interval``: seconds between REST polls where the feed polls (Hyperliquid addresses
-    beyond the WebSocket limit; ccxt funding); ``stale_after``: seconds without data before a
-    price subscription counts as stale; ``symbols``: instruments to watch beyond those held,
-    as the venue names them (``BTC``, ``BTC-USD``, ``BTCUSDT``, ``BTC-USDT-SWAP``).
-    Native feeds only: ``ws_url``, ``rest_url``, ``ping_interval`` (seconds between pings).
-    ccxt venues only: ``options`` (the exchange's ccxt ``options``) and ``urls`` (deep-merged
-    into its ccxt ``urls``, e.g. to point it at a test server).
+    ``name``: the canonical venue name; ``poll_interval``: seconds between REST polls where
+    the feed polls (Hyperliquid addresses beyond the WebSocket limit; ccxt funding);
+    ``stale_after``: seconds without data before a price subscription counts as stale;
+    ``symbols``: instruments to watch beyond those held, as the venue names them (``BTC``,
+    ``BTC-USD``, ``BTCUSDT``, ``BTC-USDT-SWAP``). Native feeds only: ``ws_url``,
+    ``rest_url``, ``ping_interval`` (seconds between pings). ccxt venues only: ``options``
+    (the exchange's ccxt ``options``) and ``urls`` (deep-merged into its ccxt ``urls``, e.g.
+    ``{api = {ws = {linear = "ws://127.0.0.1:9443/ws"}}}`` for binanceusdm).
     """
 
     name: str
@@ -120,12 +240,35 @@ class VenueConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiCredentials:
+    """A read-only API key of a CEX account (``secret``/``password`` as the venue issued
+    them; ``password`` is OKX's passphrase, None elsewhere). Never shown: ``repr`` masks
+    them, :meth:`masked_key` shows the first 4 characters of the key."""
+
+    api_key: str
+    secret: str
+    password: str | None = None
+
+    def masked_key(self) -> str:
+        return f"{self.api_key[:4]}…"
+
+    def __repr__(self) -> str:
+        pw = "None" if self.password is None else "'***'"
+        return f"ApiCredentials(api_key='{self.masked_key()}', secret='***', password={pw})"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, slots=True)
 class AccountConfig:
     """An account to watch.
 
     ``kind`` address: ``feed`` is the venue that streams it (``hyperliquid``/``dydx``),
     ``account`` the id the portfolio uses (HL: the lower-case address; dYdX:
     ``ADDRESS/N``), ``parent`` marks a dYdX parent subaccount.
+    ``kind`` api_key: ``feed`` is the CEX (``binanceusdm``/``bybit``/``okx``), ``account``
+    the NAME of ``id = "<venue>:NAME"``, ``credentials`` its key (read-only unless
+    ``allow_trading_key``).
     ``kind`` manual: ``snapshot`` holds the declared collateral and positions; ``feed`` is the
     venue whose prices revalue it (None: the prices declared in the file stay fixed).
     """
@@ -139,12 +282,14 @@ class AccountConfig:
     subaccount: int | None = None
     parent: bool = False
     snapshot: AccountSnapshot | None = None
+    credentials: ApiCredentials | None = None
+    allow_trading_key: bool = False
 
     @property
     def venue(self) -> str:
         """The canonical venue name of this account's events (:mod:`monitor.model.venues`):
-        the venue streaming an address account; for a manual account its ``venue``, or, for
-        a ``generic`` one priced by a ccxt exchange, that exchange's id."""
+        the venue streaming an address or API-key account; for a manual account its
+        ``venue``, or, for a ``generic`` one priced by a ccxt exchange, that exchange's id."""
         if self.snapshot is not None:
             return self.snapshot.venue
         return canonical(self.feed or self.rule_set)
@@ -196,12 +341,46 @@ class DaemonConfig:
     it well under the unit's ``TimeoutStopSec=``); ``watchdog``: send ``WATCHDOG=1`` when
     systemd asks for it; ``ready_timeout``: send ``READY=1`` after this long even if some
     account has not produced its first snapshot; ``stale_alert_after``: a feed silent or
-    unreachable this long raises an alert."""
+    unreachable this long raises an alert; ``heartbeat_url``: a dead-man's-switch URL
+    (healthchecks.io style) to request every ``heartbeat_interval`` while healthy, None: off.
+    The URL is a secret (its ``${ENV}`` references substituted, the whole URL registered with
+    the log redactor): never log it, show :meth:`heartbeat_target`."""
 
     drain_deadline: float = 20.0
     watchdog: bool = True
     ready_timeout: float = 60.0
     stale_alert_after: float = 120.0
+    heartbeat_url: str | None = field(default=None, repr=False)
+    heartbeat_interval: float = 60.0
+
+    def heartbeat_target(self) -> str | None:
+        """``scheme://host[:port]/…``: the heartbeat URL without its secret parts."""
+        if self.heartbeat_url is None:
+            return None
+        return _url_target(self.heartbeat_url)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """The Prometheus ``/metrics`` endpoint: off unless ``enabled``; ``listen`` as written
+    (``host:port``, IPv6 as ``[::1]:9108``), ``host``/``port`` parsed (port 0: any free)."""
+
+    enabled: bool = False
+    listen: str = "127.0.0.1:9108"
+    host: str = "127.0.0.1"
+    port: int = 9108
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramBotConfig:
+    """The interactive Telegram bot: off unless ``enabled``. ``token`` (a secret, resolved
+    from ``${ENV}`` or ``credential:NAME``; None while disabled), ``chat_ids`` the chats
+    allowed to talk to it, ``api_url`` the Bot API base (None: Telegram's; set by tests)."""
+
+    enabled: bool = False
+    token: str | None = field(default=None, repr=False)
+    chat_ids: tuple[int, ...] = ()
+    api_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +389,9 @@ class Config:
 
     ``rules``/``channels`` hold the parsed objects (``AlertRules``, ``list[Channel]``) when
     ``monitor.alerts.rules``/``monitor.notify.channels`` are installed, else None;
-    ``rules_table``/``channels_table`` are the raw TOML tables either way.
+    ``rules_table``/``channels_table`` are the raw TOML tables either way. ``notes``: lines
+    for the operator that are not errors (aliases normalised, rule levels that can never
+    fire or always fire), in file order.
     """
 
     source: Path
@@ -223,6 +404,9 @@ class Config:
     channels_table: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     rules: Any = None
     channels: tuple[Any, ...] | None = None
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    telegram_bot: TelegramBotConfig = field(default_factory=TelegramBotConfig)
+    notes: tuple[str, ...] = ()
 
     @property
     def enabled_venues(self) -> tuple[VenueConfig, ...]:
@@ -235,8 +419,15 @@ class Config:
 # -- entry point ------------------------------------------------------------------------------
 
 
-def load_config(path: Path, *, env: Mapping[str, str] | None = None) -> Config:
-    """Read and validate ``path``; raise ``ConfigError(file, key path, problem)``."""
+def load_config(
+    path: Path, *, env: Mapping[str, str] | None = None, secrets: bool = True
+) -> Config:
+    """Read and validate ``path``; raise ``ConfigError(file, key path, problem)``.
+
+    ``secrets=False`` (for commands that only read the store: ``status``, ``history``,
+    ``mute``): secret references are checked for their syntax but not read, so no environment
+    variable or credential file is needed; ``credentials``, ``heartbeat_url`` and the Telegram
+    ``token`` are then None and ``channels`` is None (not parsed)."""
     env = os.environ if env is None else env
     source = str(path)
     try:
@@ -251,17 +442,21 @@ def load_config(path: Path, *, env: Mapping[str, str] | None = None) -> Config:
         raise ConfigError(source, None, "not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, None, f"not valid TOML: {exc}") from None
-    return parse_config(doc, path, env=env)
+    return parse_config(doc, path, env=env, secrets=secrets)
 
 
 def parse_config(
-    doc: Mapping[str, Any], path: Path, *, env: Mapping[str, str] | None = None
+    doc: Mapping[str, Any],
+    path: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    secrets: bool = True,
 ) -> Config:
     """Validate an already-parsed TOML document; ``path`` names it in errors and anchors
-    relative store paths."""
+    relative store paths; ``secrets`` as for :func:`load_config`."""
     env = os.environ if env is None else env
     try:
-        return _Loader(str(path), path, env).config(doc)
+        return _Loader(str(path), path, env, secrets=secrets).config(doc)
     except InputError as exc:
         raise ConfigError(exc.source, exc.field, redact(exc.problem)) from None
 
@@ -270,121 +465,58 @@ def parse_config(
 
 
 class _Loader:
-    def __init__(self, source: str, path: Path, env: Mapping[str, str]) -> None:
+    def __init__(
+        self, source: str, path: Path, env: Mapping[str, str], *, secrets: bool = True
+    ) -> None:
         self.source = source
         self.path = path
         self.env = env
+        self.secrets = secrets
+        self.notes: list[str] = []
 
     def fail(self, key: str | None, problem: str) -> ConfigError:
         return ConfigError(self.source, key, redact(problem))
 
-    # generic checks ----------------------------------------------------------------------
-    def table(self, value: Any, key: str) -> Mapping[str, Any]:
-        if not isinstance(value, Mapping):
-            raise self.fail(key, f"expected a table, got {_kind(value)}")
-        return value
-
-    def known(self, table: Mapping[str, Any], keys: Sequence[str], prefix: str) -> None:
-        for k in table:
-            if k not in keys:
-                near = difflib.get_close_matches(k, keys, n=1, cutoff=0.6)
-                hint = f"; did you mean {near[0]!r}?" if near else f" (known: {', '.join(keys)})"
-                raise self.fail(_join(prefix, k), f"unknown key{hint}")
-
-    def number(
-        self,
-        table: Mapping[str, Any],
-        key: str,
-        prefix: str,
-        *,
-        default: float | None,
-        low: float | None = None,
-        high: float | None = None,
-        low_open: bool = False,
-    ) -> float | None:
-        p = _join(prefix, key)
-        if key not in table:
-            return default
-        v = table[key]
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            raise self.fail(p, f"expected a number, got {_kind(v)}")
-        x = float(v)
-        if not math.isfinite(x):
-            raise self.fail(p, f"must be finite, got {v!r}")
-        if low is not None and (x <= low if low_open else x < low):
-            raise self.fail(p, f"must be {'>' if low_open else '≥'} {low:g}, got {v!r}")
-        if high is not None and x > high:
-            raise self.fail(p, f"must be ≤ {high:g}, got {v!r}")
-        return x
-
-    def req_number(self, table: Mapping[str, Any], key: str, prefix: str, **kw: Any) -> float:
-        v = self.number(table, key, prefix, default=None, **kw)
-        if v is None:
-            raise self.fail(_join(prefix, key), "missing")
-        return v
-
-    def boolean(self, table: Mapping[str, Any], key: str, prefix: str, default: bool) -> bool:
-        v = table.get(key, default)
-        if not isinstance(v, bool):
-            raise self.fail(_join(prefix, key), f"expected true or false, got {_kind(v)}")
-        return v
-
-    def string(
-        self, table: Mapping[str, Any], key: str, prefix: str, default: str | None = None
-    ) -> str | None:
-        if key not in table:
-            return default
-        v = table[key]
-        if not isinstance(v, str) or not v.strip():
-            raise self.fail(_join(prefix, key), f"expected a non-empty string, got {_kind(v)}")
-        return v.strip()
-
-    def choice(
-        self, table: Mapping[str, Any], key: str, prefix: str, options: Sequence[str], default: str
-    ) -> str:
-        v = self.string(table, key, prefix, default)
-        assert v is not None
-        if v.lower() not in options:
-            near = difflib.get_close_matches(v.lower(), options, n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else ""
-            raise self.fail(
-                _join(prefix, key), f"expected one of {', '.join(options)}, got {v!r}{hint}"
+    def venue_name(self, written: str, path: str) -> str:
+        """The canonical name of ``written``, noting an alias."""
+        name = canonical(written)
+        if is_alias(written):
+            self.notes.append(
+                f"{path}: {written.strip()!r} is an old spelling of {name!r}; write {name!r}"
             )
-        return v.lower()
-
-    def url(
-        self, table: Mapping[str, Any], key: str, prefix: str, schemes: Sequence[str]
-    ) -> str | None:
-        v = self.string(table, key, prefix)
-        if v is None:
-            return None
-        scheme, sep, rest = v.partition("://")
-        if not sep or scheme.lower() not in schemes or not rest or " " in v:
-            raise self.fail(
-                _join(prefix, key), f"expected a {'/'.join(schemes)}:// URL, got {v[:80]!r}"
-            )
-        return v
+        return name
 
     # sections ----------------------------------------------------------------------------
-    def config(self, doc: Mapping[str, Any]) -> Config:
-        self.known(doc, SECTIONS, "")
-        venues = self.venues(doc.get("venues", {}))
-        accounts = self.accounts(doc.get("accounts", []), venues)
+    def config(self, raw: Mapping[str, Any]) -> Config:
+        accounts_raw = raw.get("accounts", [])
+        if not isinstance(accounts_raw, list):
+            raise self.fail(
+                "accounts",
+                f"expected [[accounts]] entries (an array of tables), got {describe(accounts_raw)}",
+            )
+        doc = convert(raw, _Document, self.source)
+        venues = self.venues(doc.venues)
+        accounts = self.accounts(doc.accounts, venues)
         for acct in accounts:
-            # an address account's feed runs with its defaults when it has no section
-            if acct.kind is AccountKind.ADDRESS and acct.feed and acct.feed not in venues:
+            if acct.feed is not None and acct.feed not in venues:
+                row = spec(acct.feed)
                 venues[acct.feed] = VenueConfig(
-                    name=acct.feed, rule_set=NATIVE_VENUES[acct.feed], native=True
+                    name=acct.feed, rule_set=row.rule_set, native=row.native
                 )
-        store = self.store(self.table(doc.get("store", {}), "store"))
-        logging_ = self.logging(self.table(doc.get("logging", {}), "logging"))
-        daemon = self.daemon(self.table(doc.get("daemon", {}), "daemon"))
-        rules_table = self.table(doc.get("rules", {}), "rules")
-        channels_table = self.table(doc.get("channels", {}), "channels")
-        for ref in _env_refs(channels_table):
+        store = self.store(doc.store)
+        logging_ = LoggingConfig(
+            level=self.choice(doc.logging.level, "logging.level", tuple(LEVELS)),
+            format=self.choice(doc.logging.format, "logging.format", FORMATS),
+        )
+        daemon = self.daemon(doc.daemon)
+        for ref in _env_refs(doc.channels):
             value = self.env.get(ref)
             if value:
                 register_secret(value)
+        rules = self.rules(doc.rules)
+        if rules is not None:
+            self.check_overrides(doc.rules, accounts)
+            self.notes.extend(rule_notes(rules))
         return Config(
             source=self.path,
             venues=MappingProxyType(venues),
@@ -392,76 +524,107 @@ class _Loader:
             store=store,
             logging=logging_,
             daemon=daemon,
-            rules_table=MappingProxyType(dict(rules_table)),
-            channels_table=MappingProxyType(dict(channels_table)),
-            rules=self.rules(rules_table),
-            channels=self.channels(channels_table),
+            rules_table=MappingProxyType(dict(doc.rules)),
+            channels_table=MappingProxyType(dict(doc.channels)),
+            rules=rules,
+            channels=self.channels(doc.channels),
+            metrics=self.metrics(doc.metrics),
+            telegram_bot=self.telegram_bot(doc.telegram_bot),
+            notes=tuple(self.notes),
         )
 
-    def venues(self, value: Any) -> dict[str, VenueConfig]:
-        tbl = self.table(value, "venues")
+    def choice(self, value: str, path: str, options: Iterable[str]) -> str:
+        opts = tuple(options)
+        if value.lower() not in opts:
+            near = difflib.get_close_matches(value.lower(), opts, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise self.fail(path, f"expected one of {', '.join(opts)}, got {value!r}{hint}")
+        return value.lower()
+
+    def url(self, value: str | None, path: str, schemes: tuple[str, ...]) -> str | None:
+        if value is None:
+            return None
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme.lower() not in schemes or not rest or " " in value:
+            raise self.fail(path, f"expected a {'/'.join(schemes)}:// URL, got {value[:80]!r}")
+        return value
+
+    def at_most(self, value: float | None, path: str, high: float) -> float | None:
+        if value is not None and value > high:
+            raise self.fail(path, f"must be ≤ {high:g}, got {value:g}")
+        return None if value is None else float(value)
+
+    def venues(self, tables: Mapping[str, Mapping[str, Any]]) -> dict[str, VenueConfig]:
         out: dict[str, VenueConfig] = {}
-        for name, body in tbl.items():
-            prefix = f"venues.{name}"
-            t = self.table(body, prefix)
-            self.known(t, VENUE_KEYS, prefix)
-            native = name in NATIVE_VENUES
-            if not native:
-                _check_ccxt_id(name, self)
-            rule_set = NATIVE_VENUES.get(name) or CCXT_RULE_SETS.get(name, "generic")
-            symbols_raw = t.get("symbols", [])
-            if not isinstance(symbols_raw, list) or not all(
-                isinstance(s, str) and s.strip() for s in symbols_raw
-            ):
-                raise self.fail(f"{prefix}.symbols", "expected a list of instrument names")
-            options = self.table(t.get("options", {}), f"{prefix}.options")
-            urls = self.table(t.get("urls", {}), f"{prefix}.urls")
-            for key in NATIVE_ONLY_KEYS if not native else CCXT_ONLY_KEYS:
-                if key in t:
+        written: dict[str, str] = {}
+        for key, body in tables.items():
+            prefix = f"venues.{key}"
+            t = convert(body, _VenueTable, self.source, prefix)
+            name = canonical(key)
+            if name in written:
+                raise self.fail(prefix, f"the same venue as [venues.{written[name]}]")
+            if name == GENERIC:
+                raise self.fail(prefix, "generic is a rule set without a feed, not a venue")
+            row = VENUE_TABLE.get(name)
+            if row is None:
+                self.check_ccxt_id(name, prefix)
+                row = spec(name)
+            written[name] = key
+            if is_alias(key):
+                self.venue_name(key, prefix)
+            native = row.native
+            for k in NATIVE_ONLY_KEYS if not native else CCXT_ONLY_KEYS:
+                if k in body:
                     other = "ccxt venues" if native else "hyperliquid and dydx"
-                    hint = " (use urls: merged into ccxt's urls)" if key.endswith("_url") else ""
-                    raise self.fail(f"{prefix}.{key}", f"only {other} take {key}{hint}")
+                    hint = " (use urls: merged into ccxt's urls)" if k.endswith("_url") else ""
+                    raise self.fail(f"{prefix}.{k}", f"only {other} take {k}{hint}")
             out[name] = VenueConfig(
                 name=name,
-                rule_set=rule_set,
+                rule_set=row.rule_set,
                 native=native,
-                enabled=self.boolean(t, "enabled", prefix, True),
-                ws_url=self.url(t, "ws_url", prefix, ("ws", "wss")),
-                rest_url=self.url(t, "rest_url", prefix, ("http", "https")),
-                poll_interval=self.number(
-                    t, "poll_interval", prefix, default=None, low=0.0, low_open=True, high=3600.0
-                ),
-                stale_after=self.number(
-                    t, "stale_after", prefix, default=None, low=0.0, low_open=True, high=86400.0
-                ),
-                ping_interval=self.number(
-                    t, "ping_interval", prefix, default=None, low=0.0, low_open=True, high=3600.0
-                ),
-                symbols=tuple(s.strip() for s in symbols_raw),
-                options=MappingProxyType(dict(options)),
-                urls=MappingProxyType(dict(urls)),
+                enabled=t.enabled,
+                ws_url=self.url(t.ws_url, f"{prefix}.ws_url", ("ws", "wss")),
+                rest_url=self.url(t.rest_url, f"{prefix}.rest_url", ("http", "https")),
+                poll_interval=self.at_most(t.poll_interval, f"{prefix}.poll_interval", 3600.0),
+                stale_after=self.at_most(t.stale_after, f"{prefix}.stale_after", 86400.0),
+                ping_interval=self.at_most(t.ping_interval, f"{prefix}.ping_interval", 3600.0),
+                symbols=tuple(t.symbols),
+                options=MappingProxyType(dict(t.options)),
+                urls=MappingProxyType(dict(t.urls)),
             )
         return out
 
-    def accounts(self, value: Any, venues: dict[str, VenueConfig]) -> tuple[AccountConfig, ...]:
-        if isinstance(value, Mapping):
-            raise self.fail("accounts", "expected [[accounts]] entries (an array of tables)")
-        if not isinstance(value, list):
-            raise self.fail("accounts", f"expected an array of tables, got {_kind(value)}")
+    def check_ccxt_id(self, name: str, path: str) -> None:
+        import ccxt  # noqa: PLC0415  (0.25 s to import: only for venues we do not know by name)
+
+        ids: list[str] = list(ccxt.exchanges)
+        if name not in ids:
+            candidates = [*VENUE_TABLE, *ids]
+            near = difflib.get_close_matches(name, candidates, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise self.fail(path, f"unknown venue (not hyperliquid, dydx or a ccxt id){hint}")
+
+    def accounts(
+        self, entries: list[dict[str, Any]], venues: dict[str, VenueConfig]
+    ) -> tuple[AccountConfig, ...]:
         out: list[AccountConfig] = []
         seen: dict[AccountKey, str] = {}
-        for i, body in enumerate(value):
+        for i, t in enumerate(entries):
             prefix = f"accounts[{i}]"
-            t = self.table(body, prefix)
             if "id" in t:
-                acct = self.address_account(t, prefix, venues)
+                venue = str(t["id"]).partition(":")[0] if isinstance(t["id"], str) else ""
+                if canonical(venue) in API_KEY_VENUES:
+                    acct = self.api_key_account(t, prefix, venues)
+                else:
+                    acct = self.address_account(t, prefix, venues)
             elif "venue" in t or "positions" in t or "cross_collateral" in t or "name" in t:
                 acct = self.manual_account(t, prefix, venues)
             else:
                 raise self.fail(
                     prefix,
-                    'needs either id = "hyperliquid:0x…" / "dydx:ADDRESS/N" '
-                    "or a manual account (venue, name, cross_collateral, positions)",
+                    'needs either id = "hyperliquid:0x…" / "dydx:ADDRESS/N" / '
+                    '"binanceusdm:NAME" (bybit, okx) or a manual account '
+                    "(venue, name, cross_collateral, positions)",
                 )
             if acct.key in seen:
                 raise self.fail(prefix, f"the same account as {seen[acct.key]}")
@@ -469,35 +632,41 @@ class _Loader:
             out.append(acct)
         return tuple(out)
 
-    def address_account(
-        self, t: Mapping[str, Any], prefix: str, venues: dict[str, VenueConfig]
-    ) -> AccountConfig:
-        self.known(t, ADDRESS_ACCOUNT_KEYS, prefix)
-        raw = self.string(t, "id", prefix)
-        assert raw is not None
-        p = f"{prefix}.id"
-        venue, sep, rest = raw.partition(":")
-        venue = venue.strip().lower()
-        if not sep or venue not in NATIVE_VENUES:
-            raise self.fail(p, f'expected "hyperliquid:0x…" or "dydx:ADDRESS/N", got {raw[:80]!r}')
+    def live_venue(self, venue: str, path: str, venues: dict[str, VenueConfig]) -> None:
         v = venues.get(venue)
         if v is not None and not v.enabled:
-            raise self.fail(p, f"venue {venue!r} is disabled in [venues.{venue}]")
-        parent = self.boolean(t, "parent", prefix, False)
-        label = self.string(t, "label", prefix)
+            raise self.fail(path, f"venue {venue!r} is disabled in [venues.{venue}]")
+
+    def address_account(
+        self, raw: Mapping[str, Any], prefix: str, venues: dict[str, VenueConfig]
+    ) -> AccountConfig:
+        t = convert(raw, _AddressAccountTable, self.source, prefix)
+        p = f"{prefix}.id"
+        written, sep, rest = t.id.partition(":")
+        venue = canonical(written)
+        if not sep or venue not in (HYPERLIQUID, DYDX):
+            near = difflib.get_close_matches(venue, [HYPERLIQUID, DYDX, *API_KEY_VENUES], n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise self.fail(
+                p,
+                'expected "hyperliquid:0x…", "dydx:ADDRESS/N" or "binanceusdm:NAME" '
+                f"(bybit, okx), got {t.id[:80]!r}{hint}",
+            )
+        self.venue_name(written, p)
+        self.live_venue(venue, p, venues)
         rest = rest.strip()
-        if venue == "hyperliquid":
-            if parent:
+        if venue == HYPERLIQUID:
+            if t.parent:
                 raise self.fail(f"{prefix}.parent", "only dYdX has parent subaccounts")
             if not _HL_ADDRESS.fullmatch(rest):
                 raise self.fail(p, f"not a Hyperliquid address (0x + 40 hex digits): {rest!r}")
             address = rest.lower()
             return AccountConfig(
                 kind=AccountKind.ADDRESS,
-                rule_set="hyperliquid",
+                rule_set=rule_set_of(HYPERLIQUID),
                 account=address,
-                label=label,
-                feed="hyperliquid",
+                label=t.label,
+                feed=HYPERLIQUID,
                 address=address,
             )
         address, slash, num = rest.partition("/")
@@ -506,44 +675,138 @@ class _Loader:
         if not slash or not (num.isascii() and num.isdigit()):
             raise self.fail(p, "expected dydx:ADDRESS/N with N the subaccount number")
         n = int(num)
-        limit = _DYDX_MAX_PARENT if parent else _DYDX_MAX_SUBACCOUNT
+        limit = _DYDX_MAX_PARENT if t.parent else _DYDX_MAX_SUBACCOUNT
         if n > limit:
-            what = "a parent subaccount number" if parent else "a subaccount number"
+            what = "a parent subaccount number" if t.parent else "a subaccount number"
             raise self.fail(p, f"{what} is at most {limit}, got {n}")
         return AccountConfig(
             kind=AccountKind.ADDRESS,
-            rule_set="dydx_v4",
+            rule_set=rule_set_of(DYDX),
             account=f"{address}/{n}",
-            label=label,
-            feed="dydx",
+            label=t.label,
+            feed=DYDX,
             address=address,
             subaccount=n,
-            parent=parent,
+            parent=t.parent,
         )
 
-    def manual_account(
-        self, t: Mapping[str, Any], prefix: str, venues: dict[str, VenueConfig]
+    def api_key_account(
+        self, raw: Mapping[str, Any], prefix: str, venues: dict[str, VenueConfig]
     ) -> AccountConfig:
-        self.known(t, MANUAL_ACCOUNT_KEYS, prefix)
-        written = self.string(t, "venue", prefix)
+        t = convert(raw, _ApiKeyAccountTable, self.source, prefix)
+        p = f"{prefix}.id"
+        written, _, name = t.id.partition(":")
+        venue = self.venue_name(written, p)
+        name = name.strip()
+        if not _ACCOUNT_NAME.fullmatch(name):
+            raise self.fail(
+                p,
+                f'expected "{venue}:NAME" with NAME 1 to 64 of A-Z a-z 0-9 _ . -, '
+                f"got {t.id[:80]!r}",
+            )
+        self.live_venue(venue, p, venues)
+        api_key = self.secret_ref(t.api_key, f"{prefix}.api_key", required=True)
+        secret = self.secret_ref(t.secret, f"{prefix}.secret", required=True)
+        if venue == OKX:
+            password = self.secret_ref(t.password, f"{prefix}.password", required=True)
+        elif t.password is not None:
+            raise self.fail(f"{prefix}.password", "only okx takes a password (its passphrase)")
+        else:
+            password = None
+        creds = None
+        if api_key is not None and secret is not None:
+            creds = ApiCredentials(api_key, secret, password)
+        return AccountConfig(
+            kind=AccountKind.API_KEY,
+            rule_set=rule_set_of(venue),
+            account=name,
+            label=t.label,
+            feed=venue,
+            credentials=creds,
+            allow_trading_key=t.allow_trading_key,
+        )
+
+    def secret_ref(
+        self, value: str | None, path: str, *, required: bool, resolve: bool = True
+    ) -> str | None:
+        """The secret ``value`` names: ``"${ENV_NAME}"`` or ``"credential:NAME"`` (the file
+        ``$CREDENTIALS_DIRECTORY/NAME``, trailing newline stripped); registered with the
+        log redactor. A literal value is refused (and never echoed). Not read (None) unless
+        ``resolve`` and the loader reads secrets."""
+        if value is None:
+            if required:
+                raise self.fail(path, 'missing: write "${ENV_NAME}" or "credential:NAME"')
+            return None
+        ref = _SECRET_ENV.fullmatch(value) or _SECRET_CRED.fullmatch(value)
+        if ref is not None and not (resolve and self.secrets):
+            return None
+        if m := _SECRET_ENV.fullmatch(value):
+            name = m.group(1)
+            if name not in self.env:
+                raise self.fail(path, f"environment variable {name} is not set")
+            out = self.env[name].strip()
+            what = f"environment variable {name}"
+        elif m := _SECRET_CRED.fullmatch(value):
+            name = m.group(1)
+            out = self.credential(name, path)
+            what = f"credential {name!r}"
+        else:
+            if len(value) >= 8:  # mask a key typed into the file in any later log line
+                register_secret(value)
+            raise self.fail(
+                path,
+                'a literal secret is refused: write "${ENV_NAME}" (EnvironmentFile=) or '
+                '"credential:NAME" (systemd LoadCredential=), so the key never sits in a '
+                "file that is copied, backed up or shown",
+            )
+        if not out:
+            raise self.fail(path, f"{what} is empty")
+        register_secret(out)
+        return out
+
+    def credential(self, name: str, path: str) -> str:
+        creds = self.env.get("CREDENTIALS_DIRECTORY")
+        if not creds:
+            raise self.fail(
+                path,
+                f"credential {name!r} needs $CREDENTIALS_DIRECTORY (systemd LoadCredential=), "
+                "which is not set",
+            )
+        if name in (".", ".."):
+            raise self.fail(path, f"credential name {name!r} must be a plain file name")
+        file = Path(creds) / name
+        try:
+            return file.read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise self.fail(path, f"cannot read credential {file}: {why}") from None
+
+    def manual_account(
+        self, raw: Mapping[str, Any], prefix: str, venues: dict[str, VenueConfig]
+    ) -> AccountConfig:
+        t = convert(raw, _ManualAccountTable, self.source, prefix)
         known = tuple(VENUE_TABLE)
-        if written is None:
+        if t.venue is None:
             raise self.fail(f"{prefix}.venue", f"missing (a venue: {', '.join(known)})")
-        venue_name = canonical(written)
+        venue_name = canonical(t.venue)
         if venue_name not in VENUE_TABLE:
             near = difflib.get_close_matches(venue_name, known, n=1)
             hint = f"; did you mean {near[0]!r}?" if near else f" (known: {', '.join(known)})"
-            raise self.fail(f"{prefix}.venue", f"unknown venue {written!r}{hint}")
+            raise self.fail(f"{prefix}.venue", f"unknown venue {t.venue!r}{hint}")
+        self.venue_name(t.venue, f"{prefix}.venue")
         rule_set = rule_set_of(venue_name)
-        name = self.string(t, "name", prefix)
-        if name is None:
+        if t.name is None:
             raise self.fail(f"{prefix}.name", "missing (a name for this account)")
-        collateral = self.req_number(t, "cross_collateral", prefix)
-        feed = self.string(t, "feed", prefix)
-        if feed is not None:
+        if t.cross_collateral is None:
+            raise self.fail(f"{prefix}.cross_collateral", "missing")
+        feed: str | None
+        if t.feed is not None:
+            feed = self.venue_name(t.feed, f"{prefix}.feed")
             fv = venues.get(feed)
             if fv is None:
-                raise self.fail(f"{prefix}.feed", f"no [venues.{feed}] section")
+                near = difflib.get_close_matches(feed, list(venues), n=1)
+                hint = f"; did you mean {near[0]!r}?" if near else ""
+                raise self.fail(f"{prefix}.feed", f"no [venues.{feed}] section{hint}")
             if not fv.enabled:
                 raise self.fail(f"{prefix}.feed", f"venue {feed!r} is disabled")
             if fv.rule_set != rule_set:
@@ -555,49 +818,48 @@ class _Loader:
             feed = next(
                 (v.name for v in venues.values() if v.enabled and v.rule_set == rule_set), None
             )
-        raw_positions = t.get("positions", [])
-        if not isinstance(raw_positions, list):
-            raise self.fail(f"{prefix}.positions", "expected [[accounts.positions]] entries")
         positions = []
         symbols: set[str] = set()
-        for j, item in enumerate(raw_positions):
+        for j, item in enumerate(t.positions):
             ppath = f"{prefix}.positions[{j}]"
             pos = position_from_json(item, self.source, ppath)
             if pos.symbol in symbols:
                 raise self.fail(f"{ppath}.symbol", f"a second position in {pos.symbol!r}")
             symbols.add(pos.symbol)
+            if pos.isolated_margin is not None and pos.isolated_margin < 0:
+                raise self.fail(
+                    f"{ppath}.isolated_margin",
+                    f"must not be negative, got {pos.isolated_margin:g} (the margin allocated "
+                    "to the position, excluding its unrealized PnL)",
+                )
             if pos.size != 0.0:
                 positions.append(pos)
         return AccountConfig(
             kind=AccountKind.MANUAL,
             rule_set=rule_set,
-            account=name,
-            label=self.string(t, "label", prefix),
+            account=t.name,
+            label=t.label,
             feed=feed,
             snapshot=AccountSnapshot(
                 # a ccxt exchange without a rule set of its own names its events by its id
-                venue=canonical(feed) if rule_set == "generic" and feed is not None else venue_name,
-                account=name,
-                cross_collateral=collateral,
+                venue=canonical(feed) if rule_set == GENERIC and feed is not None else venue_name,
+                account=t.name,
+                cross_collateral=float(t.cross_collateral),
                 positions=tuple(positions),
             ),
         )
 
-    def store(self, t: Mapping[str, Any]) -> StoreConfig:
-        self.known(t, STORE_KEYS, "store")
-        raw = self.string(t, "path", "store")
-        path = self.resolve(raw) if raw is not None else default_store_path(self.env)
+    def store(self, t: _StoreTable) -> StoreConfig:
+        path = self.resolve(t.path) if t.path is not None else default_store_path(self.env)
+        if t.change_threshold <= 0:
+            raise self.fail("store.change_threshold", f"must be > 0, got {t.change_threshold:g}")
+        if t.retention_days <= 0:
+            raise self.fail("store.retention_days", f"must be > 0, got {t.retention_days:g}")
         return StoreConfig(
             path=path,
-            sample_interval=_req(
-                self.number(t, "sample_interval", "store", default=60.0, low=0.0, low_open=True)
-            ),
-            change_threshold=_req(
-                self.number(t, "change_threshold", "store", default=0.05, low=0.0, low_open=True)
-            ),
-            retention_days=_req(
-                self.number(t, "retention_days", "store", default=30.0, low=0.0, low_open=True)
-            ),
+            sample_interval=float(t.sample_interval),
+            change_threshold=float(t.change_threshold),
+            retention_days=float(t.retention_days),
         )
 
     def resolve(self, raw: str) -> Path:
@@ -607,41 +869,111 @@ class _Loader:
         p = Path(raw)
         return p if p.is_absolute() else (self.path.parent / p)
 
-    def logging(self, t: Mapping[str, Any]) -> LoggingConfig:
-        self.known(t, LOGGING_KEYS, "logging")
-        return LoggingConfig(
-            level=self.choice(t, "level", "logging", tuple(LEVELS), "info"),
-            format=self.choice(t, "format", "logging", FORMATS, "auto"),
+    def daemon(self, t: _DaemonTable) -> DaemonConfig:
+        url: str | None = None
+        if t.heartbeat_url is not None and not self.secrets:
+            self.url(t.heartbeat_url, "daemon.heartbeat_url", ("http", "https"))
+        elif t.heartbeat_url is not None:
+            url = self.secret_url(t.heartbeat_url, "daemon.heartbeat_url")
+            register_secret(url)
+            self.url(url, "daemon.heartbeat_url", ("http", "https"))
+        return DaemonConfig(
+            drain_deadline=_req(self.at_most(t.drain_deadline, "daemon.drain_deadline", 300.0)),
+            watchdog=t.watchdog,
+            ready_timeout=_req(self.at_most(t.ready_timeout, "daemon.ready_timeout", 3600.0)),
+            stale_alert_after=float(t.stale_alert_after),
+            heartbeat_url=url,
+            heartbeat_interval=_req(
+                self.at_most(t.heartbeat_interval, "daemon.heartbeat_interval", 86400.0)
+            ),
         )
 
-    def daemon(self, t: Mapping[str, Any]) -> DaemonConfig:
-        self.known(t, DAEMON_KEYS, "daemon")
-        return DaemonConfig(
-            drain_deadline=_req(
-                self.number(
-                    t, "drain_deadline", "daemon", default=20.0, low=0.0, low_open=True, high=300.0
-                )
-            ),
-            watchdog=self.boolean(t, "watchdog", "daemon", True),
-            ready_timeout=_req(
-                self.number(
-                    t, "ready_timeout", "daemon", default=60.0, low=0.0, low_open=True, high=3600.0
-                )
-            ),
-            stale_alert_after=_req(
-                self.number(t, "stale_alert_after", "daemon", default=120.0, low=0.0, low_open=True)
-            ),
+    def secret_url(self, template: str, path: str) -> str:
+        """``template`` with ``${NAME}`` (environment) and ``${cred:NAME}``/``${file:NAME}``
+        (``$CREDENTIALS_DIRECTORY/NAME``) substituted; each value registered as a secret."""
+
+        def sub(m: re.Match[str]) -> str:
+            kind, name = m.group(1), m.group(2)
+            if kind is None:
+                if name not in self.env:
+                    raise self.fail(path, f"environment variable {name} is not set")
+                value = self.env[name]
+            else:
+                value = self.credential(name, path)
+            if not value:
+                raise self.fail(path, f"secret {m.group(0)} is empty")
+            register_secret(value)
+            return value
+
+        return _URL_REF.sub(sub, template)
+
+    def metrics(self, t: _MetricsTable) -> MetricsConfig:
+        host, port = self.listen(t.listen, "metrics.listen")
+        return MetricsConfig(enabled=t.enabled, listen=str(t.listen), host=host, port=port)
+
+    def listen(self, value: str, path: str) -> tuple[str, int]:
+        host, sep, port = value.rpartition(":")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+        if not sep or not host or not (port.isascii() and port.isdigit()) or int(port) > 65535:
+            raise self.fail(
+                path, f'expected "host:port" (e.g. "127.0.0.1:9108"), got {value[:80]!r}'
+            )
+        return host, int(port)
+
+    def telegram_bot(self, t: _TelegramBotTable) -> TelegramBotConfig:
+        api_url = self.url(t.api_url, "telegram_bot.api_url", ("http", "https"))
+        # a literal token is refused even while the bot is off; it is read only when on
+        token = self.secret_ref(t.token, "telegram_bot.token", required=False, resolve=t.enabled)
+        if not t.enabled:
+            return TelegramBotConfig(enabled=False, chat_ids=tuple(t.chat_ids), api_url=api_url)
+        if t.token is None:
+            raise self.fail(
+                "telegram_bot.token",
+                'missing: write "${TELEGRAM_BOT_TOKEN}" or "credential:NAME"',
+            )
+        if not t.chat_ids:
+            raise self.fail(
+                "telegram_bot.chat_ids", "missing: the chats allowed to use the bot, e.g. [123]"
+            )
+        return TelegramBotConfig(
+            enabled=True, token=token, chat_ids=tuple(t.chat_ids), api_url=api_url
         )
 
     def rules(self, table: Mapping[str, Any]) -> Any:
-        parse = _optional("monitor.alerts.rules", "parse_rules")
+        parse = _optional("monitor.config_rules", "parse_rules")
         if parse is None:
             return None
         return parse(table, self.source)
 
+    def check_overrides(
+        self, table: Mapping[str, Any], accounts: tuple[AccountConfig, ...]
+    ) -> None:
+        """Every ``[rules.accounts."venue:account"]`` names a configured account (a dYdX
+        parent's isolated children included); an alias venue is noted."""
+        known = {f"{a.venue}:{a.account}": a for a in accounts}
+        for norm, written in override_keys(table).items():
+            path = f"rules.accounts.{written}"
+            venue = written.partition(":")[0]
+            if is_alias(venue):
+                self.notes.append(
+                    f"{path}: {venue.strip()!r} is an old spelling of {canonical(venue)!r}; "
+                    f'write "{norm}"'
+                )
+            if norm in known or _dydx_child_of(norm, accounts):
+                continue
+            near = difflib.get_close_matches(norm, list(known), n=1, cutoff=0.5)
+            if near:
+                hint = f"; did you mean {near[0]!r}?"
+            elif known:
+                hint = f" (configured: {', '.join(list(known)[:6])})"
+            else:
+                hint = " (no [[accounts]] configured)"
+            raise self.fail(path, f"no configured account is {norm!r}{hint}")
+
     def channels(self, table: Mapping[str, Any]) -> tuple[Any, ...] | None:
         parse = _optional("monitor.notify.channels", "parse_channels")
-        if parse is None:
+        if parse is None or not self.secrets:
             return None
         creds = self.env.get("CREDENTIALS_DIRECTORY")
         return tuple(
@@ -665,6 +997,27 @@ def default_store_path(env: Mapping[str, str]) -> Path:
     return Path(home) / ".local" / "state" / "monitor" / "monitor.sqlite3"
 
 
+def _dydx_child_of(key: str, accounts: tuple[AccountConfig, ...]) -> bool:
+    """``dydx:ADDRESS/N`` is an isolated child (N = parent + 128·k) of a configured parent."""
+    venue, _, rest = key.partition(":")
+    address, _, num = rest.partition("/")
+    if venue != DYDX or not (num.isascii() and num.isdigit()):
+        return False
+    n = int(num)
+    return any(
+        a.parent and a.address == address and n % _DYDX_CHILD_STRIDE == a.subaccount
+        for a in accounts
+    )
+
+
+def _url_target(url: str) -> str:
+    """``scheme://host[:port]`` plus ``/…`` when there is more: no secret part shown."""
+    scheme, sep, rest = url.partition("://")
+    host = rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
+    more = "/…" if len(rest) > len(host) + 1 or "@" in rest.split("/", 1)[0] else ""
+    return f"{scheme}{sep}{host}{more}"
+
+
 def _optional(module: str, name: str) -> Any:
     """``module.name`` when that module exists, else None (a missing dependency of the module
     itself is a real error and propagates)."""
@@ -677,21 +1030,6 @@ def _optional(module: str, name: str) -> Any:
     return getattr(mod, name, None)
 
 
-def _check_ccxt_id(name: str, loader: _Loader) -> None:
-    if name in CCXT_RULE_SETS:
-        return
-    import ccxt  # noqa: PLC0415  (0.25 s to import: only for venues we do not know by name)
-
-    ids: list[str] = list(ccxt.exchanges)
-    if name not in ids:
-        candidates = [*NATIVE_VENUES, *ids]
-        near = difflib.get_close_matches(name, candidates, n=1)
-        hint = f"; did you mean {near[0]!r}?" if near else ""
-        raise loader.fail(
-            f"venues.{name}", f"unknown venue (not hyperliquid, dydx or a ccxt id){hint}"
-        )
-
-
 def _env_refs(value: Any) -> list[str]:
     if isinstance(value, str):
         return _ENV_REF.findall(value)
@@ -702,24 +1040,6 @@ def _env_refs(value: Any) -> list[str]:
     return []
 
 
-def _join(prefix: str, key: str) -> str:
-    return f"{prefix}.{key}" if prefix else key
-
-
 def _req(v: float | None) -> float:
     assert v is not None
     return v
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, Mapping):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, int | float):
-        return f"the number {value!r}"
-    return type(value).__name__

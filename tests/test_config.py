@@ -49,9 +49,13 @@ def test_example_config_loads_and_documents_every_section() -> None:
         *mod.VENUE_KEYS,
         *mod.ADDRESS_ACCOUNT_KEYS,
         *mod.MANUAL_ACCOUNT_KEYS,
+        *mod.API_KEY_ACCOUNT_KEYS,
         *mod.STORE_KEYS,
         *mod.LOGGING_KEYS,
         *mod.DAEMON_KEYS,
+        *mod.METRICS_KEYS,
+        *mod.TELEGRAM_BOT_KEYS,
+        *(f"[{section}" for section in mod.SECTIONS),
     ):
         assert key in text, f"config/example.toml does not document {key!r}"
 
@@ -243,12 +247,14 @@ def test_store_path_relative_to_the_config_file_and_tilde(tmp_path: Path) -> Non
     ("text", "field", "problem"),
     [
         ("[venue.hyperliquid]", "venue", "unknown key; did you mean 'venues'?"),
+        ("[metric]", "metric", "unknown key; did you mean 'metrics'?"),
+        ("[zzz]", "zzz", "unknown key (known: venues, accounts, rules, channels, store,"),
         ("[logging]\nlevl = 'info'", "logging.levl", "did you mean 'level'?"),
         ("[logging]\nlevel = 'verbose'", "logging.level", "expected one of"),
         ("[logging]\nformat = 'jsno'", "logging.format", "did you mean 'json'?"),
         ("[daemon]\ndrain_deadline = 0", "daemon.drain_deadline", "must be > 0"),
         ("[daemon]\ndrain_deadline = 301", "daemon.drain_deadline", "must be ≤ 300"),
-        ("[daemon]\ndrain_deadline = '10'", "daemon.drain_deadline", "expected a number"),
+        ("[daemon]\ndrain_deadline = 'soon'", "daemon.drain_deadline", "expected a duration"),
         ("[daemon]\nwatchdog = 1", "daemon.watchdog", "expected true or false"),
         ("[daemon]\nready_timeout = nan", "daemon.ready_timeout", "must be finite"),
         ("[store]\nsample_interval = -1", "store.sample_interval", "must be > 0"),
@@ -455,6 +461,16 @@ _docs = st.fixed_dictionaries(
         "store": _values,
         "logging": _values,
         "daemon": _values,
+        "metrics": _values,
+        "telegram_bot": _values,
+        "rules": st.one_of(
+            _values,
+            st.dictionaries(
+                st.sampled_from(["margin_ratio", "for", "accounts", "repeat", "drawdown"]),
+                _values,
+                max_size=3,
+            ),
+        ),
     },
 )
 
@@ -476,13 +492,19 @@ def test_any_document_gives_a_config_or_a_config_error(doc: dict[str, object]) -
 
 @settings(max_examples=100, deadline=None)
 @given(
-    section=st.sampled_from(["store", "logging", "daemon"]),
+    section=st.sampled_from(["store", "logging", "daemon", "metrics", "telegram_bot"]),
     key=st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=1, max_size=15),
 )
 def test_every_unknown_key_is_named(section: str, key: str) -> None:
     from monitor import config as mod
 
-    valid = {"store": mod.STORE_KEYS, "logging": mod.LOGGING_KEYS, "daemon": mod.DAEMON_KEYS}
+    valid = {
+        "store": mod.STORE_KEYS,
+        "logging": mod.LOGGING_KEYS,
+        "daemon": mod.DAEMON_KEYS,
+        "metrics": mod.METRICS_KEYS,
+        "telegram_bot": mod.TELEGRAM_BOT_KEYS,
+    }
     if key in valid[section]:
         return
     with pytest.raises(ConfigError) as info:
@@ -535,3 +557,469 @@ def test_a_subaccount_number_in_other_digits_is_one_clear_error(tmp_path: Path) 
     with pytest.raises(ConfigError) as exc:
         load(tmp_path, f'[[accounts]]\nid = "dydx:{addr}/²"\n')
     assert "subaccount number" in str(exc.value)
+
+
+# -- one duration syntax, percent fractions --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "read", "seconds"),
+    [
+        (
+            "[venues.hyperliquid]\nstale_after = '15s'",
+            lambda c: c.venues["hyperliquid"].stale_after,
+            15.0,
+        ),
+        (
+            "[venues.hyperliquid]\npoll_interval = '5m'",
+            lambda c: c.venues["hyperliquid"].poll_interval,
+            300.0,
+        ),
+        (
+            "[venues.hyperliquid]\nping_interval = '250ms'",
+            lambda c: c.venues["hyperliquid"].ping_interval,
+            0.25,
+        ),
+        ("[venues.okx]\nstale_after = 30", lambda c: c.venues["okx"].stale_after, 30.0),
+        ("[daemon]\ndrain_deadline = '1m'", lambda c: c.daemon.drain_deadline, 60.0),
+        ("[daemon]\nready_timeout = '2m'", lambda c: c.daemon.ready_timeout, 120.0),
+        ("[daemon]\nstale_alert_after = '1d'", lambda c: c.daemon.stale_alert_after, 86400.0),
+        ("[daemon]\nheartbeat_interval = '1.5h'", lambda c: c.daemon.heartbeat_interval, 5400.0),
+        ("[store]\nsample_interval = '2h'", lambda c: c.store.sample_interval, 7200.0),
+    ],
+)
+def test_every_interval_key_takes_the_one_duration_syntax(
+    tmp_path: Path, text: str, read: object, seconds: float
+) -> None:
+    cfg = load(tmp_path, text)
+    assert callable(read)
+    assert read(cfg) == seconds
+
+
+def test_store_change_threshold_takes_a_percent_string(tmp_path: Path) -> None:
+    assert load(tmp_path, "[store]\nchange_threshold = '5%'").store.change_threshold == 0.05
+
+
+SECRET_KEY = "AKIAsecretkeyvalue0123456789"
+SECRET = "s3cr3t-value-never-shown-0123"
+PASSPHRASE = "okx-passphrase-never-shown"
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "problem"),
+    [
+        (
+            "[venues.hyperliquid]\nstale_after = 'soon'",
+            "venues.hyperliquid.stale_after",
+            "expected a duration like 30 (seconds), '15s'",
+        ),
+        (
+            "[venues.hyperliquid]\nstale_after = '-5s'",
+            "venues.hyperliquid.stale_after",
+            "expected a duration",
+        ),
+        (
+            "[venues.hyperliquid]\nstale_after = '0s'",
+            "venues.hyperliquid.stale_after",
+            "must be > 0, got '0s'",
+        ),
+        ("[store]\nsample_interval = true", "store.sample_interval", "got the boolean true"),
+        (
+            "[store]\nchange_threshold = '5'",
+            "store.change_threshold",
+            "a percent string like '80%'",
+        ),
+        ("[store]\nchange_threshold = 0", "store.change_threshold", "must be > 0"),
+        ("[store]\nretention_days = 0", "store.retention_days", "must be > 0"),
+        ("[daemon]\nheartbeat_interval = 0", "daemon.heartbeat_interval", "must be > 0, got 0"),
+        ("[daemon]\nheartbeat_url = 'ftp://x/y'", "daemon.heartbeat_url", "http/https"),
+        (
+            "[daemon]\nheartbeat_url = 'https://hc/${NOPE}'",
+            "daemon.heartbeat_url",
+            "environment variable NOPE is not set",
+        ),
+        (
+            "[daemon]\nheartbeat = 'https://hc/x'",
+            "daemon.heartbeat",
+            "did you mean 'heartbeat_url'?",
+        ),
+        ("[metrics]\nenable = true", "metrics.enable", "did you mean 'enabled'?"),
+        ("[metrics]\nlisten = 'localhost'", "metrics.listen", 'expected "host:port"'),
+        ("[metrics]\nlisten = 'h:70000'", "metrics.listen", 'expected "host:port"'),
+        (
+            "[metrics]\nenabled = 'yes'",
+            "metrics.enabled",
+            "expected true or false, got the string 'yes'",
+        ),
+        ("[telegram_bot]\nenabled = true", "telegram_bot.token", "missing"),
+        (
+            "[telegram_bot]\nenabled = true\ntoken = '123:abc'",
+            "telegram_bot.token",
+            "a literal secret is refused",
+        ),
+        (
+            "[telegram_bot]\nchat_ids = ['x']",
+            "telegram_bot.chat_ids[0]",
+            "expected a whole number, got the string 'x'",
+        ),
+        ("[telegram_bot]\napi_url = 'x'", "telegram_bot.api_url", "http/https"),
+        ("[telegram_bot]\nchat = [1]", "telegram_bot.chat", "did you mean 'chat_ids'?"),
+        (
+            "[[accounts]]\nid = 'binanceusdm:main'\nsecret = '${S}'",
+            "accounts[0].api_key",
+            "missing",
+        ),
+        (
+            f"[[accounts]]\nid = 'binanceusdm:main'\napi_key = '{SECRET_KEY}'\nsecret = '${{S}}'",
+            "accounts[0].api_key",
+            'a literal secret is refused: write "${ENV_NAME}"',
+        ),
+        (
+            "[[accounts]]\nid = 'bybit:main'\napi_key = '${K}'\nsecret = '${S}'",
+            "accounts[0].api_key",
+            "environment variable K is not set",
+        ),
+        (
+            "[[accounts]]\nid = 'bybit:main'\napi_key = 'credential:k'\nsecret = '${S}'",
+            "accounts[0].api_key",
+            "needs $CREDENTIALS_DIRECTORY",
+        ),
+        ("[[accounts]]\nid = 'bybit:a b'\napi_key = '${K}'", "accounts[0].id", "NAME 1 to 64 of"),
+        (f"[[accounts]]\nid = 'bybit:{'x' * 65}'", "accounts[0].id", "NAME 1 to 64 of"),
+        (
+            "[[accounts]]\nid = 'okx:desk'\napi_ky = '${K}'",
+            "accounts[0].api_ky",
+            "did you mean 'api_key'?",
+        ),
+        ("[[accounts]]\nid = 'binance:main'", "accounts[0].id", "did you mean 'binanceusdm'?"),
+        (
+            "[venues.okx]\nenabled = false\n[[accounts]]\nid = 'okx:desk'",
+            "accounts[0].id",
+            "disabled",
+        ),
+        (
+            "[[accounts]]\nvenue = 'okx'\nname = 'a'\ncross_collateral = 1\n"
+            "[[accounts.positions]]\nsymbol = 'X'\nsize = 1\nentry_price = 1\n"
+            "margin_mode = 'isolated'\nisolated_margin = -5",
+            "accounts[0].positions[0].isolated_margin",
+            "must not be negative, got -5",
+        ),
+        (
+            "[venues.binance_usdm]\n[venues.binanceusdm]",
+            "venues.binanceusdm",
+            "the same venue as [venues.binance_usdm]",
+        ),
+        ("[venues.generic]", "venues.generic", "not a venue"),
+        (
+            "[venues.okx]\n[[accounts]]\nvenue = 'okx'\nname = 'a'\ncross_collateral = 1\n"
+            "feed = 'okk'",
+            "accounts[0].feed",
+            "no [venues.okk] section; did you mean 'okx'?",
+        ),
+        (
+            "[rules.accounts.'hyperliquid:0xabc'.margin_ratio]\nwarning = 0.5",
+            "rules.accounts.hyperliquid:0xabc",
+            "no configured account is 'hyperliquid:0xabc' (no [[accounts]] configured)",
+        ),
+        (
+            "[[accounts]]\nvenue = 'okx'\nname = 'desk'\ncross_collateral = 1\n"
+            "[rules.accounts.'okx:dsk'.margin_ratio]\nwarning = 0.5",
+            "rules.accounts.okx:dsk",
+            "no configured account is 'okx:dsk'; did you mean 'okx:desk'?",
+        ),
+        (
+            "[[accounts]]\nvenue = 'okx'\nname = 'desk'\ncross_collateral = 1\n"
+            "[rules.accounts.'okx:desk'.margin_ratio]\nwarning = 80",
+            "rules.accounts.okx:desk.margin_ratio.warning",
+            'write 0.8 or "80%"',
+        ),
+    ],
+)
+def test_new_keys_and_checks_name_file_key_and_problem(
+    tmp_path: Path, text: str, field: str, problem: str
+) -> None:
+    err = error(tmp_path, text)
+    assert err.source == str(tmp_path / "monitor.toml")
+    assert err.field == field
+    assert problem in err.problem, err.problem
+    assert SECRET_KEY not in str(err)
+
+
+def _api_env(tmp_path: Path) -> dict[str, str]:
+    creds = tmp_path / "creds"
+    creds.mkdir(exist_ok=True)
+    (creds / "okx-secret").write_text(SECRET + "\n", encoding="utf-8")
+    return {**ENV, "K": SECRET_KEY, "P": PASSPHRASE, "CREDENTIALS_DIRECTORY": str(creds)}
+
+
+def test_api_key_accounts_read_their_keys_from_env_and_credentials(tmp_path: Path) -> None:
+    from monitor.logs import redact
+
+    cfg = load(
+        tmp_path,
+        """
+[[accounts]]
+id = "okx:desk"
+api_key = "${K}"
+secret = "credential:okx-secret"
+password = "${P}"
+label = "okx desk"
+
+[[accounts]]
+id = "binance_usdm:main"
+api_key = "${K}"
+secret = "credential:okx-secret"
+allow_trading_key = true
+""",
+        env=_api_env(tmp_path),
+    )
+    okx, binance = cfg.accounts
+    assert okx.kind is AccountKind.API_KEY
+    assert (okx.venue, okx.account, okx.rule_set, okx.feed) == ("okx", "desk", "okx", "okx")
+    assert okx.credentials is not None
+    assert okx.credentials.api_key == SECRET_KEY
+    assert okx.credentials.secret == SECRET  # the trailing newline of the file stripped
+    assert okx.credentials.password == PASSPHRASE
+    assert okx.allow_trading_key is False
+    assert okx.display == "okx desk"
+    # the alias is normalised, with a note
+    assert binance.key.venue == "binanceusdm"
+    assert binance.rule_set == "binance_usdm"
+    assert binance.allow_trading_key is True
+    assert binance.credentials is not None and binance.credentials.password is None
+    assert any("'binance_usdm' is an old spelling of 'binanceusdm'" in n for n in cfg.notes)
+    # their venues run as ccxt feeds with defaults
+    assert cfg.venues["okx"].native is False
+    assert cfg.venues["binanceusdm"].rule_set == "binance_usdm"
+    # never shown: repr masks, and the values are registered with the log redactor
+    for shown in (repr(okx), repr(okx.credentials), str(cfg)):
+        assert SECRET_KEY not in shown
+        assert SECRET not in shown
+        assert PASSPHRASE not in shown
+    assert "AKIA…" in repr(okx.credentials)
+    assert redact(f"key={SECRET_KEY} s={SECRET} p={PASSPHRASE}") == "key=*** s=*** p=***"
+
+
+def test_a_literal_api_key_is_refused_and_never_echoed(tmp_path: Path) -> None:
+    from monitor.logs import redact
+
+    literal = "literal-key-typed-in-the-file-42"
+    err = error(
+        tmp_path,
+        f"[[accounts]]\nid = 'okx:desk'\napi_key = '{literal}'\nsecret = '${{K}}'\n"
+        "password = '${P}'",
+        env=_api_env(tmp_path),
+    )
+    assert err.field == "accounts[0].api_key"
+    assert literal not in str(err)
+    assert redact(literal) == "***"  # masked in any later log line too
+
+
+def test_okx_needs_a_password_and_others_refuse_one(tmp_path: Path) -> None:
+    env = _api_env(tmp_path)
+    err = error(tmp_path, "[[accounts]]\nid = 'okx:d'\napi_key = '${K}'\nsecret = '${K}'", env)
+    assert (err.field, err.problem) == (
+        "accounts[0].password",
+        'missing: write "${ENV_NAME}" or "credential:NAME"',
+    )
+    err = error(
+        tmp_path,
+        "[[accounts]]\nid = 'bybit:d'\napi_key = '${K}'\nsecret = '${K}'\npassword = '${P}'",
+        env,
+    )
+    assert err.field == "accounts[0].password"
+    assert "only okx takes a password" in err.problem
+
+
+def test_api_key_account_and_manual_account_of_the_same_name_are_one_account(
+    tmp_path: Path,
+) -> None:
+    err = error(
+        tmp_path,
+        "[[accounts]]\nvenue = 'bybit'\nname = 'main'\ncross_collateral = 1\n"
+        "[[accounts]]\nid = 'bybit:main'\napi_key = '${K}'\nsecret = '${K}'",
+        _api_env(tmp_path),
+    )
+    assert (err.field, err.problem) == ("accounts[1]", "the same account as accounts[0]")
+
+
+def test_venue_aliases_are_normalised_with_a_note(tmp_path: Path) -> None:
+    cfg = load(
+        tmp_path,
+        f"""
+[venues.binance_usdm]
+symbols = ["BTCUSDT"]
+
+[[accounts]]
+id = "dydx_v4:{DYDX}/0"
+
+[[accounts]]
+venue = "binance_usdm"
+name = "main"
+cross_collateral = 100
+feed = "binance_usdm"
+
+[rules.accounts."binance_usdm:main".margin_ratio]
+warning = 0.6
+""",
+    )
+    assert sorted(cfg.venues) == ["binanceusdm", "dydx"]
+    dydx, manual = cfg.accounts
+    assert dydx.key.venue == "dydx"
+    assert dydx.feed == "dydx"
+    assert manual.feed == "binanceusdm"
+    assert manual.key.venue == "binanceusdm"
+    assert set(cfg.rules.accounts) == {"binanceusdm:main"}
+    assert cfg.notes == (
+        "venues.binance_usdm: 'binance_usdm' is an old spelling of 'binanceusdm'; "
+        "write 'binanceusdm'",
+        "accounts[0].id: 'dydx_v4' is an old spelling of 'dydx'; write 'dydx'",
+        "accounts[1].venue: 'binance_usdm' is an old spelling of 'binanceusdm'; "
+        "write 'binanceusdm'",
+        "accounts[1].feed: 'binance_usdm' is an old spelling of 'binanceusdm'; write 'binanceusdm'",
+        "rules.accounts.binance_usdm:main: 'binance_usdm' is an old spelling of "
+        "'binanceusdm'; write \"binanceusdm:main\"",
+    )
+
+
+def test_overrides_match_mixed_case_addresses_and_dydx_children(tmp_path: Path) -> None:
+    cfg = load(
+        tmp_path,
+        f"""
+[[accounts]]
+id = "hyperliquid:{HL}"
+
+[[accounts]]
+id = "dydx:{DYDX}/3"
+parent = true
+
+[rules.accounts."hyperliquid:{HL.upper().replace("0X", "0x")}".margin_ratio]
+warning = 0.6
+
+[rules.accounts."dydx:{DYDX}/131".shock]
+critical = 0.2
+""",
+    )
+    # the isolated child 131 = 3 + 128 · 1 of parent 3; the address lower-cased as its alerts
+    assert set(cfg.rules.accounts) == {f"hyperliquid:{HL}", f"dydx:{DYDX}/131"}
+    err = error(
+        tmp_path,
+        f'[[accounts]]\nid = "dydx:{DYDX}/3"\nparent = true\n'
+        f'[rules.accounts."dydx:{DYDX}/132".shock]\ncritical = 0.2\n',
+    )
+    assert err.field == f"rules.accounts.dydx:{DYDX}/132"  # 132 = 4 + 128: parent 4's child
+
+
+def test_heartbeat_url_is_a_secret(tmp_path: Path) -> None:
+    from monitor.logs import redact
+
+    uuid = "0f9a8b7c-6d5e-4f3a-9b8c-7d6e5f4a3b2c"
+    cfg = load(
+        tmp_path,
+        '[daemon]\nheartbeat_url = "https://hc-ping.com/${HB}"\nheartbeat_interval = "30s"',
+        env={**ENV, "HB": uuid},
+    )
+    assert cfg.daemon.heartbeat_url == f"https://hc-ping.com/{uuid}"
+    assert cfg.daemon.heartbeat_interval == 30.0
+    assert cfg.daemon.heartbeat_target() == "https://hc-ping.com/…"
+    assert uuid not in repr(cfg.daemon)
+    assert uuid not in redact(f"GET https://hc-ping.com/{uuid} failed")
+    assert load(tmp_path, "").daemon.heartbeat_url is None
+
+
+def test_metrics_and_telegram_bot(tmp_path: Path) -> None:
+    token = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawQ"
+    off = load(tmp_path, "")
+    assert off.metrics.enabled is False
+    assert (off.metrics.host, off.metrics.port) == ("127.0.0.1", 9108)
+    assert off.telegram_bot.enabled is False
+    assert off.telegram_bot.token is None
+    cfg = load(
+        tmp_path,
+        """
+[metrics]
+enabled = true
+listen = "[::1]:0"
+
+[telegram_bot]
+enabled = true
+token = "${TG}"
+chat_ids = [-1001234567890, 42]
+api_url = "http://127.0.0.1:8081"
+""",
+        env={**ENV, "TG": token},
+    )
+    assert (cfg.metrics.enabled, cfg.metrics.host, cfg.metrics.port) == (True, "::1", 0)
+    bot = cfg.telegram_bot
+    assert (bot.enabled, bot.token, bot.chat_ids) == (True, token, (-1001234567890, 42))
+    assert bot.api_url == "http://127.0.0.1:8081"
+    assert token not in repr(bot)
+    # a disabled bot does not need its token's variable
+    assert load(tmp_path, '[telegram_bot]\ntoken = "${UNSET_TG}"').telegram_bot.token is None
+    err = error(tmp_path, '[telegram_bot]\nenabled = true\ntoken = "${TG}"', {**ENV, "TG": token})
+    assert err.field == "telegram_bot.chat_ids"
+
+
+def test_rule_levels_that_can_never_fire_are_noted(tmp_path: Path) -> None:
+    cfg = load(
+        tmp_path,
+        "[rules.margin_ratio]\nwarning = 0\ncritical = 1\n"
+        "[rules.liquidation_distance]\ncritical = 0\n",
+    )
+    assert cfg.notes == (
+        "rules.margin_ratio.warning 0: fires on every scope (margin_ratio is never below 0)",
+        "rules.margin_ratio.critical 1: fires only at 1, when it is too late to act "
+        "(a margin ratio is maintenance / equity, 1 = liquidatable)",
+        "rules.liquidation_distance.critical 0: can never fire before liquidation "
+        "(liquidation_distance is never below 0)",
+    )
+
+
+def test_store_readers_load_without_any_secret(tmp_path: Path) -> None:
+    """status/history/mute only need the store: secrets=False checks the references' syntax
+    and reads none of them (no variable is set here)."""
+    text = """
+[[accounts]]
+id = "okx:desk"
+api_key = "${UNSET_K}"
+secret = "credential:unset"
+password = "${UNSET_P}"
+
+[telegram_bot]
+enabled = true
+token = "${UNSET_TG}"
+chat_ids = [1]
+
+[channels.tg]
+url = "tgram://${UNSET_TG}/-100123"
+
+[daemon]
+heartbeat_url = "https://hc-ping.com/${UNSET_HB}"
+
+[store]
+path = "state/m.sqlite3"
+"""
+    path = tmp_path / "monitor.toml"
+    path.write_text(text, encoding="utf-8")
+    cfg = load_config(path, env=ENV, secrets=False)
+    assert cfg.store.path == tmp_path / "state" / "m.sqlite3"
+    (acct,) = cfg.accounts
+    assert acct.key.venue == "okx"
+    assert acct.credentials is None
+    assert cfg.telegram_bot.enabled is True
+    assert cfg.telegram_bot.token is None
+    assert cfg.daemon.heartbeat_url is None
+    assert cfg.channels is None
+    # with secrets (the default), the first missing one is an error
+    err = error(tmp_path, text)
+    assert (err.field, err.problem) == (
+        "accounts[0].api_key",
+        "environment variable UNSET_K is not set",
+    )
+    # a literal key stays refused either way, and so does a literal bot token while off
+    path.write_text("[[accounts]]\nid = 'okx:d'\napi_key = 'literal-key-0123'\n")
+    with pytest.raises(ConfigError, match="a literal secret is refused"):
+        load_config(path, env=ENV, secrets=False)
+    err = error(tmp_path, "[telegram_bot]\ntoken = '123456:literal-token'")
+    assert err.field == "telegram_bot.token"
+    assert "a literal secret is refused" in err.problem

@@ -4,21 +4,34 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
-from monitor.config import AccountKind, Config, load_config
+from monitor.config import AccountKind, Config, VenueConfig, load_config
+from monitor.config_rules import book_notes
 from monitor.errors import ConfigError
 from monitor.logs import redact
+from monitor.model.portfolio import Portfolio
+from monitor.model.venues import BINANCE_USDM, BYBIT, OKX
+
+#: the ccxt ``urls`` entries our feeds use, per exchange, shown by check-config
+CCXT_URL_PATHS: Final[Mapping[str, tuple[tuple[str, ...], ...]]] = {
+    BINANCE_USDM: (("api", "ws", "linear"), ("api", "fapiPublic")),
+    BYBIT: (("api", "ws", "public", "linear"), ("api", "public")),
+    OKX: (("api", "ws"), ("api", "rest")),
+}
 
 HELP = "validate a configuration file and print what it would monitor"
 DESCRIPTION = """\
 Load FILE exactly as `monitor run` would (venues, accounts, rules, channels, store, logging,
-daemon), without connecting to anything, and print a short summary. Channel URLs are shown
-with their secrets masked. On an error, print one line naming the file, the key path and the
-problem on stderr and exit 2.
+daemon, metrics, telegram bot), without connecting to anything, and print a short summary:
+the effective ccxt URLs of ccxt venues, per-account rule overrides, every channel's target
+and notes (old venue spellings, ccxt `urls` keys the exchange never reads, rule levels that
+can never fire or that fire on every scope of the manual accounts' current book). Secrets
+(channel tokens, API keys, the heartbeat URL) are shown masked. On an error, print one line
+naming the file, the key path and the problem on stderr and exit 2.
 """
 EPILOG = """\
 examples:
@@ -54,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
 def summary(cfg: Config) -> str:
     """What the configuration would monitor, secrets masked (pure)."""
     lines = [f"{cfg.source}: OK"]
+    notes: list[str] = list(cfg.notes)
     venues = cfg.enabled_venues
     if venues:
         lines.append(f"venues ({len(venues)}):")
@@ -67,6 +81,10 @@ def summary(cfg: Config) -> str:
             if v.symbols:
                 bits.append(f"watching {', '.join(v.symbols)}")
             lines.append(f"  {v.name} ({'; '.join(bits)})")
+            if not v.native:
+                urls, url_notes = ccxt_urls(v)
+                lines.extend(f"    {u}" for u in urls)
+                notes.extend(url_notes)
     else:
         lines.append("venues: none configured (accounts' venues run with defaults)")
     disabled = [v.name for v in cfg.venues.values() if not v.enabled]
@@ -78,19 +96,24 @@ def summary(cfg: Config) -> str:
         if a.kind is AccountKind.ADDRESS:
             what = "parent subaccount, live" if a.parent else "address, live"
             lines.append(f"  {a.venue}:{a.account}{label} ({what} from {a.feed})")
+        elif a.kind is AccountKind.API_KEY:
+            key = a.credentials.masked_key() if a.credentials else "?"
+            mode = "trading key allowed" if a.allow_trading_key else "read-only key required"
+            lines.append(f"  {a.venue}:{a.account}{label} (API key {key}, {mode}, live)")
         else:
             n = len(a.snapshot.positions) if a.snapshot else 0
             prices = f"prices from {a.feed}" if a.feed else "declared prices"
             lines.append(f"  {a.venue}:{a.account}{label} (manual, {n} positions, {prices})")
     scopes = cfg.known_scopes()
-    live = sum(1 for a in cfg.accounts if a.kind is AccountKind.ADDRESS)
+    live = sum(1 for a in cfg.accounts if a.kind is not AccountKind.MANUAL)
     scope_line = f"scopes known now: {len(scopes)}"
     if scopes:
         scope_line += " (" + ", ".join(str(s) for s in scopes) + ")"
     if live:
-        scope_line += f"; the scopes of {live} address account(s) come from their feeds"
+        scope_line += f"; the scopes of {live} live account(s) come from their feeds"
     lines.append(scope_line)
     lines.extend(_rules_lines(cfg))
+    lines.extend(_override_lines(cfg))
     lines.extend(_channel_lines(cfg))
     s = cfg.store
     lines.append(
@@ -102,9 +125,136 @@ def summary(cfg: Config) -> str:
     lines.append(
         f"daemon: drain deadline {d.drain_deadline:g} s, watchdog "
         f"{'on' if d.watchdog else 'off'}, ready timeout {d.ready_timeout:g} s, "
-        f"stale-feed alert after {d.stale_alert_after:g} s"
+        f"stale-feed alert after {d.stale_alert_after:g} s, "
+        + (
+            f"heartbeat {d.heartbeat_target()} every {d.heartbeat_interval:g} s"
+            if d.heartbeat_url
+            else "no heartbeat URL"
+        )
     )
+    m = cfg.metrics
+    lines.append(f"metrics: http://{m.listen}/metrics" if m.enabled else "metrics: off")
+    tb = cfg.telegram_bot
+    if tb.enabled:
+        chats = ", ".join(str(c) for c in tb.chat_ids)
+        api = f", API {redact(tb.api_url)}" if tb.api_url else ""
+        lines.append(f"telegram bot: on, chats {chats}, token set (masked){api}")
+    else:
+        lines.append("telegram bot: off")
+    notes.extend(_book_notes(cfg))
+    if notes:
+        lines.append(f"notes ({len(notes)}):")
+        lines.extend(f"  {redact(n)}" for n in notes)
     return "\n".join(lines) + "\n"
+
+
+def ccxt_urls(venue: VenueConfig) -> tuple[list[str], list[str]]:
+    """The effective ccxt URLs of ``venue`` (ccxt's defaults deep-merged with its ``urls``)
+    that our feeds use, plus every URL it overrides; and notes for ``urls`` keys the exchange
+    does not have (ccxt never reads them)."""
+    try:
+        default = _ccxt_urls(venue.name, {})
+        merged = _ccxt_urls(venue.name, dict(venue.urls)) if venue.urls else default
+    except Exception as exc:  # ccxt may raise anything here; this is only a summary
+        return [f"urls: ccxt cannot build {venue.name}: {type(exc).__name__}"], []
+    paths = list(CCXT_URL_PATHS.get(venue.name, ()))
+    notes: list[str] = []
+    for path in _leaves(venue.urls):
+        if path not in paths:
+            paths.append(path)
+        parent = _lookup(default, path[:-1])
+        if isinstance(parent, Mapping) and path[-1] not in parent:
+            keys = ", ".join(str(k) for k in parent)
+            notes.append(
+                f"venues.{venue.name}.urls.{'.'.join(path)}: ccxt's {venue.name} has no such "
+                f"key, so it is never read (it has: {keys})"
+            )
+    shown = []
+    for path in paths:
+        value = _lookup(merged, path)
+        if isinstance(value, str):
+            mark = " (set here)" if _lookup(dict(venue.urls), path) is not None else ""
+            shown.append(f"url {'.'.join(path)} = {redact(value)}{mark}")
+    return shown, notes
+
+
+def _ccxt_urls(name: str, urls: dict[str, Any]) -> dict[str, Any]:
+    import ccxt  # noqa: PLC0415 (slow to import: only for ccxt venues)
+    import ccxt.pro  # noqa: PLC0415
+
+    cls = getattr(ccxt.pro, name, None) or getattr(ccxt, name)
+    exchange = cls({"urls": urls} if urls else {})
+    hostname = str(getattr(exchange, "hostname", "") or "")
+    urls_out: dict[str, Any] = _implode(exchange.urls, hostname)
+    return urls_out
+
+
+def _implode(value: Any, hostname: str) -> Any:
+    if isinstance(value, str):
+        return value.replace("{hostname}", hostname) if hostname else value
+    if isinstance(value, Mapping):
+        return {k: _implode(v, hostname) for k, v in value.items()}
+    return value
+
+
+def _leaves(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out: list[tuple[str, ...]] = []
+    for k, v in tree.items():
+        if isinstance(v, Mapping):
+            out.extend(_leaves(v, (*prefix, str(k))))
+        else:
+            out.append((*prefix, str(k)))
+    return out
+
+
+def _lookup(tree: Any, path: tuple[str, ...]) -> Any:
+    for k in path:
+        if not isinstance(tree, Mapping) or k not in tree:
+            return None
+        tree = tree[k]
+    return tree
+
+
+def _book_notes(cfg: Config) -> tuple[str, ...]:
+    """Rule levels that fire on every scope/position of the manual accounts' declared book."""
+    manual = [a for a in cfg.accounts if a.snapshot is not None]
+    if cfg.rules is None or not manual:
+        return ()
+    rule_sets = {v.name: v.rule_set for v in cfg.venues.values() if v.name != v.rule_set}
+    rule_sets.update({a.venue: a.rule_set for a in manual if a.venue != a.rule_set})
+    book = Portfolio(rule_sets)
+    for a in manual:
+        assert a.snapshot is not None
+        book.apply(a.snapshot)
+    ratios: dict[str, list[float]] = {}
+    distances: dict[str, list[float]] = {}
+    for r in book.risks():
+        acct = f"{r.key.venue}:{r.key.account}"
+        if r.margin_ratio is not None:
+            ratios.setdefault(acct, []).append(r.margin_ratio)
+        distances.setdefault(acct, []).extend(
+            p.liquidation_distance for p in r.positions if p.liquidation_distance is not None
+        )
+    return book_notes(cfg.rules, ratios, distances)
+
+
+def _override_lines(cfg: Config) -> list[str]:
+    accounts = getattr(cfg.rules, "accounts", None)
+    if not isinstance(accounts, Mapping) or not accounts:
+        return []
+    out = [f"overrides ({len(accounts)}):"]
+    for acct, rules in accounts.items():
+        parts = []
+        for kind, rule in rules.items():
+            if not rule.enabled:
+                parts.append(f"{kind} off")
+                continue
+            levels = ", ".join(
+                f"{lv.severity} {lv.fire:g} (clear {lv.clear:g})" for lv in rule.levels
+            )
+            parts.append(f"{kind} {levels or 'no levels'}")
+        out.append(f"  {acct}: {'; '.join(parts)}")
+    return out
 
 
 def _rules_lines(cfg: Config) -> list[str]:
@@ -146,7 +296,10 @@ def _channel_lines(cfg: Config) -> list[str]:
     for i, ch in enumerate(channels):
         name = getattr(ch, "name", None) or f"#{i + 1}"
         redacted = getattr(ch, "redacted", None)
-        if isinstance(redacted, str):
+        url = getattr(ch, "url", None)
+        if isinstance(url, str) and url.lower().startswith(LOCAL_SCHEMES):
+            shown = redact(url)  # a local file or the console: no secret, the path matters
+        elif isinstance(redacted, str):
             shown = redact(redacted)  # the channel's own privacy form (apprise)
         else:
             urls = _urls_of(ch)
@@ -155,6 +308,10 @@ def _channel_lines(cfg: Config) -> list[str]:
         extra = f" ({severity} and above)" if severity is not None else ""
         out.append(f"  {name}: {shown}{extra}")
     return out
+
+
+#: the local channels (:mod:`monitor.notify.local`): their URL is shown whole
+LOCAL_SCHEMES: Final = ("monitorfile://", "monitorconsole://")
 
 
 def _urls_of(ch: object) -> list[str]:

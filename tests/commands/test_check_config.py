@@ -132,3 +132,138 @@ def test_missing_channel_secret_is_a_config_error_without_the_value(
     assert out == ""
     assert "channels.tg.url" in err
     assert "MONITOR_TEST_MISSING" in err
+
+
+def test_summary_shows_overrides_ccxt_urls_channel_targets_and_notes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uuid = "0f9a8b7c-6d5e-4f3a-9b8c-7d6e5f4a3b2c"
+    monkeypatch.setenv("MONITOR_TEST_TG", TOKEN)
+    monkeypatch.setenv("MONITOR_TEST_HB", uuid)
+    path = tmp_path / "m.toml"
+    path.write_text(
+        """
+[venues.binance_usdm]
+urls = { api = { ws = { linear = "ws://127.0.0.1:9443/ws", public = "ws://127.0.0.1:1/ws" } } }
+
+[venues.okx]
+
+[[accounts]]
+venue = "binanceusdm"
+name = "main"
+cross_collateral = 1000
+
+[[accounts.positions]]
+symbol = "BTCUSDT"
+size = 0.1
+entry_price = 60000
+mark_price = 60000
+maintenance = { rate = 0.004 }
+
+[rules.liquidation_distance]
+warning = 0.99
+
+[rules.accounts."binanceusdm:main".margin_ratio]
+warning = "60%"
+critical = 0.8
+
+[channels.tg]
+url = "tgram://${MONITOR_TEST_TG}/-1001234567890"
+
+[channels.file]
+url = "monitorfile://out/alerts.txt"
+
+[daemon]
+heartbeat_url = "https://hc-ping.com/${MONITOR_TEST_HB}"
+"""
+    )
+    code, out, err = run(["check-config", str(path)], capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    # ccxt's own binanceusdm urls deep-merged with ours: the REST default, our linear stream
+    assert "    url api.ws.linear = ws://127.0.0.1:9443/ws (set here)" in lines
+    assert "    url api.fapiPublic = https://fapi.binance.com/fapi/v1" in lines
+    assert "    url api.ws = wss://ws.okx.com:443/ws/v5" in lines
+    assert "overrides (1):" in lines
+    assert (
+        "  binanceusdm:main: margin_ratio warning 0.6 (clear 0.57), critical 0.8 (clear 0.76)"
+        in lines
+    )  # clear = fire − 5 % · fire: 0.6 − 0.03, 0.8 − 0.04
+    assert "  file: monitorfile://out/alerts.txt (warning and above)" in lines
+    assert any(line.startswith("  tg: tgram://") for line in lines)
+    assert TOKEN not in out
+    assert uuid not in out
+    assert "heartbeat https://hc-ping.com/… every 60 s" in out
+    assert "metrics: off" in lines
+    assert "telegram bot: off" in lines
+    alias, url_key, book = lines[lines.index("notes (3):") + 1 :]
+    assert alias == (
+        "  venues.binance_usdm: 'binance_usdm' is an old spelling of 'binanceusdm'; "
+        "write 'binanceusdm'"
+    )
+    # the example's old sample: binanceusdm streams from api.ws.linear, never api.ws.public
+    assert url_key.startswith(
+        "  venues.binanceusdm.urls.api.ws.public: ccxt's binanceusdm has no such key, so it "
+        "is never read (it has: spot, margin, linear, "
+    )
+    # long 0.1 BTC at 60,000 with 1,000 collateral, mm rate 0.004: equity = mm at
+    # 1,000 + 0.1·(p − 60,000) = 0.0004·p → p = 5,000 / 0.0996 ≈ 50,200.8;
+    # distance = (60,000 − 50,200.8) / 60,000 ≈ 0.1633 ≤ 0.99: fires on the whole book
+    assert book == (
+        "  rules.liquidation_distance.warning 0.99 fires on every position of the current "
+        "book (liquidation_distance now 0.1633)"
+    )
+
+
+def test_api_key_accounts_are_shown_with_masked_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "AKIAsecretkeyvalue0123456789"
+    secret = "s3cr3t-value-never-shown-0123"
+    monkeypatch.setenv("MONITOR_TEST_KEY", key)
+    monkeypatch.setenv("MONITOR_TEST_SECRET", secret)
+    path = tmp_path / "m.toml"
+    path.write_text(
+        '[[accounts]]\nid = "bybit:desk"\nlabel = "desk"\napi_key = "${MONITOR_TEST_KEY}"\n'
+        'secret = "${MONITOR_TEST_SECRET}"\n'
+    )
+    code, out, err = run(["check-config", str(path)], capsys)
+    assert code == 0, err
+    assert '  bybit:desk "desk" (API key AKIA…, read-only key required, live)' in out
+    assert key not in out
+    assert secret not in out
+    assert "  bybit (ccxt, rules bybit)" in out  # its venue runs with defaults
+
+
+def test_literal_key_is_refused_in_one_line_without_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    literal = "typed-into-the-file-0123456789"
+    path = tmp_path / "m.toml"
+    path.write_text(f'[[accounts]]\nid = "okx:desk"\napi_key = "{literal}"\n')
+    code, out, err = run(["check-config", str(path)], capsys)
+    assert code == 2
+    assert out == ""
+    assert literal not in err
+    assert err.startswith(f"monitor check-config: {path}: accounts[0].api_key: a literal secret")
+
+
+def test_margin_ratio_in_percent_is_refused_with_the_hint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "m.toml"
+    path.write_text("[rules.margin_ratio]\nwarning = 60\ncritical = 80\n")
+    code, _, err = run(["check-config", str(path)], capsys)
+    assert code == 2
+    assert err == (
+        f"monitor check-config: {path}: rules.margin_ratio.warning: 60 is above 1 (100 %), a "
+        "fraction that margin_ratio never needs (a margin ratio is maintenance / equity, 1 = "
+        'liquidatable); write 0.6 or "60%"\n'
+    )
+
+
+def test_demo_config_summary_shows_the_alert_file(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["check-config", str(REPO / "config" / "demo.toml")], capsys)
+    assert code == 0, err
+    assert "  file: monitorfile://demo-out/alerts.txt (info and above)" in out
+    assert "notes" not in out  # the demo's settings can all fire

@@ -1,0 +1,184 @@
+"""msgspec Structs for configuration tables, and the error mapper that keeps messages human.
+
+The configuration's tables are declared as ``msgspec.Struct`` classes with
+``forbid_unknown_fields=True``; :func:`convert` turns a raw TOML table into one and maps every
+``msgspec.ValidationError`` to ``ConfigError(file, "key.path", problem)``:
+
+* an unknown key names the nearest valid key (``unknown key; did you mean 'level'?``) or
+  lists the valid ones;
+* a type problem is said in words (``expected true or false, got the number 1``);
+* the field types below parse the configuration's own syntaxes with their own messages:
+  :class:`Seconds` (durations, :func:`monitor.units.duration_seconds`), :class:`Interval`
+  (a duration > 0), :class:`Fraction`
+  (``0.8`` or ``"80%"``), :class:`Number` (a finite number), :class:`Text` (a non-empty
+  string, stripped).
+
+Messages go through :func:`monitor.logs.redact`, so a secret never appears in an error.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Final, TypeVar
+
+import msgspec
+
+from monitor.errors import ConfigError
+from monitor.logs import redact
+from monitor.units import describe, duration_seconds, fraction
+
+T = TypeVar("T")
+
+
+class Seconds(float):
+    """A duration in seconds (``30``, ``"15s"``, ``"5m"``, ``"2h"``, ``"1d"``), ≥ 0."""
+
+
+class Interval(float):
+    """A duration that must be > 0 (an interval, a deadline, a timeout)."""
+
+
+class Fraction(float):
+    """A fraction: a number (``0.8``) or a percent string (``"80%"``)."""
+
+
+class Number(float):
+    """A finite number (an integer or a float; not a boolean, not a string)."""
+
+
+class Text(str):
+    """A non-empty string, surrounding blanks stripped."""
+
+    __slots__ = ()
+
+
+def _hook(tp: type, value: Any) -> Any:
+    if tp is Seconds:
+        return Seconds(duration_seconds(value))
+    if tp is Interval:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if math.isnan(value):
+                raise ValueError(f"must be finite, got {value!r}")
+            if value <= 0:
+                raise ValueError(f"must be > 0, got {value!r}")
+        secs = duration_seconds(value)
+        if secs <= 0:
+            raise ValueError(f"must be > 0, got {value!r}")
+        return Interval(secs)
+    if tp is Fraction:
+        return Fraction(fraction(value))
+    if tp is Number:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"expected a number, got {describe(value)}")
+        if not math.isfinite(value):
+            raise ValueError(f"must be finite, got {value!r}")
+        return Number(value)
+    if tp is Text:
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"expected a non-empty string, got {describe(value)}")
+        return Text(value.strip())
+    raise NotImplementedError(tp)
+
+
+_AT: Final = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+_UNKNOWN: Final = re.compile(r"^Object contains unknown field `(?P<key>.*)`$", re.S)
+_EXPECTED: Final = re.compile(r"^Expected `(?P<want>[^`]*)`, got `(?P<got>[^`]*)`$")
+_SEGMENT: Final = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+_WORDS: Final = {
+    "bool": "true or false",
+    "str": "a string",
+    "int": "a whole number",
+    "float": "a number",
+    "int | float": "a number",
+    "object": "a table",
+    "array": "a list",
+}
+
+
+def join(prefix: str, key: str | int) -> str:
+    """``prefix.key`` or ``prefix[i]`` (``key`` alone at the top)."""
+    if isinstance(key, int):
+        return f"{prefix}[{key}]"
+    return f"{prefix}.{key}" if prefix else key
+
+
+def field_names(tp: type[msgspec.Struct]) -> tuple[str, ...]:
+    """The TOML keys of a Struct, in declaration order."""
+    return tuple(f.encode_name for f in msgspec.structs.fields(tp))
+
+
+def unknown_key(key: str, valid: Sequence[str], source: str, path: str) -> ConfigError:
+    """``ConfigError`` for an unknown key, naming the nearest valid key (or all of them)."""
+    near = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
+    hint = f"; did you mean {near[0]!r}?" if near else f" (known: {', '.join(valid)})"
+    return ConfigError(source, path, redact(f"unknown key{hint}"))
+
+
+def convert(raw: Any, tp: type[T], source: str, prefix: str = "") -> T:
+    """``raw`` (a TOML table) as the Struct ``tp``; raise ``ConfigError(source, path, …)``
+    with the key path under ``prefix``."""
+    try:
+        return msgspec.convert(raw, tp, strict=True, dec_hook=_hook)
+    except msgspec.ValidationError as exc:
+        raise _map(str(exc), raw, tp, source, prefix) from None
+
+
+def _map(text: str, raw: Any, tp: type, source: str, prefix: str) -> ConfigError:
+    m = _AT.match(text)
+    msg, at = (m.group("msg"), m.group("path") or "") if m else (text, "")
+    segments: list[str | int] = [
+        s.group(1) if s.group(1) is not None else int(s.group(2)) for s in _SEGMENT.finditer(at)
+    ]
+    path = prefix
+    for seg in segments:
+        path = join(path, seg)
+    if u := _UNKNOWN.match(msg):
+        key = u.group("key")
+        return unknown_key(key, _fields_at(tp, segments), source, join(path, key))
+    value = _value_at(raw, segments)
+    if e := _EXPECTED.match(msg):
+        want = e.group("want")
+        words = _WORDS.get(want, want.replace("`", ""))
+        return ConfigError(source, path or None, redact(f"expected {words}, got {describe(value)}"))
+    return ConfigError(source, path or None, redact(msg))
+
+
+def _value_at(raw: Any, segments: Sequence[str | int]) -> Any:
+    for seg in segments:
+        found = (isinstance(seg, int) and isinstance(raw, list) and seg < len(raw)) or (
+            isinstance(seg, str) and isinstance(raw, Mapping) and seg in raw
+        )
+        if not found:
+            return None
+        raw = raw[seg]
+    return raw
+
+
+def _fields_at(tp: Any, segments: Sequence[str | int]) -> tuple[str, ...]:
+    """The valid keys of the Struct found at ``segments`` below ``tp`` (empty if none)."""
+    info: Any = msgspec.inspect.type_info(tp)
+    for seg in segments:
+        info = _struct_of(info)
+        if isinstance(seg, int) and isinstance(info, msgspec.inspect.ListType):
+            info = info.item_type
+        elif isinstance(seg, str) and isinstance(info, msgspec.inspect.StructType):
+            info = next((f.type for f in info.fields if f.encode_name == seg), None)
+        elif isinstance(seg, str) and isinstance(info, msgspec.inspect.DictType):
+            info = info.value_type
+        else:
+            return ()
+    info = _struct_of(info)
+    if isinstance(info, msgspec.inspect.StructType):
+        return tuple(f.encode_name for f in info.fields)
+    return ()
+
+
+def _struct_of(info: Any) -> Any:
+    if isinstance(info, msgspec.inspect.UnionType):
+        for t in info.types:
+            if isinstance(t, msgspec.inspect.StructType | msgspec.inspect.ListType):
+                return t
+    return info
