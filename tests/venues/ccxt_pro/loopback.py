@@ -91,7 +91,8 @@ class WsVenue:
         for c in self.live():
             await c.ws.close(code, "going away")
 
-    async def inject(self, frame: str) -> None:
+    async def inject(self, frame: str | bytes) -> None:
+        """Send ``frame`` on every open connection (``bytes``: a binary frame)."""
         for c in self.live():
             with contextlib.suppress(ConnectionClosed):
                 await c.ws.send(frame)

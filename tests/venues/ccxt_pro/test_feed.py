@@ -260,7 +260,7 @@ def binance_feed(ws: WsVenue, rest: RestVenue, **kw: Any) -> CcxtProFeed:
         "binanceusdm",
         kw.pop("symbols", ["BTCUSDT", "ETHUSDT"]),
         urls={"api": {"fapiPublic": f"{rest.url}/fapi/v1", "ws": {"linear": f"{ws.url}/ws"}}},
-        max_silence=MARK_SILENCE,
+        max_silence=kw.pop("max_silence", MARK_SILENCE),
         check_interval=0.02,
         backoff=fast_backoff,
         **kw,
@@ -492,18 +492,34 @@ async def test_bad_frames_are_counted_skipped_and_data_keeps_flowing(
     assert len(ws.connections) == 1  # none of these needed a reconnect
 
 
-async def test_truncated_json_frame_hangs_ccxt_and_the_watchdog_recovers() -> None:
-    """A frame that starts like JSON but is cut ("[1,2,") raises inside ccxt's receive loop, which
-    then stops reading: the socket stays open and silent. Only the watchdog notices."""
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "[1,2,",  # starts like JSON, does not parse: orjson raises inside ccxt's receive loop
+        b"\xff\xfe\x00garbage",  # a binary frame that is not UTF-8: ccxt's decode raises
+    ],
+    ids=["truncated_json", "binary"],
+)
+async def test_garbage_frame_forces_an_immediate_reconnect_not_a_silent_stall(
+    frame: str | bytes,
+) -> None:
+    """Left alone, ccxt stops reading after such a frame while the socket stays open, and
+    prices stop until the watchdog notices. With a 30 s silence budget the watchdog cannot be
+    what recovers here: the feed reconnects and resubscribes at once and counts the frame."""
     async with venue(BinanceDialect(), BINANCE_ROUTES) as (ws, rest):
-        run = Run(binance_feed(ws, rest))
+        run = Run(binance_feed(ws, rest, max_silence=30.0))
         run.start()
         after = await _flowing(run, ws)
-        await ws.inject("[1,2,")
-        await until(lambda: ("marks", FeedState.STALE) in run.statuses(after), what="stale")
+        await ws.inject(frame)
         await _resubscribed_and_flowing(run, ws, after, connections=1)
-        await until(lambda: ("marks", FeedState.RECOVERED) in run.statuses(after), what="recovered")
+        await until(lambda: run.statuses(after)[-1:] == [("marks", FeedState.LIVE)], what="live")
         await run.stop()
+    assert run.feed.errors["bad_frame"] == 1  # one frame, counted once
+    assert run.feed.errors["disconnect"] == 0  # the drop is ours, not the venue's
+    assert ("marks", FeedState.STALE) not in run.statuses(after)
+    down = [e for e in run.of(FeedStatus, after) if e.state is FeedState.DOWN]
+    assert len(down) == 1
+    assert "bad frame" in down[0].detail
 
 
 async def test_refused_connections_are_retried_until_the_venue_is_back() -> None:
