@@ -7,7 +7,11 @@ One :class:`WsFeed` owns one connection to one venue and, forever:
    (dYdX ``v4_markets``) is answered before the ones after it are sent, because their
    snapshots need its data;
 3. hands every frame to the venue's pure parser with its receive time and emits the events;
-   a frame the parser refuses is logged (venue, truncated copy), counted and skipped;
+   a frame the parser refuses is logged (venue, truncated copy), counted and skipped. A parser
+   that isolates the entries of venue-wide arrays (one refused entry costs that entry only)
+   has a ``take_refused() -> list[ParseError]`` method (:class:`RefusesEntries`): after each
+   frame the entries it refused are logged (venue, the entry's text), counted in
+   ``FeedStats.bad_entries`` and skipped, while the frame's other events go on;
 4. on a timer (``check_interval``): runs each subscription's staleness watchdog (silence longer
    than its ``max_silence`` emits a STALE ``FeedStatus`` and forces a reconnect; the next data
    emits RECOVERED), sends the venue's app-level ping and reconnects when its pong does not
@@ -51,6 +55,14 @@ Recorder = Callable[[float, str, str, str], None]
 
 CONNECTION = "connection"
 """The ``FeedStatus.channel`` of the connection itself (LIVE/DOWN)."""
+
+
+class RefusesEntries(Protocol):
+    """A parser that refuses single entries of a frame instead of the whole frame."""
+
+    def take_refused(self) -> list[ParseError]:
+        """The entries refused since the last call (each with the venue and its own text)."""
+        ...
 
 
 class Feed(Protocol):
@@ -121,6 +133,8 @@ class FeedStats:
     stale_reconnects: int = 0
     ping_timeouts: int = 0
     lifetime_reconnects: int = 0
+    bad_entries: int = 0
+    """Entries of venue-wide arrays refused one by one (their frame's other entries went on)."""
     bad_by_problem: dict[str, int] = field(default_factory=dict)
 
 
@@ -163,6 +177,10 @@ class WsFeed:
         self._pong_at = 0.0
         self._gates: dict[str, asyncio.Event] = {}
         self._extra: asyncio.Queue[Subscription] | None = None
+        take = getattr(parser, "take_refused", None)
+        self._take_refused: Callable[[], list[ParseError]] | None = (
+            take if callable(take) else None
+        )
 
     # -- the forever loop ------------------------------------------------------------------
     async def run(self, emit: Emit) -> None:
@@ -331,6 +349,7 @@ class WsFeed:
             try:
                 parsed = parser.parse_frame(message, now)
             except ParseError as exc:
+                self._refused_entries()
                 self._bad_frame(exc)
                 if recorder is not None:
                     recorder(now, self.venue, "ws", _text(message))
@@ -343,6 +362,8 @@ class WsFeed:
                 continue
             if recorder is not None:
                 recorder(now, self.venue, parsed.channel or "ws", _text(message))
+            if self._take_refused is not None:
+                self._refused_entries()
             if parsed.pong:
                 self._pong_at = clock.monotonic()
             key = parsed.channel
@@ -389,18 +410,28 @@ class WsFeed:
                 self.stats.lifetime_reconnects += 1
                 raise _Reconnect(f"connection lifetime {s.max_lifetime:g}s reached")
 
+    def _refused_entries(self) -> None:
+        take = self._take_refused
+        if take is None:
+            return
+        for exc in take():
+            self.stats.bad_entries += 1
+            self._count_problem(exc, "feed.bad_entry", self.stats.bad_entries)
+
     def _bad_frame(self, exc: ParseError) -> None:
         stats = self.stats
         stats.bad_frames += 1
+        self._count_problem(exc, "feed.bad_frame", stats.bad_frames)
+
+    def _count_problem(self, exc: ParseError, event: str, count: int) -> None:
+        stats = self.stats
         problem = exc.problem[:80]
         n = stats.bad_by_problem.get(problem, 0) + 1
         if problem in stats.bad_by_problem or len(stats.bad_by_problem) < 1_000:
             stats.bad_by_problem[problem] = n
         # each bad frame is logged once; a flood of the same problem is thinned out
         if n <= 10 or n & (n - 1) == 0:
-            self._log.warning(
-                "feed.bad_frame", problem=exc.problem, frame=exc.frame, count=stats.bad_frames
-            )
+            self._log.warning(event, problem=exc.problem, frame=exc.frame, count=count)
 
 
 async def fetch_text(

@@ -141,3 +141,49 @@ def test_module_is_pure_no_io_or_clock_imports() -> None:
             imported.add(node.module.split(".")[0])
     io = {"asyncio", "socket", "websockets", "aiohttp", "aiosqlite", "apprise", "ccxt", "time"}
     assert imported.isdisjoint(io), imported & io
+
+
+# -- bounds, keepalive and data-vs-control (issues 10.1, 12.7) -------------------------------
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("markPrice", "1e200"),
+        ("markPrice", "1e-300"),
+        ("indexPrice", "5e10"),
+        ("fundingRate", "3"),
+        ("fundingRate", "-inf"),
+        ("nextFundingTime", "17780256000000"),
+    ],
+)
+def test_absurd_magnitudes_are_refused(field: str, value: str) -> None:
+    msg = json.loads(_frame("ws_tickers_snapshot.json"))
+    msg["data"][field] = value
+    with pytest.raises(ParseError, match="out of bounds"):
+        parse(json.dumps(msg), 0.0)
+
+
+def test_absurd_envelope_time_is_refused() -> None:
+    msg = json.loads(_frame("ws_tickers_snapshot.json"))
+    msg["ts"] = 17780000010120  # ten times too large
+    with pytest.raises(ParseError, match="out of bounds"):
+        parse(json.dumps(msg), 0.0)
+
+
+def test_frame_parser_reports_the_pong_to_the_keepalive_and_acks_as_control() -> None:
+    p = BybitParser()
+    assert p.parse_frame(_frame("ws_pong.json"), 1.0).pong
+    assert p.parse_frame(b'{"op":"pong","args":["1778000001000"]}', 1.0).pong
+    ack = p.parse_frame(_frame("ws_subscribe_response.json"), 1.0)
+    assert (ack.channel, ack.events, ack.pong) == (None, [], False)
+
+
+def test_delta_without_mark_or_funding_still_proves_the_stream_alive() -> None:
+    msg = {
+        "topic": "tickers.BTCUSDT",
+        "type": "delta",
+        "data": {"symbol": "BTCUSDT", "bid1Price": "95040.00"},
+        "cs": 1,
+        "ts": 1778000001112,
+    }
+    parsed = BybitParser().parse_frame(json.dumps(msg), 1.0)
+    assert (parsed.channel, parsed.events) == ("tickers", [])
