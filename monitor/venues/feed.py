@@ -20,6 +20,10 @@ One :class:`WsFeed` owns one connection to one venue and, forever:
    a DOWN status on channel ``connection`` and waits a jittered, capped, exponentially growing
    delay that resets only after a connection stayed up ``stable_after`` seconds.
 
+:class:`PriceFeed` is the native public price feed of Binance USDⓈ-M, Bybit and OKX: one
+:class:`WsFeed` plus, where the venue's stream lacks it, REST metadata (funding intervals,
+maintenance tiers) loaded at start, beside the stream, and refreshed on a period.
+
 Time comes only from the injected :class:`monitor.clock.Clock`: ``now()`` stamps frames
 (``ts_recv``), ``monotonic()`` measures silences and lifetimes, ``sleep()`` paces timers and
 backoff. Every interval is a :class:`FeedSettings` field so tests run in fractions of a second.
@@ -31,9 +35,9 @@ import asyncio
 import contextlib
 import dataclasses
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import aiohttp
 import structlog
@@ -46,6 +50,9 @@ from monitor.model.events import Event, FeedState, FeedStatus
 from monitor.venues.backoff import Backoff
 from monitor.venues.parsing import FrameParser
 from monitor.venues.watchdog import Staleness
+
+if TYPE_CHECKING:
+    from monitor.config import AccountConfig, VenueConfig
 
 log = structlog.get_logger()
 
@@ -178,9 +185,7 @@ class WsFeed:
         self._gates: dict[str, asyncio.Event] = {}
         self._extra: asyncio.Queue[Subscription] | None = None
         take = getattr(parser, "take_refused", None)
-        self._take_refused: Callable[[], list[ParseError]] | None = (
-            take if callable(take) else None
-        )
+        self._take_refused: Callable[[], list[ParseError]] | None = take if callable(take) else None
 
     # -- the forever loop ------------------------------------------------------------------
     async def run(self, emit: Emit) -> None:
@@ -432,6 +437,97 @@ class WsFeed:
         # each bad frame is logged once; a flood of the same problem is thinned out
         if n <= 10 or n & (n - 1) == 0:
             self._log.warning(event, problem=exc.problem, frame=exc.frame, count=count)
+
+
+Metadata = Callable[[Emit], Awaitable[Mapping[str, float]]]
+"""``await metadata(emit)``: load a venue's REST metadata, emit its ``InstrumentSpec`` events and
+return the funding interval (hours) of each symbol it knows."""
+
+
+class PriceFeed:
+    """A native public price feed: ``ws`` streams the prices; ``metadata`` (optional) runs
+    beside it, at start and then every ``metadata_interval`` seconds (after a failure, every
+    ``metadata_retry`` seconds), and hands the funding intervals it learns to
+    ``on_intervals`` (the parser's ``set_intervals``). The stream never waits for REST: until
+    the intervals are known, funding events carry the parser's default interval.
+
+    With no ``symbols`` there is nothing to subscribe: the feed reports its connection DOWN
+    once ("no symbols to watch") and idles instead of dialling.
+    """
+
+    def __init__(
+        self,
+        ws: WsFeed,
+        symbols: Sequence[str],
+        *,
+        metadata: Metadata | None = None,
+        on_intervals: Callable[[Mapping[str, float]], None] | None = None,
+        metadata_interval: float | None = 3600.0,
+        metadata_retry: float = 60.0,
+    ) -> None:
+        self.venue = ws.venue
+        self.ws = ws
+        self.symbols = tuple(dict.fromkeys(symbols))
+        self._metadata = metadata
+        self._on_intervals = on_intervals
+        self._metadata_interval = metadata_interval
+        self._metadata_retry = metadata_retry
+        self.metadata_loads = 0
+        self.metadata_failures = 0
+
+    @property
+    def stats(self) -> FeedStats:
+        return self.ws.stats
+
+    async def run(self, emit: Emit) -> None:
+        clock = self.ws.clock
+        if not self.symbols:
+            log.warning("feed.no_symbols", venue=self.venue)
+            emit(
+                FeedStatus(
+                    self.venue,
+                    CONNECTION,
+                    FeedState.DOWN,
+                    "no symbols to watch (set symbols, or price a manual account by this venue)",
+                    ts_recv=clock.now(),
+                )
+            )
+            await asyncio.Event().wait()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.ws.run(emit))
+            if self._metadata is not None:
+                tg.create_task(self._refresh(self._metadata, emit))
+
+    async def _refresh(self, metadata: Metadata, emit: Emit) -> None:
+        clock = self.ws.clock
+        while True:
+            try:
+                intervals = await metadata(emit)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # REST metadata must never stop the price stream
+                self.metadata_failures += 1
+                log.warning("feed.metadata_failed", venue=self.venue, error=_describe(exc))
+                await clock.sleep(self._metadata_retry)
+                continue
+            self.metadata_loads += 1
+            if self._on_intervals is not None:
+                self._on_intervals(intervals)
+            log.info("feed.metadata_loaded", venue=self.venue, symbols=len(intervals))
+            if self._metadata_interval is None:
+                return
+            await clock.sleep(self._metadata_interval)
+
+
+def held_symbols(accounts: Sequence[AccountConfig]) -> list[str]:
+    """The symbols the manual accounts among ``accounts`` hold (in order, once each)."""
+    held = [p.symbol for a in accounts if a.snapshot is not None for p in a.snapshot.positions]
+    return list(dict.fromkeys(held))
+
+
+def watched_symbols(venue: VenueConfig, accounts: Sequence[AccountConfig]) -> tuple[str, ...]:
+    """``venue.symbols``, then the symbols its manual accounts hold, once each."""
+    return tuple(dict.fromkeys([*venue.symbols, *held_symbols(accounts)]))
 
 
 async def fetch_text(

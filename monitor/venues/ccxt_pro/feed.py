@@ -280,6 +280,31 @@ class CcxtProFeed:
         finally:
             await exchange.close()
 
+    async def load_metadata(self, emit: Emit) -> dict[str, float]:
+        """The bootstrap alone, over ccxt's REST client, for a feed that streams prices natively
+        (:mod:`monitor.venues.binance.feed`, ...): load the markets (retried with backoff until
+        they load), read the funding intervals and emit one :class:`InstrumentSpec` per symbol
+        whose maintenance schedule is known (configured, else the venue's public tiers).
+        Returns the funding interval in hours of each known symbol; the exchange's sessions
+        are closed before it returns. Status of the ``markets`` REST channel is not emitted
+        (the price stream does not depend on it): failures are logged and counted."""
+        exchange = self._new_exchange()
+
+        def no_status(event: Event) -> None:
+            if not isinstance(event, FeedStatus):
+                emit(event)
+
+        try:
+            ids = await self._load_markets(exchange, no_status)
+            if not ids:
+                self._log.error("feed.no_symbols", asked=list(self.symbols))
+                return {}
+            intervals = await self._funding_intervals(exchange, ids)
+            await self._emit_instruments(exchange, self.plan, ids, intervals, no_status)
+            return intervals
+        finally:
+            await exchange.close()
+
     # -- bootstrap ------------------------------------------------------------------------
     async def _load_markets(self, exchange: Any, emit: Emit) -> dict[str, str]:
         """Native id → unified symbol of the configured symbols, retrying until it loads."""
