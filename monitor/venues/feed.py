@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 import aiohttp
+import orjson
 import structlog
 import websockets
 from websockets.asyncio.client import ClientConnection
@@ -449,7 +450,9 @@ class PriceFeed:
     beside it, at start and then every ``metadata_interval`` seconds (after a failure, every
     ``metadata_retry`` seconds), and hands the funding intervals it learns to
     ``on_intervals`` (the parser's ``set_intervals``). The stream never waits for REST: until
-    the intervals are known, funding events carry the parser's default interval.
+    the intervals are known, funding events carry the parser's default interval. Each load's
+    intervals are also recorded (``rest:fundingIntervals``, ``{"SYMBOL": hours}``) when the
+    feed records, and the Binance and Bybit parsers read that record back on replay.
 
     With no ``symbols`` there is nothing to subscribe: the feed reports its connection DOWN
     once ("no symbols to watch") and idles instead of dialling.
@@ -513,6 +516,10 @@ class PriceFeed:
             self.metadata_loads += 1
             if self._on_intervals is not None:
                 self._on_intervals(intervals)
+            recorder = self.ws.recorder
+            if recorder is not None:  # so that a replay prices funding as the live feed did
+                body = orjson.dumps(dict(intervals)).decode()
+                recorder(clock.now(), self.venue, "rest:fundingIntervals", body)
             log.info("feed.metadata_loaded", venue=self.venue, symbols=len(intervals))
             if self._metadata_interval is None:
                 return

@@ -234,6 +234,28 @@ def _update(
         out.append(MarkPrice(VENUE, symbol, mark, oracle, ts_event, ts_recv))
 
 
+INTERVALS_BODY = "fundingIntervals"
+"""The REST record name under which the native feed records the funding intervals it learnt
+(``{"SYMBOL": hours, ...}``), so that a replay prices funding as the live feed did."""
+MAX_INTERVAL_HOURS = 24.0
+
+
+def parse_intervals(body: str | bytes) -> dict[str, float]:
+    """A ``fundingIntervals`` record: symbol → hours in ``(0, MAX_INTERVAL_HOURS]``."""
+    try:
+        doc: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ParseError(VENUE, "fundingIntervals: not JSON", body) from None
+    if type(doc) is not dict:
+        raise ParseError(VENUE, "fundingIntervals: expected an object", body)
+    out: dict[str, float] = {}
+    for symbol, hours in doc.items():
+        if type(hours) not in (int, float) or not 0 < hours <= MAX_INTERVAL_HOURS:
+            raise ParseError(VENUE, f"fundingIntervals: bad interval for {symbol[:40]!r}", body)
+        out[symbol] = float(hours)
+    return out
+
+
 CHANNEL = "markPrice"
 
 
@@ -276,7 +298,11 @@ class BinanceParser:
         return CONTROL  # a reply, or an array whose every entry was refused: not data
 
     def parse_rest(self, name: str, body: str | bytes, ts_recv: float) -> list[Event]:
-        """``premiumIndex``: the REST mark price body (one object or a list of them)."""
+        """``premiumIndex``: the REST mark price body (one object or a list of them);
+        ``fundingIntervals`` (recorded by the native feed): replaces the known intervals."""
+        if name == INTERVALS_BODY:
+            self.set_intervals(parse_intervals(body))
+            return []
         if name != "premiumIndex":
             raise ParseError(VENUE, f"unknown REST body {name[:40]!r}", body)
         try:

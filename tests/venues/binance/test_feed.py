@@ -243,19 +243,27 @@ async def test_prices_flow_while_rest_is_down_and_intervals_arrive_once_it_is_ba
     assert not any(s == ("markets", FeedState.DOWN) for s in run.statuses())
 
 
-async def test_frames_are_recorded_and_replay_through_the_same_parser() -> None:
+async def test_frames_and_learnt_intervals_are_recorded_and_replay_the_same_events() -> None:
     recorded: list[tuple[float, str, str, str]] = []
     async with venue() as (ws, rest):
-        run = FeedRun(
-            feed_for(ws, rest, metadata=False, recorder=lambda *r: recorded.append(r))
-        ).start()
-        await flowing(run)
+        run = FeedRun(feed_for(ws, rest, recorder=lambda *r: recorded.append(r))).start()
+        await until(lambda: run.feed.metadata_loads >= 1, what="metadata")
+        after = len(run.events)
+        await until(lambda: {f.symbol for f in run.of(FundingRate, after)} >= {"ETHUSDT"})
         await run.stop()
-    assert {(v, c) for _, v, c, _ in recorded} >= {(VENUE, "markPrice")}
-    parser = BinanceParser()
-    replayed = [e for ts, _, _, text in recorded for e in parser.parse(text, ts)]
+    channels = {c for _, v, c, _ in recorded if v == VENUE}
+    assert channels == {"markPrice", "ws", "rest:fundingIntervals"}  # "ws": the SUBSCRIBE ack
+    (intervals,) = [json.loads(t) for _, _, c, t in recorded if c == "rest:fundingIntervals"]
+    assert intervals == {"BTCUSDT": 8.0, "ETHUSDT": 4.0}
+    parser = BinanceParser()  # as `monitor replay` builds it: no intervals known
+    replayed = []
+    for ts, _, channel, text in recorded:
+        if channel.startswith("rest:"):
+            replayed += parser.parse_rest(channel[5:], text, ts)
+        else:
+            replayed += parser.parse(text, ts)
     live = [e for e in run.events if isinstance(e, (MarkPrice, FundingRate))]
-    assert replayed[: len(live)] == live
+    assert replayed[: len(live)] == live  # the 4 h ETH interval included
 
 
 def test_subscriptions_are_chunked_and_switch_to_the_all_market_stream() -> None:

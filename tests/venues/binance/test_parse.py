@@ -257,3 +257,14 @@ def test_known_intervals_can_be_replaced_once_metadata_arrives() -> None:
     assert isinstance(before, FundingRate)
     assert isinstance(after, FundingRate)
     assert (before.interval_hours, after.interval_hours) == (8.0, 4.0)
+
+
+def test_recorded_funding_intervals_are_read_back_and_checked() -> None:
+    p = BinanceParser()
+    assert p.parse_rest("fundingIntervals", b'{"BTCUSDT": 4}', 0.0) == []
+    funding = p.parse(_frame("ws_markPriceUpdate.json"), 7.5)[1]
+    assert isinstance(funding, FundingRate)
+    assert funding.interval_hours == 4.0
+    for body in (b"[]", b'{"BTCUSDT": 0}', b'{"BTCUSDT": 1e9}', b'{"BTCUSDT": "8"}', b"x"):
+        with pytest.raises(ParseError):
+            p.parse_rest("fundingIntervals", body, 0.0)

@@ -187,3 +187,13 @@ def test_delta_without_mark_or_funding_still_proves_the_stream_alive() -> None:
     }
     parsed = BybitParser().parse_frame(json.dumps(msg), 1.0)
     assert (parsed.channel, parsed.events) == ("tickers", [])
+
+
+def test_recorded_funding_intervals_are_read_back_and_checked() -> None:
+    p = BybitParser()
+    assert p.parse_rest("fundingIntervals", b'{"BTCUSDT": 1}', 0.0) == []
+    funding = p.parse(_frame("ws_tickers_snapshot.json"), 1.0)[1]
+    assert isinstance(funding, FundingRate)
+    assert funding.interval_hours == 1.0
+    with pytest.raises(ParseError):
+        p.parse_rest("fundingIntervals", b'{"BTCUSDT": -8}', 0.0)
