@@ -268,3 +268,44 @@ def test_recorded_funding_intervals_are_read_back_and_checked() -> None:
     for body in (b"[]", b'{"BTCUSDT": 0}', b'{"BTCUSDT": 1e9}', b'{"BTCUSDT": "8"}', b"x"):
         with pytest.raises(ParseError):
             p.parse_rest("fundingIntervals", body, 0.0)
+
+
+MUTANTS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**20), max_value=10**20),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(["NaN", "inf", "-inf", "1e200", "-1", "0", "1e-300", "", "x", "95041.2"]),
+    st.text(max_size=8),
+    st.lists(st.integers(), max_size=2),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    field=st.sampled_from(["e", "E", "s", "p", "i", "r", "T"]),
+    value=MUTANTS,
+    index=st.integers(min_value=0, max_value=1),
+    wrapped=st.booleans(),
+)
+def test_mutated_array_entries_are_refused_one_by_one_and_never_leak(
+    field: str, value: object, index: int, wrapped: bool
+) -> None:
+    from monitor.venues.binance.parse import MAX_ABS_RATE, MAX_PRICE, MIN_PRICE
+
+    arr = json.loads(_frame("ws_markPrice_arr.json"))
+    arr[index][field] = value
+    frame = json.dumps({"stream": "!markPrice@arr@1s", "data": arr} if wrapped else arr)
+    p = BinanceParser()
+    parsed = p.parse_frame(frame, 1.0)  # an array never raises for one bad entry
+    refused = p.take_refused()
+    symbols = {e.symbol for e in parsed.events}
+    assert len(symbols) + len(refused) == 2  # each entry: delivered or refused, never both
+    assert arr[1 - index]["s"] in symbols  # the untouched entry always gets through
+    for e in parsed.events:
+        if isinstance(e, MarkPrice):
+            assert MIN_PRICE <= e.mark <= MAX_PRICE
+            assert e.oracle is None or MIN_PRICE <= e.oracle <= MAX_PRICE
+        else:
+            assert isinstance(e, FundingRate)
+            assert abs(e.rate) <= MAX_ABS_RATE

@@ -197,3 +197,40 @@ def test_recorded_funding_intervals_are_read_back_and_checked() -> None:
     assert funding.interval_hours == 1.0
     with pytest.raises(ParseError):
         p.parse_rest("fundingIntervals", b'{"BTCUSDT": -8}', 0.0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    field=st.sampled_from(
+        ["symbol", "markPrice", "indexPrice", "fundingRate", "nextFundingTime", "bid1Price"]
+    ),
+    value=st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(10**20), max_value=10**20),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.sampled_from(["NaN", "inf", "1e200", "-1", "0", "1e-300", "", "x", "95041.73"]),
+        st.text(max_size=8),
+    ),
+)
+def test_mutated_tickers_are_refused_whole_or_delivered_within_bounds(
+    field: str, value: object
+) -> None:
+    from monitor.venues.bybit.parse import MAX_ABS_RATE, MAX_PRICE, MIN_PRICE
+
+    msg = json.loads(_frame("ws_tickers_snapshot.json"))
+    msg["data"][field] = value
+    try:
+        events = BybitParser().parse_frame(json.dumps(msg), 1.0).events
+    except ParseError as exc:  # refused whole, naming the venue
+        events, venue = [], exc.venue
+    else:
+        venue = VENUE
+    assert venue == VENUE
+    for e in events:
+        if isinstance(e, MarkPrice):
+            assert MIN_PRICE <= e.mark <= MAX_PRICE
+            assert e.oracle is None or MIN_PRICE <= e.oracle <= MAX_PRICE
+        else:
+            assert isinstance(e, FundingRate)
+            assert abs(e.rate) <= MAX_ABS_RATE

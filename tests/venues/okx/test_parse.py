@@ -173,3 +173,46 @@ def test_push_whose_every_item_is_refused_is_not_data() -> None:
 def test_text_pong_answers_the_keepalive() -> None:
     assert OkxParser().parse_frame("pong", 1.0).pong
     assert not OkxParser().parse_frame(_frame("ws_subscribe_response_mark-price.json"), 1.0).pong
+
+
+MUTANTS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**20), max_value=10**20),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(["NaN", "inf", "1e200", "-1", "0", "1e-300", "", "x", "95038.7"]),
+    st.text(max_size=8),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    name=st.sampled_from(["ws_mark-price.json", "ws_funding-rate.json"]),
+    field=st.sampled_from(
+        ["instId", "markPx", "ts", "fundingRate", "fundingTime", "nextFundingTime"]
+    ),
+    value=MUTANTS,
+    index=st.integers(min_value=0, max_value=1),
+)
+def test_mutated_items_are_refused_one_by_one_and_never_leak(
+    name: str, field: str, value: object, index: int
+) -> None:
+    from monitor.model.events import Event
+    from monitor.venues.okx.parse import MAX_ABS_RATE, MAX_PRICE, MIN_PRICE
+
+    msg = json.loads(_frame(name))
+    other = dict(msg["data"][0], instId="ETH-USDT-SWAP")
+    msg["data"].append(other)
+    msg["data"][index][field] = value
+    p = OkxParser()
+    parsed = p.parse_frame(json.dumps(msg), 1.0)
+    refused = p.take_refused()
+    events: list[Event] = parsed.events
+    assert len({e.symbol for e in events}) + len(refused) == 2  # type: ignore[union-attr]
+    for e in events:
+        if isinstance(e, MarkPrice):
+            assert MIN_PRICE <= e.mark <= MAX_PRICE
+        else:
+            assert isinstance(e, FundingRate)
+            assert abs(e.rate) <= MAX_ABS_RATE
+            assert e.interval_hours > 0
