@@ -259,6 +259,19 @@ def parse_intervals(body: str | bytes) -> dict[str, float]:
 CHANNEL = "markPrice"
 
 
+KEEP_REFUSED = 1_000
+"""Refusals kept for ``take_refused`` at most (the oldest go first when nobody takes them)."""
+
+
+def _trim(refused: list[ParseError]) -> int:
+    """Drop the oldest refusals beyond :data:`KEEP_REFUSED`; how many were dropped."""
+    extra = len(refused) - KEEP_REFUSED
+    if extra > 0:
+        del refused[:extra]
+        return extra
+    return 0
+
+
 class BinanceParser:
     """:func:`parse` as a :class:`~monitor.venues.parsing.FrameParser`. Keeps the refused
     entries of arrays until :meth:`take_refused`; ``symbols`` (optional) keeps only those
@@ -284,11 +297,15 @@ class BinanceParser:
         return out
 
     def parse(self, frame: str | bytes, ts_recv: float) -> list[Event]:
-        return parse(frame, ts_recv, self._intervals, self._refused, self._only)
+        events = parse(frame, ts_recv, self._intervals, self._refused, self._only)
+        _trim(self._refused)
+        return events
 
     def parse_frame(self, frame: str | bytes, ts_recv: float) -> Parsed:
         before = len(self._refused)
         events = parse(frame, ts_recv, self._intervals, self._refused, self._only)
+        if len(self._refused) > KEEP_REFUSED:
+            before -= _trim(self._refused)
         if events:
             return Parsed(CHANNEL, events)
         if len(self._refused) == before and (

@@ -199,6 +199,19 @@ def _funding(item: _Item, ts_recv: float, out: list[Event], frame: str | bytes) 
     )
 
 
+KEEP_REFUSED = 1_000
+"""Refusals kept for ``take_refused`` at most (the oldest go first when nobody takes them)."""
+
+
+def _trim(refused: list[ParseError]) -> int:
+    """Drop the oldest refusals beyond :data:`KEEP_REFUSED`; how many were dropped."""
+    extra = len(refused) - KEEP_REFUSED
+    if extra > 0:
+        del refused[:extra]
+        return extra
+    return 0
+
+
 class OkxParser:
     """:func:`parse` as a :class:`~monitor.venues.parsing.FrameParser`; keeps the refused
     items until :meth:`take_refused`."""
@@ -214,7 +227,9 @@ class OkxParser:
         return out
 
     def parse(self, frame: str | bytes, ts_recv: float) -> list[Event]:
-        return _parse(frame, ts_recv, self._refused)[1]
+        events = _parse(frame, ts_recv, self._refused)[1]
+        _trim(self._refused)
+        return events
 
     def parse_frame(self, frame: str | bytes, ts_recv: float) -> Parsed:
         """A push whose every item was refused is not data (its channel's silence goes on)."""
@@ -222,6 +237,8 @@ class OkxParser:
             return PONG
         before = len(self._refused)
         channel, events = _parse(frame, ts_recv, self._refused)
+        if len(self._refused) > KEEP_REFUSED:
+            before -= _trim(self._refused)
         if channel is None or (not events and len(self._refused) > before):
             return CONTROL
         return Parsed(channel, events)

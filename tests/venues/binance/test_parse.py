@@ -309,3 +309,13 @@ def test_mutated_array_entries_are_refused_one_by_one_and_never_leak(
         else:
             assert isinstance(e, FundingRate)
             assert abs(e.rate) <= MAX_ABS_RATE
+
+
+def test_refusals_nobody_takes_are_capped() -> None:
+    from monitor.venues.binance.parse import KEEP_REFUSED
+
+    p = BinanceParser()
+    frame = json.dumps(_arr(p="NaN"))
+    for _ in range(KEEP_REFUSED + 5):
+        p.parse(frame, 1.0)  # as a replay would, never taking them
+    assert len(p.take_refused()) == KEEP_REFUSED
