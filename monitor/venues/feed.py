@@ -15,7 +15,8 @@ One :class:`WsFeed` owns one connection to one venue and, forever:
 4. on a timer (``check_interval``): runs each subscription's staleness watchdog (silence longer
    than its ``max_silence`` emits a STALE ``FeedStatus`` and forces a reconnect; the next data
    emits RECOVERED), sends the venue's app-level ping and reconnects when its pong does not
-   come within ``pong_timeout``, and reconnects ahead of a venue-imposed ``max_lifetime``;
+   come within ``pong_timeout``, and reconnects ahead of a venue-imposed ``max_lifetime``
+   (a planned renewal: no DOWN status and no backoff delay, unless the new dial fails);
 5. after any drop (abrupt or clean close, refused or failed dial, stall, ping timeout) it emits
    a DOWN status on channel ``connection`` and waits a jittered, capped, exponentially growing
    delay that resets only after a connection stayed up ``stable_after`` seconds.
@@ -185,6 +186,7 @@ class WsFeed:
         self._pong_at = 0.0
         self._gates: dict[str, asyncio.Event] = {}
         self._extra: asyncio.Queue[Subscription] | None = None
+        self._renewing = False
         take = getattr(parser, "take_refused", None)
         self._take_refused: Callable[[], list[ParseError]] | None = take if callable(take) else None
 
@@ -197,6 +199,7 @@ class WsFeed:
             )
         )
         while True:
+            self._renewing = False
             try:
                 reason = await self._connect_once(emit)
             except Exception as exc:  # a bug in a session: logged in full, the feed goes on
@@ -205,6 +208,9 @@ class WsFeed:
             self.stats.disconnects += 1
             self.stats.last_disconnect = reason
             self.backoff.on_disconnected(self.clock.monotonic())
+            if self._renewing:  # planned: the venue's lifetime is near, not an outage
+                self._log.info("feed.renewing", reason=reason)
+                continue
             delay = self.backoff.next_delay()
             emit(
                 FeedStatus(self.venue, CONNECTION, FeedState.DOWN, reason, ts_recv=self.clock.now())
@@ -414,6 +420,7 @@ class WsFeed:
                     last_ping = ping_sent = mono
             if s.max_lifetime is not None and mono - connected_at >= s.max_lifetime:
                 self.stats.lifetime_reconnects += 1
+                self._renewing = True
                 raise _Reconnect(f"connection lifetime {s.max_lifetime:g}s reached")
 
     def _refused_entries(self) -> None:

@@ -221,6 +221,8 @@ async def test_connection_is_renewed_before_its_lifetime_and_resubscribed() -> N
         await run.stop()
     assert all(subscribes(ws, n) == [SUBSCRIBE] for n in range(3))
     assert run.feed.stats.lifetime_reconnects >= 2
+    # a planned renewal is not an outage: LIVE per connection, never DOWN
+    assert {state for _, state in run.statuses()} == {FeedState.CONNECTING, FeedState.LIVE}
     assert default_ws_settings().max_lifetime == MAX_LIFETIME == 23.5 * 3600  # Binance cuts at 24 h
 
 
