@@ -580,23 +580,24 @@ async def test_bybit_unanswered_pings_time_out_and_the_feed_reconnects() -> None
     async with venue(BybitDialect(), BYBIT_ROUTES) as (ws, rest):
         run = Run(bybit_feed(ws, rest, streaming={"keepAlive": 150}))
         run.start()
-        after = await _flowing(run, ws)
+        await _flowing(run, ws)
         await until(lambda: len(ws.pings()) >= 1, what="an app-level ping")
         ping = json.loads(ws.pings()[0])
         assert set(ping) == {"req_id", "op"}
         assert ping["op"] == "ping"
+        # counted from here: on a loaded machine a 150 ms keepalive may have missed once already
+        after, conns = len(run.events), len(ws.connections)
         ws.answer_pings = False
-        await until(lambda: len(ws.connections) >= 2, what="a reconnect after missing pongs")
+        await until(lambda: len(ws.connections) > conns, what="a reconnect after missing pongs")
         ws.answer_pings = True
         await until(
-            lambda: any(n >= 1 and "subscribe" in t for n, t in ws.subscriptions()),
+            lambda: any(n >= conns and "subscribe" in t for n, t in ws.subscriptions()),
             what="a resubscription",
         )
         await until(lambda: len(run.of(MarkPrice, after)) >= 2, what="marks again")
         await run.stop()
     down = [e for e in run.of(FeedStatus, after) if e.state is FeedState.DOWN]
-    assert down
-    assert "RequestTimeout" in down[0].detail
+    assert any("RequestTimeout" in e.detail for e in down)
 
 
 async def test_bybit_subscribe_error_frame_does_not_stop_the_feed() -> None:
