@@ -34,6 +34,7 @@ from tests.venues.ccxt_pro.loopback import (
 pytestmark = pytest.mark.timeout(30)
 
 SILENCE = 0.4
+CALM = 5.0  # the budget where staleness is not what a test is about (robust under load)
 ROUTES = {
     "/v5/market/instruments-info": json.dumps(BYBIT_INSTRUMENTS),
     "/v5/market/risk-limit": json.dumps(BYBIT_RISK_LIMIT),
@@ -59,13 +60,13 @@ def feed_for(ws: WsVenue, rest: RestVenue, **kw: Any) -> PriceFeed:
         f"{ws.url}/v5/public/linear",
         app_ping_message=PING,
         app_ping_interval=0.05,
-        pong_timeout=0.2,
+        pong_timeout=1.0,
         **kw.pop("settings", {}),
     )
     return bybit_feed(
         kw.pop("symbols", ["BTCUSDT"]),
         settings,
-        max_silence=SILENCE,
+        max_silence=kw.pop("max_silence", SILENCE),
         metadata_urls={"api": {"public": rest.url}},
         metadata_backoff=fast_backoff,
         **kw,
@@ -110,7 +111,7 @@ async def test_subscribes_tickers_merges_deltas_and_reads_public_tiers() -> None
 
 async def test_app_ping_is_answered_and_a_missing_pong_forces_a_reconnect() -> None:
     async with venue() as (ws, rest):
-        run = FeedRun(feed_for(ws, rest, metadata=False)).start()
+        run = FeedRun(feed_for(ws, rest, metadata=False, max_silence=CALM)).start()
         await until(lambda: run.of(MarkPrice), what="marks")
         await until(lambda: len(ws.pings()) >= 2, what="pings")
         assert json.loads(ws.pings()[0]) == {"req_id": "ping", "op": "ping"}
@@ -172,7 +173,7 @@ async def test_clean_close_reconnects_and_resubscribes() -> None:
 )
 async def test_garbage_frames_are_counted_and_skipped(frame: str | bytes) -> None:
     async with venue() as (ws, rest):
-        run = FeedRun(feed_for(ws, rest, metadata=False)).start()
+        run = FeedRun(feed_for(ws, rest, metadata=False, max_silence=CALM)).start()
         await until(lambda: run.of(MarkPrice), what="marks")
         after = len(run.events)
         await ws.inject(frame)

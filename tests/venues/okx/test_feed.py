@@ -35,6 +35,7 @@ from tests.venues.ccxt_pro.loopback import (
 pytestmark = pytest.mark.timeout(30)
 
 SILENCE = 0.4
+CALM = 5.0  # the budget where staleness is not what a test is about (robust under load)
 
 
 class QuietOkx(OkxDialect):
@@ -63,12 +64,12 @@ def feed_for(ws: WsVenue, **kw: Any) -> PriceFeed:
         f"{ws.url}/ws/v5/public",
         app_ping_message=PING,
         app_ping_interval=0.05,
-        pong_timeout=0.2,
+        pong_timeout=1.0,
     )
     return okx_feed(
         kw.pop("symbols", ["BTC-USDT-SWAP"]),
         settings,
-        max_silence=SILENCE,
+        max_silence=kw.pop("max_silence", SILENCE),
         funding_max_silence=kw.pop("funding_max_silence", SILENCE),
         **kw,
     )
@@ -86,7 +87,7 @@ EXPECTED = [
 
 async def test_subscribes_both_channels_with_text_ping_and_emits_marks_and_funding() -> None:
     async with venue() as (ws, _):
-        run = FeedRun(feed_for(ws)).start()
+        run = FeedRun(feed_for(ws, max_silence=CALM, funding_max_silence=CALM)).start()
         await until(lambda: run.of(MarkPrice) and run.of(FundingRate), what="mark and funding")
         await until(lambda: "ping" in ws.pings(), what="a text ping")
         await run.stop()
@@ -158,7 +159,9 @@ async def test_one_bad_item_of_a_push_costs_that_item_only() -> None:
     good = dict(msg["data"][0], instId="ETH-USDT-SWAP", markPx="3513.2")
     msg["data"] = [dict(msg["data"][0], markPx="1e200"), good]
     async with venue() as (ws, _):
-        run = FeedRun(feed_for(ws, symbols=["BTC-USDT-SWAP", "ETH-USDT-SWAP"])).start()
+        run = FeedRun(
+            feed_for(ws, symbols=["BTC-USDT-SWAP", "ETH-USDT-SWAP"], max_silence=CALM)
+        ).start()
         await until(lambda: run.of(MarkPrice), what="marks")
         await ws.inject(json.dumps(msg))
         await until(lambda: any(m.symbol == "ETH-USDT-SWAP" for m in run.of(MarkPrice)))
@@ -173,7 +176,7 @@ async def test_one_bad_item_of_a_push_costs_that_item_only() -> None:
 )
 async def test_garbage_and_error_frames_are_counted_and_skipped(frame: str | bytes) -> None:
     async with venue() as (ws, _):
-        run = FeedRun(feed_for(ws)).start()
+        run = FeedRun(feed_for(ws, max_silence=CALM, funding_max_silence=CALM)).start()
         await until(lambda: run.of(MarkPrice), what="marks")
         after = len(run.events)
         await ws.inject(frame)
