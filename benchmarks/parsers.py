@@ -8,7 +8,8 @@ Run::
 For every WebSocket fixture frame of every venue (``tests/fixtures/feeds/<venue>/``) it measures,
 in the same process and run, the median µs per frame of
 
-* ``native``: our pure parser (``monitor.venues.<venue>.parse``), from the frame text to events;
+* ``native``: our pure parser (``monitor.venues.<venue>.parse``, the ``FrameParser`` class the
+  live feed runs), from the frame text to events;
 * ``orjson``: ``orjson.loads`` of the same text (the floor any JSON parser pays);
 * ``build``: constructing the same event objects the parser returned, alone (how much of
   ``native`` is the frozen-dataclass events rather than decoding and checking);
@@ -110,11 +111,12 @@ def measure(
 # -- native parsers ------------------------------------------------------------------------
 def native_parsers(missing: list[str]) -> dict[str, Callable[[str, float], object]]:
     out: dict[str, Callable[[str, float], object]] = {}
-    from monitor.venues.binance.parse import parse as binance
-    from monitor.venues.bybit.parse import parse as bybit
-    from monitor.venues.okx.parse import parse as okx
+    # the parsers the native feeds run (refused entries collected, Bybit's funding merge)
+    from monitor.venues.binance.parse import BinanceParser
+    from monitor.venues.bybit.parse import BybitParser
+    from monitor.venues.okx.parse import OkxParser
 
-    out.update(binance=binance, bybit=bybit, okx=okx)
+    out.update(binance=BinanceParser().parse, bybit=BybitParser().parse, okx=OkxParser().parse)
     try:
         from monitor.venues.hyperliquid.parse import HyperliquidParser
 

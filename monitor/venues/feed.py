@@ -7,14 +7,23 @@ One :class:`WsFeed` owns one connection to one venue and, forever:
    (dYdX ``v4_markets``) is answered before the ones after it are sent, because their
    snapshots need its data;
 3. hands every frame to the venue's pure parser with its receive time and emits the events;
-   a frame the parser refuses is logged (venue, truncated copy), counted and skipped;
+   a frame the parser refuses is logged (venue, truncated copy), counted and skipped. A parser
+   that isolates the entries of venue-wide arrays (one refused entry costs that entry only)
+   has a ``take_refused() -> list[ParseError]`` method (:class:`RefusesEntries`): after each
+   frame the entries it refused are logged (venue, the entry's text), counted in
+   ``FeedStats.bad_entries`` and skipped, while the frame's other events go on;
 4. on a timer (``check_interval``): runs each subscription's staleness watchdog (silence longer
    than its ``max_silence`` emits a STALE ``FeedStatus`` and forces a reconnect; the next data
    emits RECOVERED), sends the venue's app-level ping and reconnects when its pong does not
-   come within ``pong_timeout``, and reconnects ahead of a venue-imposed ``max_lifetime``;
+   come within ``pong_timeout``, and reconnects ahead of a venue-imposed ``max_lifetime``
+   (a planned renewal: no DOWN status and no backoff delay, unless the new dial fails);
 5. after any drop (abrupt or clean close, refused or failed dial, stall, ping timeout) it emits
    a DOWN status on channel ``connection`` and waits a jittered, capped, exponentially growing
    delay that resets only after a connection stayed up ``stable_after`` seconds.
+
+:class:`PriceFeed` is the native public price feed of Binance USDⓈ-M, Bybit and OKX: one
+:class:`WsFeed` plus, where the venue's stream lacks it, REST metadata (funding intervals,
+maintenance tiers) loaded at start, beside the stream, and refreshed on a period.
 
 Time comes only from the injected :class:`monitor.clock.Clock`: ``now()`` stamps frames
 (``ts_recv``), ``monotonic()`` measures silences and lifetimes, ``sleep()`` paces timers and
@@ -27,11 +36,12 @@ import asyncio
 import contextlib
 import dataclasses
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import aiohttp
+import orjson
 import structlog
 import websockets
 from websockets.asyncio.client import ClientConnection
@@ -43,6 +53,9 @@ from monitor.venues.backoff import Backoff
 from monitor.venues.parsing import FrameParser
 from monitor.venues.watchdog import Staleness
 
+if TYPE_CHECKING:
+    from monitor.config import AccountConfig, VenueConfig
+
 log = structlog.get_logger()
 
 Emit = Callable[[Event], None]
@@ -51,6 +64,14 @@ Recorder = Callable[[float, str, str, str], None]
 
 CONNECTION = "connection"
 """The ``FeedStatus.channel`` of the connection itself (LIVE/DOWN)."""
+
+
+class RefusesEntries(Protocol):
+    """A parser that refuses single entries of a frame instead of the whole frame."""
+
+    def take_refused(self) -> list[ParseError]:
+        """The entries refused since the last call (each with the venue and its own text)."""
+        ...
 
 
 class Feed(Protocol):
@@ -121,6 +142,8 @@ class FeedStats:
     stale_reconnects: int = 0
     ping_timeouts: int = 0
     lifetime_reconnects: int = 0
+    bad_entries: int = 0
+    """Entries of venue-wide arrays refused one by one (their frame's other entries went on)."""
     bad_by_problem: dict[str, int] = field(default_factory=dict)
 
 
@@ -163,6 +186,9 @@ class WsFeed:
         self._pong_at = 0.0
         self._gates: dict[str, asyncio.Event] = {}
         self._extra: asyncio.Queue[Subscription] | None = None
+        self._renewing = False
+        take = getattr(parser, "take_refused", None)
+        self._take_refused: Callable[[], list[ParseError]] | None = take if callable(take) else None
 
     # -- the forever loop ------------------------------------------------------------------
     async def run(self, emit: Emit) -> None:
@@ -173,6 +199,7 @@ class WsFeed:
             )
         )
         while True:
+            self._renewing = False
             try:
                 reason = await self._connect_once(emit)
             except Exception as exc:  # a bug in a session: logged in full, the feed goes on
@@ -181,6 +208,9 @@ class WsFeed:
             self.stats.disconnects += 1
             self.stats.last_disconnect = reason
             self.backoff.on_disconnected(self.clock.monotonic())
+            if self._renewing:  # planned: the venue's lifetime is near, not an outage
+                self._log.info("feed.renewing", reason=reason)
+                continue
             delay = self.backoff.next_delay()
             emit(
                 FeedStatus(self.venue, CONNECTION, FeedState.DOWN, reason, ts_recv=self.clock.now())
@@ -331,6 +361,7 @@ class WsFeed:
             try:
                 parsed = parser.parse_frame(message, now)
             except ParseError as exc:
+                self._refused_entries()
                 self._bad_frame(exc)
                 if recorder is not None:
                     recorder(now, self.venue, "ws", _text(message))
@@ -343,6 +374,8 @@ class WsFeed:
                 continue
             if recorder is not None:
                 recorder(now, self.venue, parsed.channel or "ws", _text(message))
+            if self._take_refused is not None:
+                self._refused_entries()
             if parsed.pong:
                 self._pong_at = clock.monotonic()
             key = parsed.channel
@@ -387,20 +420,128 @@ class WsFeed:
                     last_ping = ping_sent = mono
             if s.max_lifetime is not None and mono - connected_at >= s.max_lifetime:
                 self.stats.lifetime_reconnects += 1
+                self._renewing = True
                 raise _Reconnect(f"connection lifetime {s.max_lifetime:g}s reached")
+
+    def _refused_entries(self) -> None:
+        take = self._take_refused
+        if take is None:
+            return
+        for exc in take():
+            self.stats.bad_entries += 1
+            self._count_problem(exc, "feed.bad_entry", self.stats.bad_entries)
 
     def _bad_frame(self, exc: ParseError) -> None:
         stats = self.stats
         stats.bad_frames += 1
+        self._count_problem(exc, "feed.bad_frame", stats.bad_frames)
+
+    def _count_problem(self, exc: ParseError, event: str, count: int) -> None:
+        stats = self.stats
         problem = exc.problem[:80]
         n = stats.bad_by_problem.get(problem, 0) + 1
         if problem in stats.bad_by_problem or len(stats.bad_by_problem) < 1_000:
             stats.bad_by_problem[problem] = n
         # each bad frame is logged once; a flood of the same problem is thinned out
         if n <= 10 or n & (n - 1) == 0:
-            self._log.warning(
-                "feed.bad_frame", problem=exc.problem, frame=exc.frame, count=stats.bad_frames
+            self._log.warning(event, problem=exc.problem, frame=exc.frame, count=count)
+
+
+Metadata = Callable[[Emit], Awaitable[Mapping[str, float]]]
+"""``await metadata(emit)``: load a venue's REST metadata, emit its ``InstrumentSpec`` events and
+return the funding interval (hours) of each symbol it knows."""
+
+
+class PriceFeed:
+    """A native public price feed: ``ws`` streams the prices; ``metadata`` (optional) runs
+    beside it, at start and then every ``metadata_interval`` seconds (after a failure, every
+    ``metadata_retry`` seconds), and hands the funding intervals it learns to
+    ``on_intervals`` (the parser's ``set_intervals``). The stream never waits for REST: until
+    the intervals are known, funding events carry the parser's default interval. Each load's
+    intervals are also recorded (``rest:fundingIntervals``, ``{"SYMBOL": hours}``) when the
+    feed records, and the Binance and Bybit parsers read that record back on replay.
+
+    With no ``symbols`` there is nothing to subscribe: the feed reports its connection DOWN
+    once ("no symbols to watch") and idles instead of dialling.
+    """
+
+    def __init__(
+        self,
+        ws: WsFeed,
+        symbols: Sequence[str],
+        *,
+        metadata: Metadata | None = None,
+        on_intervals: Callable[[Mapping[str, float]], None] | None = None,
+        metadata_interval: float | None = 3600.0,
+        metadata_retry: float = 60.0,
+    ) -> None:
+        self.venue = ws.venue
+        self.ws = ws
+        self.symbols = tuple(dict.fromkeys(symbols))
+        self._metadata = metadata
+        self._on_intervals = on_intervals
+        self._metadata_interval = metadata_interval
+        self._metadata_retry = metadata_retry
+        self.metadata_loads = 0
+        self.metadata_failures = 0
+
+    @property
+    def stats(self) -> FeedStats:
+        return self.ws.stats
+
+    async def run(self, emit: Emit) -> None:
+        clock = self.ws.clock
+        if not self.symbols:
+            log.warning("feed.no_symbols", venue=self.venue)
+            emit(
+                FeedStatus(
+                    self.venue,
+                    CONNECTION,
+                    FeedState.DOWN,
+                    "no symbols to watch (set symbols, or price a manual account by this venue)",
+                    ts_recv=clock.now(),
+                )
             )
+            await asyncio.Event().wait()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.ws.run(emit))
+            if self._metadata is not None:
+                tg.create_task(self._refresh(self._metadata, emit))
+
+    async def _refresh(self, metadata: Metadata, emit: Emit) -> None:
+        clock = self.ws.clock
+        while True:
+            try:
+                intervals = await metadata(emit)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # REST metadata must never stop the price stream
+                self.metadata_failures += 1
+                log.warning("feed.metadata_failed", venue=self.venue, error=_describe(exc))
+                await clock.sleep(self._metadata_retry)
+                continue
+            self.metadata_loads += 1
+            if self._on_intervals is not None:
+                self._on_intervals(intervals)
+            recorder = self.ws.recorder
+            if recorder is not None:  # so that a replay prices funding as the live feed did
+                body = orjson.dumps(dict(intervals)).decode()
+                recorder(clock.now(), self.venue, "rest:fundingIntervals", body)
+            log.info("feed.metadata_loaded", venue=self.venue, symbols=len(intervals))
+            if self._metadata_interval is None:
+                return
+            await clock.sleep(self._metadata_interval)
+
+
+def held_symbols(accounts: Sequence[AccountConfig]) -> list[str]:
+    """The symbols the manual accounts among ``accounts`` hold (in order, once each)."""
+    held = [p.symbol for a in accounts if a.snapshot is not None for p in a.snapshot.positions]
+    return list(dict.fromkeys(held))
+
+
+def watched_symbols(venue: VenueConfig, accounts: Sequence[AccountConfig]) -> tuple[str, ...]:
+    """``venue.symbols``, then the symbols its manual accounts hold, once each."""
+    return tuple(dict.fromkeys([*venue.symbols, *held_symbols(accounts)]))
 
 
 async def fetch_text(

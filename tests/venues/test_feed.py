@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 
 from monitor.errors import ParseError, RetryableError
 from monitor.model.events import Event, FeedState, FeedStatus, MarkPrice
-from monitor.venues.feed import FeedSettings, Subscription, WsFeed, fetch_text
+from monitor.venues.feed import FeedSettings, PriceFeed, Subscription, WsFeed, fetch_text
 from monitor.venues.parsing import CONTROL, PONG, Parsed
 from tests.venues.servers import Conn, HttpServer, WsServer, run_feed, until
 
@@ -332,3 +333,70 @@ async def test_fetch_text_survives_a_body_that_is_not_utf8() -> None:
     finally:
         await runner.cleanup()
     assert text == '{"note":"caf\ufffd"}'
+
+
+# -- refused entries and PriceFeed ---------------------------------------------------------
+class EntryParser(TinyParser):
+    """TinyParser whose frames ``{"ch": key, "ps": [..]}`` carry several prices: a
+    non-positive one is refused on its own (the RefusesEntries seam)."""
+
+    def __init__(self) -> None:
+        self.refused: list[ParseError] = []
+
+    def take_refused(self) -> list[ParseError]:
+        out, self.refused = self.refused, []
+        return out
+
+    def parse_frame(self, frame: str | bytes, ts_recv: float) -> Parsed:
+        d = json.loads(frame)
+        if "ps" not in d:
+            return super().parse_frame(frame, ts_recv)
+        events: list[Event] = []
+        for p in d["ps"]:
+            if p > 0:
+                events.append(MarkPrice("tiny", d["ch"], float(p), ts_recv=ts_recv))
+            else:
+                self.refused.append(ParseError("tiny", "price must be positive", str(p)))
+        return Parsed(d["ch"], events)
+
+
+async def test_refused_entries_are_counted_and_the_rest_of_the_frame_goes_on() -> None:
+    async def handler(conn: Conn) -> None:
+        await conn.ws.recv()
+        await conn.send({"ch": "a", "ps": [1.0, -2.0, 3.0, 0.0]})
+        await conn.ws.wait_closed()
+
+    async with WsServer(handler) as ws:
+        feed = WsFeed("tiny", EntryParser(), settings(ws.url), lambda: subs("a"))
+        events = await run_feed(feed, lambda ev: until(lambda: feed.stats.bad_entries >= 2))
+    assert [e.mark for e in events if isinstance(e, MarkPrice)] == [1.0, 3.0]
+    assert (feed.stats.bad_entries, feed.stats.bad_frames) == (2, 0)  # -2.0 and 0.0
+    assert feed.stats.bad_by_problem == {"price must be positive": 2}
+
+
+async def test_price_feed_streams_while_metadata_fails_then_hands_over_intervals() -> None:
+    calls: list[float] = []
+    learnt: list[Mapping[str, float]] = []
+
+    async def metadata(emit: Any) -> Mapping[str, float]:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            raise RetryableError("GET /exchangeInfo: HTTP 503")
+        return {"a": 4.0}
+
+    async with WsServer(lambda c: echo_after(c, {"a": 0.0})) as ws:
+        ws_feed = WsFeed("tiny", TinyParser(), settings(ws.url), lambda: subs("a"))
+        feed = PriceFeed(
+            ws_feed,
+            ["a"],
+            metadata=metadata,
+            on_intervals=learnt.append,
+            metadata_interval=0.1,
+            metadata_retry=0.05,
+        )
+        events = await run_feed(feed, lambda ev: until(lambda: feed.metadata_loads >= 2))
+    assert any(isinstance(e, MarkPrice) for e in events)  # prices flowed regardless
+    assert feed.metadata_failures == 1
+    assert learnt[:2] == [{"a": 4.0}, {"a": 4.0}]  # the first success, then a refresh
+    assert calls[1] - calls[0] >= 0.05  # retried after metadata_retry
+    assert calls[2] - calls[1] >= 0.1  # refreshed after metadata_interval

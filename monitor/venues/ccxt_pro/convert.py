@@ -15,6 +15,10 @@ Maintenance tiers (ccxt leverage-tier structure): each tier carries ``minNotiona
 (Binance ``cum``, Bybit ``mmDeduction``). A schedule keeps those deductions when every tier
 above the first has one; otherwise the deductions are derived so that the requirement is
 continuous (``MaintenanceSchedule.continuous``), which is what the venues do.
+
+Bounds (issue 10.1, as in the native parsers): prices outside ``[MIN_PRICE, MAX_PRICE]``,
+funding rates with ``|rate| > MAX_ABS_RATE`` per interval and times past ``MAX_TS_MS`` are
+refused (:class:`ParseError`), never passed on.
 """
 
 from __future__ import annotations
@@ -29,6 +33,10 @@ from monitor.model.events import Event, FundingRate, MarkPrice
 from monitor.model.instruments import Instrument, MaintenanceSchedule, Tier
 
 DEFAULT_INTERVAL_HOURS = 8.0
+MIN_PRICE = 1e-12
+MAX_PRICE = 1e9
+MAX_ABS_RATE = 1.0
+MAX_TS_MS = 10_000_000_000_000
 
 _DEDUCTION_KEYS = ("cum", "mmDeduction")
 
@@ -58,11 +66,22 @@ def _price(value: Any) -> float | None:
     out = _num(value)
     if out is not None and out <= 0.0:
         raise ValueError(f"price must be positive: {value!r}")
+    if out is not None and not MIN_PRICE <= out <= MAX_PRICE:
+        raise ValueError(f"price out of bounds: {value!r}")
+    return out
+
+
+def _rate(value: Any) -> float | None:
+    out = _num(value)
+    if out is not None and abs(out) > MAX_ABS_RATE:
+        raise ValueError(f"funding rate out of bounds: {value!r}")
     return out
 
 
 def _ms(value: Any) -> float | None:
     out = _num(value)
+    if out is not None and out > MAX_TS_MS:
+        raise ValueError(f"time out of bounds: {value!r}")
     return None if out is None or out <= 0.0 else out / 1000.0
 
 
@@ -118,7 +137,7 @@ def ticker_events(
         if funding is not None:
             info = ticker.get("info")
             if isinstance(info, Mapping):
-                rate = _num(info.get(funding.rate_key))
+                rate = _rate(info.get(funding.rate_key))
                 if rate is not None:
                     nxt = _ms(info.get(funding.next_ts_key)) if funding.next_ts_key else None
                     out.append(
@@ -145,7 +164,7 @@ def funding_rate_event(
     ``nextFundingTimestamp``. The interval is the unified ``interval`` when ccxt gives one.
     """
     try:
-        value = _num(rate.get("fundingRate"))
+        value = _rate(rate.get("fundingRate"))
         if value is None:
             return []
         next_ts = _ms(rate.get("fundingTimestamp"))

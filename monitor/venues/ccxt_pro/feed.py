@@ -26,12 +26,19 @@ every ``check_interval`` seconds: past ``max_silence`` it emits ``FeedStatus(STA
 the pending watch and closes the exchange's websocket clients, which forces a fresh connection
 and subscription (repeated every ``max_silence`` while the stream stays silent). The first data
 afterwards emits ``RECOVERED``. A stream that fails emits ``FeedStatus(DOWN)`` once per outage
-and ``FeedStatus(LIVE)`` when data flows again without having gone stale. (One silent hang seen
-in ccxt 4.5.90: a text frame that starts like JSON but does not parse, e.g. ``[1,2,``, raises
-inside ccxt's receive loop, which then stops reading while the socket stays open. Only the
-watchdog notices it.)
+and ``FeedStatus(LIVE)`` when data flows again without having gone stale.
 
-Failures are classified: ``ccxt.NetworkError`` is a disconnect, any other ``ccxt.BaseError``
+Garbage frames: in ccxt 4.5.90 a frame that ccxt itself fails on (text that starts like JSON
+but does not parse, e.g. ``[1,2,``; a binary frame that is not UTF-8; any exception from the
+exchange's message handler) raises inside ccxt's receive loop, which then stops reading while
+the socket stays open: prices would stop, silently, until the watchdog's ``max_silence``. Every
+websocket client the exchange creates is therefore guarded (:func:`guard_clients`): such a
+frame is logged (venue, truncated copy), counted as ``bad_frame`` and the connection is failed
+at once with :class:`GarbageFrameError` (a ``ccxt.NetworkError``), so the watch loops report
+DOWN, back off and reconnect and resubscribe as after any drop.
+
+Failures are classified: :class:`GarbageFrameError` a bad frame (counted once, when the frame
+arrives), any other ``ccxt.NetworkError`` a disconnect, any other ``ccxt.BaseError``
 a venue error (an error frame or an HTTP error), and ``LookupError``/``TypeError``/
 ``ValueError``/``AttributeError`` raised by ccxt on a body or frame of the wrong shape a bad
 frame; all three are counted in :attr:`CcxtProFeed.errors` and retried with backoff. Anything
@@ -81,6 +88,54 @@ Emit = Callable[[Event], None]
 DATA_DEFECTS = (LookupError, TypeError, ValueError, AttributeError)
 """What ccxt raises when a venue sends a body or frame of the wrong shape: retried like a
 venue error and counted as ``bad_frame``. Anything else from our own code propagates."""
+
+
+class GarbageFrameError(ccxt.NetworkError):  # type: ignore[misc]
+    """A frame ccxt could not handle; the connection that carried it is dropped on purpose."""
+
+
+OnGarbage = Callable[[Any, str, BaseException], None]
+"""``on_garbage(client, frame_text, exc)``: called once per frame ccxt failed on."""
+
+
+def guard_clients(exchange: Any, on_garbage: OnGarbage) -> None:
+    """Make every websocket client of ``exchange`` survive a frame it cannot handle.
+
+    ccxt (4.5.90) runs ``client.handle_message`` in a done-callback of its receive task and
+    schedules the next read only when it returns: an exception there ends the reading for
+    good while the socket stays open. The guard wraps each client's ``handle_message`` (an
+    instance attribute shadowing the method, so ccxt's own calls go through it): on an
+    exception it calls ``on_garbage`` and fails the client with :class:`GarbageFrameError`,
+    which rejects every pending ``watch_*`` and closes the socket; the next ``watch_*`` dials
+    a new connection and subscribes again.
+    """
+    make_client = exchange.client
+
+    def client(url: str) -> Any:
+        c = make_client(url)
+        if getattr(c, "_monitor_guarded", False):
+            return c
+        handle = c.handle_message
+
+        def guarded(message: Any) -> None:
+            try:
+                handle(message)
+            except Exception as exc:
+                frame = _frame_text(getattr(message, "data", message))
+                on_garbage(c, frame, exc)
+                c.on_error(GarbageFrameError(f"bad frame: {type(exc).__name__}: {exc}"[:200]))
+
+        c.handle_message = guarded
+        c._monitor_guarded = True
+        return c
+
+    exchange.client = client
+
+
+def _frame_text(data: Any) -> str:
+    if isinstance(data, bytes | bytearray):
+        return bytes(data[:200]).decode("utf-8", "replace")
+    return str(data)[:200]
 
 
 def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -187,7 +242,18 @@ class CcxtProFeed:
         return config
 
     def _new_exchange(self) -> Any:
-        return getattr(ccxt.pro, self.exchange_id)(self._exchange_config())
+        exchange = getattr(ccxt.pro, self.exchange_id)(self._exchange_config())
+        guard_clients(exchange, self._garbage)
+        return exchange
+
+    def _garbage(self, client: Any, frame: str, exc: BaseException) -> None:
+        self.errors["bad_frame"] += 1
+        self._log.warning(
+            "feed.bad_frame",
+            problem=f"ccxt failed on a frame ({type(exc).__name__}: {exc}); reconnecting"[:200],
+            frame=frame,
+            count=self.errors["bad_frame"],
+        )
 
     # -- the Feed protocol ----------------------------------------------------------------
     async def run(self, emit: Emit) -> None:
@@ -211,6 +277,31 @@ class CcxtProFeed:
             intervals = await self._funding_intervals(exchange, ids)
             await self._emit_instruments(exchange, plan, ids, intervals, emit)
             await self._watch_all(exchange, plan, ids, intervals, emit)
+        finally:
+            await exchange.close()
+
+    async def load_metadata(self, emit: Emit) -> dict[str, float]:
+        """The bootstrap alone, over ccxt's REST client, for a feed that streams prices natively
+        (:mod:`monitor.venues.binance.feed`, ...): load the markets (retried with backoff until
+        they load), read the funding intervals and emit one :class:`InstrumentSpec` per symbol
+        whose maintenance schedule is known (configured, else the venue's public tiers).
+        Returns the funding interval in hours of each known symbol; the exchange's sessions
+        are closed before it returns. Status of the ``markets`` REST channel is not emitted
+        (the price stream does not depend on it): failures are logged and counted."""
+        exchange = self._new_exchange()
+
+        def no_status(event: Event) -> None:
+            if not isinstance(event, FeedStatus):
+                emit(event)
+
+        try:
+            ids = await self._load_markets(exchange, no_status)
+            if not ids:
+                self._log.error("feed.no_symbols", asked=list(self.symbols))
+                return {}
+            intervals = await self._funding_intervals(exchange, ids)
+            await self._emit_instruments(exchange, self.plan, ids, intervals, no_status)
+            return intervals
         finally:
             await exchange.close()
 
@@ -502,7 +593,10 @@ class CcxtProFeed:
         if stream.rotating:  # our own planned reconnect: no outage to report, no delay
             stream.rotating = False
             return
-        if isinstance(exc, ccxt.NetworkError):
+        counted = False
+        if isinstance(exc, GarbageFrameError):
+            kind, counted = "bad_frame", True  # counted by _garbage, once per frame
+        elif isinstance(exc, ccxt.NetworkError):
             kind = "disconnect"
         elif isinstance(exc, ccxt.BaseError):
             kind = "venue_error"
@@ -510,7 +604,8 @@ class CcxtProFeed:
             kind = "bad_frame"  # ccxt failed on a malformed frame or body
         else:
             raise exc
-        self.errors[kind] += 1
+        if not counted:
+            self.errors[kind] += 1
         now = self._clock.monotonic()
         detail = f"{type(exc).__name__}: {exc}"[:200]
         if stream.state is not FeedState.DOWN:

@@ -141,3 +141,96 @@ def test_module_is_pure_no_io_or_clock_imports() -> None:
             imported.add(node.module.split(".")[0])
     io = {"asyncio", "socket", "websockets", "aiohttp", "aiosqlite", "apprise", "ccxt", "time"}
     assert imported.isdisjoint(io), imported & io
+
+
+# -- bounds, keepalive and data-vs-control (issues 10.1, 12.7) -------------------------------
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("markPrice", "1e200"),
+        ("markPrice", "1e-300"),
+        ("indexPrice", "5e10"),
+        ("fundingRate", "3"),
+        ("fundingRate", "-inf"),
+        ("nextFundingTime", "17780256000000"),
+    ],
+)
+def test_absurd_magnitudes_are_refused(field: str, value: str) -> None:
+    msg = json.loads(_frame("ws_tickers_snapshot.json"))
+    msg["data"][field] = value
+    with pytest.raises(ParseError, match="out of bounds"):
+        parse(json.dumps(msg), 0.0)
+
+
+def test_absurd_envelope_time_is_refused() -> None:
+    msg = json.loads(_frame("ws_tickers_snapshot.json"))
+    msg["ts"] = 17780000010120  # ten times too large
+    with pytest.raises(ParseError, match="out of bounds"):
+        parse(json.dumps(msg), 0.0)
+
+
+def test_frame_parser_reports_the_pong_to_the_keepalive_and_acks_as_control() -> None:
+    p = BybitParser()
+    assert p.parse_frame(_frame("ws_pong.json"), 1.0).pong
+    assert p.parse_frame(b'{"op":"pong","args":["1778000001000"]}', 1.0).pong
+    ack = p.parse_frame(_frame("ws_subscribe_response.json"), 1.0)
+    assert (ack.channel, ack.events, ack.pong) == (None, [], False)
+
+
+def test_delta_without_mark_or_funding_still_proves_the_stream_alive() -> None:
+    msg = {
+        "topic": "tickers.BTCUSDT",
+        "type": "delta",
+        "data": {"symbol": "BTCUSDT", "bid1Price": "95040.00"},
+        "cs": 1,
+        "ts": 1778000001112,
+    }
+    parsed = BybitParser().parse_frame(json.dumps(msg), 1.0)
+    assert (parsed.channel, parsed.events) == ("tickers", [])
+
+
+def test_recorded_funding_intervals_are_read_back_and_checked() -> None:
+    p = BybitParser()
+    assert p.parse_rest("fundingIntervals", b'{"BTCUSDT": 1}', 0.0) == []
+    funding = p.parse(_frame("ws_tickers_snapshot.json"), 1.0)[1]
+    assert isinstance(funding, FundingRate)
+    assert funding.interval_hours == 1.0
+    with pytest.raises(ParseError):
+        p.parse_rest("fundingIntervals", b'{"BTCUSDT": -8}', 0.0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    field=st.sampled_from(
+        ["symbol", "markPrice", "indexPrice", "fundingRate", "nextFundingTime", "bid1Price"]
+    ),
+    value=st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(10**20), max_value=10**20),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.sampled_from(["NaN", "inf", "1e200", "-1", "0", "1e-300", "", "x", "95041.73"]),
+        st.text(max_size=8),
+    ),
+)
+def test_mutated_tickers_are_refused_whole_or_delivered_within_bounds(
+    field: str, value: object
+) -> None:
+    from monitor.venues.bybit.parse import MAX_ABS_RATE, MAX_PRICE, MIN_PRICE
+
+    msg = json.loads(_frame("ws_tickers_snapshot.json"))
+    msg["data"][field] = value
+    try:
+        events = BybitParser().parse_frame(json.dumps(msg), 1.0).events
+    except ParseError as exc:  # refused whole, naming the venue
+        events, venue = [], exc.venue
+    else:
+        venue = VENUE
+    assert venue == VENUE
+    for e in events:
+        if isinstance(e, MarkPrice):
+            assert MIN_PRICE <= e.mark <= MAX_PRICE
+            assert e.oracle is None or MIN_PRICE <= e.oracle <= MAX_PRICE
+        else:
+            assert isinstance(e, FundingRate)
+            assert abs(e.rate) <= MAX_ABS_RATE

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
+import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +28,10 @@ from typing import Any
 from aiohttp import web
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+
+from monitor.model.events import Event, FeedState, FeedStatus
+from monitor.venues.backoff import Backoff
+from monitor.venues.feed import FeedSettings
 
 FEEDS = Path(__file__).parents[2] / "fixtures" / "feeds"
 
@@ -91,7 +97,8 @@ class WsVenue:
         for c in self.live():
             await c.ws.close(code, "going away")
 
-    async def inject(self, frame: str) -> None:
+    async def inject(self, frame: str | bytes) -> None:
+        """Send ``frame`` on every open connection (``bytes``: a binary frame)."""
         for c in self.live():
             with contextlib.suppress(ConnectionClosed):
                 await c.ws.send(frame)
@@ -189,3 +196,228 @@ async def until(predicate: Callable[[], Any], within: float = 5.0, what: str = "
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or predicate}")
         await asyncio.sleep(0.01)
+
+
+# -- dialects ------------------------------------------------------------------------------
+class BinanceDialect(Dialect):
+    """USDⓈ-M market streams: SUBSCRIBE → {"result":null,"id":n}; markPriceUpdate pushes, raw
+    on ``/ws`` paths and in the ``{"stream","data"}`` wrapper on ``/stream`` (combined)."""
+
+    def __init__(self) -> None:
+        arr = json.loads(fixture("binance", "ws_markPrice_arr.json"))
+        self.frames = {
+            "btcusdt@markPrice@1s": fixture("binance", "ws_markPriceUpdate.json"),
+            "ethusdt@markPrice@1s": json.dumps(arr[1]),
+            "!markPrice@arr@1s": json.dumps(arr),
+        }
+
+    def reply(self, venue: WsVenue, frame: str, conn: Conn) -> list[str]:
+        msg = json.loads(frame)
+        if msg.get("method") == "SUBSCRIBE":
+            conn.topics.extend(msg["params"])
+        return [json.dumps({"result": None, "id": msg["id"]})]
+
+    def pushes(self, conn: Conn) -> list[str]:
+        frames = [(t, self.frames[t]) for t in conn.topics if t in self.frames]
+        if conn.path.endswith("/stream"):  # the combined endpoint wraps every payload
+            return [json.dumps({"stream": t, "data": json.loads(f)}) for t, f in frames]
+        return [f for _, f in frames]
+
+
+class BybitDialect(Dialect):
+    """v5 public linear: op subscribe/ping acks; a tickers snapshot, then deltas."""
+
+    def reply(self, venue: WsVenue, frame: str, conn: Conn) -> list[str]:
+        msg = json.loads(frame)
+        if msg.get("op") == "ping":
+            pong = json.loads(fixture("bybit", "ws_pong.json"))
+            pong["req_id"] = msg.get("req_id")
+            return [json.dumps(pong)]
+        ack = json.loads(fixture("bybit", "ws_subscribe_response.json"))
+        ack["req_id"] = msg.get("req_id")
+        conn.topics.extend(msg["args"])
+        return [json.dumps(ack)]
+
+    def pushes(self, conn: Conn) -> list[str]:
+        if "tickers.BTCUSDT" not in conn.topics:
+            return []
+        name = "ws_tickers_snapshot.json" if conn.pushed == 0 else "ws_tickers_delta.json"
+        return [fixture("bybit", name)]
+
+
+class OkxDialect(Dialect):
+    """v5 public: text ping → pong; one subscribe ack per arg; mark-price and funding pushes."""
+
+    def reply(self, venue: WsVenue, frame: str, conn: Conn) -> list[str]:
+        if frame == "ping":
+            return ["pong"]
+        msg = json.loads(frame)
+        out = []
+        for arg in msg["args"]:
+            conn.topics.append(arg["channel"])
+            ack = json.loads(fixture("okx", f"ws_subscribe_response_{arg['channel']}.json"))
+            out.append(json.dumps(ack))
+        return out
+
+    def pushes(self, conn: Conn) -> list[str]:
+        return [fixture("okx", f"ws_{t}.json") for t in conn.topics]
+
+
+# -- REST bodies ---------------------------------------------------------------------------
+BYBIT_INSTRUMENTS = {
+    "retCode": 0,
+    "retMsg": "OK",
+    "result": {
+        "category": "linear",
+        "list": [
+            {
+                "symbol": "BTCUSDT",
+                "contractType": "LinearPerpetual",
+                "status": "Trading",
+                "baseCoin": "BTC",
+                "quoteCoin": "USDT",
+                "launchTime": "1585526400000",
+                "deliveryTime": "0",
+                "deliveryFeeRate": "",
+                "priceScale": "2",
+                "leverageFilter": {
+                    "minLeverage": "1",
+                    "maxLeverage": "100.00",
+                    "leverageStep": "0.01",
+                },
+                "priceFilter": {"minPrice": "0.10", "maxPrice": "199999.80", "tickSize": "0.10"},
+                "lotSizeFilter": {
+                    "maxOrderQty": "100.000",
+                    "minOrderQty": "0.001",
+                    "qtyStep": "0.001",
+                    "postOnlyMaxOrderQty": "1000.000",
+                    "maxMktOrderQty": "100.000",
+                    "minNotionalValue": "5",
+                },
+                "unifiedMarginTrade": True,
+                "fundingInterval": 480,
+                "settleCoin": "USDT",
+                "copyTrading": "both",
+                "upperFundingRate": "0.00375",
+                "lowerFundingRate": "-0.00375",
+            }
+        ],
+        "nextPageCursor": "",
+    },
+    "retExtInfo": {},
+    "time": 1778000000000,
+}
+BYBIT_RISK_LIMIT = {
+    "retCode": 0,
+    "retMsg": "OK",
+    "result": {
+        "category": "linear",
+        "list": [
+            {
+                "id": 1,
+                "symbol": "BTCUSDT",
+                "riskLimitValue": "2000000",
+                "maintenanceMargin": "0.005",
+                "initialMargin": "0.01",
+                "isLowestRisk": 1,
+                "maxLeverage": "100.00",
+                "mmDeduction": "",
+            },
+            {
+                "id": 2,
+                "symbol": "BTCUSDT",
+                "riskLimitValue": "2600000",
+                "maintenanceMargin": "0.0056",
+                "initialMargin": "0.0116",
+                "isLowestRisk": 0,
+                "maxLeverage": "86.20",
+                "mmDeduction": "1200",
+            },
+        ],
+        "nextPageCursor": "",
+    },
+    "retExtInfo": {},
+    "time": 1778000000000,
+}
+OKX_INSTRUMENTS = {
+    "code": "0",
+    "msg": "",
+    "data": [
+        {
+            "alias": "",
+            "baseCcy": "",
+            "category": "1",
+            "ctMult": "1",
+            "ctType": "linear",
+            "ctVal": "0.01",
+            "ctValCcy": "BTC",
+            "expTime": "",
+            "instFamily": "BTC-USDT",
+            "instId": "BTC-USDT-SWAP",
+            "instType": "SWAP",
+            "lever": "100",
+            "listTime": "1606468572000",
+            "lotSz": "0.01",
+            "maxLmtSz": "100000000",
+            "maxMktSz": "12000",
+            "minSz": "0.01",
+            "optType": "",
+            "quoteCcy": "",
+            "settleCcy": "USDT",
+            "state": "live",
+            "stk": "",
+            "tickSz": "0.1",
+            "uly": "BTC-USDT",
+        }
+    ],
+}
+
+
+# -- harness of the native price feeds (monitor.venues.{binance,bybit,okx}.feed) -----------------
+def fast_settings(url: str, **overrides: Any) -> FeedSettings:
+    """WsFeed settings scaled down for tests: checks every 20 ms, backoff 20–100 ms."""
+    base = FeedSettings(
+        url=url,
+        protocol_ping_interval=None,
+        protocol_ping_timeout=None,
+        check_interval=0.02,
+        open_timeout=1.0,
+        close_timeout=0.2,
+        backoff_initial=0.02,
+        backoff_cap=0.1,
+        stable_after=0.2,
+    )
+    return dataclasses.replace(base, **overrides)
+
+
+def fast_backoff() -> Backoff:
+    return Backoff(
+        initial=0.02, factor=2.0, cap=0.1, jitter=0.25, stable_after=0.2, rng=random.Random(7)
+    )
+
+
+class FeedRun:
+    """A feed (anything with ``run(emit)``) running as a task; ``events`` collects its events."""
+
+    def __init__(self, feed: Any) -> None:
+        self.feed = feed
+        self.events: list[Event] = []
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> FeedRun:
+        self.task = asyncio.create_task(self.feed.run(self.events.append))
+        return self
+
+    async def stop(self) -> None:
+        assert self.task is not None
+        if self.task.done():
+            self.task.result()  # surface a crash
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+    def of(self, kind: type[Any], start: int = 0) -> list[Any]:
+        return [e for e in self.events[start:] if isinstance(e, kind)]
+
+    def statuses(self, start: int = 0) -> list[tuple[str, FeedState]]:
+        return [(e.channel, e.state) for e in self.of(FeedStatus, start)]

@@ -78,6 +78,11 @@ def test_ticker_without_mark_gives_nothing_and_default_interval_is_used() -> Non
         {"info": {"r": "nan", "T": 1}},
         {"info": {"r": [1], "T": 1}},
         {"timestamp": "soon"},
+        # magnitudes no venue produces (issue 10.1)
+        {"markPrice": 1e200},
+        {"indexPrice": 1e-300},
+        {"info": {"r": "5", "T": 1}},  # 500 % per interval
+        {"timestamp": 17780000010000},  # ten times too large: year 2533
     ],
 )
 def test_bad_ticker_values_raise_parse_error(patch: dict[str, Any]) -> None:
@@ -271,3 +276,11 @@ def test_module_is_pure_no_io_or_clock_imports() -> None:
             imported.add(node.module.split(".")[0])
     io = {"asyncio", "socket", "websockets", "aiohttp", "aiosqlite", "apprise", "ccxt", "time"}
     assert imported.isdisjoint(io), imported & io
+
+
+@pytest.mark.parametrize(
+    "patch", [{"fundingRate": -2.0}, {"fundingTimestamp": 1e15}], ids=["rate", "time"]
+)
+def test_absurd_funding_structures_are_refused(patch: dict[str, Any]) -> None:
+    with pytest.raises(ParseError, match="out of bounds"):
+        funding_rate_event("okx", "BTC-USDT-SWAP", {**OKX_FUNDING, **patch}, 0.0)

@@ -123,3 +123,96 @@ def test_module_is_pure_no_io_or_clock_imports() -> None:
             imported.add(node.module.split(".")[0])
     io = {"asyncio", "socket", "websockets", "aiohttp", "aiosqlite", "apprise", "ccxt", "time"}
     assert imported.isdisjoint(io), imported & io
+
+
+# -- bounds, per-item isolation and keepalive (issues 10.1, 10.4, 12.7) -----------------------
+@pytest.mark.parametrize(
+    ("name", "field", "value"),
+    [
+        ("ws_mark-price.json", "markPx", "1e200"),
+        ("ws_mark-price.json", "markPx", "0"),
+        ("ws_mark-price.json", "ts", "17780000012000"),
+        ("ws_funding-rate.json", "fundingRate", "2"),
+        ("ws_funding-rate.json", "fundingRate", "nan"),
+        ("ws_funding-rate.json", "fundingTime", "-5"),
+    ],
+)
+def test_absurd_magnitudes_are_refused(name: str, field: str, value: str) -> None:
+    msg = json.loads(_frame(name))
+    msg["data"][0][field] = value
+    with pytest.raises(ParseError, match="out of bounds"):
+        parse(json.dumps(msg), 0.0)
+
+
+@pytest.mark.parametrize("bad", ["1e200", ["x"], None], ids=["absurd", "wrong_type", "null"])
+def test_one_bad_item_of_a_push_costs_that_item_only(bad: object) -> None:
+    msg = json.loads(_frame("ws_mark-price.json"))
+    good = dict(msg["data"][0], instId="ETH-USDT-SWAP", markPx="3513.2")
+    msg["data"] = [dict(msg["data"][0], markPx=bad), good]
+    p = OkxParser()
+    parsed = p.parse_frame(json.dumps(msg), 1.0)
+    assert parsed.channel == "mark-price"
+    # the good item: markPx "3513.2", ts "1778000001200" ms
+    assert parsed.events == [MarkPrice(VENUE, "ETH-USDT-SWAP", 3513.2, None, 1778000001.2, 1.0)]
+    (err,) = p.take_refused()
+    assert "BTC-USDT-SWAP" in err.frame
+    assert p.take_refused() == []
+    with pytest.raises(ParseError):  # without a list to collect refusals: strict
+        parse(json.dumps(msg), 1.0)
+
+
+def test_push_whose_every_item_is_refused_is_not_data() -> None:
+    msg = json.loads(_frame("ws_mark-price.json"))
+    msg["data"][0]["markPx"] = "NaN"
+    p = OkxParser()
+    parsed = p.parse_frame(json.dumps(msg), 1.0)
+    assert (parsed.channel, parsed.events) == (None, [])
+    assert len(p.take_refused()) == 1
+
+
+def test_text_pong_answers_the_keepalive() -> None:
+    assert OkxParser().parse_frame("pong", 1.0).pong
+    assert not OkxParser().parse_frame(_frame("ws_subscribe_response_mark-price.json"), 1.0).pong
+
+
+MUTANTS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**20), max_value=10**20),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(["NaN", "inf", "1e200", "-1", "0", "1e-300", "", "x", "95038.7"]),
+    st.text(max_size=8),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    name=st.sampled_from(["ws_mark-price.json", "ws_funding-rate.json"]),
+    field=st.sampled_from(
+        ["instId", "markPx", "ts", "fundingRate", "fundingTime", "nextFundingTime"]
+    ),
+    value=MUTANTS,
+    index=st.integers(min_value=0, max_value=1),
+)
+def test_mutated_items_are_refused_one_by_one_and_never_leak(
+    name: str, field: str, value: object, index: int
+) -> None:
+    from monitor.model.events import Event
+    from monitor.venues.okx.parse import MAX_ABS_RATE, MAX_PRICE, MIN_PRICE
+
+    msg = json.loads(_frame(name))
+    other = dict(msg["data"][0], instId="ETH-USDT-SWAP")
+    msg["data"].append(other)
+    msg["data"][index][field] = value
+    p = OkxParser()
+    parsed = p.parse_frame(json.dumps(msg), 1.0)
+    refused = p.take_refused()
+    events: list[Event] = parsed.events
+    assert len({e.symbol for e in events}) + len(refused) == 2  # type: ignore[union-attr]
+    for e in events:
+        if isinstance(e, MarkPrice):
+            assert MIN_PRICE <= e.mark <= MAX_PRICE
+        else:
+            assert isinstance(e, FundingRate)
+            assert abs(e.rate) <= MAX_ABS_RATE
+            assert e.interval_hours > 0
