@@ -83,8 +83,10 @@ def load_document(path: Path, markets: Path | None = None) -> list[AccountSnapsh
         mdoc = read_json(markets)
         if not dydx.is_markets(mdoc):
             raise InputError(str(markets), "markets", "not a /v4/perpetualMarkets body")
-        infos = dydx.markets_from_doc(mdoc, str(markets))
-        return [dydx.subaccount_to_snapshot(doc, infos, source, markets_source=str(markets))]
+        read = dydx.read_markets(mdoc, str(markets))
+        return dydx.subaccount_snapshots(
+            doc, read.infos, source, markets_source=str(markets), skipped=read.skipped
+        )
     if dydx.is_markets(doc):
         raise InputError(source, "markets", "this is a markets body; pass it with --markets")
     if isinstance(doc, list):

@@ -135,8 +135,10 @@ async def fetch_live(
                 mdoc = await _json(resp, markets_url)
             async with session.get(sub_url) as resp:
                 sdoc = await _json(resp, sub_url)
-            infos = dydx.markets_from_doc(mdoc, markets_url)
-            return [dydx.subaccount_to_snapshot(sdoc, infos, sub_url, markets_source=markets_url)]
+            read = dydx.read_markets(mdoc, markets_url)
+            return dydx.subaccount_snapshots(
+                sdoc, read.infos, sub_url, markets_source=markets_url, skipped=read.skipped
+            )
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise LiveFetchError(
             f"{venue}: cannot reach the venue: {exc or type(exc).__name__}"
