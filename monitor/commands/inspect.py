@@ -14,7 +14,7 @@ import aiohttp
 
 from monitor.errors import InputError
 from monitor.model.events import AccountSnapshot
-from monitor.report import portfolio_of, render_table, report_json
+from monitor.report import render_table, report_json, risks_of
 from monitor.snapshot import load_document
 from monitor.venues.dydx import accounts as dydx
 from monitor.venues.hyperliquid import accounts as hyperliquid
@@ -27,7 +27,10 @@ funding cost and runway, and the uniform market move that would liquidate the sc
 
 PATH is auto-detected as a Hyperliquid clearinghouseState (REST body or WS push), a dYdX v4
 subaccount (needs --markets, a /v4/perpetualMarkets body), or a normalized account snapshot
-(or a JSON list of them). Where the venue reports its own figure (Hyperliquid liquidationPx,
+(or a JSON list of them, each priced with its own marks). A dYdX parent subaccount is
+reported as one pool per subaccount (ADDRESS/N for the parent and each child N + 128·k), since
+on chain every subaccount is its own margin pool; markets without an oracle price are skipped.
+Where the venue reports its own figure (Hyperliquid liquidationPx,
 dYdX equity and freeCollateral) it is shown beside ours.
 
 The live form fetches the same documents from the venue's public REST API:
@@ -89,14 +92,14 @@ def run(args: argparse.Namespace) -> int:
                 fetch_live(live.group(1), live.group(2), args.rest_url, args.timeout)
             )
         else:
-            snaps = load_document(Path(args.path), args.markets)
+            snaps = load_document(Path(args.path), args.markets, own_marks=True)
     except InputError as exc:
         print(f"monitor inspect: {exc}", file=sys.stderr)
         return 2
     except LiveFetchError as exc:
         print(f"monitor inspect: {exc}", file=sys.stderr)
         return 1
-    risks = portfolio_of(snaps).risks(include_empty_cross=True)
+    risks = risks_of(snaps, include_empty_cross=True)
     risks = [r for r in risks if r.positions or r.scope == "cross"]
     if args.json:
         sys.stdout.write(json.dumps(report_json(risks), allow_nan=False) + "\n")
