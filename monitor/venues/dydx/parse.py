@@ -36,10 +36,12 @@ Ordering guards: oracle prices older (by ``effectiveAtHeight``) than the last of
 are dropped, but after :data:`RESYNC_AFTER` drops in a row the next price is taken (a poisoned
 height cannot freeze a price); account deltas of a block older than the last applied are
 refused. A height beyond ``last known height + HEIGHT_SLACK + BLOCKS_PER_SECOND·Δt`` (Δt the
-receive-clock time since that height was seen) or an ``effectiveAt`` more than
-:data:`MAX_AHEAD_SECONDS` after the receive time is implausible and refused. A REST snapshot
-always resynchronises an account (its height replaces the last one, whatever it was); refused
-deltas put the subscription in :attr:`DydxParser.resync` for the feed to re-snapshot.
+receive-clock time since that height was seen) is implausible and refused. An ``effectiveAt``
+more than :data:`MAX_AHEAD_SECONDS` after the receive time is no ordering key here, so the price
+is kept and its implausible time dropped (``ts_event`` None; counted in ``implausible_times``).
+A REST snapshot always resynchronises an account (its height replaces the last one, whatever it
+was); refused deltas put the subscription in :attr:`DydxParser.resync` for the feed to
+re-snapshot.
 
 Magnitudes beyond :data:`~monitor.venues.dydx.accounts.MAX_MAGNITUDE` (1e15) and non-finite
 numbers are refused. ``connected``, ``unsubscribed`` and other control frames give no events;
@@ -95,12 +97,15 @@ _SPEC_FIELDS = (
     "openInterestUpperCap",
 )
 _ACCOUNT_CHANNELS = ("v4_subaccounts", "v4_parent_subaccounts")
+_INF = float("inf")
 #: dYdX makes about one block a second; a height may run ahead of the last one seen by at most
 #: this many blocks per receive-clock second, plus HEIGHT_SLACK
 BLOCKS_PER_SECOND = 10.0
 HEIGHT_SLACK = 100_000
 #: a venue timestamp this far ahead of the receive clock is implausible
 MAX_AHEAD_SECONDS = 300.0
+#: at most this many skipped-entry notes wait to be drained
+MAX_NOTES = 1_000
 #: this many older oracle prices of one ticker in a row and the next one is taken anyway
 RESYNC_AFTER = 3
 #: refused account deltas in a row before the subscription asks for a REST re-snapshot
@@ -202,6 +207,7 @@ class DydxParser:
         self._chain_ts = 0.0
         self.notes: list[str] = []
         self.resync: set[str] = set()
+        self.implausible_times = 0
 
     # -- entry points ----------------------------------------------------------------------
     def parse(self, frame: str | bytes, ts_recv: float) -> list[Event]:
@@ -232,6 +238,10 @@ class DydxParser:
             return self._frame(doc, ts_recv)
         except (Bad, InputError) as exc:
             raise parse_error(VENUE, exc, frame) from None
+
+    def _note(self, note: str) -> None:
+        if len(self.notes) < MAX_NOTES:  # bounded when nobody drains them (replays)
+            self.notes.append(note)
 
     def drain_notes(self) -> list[str]:
         out, self.notes = self.notes, []
@@ -280,13 +290,20 @@ class DydxParser:
 
     def _oracle_fast(self, prices: dict[str, Any], ts_recv: float) -> list[Event] | None:
         """The common oracle price update, or None to take the validating path (which also
-        handles older or implausible heights, times and unknown markets)."""
+        handles older or implausible heights, unknown markets and says what is wrong). State
+        written before a None is the same the validating path writes for those entries."""
         markets = self.markets or None
         seen = self._oracle_h
         texts = self._oracle_text
-        limit = self.height_limit(ts_recv)
+        older = self._oracle_older
+        chain = self._chain_h
+        limit = (
+            _INF
+            if chain is None
+            else chain + HEIGHT_SLACK + BLOCKS_PER_SECOND * max(ts_recv - self._chain_ts, 0.0)
+        )
+        top = -1
         out: list[Event] = []
-        staged: list[tuple[str, int, str]] = []
         try:
             for ticker, o in prices.items():
                 p = o["oraclePrice"]
@@ -310,17 +327,22 @@ class DydxParser:
                         return None
                     self._at_ts = _iso_ts(at)
                     self._at_text = at
-                if self._at_ts is not None and self._at_ts > ts_recv + MAX_AHEAD_SECONDS:
-                    return None
-                staged.append((ticker, h, p))
-                out.append(new_mark_price(VENUE, ticker, price, price, self._at_ts, ts_recv))
+                at_ts = self._at_ts
+                if at_ts is not None and at_ts > ts_recv + MAX_AHEAD_SECONDS:
+                    at_ts = None  # implausible venue time: the receive time stands in
+                    self.implausible_times += 1
+                seen[ticker] = h
+                texts[ticker] = p
+                if older:
+                    older.pop(ticker, None)
+                top = max(top, h)
+                out.append(new_mark_price(VENUE, ticker, price, price, at_ts, ts_recv))
         except (KeyError, TypeError, ValueError, Bad):
             return None  # the validating path says what is wrong
-        for ticker, h, p in staged:
-            seen[ticker] = h
-            texts[ticker] = p
-            self._oracle_older.pop(ticker, None)
-            self._saw_height(h, ts_recv)
+        finally:
+            if top >= 0 and (chain is None or top > chain):
+                self._chain_h = top
+                self._chain_ts = ts_recv
         return out
 
     def parse_rest(self, name: str, body: str | bytes, ts_recv: float) -> list[Event]:
@@ -408,7 +430,7 @@ class DydxParser:
         self.markets = dict(read.infos)
         self.unpriced = dict(read.skipped)
         for ticker, why in read.skipped.items():
-            self.notes.append(f"market {ticker[:40]!r} not priced: {why[:120]}")
+            self._note(f"market {ticker[:40]!r} not priced: {why[:120]}")
         self._oracle_h.clear()
         self._oracle_older.clear()
         self._oracle_text.clear()
@@ -431,7 +453,8 @@ class DydxParser:
             if problems:
                 if len(problems) == len(entries):
                     raise Bad(problems[0])
-                self.notes.extend(f"oraclePrices entry skipped: {p[:160]}" for p in problems)
+                for problem in problems:
+                    self._note(f"oraclePrices entry skipped: {problem[:160]}")
         trading = contents.get("trading")
         if trading is not None:
             for ticker, raw in obj(trading, "trading").items():
@@ -450,7 +473,8 @@ class DydxParser:
         price = _bpos(o.get("oraclePrice"), f"oraclePrices.{ticker}.oraclePrice")
         at = _iso_ts(o.get("effectiveAt"))
         if at is not None and at > ts_recv + MAX_AHEAD_SECONDS:
-            raise Bad(f"oraclePrices.{ticker}.effectiveAt: {at - ts_recv:.0f}s after receipt")
+            at = None  # implausible venue time: the receive time stands in
+            self.implausible_times += 1
         h_raw = o.get("effectiveAtHeight")
         h: int | None = None
         if h_raw is not None:
@@ -462,7 +486,7 @@ class DydxParser:
                 if n <= RESYNC_AFTER:
                     self._oracle_older[ticker] = n
                     return []  # older than what we already have
-                self.notes.append(
+                self._note(
                     f"oraclePrices.{ticker[:40]}: {n} older heights in a row; "
                     f"resynchronised from {last} to {h}"
                 )

@@ -214,11 +214,19 @@ def test_a_height_beyond_the_plausible_bound_from_the_receive_clock_is_refused()
     assert mark.mark == 95001.0
 
 
-def test_a_venue_time_far_ahead_of_the_receive_clock_is_refused() -> None:
-    p = DydxParser()
-    p.parse(raw("ws_subscribed_v4_markets.json"), NOW)
-    with pytest.raises(ParseError, match="after receipt"):
-        p.parse(oracle({"BTC-USD": price("95000", "61234570", "2036-01-01T00:00:00Z")}), NOW)
+def test_a_venue_time_far_ahead_of_the_receive_clock_is_dropped_not_trusted() -> None:
+    for fast in (True, False):
+        p = DydxParser()
+        p.parse(raw("ws_subscribed_v4_markets.json"), NOW)
+        entry = price("95000", "61234570", "2036-01-01T00:00:00Z")
+        if not fast:
+            entry["extra"] = "takes the validating path"
+        (mark,) = p.parse(oracle({"BTC-USD": entry}), NOW)
+        # the price is used; its time, ten years ahead of the receive clock, is not
+        assert (mark.mark, mark.ts_event, mark.ts_recv) == (95000.0, None, NOW)
+        assert p.implausible_times == 1
+        (mark,) = p.parse(oracle({"BTC-USD": price("95001", "61234571")}), NOW)
+        assert mark.ts_event == pytest.approx(1_778_000_001.512)  # a plausible one is kept
 
 
 def test_an_implausible_account_block_is_refused_and_asks_for_a_re_snapshot() -> None:
