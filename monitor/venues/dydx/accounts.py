@@ -95,6 +95,16 @@ def is_subaccount(doc: Any) -> bool:
     return isinstance(doc.get("subaccount"), Mapping)
 
 
+def parent_account(account: str) -> str:
+    """The parent subscription a subaccount pool belongs to: ``ADDR/n`` → ``ADDR/(n mod 128)``
+    (``ADDR/128`` and ``ADDR/256`` → ``ADDR/0``; ``ADDR/5`` → itself). Anything that is not
+    ``<address>/<number>`` is returned unchanged. Account ids carry no venue prefix."""
+    address, _, n = account.rpartition("/")
+    if not address or not (n.isascii() and n.isdigit()) or len(n) > 6:
+        return account
+    return f"{address}/{int(n) % CHILD_STRIDE}"
+
+
 def bounded(value: float, source: str, path: str) -> float:
     """``value`` if ``|value| ≤ MAX_MAGNITUDE``, else an InputError naming the field."""
     if abs(value) > MAX_MAGNITUDE:

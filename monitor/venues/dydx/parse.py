@@ -366,7 +366,7 @@ class DydxParser:
             raise Bad(f"expected an object, got {type(doc).__name__}")
         kind = doc.get("type")
         channel = doc.get("channel")
-        if kind in {"channel_data", "channel_batch_data"}:
+        if kind in ("channel_data", "channel_batch_data"):
             contents = doc.get("contents")
             updates = lst(contents, "contents") if kind == "channel_batch_data" else [contents]
             if channel == "v4_markets":

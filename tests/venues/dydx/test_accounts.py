@@ -14,6 +14,7 @@ from monitor.report import portfolio_of
 from monitor.venues.dydx.accounts import (
     effective_imf,
     markets_from_doc,
+    parent_account,
     read_markets,
     subaccount_snapshots,
 )
@@ -220,3 +221,18 @@ def test_sizes_no_venue_can_produce_are_refused(value: Any) -> None:
     sub["subaccount"]["openPerpetualPositions"]["BTC-USD"]["size"] = value
     with pytest.raises(InputError, match="beyond any venue"):
         subaccount_snapshots(sub, _markets(), "s")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("account", "parent"),
+    [
+        (f"{ADDR}/0", f"{ADDR}/0"),
+        (f"{ADDR}/128", f"{ADDR}/0"),
+        (f"{ADDR}/261", f"{ADDR}/5"),  # 261 = 5 + 2·128
+        (f"{ADDR}/127", f"{ADDR}/127"),
+        ("not-an-id", "not-an-id"),
+        (f"{ADDR}/x", f"{ADDR}/x"),
+    ],
+)
+def test_parent_account_maps_a_child_pool_to_its_parent(account: str, parent: str) -> None:
+    assert parent_account(account) == parent

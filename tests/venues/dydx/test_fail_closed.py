@@ -385,3 +385,9 @@ def test_the_engine_stays_finite_on_the_account_after_refused_huge_frames() -> N
     equity, _ = engine.aggregates(ScopeKey(VENUE, ACCOUNT, "cross"))
     # unchanged: USDC 2623.746886 + 0.1·95018.54
     assert equity == pytest.approx(2623.746886 + 0.1 * 95018.54)
+
+
+def test_an_unhashable_message_type_is_a_bad_frame_not_a_crash() -> None:
+    # found by the mutation property: {"type": []} raised TypeError out of the parser
+    with pytest.raises(ParseError, match="unexpected message type"):
+        DydxParser().parse(json.dumps({"type": [], "channel": "v4_markets"}), NOW)
