@@ -240,10 +240,11 @@ def read_subaccount(
 
 
 def read_subaccounts(
-    doc: Mapping[str, Any], source: str
+    doc: Mapping[str, Any], source: str, *, default_number: int = 0
 ) -> tuple[str | None, int, bool, list[SubaccountState]]:
     """(address, subscribed number, is a parent document, every subaccount it states).
 
+    ``default_number`` stands in for a missing ``subaccountNumber``/``parentSubaccountNumber``.
     For a parent document every child must satisfy ``child mod 128 = parent`` and appear once;
     the parent's own subaccount is listed (empty) even when the document omits it."""
     base = ""
@@ -255,11 +256,13 @@ def read_subaccounts(
     address = sub.get("address") if isinstance(sub.get("address"), str) else None
     if "childSubaccounts" not in sub:
         n = subaccount_number(
-            sub.get("subaccountNumber", 0), source, join(spath, "subaccountNumber")
+            sub.get("subaccountNumber", default_number), source, join(spath, "subaccountNumber")
         )
         return address, n, False, [read_subaccount(sub, n, source, spath)]
     parent = subaccount_number(
-        sub.get("parentSubaccountNumber", 0), source, join(spath, "parentSubaccountNumber")
+        sub.get("parentSubaccountNumber", default_number),
+        source,
+        join(spath, "parentSubaccountNumber"),
     )
     if parent >= CHILD_STRIDE:
         raise InputError(

@@ -564,7 +564,9 @@ class DydxParser:
             raise Bad("subaccount snapshot before any markets snapshot")
         address, number = self._stream_id(ident)
         source = f"{VENUE} subaccount"
-        _, doc_number, doc_parent, states = accounts.read_subaccounts(doc, source)
+        _, doc_number, doc_parent, states = accounts.read_subaccounts(
+            doc, source, default_number=number
+        )
         if doc_parent != parent or doc_number != number:
             raise Bad(
                 f"snapshot of {'parent ' if doc_parent else ''}subaccount {doc_number} "

@@ -391,3 +391,15 @@ def test_an_unhashable_message_type_is_a_bad_frame_not_a_crash() -> None:
     # found by the mutation property: {"type": []} raised TypeError out of the parser
     with pytest.raises(ParseError, match="unexpected message type"):
         DydxParser().parse(json.dumps({"type": [], "channel": "v4_markets"}), NOW)
+
+
+def test_a_snapshot_of_another_subaccount_than_subscribed_is_refused() -> None:
+    p = DydxParser()
+    p.parse(raw("ws_subscribed_v4_markets.json"), NOW)
+    d = doc("ws_subscribed_v4_subaccounts.json")
+    d["id"] = f"{ADDR}/3"  # the document says subaccount 0
+    with pytest.raises(ParseError, match="snapshot of subaccount 0 on the subscription"):
+        p.parse(json.dumps(d), NOW)
+    del d["contents"]["subaccount"]["subaccountNumber"]  # unstated: the subscription's number
+    (snap,) = p.parse(json.dumps(d), NOW)
+    assert isinstance(snap, AccountSnapshot) and snap.account == f"{ADDR}/3"
