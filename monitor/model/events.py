@@ -139,9 +139,10 @@ class FeedStatus:
 @dataclass(frozen=True, slots=True)
 class Deleveraged:
     """The venue auto-deleveraged (ADL) part or all of a position: ``size`` base units were
-    closed at ``price`` (quote per base) against a liquidated counterparty. ``size`` is signed
-    like the position it reduced: > 0 a long was reduced (a sell), < 0 a short (a buy). The
-    position and balance changes themselves arrive as the usual updates, after this event."""
+    closed at ``price`` (quote per base) against a bankrupt counterparty (dYdX ``OFFSETTING``
+    fills). ``size`` is signed like the position it reduced: > 0 a long was reduced (a sell),
+    < 0 a short (a buy). The position and balance changes themselves arrive as the usual
+    updates, after this event."""
 
     venue: str
     account: str

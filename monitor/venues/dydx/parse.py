@@ -27,10 +27,14 @@ subscription reports the parent and each child ``n + 128·k``; accounts.py):
 * ``channel_data`` deltas carry no equity (the engine recomputes it). Changed perpetual
   positions → ``PositionUpdate`` of that subaccount's account (size 0 when CLOSED or
   LIQUIDATED); a USDC change → ``BalanceUpdate(cross_cash=…)`` (signed: SHORT is negative); a
-  subaccount first seen in a delta (a new child) → an ``AccountSnapshot`` of it. ``fills`` of
-  type ``LIQUIDATED`` set ``liquidated`` on that market's ``PositionUpdate`` (partial
-  liquidations included); ``DELEVERAGED`` fills become :class:`Deleveraged` events, emitted
-  before the frame's position and balance updates.
+  subaccount first seen in a delta (a new child) → an ``AccountSnapshot`` of it. ``fills``
+  (indexer ``FillType``): ``LIQUIDATED`` (the subaccount was liquidated) and ``DELEVERAGED``
+  (the subaccount was the bankrupt side of a deleveraging, closed against others) set
+  ``liquidated`` on that market's ``PositionUpdate``, partial ones included; ``OFFSETTING``
+  (the subaccount's position was used to offset a bankrupt one: auto-deleveraging, ADL) becomes
+  a :class:`Deleveraged` event, emitted before the frame's position and balance updates. A fill
+  without ``subaccountNumber`` on a parent subscription goes to the one subaccount that holds
+  or just changed that market (else to the parent).
 
 Ordering guards: oracle prices older (by ``effectiveAtHeight``) than the last of that ticker
 are dropped, but after :data:`RESYNC_AFTER` drops in a row the next price is taken (a poisoned
@@ -111,7 +115,11 @@ RESYNC_AFTER = 3
 #: refused account deltas in a row before the subscription asks for a REST re-snapshot
 RESNAPSHOT_AFTER = 3
 _LIQUIDATED = "LIQUIDATED"
+#: the bankrupt side of a deleveraging: closed against others, a liquidation for its owner
 _DELEVERAGED = "DELEVERAGED"
+#: the side whose position offset a bankrupt one: auto-deleveraged (ADL)
+_OFFSETTING = "OFFSETTING"
+_CLOSED_BY_VENUE = (_LIQUIDATED, _DELEVERAGED)
 
 
 @dataclass
@@ -643,6 +651,20 @@ class DydxParser:
         stream.refused = 0
         return out
 
+    @staticmethod
+    def _fill_owner(
+        stream: _Stream, market: str, changes: list[tuple[int, str, float, float, bool]]
+    ) -> int:
+        """The subaccount a fill without ``subaccountNumber`` belongs to: on a parent
+        subscription the one subaccount that changed or holds ``market``, else the subscribed
+        one."""
+        if not stream.parent:
+            return stream.number
+        owners = {c[0] for c in changes if c[1] == market}
+        if not owners:
+            owners = {n for n, s in stream.subs.items() if market in s.positions}
+        return owners.pop() if len(owners) == 1 else stream.number
+
     def _apply_update(
         self, stream: _Stream, contents: dict[str, Any], ts_recv: float
     ) -> list[Event]:
@@ -683,10 +705,14 @@ class DydxParser:
             what = f"fills[{i}]"
             f = obj(raw, what)
             kind = f.get("type")
-            if kind not in (_LIQUIDATED, _DELEVERAGED):
+            if kind not in (_LIQUIDATED, _DELEVERAGED, _OFFSETTING):
                 continue
             market = text(f.get("ticker") or f.get("market"), f"{what}.ticker")
-            n = _number(f.get("subaccountNumber"), default, f"{what}.subaccountNumber")
+            n = _number(
+                f.get("subaccountNumber"),
+                self._fill_owner(stream, market, pos_changes),
+                f"{what}.subaccountNumber",
+            )
             if not stream.owns(n):
                 raise Bad(f"{what}: subaccount {n} is not part of this subscription")
             size = _bpos(f.get("size"), f"{what}.size")
@@ -694,7 +720,7 @@ class DydxParser:
             side = f.get("side")
             if side not in ("BUY", "SELL"):
                 raise Bad(f"{what}.side: expected BUY or SELL, got {str(side)[:20]!r}")
-            if kind == _LIQUIDATED:
+            if kind in _CLOSED_BY_VENUE:
                 liquidated.add((n, market))
             else:
                 at = f.get("createdAt")

@@ -319,10 +319,12 @@ def test_a_liquidated_fill_alone_reports_the_known_position_as_liquidated() -> N
     )
 
 
-def test_a_deleveraged_fill_becomes_a_deleveraged_event_before_the_position_update() -> None:
+def test_an_offsetting_fill_is_auto_deleveraging_before_the_position_update() -> None:
+    # indexer FillType: OFFSETTING "is for the offsetting subaccount in a deleveraging event":
+    # this subaccount's profitable position was closed against a bankrupt one (ADL)
     p = with_account()
     contents = {
-        "fills": [_fill("DELEVERAGED", "SELL", "0.1", "96000"), _fill("LIMIT", "BUY", "1")],
+        "fills": [_fill("OFFSETTING", "SELL", "0.1", "96000"), _fill("LIMIT", "BUY", "1")],
         "perpetualPositions": [
             {
                 "market": "BTC-USD",
@@ -338,12 +340,20 @@ def test_a_deleveraged_fill_becomes_a_deleveraged_event_before_the_position_upda
     # 2026-05-05T16:53:30Z = 1778000010
     assert adl == Deleveraged(VENUE, ACCOUNT, "BTC-USD", 0.1, 96000.0, 1_778_000_010.0, NOW)
     assert isinstance(closed, PositionUpdate)
-    assert (closed.position.size, closed.liquidated) == (0.0, False)
+    assert (closed.position.size, closed.liquidated) == (0.0, False)  # ADL is no liquidation
     engine = Portfolio()
     assert engine.apply(adl) == []  # the engine takes it and waits for the update
 
 
-def test_a_deleveraged_short_is_negative_and_child_fills_go_to_the_childs_account() -> None:
+def test_a_deleveraged_fill_is_the_bankrupt_side_closed_by_the_venue() -> None:
+    # DELEVERAGED "is for the subaccount that was deleveraged": the bankrupt one, closed
+    # against offsetting positions: a liquidation for its owner
+    p = with_account()
+    (update,) = p.parse(account_delta({"fills": [_fill("DELEVERAGED", "SELL", "0.1")]}), NOW)
+    assert isinstance(update, PositionUpdate) and update.liquidated
+
+
+def test_an_offset_short_is_negative_and_child_fills_go_to_the_childs_account() -> None:
     p = DydxParser()
     p.parse(raw("ws_subscribed_v4_markets.json"), NOW)
     parent = {
@@ -355,17 +365,47 @@ def test_a_deleveraged_short_is_negative_and_child_fills_go_to_the_childs_accoun
         },
     }
     p.parse(json.dumps(parent), NOW)
-    fill = _fill("DELEVERAGED", "BUY", "2", "3600", ticker="ETH-USD", subaccountNumber=128)
+    fill = _fill("OFFSETTING", "BUY", "2", "3600", ticker="ETH-USD", subaccountNumber=128)
     events = p.parse(account_delta({"fills": [fill]}, "v4_parent_subaccounts"), NOW)
     assert events[0] == Deleveraged(
         VENUE, f"{ADDR}/128", "ETH-USD", -2.0, 3600.0, 1_778_000_010.0, NOW
     )
 
 
+def test_a_fill_without_subaccount_number_goes_to_the_subaccount_holding_the_market() -> None:
+    p = DydxParser()
+    p.parse(raw("ws_subscribed_v4_markets.json"), NOW)
+    child = {
+        "address": ADDR,
+        "subaccountNumber": 256,
+        "openPerpetualPositions": {
+            "ETH-USD": {"market": "ETH-USD", "side": "LONG", "size": "2", "entryPrice": "3400"}
+        },
+        "assetPositions": {"USDC": {"symbol": "USDC", "side": "LONG", "size": "100"}},
+    }
+    parent = {
+        "type": "subscribed",
+        "channel": "v4_parent_subaccounts",
+        "id": ACCOUNT,
+        "contents": {
+            "subaccount": {
+                "address": ADDR,
+                "parentSubaccountNumber": 0,
+                "childSubaccounts": [child],
+            }
+        },
+    }
+    p.parse(json.dumps(parent), NOW)
+    fill = _fill("LIQUIDATED", "SELL", "1", "3000", ticker="ETH-USD")
+    (update,) = p.parse(account_delta({"fills": [fill]}, "v4_parent_subaccounts"), NOW)
+    assert isinstance(update, PositionUpdate)
+    assert (update.account, update.position.size, update.liquidated) == (f"{ADDR}/256", 2.0, True)
+
+
 def test_malformed_fills_are_refused() -> None:
     p = with_account()
     with pytest.raises(ParseError, match="side"):
-        p.parse(account_delta({"fills": [_fill("DELEVERAGED", "UP", "1")]}), NOW)
+        p.parse(account_delta({"fills": [_fill("OFFSETTING", "UP", "1")]}), NOW)
     with pytest.raises(ParseError, match="beyond any venue"):
         p.parse(account_delta({"fills": [_fill("LIQUIDATED", "SELL", "1e20")]}), NOW)
 

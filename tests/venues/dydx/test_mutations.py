@@ -59,7 +59,15 @@ def parent_delta() -> dict[str, Any]:
             "ticker": "BTC-USD",
             "createdAt": "2026-05-05T16:53:30.000Z",
             "subaccountNumber": 0,
-        }
+        },
+        {
+            "type": "OFFSETTING",
+            "side": "BUY",
+            "size": "1",
+            "price": "3500",
+            "ticker": "ETH-USD",
+            "createdAt": "2026-05-05T16:53:30.000Z",
+        },
     ]
     return d
 
