@@ -22,6 +22,7 @@ from monitor.model.events import (
     PositionUpdate,
 )
 from monitor.venues.dydx.feed import DydxFeed, default_ws_settings
+from monitor.venues.dydx.parse import VENUE
 from tests.venues.servers import Conn, HttpServer, WsServer, fixture, run_feed, until
 
 ADDR = "dydx1q8m3v5x9ljk2h7s0w4e6r8t0y2u4i6o8p0a2s4"
@@ -326,7 +327,7 @@ async def test_a_silent_account_goes_stale_with_the_reason_and_recovers_on_rest_
         events = await run_feed(feed, scenario)
 
     (stale,) = account_statuses(events, FeedState.STALE)
-    assert stale.venue == "dydx_v4"
+    assert stale.venue == VENUE
     assert "no data for" in stale.detail and "limit 0.4s" in stale.detail
     assert "HTTP 503" in stale.detail  # why the safety net failed
     # the REST re-snapshot that ended the silence is emitted as the account's snapshot

@@ -21,7 +21,7 @@ from monitor.model.events import (
 from monitor.model.instruments import MarginMode
 from monitor.model.portfolio import Portfolio
 from monitor.model.positions import ScopeKey
-from monitor.venues.dydx.parse import DydxParser
+from monitor.venues.dydx.parse import VENUE, DydxParser
 from monitor.venues.parsing import Bad, parse_error
 
 DY = Path(__file__).parents[2] / "fixtures" / "feeds" / "dydx"
@@ -55,7 +55,7 @@ def test_markets_snapshot_gives_specs_oracle_marks_and_hourly_funding() -> None:
     funding = {e.symbol: e for e in parsed.events if isinstance(e, FundingRate)}
     assert set(specs) == {"BTC-USD", "ETH-USD", "TRUMP-USD"}
     btc = specs["BTC-USD"]
-    assert btc.venue == "dydx_v4"
+    assert btc.venue == VENUE
     assert btc.maintenance.tiers[0].rate == pytest.approx(0.012)  # MMF
     assert btc.initial_margin_rate == pytest.approx(0.02)  # IMF (no OI caps: upper = lower = 0)
     assert btc.funding_interval_hours == 1.0
@@ -141,7 +141,7 @@ def test_subaccount_snapshot_then_delta_drive_the_engine() -> None:
     engine = Portfolio()
     for e in [*p.parse(raw("ws_subscribed_v4_markets.json"), 0.0), snap, *delta]:
         engine.apply(e)
-    equity, mm = engine.aggregates(ScopeKey("dydx_v4", ACCOUNT, "cross"))
+    equity, mm = engine.aggregates(ScopeKey(VENUE, ACCOUNT, "cross"))
     # equity = Q + s·oracle = -2127.303114 + 0.15·95018.54; MMR = |s|·oracle·MMF
     assert equity == pytest.approx(-2127.303114 + 0.15 * 95018.54)
     assert mm == pytest.approx(0.15 * 95018.54 * 0.012)
@@ -243,7 +243,7 @@ def test_parent_subscription_reports_one_pool_per_subaccount() -> None:
         ),
         1.0,
     )
-    assert update == BalanceUpdate("dydx_v4", f"{ADDR}/128", cross_cash=8000.0, ts_recv=1.0)
+    assert update == BalanceUpdate(VENUE, f"{ADDR}/128", cross_cash=8000.0, ts_recv=1.0)
 
     # the child's position closes: a size-0 update of the child's account, no cash moves
     (closed,) = p.parse(
@@ -282,7 +282,7 @@ def test_a_child_first_seen_in_a_delta_arrives_as_a_snapshot_of_its_own() -> Non
         ),
         1.0,
     )
-    assert events == [AccountSnapshot("dydx_v4", f"{ADDR}/384", 250.0, (), ts_recv=1.0)]
+    assert events == [AccountSnapshot(VENUE, f"{ADDR}/384", 250.0, (), ts_recv=1.0)]
 
 
 def test_a_delta_for_a_subaccount_of_another_parent_is_refused() -> None:
@@ -385,7 +385,7 @@ def test_a_childs_collateral_never_backs_another_subaccounts_positions(
     oracle = {m: p.markets[m].oracle_price for m in _MARKETS}
     for n, q in cash.items():
         held = subs.get(n, (0, {}))[1]
-        equity, _ = engine.aggregates(ScopeKey("dydx_v4", f"{ADDR}/{n}", "cross"))
+        equity, _ = engine.aggregates(ScopeKey(VENUE, f"{ADDR}/{n}", "cross"))
         # equity of subaccount n = its own Q + Σ its own s·oracle
         assert equity == pytest.approx(
             q + sum(sz * oracle[m] for m, (sz, _) in held.items()), abs=1e-6
@@ -432,7 +432,7 @@ def test_control_frames() -> None:
 def test_bad_frames_raise_parse_error(frame: str, problem: str) -> None:
     with pytest.raises(ParseError, match=problem) as info:
         with_markets().parse(frame, 0.0)
-    assert info.value.venue == "dydx_v4"
+    assert info.value.venue == VENUE
 
 
 def test_negative_size_on_a_long_position_is_refused() -> None:
@@ -531,7 +531,7 @@ def _validating(p: DydxParser, frame: str) -> list[Any]:
     try:
         return p._frame(json.loads(frame), NOW).events
     except (Bad, InputError) as exc:
-        raise parse_error("dydx_v4", exc, frame) from None
+        raise parse_error(VENUE, exc, frame) from None
 
 
 @settings(max_examples=200, deadline=None)
