@@ -43,8 +43,6 @@ from monitor.model.positions import Position
 VENUE = "dydx_v4"
 #: a child subaccount ``n`` belongs to parent ``n mod CHILD_STRIDE`` (frontend convention)
 CHILD_STRIDE = 128
-#: kept for callers of the old name: the first child subaccount number
-ISOLATED_CHILD_MIN = CHILD_STRIDE
 #: the highest subaccount number the protocol allows
 MAX_SUBACCOUNT = 128_000
 #: no venue produces a size, price or balance larger than this (absolute value)
