@@ -545,8 +545,10 @@ class DydxParser:
             return out
         candidate = {**merged, **t}
         latest = self._oracle_text.get(ticker)
-        if latest is not None and "oraclePrice" not in t:
-            candidate["oraclePrice"] = latest  # open interest is valued at it
+        if t.get("oraclePrice") is None:  # open interest is valued at the latest price
+            known = latest if latest is not None else merged.get("oraclePrice")
+            if known is not None:
+                candidate["oraclePrice"] = known
         self._raw[ticker] = candidate
         if "maintenanceMarginFraction" in candidate:
             if candidate.get("oraclePrice") is None:

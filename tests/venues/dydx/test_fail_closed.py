@@ -443,3 +443,20 @@ def test_a_snapshot_of_another_subaccount_than_subscribed_is_refused() -> None:
     del d["contents"]["subaccount"]["subaccountNumber"]  # unstated: the subscription's number
     (snap,) = p.parse(json.dumps(d), NOW)
     assert isinstance(snap, AccountSnapshot) and snap.account == f"{ADDR}/3"
+
+
+def test_a_trading_update_with_a_null_oracle_price_keeps_the_known_price() -> None:
+    p = DydxParser()
+    p.parse(raw("ws_subscribed_v4_markets.json"), NOW)
+    change = {
+        "type": "channel_data",
+        "channel": "v4_markets",
+        "contents": {
+            "trading": {"BTC-USD": {"maintenanceMarginFraction": "0.03", "oraclePrice": None}}
+        },
+    }
+    (spec,) = p.parse(json.dumps(change), NOW)
+    assert isinstance(spec, InstrumentSpec)
+    assert spec.instrument.maintenance.tiers[0].rate == pytest.approx(0.03)
+    assert p.markets["BTC-USD"].oracle_price == 95018.54  # the snapshot's, not "unpriced"
+    assert p.unpriced == {}
