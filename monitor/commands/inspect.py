@@ -34,7 +34,7 @@ Where the venue reports its own figure (Hyperliquid liquidationPx,
 dYdX equity and freeCollateral) it is shown beside ours.
 
 The live form fetches the same documents from the venue's public REST API:
-  hyperliquid:0xADDRESS        dydx:ADDRESS/SUBACCOUNT
+  hyperliquid:0xADDRESS        dydx:ADDRESS/SUBACCOUNT   (--parent: the parent and its children)
 """
 EPILOG = """\
 examples:
@@ -75,6 +75,12 @@ def register(sub: Any) -> None:
         "--rest-url", metavar="URL", help="override the venue's REST base URL (live form)"
     )
     p.add_argument(
+        "--parent",
+        action="store_true",
+        help="live dydx:ADDRESS/N: fetch parent subaccount N (0-127) with its children, "
+        "one pool per subaccount",
+    )
+    p.add_argument(
         "--timeout",
         type=float,
         default=15.0,
@@ -89,7 +95,9 @@ def run(args: argparse.Namespace) -> int:
         live = LIVE.match(args.path) if not Path(args.path).exists() else None
         if live:
             snaps = asyncio.run(
-                fetch_live(live.group(1), live.group(2), args.rest_url, args.timeout)
+                fetch_live(
+                    live.group(1), live.group(2), args.rest_url, args.timeout, parent=args.parent
+                )
             )
         else:
             snaps = load_document(Path(args.path), args.markets, own_marks=True)
@@ -113,8 +121,10 @@ class LiveFetchError(Exception):
 
 
 async def fetch_live(
-    venue: str, ident: str, rest_url: str | None, http_timeout: float
+    venue: str, ident: str, rest_url: str | None, http_timeout: float, *, parent: bool = False
 ) -> list[AccountSnapshot]:
+    """The live account: Hyperliquid ``clearinghouseState``, or a dYdX subaccount (``parent``:
+    the parent subaccount with its children, one snapshot per subaccount)."""
     client_timeout = aiohttp.ClientTimeout(total=http_timeout)
     try:
         async with aiohttp.ClientSession(timeout=client_timeout) as session:
@@ -128,12 +138,15 @@ async def fetch_live(
                 async with session.post(url, json=body) as resp:
                     doc = await _json(resp, url)
                 return [hyperliquid.clearinghouse_to_snapshot(doc, url, account=ident)]
-            m = re.fullmatch(r"([a-z0-9]+)/(\d+)", ident)
+            m = re.fullmatch(r"([a-z0-9]+)/([0-9]{1,6})", ident)
             if not m:
                 raise InputError(f"dydx:{ident}", "address", "expected ADDRESS/SUBACCOUNT_NUMBER")
+            if parent and int(m.group(2)) >= dydx.CHILD_STRIDE:
+                raise InputError(f"dydx:{ident}", "address", "a parent subaccount is 0…127")
             base = (rest_url or DYDX_REST).rstrip("/")
             markets_url = f"{base}/perpetualMarkets"
-            sub_url = f"{base}/addresses/{m.group(1)}/subaccountNumber/{m.group(2)}"
+            kind = "parentSubaccountNumber" if parent else "subaccountNumber"
+            sub_url = f"{base}/addresses/{m.group(1)}/{kind}/{m.group(2)}"
             async with session.get(markets_url) as resp:
                 mdoc = await _json(resp, markets_url)
             async with session.get(sub_url) as resp:

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from monitor.cli import main
 from monitor.commands.inspect import fetch_live
+from monitor.errors import InputError
 
 FEEDS = Path(__file__).parents[1] / "fixtures" / "feeds"
 HL_STATE = FEEDS / "hyperliquid" / "rest_info_clearinghouseState_response.json"
@@ -269,6 +270,21 @@ async def venue_server() -> AsyncIterator[tuple[str, list[Any]]]:
     app.router.add_post("/info", info)
     app.router.add_get("/v4/perpetualMarkets", markets)
     app.router.add_get("/v4/addresses/{addr}/subaccountNumber/{n}", subaccount)
+
+    async def parent(request: web.Request) -> web.Response:
+        seen.append(str(request.rel_url))
+        child0 = json.loads((FEEDS / "dydx" / "rest_subaccount.json").read_text())["subaccount"]
+        child = dict(child0, subaccountNumber=128, openPerpetualPositions={})
+        doc = {
+            "subaccount": {
+                "address": child0["address"],
+                "parentSubaccountNumber": 0,
+                "childSubaccounts": [child0, child],
+            }
+        }
+        return web.json_response(doc)
+
+    app.router.add_get("/v4/addresses/{addr}/parentSubaccountNumber/{n}", parent)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -363,3 +379,20 @@ def test_dydx_market_without_oracle_price_does_not_cost_the_report(
     code, _, err = run(["inspect", sub, "--markets", str(markets)], capsys)
     assert code == 2
     assert "markets.BTC-USD: market not priced: no oracle price yet" in err
+
+
+async def test_live_form_fetches_a_dydx_parent_one_pool_per_subaccount(
+    venue_server: tuple[str, list[Any]],
+) -> None:
+    base, seen = venue_server
+    snaps = await fetch_live("dydx", "dydx1abc/0", base + "/v4", 5.0, parent=True)
+    assert seen == ["/v4/perpetualMarkets", "/v4/addresses/dydx1abc/parentSubaccountNumber/0"]
+    assert [s.account.rpartition("/")[2] for s in snaps] == ["0", "128"]
+    # the child holds only its USDC 2623.746886: its pool, not the parent's
+    assert snaps[1].cross_collateral == pytest.approx(2623.746886)
+    assert snaps[1].positions == ()
+
+
+async def test_live_form_refuses_a_parent_number_above_127() -> None:
+    with pytest.raises(InputError, match="0…127"):
+        await fetch_live("dydx", "dydx1abc/128", "http://127.0.0.1:9/v4", 1.0, parent=True)
