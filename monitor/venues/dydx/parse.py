@@ -305,12 +305,14 @@ class DydxParser:
         texts = self._oracle_text
         older = self._oracle_older
         chain = self._chain_h
-        limit = (
-            _INF
-            if chain is None
-            else chain + HEIGHT_SLACK + BLOCKS_PER_SECOND * max(ts_recv - self._chain_ts, 0.0)
-        )
+        if chain is None:
+            limit = _INF
+        else:
+            dt = ts_recv - self._chain_ts
+            limit = chain + HEIGHT_SLACK + (BLOCKS_PER_SECOND * dt if dt > 0.0 else 0.0)
         top = -1
+        ahead = ts_recv + MAX_AHEAD_SECONDS
+        biggest = MAX_MAGNITUDE
         out: list[Event] = []
         try:
             for ticker, o in prices.items():
@@ -325,9 +327,7 @@ class DydxParser:
                 if (last is not None and h < last) or h > limit:
                     return None
                 price = float(p)
-                if not 0.0 < price <= MAX_MAGNITUDE or (
-                    markets is not None and ticker not in markets
-                ):
+                if not 0.0 < price <= biggest or (markets is not None and ticker not in markets):
                     return None
                 at = o["effectiveAt"]
                 if at != self._at_text:
@@ -336,21 +336,21 @@ class DydxParser:
                     self._at_ts = _iso_ts(at)
                     self._at_text = at
                 at_ts = self._at_ts
-                if at_ts is not None and at_ts > ts_recv + MAX_AHEAD_SECONDS:
+                if at_ts is not None and at_ts > ahead:
                     at_ts = None  # implausible venue time: the receive time stands in
                     self.implausible_times += 1
                 seen[ticker] = h
                 texts[ticker] = p
                 if older:
                     older.pop(ticker, None)
-                top = max(top, h)
+                if h > top:  # noqa: PLR1730 (a call to max costs more on this path)
+                    top = h
                 out.append(new_mark_price(VENUE, ticker, price, price, at_ts, ts_recv))
         except (KeyError, TypeError, ValueError, Bad):
-            return None  # the validating path says what is wrong
-        finally:
-            if top >= 0 and (chain is None or top > chain):
-                self._chain_h = top
-                self._chain_ts = ts_recv
+            return None  # the validating path says what is wrong (and records the heights)
+        if top >= 0 and (chain is None or top > chain):
+            self._chain_h = top
+            self._chain_ts = ts_recv
         return out
 
     def parse_rest(self, name: str, body: str | bytes, ts_recv: float) -> list[Event]:
