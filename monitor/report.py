@@ -20,6 +20,17 @@ def portfolio_of(snapshots: Iterable[AccountSnapshot]) -> Portfolio:
     return p
 
 
+def risks_of(
+    snapshots: Iterable[AccountSnapshot], *, include_empty_cross: bool = False
+) -> list[ScopeRisk]:
+    """Every scope of every snapshot, each snapshot priced with its own marks (a portfolio of
+    its own): snapshots of a list are separate moments and never share a price."""
+    out: list[ScopeRisk] = []
+    for snap in snapshots:
+        out.extend(portfolio_of([snap]).risks(include_empty_cross=include_empty_cross))
+    return out
+
+
 def _num(x: float | None) -> float | None:
     if x is None or not math.isfinite(x):
         return None

@@ -7,6 +7,11 @@
    ``/v4/perpetualMarkets`` body;
 3. a normalized account snapshot, or a JSON list of them.
 
+A list names each account once. Each snapshot of a list is its own moment: with
+``own_marks=True`` (``inspect``, which prices every snapshot with its own marks) snapshots may
+give different ``mark_price``/``oracle_price`` for one instrument; otherwise (callers that price
+the whole list together) such a list is refused with a message naming both snapshots.
+
 Every error is an ``InputError`` naming the file, the field and the problem.
 """
 
@@ -67,7 +72,9 @@ def read_json(path: Path) -> Any:
         ) from None
 
 
-def load_document(path: Path, markets: Path | None = None) -> list[AccountSnapshot]:
+def load_document(
+    path: Path, markets: Path | None = None, *, own_marks: bool = False
+) -> list[AccountSnapshot]:
     source = str(path)
     doc = read_json(path)
     if hyperliquid.is_clearinghouse_state(doc):
@@ -83,17 +90,52 @@ def load_document(path: Path, markets: Path | None = None) -> list[AccountSnapsh
         mdoc = read_json(markets)
         if not dydx.is_markets(mdoc):
             raise InputError(str(markets), "markets", "not a /v4/perpetualMarkets body")
-        infos = dydx.markets_from_doc(mdoc, str(markets))
-        return [dydx.subaccount_to_snapshot(doc, infos, source, markets_source=str(markets))]
+        read = dydx.read_markets(mdoc, str(markets))
+        return dydx.subaccount_snapshots(
+            doc, read.infos, source, markets_source=str(markets), skipped=read.skipped
+        )
     if dydx.is_markets(doc):
         raise InputError(source, "markets", "this is a markets body; pass it with --markets")
     if isinstance(doc, list):
         if not doc:
             raise InputError(source, None, "empty list: expected account snapshots")
-        return [snapshot_from_json(item, source, f"[{i}]") for i, item in enumerate(doc)]
+        snaps = [snapshot_from_json(item, source, f"[{i}]") for i, item in enumerate(doc)]
+        check_list(snaps, source, own_marks=own_marks)
+        return snaps
     if isinstance(doc, Mapping):
         return [snapshot_from_json(doc, source, "")]
     raise InputError(source, None, "expected a JSON object or list of account snapshots")
+
+
+def check_list(snaps: list[AccountSnapshot], source: str, *, own_marks: bool) -> None:
+    """Refuse a list naming one account twice and, unless ``own_marks``, a list giving one
+    instrument different prices in different snapshots (it could only be priced with one)."""
+    accounts: dict[tuple[str, str], int] = {}
+    prices: dict[tuple[str, str, str], tuple[float, int]] = {}
+    for i, snap in enumerate(snaps):
+        first = accounts.setdefault((snap.venue, snap.account), i)
+        if first != i:
+            raise InputError(
+                source,
+                f"[{i}].account",
+                f"account {snap.venue}:{snap.account} is already snapshot [{first}]; "
+                "a list names each account once",
+            )
+        if own_marks:
+            continue
+        for j, pos in enumerate(snap.positions):
+            for kind, value in (("mark_price", pos.mark_price), ("oracle_price", pos.oracle_price)):
+                if value is None:
+                    continue
+                seen = prices.setdefault((snap.venue, pos.symbol, kind), (value, i))
+                if seen[0] != value:
+                    raise InputError(
+                        source,
+                        f"[{i}].positions[{j}].{kind}",
+                        f"{snap.venue} {pos.symbol} {kind} is {value:g} here but {seen[0]:g} in "
+                        f"snapshot [{seen[1]}]: one list is priced with one {kind} per "
+                        "instrument; give the same price or use separate files",
+                    )
 
 
 def snapshot_from_json(obj: Any, source: str, path: str) -> AccountSnapshot:

@@ -14,7 +14,7 @@ import aiohttp
 
 from monitor.errors import InputError
 from monitor.model.events import AccountSnapshot
-from monitor.report import portfolio_of, render_table, report_json
+from monitor.report import render_table, report_json, risks_of
 from monitor.snapshot import load_document
 from monitor.venues.dydx import accounts as dydx
 from monitor.venues.hyperliquid import accounts as hyperliquid
@@ -27,11 +27,14 @@ funding cost and runway, and the uniform market move that would liquidate the sc
 
 PATH is auto-detected as a Hyperliquid clearinghouseState (REST body or WS push), a dYdX v4
 subaccount (needs --markets, a /v4/perpetualMarkets body), or a normalized account snapshot
-(or a JSON list of them). Where the venue reports its own figure (Hyperliquid liquidationPx,
+(or a JSON list of them, each priced with its own marks). A dYdX parent subaccount is
+reported as one pool per subaccount (ADDRESS/N for the parent and each child N + 128·k), since
+on chain every subaccount is its own margin pool; markets without an oracle price are skipped.
+Where the venue reports its own figure (Hyperliquid liquidationPx,
 dYdX equity and freeCollateral) it is shown beside ours.
 
 The live form fetches the same documents from the venue's public REST API:
-  hyperliquid:0xADDRESS        dydx:ADDRESS/SUBACCOUNT
+  hyperliquid:0xADDRESS        dydx:ADDRESS/SUBACCOUNT   (--parent: the parent and its children)
 """
 EPILOG = """\
 examples:
@@ -72,6 +75,12 @@ def register(sub: Any) -> None:
         "--rest-url", metavar="URL", help="override the venue's REST base URL (live form)"
     )
     p.add_argument(
+        "--parent",
+        action="store_true",
+        help="live dydx:ADDRESS/N: fetch parent subaccount N (0-127) with its children, "
+        "one pool per subaccount",
+    )
+    p.add_argument(
         "--timeout",
         type=float,
         default=15.0,
@@ -86,17 +95,19 @@ def run(args: argparse.Namespace) -> int:
         live = LIVE.match(args.path) if not Path(args.path).exists() else None
         if live:
             snaps = asyncio.run(
-                fetch_live(live.group(1), live.group(2), args.rest_url, args.timeout)
+                fetch_live(
+                    live.group(1), live.group(2), args.rest_url, args.timeout, parent=args.parent
+                )
             )
         else:
-            snaps = load_document(Path(args.path), args.markets)
+            snaps = load_document(Path(args.path), args.markets, own_marks=True)
     except InputError as exc:
         print(f"monitor inspect: {exc}", file=sys.stderr)
         return 2
     except LiveFetchError as exc:
         print(f"monitor inspect: {exc}", file=sys.stderr)
         return 1
-    risks = portfolio_of(snaps).risks(include_empty_cross=True)
+    risks = risks_of(snaps, include_empty_cross=True)
     risks = [r for r in risks if r.positions or r.scope == "cross"]
     if args.json:
         sys.stdout.write(json.dumps(report_json(risks), allow_nan=False) + "\n")
@@ -110,8 +121,10 @@ class LiveFetchError(Exception):
 
 
 async def fetch_live(
-    venue: str, ident: str, rest_url: str | None, http_timeout: float
+    venue: str, ident: str, rest_url: str | None, http_timeout: float, *, parent: bool = False
 ) -> list[AccountSnapshot]:
+    """The live account: Hyperliquid ``clearinghouseState``, or a dYdX subaccount (``parent``:
+    the parent subaccount with its children, one snapshot per subaccount)."""
     client_timeout = aiohttp.ClientTimeout(total=http_timeout)
     try:
         async with aiohttp.ClientSession(timeout=client_timeout) as session:
@@ -125,18 +138,23 @@ async def fetch_live(
                 async with session.post(url, json=body) as resp:
                     doc = await _json(resp, url)
                 return [hyperliquid.clearinghouse_to_snapshot(doc, url, account=ident)]
-            m = re.fullmatch(r"([a-z0-9]+)/(\d+)", ident)
+            m = re.fullmatch(r"([a-z0-9]+)/([0-9]{1,6})", ident)
             if not m:
                 raise InputError(f"dydx:{ident}", "address", "expected ADDRESS/SUBACCOUNT_NUMBER")
+            if parent and int(m.group(2)) >= dydx.CHILD_STRIDE:
+                raise InputError(f"dydx:{ident}", "address", "a parent subaccount is 0…127")
             base = (rest_url or DYDX_REST).rstrip("/")
             markets_url = f"{base}/perpetualMarkets"
-            sub_url = f"{base}/addresses/{m.group(1)}/subaccountNumber/{m.group(2)}"
+            kind = "parentSubaccountNumber" if parent else "subaccountNumber"
+            sub_url = f"{base}/addresses/{m.group(1)}/{kind}/{m.group(2)}"
             async with session.get(markets_url) as resp:
                 mdoc = await _json(resp, markets_url)
             async with session.get(sub_url) as resp:
                 sdoc = await _json(resp, sub_url)
-            infos = dydx.markets_from_doc(mdoc, markets_url)
-            return [dydx.subaccount_to_snapshot(sdoc, infos, sub_url, markets_source=markets_url)]
+            read = dydx.read_markets(mdoc, markets_url)
+            return dydx.subaccount_snapshots(
+                sdoc, read.infos, sub_url, markets_source=markets_url, skipped=read.skipped
+            )
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise LiveFetchError(
             f"{venue}: cannot reach the venue: {exc or type(exc).__name__}"

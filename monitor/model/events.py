@@ -136,6 +136,23 @@ class FeedStatus:
     ts_recv: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class Deleveraged:
+    """The venue auto-deleveraged (ADL) part or all of a position: ``size`` base units were
+    closed at ``price`` (quote per base) against a bankrupt counterparty (dYdX ``OFFSETTING``
+    fills). ``size`` is signed like the position it reduced: > 0 a long was reduced (a sell),
+    < 0 a short (a buy). The position and balance changes themselves arrive as the usual
+    updates, after this event."""
+
+    venue: str
+    account: str
+    symbol: str
+    size: float
+    price: float
+    ts_event: float | None = None
+    ts_recv: float = 0.0
+
+
 Event = (
     MarkPrice
     | FundingRate
@@ -145,4 +162,5 @@ Event = (
     | InstrumentSpec
     | FundingPayment
     | FeedStatus
+    | Deleveraged
 )

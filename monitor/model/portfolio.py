@@ -43,6 +43,7 @@ from monitor.margin.risk import (
 from monitor.model.events import (
     AccountSnapshot,
     BalanceUpdate,
+    Deleveraged,
     Event,
     FeedStatus,
     FundingPayment,
@@ -313,6 +314,8 @@ class Portfolio:
         if isinstance(event, FeedStatus):
             self.feed_status[(event.venue, event.channel)] = event
             return []
+        if isinstance(event, Deleveraged):
+            return []  # the position change itself arrives as an update
         raise TypeError(f"not an event: {event!r}")
 
     def _on_price(self, ev: MarkPrice) -> list[ScopeKey]:

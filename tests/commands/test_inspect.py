@@ -14,6 +14,7 @@ from aiohttp import web
 
 from monitor.cli import main
 from monitor.commands.inspect import fetch_live
+from monitor.errors import InputError
 
 FEEDS = Path(__file__).parents[1] / "fixtures" / "feeds"
 HL_STATE = FEEDS / "hyperliquid" / "rest_info_clearinghouseState_response.json"
@@ -269,6 +270,21 @@ async def venue_server() -> AsyncIterator[tuple[str, list[Any]]]:
     app.router.add_post("/info", info)
     app.router.add_get("/v4/perpetualMarkets", markets)
     app.router.add_get("/v4/addresses/{addr}/subaccountNumber/{n}", subaccount)
+
+    async def parent(request: web.Request) -> web.Response:
+        seen.append(str(request.rel_url))
+        child0 = json.loads((FEEDS / "dydx" / "rest_subaccount.json").read_text())["subaccount"]
+        child = dict(child0, subaccountNumber=128, openPerpetualPositions={})
+        doc = {
+            "subaccount": {
+                "address": child0["address"],
+                "parentSubaccountNumber": 0,
+                "childSubaccounts": [child0, child],
+            }
+        }
+        return web.json_response(doc)
+
+    app.router.add_get("/v4/addresses/{addr}/parentSubaccountNumber/{n}", parent)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -302,3 +318,81 @@ def test_live_form_unreachable_venue_exits_1(capsys: pytest.CaptureFixture[str])
         capsys,
     )
     assert code == 1 and "cannot reach" in err
+
+
+def _dydx_parent(tmp_path: Path) -> Path:
+    child0 = json.loads((FEEDS / "dydx" / "rest_subaccount.json").read_text())["subaccount"]
+    child0["assetPositions"]["USDC"].update(side="SHORT", size="8375.05")
+    child128 = {
+        "address": child0["address"],
+        "subaccountNumber": 128,
+        "equity": "500",
+        "freeCollateral": "500",
+        "openPerpetualPositions": {},
+        "assetPositions": {"USDC": {"symbol": "USDC", "side": "LONG", "size": "500"}},
+    }
+    doc = {
+        "subaccount": {
+            "address": child0["address"],
+            "parentSubaccountNumber": 0,
+            "equity": "99999",  # the sum over children: shown nowhere
+            "childSubaccounts": [child0, child128],
+        }
+    }
+    return write(tmp_path, doc, "parent.json")
+
+
+def test_dydx_parent_subaccount_is_reported_one_pool_per_subaccount(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    markets = str(FEEDS / "dydx" / "rest_perpetualMarkets.json")
+    code, out, err = run(
+        ["inspect", str(_dydx_parent(tmp_path)), "--markets", markets, "--json"], capsys
+    )
+    assert (code, err) == (0, "")
+    by = {s["account"].rpartition("/")[2]: s for s in json.loads(out)["accounts"]}
+    assert set(by) == {"0", "128"}
+    (btc,) = by["0"]["positions"]
+    # subaccount 0 alone: −8,375.05 + 0.1·P = 0.0012·P ⇒ P = 84,767.71
+    assert btc["liquidation_price"] == pytest.approx(84767.71, abs=0.01)
+    assert by["128"]["equity"] == pytest.approx(500.0)
+    assert by["128"]["venue_equity"] == pytest.approx(500.0)  # compared per subaccount
+    assert "venue_equity" in by["0"] and by["0"]["venue_equity"] != 99999
+
+
+def test_dydx_market_without_oracle_price_does_not_cost_the_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mdoc = json.loads((FEEDS / "dydx" / "rest_perpetualMarkets.json").read_text())
+    mdoc["markets"]["NEW-USD"] = dict(
+        mdoc["markets"]["ETH-USD"], ticker="NEW-USD", oraclePrice=None
+    )
+    markets = write(tmp_path, mdoc, "markets.json")
+    sub = str(FEEDS / "dydx" / "rest_subaccount.json")
+    code, out, _ = run(["inspect", sub, "--markets", str(markets), "--json"], capsys)
+    assert code == 0
+    (scope,) = json.loads(out)["accounts"]
+    assert [p["symbol"] for p in scope["positions"]] == ["BTC-USD"]
+    # an account holding the unpriced market is refused, naming it: never priced at a guess
+    mdoc["markets"]["BTC-USD"]["oraclePrice"] = None
+    write(tmp_path, mdoc, "markets.json")
+    code, _, err = run(["inspect", sub, "--markets", str(markets)], capsys)
+    assert code == 2
+    assert "markets.BTC-USD: market not priced: no oracle price yet" in err
+
+
+async def test_live_form_fetches_a_dydx_parent_one_pool_per_subaccount(
+    venue_server: tuple[str, list[Any]],
+) -> None:
+    base, seen = venue_server
+    snaps = await fetch_live("dydx", "dydx1abc/0", base + "/v4", 5.0, parent=True)
+    assert seen == ["/v4/perpetualMarkets", "/v4/addresses/dydx1abc/parentSubaccountNumber/0"]
+    assert [s.account.rpartition("/")[2] for s in snaps] == ["0", "128"]
+    # the child holds only its USDC 2623.746886: its pool, not the parent's
+    assert snaps[1].cross_collateral == pytest.approx(2623.746886)
+    assert snaps[1].positions == ()
+
+
+async def test_live_form_refuses_a_parent_number_above_127() -> None:
+    with pytest.raises(InputError, match="0…127"):
+        await fetch_live("dydx", "dydx1abc/128", "http://127.0.0.1:9/v4", 1.0, parent=True)

@@ -95,8 +95,10 @@ def test_okx_and_bybit_isolated_identities_written_out(venue: str) -> None:
         # LP_long = (E − M/q) / (1 − (MMR + fee))
         expected = (entry - margin / q) / (1 - (rate + fee))
     else:
-        # LP_long = E − (M − MM_entry)/q, MM_entry = q·E·(MMR + fee)
-        expected = entry - (margin - q * entry * (rate + fee)) / q
+        # LP_long = E − (M − MM)/q, MM = q·E·MMR + q·BP·fee: the fee to close is valued at
+        # the bankruptcy price BP = E·(1 − 1/leverage), as in the position margin M
+        bp = entry * (1 - 1 / lev)
+        expected = entry - (margin - q * entry * rate - q * bp * fee) / q
     assert liq == pytest.approx(expected, rel=1e-12)
 
 

@@ -22,6 +22,7 @@ from monitor.model.events import (
     PositionUpdate,
 )
 from monitor.venues.dydx.feed import DydxFeed, default_ws_settings
+from monitor.venues.dydx.parse import VENUE
 from tests.venues.servers import Conn, HttpServer, WsServer, fixture, run_feed, until
 
 ADDR = "dydx1q8m3v5x9ljk2h7s0w4e6r8t0y2u4i6o8p0a2s4"
@@ -264,3 +265,148 @@ async def test_unanswered_protocol_pings_close_the_connection_and_it_reconnects(
     down = statuses(events, FeedState.DOWN)[0]
     assert "ping" in down.detail
     assert feed.ws.stats.stale_reconnects == 0  # it was the keepalive, not the watchdog
+
+
+class RestAccount:
+    """The REST subaccount endpoint with a switchable answer."""
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.calls = 0
+
+    def __call__(self, _body: str) -> tuple[int, str]:
+        self.calls += 1
+        if self.status != 200:
+            return self.status, '{"errors": [{"msg": "indexer unavailable"}]}'
+        return 200, json.dumps(fixture("dydx", "rest_subaccount.json"))
+
+
+def quiet_venue() -> DydxVenue:
+    """Markets flow; the account channel says nothing after its snapshot."""
+    venue = DydxVenue()
+
+    async def handler(conn: Conn) -> None:
+        await conn.send(fixture("dydx", "ws_connected.json"))
+        markets: dict[str, Any] = {}
+        pusher = asyncio.create_task(venue._push(conn, markets))
+        try:
+            async for msg in conn.ws:
+                d = json.loads(msg)
+                conn.received.append(str(msg))
+                if d.get("channel") == "v4_markets":
+                    await conn.send(fixture("dydx", "ws_subscribed_v4_markets.json"))
+                    markets["batched"] = False
+                elif d.get("channel") == "v4_subaccounts":
+                    snap = fixture("dydx", "ws_subscribed_v4_subaccounts.json")
+                    await conn.send(snap)
+        finally:
+            pusher.cancel()
+
+    venue.handler = handler  # type: ignore[method-assign]
+    return venue
+
+
+def account_statuses(events: list[Any], state: FeedState) -> list[FeedStatus]:
+    return [e for e in statuses(events, state) if e.channel == f"account:{SUB}"]
+
+
+async def test_a_silent_account_goes_stale_with_the_reason_and_recovers_on_rest_data() -> None:
+    venue = quiet_venue()
+    http = make_http()
+    rest = RestAccount()
+    rest.status = 503
+    http.route("GET", f"/v4/addresses/{ADDR}/subaccountNumber/0", rest)
+    async with WsServer(venue.handler) as ws, http:
+        feed = make_feed(ws.url, http.url, account_max_silence=0.4, resnapshot_interval=0.1)
+
+        async def scenario(events: list[Any]) -> None:
+            await until(lambda: account_statuses(events, FeedState.STALE), what="account stale")
+            rest.status = 200
+            await until(lambda: account_statuses(events, FeedState.RECOVERED), what="recovered")
+
+        events = await run_feed(feed, scenario)
+
+    (stale,) = account_statuses(events, FeedState.STALE)
+    assert stale.venue == VENUE
+    assert "no data for" in stale.detail and "limit 0.4s" in stale.detail
+    assert "HTTP 503" in stale.detail  # why the safety net failed
+    # the REST re-snapshot that ended the silence is emitted as the account's snapshot
+    snaps = [e for e in events if isinstance(e, AccountSnapshot)]
+    assert events.index(account_statuses(events, FeedState.RECOVERED)[0]) > events.index(snaps[-1])
+    assert len(account_statuses(events, FeedState.STALE)) == 1  # reported once
+    assert not statuses(events, FeedState.DOWN)  # the socket itself stayed up
+    assert feed.ws.stats.stale_reconnects == 0
+
+
+async def test_the_account_is_re_snapshotted_over_rest_periodically() -> None:
+    venue = quiet_venue()
+    http = make_http()
+    rest = RestAccount()
+    http.route("GET", f"/v4/addresses/{ADDR}/subaccountNumber/0", rest)
+    async with WsServer(venue.handler) as ws, http:
+        feed = make_feed(ws.url, http.url, account_max_silence=0.5, resnapshot_interval=0.1)
+
+        async def scenario(events: list[Any]) -> None:
+            await until(lambda: rest.calls >= 3, what="three re-snapshots")
+            await asyncio.sleep(0.7)  # longer than the silence budget
+
+        events = await run_feed(feed, scenario)
+
+    snaps = [e for e in events if isinstance(e, AccountSnapshot)]
+    assert len(snaps) >= 4  # the WS snapshot, then the REST ones
+    assert all(s.account == SUB for s in snaps)
+    assert not account_statuses(events, FeedState.STALE)  # REST data keeps the account fresh
+
+
+async def test_a_refused_delta_triggers_a_rest_re_snapshot_at_once() -> None:
+    venue = quiet_venue()
+    http = make_http()
+    rest = RestAccount()
+    http.route("GET", f"/v4/addresses/{ADDR}/subaccountNumber/0", rest)
+    bad = fixture("dydx", "ws_channel_data_v4_subaccounts.json")
+    bad["contents"]["perpetualPositions"][0]["size"] = "1e200"
+    async with WsServer(venue.handler) as ws, http:
+        feed = make_feed(ws.url, http.url, resnapshot_interval=None, resync_min_interval=0.05)
+
+        async def scenario(events: list[Any]) -> None:
+            await until(lambda: any(isinstance(e, AccountSnapshot) for e in events))
+            await ws.conns[0].send(bad)
+            await until(lambda: rest.calls >= 1, what="re-snapshot")
+            await until(lambda: len([e for e in events if isinstance(e, AccountSnapshot)]) >= 2)
+
+        await run_feed(feed, scenario)
+
+    assert feed.ws.stats.bad_frames == 1
+    assert rest.calls == 1
+    assert SUB not in feed.parser.resync
+
+
+async def test_a_new_listing_without_oracle_price_is_logged_counted_and_the_rest_flows() -> None:
+    venue = DydxVenue()
+    http = HttpServer()
+    markets = fixture("dydx", "rest_perpetualMarkets.json")
+    markets["markets"]["NEW-USD"] = dict(
+        markets["markets"]["ETH-USD"], ticker="NEW-USD", oraclePrice=None
+    )
+    http.route("GET", "/v4/perpetualMarkets", lambda _b: (200, json.dumps(markets)))
+    async with WsServer(venue.handler) as ws, http:
+        feed = make_feed(ws.url, http.url, subaccounts=())
+
+        async def scenario(events: list[Any]) -> None:
+            await until(lambda: len(oracle(events)) >= 2)
+
+        events = await run_feed(feed, scenario)
+
+    assert feed.skipped_entries == 1  # the REST bootstrap's NEW-USD (the WS snapshot lacks it)
+    assert {s.instrument.symbol for s in events if isinstance(s, InstrumentSpec)} == {
+        "BTC-USD",
+        "ETH-USD",
+        "TRUMP-USD",
+    }
+
+
+def test_account_durations_are_validated() -> None:
+    with pytest.raises(ConfigError, match="account_max_silence"):
+        DydxFeed(subaccounts=(SUB,), account_max_silence=0.0)
+    with pytest.raises(ConfigError, match="address>/<number"):
+        DydxFeed(subaccounts=(f"{ADDR}/\u0661",))  # an Arabic-Indic digit is not a number here

@@ -21,12 +21,14 @@ from monitor.model.events import (
 from monitor.model.instruments import MarginMode
 from monitor.model.portfolio import Portfolio
 from monitor.model.positions import ScopeKey
-from monitor.venues.dydx.parse import DydxParser
+from monitor.venues.dydx.parse import VENUE, DydxParser
 from monitor.venues.parsing import Bad, parse_error
 
 DY = Path(__file__).parents[2] / "fixtures" / "feeds" / "dydx"
 ADDR = "dydx1q8m3v5x9ljk2h7s0w4e6r8t0y2u4i6o8p0a2s4"
 ACCOUNT = f"{ADDR}/0"
+#: a receive time just after the fixtures' effectiveAt (2026-05-05T16:53:21Z)
+NOW = 1_778_000_010.0
 
 
 def raw(name: str) -> str:
@@ -53,7 +55,7 @@ def test_markets_snapshot_gives_specs_oracle_marks_and_hourly_funding() -> None:
     funding = {e.symbol: e for e in parsed.events if isinstance(e, FundingRate)}
     assert set(specs) == {"BTC-USD", "ETH-USD", "TRUMP-USD"}
     btc = specs["BTC-USD"]
-    assert btc.venue == "dydx"
+    assert btc.venue == VENUE
     assert btc.maintenance.tiers[0].rate == pytest.approx(0.012)  # MMF
     assert btc.initial_margin_rate == pytest.approx(0.02)  # IMF (no OI caps: upper = lower = 0)
     assert btc.funding_interval_hours == 1.0
@@ -73,7 +75,7 @@ def test_rest_perpetual_markets_is_the_same_as_the_ws_snapshot() -> None:
 
 def test_oracle_price_update_gives_mark_equal_to_oracle_with_event_time() -> None:
     p = with_markets()
-    parsed = p.parse_frame(raw("ws_channel_data_v4_markets_oraclePrices.json"), 9.0)
+    parsed = p.parse_frame(raw("ws_channel_data_v4_markets_oraclePrices.json"), NOW)
     assert parsed.channel == "v4_markets"
     btc, eth = parsed.events
     assert isinstance(btc, MarkPrice)
@@ -86,9 +88,9 @@ def test_oracle_price_update_gives_mark_equal_to_oracle_with_event_time() -> Non
 
 def test_older_oracle_price_is_dropped() -> None:
     p = with_markets()
-    p.parse(raw("ws_channel_batch_data_v4_markets.json"), 0.0)  # BTC at height 61234570
+    p.parse(raw("ws_channel_batch_data_v4_markets.json"), NOW)  # BTC at height 61234570
     older = raw("ws_channel_data_v4_markets_oraclePrices.json")  # height 61234569
-    assert [e.symbol for e in p.parse(older, 1.0)] == ["ETH-USD"]
+    assert [e.symbol for e in p.parse(older, NOW)] == ["ETH-USD"]
 
 
 def test_trading_update_gives_funding_and_respecs_only_when_margin_changes() -> None:
@@ -109,7 +111,7 @@ def test_trading_update_gives_funding_and_respecs_only_when_margin_changes() -> 
 
 
 def test_batched_update_handles_every_item() -> None:
-    events = with_markets().parse(raw("ws_channel_batch_data_v4_markets.json"), 0.0)
+    events = with_markets().parse(raw("ws_channel_batch_data_v4_markets.json"), NOW)
     assert [
         (type(e).__name__, e.symbol) for e in events if isinstance(e, MarkPrice | FundingRate)
     ] == [
@@ -139,7 +141,7 @@ def test_subaccount_snapshot_then_delta_drive_the_engine() -> None:
     engine = Portfolio()
     for e in [*p.parse(raw("ws_subscribed_v4_markets.json"), 0.0), snap, *delta]:
         engine.apply(e)
-    equity, mm = engine.aggregates(ScopeKey("dydx", ACCOUNT, "cross"))
+    equity, mm = engine.aggregates(ScopeKey(VENUE, ACCOUNT, "cross"))
     # equity = Q + s·oracle = -2127.303114 + 0.15·95018.54; MMR = |s|·oracle·MMF
     assert equity == pytest.approx(-2127.303114 + 0.15 * 95018.54)
     assert mm == pytest.approx(0.15 * 95018.54 * 0.012)
@@ -209,57 +211,185 @@ def _parent_snapshot() -> dict[str, Any]:
     }
 
 
-def test_parent_subaccount_children_are_isolated_and_their_usdc_is_their_margin() -> None:
+def _delta(contents: dict[str, Any], channel: str = "v4_parent_subaccounts") -> str:
+    return json.dumps(
+        {"type": "channel_data", "channel": channel, "id": f"{ADDR}/0", "contents": contents}
+    )
+
+
+def test_parent_subscription_reports_one_pool_per_subaccount() -> None:
     p = with_markets()
     parsed = p.parse_frame(json.dumps(_parent_snapshot()), 0.0)
     assert parsed.channel == f"v4_parent_subaccounts:{ADDR}/0"
-    (snap,) = parsed.events
-    assert isinstance(snap, AccountSnapshot)
-    eth = next(x for x in snap.positions if x.symbol == "ETH-USD")
-    assert eth.margin_mode is MarginMode.ISOLATED
-    assert eth.isolated_margin == pytest.approx(7500 - 2 * 3500)  # child USDC + s·entry
+    parent, child = parsed.events
+    assert isinstance(parent, AccountSnapshot) and isinstance(child, AccountSnapshot)
+    assert (parent.account, child.account) == (ACCOUNT, f"{ADDR}/128")
+    (eth,) = child.positions
+    assert eth.margin_mode is MarginMode.CROSS  # the child's own pool
+    # child collateral excl. uPnL = its USDC + s·entry = 7500 − 2·3500
+    assert child.cross_collateral == pytest.approx(7500 - 2 * 3500)
+    # the parent's pool: its own USDC 2623.746886 + 0.1·93750.5, nothing of the child's
+    assert parent.cross_collateral == pytest.approx(2623.746886 + 0.1 * 93750.5)
 
-    # the child's USDC moves: the isolated position's margin follows, the cross cash does not
-    delta = {
-        "type": "channel_data",
-        "channel": "v4_parent_subaccounts",
-        "id": f"{ADDR}/0",
-        "contents": {
-            "assetPositions": [
-                {"subaccountNumber": 128, "symbol": "USDC", "side": "LONG", "size": "8000"}
-            ],
-            "blockHeight": "101",
-        },
-    }
-    (update,) = p.parse(json.dumps(delta), 1.0)
-    assert isinstance(update, PositionUpdate)
-    assert update.position.margin_mode is MarginMode.ISOLATED
-    assert update.position.isolated_margin == pytest.approx(8000 - 2 * 3500)
+    # the child's USDC moves: the child's pool changes, the parent's does not
+    (update,) = p.parse(
+        _delta(
+            {
+                "assetPositions": [
+                    {"subaccountNumber": 128, "symbol": "USDC", "side": "LONG", "size": "8000"}
+                ],
+                "blockHeight": "101",
+            }
+        ),
+        1.0,
+    )
+    assert update == BalanceUpdate(VENUE, f"{ADDR}/128", cross_cash=8000.0, ts_recv=1.0)
 
-    # the child's position closes: its USDC is counted in the cross pool again
-    close = {
-        "type": "channel_data",
-        "channel": "v4_parent_subaccounts",
-        "id": f"{ADDR}/0",
-        "contents": {
-            "perpetualPositions": [
-                {
-                    "subaccountNumber": 128,
-                    "market": "ETH-USD",
-                    "side": "SHORT",
-                    "status": "CLOSED",
-                    "size": "0",
-                    "entryPrice": "3500",
-                }
-            ],
-            "blockHeight": "102",
-        },
-    }
-    closed, balance = p.parse(json.dumps(close), 2.0)
+    # the child's position closes: a size-0 update of the child's account, no cash moves
+    (closed,) = p.parse(
+        _delta(
+            {
+                "perpetualPositions": [
+                    {
+                        "subaccountNumber": 128,
+                        "market": "ETH-USD",
+                        "side": "SHORT",
+                        "status": "CLOSED",
+                        "size": "0",
+                        "entryPrice": "3500",
+                    }
+                ],
+                "blockHeight": "102",
+            }
+        ),
+        2.0,
+    )
     assert isinstance(closed, PositionUpdate)
-    assert closed.position.size == 0.0
-    assert isinstance(balance, BalanceUpdate)
-    assert balance.cross_cash == pytest.approx(2623.746886 + 8000)
+    assert (closed.account, closed.position.size) == (f"{ADDR}/128", 0.0)
+
+
+def test_a_child_first_seen_in_a_delta_arrives_as_a_snapshot_of_its_own() -> None:
+    p = with_markets()
+    p.parse(json.dumps(_parent_snapshot()), 0.0)
+    events = p.parse(
+        _delta(
+            {
+                "assetPositions": [
+                    {"subaccountNumber": 384, "symbol": "USDC", "side": "LONG", "size": "250"}
+                ],
+                "blockHeight": "101",
+            }
+        ),
+        1.0,
+    )
+    assert events == [AccountSnapshot(VENUE, f"{ADDR}/384", 250.0, (), ts_recv=1.0)]
+
+
+def test_a_delta_for_a_subaccount_of_another_parent_is_refused() -> None:
+    p = with_markets()
+    p.parse(json.dumps(_parent_snapshot()), 0.0)
+    frame = _delta(
+        {
+            "assetPositions": [
+                {"subaccountNumber": 129, "symbol": "USDC", "side": "LONG", "size": "1"}
+            ]
+        }
+    )
+    with pytest.raises(ParseError, match="not part of this subscription"):
+        p.parse(frame, 1.0)
+    assert f"{ADDR}/0" in p.resync
+
+
+_MARKETS = ("BTC-USD", "ETH-USD")
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from([0, 128, 256, 384]),
+        st.tuples(
+            st.integers(-50_000, 50_000),
+            st.dictionaries(
+                st.sampled_from(_MARKETS),
+                st.tuples(
+                    st.integers(-20, 20).filter(bool).map(lambda x: x / 10),
+                    st.integers(1_000, 100_000),
+                ),
+                max_size=2,
+            ),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    st.lists(
+        st.tuples(st.sampled_from([0, 128, 256, 384, 512]), st.integers(-50_000, 50_000)),
+        max_size=5,
+    ),
+)
+def test_a_childs_collateral_never_backs_another_subaccounts_positions(
+    subs: dict[int, tuple[int, dict[str, tuple[float, int]]]], moves: list[tuple[int, int]]
+) -> None:
+    """Whatever the children hold and however their USDC moves, each subaccount's pool equity is
+    its own USDC + Σ its own s·oracle, and nothing else."""
+
+    def usdc(n: int, q: float) -> dict[str, Any]:
+        return {
+            "subaccountNumber": n,
+            "symbol": "USDC",
+            "side": "LONG" if q >= 0 else "SHORT",
+            "size": str(abs(q)),
+        }
+
+    children = [
+        {
+            "address": ADDR,
+            "subaccountNumber": n,
+            "assetPositions": {"USDC": usdc(n, q)},
+            "openPerpetualPositions": {
+                m: {
+                    "market": m,
+                    "status": "OPEN",
+                    "side": "LONG" if sz > 0 else "SHORT",
+                    "size": str(sz),
+                    "entryPrice": str(e),
+                }
+                for m, (sz, e) in pos.items()
+            },
+        }
+        for n, (q, pos) in subs.items()
+    ]
+    frame = {
+        "type": "subscribed",
+        "channel": "v4_parent_subaccounts",
+        "id": f"{ADDR}/0",
+        "contents": {
+            "subaccount": {
+                "address": ADDR,
+                "parentSubaccountNumber": 0,
+                "childSubaccounts": children,
+            }
+        },
+    }
+    p = with_markets()
+    engine = Portfolio()
+    for e in p.parse(raw("ws_subscribed_v4_markets.json"), 0.0):
+        engine.apply(e)
+    for e in p.parse(json.dumps(frame), 0.0):
+        engine.apply(e)
+    cash = {n: float(q) for n, (q, _) in subs.items()}
+    cash.setdefault(0, 0.0)
+    for n, q in moves:
+        for e in p.parse(_delta({"assetPositions": [usdc(n, q)]}), 1.0):
+            engine.apply(e)
+        cash[n] = float(q)
+    oracle = {m: p.markets[m].oracle_price for m in _MARKETS}
+    for n, q in cash.items():
+        held = subs.get(n, (0, {}))[1]
+        equity, _ = engine.aggregates(ScopeKey(VENUE, f"{ADDR}/{n}", "cross"))
+        # equity of subaccount n = its own Q + Σ its own s·oracle
+        assert equity == pytest.approx(
+            q + sum(sz * oracle[m] for m, (sz, _) in held.items()), abs=1e-6
+        )
 
 
 def test_empty_subscribed_contents_for_unknown_subaccount_gives_no_event() -> None:
@@ -302,7 +432,7 @@ def test_control_frames() -> None:
 def test_bad_frames_raise_parse_error(frame: str, problem: str) -> None:
     with pytest.raises(ParseError, match=problem) as info:
         with_markets().parse(frame, 0.0)
-    assert info.value.venue == "dydx"
+    assert info.value.venue == VENUE
 
 
 def test_negative_size_on_a_long_position_is_refused() -> None:
@@ -349,8 +479,8 @@ def _oracle_frame(entries: dict[str, Any]) -> str:
 
 def test_fast_path_equals_the_validating_path() -> None:
     frame = raw("ws_channel_data_v4_markets_oraclePrices.json")
-    fast = with_markets().parse(frame, 1.0)
-    full = with_markets().parse_frame(frame, 1.0).events
+    fast = with_markets().parse(frame, NOW)
+    full = with_markets().parse_frame(frame, NOW).events
     assert fast == full
     assert len(fast) == 2
 
@@ -388,20 +518,20 @@ def test_heights_compare_numerically_on_both_paths() -> None:
     def entry(h: str) -> dict[str, str]:
         return {"oraclePrice": "1", "effectiveAtHeight": h, "effectiveAt": at}
 
-    assert len(p.parse(_oracle_frame({"BTC-USD": entry("100")}), 0.0)) == 1
-    assert p.parse(_oracle_frame({"BTC-USD": entry("99")}), 0.0) == []  # shorter: older
-    assert p.parse(_oracle_frame({"BTC-USD": entry("098")}), 0.0) == []
-    assert len(p.parse(_oracle_frame({"BTC-USD": entry("100")}), 0.0)) == 1  # same block
-    assert len(p.parse(_oracle_frame({"BTC-USD": entry("1000")}), 0.0)) == 1
-    assert p.parse_frame(_oracle_frame({"BTC-USD": entry("999")}), 0.0).events == []
+    assert len(p.parse(_oracle_frame({"BTC-USD": entry("100")}), NOW)) == 1
+    assert p.parse(_oracle_frame({"BTC-USD": entry("99")}), NOW) == []  # shorter: older
+    assert p.parse(_oracle_frame({"BTC-USD": entry("098")}), NOW) == []
+    assert len(p.parse(_oracle_frame({"BTC-USD": entry("100")}), NOW)) == 1  # same block
+    assert len(p.parse(_oracle_frame({"BTC-USD": entry("1000")}), NOW)) == 1
+    assert p.parse_frame(_oracle_frame({"BTC-USD": entry("999")}), NOW).events == []
 
 
 def _validating(p: DydxParser, frame: str) -> list[Any]:
     """The general (validating) path only, bypassing the fast ones."""
     try:
-        return p._frame(json.loads(frame), 0.0).events
+        return p._frame(json.loads(frame), NOW).events
     except (Bad, InputError) as exc:
-        raise parse_error("dydx", exc, frame) from None
+        raise parse_error(VENUE, exc, frame) from None
 
 
 @settings(max_examples=200, deadline=None)
@@ -439,7 +569,7 @@ def test_parse_and_the_validating_path_agree_on_any_oracle_update(
     for fast in (True, False):
         p = with_markets()
         try:
-            events = p.parse(frame, 0.0) if fast else _validating(p, frame)
+            events = p.parse(frame, NOW) if fast else _validating(p, frame)
             outcomes.append(("ok", events))
         except ParseError as exc:
             outcomes.append(("error", exc.problem))
