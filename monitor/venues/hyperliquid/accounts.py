@@ -57,6 +57,8 @@ MAX_PRICE = 1e12
 """Largest price (quote per base) accepted."""
 MAX_USD = 1e15
 """Largest |USD amount| (balances, margins, position values) accepted."""
+LEVERAGE_RANGE = (1.0, 1000.0)
+"""Accepted ``maxLeverage`` and leverage ``value`` (Hyperliquid: integers from 1 to 50)."""
 
 
 def is_clearinghouse_state(doc: Any) -> bool:
@@ -158,13 +160,14 @@ def _fast(inner: Mapping[str, Any], account: str, ts_recv: float) -> AccountSnap
             continue
         entry, value = _f(p.entryPx, MAX_PRICE), _f(p.positionValue)
         max_lev = _f(p.maxLeverage)
+        if not LEVERAGE_RANGE[0] <= max_lev <= LEVERAGE_RANGE[1]:
+            raise _Slow
         lev = p.leverage
         lev_value = _of(lev.value)
         if (
             entry <= 0.0
             or value <= 0.0
-            or max_lev <= 0.0
-            or (lev_value is not None and lev_value <= 0.0)
+            or (lev_value is not None and not 0.0 < lev_value <= LEVERAGE_RANGE[1])
         ):
             raise _Slow
         if lev.type == "cross":
@@ -278,10 +281,16 @@ def _position(pos: Mapping[str, Any], source: str, path: str) -> Position | None
     value = number(pos, "positionValue", source, path, non_negative=True)
     _bounded(value, MAX_USD, source, join(path, "positionValue"))
     max_lev = number(pos, "maxLeverage", source, path, positive=True)
+    if not LEVERAGE_RANGE[0] <= max_lev <= LEVERAGE_RANGE[1]:
+        raise InputError(
+            source, join(path, "maxLeverage"), f"must be within {LEVERAGE_RANGE}, got {max_lev:g}"
+        )
     lev = as_mapping(field(pos, "leverage", source, path), source, join(path, "leverage"))
     lpath = join(path, "leverage")
     kind = string(lev, "type", source, lpath)
     lev_value = opt_number(lev, "value", source, lpath, positive=True)
+    if lev_value is not None:
+        _bounded(lev_value, LEVERAGE_RANGE[1], source, join(lpath, "value"))
     mark = value / abs(szi)
     if mark <= 0.0:
         raise InputError(

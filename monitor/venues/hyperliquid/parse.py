@@ -574,6 +574,9 @@ class HyperliquidParser:
         table_id = u.get("marginTableId")
         schedule = tables.get(table_id) if type(table_id) is int else None
         if schedule is None:
+            lo, hi = accounts.LEVERAGE_RANGE
+            if not lo <= max_lev <= hi:
+                raise Bad(f"universe[{i}].maxLeverage: {max_lev:g} outside [{lo:g}, {hi:g}]")
             schedule = MaintenanceSchedule.from_max_leverage(max_lev)
         only_isolated = bool(u.get("onlyIsolated")) or u.get("marginMode") in (
             "strictIsolated",
