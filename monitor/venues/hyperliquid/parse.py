@@ -133,6 +133,9 @@ class HyperliquidParser:
         self._emitted: dict[str, set[str]] = {}
         self.collateral: dict[str, int] = {}
         """Each perp dex's ``collateralToken`` (from ``metaAndAssetCtxs``)."""
+        self.require_mode = False
+        """Hold a user's account states back until its mode is read (the live feed sets it;
+        a replay of a recording without ``userAbstraction`` bodies keeps today's behaviour)."""
         self.known_symbols: set[str] = set()
         """Every instrument a ``metaAndAssetCtxs`` listed."""
         self.stale_rest_snapshots = 0
@@ -324,6 +327,8 @@ class HyperliquidParser:
         mode = self._mode.get(user)
         if accounts.is_pooled(mode):
             return self._pools(user, snap.ts_recv)
+        if mode is None and self.require_mode:
+            return []  # emitted once the mode says what these states mean
         self._emitted.setdefault(user, set()).add(snap.account)
         return [snap]
 
@@ -357,8 +362,10 @@ class HyperliquidParser:
     def _on_mode(self, user: str, mode: str, ts_recv: float) -> list[Event]:
         old = self._mode.get(user)
         self._mode[user] = mode
-        if old is None or accounts.is_pooled(old) == accounts.is_pooled(mode):
+        if old is not None and accounts.is_pooled(old) == accounts.is_pooled(mode):
             return []
+        if old is None and not self.require_mode and not accounts.is_pooled(mode):
+            return []  # its states were already emitted as per-dex accounts
         if accounts.is_pooled(mode):
             return self._pools(user, ts_recv)
         # back to per-dex pools: re-derive them from the stored states

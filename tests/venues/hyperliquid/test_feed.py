@@ -94,9 +94,13 @@ class HlVenue:
                 await conn.send(frame)
 
 
-def rest_server(http: HttpServer) -> None:
+def rest_server(http: HttpServer, modes: dict[str, str] | None = None) -> None:
+    """``POST /info`` as Hyperliquid answers it; ``modes`` gives a user's account mode
+    (``userAbstraction``), "default" (a new account's answer) for the others."""
+
     def info(body: str) -> tuple[int, str]:
-        kind = json.loads(body)["type"]
+        req = json.loads(body)
+        kind = req["type"]
         if kind == "metaAndAssetCtxs":
             return 200, json.dumps(
                 fixture("hyperliquid", "rest_info_metaAndAssetCtxs_response.json")
@@ -105,6 +109,8 @@ def rest_server(http: HttpServer) -> None:
             return 200, json.dumps(
                 fixture("hyperliquid", "rest_info_clearinghouseState_response.json")
             )
+        if kind == "userAbstraction":
+            return 200, json.dumps((modes or {}).get(req["user"], "default"))
         return 400, '"unknown"'
 
     http.route("POST", "/info", info)
