@@ -168,7 +168,7 @@ class HyperliquidFeed:
         self.resync_fetches = 0
         self.meta_refreshes = 0
         self._last_error: dict[str, str] = {}
-        self._meta_at: dict[str, float] = {}
+        self._refresh_at: dict[str, float] = {}
         self._mode_at: float | None = None
         self._spot_subscribed: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -351,7 +351,6 @@ class HyperliquidFeed:
             name = f"metaAndAssetCtxs:{dex}" if dex else "metaAndAssetCtxs"
             text = await self._post(http, body)
             self._rest_events(name, text, emit)
-            self._meta_at[dex] = self.clock.monotonic()
         await self._read_modes(http, emit)
 
     async def _read_modes(self, http: aiohttp.ClientSession, emit: Emit) -> None:
@@ -372,11 +371,11 @@ class HyperliquidFeed:
     async def _refresh_meta(self, dex: str) -> None:
         """A fresh ``metaAndAssetCtxs`` of ``dex``: a coin held there is not listed yet."""
         now = self.clock.monotonic()
-        last = self._meta_at.get(dex)
+        last = self._refresh_at.get(dex)
         http = self._http
         if http is None or (last is not None and now - last < META_REFRESH_MIN):
             return
-        self._meta_at[dex] = now
+        self._refresh_at[dex] = now
         body = {"type": "metaAndAssetCtxs"}
         if dex:
             body["dex"] = dex
