@@ -146,6 +146,7 @@ class HyperliquidFeed:
         self.recorder = recorder
         self.parser = HyperliquidParser()
         self.parser.require_mode = options.account_modes
+        self.parser.account_events = options.account_events
         self.coins: dict[str, None] = dict.fromkeys(options.coins)
         addresses = list(dict.fromkeys(options.addresses))
         self.ws_addresses = tuple(addresses[: options.ws_user_limit])

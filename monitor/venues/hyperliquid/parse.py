@@ -133,6 +133,9 @@ class HyperliquidParser:
         self._emitted: dict[str, set[str]] = {}
         self.collateral: dict[str, int] = {}
         """Each perp dex's ``collateralToken`` (from ``metaAndAssetCtxs``)."""
+        self.account_events = False
+        """Emit ``Deleveraged``, ``Liquidated`` and ``VenueMarginRatio`` (off until the engine
+        consumes them: ``Portfolio.apply`` refuses event types it does not know)."""
         self.require_mode = False
         """Hold a user's account states back until its mode is read (the live feed sets it;
         a replay of a recording without ``userAbstraction`` bodies keeps today's behaviour)."""
@@ -348,6 +351,8 @@ class HyperliquidParser:
             user, mode, states, spot, self.collateral, source=VENUE, ts_recv=ts_recv
         )
         names = {e.account for e in events if isinstance(e, AccountSnapshot)}
+        if not self.account_events:
+            events = [e for e in events if isinstance(e, AccountSnapshot)]
         return [*self._empty(user, names, ts_recv), *events]
 
     def _empty(self, user: str, keep: set[str], ts_recv: float) -> list[Event]:
@@ -415,7 +420,7 @@ class HyperliquidParser:
             elif t == new_last:
                 new_tids.add(tid)
         self._fill_seen[user] = (new_last, frozenset(new_tids))
-        return out
+        return out if self.account_events else []
 
     def _fill_event(
         self, user: str, f: dict[str, Any], i: int, t: float, ts_recv: float

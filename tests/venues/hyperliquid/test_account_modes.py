@@ -42,6 +42,7 @@ def unified_parser(mode: str = "unifiedAccount") -> tuple[HyperliquidParser, lis
     """A parser that learnt the dexes' collateral, the mode, the three dex states and the spot
     state, in that order; the events of the last step (the pools)."""
     p = HyperliquidParser()
+    p.account_events = True
     p.collateral.update({"": 0, "xyz": 0, "cash": 268})
     assert p.parse_rest(f"userAbstraction:{USER}", json.dumps(mode), T) == []
     for dex in ("main", "xyz", "cash"):
@@ -202,6 +203,7 @@ def test_pooled_snapshots_pure_function_maps_unlisted_dex_to_usdc() -> None:
 # -- fills: ADL and liquidations ------------------------------------------------------------
 def fill_parser() -> HyperliquidParser:
     p = HyperliquidParser()
+    p.account_events = True
     assert p.parse(raw("ws_userFills_snapshot.json"), T) == []  # history is not news
     return p
 
@@ -254,3 +256,19 @@ def test_malformed_adl_fill_is_a_refused_frame(key: str, value: str) -> None:
     f["data"]["fills"][0][key] = value
     with pytest.raises(ParseError):
         fill_parser().parse(json.dumps(f), T)
+
+
+def test_without_account_events_the_parser_emits_no_fill_or_ratio_events() -> None:
+    p = HyperliquidParser()  # as `monitor replay` builds it: the engine does not take them yet
+    p.parse(raw("ws_userFills_snapshot.json"), T)
+    assert p.parse(raw("ws_userFills_adl.json"), T) == []
+    p.collateral[""] = 0
+    p.parse_rest(f"userAbstraction:{USER}", '"portfolioMargin"', T)
+    p.parse_rest(
+        f"clearinghouseState:{USER}",
+        raw("rest_info_clearinghouseState_response_unified_main.json"),
+        T,
+    )
+    name = "rest_info_spotClearinghouseState_response_portfolioMargin.json"
+    events = p.parse_rest(f"spotClearinghouseState:{USER}", raw(name), T)
+    assert [type(e) for e in events] == [AccountSnapshot]
