@@ -549,3 +549,64 @@ def pooled_snapshots(
             )
         )
     return out
+
+
+def collateral_token(meta_doc: Any, source: str) -> int:
+    """``meta.collateralToken`` of a ``meta`` or ``metaAndAssetCtxs`` body (0, USDC, when the
+    document does not say: the first dex's ``meta`` predates the field)."""
+    meta = meta_doc[0] if isinstance(meta_doc, list) and meta_doc else meta_doc
+    token = as_mapping(meta, source, "meta").get("collateralToken", USDC_TOKEN)
+    if not isinstance(token, int) or isinstance(token, bool) or token < 0:
+        raise InputError(source, "collateralToken", "expected a token index")
+    return token
+
+
+def account_documents(
+    user: str,
+    abstraction: Any,
+    clearinghouse_states: Mapping[str, Any],
+    spot: Any | None = None,
+    metas: Mapping[str, Any] | None = None,
+    *,
+    source: str = "hyperliquid",
+    ts_recv: float = 0.0,
+) -> list[AccountSnapshot | VenueMarginRatio]:
+    """The events of one Hyperliquid address from its raw ``/info`` documents (pure), for
+    one-shot reports such as ``monitor inspect``.
+
+    ``abstraction``: the ``userAbstraction`` body (a JSON string); ``clearinghouse_states``:
+    ``clearinghouseState`` bodies by dex name (``""`` the first dex); ``spot``: the
+    ``spotClearinghouseState`` body (required for a unified or portfolio-margin account);
+    ``metas``: ``meta``/``metaAndAssetCtxs`` bodies by dex, for each dex's collateral token.
+
+    A standard account gives one snapshot per dex (``<address>`` and ``<address>@<dex>``),
+    exactly as the feed does; a unified / portfolio-margin account gives its pools
+    (:func:`pooled_snapshots`), each snapshot carrying the venue's figures
+    (``venue_equity`` = spot total − isolated margin, ``venue_maintenance`` = the cross
+    maintenance of the dexes posting that collateral) beside ours. Errors: ``InputError``
+    naming the document and field (a unified account without its spot state included).
+    """
+    user = user.lower()
+    mode = abstraction_mode(abstraction, f"{source} userAbstraction")
+    if not is_pooled(mode):
+        return [
+            clearinghouse_to_snapshot(
+                doc,
+                f"{source} clearinghouseState {dex or 'main'}",
+                account=f"{user}@{dex}" if dex else user,
+                ts_recv=ts_recv,
+            )
+            for dex, doc in clearinghouse_states.items()
+        ]
+    if spot is None:
+        raise InputError(
+            source, "spotClearinghouseState", f"required: the account is in {mode} mode"
+        )
+    state, _ = spot_state(spot, f"{source} spotClearinghouseState")
+    collateral = {
+        dex: collateral_token(doc, f"{source} meta {dex or 'main'}")
+        for dex, doc in (metas or {}).items()
+    }
+    return pooled_snapshots(
+        user, mode, clearinghouse_states, state, collateral, source=source, ts_recv=ts_recv
+    )

@@ -38,8 +38,9 @@ Every URL is configurable (tests point them at loopback servers).
 from __future__ import annotations
 
 import asyncio
+import math
 import random
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -48,7 +49,7 @@ import orjson
 import structlog
 
 from monitor.clock import Clock, SystemClock
-from monitor.errors import ParseError
+from monitor.errors import ConfigError, ParseError
 from monitor.model.events import (
     AccountSnapshot,
     Deleveraged,
@@ -479,6 +480,44 @@ class HyperliquidFeed:
             await self.clock.sleep(interval)
 
 
+ACCOUNT_KEYS = ("account_modes", "mode_interval", "account_events", "account_silence_budget")
+"""The ``[venues.hyperliquid]`` keys read by :func:`account_options`."""
+
+
+def account_options(table: Mapping[str, Any], source: str = "config") -> dict[str, Any]:
+    """Validate the account keys of a raw ``[venues.hyperliquid]`` TOML table; the
+    :class:`HyperliquidOptions` fields to ``replace`` (absent keys keep the defaults).
+
+    * ``account_modes`` (bool, default true): read ``userAbstraction`` and value unified /
+      portfolio-margin accounts from the spot state;
+    * ``mode_interval`` (seconds > 0, default 300): how often the mode is read again;
+    * ``account_events`` (bool, default false): stream ``userFills`` and emit ``Deleveraged``,
+      ``Liquidated`` and ``VenueMarginRatio`` (turn on once the engine consumes them);
+    * ``account_silence_budget`` (seconds ≥ 0, default 3 × the poll interval and ≥ 60; 0
+      disables): silence after which a REST-fetched account is reported stale.
+
+    Raises :class:`monitor.errors.ConfigError` naming ``venues.hyperliquid.<key>``.
+    """
+    out: dict[str, Any] = {}
+    for key in ("account_modes", "account_events"):
+        if key in table:
+            value = table[key]
+            if not isinstance(value, bool):
+                raise ConfigError(source, f"venues.hyperliquid.{key}", "expected true or false")
+            out[key] = value
+    for key, minimum in (("mode_interval", 0.0), ("account_silence_budget", -1.0)):
+        if key in table:
+            value = table[key]
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            if not ok or not math.isfinite(value) or value <= minimum or value > 86_400 * 7:
+                bound = "> 0" if minimum == 0.0 else ">= 0"
+                raise ConfigError(
+                    source, f"venues.hyperliquid.{key}", f"expected seconds {bound}, at most a week"
+                )
+            out[key] = float(value)
+    return out
+
+
 def feed_from_options(
     options: HyperliquidOptions,
     *,
@@ -494,4 +533,10 @@ def feed_from_options(
     return HyperliquidFeed(options, settings, clock=clock, recorder=recorder)
 
 
-__all__: Sequence[str] = ("HyperliquidFeed", "HyperliquidOptions", "default_ws_settings")
+__all__: Sequence[str] = (
+    "ACCOUNT_KEYS",
+    "HyperliquidFeed",
+    "HyperliquidOptions",
+    "account_options",
+    "default_ws_settings",
+)

@@ -272,3 +272,20 @@ def test_without_account_events_the_parser_emits_no_fill_or_ratio_events() -> No
     name = "rest_info_spotClearinghouseState_response_portfolioMargin.json"
     events = p.parse_rest(f"spotClearinghouseState:{USER}", raw(name), T)
     assert [type(e) for e in events] == [AccountSnapshot]
+
+
+def test_account_documents_for_inspect_give_the_pools_or_the_per_dex_accounts() -> None:
+    states = {
+        dex: doc(f"rest_info_clearinghouseState_response_unified_{name}.json")
+        for dex, name in (("", "main"), ("xyz", "xyz"), ("cash", "cash"))
+    }
+    metas = {"": doc("rest_info_metaAndAssetCtxs_response.json"), "cash": {"collateralToken": 268}}
+    spot = doc("rest_info_spotClearinghouseState_response_unified.json")
+    pooled = accounts.account_documents(USER, "unifiedAccount", states, spot, metas)
+    assert {e.account for e in pooled} == {USER, f"{USER}@USDT0"}
+    usdc = snaps(list(pooled))[USER]
+    assert usdc.venue_equity == pytest.approx(617.196)  # 1500 − 882.804
+    standard = accounts.account_documents(USER, "default", states)
+    assert [e.account for e in standard] == [USER, f"{USER}@xyz", f"{USER}@cash"]
+    with pytest.raises(accounts.InputError, match="spotClearinghouseState"):
+        accounts.account_documents(USER, "unifiedAccount", states)

@@ -264,7 +264,8 @@ async def test_garbage_wrong_types_and_error_frames_are_counted_and_skipped() ->
         feed = make_feed(ws.url, http.url)
 
         async def scenario(events: list[Any]) -> None:
-            await until(lambda: len(marks(events)) >= 1)
+            # the REST bootstrap prices BTC before the socket is up: wait for both
+            await until(lambda: bool(ws.conns) and len(marks(events)) >= 2)
             conn = ws.conns[0]
             await conn.send("}{ not json")
             await conn.ws.send(b"\xff\xfe\x00")
