@@ -280,7 +280,8 @@ class HyperliquidFeed:
         """Seconds between polls of the REST-polled addresses, within the weight budget
         (a unified account's spot state, weight 2, is a stand-in for one more dex)."""
         o = self.options
-        weight = CLEARINGHOUSE_WEIGHT * len(self.rest_addresses) * len(o.dexes)
+        pooled = sum(1 for a in self.rest_addresses if is_pooled(self.parser.mode(a)))
+        weight = CLEARINGHOUSE_WEIGHT * (len(self.rest_addresses) * len(o.dexes) + pooled)
         floor = 60.0 * weight / o.weight_budget_per_minute if weight else 0.0
         return max(o.poll_interval, floor)
 
@@ -477,6 +478,7 @@ class HyperliquidFeed:
                 await self._read_modes(http, emit)
             for addr in self.rest_addresses:
                 await self._fetch_account(addr)
+            interval = self.poll_interval()  # a unified account adds its spot state
             await self.clock.sleep(interval)
 
 

@@ -406,3 +406,14 @@ async def test_resnapshot_fetches_websocket_accounts_over_rest_too() -> None:
     polled = [json.loads(b) for _, _, b in http.requests if "clearinghouseState" in b]
     assert polled[0] == fixture("hyperliquid", "rest_info_clearinghouseState_request.json")
     assert feed.ws_addresses == (USER,)  # still streamed as well
+
+
+def test_poll_interval_counts_the_spot_state_of_unified_accounts() -> None:
+    users = tuple(f"0x{i:040x}" for i in range(1, 111))  # 100 polled
+    feed = HyperliquidFeed(
+        HyperliquidOptions(addresses=users, poll_interval=1.0, weight_budget_per_minute=600.0)
+    )
+    for user in users[10:60]:  # 50 of the polled addresses are unified
+        feed.parser.parse_rest(f"userAbstraction:{user}", '"unifiedAccount"', 0.0)
+    # (100 perp states + 50 spot states) × weight 2 = 300 per cycle; 600/min → 30 s
+    assert feed.poll_interval() == pytest.approx(30.0)
