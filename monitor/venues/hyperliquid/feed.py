@@ -244,6 +244,11 @@ class HyperliquidFeed:
                 if status is not None:
                     log.info("feed.account_recovered", venue=VENUE, channel=status.channel)
                     self._emit_status(status)
+            if self.parser.resync_wanted:
+                self._resync()
+
+    def _resync(self) -> None:
+        """Re-fetch over REST the accounts whose pushes kept being refused."""
         for user in sorted(self.parser.resync_wanted):
             self.parser.resync_wanted.discard(user)
             log.warning(
@@ -254,18 +259,14 @@ class HyperliquidFeed:
             )
             self.resync_fetches += 1
             self._spawn(self._fetch_account(user))
-        for user, mode in self._pooled_without_spot():
-            self._spot_subscribed.add(user)
-            self.ws.subscribe_now(self._spot_sub(user))
-            log.info("feed.account_mode", venue=VENUE, account=user, mode=mode)
 
-    def _pooled_without_spot(self) -> list[tuple[str, str]]:
-        out = []
-        for addr in self.ws_addresses:
-            mode = self.parser.mode(addr)
-            if mode is not None and is_pooled(mode) and addr not in self._spot_subscribed:
-                out.append((addr, mode))
-        return out
+    def _follow_mode(self, addr: str) -> None:
+        """A streamed address found unified / portfolio-margin: subscribe its spot state."""
+        mode = self.parser.mode(addr)
+        if addr in self.ws_addresses and is_pooled(mode) and addr not in self._spot_subscribed:
+            self._spot_subscribed.add(addr)
+            self.ws.subscribe_now(self._spot_sub(addr))
+            log.info("feed.account_mode", venue=VENUE, account=addr, mode=mode)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         if self._http is None:
@@ -317,6 +318,8 @@ class HyperliquidFeed:
             wd.arm(mono)
         while True:
             await self.clock.sleep(self.ws.settings.check_interval)
+            if self.parser.resync_wanted:
+                self._resync()
             mono = self.clock.monotonic()
             for addr, wd in self.silence.items():
                 status = wd.check(mono)
@@ -365,6 +368,7 @@ class HyperliquidFeed:
             try:
                 text = await self._post(http, {"type": "userAbstraction", "user": addr})
                 self._rest_events(f"userAbstraction:{addr}", text, emit)
+                self._follow_mode(addr)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
