@@ -20,7 +20,13 @@ from monitor.model.events import (
     MarkPrice,
 )
 from monitor.model.instruments import MarginMode
-from monitor.venues.hyperliquid.feed import HyperliquidFeed, HyperliquidOptions, default_ws_settings
+from monitor.errors import ConfigError
+from monitor.venues.hyperliquid.feed import (
+    HyperliquidFeed,
+    HyperliquidOptions,
+    account_options,
+    default_ws_settings,
+)
 from tests.venues.servers import Conn, HttpServer, WsServer, fixture, run_feed, until
 
 USER = "0x7a3b6f0e2d9c41b58e6f1c2d3e4f5a6b7c8d9e0f"
@@ -417,3 +423,43 @@ def test_poll_interval_counts_the_spot_state_of_unified_accounts() -> None:
         feed.parser.parse_rest(f"userAbstraction:{user}", '"unifiedAccount"', 0.0)
     # (100 perp states + 50 spot states) × weight 2 = 300 per cycle; 600/min → 30 s
     assert feed.poll_interval() == pytest.approx(30.0)
+
+
+def test_account_options_read_the_venue_table_and_refuse_bad_values() -> None:
+    table = {
+        "account_modes": False,
+        "mode_interval": 600,
+        "account_events": True,
+        "account_silence_budget": 0,
+        "symbols": ["BTC"],  # other keys are not this function's
+    }
+    got = account_options(table)
+    assert got == {
+        "account_modes": False,
+        "account_events": True,
+        "mode_interval": 600.0,
+        "account_silence_budget": 0.0,
+    }
+    opts = replace(HyperliquidOptions(addresses=(USER,), resnapshot=True), **got)
+    assert HyperliquidFeed(opts).silence == {}  # a budget of 0 turns the watchdog off
+    assert account_options({}) == {}
+    for bad in (
+        {"account_modes": "yes"},
+        {"mode_interval": 0},
+        {"mode_interval": True},
+        {"account_silence_budget": -1},
+        {"account_silence_budget": float("nan")},
+    ):
+        with pytest.raises(ConfigError, match=r"venues\.hyperliquid"):
+            account_options(bad)
+
+
+def test_default_silence_budget_is_three_polls_and_at_least_a_minute() -> None:
+    fast = HyperliquidFeed(HyperliquidOptions(addresses=(USER,), resnapshot=True))
+    assert fast.silence[USER].max_silence == 60.0  # 3 × 10 s < 60 s
+    slow = HyperliquidFeed(
+        HyperliquidOptions(addresses=(USER,), resnapshot=True, poll_interval=30.0)
+    )
+    assert slow.silence[USER].max_silence == 90.0  # 3 × 30 s
+    assert slow.silence[USER].channel == f"account:{USER}"
+    assert HyperliquidFeed(HyperliquidOptions(addresses=(USER,))).silence == {}  # WS only
