@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from monitor.errors import ConfigError
 from monitor.model.events import (
     AccountSnapshot,
     FeedState,
@@ -20,7 +21,6 @@ from monitor.model.events import (
     MarkPrice,
 )
 from monitor.model.instruments import MarginMode
-from monitor.errors import ConfigError
 from monitor.venues.hyperliquid.feed import (
     HyperliquidFeed,
     HyperliquidOptions,
