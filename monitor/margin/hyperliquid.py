@@ -11,6 +11,15 @@
 * Initial margin: ``|s|·mark / leverage``.
 * Liquidation loss: a backstop liquidation forfeits the remaining maintenance margin
   (§1.4), so the worst case loses the whole maintenance requirement at the liquidation price.
+* Pools by account mode (Hyperliquid docs, "Account abstraction modes", "Margining"):
+  standard accounts have one cross pool per perp dex; unified and portfolio-margin accounts
+  one cross pool per collateral token across every dex posting it, whose equity is the spot
+  balance of that token minus its isolated margin, liquidatable at
+  ``Σ cross maintenance / (spot total − isolated margin) ≥ 1`` (the Unified Account Ratio).
+  The same rules apply to either; the pools are built by
+  :func:`monitor.venues.hyperliquid.accounts.pooled_snapshots`. Portfolio margin's own
+  requirement (LTV-weighted HYPE/BTC collateral, borrows, caps) is not reproduced: its
+  ``portfolioMarginRatio`` is carried as the venue's figure (liquidatable above 0.95).
 """
 
 from __future__ import annotations

@@ -138,17 +138,48 @@ class FeedStatus:
 
 @dataclass(frozen=True, slots=True)
 class Deleveraged:
-    """The venue auto-deleveraged (ADL) part or all of a position: ``size`` base units were
-    closed at ``price`` (quote per base) against a bankrupt counterparty (dYdX ``OFFSETTING``
-    fills). ``size`` is signed like the position it reduced: > 0 a long was reduced (a sell),
-    < 0 a short (a buy). The position and balance changes themselves arrive as the usual
-    updates, after this event."""
+    """The venue auto-deleveraged (ADL) part or all of ``account``'s position in ``symbol``:
+    ``size`` is the signed change of the position (base units; positive = bought, i.e. a
+    short was reduced; negative = sold, a long was reduced), ``price`` the fill price (quote
+    per base). Times as everywhere: ``ts_event`` the venue's, ``ts_recv`` ours (seconds)."""
 
     venue: str
     account: str
     symbol: str
     size: float
     price: float
+    ts_event: float | None = None
+    ts_recv: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Liquidated:
+    """The venue liquidated part or all of ``account``'s position in ``symbol`` (a fill the
+    venue marks as the liquidation of this account). ``size``/``price`` as in
+    :class:`Deleveraged`: the signed change of the position and the fill price."""
+
+    venue: str
+    account: str
+    symbol: str
+    size: float
+    price: float
+    ts_event: float | None = None
+    ts_recv: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class VenueMarginRatio:
+    """A margin ratio the venue computes and reports itself, carried as the venue's figure
+    where the monitor cannot reproduce it (Hyperliquid portfolio margin: ``portfolioMarginRatio``
+    of ``spotClearinghouseState``). ``ratio`` is dimensionless, higher = closer to liquidation;
+    the account is liquidatable once ``ratio`` exceeds ``liquidation_at`` (Hyperliquid: 0.95).
+    ``source`` names the venue field the figure came from."""
+
+    venue: str
+    account: str
+    ratio: float
+    liquidation_at: float
+    source: str
     ts_event: float | None = None
     ts_recv: float = 0.0
 
@@ -163,4 +194,6 @@ Event = (
     | FundingPayment
     | FeedStatus
     | Deleveraged
+    | Liquidated
+    | VenueMarginRatio
 )

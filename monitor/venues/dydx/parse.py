@@ -727,8 +727,9 @@ class DydxParser:
             else:
                 at = f.get("createdAt")
                 ts_event = _iso_ts(at) if type(at) is str else None
-                # a SELL reduces a long (size > 0), a BUY a short (size < 0)
-                signed = size if side == "SELL" else -size
+                # the signed change of the position: a BUY adds (a short was reduced),
+                # a SELL takes away (a long was reduced)
+                signed = size if side == "BUY" else -size
                 deleveraged.append(
                     Deleveraged(VENUE, stream.account(n), market, signed, price, ts_event, ts_recv)
                 )

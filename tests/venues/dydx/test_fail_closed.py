@@ -338,7 +338,8 @@ def test_an_offsetting_fill_is_auto_deleveraging_before_the_position_update() ->
     }
     adl, closed = p.parse(account_delta(contents), NOW)
     # 2026-05-05T16:53:30Z = 1778000010
-    assert adl == Deleveraged(VENUE, ACCOUNT, "BTC-USD", 0.1, 96000.0, 1_778_000_010.0, NOW)
+    # a SELL of 0.1 took 0.1 off the long: the signed change of the position is −0.1
+    assert adl == Deleveraged(VENUE, ACCOUNT, "BTC-USD", -0.1, 96000.0, 1_778_000_010.0, NOW)
     assert isinstance(closed, PositionUpdate)
     assert (closed.position.size, closed.liquidated) == (0.0, False)  # ADL is no liquidation
     engine = Portfolio()
@@ -368,7 +369,7 @@ def test_an_offset_short_is_negative_and_child_fills_go_to_the_childs_account() 
     fill = _fill("OFFSETTING", "BUY", "2", "3600", ticker="ETH-USD", subaccountNumber=128)
     events = p.parse(account_delta({"fills": [fill]}, "v4_parent_subaccounts"), NOW)
     assert events[0] == Deleveraged(
-        VENUE, f"{ADDR}/128", "ETH-USD", -2.0, 3600.0, 1_778_000_010.0, NOW
+        VENUE, f"{ADDR}/128", "ETH-USD", 2.0, 3600.0, 1_778_000_010.0, NOW
     )
 
 

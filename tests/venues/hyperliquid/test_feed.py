@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from monitor.errors import ConfigError
 from monitor.model.events import (
     AccountSnapshot,
     FeedState,
@@ -20,7 +21,12 @@ from monitor.model.events import (
     MarkPrice,
 )
 from monitor.model.instruments import MarginMode
-from monitor.venues.hyperliquid.feed import HyperliquidFeed, HyperliquidOptions, default_ws_settings
+from monitor.venues.hyperliquid.feed import (
+    HyperliquidFeed,
+    HyperliquidOptions,
+    account_options,
+    default_ws_settings,
+)
 from tests.venues.servers import Conn, HttpServer, WsServer, fixture, run_feed, until
 
 USER = "0x7a3b6f0e2d9c41b58e6f1c2d3e4f5a6b7c8d9e0f"
@@ -94,9 +100,13 @@ class HlVenue:
                 await conn.send(frame)
 
 
-def rest_server(http: HttpServer) -> None:
+def rest_server(http: HttpServer, modes: dict[str, str] | None = None) -> None:
+    """``POST /info`` as Hyperliquid answers it; ``modes`` gives a user's account mode
+    (``userAbstraction``), "default" (a new account's answer) for the others."""
+
     def info(body: str) -> tuple[int, str]:
-        kind = json.loads(body)["type"]
+        req = json.loads(body)
+        kind = req["type"]
         if kind == "metaAndAssetCtxs":
             return 200, json.dumps(
                 fixture("hyperliquid", "rest_info_metaAndAssetCtxs_response.json")
@@ -105,6 +115,8 @@ def rest_server(http: HttpServer) -> None:
             return 200, json.dumps(
                 fixture("hyperliquid", "rest_info_clearinghouseState_response.json")
             )
+        if kind == "userAbstraction":
+            return 200, json.dumps((modes or {}).get(req["user"], "default"))
         return 400, '"unknown"'
 
     http.route("POST", "/info", info)
@@ -258,8 +270,8 @@ async def test_garbage_wrong_types_and_error_frames_are_counted_and_skipped() ->
         feed = make_feed(ws.url, http.url)
 
         async def scenario(events: list[Any]) -> None:
-            # marks also come from the REST bootstrap: wait for the socket too
-            await until(lambda: len(marks(events)) >= 1 and bool(ws.conns))
+            # the REST bootstrap prices BTC before the socket is up: wait for both
+            await until(lambda: bool(ws.conns) and len(marks(events)) >= 2)
             conn = ws.conns[0]
             await conn.send("}{ not json")
             await conn.ws.send(b"\xff\xfe\x00")
@@ -400,3 +412,54 @@ async def test_resnapshot_fetches_websocket_accounts_over_rest_too() -> None:
     polled = [json.loads(b) for _, _, b in http.requests if "clearinghouseState" in b]
     assert polled[0] == fixture("hyperliquid", "rest_info_clearinghouseState_request.json")
     assert feed.ws_addresses == (USER,)  # still streamed as well
+
+
+def test_poll_interval_counts_the_spot_state_of_unified_accounts() -> None:
+    users = tuple(f"0x{i:040x}" for i in range(1, 111))  # 100 polled
+    feed = HyperliquidFeed(
+        HyperliquidOptions(addresses=users, poll_interval=1.0, weight_budget_per_minute=600.0)
+    )
+    for user in users[10:60]:  # 50 of the polled addresses are unified
+        feed.parser.parse_rest(f"userAbstraction:{user}", '"unifiedAccount"', 0.0)
+    # (100 perp states + 50 spot states) × weight 2 = 300 per cycle; 600/min → 30 s
+    assert feed.poll_interval() == pytest.approx(30.0)
+
+
+def test_account_options_read_the_venue_table_and_refuse_bad_values() -> None:
+    table = {
+        "account_modes": False,
+        "mode_interval": 600,
+        "account_events": True,
+        "account_silence_budget": 0,
+        "symbols": ["BTC"],  # other keys are not this function's
+    }
+    got = account_options(table)
+    assert got == {
+        "account_modes": False,
+        "account_events": True,
+        "mode_interval": 600.0,
+        "account_silence_budget": 0.0,
+    }
+    opts = replace(HyperliquidOptions(addresses=(USER,), resnapshot=True), **got)
+    assert HyperliquidFeed(opts).silence == {}  # a budget of 0 turns the watchdog off
+    assert account_options({}) == {}
+    for bad in (
+        {"account_modes": "yes"},
+        {"mode_interval": 0},
+        {"mode_interval": True},
+        {"account_silence_budget": -1},
+        {"account_silence_budget": float("nan")},
+    ):
+        with pytest.raises(ConfigError, match=r"venues\.hyperliquid"):
+            account_options(bad)
+
+
+def test_default_silence_budget_is_three_polls_and_at_least_a_minute() -> None:
+    fast = HyperliquidFeed(HyperliquidOptions(addresses=(USER,), resnapshot=True))
+    assert fast.silence[USER].max_silence == 60.0  # 3 × 10 s < 60 s
+    slow = HyperliquidFeed(
+        HyperliquidOptions(addresses=(USER,), resnapshot=True, poll_interval=30.0)
+    )
+    assert slow.silence[USER].max_silence == 90.0  # 3 × 30 s
+    assert slow.silence[USER].channel == f"account:{USER}"
+    assert HyperliquidFeed(HyperliquidOptions(addresses=(USER,))).silence == {}  # WS only

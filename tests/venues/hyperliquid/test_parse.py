@@ -231,11 +231,15 @@ def test_rest_clearinghouse_state_names_the_account_from_the_channel() -> None:
     assert len(snap.positions) == 2
 
 
-def test_meta_with_mismatched_ctx_count_is_refused() -> None:
+def test_meta_with_a_missing_ctx_costs_only_the_unpaired_entry() -> None:
     d = doc("rest_info_metaAndAssetCtxs_response.json")
     d[1].pop()
-    with pytest.raises(ParseError, match="asset contexts"):
-        HyperliquidParser().parse_rest("metaAndAssetCtxs", json.dumps(d), 0.0)
+    p = HyperliquidParser()
+    events = p.parse_rest("metaAndAssetCtxs", json.dumps(d), 0.0)
+    specs = [e.instrument.symbol for e in events if isinstance(e, InstrumentSpec)]
+    assert specs == ["BTC", "ETH", "SOL"]  # LOOM, the 4th entry, has no context left
+    assert p.bad_entries == 1
+    assert "asset contexts" in p.entry_problems[0]
 
 
 @settings(max_examples=200, deadline=None)
