@@ -201,7 +201,14 @@ class ScriptedSender:
         self.delivered: list[str] = []
 
     async def send(
-        self, channel: Channel, title: str, body: str, body_format: str, notify_type: str
+        self,
+        channel: Channel,
+        title: str,
+        body: str,
+        body_format: str,
+        notify_type: str,
+        *,
+        idem_key: str | None = None,
     ) -> SendResult:
         outcome = self.outcomes.pop(0) if self.outcomes else "ok"
         if outcome == "ok":
