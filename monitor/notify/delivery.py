@@ -25,7 +25,10 @@ sends it with the :class:`~monitor.notify.sender.Sender`, and records the result
 
 A channel in :attr:`DeliveryWorker.failing_channels` (the alert service turns it into the
 "delivery failing" alert, which goes out through the channels that still work) stays there
-until a later message on that channel gets through.
+until a later message on that channel gets through **and** ``failing_hold`` seconds (default
+120) have passed since its last failed row, so a health check every few seconds cannot miss
+a refusal followed by a success. Every failed row is also kept as a :class:`Failure` until
+:meth:`DeliveryWorker.take_failures` collects it (for a per-message notice).
 
 Rate limits are per channel (an apprise URL is one chat, or a few): at most one message per
 ``min_interval`` seconds and ``per_minute`` per rolling minute.
@@ -77,6 +80,22 @@ class DeliveryConfig:
     max_age: float = 6 * 3600.0
     batch: int = 50
     idle_poll: float = 5.0
+    failing_hold: float = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A row given up on: ``channel`` name, its ``label`` (name and redacted URL), the row's
+    ``idem_key`` and ``title``, ``error`` (secrets masked), ``kind`` (``permanent``,
+    ``format``, ``expired``, ``unconfigured``) and ``at`` (epoch s)."""
+
+    channel: str
+    label: str
+    idem_key: str
+    title: str
+    error: str
+    kind: str
+    at: float
 
 
 class RateLimiter:
@@ -135,6 +154,8 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._failing: dict[str, str] = {}
+        self._failed_at: dict[str, float] = {}
+        self._failures: list[Failure] = []
         self._inflight: dict[str, asyncio.Task[int]] = {}
         self.delivered = 0
 
@@ -152,8 +173,21 @@ class DeliveryWorker:
     @property
     def failing_channels(self) -> tuple[str, ...]:
         """Labels (name and redacted URL) of channels that refused a message for good or whose
-        rows expired undelivered, until a later message on them gets through."""
+        rows expired undelivered, until a later message on them gets through and
+        ``failing_hold`` s have passed since the last failure."""
         return tuple(self._failing.values())
+
+    def take_failures(self) -> list[Failure]:
+        """The rows given up on since the last call (oldest first); at most 1,000 are kept."""
+        out, self._failures = self._failures, []
+        return out
+
+    def _recovered(self, name: str, label: str, now: float) -> None:
+        if name in self._failing and now - self._failed_at.get(name, 0.0) >= (
+            self.config.failing_hold
+        ):
+            del self._failing[name]
+            log().info("outbox.channel_recovered", channel=label)
 
     def wake(self) -> None:
         """New rows were enqueued: look now instead of at the next poll."""
@@ -233,10 +267,12 @@ class DeliveryWorker:
             log().warning(
                 "outbox.failed", channel=name, rows=len(items), error="channel not configured"
             )
+            reason = "channel not configured"
+            self._note(name, name, items, error=reason, kind="unconfigured", now=now)
             return 0
         expired = [i for i in items if now - i.created_at > self.config.max_age]
         if expired:
-            await self._fail(channel, expired, "too old: gave up after max_age")
+            await self._fail(channel, expired, "too old: gave up after max_age", "expired")
         items = [i for i in items if now - i.created_at <= self.config.max_age]
         if not items:
             return 0
@@ -275,8 +311,7 @@ class DeliveryWorker:
         if result.ok:
             await outbox.mark_delivered(self.store, ids, done)
             self.delivered += len(batch)
-            if self._failing.pop(name, None) is not None:
-                log().info("outbox.channel_recovered", channel=channel.label)
+            self._recovered(name, channel.label, done)
             log().info(
                 "outbox.delivered",
                 channel=channel.label,
@@ -297,7 +332,7 @@ class DeliveryWorker:
         retry_at = done + delay
         oldest = min(i.created_at for i in batch)
         if retry_at - oldest > self.config.max_age:
-            await self._fail(channel, batch, error)
+            await self._fail(channel, batch, error, "expired")
             return 0
         await outbox.mark_retry(self.store, ids, retry_at, error)
         log().warning(
@@ -325,17 +360,34 @@ class DeliveryWorker:
             await outbox.mark_retry(self.store, [i.id for i in batch], done, error)
             log().warning("outbox.split", channel=channel.label, rows=len(batch), kind=result.kind)
             return 0
-        await self._fail(channel, batch, f"refused ({result.kind}): {error}")
+        await self._fail(channel, batch, f"refused ({result.kind}): {error}", result.kind)
         return 0
+
+    def _note(
+        self,
+        name: str,
+        label: str,
+        items: Sequence[OutboxItem],
+        *,
+        error: str,
+        kind: str,
+        now: float,
+    ) -> None:
+        for i in items:
+            self._failures.append(Failure(name, label, i.idem_key, i.title, error, kind, now))
+        del self._failures[:-1000]
 
     def _backoff(self, attempts: int) -> float:
         c = self.config
         base = min(c.max_backoff, c.base_backoff * 2.0 ** max(attempts - 1, 0))
         return max(base * (1.0 + c.jitter * self._rng.uniform(-1.0, 1.0)), 0.0)
 
-    async def _fail(self, channel: Channel, items: list[OutboxItem], error: str) -> None:
+    async def _fail(self, channel: Channel, items: list[OutboxItem], error: str, kind: str) -> None:
         await outbox.mark_failed(self.store, [i.id for i in items], error)
+        now = self.clock.now()
         self._failing[channel.name] = channel.label
+        self._failed_at[channel.name] = now
+        self._note(channel.name, channel.label, items, error=error, kind=kind, now=now)
         log().error(
             "outbox.failed",
             channel=channel.label,

@@ -249,9 +249,11 @@ def scope_lines(risk: ScopeRisk) -> list[str]:
 
 
 def group_title(group: AlertGroup | Sequence[Transition], name: str | None = None) -> str:
-    """The email subject: worst severity, group, first alert, and how many more."""
+    """The email subject: worst severity, group, first alert, and how many more (one line:
+    control characters of names become spaces)."""
     ts = group.transitions if isinstance(group, AlertGroup) else tuple(group)
     gname = name if name is not None else (group.group if isinstance(group, AlertGroup) else "")
+    gname = one_line(gname)
     if not ts:
         return f"[monitor] {gname}"
     first = ts[0]

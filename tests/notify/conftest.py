@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import html
@@ -172,7 +173,10 @@ def parse_telegram_markdown(text: str) -> tuple[str, list[tuple[str, str]]]:
 class TelegramStandIn(_Server):
     """``replies``: a queue of (status, retry_after) to answer with, then 200s. ``visible``
     and ``bold``: per delivered message, the text the user sees and its bold spans;
-    ``refused``: the entity errors answered."""
+    ``refused``: the entity errors answered. ``refuse_containing``: answer 400 (Telegram's
+    "Bad Request: message is too long" body) to a text holding it. ``delays``: seconds to
+    wait before answering the next requests (the message counts as received: a client that
+    gives up earlier does not know it arrived)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -183,11 +187,19 @@ class TelegramStandIn(_Server):
         self.visible: list[str] = []
         self.bold: list[list[str]] = []
         self.refused: list[str] = []
+        self.refuse_containing: str | None = None
+        self.delays: list[float] = []
         self.app.router.add_post("/bot{token}/sendMessage", self._send)
 
     async def _send(self, request: web.Request) -> web.Response:
         self.attempts += 1
         payload = await request.json()
+        if self.refuse_containing and self.refuse_containing in str(payload.get("text")):
+            self.refused.append("message is too long")
+            return web.json_response(
+                {"ok": False, "error_code": 400, "description": "Bad Request: message is too long"},
+                status=400,
+            )
         mode = str(payload.get("parse_mode") or "").lower()
         text = str(payload.get("text", ""))
         try:
@@ -230,22 +242,37 @@ class TelegramStandIn(_Server):
         self.messages.append(payload)
         self.visible.append(visible)
         self.bold.append([t for tag, t in spans if tag in _BOLD or tag == "b"])
+        if self.delays:
+            await asyncio.sleep(self.delays.pop(0))
         return web.json_response({"ok": True, "result": {"message_id": len(self.messages)}})
 
 
 class WebhookServer(_Server):
+    """Receives apprise ``json://`` posts (``posts``, with their ``headers``). ``down``:
+    answer 500. ``delays``: seconds to wait before answering the next posts (recorded as
+    received first). ``refuse_containing``: answer 400 to a message holding it."""
+
     def __init__(self) -> None:
         super().__init__()
         self.posts: list[tuple[str, dict[str, Any]]] = []
+        self.headers: list[dict[str, str]] = []
         self.attempts = 0
         self.down = False
+        self.delays: list[float] = []
+        self.refuse_containing: str | None = None
         self.app.router.add_post("/{path:.*}", self._post)
 
     async def _post(self, request: web.Request) -> web.Response:
         self.attempts += 1
         if self.down:
             return web.Response(status=500, text="down")
-        self.posts.append((request.path, json.loads(await request.text())))
+        doc = json.loads(await request.text())
+        if self.refuse_containing and self.refuse_containing in str(doc.get("message")):
+            return web.Response(status=400, text="refused")
+        self.posts.append((request.path, doc))
+        self.headers.append(dict(request.headers))
+        if self.delays:
+            await asyncio.sleep(self.delays.pop(0))
         return web.Response(status=200, text="ok")
 
     def url(self, path: str = "hook") -> str:
