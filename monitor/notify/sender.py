@@ -17,12 +17,14 @@ after a crash) has the same key, so the receiver can drop the repeat.
 
 A title folded into the body (Telegram) is HTML-escaped when the body is HTML.
 
-The result's ``kind`` (:func:`classify`, from every line apprise logged for the call, debug
-included):
+The result's ``kind`` (:func:`classify`, from the lines apprise logged for the call):
 
 * ``format``: the service refused the markup (Telegram's 400 "can't parse entities");
 * ``permanent``: a 4xx other than 408/429 (bad request, unauthorized, chat not found), an
-  SMTP 5xx reply (535 authentication failed, 550 mailbox refused);
+  SMTP 5xx reply (550 recipient refused); an SMTP authentication failure (535: apprise logs
+  every SMTP error as "Connection error", so after a failed email the sender logs in once
+  more with apprise's own SMTP controller to tell a refused login from an unreachable
+  server);
 * ``transient``: everything else: 429 (with its ``retry_after``), 408, 5xx, SMTP 4xx,
   connection errors, timeouts, unknown.
 
@@ -33,6 +35,7 @@ Many Requests: retry after N``; that N (seconds) is returned as ``retry_after``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from dataclasses import dataclass
@@ -55,9 +58,8 @@ _FORMAT_REFUSED = re.compile(
     re.IGNORECASE,
 )
 _HTTP_STATUS = re.compile(r"\berror=(\d{3})\b")
-# smtplib's exceptions as apprise's email plugin logs them: "Socket Exception: (535, b'…')"
-# and refused recipients: "SMTP recipient x was refused: 550 …"
-_SMTP_REPLY = re.compile(r"Socket Exception: \((\d{3}),|was refused: (\d{3})\b")
+# refused recipients as apprise's email plugin logs them: "SMTP recipient x was refused: 550 …"
+_SMTP_REPLY = re.compile(r"was refused: (\d{3})\b")
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -108,7 +110,7 @@ def classify(lines: list[str]) -> str:
         return TRANSIENT
     if any(400 <= c < 500 for c in codes):
         return PERMANENT
-    smtp = [int(a or b) for a, b in _SMTP_REPLY.findall(text)]
+    smtp = [int(c) for c in _SMTP_REPLY.findall(text)]
     if any(c >= 500 for c in smtp):
         return PERMANENT
     return TRANSIENT
@@ -165,7 +167,7 @@ class AppriseSender:
                 notify_type=apprise.NotifyType(notify_type),
                 body_format=_format(apprise, body_format),
                 timeout=2 * channel.timeout + 1,
-                log_level=logging.DEBUG,
+                log_level=logging.INFO,
             )
         except Exception as exc:  # a plugin bug must not kill the worker
             return SendResult(False, "FAILURE", channel.scrub(f"{type(exc).__name__}: {exc}"))
@@ -184,4 +186,37 @@ class AppriseSender:
                     warnings.append(str(entry.message))
         text = channel.scrub("; ".join(dict.fromkeys(warnings))) if warnings else status.lower()
         kind = TRANSIENT if status == "TIMEOUT" else classify(every)
+        if kind == TRANSIENT and channel.kind == "email" and status != "TIMEOUT":
+            refusal = await asyncio.to_thread(_smtp_login_refused, plugin)
+            if refusal is not None:
+                kind = PERMANENT
+                text = channel.scrub(f"{text}; {refusal}")
         return SendResult(False, status, text[:500], retry_after_of(" ".join(warnings)), kind)
+
+
+def _smtp_login_refused(plugin: Any) -> str | None:
+    """Log in to the email plugin's server as it does (apprise's SMTP controller): the
+    server's refusal (``SMTP 535 …``) if it answered the login with a 5xx, else None."""
+    import smtplib  # noqa: PLC0415
+
+    from apprise.plugins.email.smtp import AppriseSMTPController  # noqa: PLC0415
+
+    if not getattr(plugin, "user", None) or not getattr(plugin, "password", None):
+        return None
+    try:
+        with AppriseSMTPController(
+            host=plugin.smtp_host,
+            port=plugin.port,
+            secure_mode=plugin.secure_mode,
+            user=plugin.user,
+            password=plugin.password,
+            verify_certificate=plugin.verify_certificate,
+            socket_connect_timeout=plugin.socket_connect_timeout,
+        ):
+            return None
+    except smtplib.SMTPResponseException as exc:
+        if exc.smtp_code >= 500:
+            return f"SMTP {exc.smtp_code} at login (authentication refused)"
+        return None
+    except Exception:  # unreachable, TLS trouble...: transient
+        return None
