@@ -53,7 +53,6 @@ async def smtp_auth() -> AsyncIterator[tuple[SmtpServer, Authenticator]]:
         port=handler.port,
         authenticator=auth,
         auth_require_tls=False,
-        auth_required=True,
     )
     await asyncio.to_thread(controller.start)
     yield handler, auth
