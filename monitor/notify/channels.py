@@ -140,7 +140,10 @@ def encode_for_part(value: str, part: str) -> str:
 @dataclass(frozen=True, slots=True)
 class Channel:
     """One destination. ``url`` is the real apprise URL (secrets in it): never log it; use
-    ``name`` and ``redacted``. Intervals are seconds."""
+    ``name`` and ``redacted``. Intervals and ``timeout`` are seconds. ``format``: ``text`` |
+    ``markdown`` | ``html`` (a Telegram channel written ``markdown`` is ``html``). ``secrets``:
+    every spelling of the substituted values (see the module docstring). ``kind``: one of
+    :data:`KINDS`, from apprise's plugin class."""
 
     name: str
     url: str = field(repr=False)

@@ -199,9 +199,18 @@ class DeliveryWorker:
         resumed = await outbox.resume(self.store)
         if resumed:
             log().info("outbox.resumed", rows=resumed)
-        while not self._stopping:
-            await self._spawn()
-            await self._sleep_until_due()
+        try:
+            while not self._stopping:
+                await self._spawn()
+                await self._sleep_until_due()
+        except asyncio.CancelledError:
+            # cancelled without drain(): stop the sends in flight too (their rows stay
+            # "sending" and are resent once at the next start)
+            tasks = list(self._inflight.values())
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
 
     async def _spawn(self) -> None:
         now = self.clock.now()

@@ -292,3 +292,25 @@ def test_the_default_probe_cap_is_seconds_not_minutes() -> None:
     # base 2 s · 2^(n−1), capped at 15 s, ±20 % jitter: never above 15 · 1.2 = 18 s
     waits = [w._backoff(n) for n in range(1, 30)]
     assert max(waits) <= 18.0 and waits[-1] >= 12.0
+
+
+async def test_cancelling_the_worker_stops_its_sends_and_the_row_is_resent_once_later(
+    store: Store, webhook: WebhookServer
+) -> None:
+    """The daemon cancels ``run()`` without draining while a webhook send is in flight: the
+    send task goes with it, the row stays ``sending`` and is put back once at the next start."""
+    clock = SystemClock()
+    w = worker(store, [chan("hook", webhook.url(), timeout=10)], clock, idle_poll=0.05)
+    webhook.delays = [1.0]
+    await put(store, "a", clock.now(), "in flight", "hook")
+    task = asyncio.create_task(w.run())
+    for _ in range(200):
+        if webhook.attempts:
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await statuses(store) == {"a": "sending"}
+    assert await outbox.resume(store) == 1
+    assert await statuses(store) == {"a": "pending"}
