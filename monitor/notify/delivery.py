@@ -21,7 +21,9 @@ sends it with the :class:`~monitor.notify.sender.Sender`, and records the result
   backoff with jitter (``base · 2^(attempts−1)``, capped at ``max_backoff``, default 15 s, so
   a channel that comes back is probed within seconds; ±``jitter`` fraction), or exactly after
   the ``retry_after`` a 429 asked for (the channel is paused that long too). The channel waits
-  for that row (order is kept). A row older than ``max_age`` is marked ``failed``.
+  for that row (order is kept). A row older than ``max_age`` is marked ``failed``. Rows the
+  service answered with an error status (429, 5xx) certainly did not arrive and may be
+  coalesced again; after a timeout or connection error each goes alone.
 
 A channel in :attr:`DeliveryWorker.failing_channels` (the alert service turns it into the
 "delivery failing" alert, which goes out through the channels that still work) stays there
@@ -157,6 +159,9 @@ class DeliveryWorker:
         self._failed_at: dict[str, float] = {}
         self._failures: list[Failure] = []
         self._inflight: dict[str, asyncio.Task[int]] = {}
+        # rows whose last failure was an error status: certainly not delivered, so they may
+        # be coalesced again (any other row tried before goes alone)
+        self._unsent: set[int] = set()
         self.delivered = 0
 
     # -- configuration ---------------------------------------------------------------------
@@ -268,7 +273,13 @@ class DeliveryWorker:
     async def _deliver(self, name: str, now: float) -> int:
         channel = self._channels.get(name)
         limit = 1 if channel is not None and channel.kind == "webhook" else self.config.batch
-        items = await outbox.claim(self.store, name, now, limit)
+        items = await outbox.claim(
+            self.store,
+            name,
+            now,
+            limit,
+            alone=lambda i: i.attempts > 0 and i.id not in self._unsent,
+        )
         if not items:
             return 0
         if channel is None:
@@ -316,6 +327,7 @@ class DeliveryWorker:
             )
         done = self.clock.now()
         ids = [i.id for i in batch]
+        self._unsent.difference_update(ids)
         attempts = max(i.attempts + 1 for i in batch)
         if result.ok:
             await outbox.mark_delivered(self.store, ids, done)
@@ -344,6 +356,8 @@ class DeliveryWorker:
             await self._fail(channel, batch, error, "expired")
             return 0
         await outbox.mark_retry(self.store, ids, retry_at, error)
+        if result.answered:
+            self._unsent.update(ids)
         log().warning(
             "outbox.retry",
             channel=channel.label,

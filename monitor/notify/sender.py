@@ -68,13 +68,16 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 class SendResult:
     """``ok``: delivered. ``status``: apprise's SUCCESS/FAILURE/TIMEOUT/NOMATCH.
     ``error``: why not (secrets masked). ``retry_after``: seconds the service asked us to wait.
-    ``kind``: ``ok`` | ``transient`` | ``permanent`` | ``format`` (see the module doc)."""
+    ``kind``: ``ok`` | ``transient`` | ``permanent`` | ``format`` (see the module doc).
+    ``answered``: the service answered with an HTTP error status, so the message certainly
+    did not arrive (a timeout or connection error may have delivered it)."""
 
     ok: bool
     status: str
     error: str | None = None
     retry_after: float | None = None
     kind: str = TRANSIENT
+    answered: bool = False
 
     @property
     def outcome(self) -> str:
@@ -191,7 +194,10 @@ class AppriseSender:
             if refusal is not None:
                 kind = PERMANENT
                 text = channel.scrub(f"{text}; {refusal}")
-        return SendResult(False, status, text[:500], retry_after_of(" ".join(warnings)), kind)
+        answered = status != "TIMEOUT" and bool(_HTTP_STATUS.search("\n".join(every)))
+        return SendResult(
+            False, status, text[:500], retry_after_of(" ".join(warnings)), kind, answered
+        )
 
 
 def _smtp_login_refused(plugin: Any) -> str | None:

@@ -9,14 +9,16 @@ to ``pending``, so a crash re-sends a message at most once.
 
 A row that was tried before (``attempts > 0``: after a failure, a timeout, or a crash
 mid-send) may have reached its endpoint; :func:`claim` never puts it in a batch with other
-rows, so a possibly delivered message is never resent inside a bigger coalesced one.
+rows, so a possibly delivered message is never resent inside a bigger coalesced one (the
+delivery worker relaxes this for rows the service answered with an error status: those
+certainly did not arrive).
 
 Times are epoch seconds (UTC).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import aiosqlite
@@ -153,11 +155,23 @@ async def heads(store: Store) -> dict[str, float]:
     return {str(r[0]): float(r[1]) for r in rows if r[1] is not None}
 
 
-async def claim(store: Store, channel: str, now: float, limit: int) -> list[OutboxItem]:
+def tried_before(item: OutboxItem) -> bool:
+    """The default rule of :func:`claim` for a row that must go alone."""
+    return item.attempts > 0
+
+
+async def claim(
+    store: Store,
+    channel: str,
+    now: float,
+    limit: int,
+    *,
+    alone: Callable[[OutboxItem], bool] = tried_before,
+) -> list[OutboxItem]:
     """Claim up to ``limit`` rows of ``channel`` in order, oldest first, stopping at the first
-    one not due at ``now``: ``sending``, ``attempts + 1``. A row tried before goes alone:
-    when the oldest was tried before, only it is claimed; otherwise the claim stops before
-    the first row tried before."""
+    one not due at ``now``: ``sending``, ``attempts + 1``. A row for which ``alone`` is true
+    (by default: tried before) goes alone: when the oldest is such a row, only it is claimed;
+    otherwise the claim stops before the first such row."""
     async with store.transaction() as conn:
         pending = list(
             await conn.execute_fetchall(
@@ -169,10 +183,10 @@ async def claim(store: Store, channel: str, now: float, limit: int) -> list[Outb
         rows: list[aiosqlite.Row] = []
         for r in pending:
             item = _item(r)
-            if item.next_attempt_at > now or (rows and item.attempts > 0):
+            if item.next_attempt_at > now or (rows and alone(item)):
                 break
             rows.append(r)
-            if item.attempts > 0:
+            if alone(item):
                 break
         ids = [int(r[0]) for r in rows]
         await conn.executemany(

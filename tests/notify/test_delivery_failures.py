@@ -314,3 +314,20 @@ async def test_cancelling_the_worker_stops_its_sends_and_the_row_is_resent_once_
     assert await statuses(store) == {"a": "sending"}
     assert await outbox.resume(store) == 1
     assert await statuses(store) == {"a": "pending"}
+
+
+async def test_a_coalesced_message_refused_with_429_is_retried_coalesced(
+    store: Store, telegram: TelegramStandIn, tgram_schema: str
+) -> None:
+    """A 429 is an answer: the message certainly did not arrive, so after ``retry_after`` the
+    same rows go out together again (not one by one at 1 message/s in a burst)."""
+    clock = FakeClock()
+    w = worker(store, [chan("tg", tgram_schema)], clock)
+    telegram.replies = [(429, 5)]
+    for key in ("a", "b", "c"):
+        await put(store, key, clock.now(), f"alert {key}", "tg")
+    assert await w.step() == 0
+    clock.advance(5.0)
+    assert await w.step() == 3
+    (text,) = ([ln for ln in v.splitlines()[1:] if ln] for v in telegram.visible)
+    assert text == ["alert a", "alert b", "alert c"]
