@@ -18,7 +18,7 @@ sends it with the :class:`~monitor.notify.sender.Sender`, and records the result
   row is marked ``failed`` at once (never retried for hours) and the rows behind it go on;
   its channel is reported in :attr:`DeliveryWorker.failing_channels`;
 * ``transient`` (timeouts, 5xx, 429, connection errors) → rows retried after an exponential
-  backoff with jitter (``base · 2^(attempts−1)``, capped at ``max_backoff``, default 15 s, so
+  backoff with jitter (``base · 2^(attempts−1)``, capped at ``max_backoff``, default 10 s, so
   a channel that comes back is probed within seconds; ±``jitter`` fraction), or exactly after
   the ``retry_after`` a 429 asked for (the channel is paused that long too). The channel waits
   for that row (order is kept). A row older than ``max_age`` is marked ``failed``. Rows the
@@ -77,7 +77,7 @@ class DeliveryConfig:
     longest wait between two tries of a failing channel (its probe interval)."""
 
     base_backoff: float = 2.0
-    max_backoff: float = 15.0
+    max_backoff: float = 10.0
     jitter: float = 0.2
     max_age: float = 6 * 3600.0
     batch: int = 50

@@ -236,7 +236,7 @@ async def test_one_slow_channel_never_delays_another(
 @pytest.mark.timeout(60)
 async def test_after_an_smtp_outage_queued_alerts_go_out_within_seconds(store: Store) -> None:
     """aiosmtpd stopped for 3 s while alerts queue, then restarted on the same port: with a
-    1 s probe cap (the default is 15 s, not 300 s) they are delivered within about 1 s of
+    1 s probe cap (the default is 10 s, not 300 s) they are delivered within about 1 s of
     its return, each once."""
     from aiosmtpd.controller import Controller
 
@@ -289,9 +289,9 @@ def test_the_default_probe_cap_is_seconds_not_minutes() -> None:
         FakeClock(),
         rng=random.Random(1),
     )
-    # base 2 s · 2^(n−1), capped at 15 s, ±20 % jitter: never above 15 · 1.2 = 18 s
+    # base 2 s · 2^(n−1), capped at 10 s, ±20 % jitter: never above 10 · 1.2 = 12 s
     waits = [w._backoff(n) for n in range(1, 30)]
-    assert max(waits) <= 18.0 and waits[-1] >= 12.0
+    assert max(waits) <= 12.0 and waits[-1] >= 8.0
 
 
 async def test_cancelling_the_worker_stops_its_sends_and_the_row_is_resent_once_later(
