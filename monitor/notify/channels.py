@@ -238,10 +238,11 @@ def _secret_forms(url: str, values: list[str]) -> tuple[str, ...]:
         user, password = parts.username, parts.password
     except ValueError:
         user = password = None
-    if user is not None and password is not None:
+    if user is not None and password:
+        # a URL password is a secret however it got there (${NAME}, url_file, typed in)
         u, p = unquote(user), unquote(password)
-        if any(v and (v in u or v in p or v in user or v in password) for v in values):
-            forms.add(base64.b64encode(f"{u}:{p}".encode()).decode())
+        forms |= _spellings(p)
+        forms.add(base64.b64encode(f"{u}:{p}".encode()).decode())
     return tuple(sorted((f for f in forms if f), key=len, reverse=True))
 
 

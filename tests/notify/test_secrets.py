@@ -166,3 +166,13 @@ def test_a_short_secret_masks_only_where_it_stands_alone() -> None:
     assert redact("error=400, port 4040") == "error=400, port 4040"
     assert mask("a 40b 40 x40", ["40"]) == "a 40b *** x40"
     assert mask("abcdef-secret", ["abcdef"]) == "***-secret"
+
+
+def test_a_url_file_password_is_masked_in_its_basic_auth_form(tmp_path: Any) -> None:
+    (tmp_path / "hook_url").write_text("json://alice:Hunter2%2Fx@127.0.0.1:9/x\n")
+    (ch,) = parse_channels(
+        {"hook": {"url_file": "hook_url"}}, "t", env={}, credentials_dir=tmp_path
+    )
+    basic = base64.b64encode(b"alice:Hunter2/x").decode()
+    for text in (redact(f"Basic {basic}"), ch.scrub(f"Basic {basic} pw Hunter2/x")):
+        assert basic not in text and "Hunter2" not in text
