@@ -639,7 +639,7 @@ class _Eval:
         if not self.rules.delivery_failing_enabled:
             sev = None
         detail = (
-            "undelivered messages expired on: " + ", ".join(h.failing_channels)
+            "messages failed on: " + ", ".join(h.failing_channels)
             if h.failing_channels
             else "delivery works again"
         )

@@ -6,7 +6,7 @@ The ``[channels]`` TOML table, one sub-table per channel::
     url = "tgram://${TELEGRAM_BOT_TOKEN}/-1001234567890"
     min_severity = "warning"     # info | warning | critical (default: warning)
     send_resolved = true         # default true
-    format = "text"              # text | markdown (default text)
+    format = "text"              # text | markdown | html (default text; Telegram: html)
     min_interval = "1s"          # per chat; Telegram default 1 s
     per_minute = 20              # Telegram default 20 when a chat id is a group (< 0)
     max_length = 4096            # Telegram default 4096
@@ -18,13 +18,33 @@ The ``[channels]`` TOML table, one sub-table per channel::
 Secrets: ``${NAME}`` in a URL is replaced by the environment variable ``NAME``;
 ``${file:NAME}`` (or ``${cred:NAME}``) by the contents of ``$CREDENTIALS_DIRECTORY/NAME``
 (systemd ``LoadCredential=``), trailing newline stripped; ``url_file`` takes the whole URL
-from such a file. Every substituted value is registered with the log redactor
-(:func:`monitor.logs.register_secret`), and a channel shows itself only by its name and its
-redacted URL (apprise's privacy form), never the real one, in ``repr``, logs and errors.
+from such a file. A substituted value is **percent-encoded for the URL part it lands in**
+(:func:`encode_for_part`): in the user or password (``scheme://USER:PASS@host``), a query
+value or the fragment every reserved character is encoded (``:``, ``@``, ``/``, ``#``,
+``?``, ``&``, ``+``, ``%`` …); in the host and path everything but ``:`` (a Telegram bot
+token ``123:AA…`` sits in the host part). A reference that comes before ``://`` (the whole
+URL or its scheme) is inserted as is. apprise decodes user, password and query values, so
+``p:a@s/s#`` reaches the SMTP server as typed.
+
+Masking: every substituted value is registered with the log redactor
+(:func:`monitor.logs.register_secret`) in each spelling a library may log: as is,
+percent-encoded (path, query, either case) and, for a URL password, the base64 of
+``user:password`` that HTTP Basic authentication sends. **Short secrets**: a value shorter
+than :data:`MIN_SECRET_LENGTH` (6) characters is never masked as a substring (it would turn
+unrelated text such as ``error=400`` into ``error=***``); :meth:`Channel.scrub` masks it
+only where it stands alone (no letter or digit on either side), and its base64 form is still
+masked. A channel shows itself only by its name and its redacted URL (apprise's privacy form),
+never the real one, in ``repr``, logs and errors.
+
+Format: ``text`` is plain text; ``markdown`` is CommonMark that apprise converts to each
+service's dialect; ``html`` is HTML. A Telegram channel (``tgram://``) written ``markdown`` or
+``html`` is rendered as Telegram **HTML** (its legacy Markdown cannot escape inside bold text,
+and a ``*`` or ``_`` in a venue-chosen name makes it refuse the message).
 """
 
 from __future__ import annotations
 
+import base64
 import difflib
 import math
 import re
@@ -36,6 +56,14 @@ from urllib.parse import quote, quote_plus, unquote, urlsplit
 from monitor.alerts.rules import Severity, parse_duration
 from monitor.errors import ConfigError
 from monitor.logs import redact, register_secret
+
+#: secrets shorter than this are masked only as whole words (see the module docstring)
+MIN_SECRET_LENGTH = 6
+
+#: what a channel is, for delivery: ``telegram``, ``webhook`` (json/form/xml: one request per
+#: message with an ``Idempotency-Key`` header), ``email`` or ``other``
+KINDS = ("telegram", "webhook", "email", "other")
+FORMATS = ("text", "markdown", "html")
 
 _REF = re.compile(r"\$\{(?:(file|cred):)?([A-Za-z_][A-Za-z0-9_.-]*)\}")
 _KEYS = (
@@ -54,13 +82,68 @@ _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 def _spellings(s: str) -> set[str]:
     """How ``s`` may appear in a URL: as is, percent-encoded (path or query, either case)."""
-    return {s, quote(s, safe=""), quote(s), quote_plus(s), quote(s, safe="").lower()}
+    return {
+        s,
+        quote(s, safe=""),
+        quote(s),
+        quote(s, safe=":"),
+        quote_plus(s),
+        quote(s, safe="").lower(),
+    }
+
+
+def _short_pattern(s: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![A-Za-z0-9]){re.escape(s)}(?![A-Za-z0-9])")
+
+
+def mask(text: str, secrets: tuple[str, ...] | list[str]) -> str:
+    """``text`` with each of ``secrets`` replaced by ``***``: as a substring when it has at
+    least :data:`MIN_SECRET_LENGTH` characters, only where it stands alone otherwise."""
+    for s in sorted(secrets, key=len, reverse=True):
+        if not s:
+            continue
+        if len(s) >= MIN_SECRET_LENGTH:
+            text = text.replace(s, "***")
+        elif s in text:
+            text = _short_pattern(s).sub("***", text)
+    return text
+
+
+def url_part(template: str, start: int, end: int) -> str:
+    """Which part of the URL ``template`` the reference at ``template[start:end]`` lands in:
+    ``whole`` (before ``://``), ``userinfo``, ``host``, ``path``, ``query`` or ``fragment``."""
+    skel = _REF.sub(lambda m: "x" * len(m.group(0)), template)
+    before, after = skel[:start], skel[end:]
+    sep = before.find("://")
+    if sep < 0:
+        return "whole"
+    rest = before[sep + 3 :]
+    if "#" in rest:
+        return "fragment"
+    if "?" in rest:
+        return "query"
+    if "/" in rest:
+        return "path"
+    authority_after = re.split(r"[/?#]", after, maxsplit=1)[0]
+    return "userinfo" if "@" in authority_after else "host"
+
+
+def encode_for_part(value: str, part: str) -> str:
+    """``value`` percent-encoded for ``part`` (see :func:`url_part`; UTF-8, RFC 3986)."""
+    if part == "whole":
+        return value
+    if part in ("host", "path"):
+        return quote(value, safe=":")
+    return quote(value, safe="")
 
 
 @dataclass(frozen=True, slots=True)
 class Channel:
     """One destination. ``url`` is the real apprise URL (secrets in it): never log it; use
-    ``name`` and ``redacted``. Intervals are seconds."""
+    ``name`` and ``redacted``. Intervals and ``timeout`` are seconds. ``format``: ``text`` |
+    ``markdown`` | ``html`` (a Telegram channel written ``markdown`` is ``html``). ``secrets``:
+    every spelling of the substituted values (see the module docstring). ``kind``: one of
+    :data:`KINDS`, from apprise's plugin class."""
 
     name: str
     url: str = field(repr=False)
@@ -73,6 +156,7 @@ class Channel:
     max_length: int | None = None
     timeout: float = 30.0
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    kind: str = "other"
 
     @property
     def label(self) -> str:
@@ -90,11 +174,9 @@ class Channel:
         return severity.rank >= self.min_severity.rank
 
     def scrub(self, text: str) -> str:
-        """``text`` with this channel's secrets (and anything secret-looking) masked."""
-        for s in sorted(self.secrets, key=len, reverse=True):
-            if s:
-                text = text.replace(s, "***")
-        return redact(text)
+        """``text`` with this channel's secrets in every spelling (short ones only as whole
+        words) and anything secret-looking masked."""
+        return redact(mask(text, self.secrets))
 
 
 def _resolve(
@@ -116,10 +198,52 @@ def _resolve(
             value = _credential(name, source, path, credentials_dir)
         if not value:
             raise ConfigError(source, path, f"secret {m.group(0)} is empty")
+        encoded = encode_for_part(value, url_part(template, m.start(), m.end()))
         secrets.append(value)
-        return value
+        if encoded != value:
+            secrets.append(encoded)
+        return encoded
 
     return _REF.sub(sub, template)
+
+
+def resolve_url(
+    template: str,
+    source: str,
+    path: str,
+    *,
+    env: Mapping[str, str],
+    credentials_dir: Path | None,
+) -> tuple[str, tuple[str, ...]]:
+    """Substitute ``${NAME}`` / ``${file:NAME}`` in a URL (each value percent-encoded for its
+    part) and register every spelling of the secrets with the log redactor. Returns the URL
+    and those spellings. Raises :class:`ConfigError` naming ``path`` (never a secret)."""
+    found: list[str] = []
+    url = _resolve(template, source, path, env=env, credentials_dir=credentials_dir, secrets=found)
+    forms = _secret_forms(url, found)
+    for f in forms:
+        if len(f) >= MIN_SECRET_LENGTH:
+            register_secret(f)
+    return url, forms
+
+
+def _secret_forms(url: str, values: list[str]) -> tuple[str, ...]:
+    """Every spelling of ``values`` a library may log: as is, percent-encoded, and the base64
+    ``user:password`` of HTTP Basic auth when one of them is in the URL's userinfo."""
+    forms: set[str] = set()
+    for v in values:
+        forms |= _spellings(v)
+    try:
+        parts = urlsplit(url)
+        user, password = parts.username, parts.password
+    except ValueError:
+        user = password = None
+    if user is not None and password:
+        # a URL password is a secret however it got there (${NAME}, url_file, typed in)
+        u, p = unquote(user), unquote(password)
+        forms |= _spellings(p)
+        forms.add(base64.b64encode(f"{u}:{p}".encode()).decode())
+    return tuple(sorted((f for f in forms if f), key=len, reverse=True))
 
 
 def _credential(name: str, source: str, path: str, credentials_dir: Path | None) -> str:
@@ -139,15 +263,29 @@ def _credential(name: str, source: str, path: str, credentials_dir: Path | None)
         raise ConfigError(source, path, f"cannot read credential {file}: {exc.strerror}") from None
 
 
-def _privacy_url(url: str) -> str | None:
-    """apprise's privacy form of ``url`` (secrets masked), or None if apprise can't parse it."""
+def _inspect(url: str) -> tuple[str, str] | None:
+    """apprise's privacy form of ``url`` (secrets masked) and the channel's kind (see
+    :data:`KINDS`), or None if apprise can't parse it."""
     import apprise  # noqa: PLC0415 -- apprise is slow to import; only channels need it
+    from apprise.plugins.custom_form import NotifyForm  # noqa: PLC0415
+    from apprise.plugins.custom_json import NotifyJSON  # noqa: PLC0415
+    from apprise.plugins.custom_xml import NotifyXML  # noqa: PLC0415
+    from apprise.plugins.email import NotifyEmail  # noqa: PLC0415
+    from apprise.plugins.telegram import NotifyTelegram  # noqa: PLC0415
 
     plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
     if plugin is None:
         return None
     text: object = plugin.url(privacy=True)  # type: ignore[no-untyped-call]
-    return str(text)
+    if isinstance(plugin, NotifyTelegram):
+        kind = "telegram"
+    elif isinstance(plugin, NotifyJSON | NotifyForm | NotifyXML):
+        kind = "webhook"
+    elif isinstance(plugin, NotifyEmail):
+        kind = "email"
+    else:
+        kind = "other"
+    return str(text), kind
 
 
 _SECRETISH = re.compile(r"(?i)(token|key|pass|secret|auth|sig)")
@@ -182,9 +320,9 @@ def _only_given_params(redacted: str, original: str) -> str:
     return head + ("?" + "&".join(kept) if kept else "")
 
 
-def _defaults(url: str) -> dict[str, object]:
+def _defaults(url: str, kind: str = "other") -> dict[str, object]:
     scheme = urlsplit(url).scheme.lower()
-    if scheme in ("tgram", "telegram"):
+    if kind == "telegram" or scheme in ("tgram", "telegram"):
         chats = [p for p in urlsplit(url).path.split("/") if p]
         group = any(c.startswith("-") for c in chats)
         return {"min_interval": 1.0, "per_minute": 20 if group else None, "max_length": 4096}
@@ -207,31 +345,27 @@ def parse_channel(
             near = difflib.get_close_matches(key, _KEYS, n=1, cutoff=0.5)
             hint = f"; did you mean {near[0]!r}?" if near else f"; valid keys: {', '.join(_KEYS)}"
             raise ConfigError(source, f"{path}.{key}", f"unknown key {key!r}{hint}")
-    secrets: list[str] = []
     if ("url" in table) == ("url_file" in table):
         raise ConfigError(source, path, "set exactly one of url, url_file")
     if "url" in table:
         raw = table["url"]
         if not isinstance(raw, str) or not raw.strip():
             raise ConfigError(source, f"{path}.url", "expected an apprise URL string")
-        url = _resolve(
-            raw.strip(),
-            source,
-            f"{path}.url",
-            env=env,
-            credentials_dir=credentials_dir,
-            secrets=secrets,
+        url, forms = resolve_url(
+            raw.strip(), source, f"{path}.url", env=env, credentials_dir=credentials_dir
         )
+        secrets = list(forms)
     else:
         ref = table["url_file"]
         if not isinstance(ref, str) or not ref:
             raise ConfigError(source, f"{path}.url_file", "expected a credential file name")
         url = _credential(ref, source, f"{path}.url_file", credentials_dir).strip()
-        secrets.append(url)
-    for s in secrets:
-        register_secret(s)
-    redacted = _privacy_url(url)
-    if redacted is None:
+        secrets = [url, *_secret_forms(url, [url])]
+        for s in secrets:
+            if len(s) >= MIN_SECRET_LENGTH:
+                register_secret(s)
+    inspected = _inspect(url)
+    if inspected is None:
         # never echo the URL: a literal token in it was not registered as a secret
         scheme = urlsplit(url).scheme or "?"
         raise ConfigError(
@@ -240,18 +374,15 @@ def parse_channel(
             f"not a URL apprise can use (scheme {scheme!r}; the rest is not shown, it may hold "
             "a secret)",
         )
+    redacted, kind = inspected
     if "url_file" in table:
         redacted = f"{urlsplit(url).scheme}://… (credential {table['url_file']})"
-    for s in secrets:
-        # apprise's privacy form percent-encodes the path and cuts it at ';', '?' and '#':
-        # mask every spelling of the secret and of each of those pieces
-        pieces = [s, *(p for p in re.split(r"[;?#]", s) if len(p) >= 4)]
-        forms = {form for p in pieces for form in _spellings(p)}
-        for form in sorted(forms, key=len, reverse=True):
-            if form:
-                redacted = redacted.replace(form, "***")
+    # apprise's privacy form percent-encodes the path and cuts it at ';', '?' and '#':
+    # mask every spelling of the secret and of each of those pieces
+    pieces = [*secrets, *(p for s in secrets for p in re.split(r"[;?#]", s) if len(p) >= 4)]
+    redacted = mask(redacted, sorted({f for p in pieces for f in _spellings(p)}))
     redacted = _mask_query(redact(_only_given_params(redacted, url)))
-    opts: dict[str, object] = _defaults(url)
+    opts: dict[str, object] = _defaults(url, kind)
     opts.update({k: v for k, v in table.items() if k not in ("url", "url_file")})
     min_sev = opts.get("min_severity", "warning")
     if not isinstance(min_sev, str) or min_sev not in ("info", "warning", "critical"):
@@ -262,8 +393,10 @@ def parse_channel(
     if not isinstance(send_resolved, bool):
         raise ConfigError(source, f"{path}.send_resolved", "expected true or false")
     fmt = opts.get("format", "text")
-    if fmt not in ("text", "markdown"):
-        raise ConfigError(source, f"{path}.format", f"expected text or markdown, got {fmt!r}")
+    if fmt not in FORMATS:
+        raise ConfigError(source, f"{path}.format", f"expected text, markdown or html, got {fmt!r}")
+    if kind == "telegram" and fmt == "markdown":
+        fmt = "html"  # see the module docstring: Telegram's Markdown cannot escape in bold
     min_interval = parse_duration(opts.get("min_interval", 0.0), source, f"{path}.min_interval")
     timeout = parse_duration(opts.get("timeout", 30.0), source, f"{path}.timeout")
     if timeout <= 0:
@@ -283,7 +416,8 @@ def parse_channel(
         per_minute=per_minute,
         max_length=max_length,
         timeout=timeout,
-        secrets=tuple(secrets),
+        secrets=tuple(dict.fromkeys(secrets)),
+        kind=kind,
     )
 
 
@@ -320,14 +454,16 @@ def parse_channels(
 def adhoc_channel(url: str, index: int) -> Channel:
     """A channel from a bare URL (``monitor test-notify --url``), every severity."""
     raw = url.strip()
-    redacted = _privacy_url(raw)
-    if redacted is None:
+    inspected = _inspect(raw)
+    if inspected is None:
         raise ConfigError("--url", f"url[{index}]", f"not a URL apprise can use: {redact(raw)}")
-    opts = _defaults(raw)
+    redacted, kind = inspected
+    opts = _defaults(raw, kind)
     return Channel(
         name=f"url{index}",
         url=raw,
         redacted=_mask_query(redact(_only_given_params(redacted, raw))),
         min_severity=Severity.INFO,
         max_length=opts.get("max_length"),  # type: ignore[arg-type]
+        kind=kind,
     )

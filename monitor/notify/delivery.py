@@ -1,22 +1,39 @@
 """The outbox delivery worker.
 
-``run()`` resumes rows a dead process left ``sending``, then loops: for every channel with
-due rows whose rate limit allows a message now, claim its due rows, **coalesce** them into
-one message (as many as fit the channel's ``max_length``; the rest wait for the next slot),
-send it with the :class:`~monitor.notify.sender.Sender`, and record the channel's result:
+``run()`` resumes rows a dead process left ``sending``, then keeps **one independent task per
+channel** with due rows: a slow, failing or rate-limited channel never delays another (the
+loop never waits for a round of all channels), and a channel has at most one send in flight,
+so its messages go out in order. A channel's task claims its due rows (see
+:func:`monitor.store.outbox.claim`: a row tried before goes alone), **coalesces** fresh rows
+into one message (as many as fit the channel's ``max_length``; the rest wait for the next
+slot; webhooks never coalesce: one request per message, each with its own idempotency key),
+sends it with the :class:`~monitor.notify.sender.Sender`, and records the result by its kind:
 
 * delivered → rows ``delivered``;
-* failed → rows retried after an exponential backoff with jitter
-  (``base · 2^(attempts−1)``, capped at ``max_backoff``, ±``jitter`` fraction), or exactly
-  after the ``retry_after`` a 429 asked for (the channel is paused that long too);
-* a row older than ``max_age`` is marked ``failed`` and its channel is reported in
-  :attr:`DeliveryWorker.failing_channels` (the alert service turns that into the
-  "delivery failing" alert, which goes out through the channels that still work) until a
-  later message on that channel gets through.
+* ``format`` (the service refused the markup, e.g. Telegram's "can't parse entities") → the
+  same message is re-sent **once** right away as plain text
+  (:func:`~monitor.notify.render.to_plain`); if that fails too, it is handled as permanent;
+* ``permanent`` (4xx other than 408/429, auth failure) → a coalesced message is split: each
+  of its rows goes alone next (so a refused row never carries healthy rows with it); a single
+  row is marked ``failed`` at once (never retried for hours) and the rows behind it go on;
+  its channel is reported in :attr:`DeliveryWorker.failing_channels`;
+* ``transient`` (timeouts, 5xx, 429, connection errors) → rows retried after an exponential
+  backoff with jitter (``base · 2^(attempts−1)``, capped at ``max_backoff``, default 10 s, so
+  a channel that comes back is probed within seconds; ±``jitter`` fraction), or exactly after
+  the ``retry_after`` a 429 asked for (the channel is paused that long too). The channel waits
+  for that row (order is kept). A row older than ``max_age`` is marked ``failed``. Rows the
+  service answered with an error status (429, 5xx) certainly did not arrive and may be
+  coalesced again; after a timeout or connection error each goes alone.
+
+A channel in :attr:`DeliveryWorker.failing_channels` (the alert service turns it into the
+"delivery failing" alert, which goes out through the channels that still work) stays there
+until a later message on that channel gets through **and** ``failing_hold`` seconds (default
+120) have passed since its last failed row, so a health check every few seconds cannot miss
+a refusal followed by a success. Every failed row is also kept as a :class:`Failure` until
+:meth:`DeliveryWorker.take_failures` collects it (for a per-message notice).
 
 Rate limits are per channel (an apprise URL is one chat, or a few): at most one message per
-``min_interval`` seconds and ``per_minute`` per rolling minute. Channels are served
-concurrently; one slow channel does not hold the others.
+``min_interval`` seconds and ``per_minute`` per rolling minute.
 
 ``drain(deadline)`` (``deadline`` on ``clock.monotonic()``) stops the loop and delivers what
 is due until nothing is left or the deadline passes; undelivered rows stay in the outbox for
@@ -27,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import random
 from collections import deque
 from collections.abc import Sequence
@@ -37,8 +55,8 @@ import structlog
 
 from monitor.clock import Clock
 from monitor.notify.channels import Channel
-from monitor.notify.render import combine
-from monitor.notify.sender import Sender
+from monitor.notify.render import TEXT, combine, to_plain
+from monitor.notify.sender import FORMAT, PERMANENT, Sender, SendResult
 from monitor.store import outbox
 from monitor.store.db import Store
 from monitor.store.outbox import OutboxItem
@@ -55,14 +73,31 @@ _TYPE_RANK = {"success": 0, "info": 1, "warning": 2, "failure": 3}
 
 @dataclass(frozen=True, slots=True)
 class DeliveryConfig:
-    """Seconds throughout. ``batch``: rows claimed per channel per round."""
+    """Seconds throughout. ``batch``: rows claimed per channel per send. ``max_backoff``: the
+    longest wait between two tries of a failing channel (its probe interval)."""
 
     base_backoff: float = 2.0
-    max_backoff: float = 300.0
+    max_backoff: float = 10.0
     jitter: float = 0.2
     max_age: float = 6 * 3600.0
     batch: int = 50
     idle_poll: float = 5.0
+    failing_hold: float = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A row given up on: ``channel`` name, its ``label`` (name and redacted URL), the row's
+    ``idem_key`` and ``title``, ``error`` (secrets masked), ``kind`` (``permanent``,
+    ``format``, ``expired``, ``unconfigured``) and ``at`` (epoch s)."""
+
+    channel: str
+    label: str
+    idem_key: str
+    title: str
+    error: str
+    kind: str
+    at: float
 
 
 class RateLimiter:
@@ -97,6 +132,9 @@ class RateLimiter:
 
 
 class DeliveryWorker:
+    """See the module docstring. Public surface for the daemon: :meth:`run` (a task),
+    :meth:`drain`, :meth:`wake`, :meth:`set_channels`, :attr:`failing_channels`."""
+
     def __init__(
         self,
         store: Store,
@@ -118,6 +156,12 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._failing: dict[str, str] = {}
+        self._failed_at: dict[str, float] = {}
+        self._failures: list[Failure] = []
+        self._inflight: dict[str, asyncio.Task[int]] = {}
+        # rows whose last failure was an error status: certainly not delivered, so they may
+        # be coalesced again (any other row tried before goes alone)
+        self._unsent: set[int] = set()
         self.delivered = 0
 
     # -- configuration ---------------------------------------------------------------------
@@ -133,8 +177,22 @@ class DeliveryWorker:
 
     @property
     def failing_channels(self) -> tuple[str, ...]:
-        """Labels (name and redacted URL) of channels whose rows expired undelivered."""
+        """Labels (name and redacted URL) of channels that refused a message for good or whose
+        rows expired undelivered, until a later message on them gets through and
+        ``failing_hold`` s have passed since the last failure."""
         return tuple(self._failing.values())
+
+    def take_failures(self) -> list[Failure]:
+        """The rows given up on since the last call (oldest first); at most 1,000 are kept."""
+        out, self._failures = self._failures, []
+        return out
+
+    def _recovered(self, name: str, label: str, now: float) -> None:
+        if name in self._failing and now - self._failed_at.get(name, 0.0) >= (
+            self.config.failing_hold
+        ):
+            del self._failing[name]
+            log().info("outbox.channel_recovered", channel=label)
 
     def wake(self) -> None:
         """New rows were enqueued: look now instead of at the next poll."""
@@ -142,23 +200,50 @@ class DeliveryWorker:
 
     # -- the loop --------------------------------------------------------------------------
     async def run(self) -> None:
+        """Deliver until :meth:`drain` is called: one task per channel with due rows."""
         resumed = await outbox.resume(self.store)
         if resumed:
             log().info("outbox.resumed", rows=resumed)
-        while not self._stopping:
-            await self.step()
-            await self._sleep_until_due()
+        try:
+            while not self._stopping:
+                await self._spawn()
+                await self._sleep_until_due()
+        except asyncio.CancelledError:
+            # cancelled without drain(): stop the sends in flight too (their rows stay
+            # "sending" and are resent once at the next start)
+            tasks = list(self._inflight.values())
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+
+    async def _spawn(self) -> None:
+        now = self.clock.now()
+        for name in await outbox.due_channels(self.store, now):
+            if name in self._inflight or not self._ready(name, now):
+                continue
+            task = asyncio.create_task(self._deliver(name, now), name=f"deliver:{name}")
+            self._inflight[name] = task
+            task.add_done_callback(lambda t, n=name: self._done(n, t))  # type: ignore[misc]
+
+    def _done(self, name: str, task: asyncio.Task[int]) -> None:
+        if self._inflight.get(name) is task:
+            del self._inflight[name]
+        if not task.cancelled() and task.exception() is not None:
+            log().error("outbox.worker_error", channel=name, error=repr(task.exception()))
+        self._wake.set()
 
     async def _sleep_until_due(self) -> None:
         now = self.clock.now()
         wait = self.config.idle_poll
-        nxt = await outbox.next_due(self.store)
-        if nxt is not None:
-            wait = min(wait, max(nxt - now, 0.0))
-        for name in await outbox.due_channels(self.store, now + wait):
+        for name, due_at in (await outbox.heads(self.store)).items():
+            if name in self._inflight:
+                continue  # its task wakes the loop when it is done
+            at = due_at
             lim = self._limits.get(name)
             if lim is not None:
-                wait = min(wait, max(lim.next_allowed(now) - now, 0.0))
+                at = max(at, lim.next_allowed(now))
+            wait = min(wait, max(at - now, 0.0))
         self._wake.clear()
         sleeper = asyncio.ensure_future(self.clock.sleep(max(wait, 0.001)))
         waker = asyncio.ensure_future(self._wake.wait())
@@ -171,10 +256,11 @@ class DeliveryWorker:
                     await f
 
     async def step(self) -> int:
-        """One round over every channel with due rows; returns how many rows were delivered."""
+        """One send for every channel with due rows (concurrently); returns how many rows were
+        delivered. For tests and :meth:`drain`; :meth:`run` never waits for a whole round."""
         now = self.clock.now()
         due = await outbox.due_channels(self.store, now)
-        names = [n for n in due if self._ready(n, now)]
+        names = [n for n in due if n not in self._inflight and self._ready(n, now)]
         if not names:
             return 0
         counts = await asyncio.gather(*(self._deliver(n, now) for n in names))
@@ -185,48 +271,80 @@ class DeliveryWorker:
         return lim is None or lim.next_allowed(now) <= now
 
     async def _deliver(self, name: str, now: float) -> int:
-        items = await outbox.claim(self.store, name, now, self.config.batch)
+        channel = self._channels.get(name)
+        limit = 1 if channel is not None and channel.kind == "webhook" else self.config.batch
+        items = await outbox.claim(
+            self.store,
+            name,
+            now,
+            limit,
+            alone=lambda i: i.attempts > 0 and i.id not in self._unsent,
+        )
         if not items:
             return 0
-        channel = self._channels.get(name)
         if channel is None:
             await outbox.mark_failed(self.store, [i.id for i in items], "channel not configured")
             log().warning(
                 "outbox.failed", channel=name, rows=len(items), error="channel not configured"
             )
+            reason = "channel not configured"
+            self._note(name, name, items, error=reason, kind="unconfigured", now=now)
             return 0
         expired = [i for i in items if now - i.created_at > self.config.max_age]
         if expired:
-            await self._expire(channel, expired, "too old: gave up after max_age")
+            await self._fail(channel, expired, "too old: gave up after max_age", "expired")
         items = [i for i in items if now - i.created_at <= self.config.max_age]
         if not items:
             return 0
-        longest = f"{len(items)} alert messages ({items[0].title})"
-        body, used = combine([i.body for i in items], channel.body_limit(longest))
+        fmt = items[0].body_format
+        same: list[OutboxItem] = []
+        for i in items:
+            if i.body_format != fmt:
+                break
+            same.append(i)
+        longest = f"{len(same)} alert messages ({same[0].title})"
+        body, used = combine([i.body for i in same], channel.body_limit(longest))
         batch, rest = items[:used], items[used:]
         if rest:
             await outbox.release(self.store, [i.id for i in rest])
         title = batch[0].title if used == 1 else f"{used} alert messages ({batch[0].title})"
         ntype = max((i.notify_type for i in batch), key=lambda t: _TYPE_RANK.get(t, 1))
+        idem = batch[0].idem_key if used == 1 else _batch_key(batch)
         self._limits[name].record(now)
-        result = await self.sender.send(channel, title, body, batch[0].body_format, ntype)
+        result = await self.sender.send(channel, title, body, fmt, ntype, idem_key=idem)
+        plain = False
+        if not result.ok and result.kind == FORMAT and fmt != TEXT:
+            log().warning(
+                "outbox.markup_refused",
+                channel=channel.label,
+                rows=len(batch),
+                error=result.error,
+                action="resending once as plain text",
+            )
+            plain = True
+            result = await self.sender.send(
+                channel, title, to_plain(body, fmt), TEXT, ntype, idem_key=idem
+            )
         done = self.clock.now()
         ids = [i.id for i in batch]
+        self._unsent.difference_update(ids)
+        attempts = max(i.attempts + 1 for i in batch)
         if result.ok:
             await outbox.mark_delivered(self.store, ids, done)
             self.delivered += len(batch)
-            if self._failing.pop(name, None) is not None:
-                log().info("outbox.channel_recovered", channel=channel.label)
+            self._recovered(name, channel.label, done)
             log().info(
                 "outbox.delivered",
                 channel=channel.label,
                 rows=len(batch),
                 coalesced=used > 1,
-                attempts=max(i.attempts + 1 for i in batch),
+                attempts=attempts,
+                plain_text=plain,
             )
             return len(batch)
         error = result.error or result.status
-        attempts = max(i.attempts + 1 for i in batch)
+        if result.kind in (PERMANENT, FORMAT):
+            return await self._refused(channel, batch, result, error, done)
         if result.retry_after is not None:
             delay = result.retry_after
             self._limits[name].pause(done + delay)
@@ -235,9 +353,11 @@ class DeliveryWorker:
         retry_at = done + delay
         oldest = min(i.created_at for i in batch)
         if retry_at - oldest > self.config.max_age:
-            await self._expire(channel, batch, error)
+            await self._fail(channel, batch, error, "expired")
             return 0
         await outbox.mark_retry(self.store, ids, retry_at, error)
+        if result.answered:
+            self._unsent.update(ids)
         log().warning(
             "outbox.retry",
             channel=channel.label,
@@ -249,22 +369,66 @@ class DeliveryWorker:
         )
         return 0
 
+    async def _refused(
+        self,
+        channel: Channel,
+        batch: list[OutboxItem],
+        result: SendResult,
+        error: str,
+        done: float,
+    ) -> int:
+        """A permanent refusal: a coalesced message is split (each row goes alone next, so
+        the refused one cannot take healthy ones down with it); a single row fails now."""
+        if len(batch) > 1:
+            await outbox.mark_retry(self.store, [i.id for i in batch], done, error)
+            log().warning("outbox.split", channel=channel.label, rows=len(batch), kind=result.kind)
+            return 0
+        await self._fail(channel, batch, f"refused ({result.kind}): {error}", result.kind)
+        return 0
+
+    def _note(
+        self,
+        name: str,
+        label: str,
+        items: Sequence[OutboxItem],
+        *,
+        error: str,
+        kind: str,
+        now: float,
+    ) -> None:
+        for i in items:
+            self._failures.append(Failure(name, label, i.idem_key, i.title, error, kind, now))
+        del self._failures[:-1000]
+
     def _backoff(self, attempts: int) -> float:
         c = self.config
         base = min(c.max_backoff, c.base_backoff * 2.0 ** max(attempts - 1, 0))
         return max(base * (1.0 + c.jitter * self._rng.uniform(-1.0, 1.0)), 0.0)
 
-    async def _expire(self, channel: Channel, items: list[OutboxItem], error: str) -> None:
+    async def _fail(self, channel: Channel, items: list[OutboxItem], error: str, kind: str) -> None:
         await outbox.mark_failed(self.store, [i.id for i in items], error)
+        now = self.clock.now()
         self._failing[channel.name] = channel.label
-        log().error("outbox.failed", channel=channel.label, rows=len(items), error=error)
+        self._failed_at[channel.name] = now
+        self._note(channel.name, channel.label, items, error=error, kind=kind, now=now)
+        log().error(
+            "outbox.failed",
+            channel=channel.label,
+            rows=len(items),
+            keys=[i.idem_key for i in items],
+            error=error,
+        )
 
     async def drain(self, deadline: float) -> int:
-        """Stop the loop; deliver what is due until none is left or ``clock.monotonic()``
-        reaches ``deadline``. Returns how many rows are still undelivered."""
+        """Stop the loop; let the sends in flight finish, then deliver what is due until none
+        is left or ``clock.monotonic()`` reaches ``deadline``. Returns how many rows are still
+        undelivered."""
         self._stopping = True
         self._wake.set()
-        while True:
+        if self._inflight:
+            remaining = deadline - self.clock.monotonic()
+            await asyncio.wait(list(self._inflight.values()), timeout=max(remaining, 0.001))
+        while not self._inflight:
             await self.step()
             count, _ = await outbox.backlog(self.store)
             remaining = deadline - self.clock.monotonic()
@@ -285,3 +449,9 @@ class DeliveryWorker:
         else:
             log().info("outbox.drained")
         return count
+
+
+def _batch_key(batch: Sequence[OutboxItem]) -> str:
+    """The idempotency key of a coalesced message: stable for the same rows."""
+    joined = "\n".join(i.idem_key for i in batch)
+    return "batch:" + hashlib.sha1(joined.encode(), usedforsecurity=False).hexdigest()

@@ -1,5 +1,13 @@
-"""Rendering of alert groups into messages (pure): plain text or Markdown, an email subject,
-and the Telegram 4,096-character limit.
+"""Rendering of alert groups into messages (pure): plain text, Markdown or HTML, an email
+subject, and the Telegram 4,096-character limit.
+
+Formats (``fmt``): ``text``; ``markdown`` (CommonMark: the alert lines in ``**bold**``, the
+specials of dynamic text escaped by :func:`md_escape`; apprise converts it to each service's
+dialect); ``html`` (the alert lines in ``<b>…</b>``, every ``<``, ``>``, ``&`` and ``"`` of
+dynamic text escaped by :func:`html_escape`, the same inside and outside the tags: what
+Telegram's HTML parse mode requires; ``*``, ``_``, ``[`` and backticks are plain there).
+:func:`to_plain` turns a rendered body back into plain text (the fallback when a service
+refuses the markup).
 
 A message says what crossed, its value and threshold, and the scope: equity, maintenance,
 margin ratio, each position's mark, liquidation price and distance, funding cost per day,
@@ -11,7 +19,9 @@ Money is in the scope's quote currency; fractions are shown as percentages.
 
 from __future__ import annotations
 
+import html
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +34,7 @@ from monitor.margin.risk import ScopeRisk
 TELEGRAM_LIMIT = 4096
 TEXT = "text"
 MARKDOWN = "markdown"
+HTML = "html"
 SEPARATOR = "\n\n"
 
 RULE_TITLES: dict[str, str] = {
@@ -126,15 +137,58 @@ def rule_value(rule: str, x: float | None) -> str:
 
 
 def md_escape(text: str) -> str:
-    """Escape the Markdown specials ``_ * ` [`` with a backslash. Bodies are CommonMark;
-    apprise converts them to each service's dialect (Telegram's Markdown v1 keeps these
-    escapes)."""
+    """Escape the Markdown specials ``\\ _ * ` [`` with a backslash. Bodies are CommonMark;
+    apprise converts them to each service's dialect (Telegram channels get HTML instead:
+    see :mod:`monitor.notify.channels`)."""
     out = []
     for ch in text:
-        if ch in "_*`[":
+        if ch in "\\_*`[":
             out.append("\\")
         out.append(ch)
     return "".join(out)
+
+
+def html_escape(text: str) -> str:
+    """Escape ``& < > "`` as HTML entities (Telegram's HTML mode takes ``&amp; &lt; &gt;
+    &quot;``); nothing else needs escaping, inside or outside a tag."""
+    return html.escape(text, quote=True).replace("&#x27;", "'")
+
+
+_MD_BOLD = re.compile(r"^\*\*(.*)\*\*$")
+_MD_ESCAPED = re.compile(r"\\([\\_*`\[])")
+_TAG = re.compile(r"<[^<>]*>")
+
+
+def to_plain(body: str, fmt: str) -> str:
+    """A body rendered in ``fmt`` as plain text: the bold markers and escapes of our own
+    ``markdown`` dropped, the tags of ``html`` removed and its entities decoded."""
+    if fmt == MARKDOWN:
+        lines = []
+        for line in body.split("\n"):
+            m = _MD_BOLD.match(line)
+            lines.append(_MD_ESCAPED.sub(r"\1", m.group(1) if m else line))
+        return "\n".join(lines)
+    if fmt == HTML:
+        return html.unescape(_TAG.sub("", body))
+    return body
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other control characters (a venue- or user-chosen name
+    may hold them) replaced by spaces: one rendered line never becomes two."""
+    return _CONTROL.sub(" ", text)
+
+
+def _styled(line: str, fmt: str, *, bold: bool = False) -> str:
+    line = one_line(line)
+    if fmt == MARKDOWN:
+        return f"**{md_escape(line)}**" if bold else md_escape(line)
+    if fmt == HTML:
+        return f"<b>{html_escape(line)}</b>" if bold else html_escape(line)
+    return line
 
 
 def _label(t: Transition) -> str:
@@ -195,9 +249,11 @@ def scope_lines(risk: ScopeRisk) -> list[str]:
 
 
 def group_title(group: AlertGroup | Sequence[Transition], name: str | None = None) -> str:
-    """The email subject: worst severity, group, first alert, and how many more."""
+    """The email subject: worst severity, group, first alert, and how many more (one line:
+    control characters of names become spaces)."""
     ts = group.transitions if isinstance(group, AlertGroup) else tuple(group)
     gname = name if name is not None else (group.group if isinstance(group, AlertGroup) else "")
+    gname = one_line(gname)
     if not ts:
         return f"[monitor] {gname}"
     first = ts[0]
@@ -223,10 +279,8 @@ def render_group(
     (``venue:account/scope``), used when a transition carries none."""
     title = group_title(group)
     lines: list[str] = []
-    bold = fmt == MARKDOWN
     for t in group.transitions:
-        line = transition_line(t)
-        lines.append(f"**{md_escape(line)}**" if bold else line)
+        lines.append(_styled(transition_line(t), fmt, bold=True))
     seen: set[str] = set()
     for t in group.transitions:
         scope_subject = t.subject.split("#", 1)[0]
@@ -236,7 +290,7 @@ def render_group(
         seen.add(scope_subject)
         lines.append("")
         for line in scope_lines(risk):
-            lines.append(md_escape(line) if bold else line)
+            lines.append(_styled(line, fmt))
     lines.append("")
     lines.append(f"at {iso(group.at)}")
     body = "\n".join(lines)

@@ -7,12 +7,18 @@ key of the message for that channel: enqueueing it twice stores it once. A proce
 between sending and marking leaves the row ``sending``; :func:`resume` at start puts it back
 to ``pending``, so a crash re-sends a message at most once.
 
+A row that was tried before (``attempts > 0``: after a failure, a timeout, or a crash
+mid-send) may have reached its endpoint; :func:`claim` never puts it in a batch with other
+rows, so a possibly delivered message is never resent inside a bigger coalesced one (the
+delivery worker relaxes this for rows the service answered with an error status: those
+certainly did not arrive).
+
 Times are epoch seconds (UTC).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import aiosqlite
@@ -138,9 +144,34 @@ async def next_due(store: Store) -> float | None:
     return float(rows[0][0]) if rows and rows[0][0] is not None else None
 
 
-async def claim(store: Store, channel: str, now: float, limit: int) -> list[OutboxItem]:
+async def heads(store: Store) -> dict[str, float]:
+    """Every channel with pending rows → when its oldest pending row is due (epoch s)."""
+    async with store.read() as conn:
+        rows = await conn.execute_fetchall(
+            f"SELECT c.channel, {_HEAD} FROM (SELECT DISTINCT channel FROM outbox "
+            "WHERE status = ?) c",
+            (PENDING, PENDING),
+        )
+    return {str(r[0]): float(r[1]) for r in rows if r[1] is not None}
+
+
+def tried_before(item: OutboxItem) -> bool:
+    """The default rule of :func:`claim` for a row that must go alone."""
+    return item.attempts > 0
+
+
+async def claim(
+    store: Store,
+    channel: str,
+    now: float,
+    limit: int,
+    *,
+    alone: Callable[[OutboxItem], bool] = tried_before,
+) -> list[OutboxItem]:
     """Claim up to ``limit`` rows of ``channel`` in order, oldest first, stopping at the first
-    one not due at ``now``: ``sending``, ``attempts + 1``."""
+    one not due at ``now``: ``sending``, ``attempts + 1``. A row for which ``alone`` is true
+    (by default: tried before) goes alone: when the oldest is such a row, only it is claimed;
+    otherwise the claim stops before the first such row."""
     async with store.transaction() as conn:
         pending = list(
             await conn.execute_fetchall(
@@ -149,11 +180,14 @@ async def claim(store: Store, channel: str, now: float, limit: int) -> list[Outb
                 (PENDING, channel, limit),
             )
         )
-        rows = []
+        rows: list[aiosqlite.Row] = []
         for r in pending:
-            if _item(r).next_attempt_at > now:
+            item = _item(r)
+            if item.next_attempt_at > now or (rows and alone(item)):
                 break
             rows.append(r)
+            if alone(item):
+                break
         ids = [int(r[0]) for r in rows]
         await conn.executemany(
             "UPDATE outbox SET status = ?, claimed_at = ?, attempts = attempts + 1 WHERE id = ?",

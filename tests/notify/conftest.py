@@ -2,7 +2,12 @@
 
 * :class:`TelegramStandIn`: an aiohttp server implementing the Bot API's
   ``POST /bot<token>/sendMessage`` with scripted replies: 200, 429 with ``retry_after``
-  (Telegram's exact error body), or 5xx.
+  (Telegram's exact error body), or 5xx. It **parses the text as Telegram does** for its
+  ``parse_mode`` (:func:`parse_telegram_html`, :func:`parse_telegram_markdown`: legacy
+  Markdown, where a backslash escapes ``_ * ` [`` only *outside* an entity) and refuses what
+  Telegram refuses with its 400 "Bad Request: can't parse entities: …"; it records what the
+  user would see (``visible``) and the bold spans (``bold``). On ``&`` and ``>`` it is
+  stricter than Telegram (it demands ``&amp;``/``&gt;`` as Telegram's documentation says).
 * ``tgram_schema``: apprise's **real** Telegram plugin (``NotifyTelegram``), subclassed only
   to change its fixed ``notify_url`` (``https://api.telegram.org/bot``) to the stand-in and its
   schema to ``tgramtest://``, registered with apprise's plugin manager for the test and
@@ -15,9 +20,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
+import html
 import json
+import re
 import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -50,8 +58,125 @@ class _Server:
             await self.runner.cleanup()
 
 
+class EntityError(ValueError):
+    """What Telegram answers 400 "Bad Request: can't parse entities: <this>" for."""
+
+
+_TG_TAGS = {
+    "b",
+    "strong",
+    "i",
+    "em",
+    "u",
+    "ins",
+    "s",
+    "strike",
+    "del",
+    "span",
+    "tg-spoiler",
+    "a",
+    "code",
+    "pre",
+    "blockquote",
+    "tg-emoji",
+}
+_TAG_RE = re.compile(r'<(/?)([A-Za-z][A-Za-z0-9-]*)((?:\s+[a-z-]+="[^"<>]*")*)\s*>')
+_ENTITY_RE = re.compile(r"&(?:lt|gt|amp|quot|#\d+|#x[0-9A-Fa-f]+);")
+_BOLD = {"b", "strong"}
+
+
+def _offset(text: str, i: int) -> int:
+    return len(text[:i].encode("utf-8"))
+
+
+def parse_telegram_html(text: str) -> tuple[str, list[tuple[str, str]]]:
+    """Telegram's HTML parse mode: the visible text and the (tag, text) of each entity."""
+    out: list[str] = []
+    stack: list[tuple[str, int]] = []
+    spans: list[tuple[str, str]] = []
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == "<":
+            m = _TAG_RE.match(text, i)
+            name = m.group(2).lower() if m else text[i + 1 : i + 8]
+            if m is None or name not in _TG_TAGS:
+                raise EntityError(
+                    f'Unsupported start tag "{name}" at byte offset {_offset(text, i)}'
+                )
+            if m.group(1):
+                if not stack or stack[-1][0] != name:
+                    raise EntityError(f"Unexpected end tag at byte offset {_offset(text, i)}")
+                tag, start = stack.pop()
+                spans.append((tag, "".join(out)[start:]))
+            else:
+                stack.append((name, len("".join(out))))
+            i = m.end()
+            continue
+        if c == "&":
+            m = _ENTITY_RE.match(text, i)
+            if m is None:
+                raise EntityError(f"Character entity expected at byte offset {_offset(text, i)}")
+            out.append(html.unescape(m.group(0)))
+            i = m.end()
+            continue
+        if c == ">":
+            raise EntityError(f'Unexpected ">" at byte offset {_offset(text, i)}')
+        out.append(c)
+        i += 1
+    if stack:
+        raise EntityError(f"Can't find end tag corresponding to start tag {stack[-1][0]}")
+    return "".join(out), spans
+
+
+def parse_telegram_markdown(text: str) -> tuple[str, list[tuple[str, str]]]:
+    """Telegram's legacy ``Markdown`` parse mode: ``*bold*``, ``_italic_``, ```code```,
+    ``[text](url)``; a backslash escapes ``_ * ` [`` outside an entity only (inside one it is
+    a visible character, and the entity ends at the next marker)."""
+    out: list[str] = []
+    spans: list[tuple[str, str]] = []
+    i = 0
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\" and i + 1 < n and text[i + 1] in "_*`[":
+            out.append(text[i + 1])
+            i += 2
+            continue
+        if c in "*_`":
+            marker = "```" if text.startswith("```", i) else c
+            j = text.find(marker, i + len(marker))
+            if j < 0:
+                raise EntityError(
+                    f"Can't find end of the entity starting at byte offset {_offset(text, i)}"
+                )
+            inner = text[i + len(marker) : j]
+            spans.append(({"*": "b", "_": "i"}.get(marker, "code"), inner))
+            out.append(inner)
+            i = j + len(marker)
+            continue
+        if c == "[":
+            m = re.compile(r"\[([^\]]*)\]\(([^)]*)\)").match(text, i)
+            if m is None:
+                raise EntityError(
+                    f"Can't find end of the entity starting at byte offset {_offset(text, i)}"
+                )
+            spans.append(("a", m.group(1)))
+            out.append(m.group(1))
+            i = m.end()
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out), spans
+
+
 class TelegramStandIn(_Server):
-    """``replies``: a queue of (status, retry_after) to answer with, then 200s."""
+    """``replies``: a queue of (status, retry_after) to answer with, then 200s. ``visible``
+    and ``bold``: per delivered message, the text the user sees and its bold spans;
+    ``refused``: the entity errors answered. ``refuse_containing``: answer 400 (Telegram's
+    "Bad Request: message is too long" body) to a text holding it. ``delays``: seconds to
+    wait before answering the next requests (the message counts as received: a client that
+    gives up earlier does not know it arrived)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -59,11 +184,43 @@ class TelegramStandIn(_Server):
         self.tokens: list[str] = []
         self.attempts = 0
         self.replies: list[tuple[int, int | None]] = []
+        self.visible: list[str] = []
+        self.bold: list[list[str]] = []
+        self.refused: list[str] = []
+        self.refuse_containing: str | None = None
+        self.delays: list[float] = []
         self.app.router.add_post("/bot{token}/sendMessage", self._send)
 
     async def _send(self, request: web.Request) -> web.Response:
         self.attempts += 1
         payload = await request.json()
+        if self.refuse_containing and self.refuse_containing in str(payload.get("text")):
+            self.refused.append("message is too long")
+            return web.json_response(
+                {"ok": False, "error_code": 400, "description": "Bad Request: message is too long"},
+                status=400,
+            )
+        mode = str(payload.get("parse_mode") or "").lower()
+        text = str(payload.get("text", ""))
+        try:
+            if mode == "html":
+                visible, spans = parse_telegram_html(text)
+            elif mode == "markdown":
+                visible, spans = parse_telegram_markdown(text)
+            elif mode == "":
+                visible, spans = text, []
+            else:
+                raise EntityError(f"the stand-in does not implement parse_mode {mode}")
+        except EntityError as exc:
+            self.refused.append(str(exc))
+            return web.json_response(
+                {
+                    "ok": False,
+                    "error_code": 400,
+                    "description": f"Bad Request: can't parse entities: {exc}",
+                },
+                status=400,
+            )
         if self.replies:
             status, retry_after = self.replies.pop(0)
             if status == 429:
@@ -83,22 +240,39 @@ class TelegramStandIn(_Server):
                 )
         self.tokens.append(request.match_info["token"])
         self.messages.append(payload)
+        self.visible.append(visible)
+        self.bold.append([t for tag, t in spans if tag in _BOLD or tag == "b"])
+        if self.delays:
+            await asyncio.sleep(self.delays.pop(0))
         return web.json_response({"ok": True, "result": {"message_id": len(self.messages)}})
 
 
 class WebhookServer(_Server):
+    """Receives apprise ``json://`` posts (``posts``, with their ``headers``). ``down``:
+    answer 500. ``delays``: seconds to wait before answering the next posts (recorded as
+    received first). ``refuse_containing``: answer 400 to a message holding it."""
+
     def __init__(self) -> None:
         super().__init__()
         self.posts: list[tuple[str, dict[str, Any]]] = []
+        self.headers: list[dict[str, str]] = []
         self.attempts = 0
         self.down = False
+        self.delays: list[float] = []
+        self.refuse_containing: str | None = None
         self.app.router.add_post("/{path:.*}", self._post)
 
     async def _post(self, request: web.Request) -> web.Response:
         self.attempts += 1
         if self.down:
             return web.Response(status=500, text="down")
-        self.posts.append((request.path, json.loads(await request.text())))
+        doc = json.loads(await request.text())
+        if self.refuse_containing and self.refuse_containing in str(doc.get("message")):
+            return web.Response(status=400, text="refused")
+        self.posts.append((request.path, doc))
+        self.headers.append(dict(request.headers))
+        if self.delays:
+            await asyncio.sleep(self.delays.pop(0))
         return web.Response(status=200, text="ok")
 
     def url(self, path: str = "hook") -> str:

@@ -148,6 +148,7 @@ async def test_too_old_is_failed_and_the_channel_reported(
     assert row.status == "failed"
     assert w.failing_channels == (ch.label,)
     webhook.down = False
+    clock.advance(120.0)  # failing_hold: reported at least that long
     await put(store, "b", clock.now())
     assert await w.step() == 1
     assert w.failing_channels == ()
@@ -201,7 +202,14 @@ class ScriptedSender:
         self.delivered: list[str] = []
 
     async def send(
-        self, channel: Channel, title: str, body: str, body_format: str, notify_type: str
+        self,
+        channel: Channel,
+        title: str,
+        body: str,
+        body_format: str,
+        notify_type: str,
+        *,
+        idem_key: str | None = None,
     ) -> SendResult:
         outcome = self.outcomes.pop(0) if self.outcomes else "ok"
         if outcome == "ok":

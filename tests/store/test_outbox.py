@@ -103,4 +103,6 @@ async def test_a_channel_delivers_in_order_behind_a_row_waiting_for_its_retry(
     assert await outbox.claim(store, "tg", 130, 10) == []
     assert await outbox.next_due(store) == 160.0
     assert await outbox.due_channels(store, 160) == {"tg": 2}
-    assert [c.idem_key for c in await outbox.claim(store, "tg", 160, 10)] == ["fired", "resolved"]
+    # "fired" was tried before (it may have reached the endpoint): it goes alone, first
+    assert [c.idem_key for c in await outbox.claim(store, "tg", 160, 10)] == ["fired"]
+    assert [c.idem_key for c in await outbox.claim(store, "tg", 160, 10)] == ["resolved"]
