@@ -3,6 +3,7 @@ two scopes, feed health, alert state, an outbox backlog and an hour of risk hist
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,15 +26,25 @@ HEALTHY = "generic:alice/cross"
 BROKE = "generic:bob/cross"
 
 
-def risk(account: str, collateral: float, mark: float = 100.0) -> ScopeRisk:
-    """One BTC long of size 1 entered at 100, maintenance 50 % of notional (flat), so at mark
-    100: maintenance = 1·100·0.5 = 50 and equity = collateral."""
+def risk(account: str, collateral: float, mark: float = 100.0, rate: float = 0.5) -> ScopeRisk:
+    """One BTC long of size 1 entered at 100, maintenance ``rate`` of notional (flat), so at
+    mark 100 with the default rate: maintenance = 1·100·0.5 = 50 and equity = collateral."""
     p = Portfolio()
-    pos = Position("BTC", 1.0, 100.0, maintenance=MaintenanceSchedule.flat(0.5), mark_price=mark)
+    pos = Position("BTC", 1.0, 100.0, maintenance=MaintenanceSchedule.flat(rate), mark_price=mark)
     p.apply(AccountSnapshot("generic", account, collateral, (pos,)))
     r = p.risk(ScopeKey("generic", account, "cross"))
     assert r is not None
     return r
+
+
+def dip() -> list[tuple[float, float]]:
+    """An hour of (time, BTC mark), one a minute: 100 → 90 at half past → 100.
+
+    With collateral 20 and a 10 % maintenance rate: equity = 20 + (m − 100) = m − 80,
+    MM = 0.1·m, ratio = 0.1·m / (m − 80): 10 / 20 = 50 % at 100, 9 / 10 = 90 % at 90;
+    liquidation where m − 80 = 0.1·m, m = 88.89, so the distance is 11.1 % at 100, 1.23 % at 90.
+    """
+    return [(NOW - 3600.0 + 60.0 * i, 100.0 - 10.0 * math.sin(math.pi * i / 60)) for i in range(61)]
 
 
 @dataclass
@@ -50,12 +61,7 @@ async def fill(store: Store) -> None:
         doc = history.status_doc(r, ["critical:margin_ratio"] if r is bob else [])
         doc["ts"] = NOW - 1.0
         statuses.append((r, doc))
-    # an hour of alice's history: equity falls 1000 → 100 as the price falls 100 → 10.
-    samples = []
-    for i in range(61):
-        mark = 100.0 - 1.5 * i  # 100 … 10
-        r = risk("alice", 1000.0, mark)
-        samples.append(history.Sample.of(r, NOW - 3600.0 + 60.0 * i))
+    samples = [history.Sample.of(risk("alice", 20.0, m, 0.1), t) for t, m in dip()]
     await history.record(store, samples, statuses)
     await history.record_feeds(
         store,
