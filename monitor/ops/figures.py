@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -119,6 +120,8 @@ class MetricsSnapshot:
     outbox: Sequence[OutboxFigures] = ()
     frames: Sequence[VenueFrames] = ()
     batch_seconds: HistogramFigures | None = None
+    #: updates from chats the Telegram bot does not answer (None: no bot)
+    bot_ignored: int | None = None
 
 
 class MetricsSource(Protocol):
@@ -159,3 +162,41 @@ class BatchTimings:
             running += n
             cumulative.append((bound, running))
         return HistogramFigures(tuple(cumulative), self._count, self._total)
+
+
+class Health:
+    """The ``healthy()`` callable of :func:`monitor.ops.http.serve_metrics`: healthy while the
+    engine has reported within ``max_silence`` seconds and no store error is pending.
+
+    The engine calls :meth:`beat` after each batch and sweep (at least every few seconds);
+    the code that writes the store calls :meth:`store_failed` with the error when a write
+    fails and :meth:`store_ok` when one succeeds again. ``monotonic`` is the clock (s).
+    Before the first beat the daemon counts as starting, which is unhealthy.
+    """
+
+    def __init__(
+        self, max_silence: float = 30.0, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.max_silence = max_silence
+        self.monotonic = monotonic
+        self._beat: float | None = None
+        self._store_error: str | None = None
+
+    def beat(self) -> None:
+        self._beat = self.monotonic()
+
+    def store_failed(self, error: str) -> None:
+        self._store_error = error[:200]
+
+    def store_ok(self) -> None:
+        self._store_error = None
+
+    def __call__(self) -> tuple[bool, str]:
+        if self._store_error is not None:
+            return False, f"store error pending: {self._store_error}"
+        if self._beat is None:
+            return False, "engine starting: no batch evaluated yet"
+        silent = self.monotonic() - self._beat
+        if silent > self.max_silence:
+            return False, f"engine silent for {silent:.0f}s (limit {self.max_silence:g}s)"
+        return True, "ok"

@@ -22,6 +22,7 @@ monitor_outbox_oldest_age_seconds                  channel                      
 monitor_engine_batch_duration_seconds              (none)                              histogram
 monitor_feed_frames_total                          venue                               counter
 monitor_feed_bad_frames_total                      venue                               counter
+monitor_bot_ignored_updates_total                  (none)                              counter
 =================================================  ==================================  ======
 
 Fail closed: a scope whose margin ratio cannot be computed because it is liquidatable (equity
@@ -185,6 +186,13 @@ def families(snap: MetricsSnapshot) -> list[Metric]:
     for v in snap.frames:
         frames.add_metric([v.venue], float(v.frames))
         bad.add_metric([v.venue], float(v.bad_frames))
+    if snap.bot_ignored is not None:
+        ignored = CounterMetricFamily(
+            "monitor_bot_ignored_updates",
+            "Telegram updates from chats the bot does not answer (ignored)",
+        )
+        ignored.add_metric([], float(snap.bot_ignored))
+        out.append(ignored)
     return out
 
 
@@ -214,7 +222,8 @@ class StoreMetricsSource:
     """A :class:`~monitor.ops.figures.MetricsSource` reading what the daemon writes to its
     store every second (``scope_status``, ``feed_status``, ``alert_state``, ``outbox``), plus
     what only the process knows: ``frames()`` (per venue frame counters, e.g. from the feeds'
-    stats) and ``batch`` (the engine's :class:`BatchTimings`).
+    stats), ``batch`` (the engine's :class:`BatchTimings`) and ``bot_ignored()`` (the Telegram
+    bot's :attr:`~monitor.ops.bot.CommandBot.ignored`).
 
     ``labels`` maps ``"venue:account"`` to the account's configured label. ``now`` is the
     wall clock (epoch s), for ages.
@@ -227,12 +236,14 @@ class StoreMetricsSource:
         labels: Mapping[str, str] | None = None,
         frames: Callable[[], Iterable[VenueFrames]] | None = None,
         batch: BatchTimings | None = None,
+        bot_ignored: Callable[[], int] | None = None,
         now: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.labels = dict(labels or {})
         self.frames = frames
         self.batch = batch
+        self.bot_ignored = bot_ignored
         self.now = now
 
     async def metrics_snapshot(self) -> MetricsSnapshot:
@@ -266,6 +277,7 @@ class StoreMetricsSource:
             outbox=await outbox_by_channel(self.store, now),
             frames=list(self.frames()) if self.frames is not None else [],
             batch_seconds=self.batch.figures() if self.batch is not None else None,
+            bot_ignored=self.bot_ignored() if self.bot_ignored is not None else None,
         )
 
     def _scope(self, d: Mapping[str, object]) -> ScopeFigures:

@@ -17,7 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.errors import FatalError
-from monitor.ops.figures import BatchTimings, MetricsSnapshot, VenueFrames
+from monitor.ops.figures import BatchTimings, Health, MetricsSnapshot, VenueFrames
 from monitor.ops.http import MetricsServer, serve_metrics
 from monitor.ops.metrics import StoreMetricsSource
 from monitor.ops.settings import MetricsConfig, parse_metrics
@@ -32,6 +32,7 @@ def _source(filled: Filled, batch: BatchTimings | None = None) -> StoreMetricsSo
         labels={"generic:alice": "Alice main"},
         frames=lambda: [VenueFrames("hyperliquid", 120, 3), VenueFrames("dydx", 7, 0)],
         batch=batch,
+        bot_ignored=lambda: 5,
         now=lambda: NOW,
     )
 
@@ -121,6 +122,7 @@ async def test_metrics_expose_scopes_feeds_alerts_outbox_frames_and_batches(
     # frames are counters (…_total)
     assert got[("monitor_feed_frames_total", frozenset({("venue", "hyperliquid")}))] == 120.0
     assert got[("monitor_feed_bad_frames_total", frozenset({("venue", "hyperliquid")}))] == 3.0
+    assert got[("monitor_bot_ignored_updates_total", frozenset())] == 5.0
     # batches 0.4 ms, 2 ms, 2 ms, 300 ms: ≤ 0.5 ms → 1, ≤ 2.5 ms → 3, ≤ 0.5 s → 4
     b = "monitor_engine_batch_duration_seconds"
     assert got[(b + "_bucket", frozenset({("le", "0.0005")}))] == 1.0
@@ -259,3 +261,34 @@ def test_switched_off_parts_cost_no_import(tmp_path: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_health_needs_a_recent_engine_beat_and_no_pending_store_error() -> None:
+    clock = [100.0]
+    health = Health(max_silence=30.0, monotonic=lambda: clock[0])
+    assert health() == (False, "engine starting: no batch evaluated yet")
+    health.beat()
+    clock[0] = 130.0  # 30 s of silence: still within the limit
+    assert health() == (True, "ok")
+    clock[0] = 130.5
+    assert health() == (False, "engine silent for 30s (limit 30s)")
+    health.beat()
+    health.store_failed("OperationalError: disk I/O error")
+    assert health() == (False, "store error pending: OperationalError: disk I/O error")
+    health.store_ok()
+    assert health() == (True, "ok")
+
+
+async def test_healthz_follows_a_health_object(filled: Filled) -> None:
+    clock = [0.0]
+    health = Health(max_silence=5.0, monotonic=lambda: clock[0])
+    async with await serve_metrics(LOOPBACK, _source(filled), health) as srv:
+        assert await _get(srv.url + "/healthz") == (
+            503,
+            "text/plain; charset=utf-8",
+            "engine starting: no batch evaluated yet\n",
+        )
+        health.beat()
+        assert (await _get(srv.url + "/healthz"))[0] == 200
+        clock[0] = 6.0
+        assert (await _get(srv.url + "/healthz"))[2] == "engine silent for 6s (limit 5s)\n"
