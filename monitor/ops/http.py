@@ -21,6 +21,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
 
 from monitor.errors import FatalError
+from monitor.logs import redact
 from monitor.ops.figures import MetricsSource
 from monitor.ops.metrics import Exporter
 from monitor.ops.settings import MetricsConfig
@@ -80,7 +81,8 @@ def make_app(exporter: Exporter, healthy: Healthy) -> web.Application:
             ok, reason = False, f"health check failed: {type(exc).__name__}"
         if ok:
             return web.Response(text="ok\n")
-        return web.Response(status=503, text=(reason.splitlines() or ["unhealthy"])[0] + "\n")
+        line = (reason.splitlines() or ["unhealthy"])[0]
+        return web.Response(status=503, text=redact(line) + "\n")
 
     app = web.Application()
     app.router.add_get("/metrics", metrics)

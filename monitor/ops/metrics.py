@@ -33,6 +33,7 @@ number. ``monitor_feed_state`` is an enum: 1 for the feed's current state, 0 for
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections import Counter
@@ -210,12 +211,14 @@ class Exporter:
         self.registry = CollectorRegistry(auto_describe=False)
         self.collector = SnapshotCollector()
         self.registry.register(self.collector)
+        self._lock = asyncio.Lock()
 
     async def scrape(self) -> bytes:
         snap = await self.source.metrics_snapshot()
-        # no await between setting and generating: one scrape never sees another's snapshot
-        self.collector.current = snap
-        return generate_latest(self.registry)
+        async with self._lock:  # one scrape never sees another's snapshot
+            self.collector.current = snap
+            # formatting thousands of samples takes tens of ms: off the event loop
+            return await asyncio.to_thread(generate_latest, self.registry)
 
 
 class StoreMetricsSource:
