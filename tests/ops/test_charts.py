@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import struct
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from monitor.ops.charts import (
     thresholds_from_rules,
 )
 from monitor.store import history
+from tests.ops.botapi import TOKEN, BotApi
 from tests.ops.conftest import HEALTHY, NOW, Filled, risk
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -181,3 +183,58 @@ async def test_chart_attachment_travels_with_an_apprise_notification(
         )
         is None
     )
+
+
+@pytest.fixture
+async def tgram(filled: Filled) -> AsyncIterator[tuple[BotApi, str]]:
+    """apprise's real Telegram plugin, subclassed only to post to the loopback Bot API
+    stand-in instead of api.telegram.org (as tests/notify/conftest.py does); schema
+    ``tgramchart://``."""
+    from apprise.manager_plugins import NotificationManager
+    from apprise.plugins.telegram import NotifyTelegram
+
+    api = BotApi()
+    await api.start()
+
+    def parse_url(url: str) -> dict[str, Any] | None:
+        results = NotifyTelegram.parse_url("tgram://" + url.split("://", 1)[1])
+        if results is not None:
+            results["schema"] = "tgramchart"
+        return results
+
+    plugin = type(
+        "ChartTelegram",
+        (NotifyTelegram,),
+        {
+            "notify_url": api.url,
+            "secure_protocol": "tgramchart",
+            "protocol": None,
+            "parse_url": staticmethod(parse_url),
+        },
+    )
+    manager = NotificationManager()
+    assert manager.add(plugin, force=True)
+    yield api, f"tgramchart://{TOKEN}/-1001234567890"
+    manager.remove("tgramchart", unload=False)
+    await api.stop()
+
+
+async def test_chart_attachment_goes_to_telegram_as_a_photo(
+    filled: Filled, tmp_path: Path, tgram: tuple[BotApi, str]
+) -> None:
+    import apprise
+
+    api, url = tgram
+    path = await chart_attachment(
+        filled.store, HEALTHY, tmp_path, since=0.0, thresholds=thresholds_from_rules(None, None)
+    )
+    assert path is not None
+    ap = apprise.Apprise()
+    assert ap.add(url)
+    assert await ap.async_notify(body="CRITICAL margin ratio 90 %", title="alice", attach=str(path))
+    photos = [s for s in api.sent if s.method == "sendPhoto"]
+    assert len(photos) == 1 and photos[0].chat_id == -1001234567890
+    assert photos[0].photo == path.read_bytes()
+    # one photo; apprise puts the title and body in its caption
+    assert [s.method for s in api.sent] == ["sendPhoto"]
+    assert photos[0].caption == "<b>alice</b>\r\nCRITICAL margin ratio 90 %"
