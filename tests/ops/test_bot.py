@@ -17,7 +17,14 @@ from monitor.model.events import AccountSnapshot
 from monitor.model.instruments import MaintenanceSchedule
 from monitor.model.portfolio import Portfolio
 from monitor.model.positions import Position
-from monitor.ops.bot import CommandBot, chunks, match_scopes, parse_mute, parse_whatif
+from monitor.ops.bot import (
+    CommandBot,
+    chunks,
+    match_scopes,
+    parse_mute,
+    parse_whatif,
+    start_bot,
+)
 from monitor.ops.settings import TelegramBotConfig
 from monitor.store.mutes import active_mutes
 from monitor.whatif import Shock
@@ -188,8 +195,7 @@ async def test_whatif_shocks_the_live_book(api: BotApi, bot: CommandBot) -> None
 
 
 async def test_whatif_without_the_daemons_book_says_so(filled: Filled, api: BotApi) -> None:
-    b = CommandBot(_cfg(api), filled.store, now=lambda: NOW)
-    await b.start()
+    b = await start_bot(_cfg(api), filled.store)  # what the daemon calls; no portfolio given
     try:
         (reply,) = await _ask(api, "/whatif --shock -10%")
     finally:
@@ -277,3 +283,12 @@ def test_mute_and_whatif_arguments() -> None:
     assert parse_whatif(["–shock", "-10%", "--shock=-5%"]) == [Shock(-0.10), Shock(-0.05)]
     with pytest.raises(Exception, match="expected one of --shock"):
         parse_whatif(["shock", "-10%"])
+
+
+async def test_plain_text_gets_no_reply_and_group_style_commands_work(
+    api: BotApi, bot: CommandBot
+) -> None:
+    await api.say("hello bot", ALLOWED, date=NOW)
+    (reply,) = await _ask(api, "/scope@mon_bot bob")  # as Telegram sends it in a group
+    assert _text(reply).startswith("generic:bob/cross  LIQUIDATABLE\n")
+    assert len(api.sent) == 1 and bot.ignored == 0
