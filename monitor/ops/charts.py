@@ -10,7 +10,8 @@ ratio was unknown because equity ≤ 0 is marked with a red ✕ at the top of th
 
 Rendering uses matplotlib's object API on the Agg canvas (no pyplot, no global state, no
 display): :func:`render_png` is CPU-bound (about 0.1–0.3 s), so async callers run it in a
-worker thread (:func:`scope_chart` does). matplotlib is imported on first use only.
+worker thread (:func:`scope_chart` does). matplotlib is imported on first use only; under
+systemd its cache goes to ``$STATE_DIRECTORY/matplotlib`` (unless ``MPLCONFIGDIR`` is set).
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from __future__ import annotations
 import asyncio
 import io
 import math
+import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,6 +82,15 @@ def thresholds_from_rules(
     )
 
 
+def _matplotlib_home(env: MutableMapping[str, str]) -> None:
+    """Under systemd (``$STATE_DIRECTORY`` set, home read-only) give matplotlib a config and
+    font-cache directory in the state directory, so the cache is built once, not at every
+    start in a temporary directory with a warning. An explicit ``MPLCONFIGDIR`` wins."""
+    state = env.get("STATE_DIRECTORY", "").split(":")[0]
+    if state and "MPLCONFIGDIR" not in env:
+        env["MPLCONFIGDIR"] = str(Path(state) / "matplotlib")
+
+
 def _pct(x: float | None) -> float:
     return math.nan if x is None or not math.isfinite(x) else x * 100.0
 
@@ -97,6 +108,7 @@ def render_png(
     size below 200 × 150 pixels."""
     if width < 200 or height < 150:
         raise ValueError("a chart needs at least 200 × 150 pixels")
+    _matplotlib_home(os.environ)
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415 -- lazy
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter  # noqa: PLC0415
     from matplotlib.figure import Figure  # noqa: PLC0415

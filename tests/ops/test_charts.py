@@ -238,3 +238,19 @@ async def test_chart_attachment_goes_to_telegram_as_a_photo(
     # one photo; apprise puts the title and body in its caption
     assert [s.method for s in api.sent] == ["sendPhoto"]
     assert photos[0].caption == "<b>alice</b>\r\nCRITICAL margin ratio 90 %"
+
+
+def test_under_systemd_matplotlib_keeps_its_cache_in_the_state_directory(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from monitor.ops.charts import render_png, ChartThresholds\n"
+        "render_png('generic:x/cross', [], ChartThresholds())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MPLCONFIGDIR"}
+    env["STATE_DIRECTORY"] = str(tmp_path / "state")
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
+    # matplotlib built its font cache there (fontlist-vNNN.json)
+    assert list((tmp_path / "state" / "matplotlib").glob("fontlist-*.json"))
