@@ -369,8 +369,9 @@ class CommandBot:
                     allowed_updates=["message"],
                     error_callback=self._poll_error,
                 )
-            except (TelegramError, OSError) as exc:
-                log().warning(
+            except Exception as exc:  # Telegram down, bad token, or a bug: never the daemon's end
+                level = "warning" if isinstance(exc, TelegramError | OSError) else "error"
+                getattr(log(), level)(
                     "bot.connect_failed", error=f"{type(exc).__name__}: {exc}"[:300], retry_in=delay
                 )
                 await self._close(app)
