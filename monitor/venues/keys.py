@@ -46,13 +46,13 @@ from websockets.asyncio.client import ClientConnection
 from monitor.clock import Clock, SystemClock
 from monitor.errors import MonitorError, RetryableError
 from monitor.model.events import AccountSnapshot, Event, FeedState, FeedStatus
-from monitor.model.venues import BINANCE_USDM, OKX, canonical
+from monitor.model.venues import BINANCE_USDM, BYBIT, OKX, canonical
 from monitor.venues.backoff import Backoff
 from monitor.venues.feed import Emit, Feed, Recorder
 
 log = structlog.get_logger()
 
-KEY_VENUES = (BINANCE_USDM,)
+KEY_VENUES = (BINANCE_USDM, BYBIT)
 """Venues whose accounts can be read with an API key."""
 
 
@@ -747,6 +747,10 @@ def build_key_feed(
         from monitor.venues.binance.private import BinancePrivate  # noqa: PLC0415 (cycle)
 
         impl = BinancePrivate(account, clk, settings)
+    elif account.venue == BYBIT:
+        from monitor.venues.bybit.private import BybitPrivate  # noqa: PLC0415 (cycle)
+
+        impl = BybitPrivate(account, clk, settings)
     else:  # pragma: no cover - KeyAccount refuses other venues
         raise ValueError(f"no key feed for {account.venue!r}")
     return KeyFeed(impl, settings, clock=clk, recorder=recorder)
