@@ -52,7 +52,7 @@ from monitor.venues.feed import Emit, Feed, Recorder
 
 log = structlog.get_logger()
 
-KEY_VENUES = (BINANCE_USDM, BYBIT)
+KEY_VENUES = (BINANCE_USDM, BYBIT, OKX)
 """Venues whose accounts can be read with an API key."""
 
 
@@ -751,6 +751,10 @@ def build_key_feed(
         from monitor.venues.bybit.private import BybitPrivate  # noqa: PLC0415 (cycle)
 
         impl = BybitPrivate(account, clk, settings)
+    elif account.venue == OKX:
+        from monitor.venues.okx.private import OkxPrivate  # noqa: PLC0415 (cycle)
+
+        impl = OkxPrivate(account, clk, settings)
     else:  # pragma: no cover - KeyAccount refuses other venues
         raise ValueError(f"no key feed for {account.venue!r}")
     return KeyFeed(impl, settings, clock=clk, recorder=recorder)
