@@ -32,9 +32,11 @@ import contextlib
 import hashlib
 import hmac
 import random
+import re
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -44,7 +46,8 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from monitor.clock import Clock, SystemClock
-from monitor.errors import MonitorError, RetryableError
+from monitor.errors import ConfigError, MonitorError, RetryableError
+from monitor.logs import register_secret
 from monitor.model.events import AccountSnapshot, Event, FeedState, FeedStatus
 from monitor.model.venues import BINANCE_USDM, BYBIT, OKX, canonical
 from monitor.venues.backoff import Backoff
@@ -127,6 +130,141 @@ class KeyAccount:
             if s:
                 text = text.replace(s, "***")
         return text
+
+
+# -- configuration ----------------------------------------------------------------------------
+_SECRET_REF = re.compile(r"^\$\{(?:(file|cred):)?([A-Za-z_][A-Za-z0-9_.-]*)\}$")
+KEY_ACCOUNT_KEYS = frozenset(
+    {"id", "api_key", "secret", "password", "allow_trading_key", "rest_url", "ws_url"}
+)
+
+
+def _secret(
+    raw: Any,
+    source: str,
+    path: str,
+    env: Mapping[str, str],
+    credentials_dir: Path | None,
+) -> str:
+    """A secret given as ``${ENV_VAR}`` or ``${file:NAME}``/``${cred:NAME}`` (a file in
+    ``$CREDENTIALS_DIRECTORY``), never literally in the file."""
+    if not isinstance(raw, str):
+        raise ConfigError(source, path, 'expected a string such as "${BINANCE_API_KEY}"')
+    m = _SECRET_REF.match(raw.strip())
+    if m is None:
+        raise ConfigError(
+            source,
+            path,
+            "must be a reference, ${ENV_VAR} or ${file:NAME} ($CREDENTIALS_DIRECTORY), "
+            "never the secret itself",
+        )
+    kind, name = m.group(1), m.group(2)
+    if kind is None:
+        value = env.get(name)
+        if value is None:
+            raise ConfigError(source, path, f"environment variable {name} is not set")
+    else:
+        if credentials_dir is None:
+            raise ConfigError(
+                source,
+                path,
+                f"credential {name!r} needs $CREDENTIALS_DIRECTORY (systemd LoadCredential=), "
+                "which is not set",
+            )
+        file = credentials_dir / name
+        try:
+            value = file.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise ConfigError(
+                source, path, f"cannot read credential {file}: {exc.strerror}"
+            ) from None
+    value = value.strip()
+    if not value:
+        raise ConfigError(source, path, f"secret {raw} is empty")
+    register_secret(value)
+    return value
+
+
+def is_key_account(table: Mapping[str, Any]) -> bool:
+    """True for an ``[[accounts]]`` entry that is read with an API key (has ``api_key``)."""
+    return "api_key" in table
+
+
+def key_account_from_toml(
+    table: Mapping[str, Any],
+    source: str,
+    path: str,
+    *,
+    env: Mapping[str, str],
+) -> KeyAccount:
+    """One ``[[accounts]]`` table read with a key → :class:`KeyAccount`.
+
+    Keys: ``id = "binanceusdm:main"`` (venue, any alias, then the account name), ``api_key``,
+    ``secret`` and, for OKX, ``password`` as ``${ENV_VAR}`` or ``${file:NAME}``;
+    ``allow_trading_key`` (bool, default false); ``rest_url``/``ws_url`` (str, optional).
+    Raises :class:`ConfigError` naming ``source`` and the key path. Every secret read is
+    registered with the log redactor."""
+    for k in table:
+        if k not in KEY_ACCOUNT_KEYS:
+            raise ConfigError(source, f"{path}.{k}", "unknown key for an account read by API key")
+    ident = table.get("id")
+    if not isinstance(ident, str) or ":" not in ident:
+        raise ConfigError(source, f"{path}.id", 'expected "venue:name", e.g. "binanceusdm:main"')
+    venue_raw, name = ident.split(":", 1)
+    venue = canonical(venue_raw)
+    if venue not in KEY_VENUES:
+        raise ConfigError(
+            source,
+            f"{path}.id",
+            f"{venue_raw!r} accounts cannot be read with a key (known: {', '.join(KEY_VENUES)})",
+        )
+    if not name.strip():
+        raise ConfigError(source, f"{path}.id", "the account name after the colon is empty")
+    cdir = env.get("CREDENTIALS_DIRECTORY")
+    creds = Path(cdir) if cdir else None
+    password: str | None = None
+    if venue == OKX or "password" in table:
+        if "password" not in table:
+            raise ConfigError(source, f"{path}.password", "an OKX key needs its passphrase")
+        password = _secret(table["password"], source, f"{path}.password", env, creds)
+    allow = table.get("allow_trading_key", False)
+    if not isinstance(allow, bool):
+        raise ConfigError(source, f"{path}.allow_trading_key", "expected true or false")
+    urls: dict[str, str | None] = {}
+    for k in ("rest_url", "ws_url"):
+        v = table.get(k)
+        if v is not None and not (isinstance(v, str) and "://" in v):
+            raise ConfigError(source, f"{path}.{k}", "expected a URL")
+        urls[k] = v
+    return KeyAccount(
+        venue=venue,
+        name=name.strip(),
+        api_key=_secret(table.get("api_key"), source, f"{path}.api_key", env, creds),
+        secret=_secret(table.get("secret"), source, f"{path}.secret", env, creds),
+        password=password,
+        allow_trading_key=allow,
+        rest_url=urls["rest_url"],
+        ws_url=urls["ws_url"],
+    )
+
+
+def key_accounts_from_toml(
+    doc: Mapping[str, Any], source: str, *, env: Mapping[str, str]
+) -> list[KeyAccount]:
+    """Every ``[[accounts]]`` entry of a parsed configuration that has an ``api_key``."""
+    raw = doc.get("accounts", [])
+    if not isinstance(raw, list):
+        raise ConfigError(source, "accounts", "expected [[accounts]] tables")
+    out: list[KeyAccount] = []
+    seen: set[str] = set()
+    for i, t in enumerate(raw):
+        if isinstance(t, Mapping) and is_key_account(t):
+            acct = key_account_from_toml(t, source, f"accounts[{i}]", env=env)
+            if acct.id in seen:
+                raise ConfigError(source, f"accounts[{i}].id", f"{acct.id} is given twice")
+            seen.add(acct.id)
+            out.append(acct)
+    return out
 
 
 # -- signing --------------------------------------------------------------------------------
@@ -731,6 +869,27 @@ class RestClient:
         raise AssertionError("unreachable")
 
 
+def private_venue(
+    account: KeyAccount, clock: Clock, settings: KeySettings | None = None
+) -> PrivateVenue:
+    """The venue half (:class:`PrivateVenue`) for ``account``; also used by
+    ``monitor check-keys`` to ask about a key without starting a feed."""
+    settings = settings or KeySettings()
+    if account.venue == BINANCE_USDM:
+        from monitor.venues.binance.private import BinancePrivate  # noqa: PLC0415 (cycle)
+
+        return BinancePrivate(account, clock, settings)
+    if account.venue == BYBIT:
+        from monitor.venues.bybit.private import BybitPrivate  # noqa: PLC0415 (cycle)
+
+        return BybitPrivate(account, clock, settings)
+    if account.venue == OKX:
+        from monitor.venues.okx.private import OkxPrivate  # noqa: PLC0415 (cycle)
+
+        return OkxPrivate(account, clock, settings)
+    raise ValueError(f"no key feed for {account.venue!r}")  # KeyAccount refuses others
+
+
 def build_key_feed(
     account: KeyAccount,
     clock: Clock | None = None,
@@ -739,22 +898,9 @@ def build_key_feed(
 ) -> Feed:
     """The feed of one key account: a :class:`KeyFeed` around its venue's private API.
 
-    ``account.venue`` must be one of :data:`KEY_VENUES`."""
+    ``account.venue`` must be one of :data:`KEY_VENUES`. Emits ``AccountSnapshot`` (and, on
+    Binance, ``PositionUpdate``/``BalanceUpdate`` between snapshots) for
+    ``(account.venue, account.name)`` and ``FeedStatus`` on channel ``account:{name}``."""
     clk = clock or SystemClock()
     settings = settings or KeySettings()
-    impl: PrivateVenue
-    if account.venue == BINANCE_USDM:
-        from monitor.venues.binance.private import BinancePrivate  # noqa: PLC0415 (cycle)
-
-        impl = BinancePrivate(account, clk, settings)
-    elif account.venue == BYBIT:
-        from monitor.venues.bybit.private import BybitPrivate  # noqa: PLC0415 (cycle)
-
-        impl = BybitPrivate(account, clk, settings)
-    elif account.venue == OKX:
-        from monitor.venues.okx.private import OkxPrivate  # noqa: PLC0415 (cycle)
-
-        impl = OkxPrivate(account, clk, settings)
-    else:  # pragma: no cover - KeyAccount refuses other venues
-        raise ValueError(f"no key feed for {account.venue!r}")
-    return KeyFeed(impl, settings, clock=clk, recorder=recorder)
+    return KeyFeed(private_venue(account, clk, settings), settings, clock=clk, recorder=recorder)
