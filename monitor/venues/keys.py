@@ -495,10 +495,11 @@ class KeySettings:
 
 
 class _Drop(Exception):
-    def __init__(self, reason: str, *, stale: bool = False) -> None:
+    """End the stream session now; ``reason`` becomes the DOWN status detail."""
+
+    def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.stale = stale
 
 
 class KeyFeed:
@@ -637,8 +638,6 @@ class KeyFeed:
                     with contextlib.suppress(Exception):
                         await self.impl.close_stream()
         except _Drop as exc:
-            if exc.stale:
-                return exc.reason
             return exc.reason
         except websockets.ConnectionClosed as exc:
             rcvd = exc.rcvd
@@ -719,7 +718,7 @@ class KeyFeed:
                 self._status(FeedState.STALE, detail)
                 with contextlib.suppress(RetryableError, KeyRejected):
                     await self._snapshot(emit)
-                raise _Drop(f"stale: {detail}", stale=True)
+                raise _Drop(f"stale: {detail}")
             if mono - state.last_ping >= s.heartbeat_interval:
                 state.last_ping = mono
                 if impl.heartbeat_message is None:
@@ -904,3 +903,19 @@ def build_key_feed(
     clk = clock or SystemClock()
     settings = settings or KeySettings()
     return KeyFeed(private_venue(account, clk, settings), settings, clock=clk, recorder=recorder)
+
+
+async def read_key_account(account: KeyAccount, clock: Clock | None = None) -> AccountSnapshot:
+    """One checked REST snapshot of ``account`` (for ``monitor inspect venue:name --config``):
+    the key's permissions are asked first. Raises :class:`NotReadOnly` (refused key),
+    :class:`KeyRejected`, :class:`RateLimited`, :class:`VenueUnavailable` or
+    :class:`RetryableError`; messages name the account and never contain a secret."""
+    clk = clock or SystemClock()
+    impl = private_venue(account, clk)
+    try:
+        why = (await impl.permissions()).refusal(account)
+        if why is not None:
+            raise NotReadOnly(why)
+        return await impl.snapshot(clk.now())
+    finally:
+        await impl.aclose()

@@ -31,6 +31,7 @@ from websockets.asyncio.client import ClientConnection
 
 from monitor.clock import Clock
 from monitor.errors import RetryableError
+from monitor.logs import register_secret
 from monitor.model.events import AccountSnapshot, PositionUpdate
 from monitor.venues.binance.accounts import VENUE, BinanceAccountState, brackets_from_body
 from monitor.venues.keys import (
@@ -200,6 +201,7 @@ class BinancePrivate:
         if not isinstance(key, str) or not key:
             raise RetryableError("POST /fapi/v1/listenKey: no listenKey in the answer")
         self.listen_key = key
+        register_secret(key)  # whoever holds it can read the account's stream
         return f"{self.ws_base}/{key}"
 
     async def on_open(self, ws: ClientConnection) -> None:

@@ -15,7 +15,14 @@ from monitor.model.events import AccountSnapshot, FeedState, FeedStatus, Positio
 from monitor.model.portfolio import Portfolio
 from monitor.model.positions import ScopeKey, isolated_scope
 from monitor.venues.binance.accounts import VENUE
-from monitor.venues.keys import KeyAccount, KeyFeed, KeySettings, build_key_feed
+from monitor.venues.keys import (
+    KeyAccount,
+    KeyFeed,
+    KeySettings,
+    NotReadOnly,
+    build_key_feed,
+    read_key_account,
+)
 from tests.venues.cex.binance_mock import BinanceMock
 from tests.venues.servers import until
 
@@ -468,3 +475,14 @@ def test_the_account_repr_masks_the_key_and_hides_the_secret() -> None:
     assert KEY not in text
     assert SECRET not in text
     assert "vmPU…Eh8A" in text
+
+
+async def test_one_checked_snapshot_for_inspect(venue: BinanceMock) -> None:
+    await venue.open("ETHUSDT", -1.5, 3_000.0)
+    snap = await read_key_account(account(venue))
+    assert snap.account == "main"
+    assert snap.positions[0].size == -1.5
+    assert venue.calls("POST", "/fapi/v1/listenKey") == 0  # no stream opened
+    venue.restrictions["enableWithdrawals"] = True
+    with pytest.raises(NotReadOnly, match="can withdraw"):
+        await read_key_account(account(venue))
