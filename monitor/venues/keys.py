@@ -79,7 +79,8 @@ class KeyAccount:
     the OKX API passphrase (None elsewhere); ``allow_trading_key``: accept a key that can
     trade/withdraw/transfer (refused by default); ``rest_url``/``ws_url``: endpoint overrides
     (Binance: ``rest_url`` serves both the futures and the spot API, ``ws_url`` is the base the
-    listen key is appended to). ``repr`` masks the key and hides the secret and passphrase.
+    listen key is appended to); ``portfolio_margin``: a Binance Portfolio Margin account (read
+    through the ``papi`` API). ``repr`` masks the key and hides the secret and passphrase.
     """
 
     venue: str
@@ -90,6 +91,7 @@ class KeyAccount:
     allow_trading_key: bool = False
     rest_url: str | None = None
     ws_url: str | None = None
+    portfolio_margin: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "venue", canonical(self.venue))
@@ -102,6 +104,8 @@ class KeyAccount:
             raise ValueError(f"{self.id}: api_key and secret are required")
         if self.venue == OKX and not self.password:
             raise ValueError(f"{self.id}: an OKX key needs its passphrase (password)")
+        if self.portfolio_margin and self.venue != BINANCE_USDM:
+            raise ValueError(f"{self.id}: portfolio_margin applies to Binance accounts only")
 
     @property
     def id(self) -> str:
@@ -119,7 +123,7 @@ class KeyAccount:
             f"api_key={mask(self.api_key)!r}, secret='***', "
             f"password={'***' if self.password else None!r}, "
             f"allow_trading_key={self.allow_trading_key!r}, rest_url={self.rest_url!r}, "
-            f"ws_url={self.ws_url!r})"
+            f"ws_url={self.ws_url!r}, portfolio_margin={self.portfolio_margin!r})"
         )
 
     __str__ = __repr__
@@ -135,7 +139,16 @@ class KeyAccount:
 # -- configuration ----------------------------------------------------------------------------
 _SECRET_REF = re.compile(r"^\$\{(?:(file|cred):)?([A-Za-z_][A-Za-z0-9_.-]*)\}$")
 KEY_ACCOUNT_KEYS = frozenset(
-    {"id", "api_key", "secret", "password", "allow_trading_key", "rest_url", "ws_url"}
+    {
+        "id",
+        "api_key",
+        "secret",
+        "password",
+        "allow_trading_key",
+        "rest_url",
+        "ws_url",
+        "portfolio_margin",
+    }
 )
 
 
@@ -201,7 +214,8 @@ def key_account_from_toml(
 
     Keys: ``id = "binanceusdm:main"`` (venue, any alias, then the account name), ``api_key``,
     ``secret`` and, for OKX, ``password`` as ``${ENV_VAR}`` or ``${file:NAME}``;
-    ``allow_trading_key`` (bool, default false); ``rest_url``/``ws_url`` (str, optional).
+    ``allow_trading_key`` (bool, default false); ``rest_url``/``ws_url`` (str, optional);
+    ``portfolio_margin`` (bool, default false; Binance Portfolio Margin accounts).
     Raises :class:`ConfigError` naming ``source`` and the key path. Every secret read is
     registered with the log redactor."""
     for k in table:
@@ -230,6 +244,13 @@ def key_account_from_toml(
     allow = table.get("allow_trading_key", False)
     if not isinstance(allow, bool):
         raise ConfigError(source, f"{path}.allow_trading_key", "expected true or false")
+    pm = table.get("portfolio_margin", False)
+    if not isinstance(pm, bool):
+        raise ConfigError(source, f"{path}.portfolio_margin", "expected true or false")
+    if pm and venue != BINANCE_USDM:
+        raise ConfigError(
+            source, f"{path}.portfolio_margin", "applies to Binance (binanceusdm) accounts only"
+        )
     urls: dict[str, str | None] = {}
     for k in ("rest_url", "ws_url"):
         v = table.get(k)
@@ -245,6 +266,7 @@ def key_account_from_toml(
         allow_trading_key=allow,
         rest_url=urls["rest_url"],
         ws_url=urls["ws_url"],
+        portfolio_margin=pm,
     )
 
 

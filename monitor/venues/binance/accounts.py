@@ -22,6 +22,10 @@ Sources (developers.binance.com → derivatives/usds-margined-futures; shapes ke
   liquidation price comes with the next REST snapshot. ``ACCOUNT_CONFIG_UPDATE`` ``ac.l`` is a
   new leverage; ``listenKeyExpired`` ends the stream.
 
+Portfolio Margin (``/papi/v1/account``: ``uniMMR``, ``accountEquity``, ``accountMaintMargin``;
+``/papi/v1/um/positionRisk``): see :meth:`BinanceAccountState.pm_snapshot`, the venue's
+collateral and figures are carried.
+
 One-way mode and USDT-margined symbols (``…USDT``) in single-asset mode; in Multi-Assets mode
 the cross pool is ``totalCrossWalletBalance`` (USD) and every symbol shares it. Hedge-mode
 positions (``LONG``/``SHORT``) and, in single-asset mode, positions margined in another asset
@@ -92,6 +96,10 @@ class BinanceAccountState:
     leverage: dict[str, float] = field(default_factory=dict)
     multi_assets: bool = False
     positions: dict[str, Position] = field(default_factory=dict)
+    #: a Portfolio Margin account: stream balances are not the cross pool's collateral
+    pm: bool = False
+    #: a stream event asked for a REST re-snapshot (PM ``riskLevelChange``)
+    refresh: bool = False
 
     def _check_symbol(self, symbol: str) -> None:
         if not self.multi_assets and not symbol.endswith(QUOTE):
@@ -128,6 +136,50 @@ class BinanceAccountState:
                 continue
             venue_mm += num(po.get("maintMargin", 0), "positions[].maintMargin")
 
+        positions = self._positions(risk_body)
+        return AccountSnapshot(
+            venue=VENUE,
+            account=self.account,
+            cross_collateral=collateral,
+            positions=tuple(positions),
+            ts_recv=ts_recv,
+            venue_equity=collateral + upnl if upnl is not None else None,
+            venue_free_collateral=free,
+            venue_maintenance=venue_mm,
+        )
+
+    def pm_snapshot(self, account_body: Any, risk_body: Any, ts_recv: float) -> AccountSnapshot:
+        """Portfolio Margin: ``/papi/v1/account`` + ``/papi/v1/um/positionRisk`` → snapshot.
+
+        Binance values PM collateral with per-asset collateral rates and counts margin loans
+        and every product in ``accountMaintMargin``; its documents give the ratio
+        (``uniMMR = accountEquity / accountMaintMargin``) but not the collateral rates, so the
+        cross pool is the venue's: collateral = ``accountEquity − Σ UM uPnL``, with
+        ``accountEquity`` and ``accountMaintMargin`` carried as the venue's figures. UM
+        positions are cross. Raises :class:`Bad` naming the field."""
+        acct = obj(account_body, "account")
+        self.pm = True
+        self.multi_assets = True  # every asset is collateral
+        equity = num(acct.get("accountEquity"), "accountEquity")
+        positions = self._positions(risk_body)
+        upnl = 0.0
+        for i, item in enumerate(lst(risk_body, "positionRisk")):
+            o = obj(item, f"positionRisk[{i}]")
+            upnl += num(o.get("unRealizedProfit") or 0, f"positionRisk[{i}].unRealizedProfit")
+        return AccountSnapshot(
+            venue=VENUE,
+            account=self.account,
+            cross_collateral=equity - upnl,
+            positions=tuple(positions),
+            ts_recv=ts_recv,
+            venue_equity=equity,
+            venue_free_collateral=opt_num(
+                acct.get("totalAvailableBalance") or None, "totalAvailableBalance"
+            ),
+            venue_maintenance=num(acct.get("accountMaintMargin"), "accountMaintMargin"),
+        )
+
+    def _positions(self, risk_body: Any) -> list[Position]:
         positions: list[Position] = []
         for i, item in enumerate(lst(risk_body, "positionRisk")):
             o = obj(item, f"positionRisk[{i}]")
@@ -167,16 +219,7 @@ class BinanceAccountState:
                 )
             )
         self.positions = {p.symbol: p for p in positions}
-        return AccountSnapshot(
-            venue=VENUE,
-            account=self.account,
-            cross_collateral=collateral,
-            positions=tuple(positions),
-            ts_recv=ts_recv,
-            venue_equity=collateral + upnl if upnl is not None else None,
-            venue_free_collateral=free,
-            venue_maintenance=venue_mm,
-        )
+        return positions
 
     # -- stream ------------------------------------------------------------------------------
     def on_event(self, frame: str | bytes, ts_recv: float) -> tuple[list[Event], str | None]:
@@ -204,8 +247,16 @@ class BinanceAccountState:
             return [], None
         if kind == "listenKeyExpired":
             return [], "listen key expired"
+        if kind == "riskLevelChange":  # PM: uniMMR crossed a level; read the account again
+            self.refresh = True
+            return [], None
         if kind in (
             "ORDER_TRADE_UPDATE",
+            "openOrderLoss",
+            "liabilityChange",
+            "outboundAccountPosition",
+            "balanceUpdate",
+            "executionReport",
             "MARGIN_CALL",
             "TRADE_LITE",
             "STRATEGY_UPDATE",
@@ -221,7 +272,7 @@ class BinanceAccountState:
         cash: float | None = None
         for b in lst(a.get("B", []), "a.B"):
             bo = obj(b, "a.B[]")
-            if not self.multi_assets and bo.get("a") == QUOTE:
+            if not self.multi_assets and not self.pm and bo.get("a") == QUOTE:
                 cash = num(bo.get("cw"), "a.B[].cw")
         out: list[Event] = []
         for p in lst(a.get("P", []), "a.P"):

@@ -12,6 +12,10 @@ USER_STREAM endpoints (``/fapi/v1/listenKey``) take the key header only.
   ``allow_trading_key``;
 * snapshot: ``GET /fapi/v1/leverageBracket`` (once per session), ``GET /fapi/v2/account``,
   ``GET /fapi/v2/positionRisk`` (see :mod:`monitor.venues.binance.accounts`);
+* Portfolio Margin (``portfolio_margin = true``): the same through ``papi.binance.com``:
+  ``/papi/v1/um/leverageBracket``, ``/papi/v1/account`` (``uniMMR``, ``accountEquity``,
+  ``accountMaintMargin``), ``/papi/v1/um/positionRisk``, ``/papi/v1/listenKey`` and the stream
+  ``wss://fstream.binance.com/pm/ws/{listenKey}`` (``riskLevelChange`` ⇒ re-snapshot);
 * stream: ``POST /fapi/v1/listenKey`` → ``{ws_url}/{listenKey}``; ``PUT`` every
   ``listen_key_keepalive`` seconds (an answer ``-1125`` "listenKey does not exist" renews the
   stream); ``listenKeyExpired`` renews it; the connection is renewed before its 24 h limit;
@@ -54,6 +58,8 @@ from monitor.venues.parsing import Bad
 FAPI_URL = "https://fapi.binance.com"
 SPOT_URL = "https://api.binance.com"
 WS_URL = "wss://fstream.binance.com/ws"
+PAPI_URL = "https://papi.binance.com"
+PM_WS_URL = "wss://fstream.binance.com/pm/ws"
 RECV_WINDOW_MS = 5000
 
 _AUTH_CODES = frozenset({-2014, -2015, -1022, -2008})
@@ -117,9 +123,14 @@ class BinancePrivate:
     def __init__(self, account: KeyAccount, clock: Clock, settings: KeySettings) -> None:
         self.account = account
         self.clock = clock
+        self.pm = account.portfolio_margin
         self.fapi = (account.rest_url or FAPI_URL).rstrip("/")
         self.spot = (account.rest_url or SPOT_URL).rstrip("/")
-        self.ws_base = (account.ws_url or WS_URL).rstrip("/")
+        self.papi = (account.rest_url or PAPI_URL).rstrip("/")
+        self.ws_base = (account.ws_url or (PM_WS_URL if self.pm else WS_URL)).rstrip("/")
+        # USDⓈ-M: /fapi/...; Portfolio Margin: the same documents under /papi/v1/um/...
+        self.trade_base = self.papi if self.pm else self.fapi
+        self.listen_path = "/papi/v1/listenKey" if self.pm else "/fapi/v1/listenKey"
         self.keepalive_interval: float | None = settings.listen_key_keepalive
         self.max_lifetime: float | None = settings.binance_max_lifetime
         self.offset = ClockOffset()
@@ -164,7 +175,7 @@ class BinancePrivate:
     async def _user_stream(self, method: str) -> str:
         def make() -> tuple[str, dict[str, str], str | None]:
             return (
-                f"{self.fapi}/fapi/v1/listenKey",
+                f"{self.trade_base}{self.listen_path}",
                 {"X-MBX-APIKEY": self.account.api_key},
                 None,
             )
@@ -178,15 +189,21 @@ class BinancePrivate:
         return permissions_from_body(body)
 
     async def snapshot(self, ts_recv: float) -> AccountSnapshot:
+        if self.pm:
+            paths = ("/papi/v1/um/leverageBracket", "/papi/v1/account", "/papi/v1/um/positionRisk")
+        else:
+            paths = ("/fapi/v1/leverageBracket", "/fapi/v2/account", "/fapi/v2/positionRisk")
+        base = self.trade_base
         if self._need_brackets:
-            self.state.brackets = _checked(
-                brackets_from_body, await self.signed(self.fapi, "/fapi/v1/leverageBracket")
-            )
+            self.state.brackets = _checked(brackets_from_body, await self.signed(base, paths[0]))
             self._need_brackets = False
-        account = await self.signed(self.fapi, "/fapi/v2/account", weight=5)
-        risk = await self.signed(self.fapi, "/fapi/v2/positionRisk", weight=5)
+        account = await self.signed(base, paths[1], weight=5)
+        risk = await self.signed(base, paths[2], weight=5)
         try:
-            snap = self.state.snapshot(account, risk, ts_recv)
+            if self.pm:
+                snap = self.state.pm_snapshot(account, risk, ts_recv)
+            else:
+                snap = self.state.snapshot(account, risk, ts_recv)
         except Bad as exc:
             raise RetryableError(f"{VENUE} account: {exc.args[0]}") from None
         if any(p.maintenance is None for p in snap.positions):
@@ -196,10 +213,10 @@ class BinancePrivate:
 
     async def stream_url(self) -> str:
         self._need_brackets = True  # a new session reads the brackets again
-        body = _json(await self._user_stream("POST"), "/fapi/v1/listenKey")
+        body = _json(await self._user_stream("POST"), self.listen_path)
         key = body.get("listenKey") if isinstance(body, dict) else None
         if not isinstance(key, str) or not key:
-            raise RetryableError("POST /fapi/v1/listenKey: no listenKey in the answer")
+            raise RetryableError(f"POST {self.listen_path}: no listenKey in the answer")
         self.listen_key = key
         register_secret(key)  # whoever holds it can read the account's stream
         return f"{self.ws_base}/{key}"
@@ -212,7 +229,8 @@ class BinancePrivate:
             events, reconnect = self.state.on_event(frame, ts_recv)
         except Bad as exc:
             raise ValueError(exc.args[0]) from None
-        moved = any(isinstance(e, PositionUpdate) for e in events)
+        moved = any(isinstance(e, PositionUpdate) for e in events) or self.state.refresh
+        self.state.refresh = False
         return StreamFrame(tuple(events), resnapshot=moved, reconnect=reconnect)
 
     async def keepalive(self) -> str | None:

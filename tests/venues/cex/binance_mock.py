@@ -52,8 +52,10 @@ class Pos:
 
 
 class BinanceMock(Loopback):
-    def __init__(self, api_key: str, secret: str) -> None:
+    def __init__(self, api_key: str, secret: str, *, pm: bool = False) -> None:
         super().__init__()
+        self.pm = pm
+        self.loan_mm = 0.0  # PM: maintenance of margin loans, beyond the UM positions
         self.api_key = api_key
         self.secret = secret
         self.skew_ms = 0
@@ -87,6 +89,12 @@ class BinanceMock(Loopback):
         r.add_get("/fapi/v2/positionRisk", self._signed(self._risk))
         r.add_route("*", "/fapi/v1/listenKey", self._listen_key)
         r.add_get("/ws/{key}", self._ws)
+        # Portfolio Margin: the papi host (one port here) and its stream path
+        r.add_get("/papi/v1/um/leverageBracket", self._signed(self._brackets))
+        r.add_get("/papi/v1/account", self._signed(self._pm_account))
+        r.add_get("/papi/v1/um/positionRisk", self._signed(self._pm_risk))
+        r.add_route("*", "/papi/v1/listenKey", self._listen_key)
+        r.add_get("/pm/ws/{key}", self._ws)
 
     # -- venue clock and request checks ------------------------------------------------------
     def server_ms(self) -> int:
@@ -277,6 +285,64 @@ class BinanceMock(Loopback):
             )
         return web.json_response(out)
 
+    # -- Portfolio Margin ---------------------------------------------------------------------
+    def pm_equity(self) -> float:
+        return self.wallet + sum(self.upnl(p) for p in self.positions.values())
+
+    def pm_mm(self) -> float:
+        return sum(self.mm(p) for p in self.positions.values()) + self.loan_mm
+
+    async def _pm_account(self, request: web.Request) -> web.Response:
+        eq, mm = self.pm_equity(), self.pm_mm()
+        return web.json_response(
+            {
+                "uniMMR": f"{eq / mm:.8f}" if mm > 0 else "0",
+                "accountEquity": f"{eq:.8f}",
+                "actualEquity": f"{eq:.8f}",
+                "accountInitialMargin": f"{2 * mm:.8f}",
+                "accountMaintMargin": f"{mm:.8f}",
+                "accountStatus": "NORMAL",
+                "virtualMaxWithdrawAmount": f"{max(eq - 2 * mm, 0):.8f}",
+                "totalAvailableBalance": f"{max(eq - 2 * mm, 0):.8f}",
+                "totalMarginOpenLoss": "0",
+                "updateTime": now_ms(),
+            }
+        )
+
+    async def _pm_risk(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            [
+                {
+                    "entryPrice": f"{p.entry}",
+                    "leverage": str(p.leverage),
+                    "markPrice": f"{self.marks[p.symbol]:.8f}",
+                    "maxNotionalValue": "20000000",
+                    "positionAmt": f"{p.size}",
+                    "notional": f"{p.size * self.marks[p.symbol]:.8f}",
+                    "symbol": p.symbol,
+                    "unRealizedProfit": f"{self.upnl(p):.8f}",
+                    "liquidationPrice": "0",
+                    "positionSide": "BOTH",
+                    "updateTime": now_ms(),
+                }
+                for p in self.positions.values()
+            ]
+        )
+
+    async def risk_level_change(self) -> None:
+        eq, mm = self.pm_equity(), self.pm_mm()
+        await self.push(
+            {
+                "e": "riskLevelChange",
+                "E": now_ms(),
+                "u": f"{eq / mm:.8f}",
+                "s": "MARGIN_CALL",
+                "eq": f"{eq:.8f}",
+                "ae": f"{eq:.8f}",
+                "m": f"{mm:.8f}",
+            }
+        )
+
     # -- user-data stream --------------------------------------------------------------------
     async def _listen_key(self, request: web.Request) -> web.Response:
         if request.headers.get("X-MBX-APIKEY") != self.api_key:
@@ -351,6 +417,7 @@ class BinanceMock(Loopback):
         await self.push(
             {
                 "e": "ACCOUNT_UPDATE",
+                **({"fs": "UM"} if self.pm else {}),
                 "E": t,
                 "T": t,
                 "a": {

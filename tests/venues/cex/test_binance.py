@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -486,3 +487,55 @@ async def test_one_checked_snapshot_for_inspect(venue: BinanceMock) -> None:
     venue.restrictions["enableWithdrawals"] = True
     with pytest.raises(NotReadOnly, match="can withdraw"):
         await read_key_account(account(venue))
+
+
+async def test_a_portfolio_margin_account_carries_the_venue_equity_and_maintenance() -> None:
+    async with BinanceMock(KEY, SECRET, pm=True) as pm:
+        pm.marks["BTCUSDT"] = 61_000.0
+        pm.loan_mm = 200.0  # margin-loan maintenance: in the venue's figure, not in ours
+        await pm.open("BTCUSDT", 1.0, 60_000.0)
+        acct = replace(account(pm), portfolio_margin=True, ws_url=f"{pm.ws_url}/pm/ws")
+        feed = build_key_feed(acct, None, None, FAST)
+
+        async def scenario(events: list[Any]) -> None:
+            await until(lambda: len(pm.sockets) == 1, what="PM user-data stream")
+            n = pm.calls("GET", "/papi/v1/account")
+            await pm.open("ETHUSDT", -2.0, 3_000.0)
+            await until(lambda: any(isinstance(e, PositionUpdate) for e in events))
+            upd = next(e for e in events if isinstance(e, PositionUpdate))
+            assert upd.cross_collateral is None  # a PM stream balance is not the pool's
+            await until(lambda: pm.calls("GET", "/papi/v1/account") > n, what="re-snapshot")
+            n = pm.calls("GET", "/papi/v1/account")
+            await pm.risk_level_change()
+            await until(lambda: pm.calls("GET", "/papi/v1/account") > n, what="re-snapshot")
+
+        events = await follow(feed, scenario)
+    first = snapshots(events)[0]
+    # accountEquity = 10 000 + 1·(61 000 − 60 000) = 11 000; collateral = 11 000 − uPnL 1 000
+    assert first.venue_equity == pytest.approx(11_000.0)
+    assert first.cross_collateral == pytest.approx(10_000.0)
+    # accountMaintMargin = BTC 61 000·0.005 − 50 = 255, + 200 of loans = 455
+    assert first.venue_maintenance == pytest.approx(455.0)
+    pf = Portfolio()
+    pf.apply(first)
+    risk = pf.risk(CROSS)
+    assert risk is not None
+    assert risk.equity == pytest.approx(11_000.0)
+    assert risk.maintenance_margin == pytest.approx(255.0)  # ours: the UM positions only
+    assert risk.venue_maintenance == pytest.approx(455.0)  # the venue's, shown beside
+    assert pm.calls("GET", "/fapi/v2/account") == 0
+    assert pm.bad_signatures == 0
+
+
+def test_the_documented_pm_account_body_makes_a_snapshot() -> None:
+    from monitor.venues.binance.accounts import BinanceAccountState
+    from tests.venues.cex.common import shape
+
+    st = BinanceAccountState("pm")
+    snap = st.pm_snapshot(
+        shape(VENUE, "rest_papi_account.json"), shape(VENUE, "rest_papi_um_positionRisk.json"), 0.0
+    )
+    assert snap.venue_equity == pytest.approx(122607.35137903)
+    assert snap.venue_maintenance == pytest.approx(23.72469206)
+    assert snap.cross_collateral == pytest.approx(122607.35137903)  # no UM uPnL
+    assert snap.positions == ()

@@ -234,3 +234,10 @@ async def _signed_get(http: aiohttp.ClientSession, mock: BinanceMock, path: str)
     ) as resp:
         assert resp.status == 200
         return await resp.json()
+
+
+def test_a_pm_risk_level_change_asks_for_a_re_snapshot() -> None:
+    st = BinanceAccountState("pm")
+    events, reconnect = st.on_event(json.dumps(fx("ws_riskLevelChange.json")), 0.0)
+    assert (events, reconnect) == ([], None)
+    assert st.refresh

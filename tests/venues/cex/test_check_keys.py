@@ -166,6 +166,11 @@ def test_secrets_come_from_the_credentials_directory(tmp_path: Path) -> None:
         ({"id": "bybit:a", "api_key": "${K}", "secret": "${K}", "colour": 1}, "colour", "unknown"),
         ({"id": "bybit:a", "api_key": "${K}", "secret": "${file:x}"}, "secret", "CREDENTIALS"),
         (
+            {"id": "bybit:a", "api_key": "${K}", "secret": "${K}", "portfolio_margin": True},
+            "portfolio_margin",
+            "Binance",
+        ),
+        (
             {"id": "bybit:a", "api_key": "${K}", "secret": "${K}", "allow_trading_key": "yes"},
             "allow_trading_key",
             "true or false",
