@@ -516,6 +516,9 @@ class KeySettings:
     binance_max_lifetime: float = 23.5 * 3600.0
 
 
+_TROUBLE = (FeedState.STALE, FeedState.DOWN)
+
+
 class _Drop(Exception):
     """End the stream session now; ``reason`` becomes the DOWN status detail."""
 
@@ -567,15 +570,7 @@ class KeyFeed:
         assert self._emit is not None
         detail = self.account.scrub(detail)
         prev = self.last_status
-        if (
-            state is FeedState.LIVE
-            and prev is not None
-            and prev.state
-            in (
-                FeedState.STALE,
-                FeedState.DOWN,
-            )
-        ):
+        if state is FeedState.LIVE and prev is not None and prev.state in _TROUBLE:
             state = FeedState.RECOVERED
         st = FeedStatus(self.venue, self.account.channel, state, detail, ts_recv=self.clock.now())
         self.last_status = st
@@ -605,7 +600,7 @@ class KeyFeed:
                 self._permitted = True
                 self._log.info("keys.permissions_ok", detail=perms.detail)
             await self._snapshot(emit)
-            reason = await self._stream(emit)
+            reason = f"{acct.id}: {await self._stream(emit)}"
         except asyncio.CancelledError:
             raise
         except NotReadOnly as exc:
@@ -684,7 +679,8 @@ class KeyFeed:
                 exc = t.exception()
                 if exc is not None:
                     raise exc
-            return "stream ended"
+            code, why = ws.close_code, ws.close_reason
+            return f"stream closed by venue ({code}{': ' + why if why else ''})"
         finally:
             for t in tasks:
                 t.cancel()
@@ -733,11 +729,11 @@ class KeyFeed:
                 pong = None
             if mono - state.last_data > s.max_silence:
                 detail = (
-                    f"{self.account.id}: no stream data or pong for "
-                    f"{mono - state.last_data:.1f}s (limit {s.max_silence:g}s)"
+                    f"no stream data or pong for {mono - state.last_data:.1f}s "
+                    f"(limit {s.max_silence:g}s)"
                 )
                 self._log.warning("keys.stale", detail=detail)
-                self._status(FeedState.STALE, detail)
+                self._status(FeedState.STALE, f"{self.account.id}: {detail}")
                 with contextlib.suppress(RetryableError, KeyRejected):
                     await self._snapshot(emit)
                 raise _Drop(f"stale: {detail}")

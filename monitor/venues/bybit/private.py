@@ -17,7 +17,8 @@ Answers are ``{"retCode", "retMsg", "result", "time"}``.
 * errors: ``10002`` (timestamp/recv_window) ⇒ re-read ``/v5/market/time``, retry once;
   ``10003``/``10004``/``10005``/``10010``/``33004`` or HTTP 401 ⇒ :class:`KeyRejected`;
   ``10006``/``10018`` or HTTP 403/429 ⇒ :class:`RateLimited` (until
-  ``X-Bapi-Limit-Reset-Timestamp`` or ``Retry-After``); ``10016`` or 5xx ⇒
+  ``X-Bapi-Limit-Reset-Timestamp``, measured against the answer's ``time``, or
+  ``Retry-After``); ``10016`` or 5xx ⇒
   :class:`VenueUnavailable`.
 """
 
@@ -66,11 +67,14 @@ def classify(status: int, headers: Any, body: str) -> Exception | None:
     """A Bybit answer → None (success) or the error it means (module docstring)."""
     code: int | None = None
     msg = body[:120]
+    server_ms: float | None = None
     try:
         doc = json.loads(body)
         if isinstance(doc, dict) and isinstance(doc.get("retCode"), int):
             code = doc["retCode"]
             msg = str(doc.get("retMsg", ""))[:120]
+            t = doc.get("time")
+            server_ms = float(t) if isinstance(t, int | float) else None
     except ValueError:
         pass
     if 200 <= status < 300 and code == 0:
@@ -80,18 +84,21 @@ def classify(status: int, headers: Any, body: str) -> Exception | None:
     if status == 401 or code in _AUTH_CODES:
         return KeyRejected(f"HTTP {status} retCode {code} {msg}")
     if status in (403, 429) or code in _RATE_CODES:
-        return RateLimited(f"HTTP {status} retCode {code} {msg}", _reset_after(headers))
+        return RateLimited(f"HTTP {status} retCode {code} {msg}", _reset_after(headers, server_ms))
     if status >= 500 or code in _BUSY_CODES:
         return VenueUnavailable(f"HTTP {status} {msg}", retry_after_seconds(headers, 30.0))
     return RetryableError(f"HTTP {status} retCode {code} {msg}")
 
 
-def _reset_after(headers: Any) -> float:
-    """Seconds until ``X-Bapi-Limit-Reset-Timestamp`` when the venue says, else
-    ``Retry-After`` or 10 s. (The reset is an absolute venue time; without our clock here
-    its distance is unknown, so it only says "soon": 1 s.)"""
-    if headers is not None and headers.get("X-Bapi-Limit-Reset-Timestamp"):
-        return 1.0
+def _reset_after(headers: Any, server_ms: float | None) -> float:
+    """Seconds to wait: ``X-Bapi-Limit-Reset-Timestamp`` (venue ms) minus the answer's own
+    ``time`` (venue ms), within [0, 60]; else ``Retry-After``; else 10 s."""
+    raw = headers.get("X-Bapi-Limit-Reset-Timestamp") if headers is not None else None
+    if raw is not None and server_ms is not None:
+        try:
+            return min(max((float(raw) - server_ms) / 1000.0, 0.0), 60.0)
+        except ValueError:
+            pass
     return retry_after_seconds(headers, 10.0)
 
 

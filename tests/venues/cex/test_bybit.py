@@ -319,6 +319,14 @@ def test_error_codes_map_to_what_they_mean() -> None:
     assert isinstance(classify(200, {}, '{"retCode":10003,"retMsg":"bad key"}'), KeyRejected)
     assert isinstance(classify(200, {}, '{"retCode":10006,"retMsg":"slow"}'), RateLimited)
     assert isinstance(classify(403, {}, "access too frequent"), RateLimited)
+    # X-Bapi-Limit-Reset-Timestamp 1 500 ms after the answer's own time: wait 1.5 s
+    limited = classify(
+        200,
+        {"X-Bapi-Limit-Reset-Timestamp": "1700000001500"},
+        '{"retCode":10006,"retMsg":"Too many visits!","time":1700000000000}',
+    )
+    assert isinstance(limited, RateLimited)
+    assert limited.retry_after == pytest.approx(1.5)
     assert classify(200, {}, '{"retCode":0,"result":{}}') is None
 
 
@@ -355,3 +363,22 @@ async def test_the_mock_speaks_the_documented_shapes(venue: BybitMock) -> None:
     stream_row = venue.position_row(venue.positions["BTCUSDT"], stream=True)
     assert same_keys(stream_row, fx("ws_position.json")["data"][0]) == []
     assert same_keys(venue.wallet_row(), fx("ws_wallet.json")["data"][0]) == []
+
+
+async def test_a_dropped_stream_reconnects_logs_in_again_and_re_snapshots(
+    venue: BybitMock,
+) -> None:
+    feed = build_key_feed(account(venue), None, None, FAST)
+
+    async def scenario(events: list[Any]) -> None:
+        await until(lambda: len(venue.sockets) == 1)
+        n = venue.calls("GET", "/v5/position/list")
+        await venue.drop_all()  # the venue closes the connection (1001)
+        await until(lambda: venue.calls("GET", "/v5/private") == 2, what="reconnect")
+        await until(lambda: len(venue.sockets) == 1)
+        assert venue.calls("GET", "/v5/position/list") > n  # REST re-snapshot first
+
+    events = await follow(feed, scenario)
+    down = next(s for s in statuses(events) if s.state is FeedState.DOWN)
+    assert down.detail.startswith("bybit:main: stream closed by venue (1001")
+    assert any(s.state is FeedState.RECOVERED for s in statuses(events))
