@@ -49,6 +49,7 @@ from monitor.clock import Clock, SystemClock
 from monitor.errors import ConfigError, MonitorError, RetryableError
 from monitor.logs import register_secret
 from monitor.model.events import AccountSnapshot, Event, FeedState, FeedStatus
+from monitor.model.portfolio import Portfolio
 from monitor.model.venues import BINANCE_USDM, BYBIT, OKX, canonical
 from monitor.venues.backoff import Backoff
 from monitor.venues.feed import Emit, Feed, Recorder
@@ -444,6 +445,27 @@ class Permissions:
         return None
 
 
+# -- our figures beside the venue's ----------------------------------------------------------
+def liquidation_divergences(
+    snap: AccountSnapshot, tolerance: float
+) -> dict[str, tuple[float, float]]:
+    """Positions of ``snap`` whose liquidation price by our margin rules (at the snapshot's
+    own marks) differs from the venue's ``venue_liquidation_price`` by more than
+    ``tolerance`` (a fraction of the venue's figure): symbol → (ours, venue's). Positions
+    where either figure is missing are not compared."""
+    pf = Portfolio()
+    pf.apply(snap)
+    out: dict[str, tuple[float, float]] = {}
+    for risk in pf.risks():
+        for p in risk.positions:
+            ours, theirs = p.liquidation_price, p.venue_liquidation_price
+            if ours is None or theirs is None or theirs <= 0.0:
+                continue
+            if abs(ours - theirs) > tolerance * theirs:
+                out[p.symbol] = (ours, theirs)
+    return out
+
+
 # -- the venue half -------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class StreamFrame:
@@ -514,6 +536,8 @@ class KeySettings:
     listen_key_keepalive: float = 30 * 60.0
     #: Binance: a user-data connection lives at most 24 h; renew ahead of it
     binance_max_lifetime: float = 23.5 * 3600.0
+    #: our liquidation price vs the venue's, as a fraction of the venue's: beyond it, logged
+    divergence_tolerance: float = 0.005
 
 
 _TROUBLE = (FeedState.STALE, FeedState.DOWN)
@@ -561,6 +585,8 @@ class KeyFeed:
         self.connects = 0
         self.bad_frames = 0
         self.last_status: FeedStatus | None = None
+        #: symbol → (our liquidation price, the venue's) where they differ beyond tolerance
+        self.diverging: dict[str, tuple[float, float]] = {}
         self._permitted = False
         self._emit: Emit | None = None
         self._log = log.bind(venue=self.venue, account=self.account.id)
@@ -632,6 +658,28 @@ class KeyFeed:
         snap = await self.impl.snapshot(self.clock.now())
         self.snapshots += 1
         emit(snap)
+        self._compare(snap)
+
+    def _compare(self, snap: AccountSnapshot) -> None:
+        """Log (once per change) positions whose liquidation price by our rules differs from
+        the venue's beyond ``divergence_tolerance``, and when they agree again."""
+        try:
+            now = liquidation_divergences(snap, self.settings.divergence_tolerance)
+        except Exception:  # a figure we cannot compute must not cost the feed
+            self._log.exception("keys.compare_failed")
+            return
+        for symbol, (ours, theirs) in now.items():
+            if symbol not in self.diverging:
+                self._log.warning(
+                    "keys.liquidation_divergence",
+                    symbol=symbol,
+                    ours=round(ours, 6),
+                    venue=theirs,
+                    tolerance=self.settings.divergence_tolerance,
+                )
+        for symbol in self.diverging.keys() - now.keys():
+            self._log.info("keys.liquidation_agrees", symbol=symbol)
+        self.diverging = now
 
     async def _stream(self, emit: Emit) -> str:
         s = self.settings

@@ -81,6 +81,7 @@ class BinanceMock(Loopback):
         self.listen_keys: set[str] = set()
         self.bad_signatures = 0
         self.stale_timestamps = 0
+        self.lp_error = 0.0  # added to the published liquidation price (a venue we disagree with)
         r = self.app.router
         r.add_get("/fapi/v1/time", self._time)
         r.add_get("/sapi/v1/account/apiRestrictions", self._signed(self._restrictions))
@@ -185,7 +186,7 @@ class BinanceMock(Loopback):
             brackets=self.brackets[p.symbol],
             mark=self.marks[p.symbol],
         )
-        return None if lp is None else round(lp, 2)
+        return None if lp is None else round(lp + self.lp_error, 2)
 
     def cross_upnl(self) -> float:
         return sum(self.upnl(p) for p in self.positions.values() if p.margin_type == "cross")

@@ -539,3 +539,28 @@ def test_the_documented_pm_account_body_makes_a_snapshot() -> None:
     assert snap.venue_maintenance == pytest.approx(23.72469206)
     assert snap.cross_collateral == pytest.approx(122607.35137903)  # no UM uPnL
     assert snap.positions == ()
+
+
+async def test_a_venue_liquidation_price_that_differs_from_ours_is_noted(
+    venue: BinanceMock,
+) -> None:
+    # FAQ ETH isolated example: the venue says 1114.78 and so do we ...
+    venue.marks["ETHUSDT"] = 1335.18
+    venue.wallet = 2_000_000.0
+    await venue.open("ETHUSDT", 3683.979, 1456.84, isolated_wallet=1535443.01)
+    feed = build_key_feed(account(venue), None, None, replace(FAST, resnapshot_interval=0.1))
+    assert isinstance(feed, KeyFeed)
+
+    async def scenario(events: list[Any]) -> None:
+        await until(lambda: feed.snapshots >= 1)
+        assert feed.diverging == {}
+        # ... then the venue's figure moves 20 away (1.8 %, beyond the 0.5 % tolerance)
+        venue.lp_error = 20.0
+        await until(lambda: "ETHUSDT" in feed.diverging, what="divergence noted")
+        ours, theirs = feed.diverging["ETHUSDT"]
+        assert theirs == pytest.approx(1134.78)
+        assert ours == pytest.approx(1114.78, abs=0.01)
+        venue.lp_error = 0.0
+        await until(lambda: feed.diverging == {}, what="agreement noted")
+
+    await follow(feed, scenario)
