@@ -27,16 +27,17 @@ def _finite(x: float | None) -> bool:
     return x is not None and math.isfinite(x)
 
 
-def num(x: float | None, sig: int = 6, *, sign: bool = False) -> str:
+def num(x: float | None, sig: int = 6, *, sign: bool = False, group: bool = True) -> str:
     """``x`` with ``sig`` significant digits (at least every integer digit), grouped by
-    thousands, trailing zeros dropped, never in exponent form. ``sign``: ``+`` on positives."""
+    thousands (unless ``group`` is false), trailing zeros dropped, never in exponent form.
+    ``sign``: ``+`` on positives."""
     if x is None or not math.isfinite(x):
         return DASH
     if x == 0.0:
         return "+0" if sign else "0"
     mag = math.floor(math.log10(abs(x)))
     places = max(sig - 1 - mag, 0)
-    text = f"{abs(x):,.{places}f}"
+    text = f"{abs(x):{',' if group else ''}.{places}f}"
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     prefix = "-" if x < 0 else ("+" if sign else "")

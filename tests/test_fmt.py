@@ -121,3 +121,8 @@ def test_thinning_never_loses_the_global_maximum(values: list[float], rows: int)
     assert len(kept) == min(rows, len(values))
     assert max(v for _, v in kept) == max(values)
     assert [i for i, _ in kept] == sorted(i for i, _ in kept)
+
+
+def test_flag_values_are_not_grouped() -> None:
+    assert fmt.num(95000.0, 10, group=False) == "95000"
+    assert fmt.num(-10.0, 10, sign=True, group=False) == "-10"
