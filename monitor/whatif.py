@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -766,7 +767,12 @@ def render_remedy(r: Remedy, quote: str = "") -> list[str]:
         )
     if r.reduce_note:
         lines.append(f"  note: {r.reduce_note}")
-    return lines
+    return [w for line in lines for w in _wrap(line)]
+
+
+def _wrap(line: str, width: int = 120) -> list[str]:
+    """``line`` cut at spaces to ``width`` columns, continuation lines indented."""
+    return textwrap.wrap(line, width, subsequent_indent="      ", break_on_hyphens=False) or [""]
 
 
 def render_result(result: WhatIfResult) -> str:

@@ -541,3 +541,15 @@ def test_combined_targets_keep_the_last_of_each_kind() -> None:
     assert combine_targets([]) is None
     both = combine_targets([Target(distance=0.1), Target(margin_ratio=0.5), Target(distance=0.2)])
     assert both == Target(margin_ratio=0.5, distance=0.2)
+
+
+def test_an_isolated_margin_released_pro_rata_is_explained_within_120_columns() -> None:
+    # Binance isolated SOL: 10 @ 100, 1 % maintenance, margin 20 → equity 20, MM 10, ratio 50 %
+    sol = pos("SOL", 10.0, 100.0, 100.0, margin_mode=MarginMode.ISOLATED, isolated_margin=20.0)
+    snap = AccountSnapshot("binance_usdm", "acct", 0.0, (sol,))
+    text = render_result(what_if([snap], [], target=Target(margin_ratio=0.25)))
+    assert max(len(line) for line in text.splitlines()) <= 120
+    # deposit: 10 / 0.25 − 20 = 20
+    assert "  deposit 20.00 -> margin ratio 25.00%, nearest liquidation " in text
+    assert "  or reduce SOL by 10 (all of it) -> nothing left at risk" in text
+    assert "  note: only closing all of SOL reaches margin ratio 25%: its isolated" in text
