@@ -611,15 +611,17 @@ def _finite(x: float | None) -> float | None:
 
 def remedy_json(r: Remedy) -> dict[str, Any]:
     """One remedy as JSON: ``{"venue", "account", "scope", "target": {"margin_ratio",
-    "liquidation_distance"}, "met", "deposit", "after_deposit": figures, "reduce": {"symbol",
-    "size", "fraction", "after": figures, "note"}}``; figures are ``{"equity",
-    "maintenance_margin", "margin_ratio", "nearest_liquidation_distance", "liquidatable"}``."""
+    "liquidation_distance"}, "met", "unknown", "deposit", "after_deposit": figures,
+    "reduce": {"symbol", "size", "fraction", "after": figures, "note"}}``; figures are
+    ``{"equity", "maintenance_margin", "margin_ratio", "nearest_liquidation_distance",
+    "liquidatable"}``; ``unknown`` says why nothing was computed (then ``deposit`` is null)."""
     return {
         "venue": r.key.venue,
         "account": r.key.account,
         "scope": r.key.scope,
         "target": _target_json(r.target),
         "met": r.met,
+        "unknown": r.unknown,
         "deposit": _finite(r.deposit),
         "after_deposit": _figures_json(r.after_deposit),
         "reduce": {
@@ -754,6 +756,8 @@ def render_remedy(r: Remedy, quote: str = "") -> list[str]:
     head = f"to reach {r.target} on {r.key.venue} {r.key.account} [{r.key.scope}]:"
     if r.met:
         return [head, f"  already there ({_figures_line(r.now)}): nothing to do"]
+    if r.deposit is None or r.after_deposit is None:
+        return [w for line in (head, f"  UNKNOWN: {r.unknown}") for w in _wrap(line)]
     lines = [
         head,
         f"  deposit {fmt.money(r.deposit)}{unit} -> {_figures_line(r.after_deposit)}",

@@ -553,3 +553,14 @@ def test_an_isolated_margin_released_pro_rata_is_explained_within_120_columns() 
     assert "  deposit 20.00 -> margin ratio 25.00%, nearest liquidation " in text
     assert "  or reduce SOL by 10 (all of it) -> nothing left at risk" in text
     assert "  note: only closing all of SOL reaches margin ratio 25%: its isolated" in text
+
+
+def test_a_remedy_on_an_unknown_schedule_is_shown_as_unknown() -> None:
+    btc = Position("BTC", 1.0, 50_000.0, mark_price=50_000.0)  # no maintenance schedule
+    res = what_if([AccountSnapshot("generic", "acct", 1_000.0, (btc,))], [], target=Target(0.5))
+    assert render_result(res).splitlines()[-2:] == [
+        "to reach margin ratio 50% on generic acct [cross]:",
+        "  UNKNOWN: maintenance schedule unknown for BTC: no remedy computed",
+    ]
+    doc = result_json(res)["remedies"][0]
+    assert doc["deposit"] is None and doc["unknown"].startswith("maintenance schedule unknown")

@@ -113,7 +113,9 @@ class Remedy:
     """The two ways back to ``target`` for scope ``key``.
 
     ``deposit``: the least collateral to add (quote currency, ≥ 0; 0 when ``met``), and the
-    figures it gives (``after_deposit``). ``reduce_symbol``/``reduce_size`` (base units, ≥ 0,
+    figures it gives (``after_deposit``); both None, with ``unknown`` saying why, when a
+    position's maintenance schedule is unknown (no remedy is computed then: it would
+    reassure on a requirement of zero). ``reduce_symbol``/``reduce_size`` (base units, ≥ 0,
     the amount to close) / ``reduce_fraction`` (of the position) and ``after_reduction``:
     the least reduction of that position that reaches the target (a fraction of 1 closes
     it); None with ``reduce_note`` saying why when no reduction of it does (closing all of
@@ -124,13 +126,14 @@ class Remedy:
     target: Target
     now: Figures
     met: bool
-    deposit: float
-    after_deposit: Figures
+    deposit: float | None
+    after_deposit: Figures | None
     reduce_symbol: str | None
     reduce_size: float | None
     reduce_fraction: float | None
     after_reduction: Figures | None
     reduce_note: str | None = None
+    unknown: str | None = None
 
 
 def meets(figures: Figures, target: Target, *, has_positions: bool = True) -> bool:
@@ -244,9 +247,15 @@ def remedy(
 ) -> Remedy:
     """The deposit and the reduction of ``symbol`` (default: the draining position) that
     bring scope ``key`` (``legs`` at their risk prices, ``collateral`` excluding uPnL, the
-    venue's ``rules``) to ``target``. Raises KeyError when ``symbol`` is not held."""
+    venue's ``rules``) to ``target``. Raises KeyError when ``symbol`` is not held. Fails
+    closed: with a position whose maintenance schedule is unknown, nothing is computed and
+    ``unknown`` says why."""
     risk = compute_scope_risk(key, rules, legs, collateral, with_stress=False)
     now = Figures.of(risk)
+    blind = [ls.leg.symbol for ls in legs if ls.leg.size != 0.0 and ls.leg.schedule is None]
+    if blind:
+        why = f"maintenance schedule unknown for {', '.join(blind)}: no remedy computed"
+        return Remedy(key, target, now, False, None, None, None, None, None, None, None, why)
     has_positions = any(ls.leg.size != 0.0 for ls in legs)
     met = meets(now, target, has_positions=has_positions)
     deposit = 0.0 if met else deposit_for(rules, legs, collateral, target)

@@ -214,6 +214,20 @@ def test_a_target_already_met_needs_nothing() -> None:
     assert r.met and r.deposit == 0.0 and r.reduce_size == 0.0
 
 
+def test_an_unknown_maintenance_schedule_gives_no_remedy_rather_than_a_false_one() -> None:
+    # without a schedule the requirement would count as 0 and any positive equity "safe"
+    snap = AccountSnapshot(
+        "generic",
+        "acct",
+        1_000.0,
+        (Position("BTC", 1.0, 50_000.0, mark_price=50_000.0),),
+    )
+    r = fix(book(snap), CROSS, Target(margin_ratio=0.5))
+    assert not r.met
+    assert r.deposit is None and r.after_deposit is None and r.reduce_size is None
+    assert r.unknown == "maintenance schedule unknown for BTC: no remedy computed"
+
+
 def test_an_empty_pool_has_nothing_to_reduce() -> None:
     p = book(AccountSnapshot("generic", "acct", 100.0, ()))
     r = fix(p, CROSS, Target(margin_ratio=0.5))
@@ -352,6 +366,7 @@ def test_after_the_deposit_the_scope_is_exactly_at_the_target(
     key = data.draw(st.sampled_from(p.scope_keys()))
     r = fix(p, key, target)
     assume(not r.met)
+    assert r.deposit is not None and r.after_deposit is not None
     after = risk_of(book(deposited(snap, key, r.deposit)), key)
     scale = max(scale_of(risk_of(p, key)), scale_of(after))
     check_reaches(after, target, scale)
