@@ -37,6 +37,7 @@ examples:
   monitor status --config /etc/monitor/monitor.toml
   monitor inspect config/examples/binance_cross_and_isolated.json
   monitor whatif config/examples/binance_cross_and_isolated.json --shock -10%
+  monitor whatif config/examples/binance_cross_and_isolated.json --target-distance 15%
   monitor COMMAND --help        every command explains itself with an example
 
 exit codes: 0 success; 1 runtime failure; 2 bad input or configuration; 3 another instance

@@ -24,12 +24,16 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from monitor import fmt
 from monitor.errors import InputError
-from monitor.margin.risk import ScopeRisk
+from monitor.margin.base import RuleSet
+from monitor.margin.remedy import Figures, Remedy, Target, remedy
+from monitor.margin.risk import LegState, ScopeRisk
 from monitor.model.events import (
     AccountSnapshot,
     Event,
@@ -42,8 +46,6 @@ from monitor.model.portfolio import Market, Portfolio
 from monitor.model.positions import AccountKey, Position, ScopeKey
 from monitor.report import scope_json
 
-SOURCE = "whatif"
-
 
 @dataclass(frozen=True, slots=True)
 class Shock:
@@ -52,7 +54,7 @@ class Shock:
     move: float
 
     def __str__(self) -> str:
-        return f"--shock {self.move * 100:+g}%"
+        return f"--shock {fmt.num(self.move * 100, 10, sign=True, group=False)}%"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +65,7 @@ class SetPrice:
     price: float
 
     def __str__(self) -> str:
-        return f"--price {self.symbol}={self.price:g}"
+        return f"--price {self.symbol}={fmt.num(self.price, 10, group=False)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +77,7 @@ class Isolate:
     margin: float
 
     def __str__(self) -> str:
-        return f"--isolate {self.symbol}={self.margin:g}"
+        return f"--isolate {self.symbol}={fmt.num(self.margin, 10, group=False)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,10 +112,15 @@ class PriceChange:
 
 @dataclass(frozen=True, slots=True)
 class WhatIfResult:
+    """``remedies``: with a target, one :class:`Remedy` per scope (after the scenarios) that
+    holds positions, in the order of ``scopes``."""
+
     scenarios: tuple[Scenario, ...]
     scopes: tuple[ScopeChange, ...]
     prices: tuple[PriceChange, ...]
     notes: tuple[str, ...]
+    target: Target | None = None
+    remedies: tuple[Remedy, ...] = ()
 
 
 # -- parsing the command line's forms (pure) ------------------------------------------------------
@@ -121,28 +128,78 @@ class WhatIfResult:
 _NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 
 
-def parse_shock(text: str) -> Shock:
-    """``-10%``, ``+5%``, ``-0.1`` (a bare number is a fraction)."""
+def _fraction(text: str, flag: str, example: str) -> float:
+    """``15%`` → 0.15, ``0.15`` → 0.15. A bare number of 1 or more is refused: it is a
+    percentage written without its sign (``--shock 10`` is not +1000 %)."""
+    where = f"{flag} {text}"
     m = re.fullmatch(rf"\s*({_NUMBER})\s*(%?)\s*", text)
     if not m:
-        raise InputError(SOURCE, f"--shock {text}", "expected a move such as -10% or -0.1")
-    move = float(m.group(1)) / (100.0 if m.group(2) else 1.0)
-    if not math.isfinite(move) or move <= -1.0:
-        raise InputError(SOURCE, f"--shock {text}", "a move must be above -100%")
+        raise InputError(where, None, f"expected a percentage or a fraction such as {example}")
+    value = float(m.group(1))
+    if not math.isfinite(value):
+        raise InputError(where, None, "not a finite number")
+    if m.group(2):
+        return value / 100.0
+    if abs(value) >= 1.0:
+        raise InputError(
+            where,
+            None,
+            f"a bare number is a fraction (0.1 = 10%): write {m.group(1)}% for "
+            f"{m.group(1).lstrip('+')} percent, or {value / 100.0:g}",
+        )
+    return value
+
+
+def parse_shock(text: str) -> Shock:
+    """``-10%``, ``+5%``, ``-0.1`` (a bare number is a fraction; ``10`` is refused)."""
+    move = _fraction(text, "--shock", "-10% or -0.1")
+    if move <= -1.0:
+        raise InputError(f"--shock {text}", None, "a move must be above -100%")
     return Shock(move)
+
+
+def parse_target_distance(text: str) -> Target:
+    """``--target-distance 15%`` (or ``0.15``): every liquidation price at least this far."""
+    d = _fraction(text, "--target-distance", "15% or 0.15")
+    if not 0.0 < d < 1.0:
+        raise InputError(
+            f"--target-distance {text}", None, "a liquidation distance is between 0% and 100%"
+        )
+    return Target(distance=d)
+
+
+def parse_target_ratio(text: str) -> Target:
+    """``--target-ratio 0.5`` (or ``50%``): maintenance / equity at most this."""
+    r = _fraction(text, "--target-ratio", "0.5 or 50%")
+    if not 0.0 < r < 1.0:
+        raise InputError(
+            f"--target-ratio {text}",
+            None,
+            "a target margin ratio is between 0% and 100% (100% is liquidation)",
+        )
+    return Target(margin_ratio=r)
+
+
+def combine_targets(targets: Sequence[Target]) -> Target | None:
+    """One target from several flags (the last of each kind wins); None without any."""
+    ratio = next((t.margin_ratio for t in reversed(targets) if t.margin_ratio is not None), None)
+    dist = next((t.distance for t in reversed(targets) if t.distance is not None), None)
+    if ratio is None and dist is None:
+        return None
+    return Target(margin_ratio=ratio, distance=dist)
 
 
 def _pair(text: str, flag: str, what: str) -> tuple[str, float]:
     symbol, sep, value = text.partition("=")
     symbol = symbol.strip()
     if not sep or not symbol:
-        raise InputError(SOURCE, f"{flag} {text}", f"expected SYMBOL={what}")
+        raise InputError(f"{flag} {text}", None, f"expected SYMBOL={what}")
     try:
         number = float(value.replace("_", "").replace(",", ""))
     except ValueError:
-        raise InputError(SOURCE, f"{flag} {text}", f"{what} is not a number") from None
+        raise InputError(f"{flag} {text}", None, f"{what} is not a number") from None
     if not math.isfinite(number) or number <= 0.0:
-        raise InputError(SOURCE, f"{flag} {text}", f"{what} must be positive")
+        raise InputError(f"{flag} {text}", None, f"{what} must be positive")
     return symbol, number
 
 
@@ -159,17 +216,55 @@ def parse_isolate(text: str) -> Isolate:
 def parse_cross(text: str) -> Cross:
     symbol = text.strip()
     if not symbol:
-        raise InputError(SOURCE, "--cross", "expected a SYMBOL")
+        raise InputError("--cross", None, "expected a SYMBOL")
     return Cross(symbol)
+
+
+def scope_inputs(
+    portfolio: Portfolio, key: ScopeKey
+) -> tuple[RuleSet, list[LegState], float] | None:
+    """What :func:`monitor.margin.remedy.remedy` needs for one scope of ``portfolio``: its
+    rule set, its legs at their risk prices and its collateral (quote currency, excluding
+    uPnL). None when the scope does not exist."""
+    s = portfolio.scope_state(key)
+    if s is None:
+        return None
+    legs = [
+        LegState(
+            leg=h.leg,
+            price=h.price,
+            funding_price=h.price,
+            funding_rate_per_hour=None,
+            isolated_margin=(s.cash + h.leg.size * h.leg.entry_price) if h.leg.isolated else None,
+        )
+        for h in s.holdings.values()
+    ]
+    collateral = s.cash + math.fsum(ls.leg.size * ls.leg.entry_price for ls in legs)
+    return s.rules, legs, collateral
+
+
+def remedy_of(
+    portfolio: Portfolio, key: ScopeKey, target: Target, *, symbol: str | None = None
+) -> Remedy | None:
+    """The deposit and the reduction that bring scope ``key`` of ``portfolio`` to ``target``
+    (:func:`monitor.margin.remedy.remedy`); None when the scope does not exist. Raises
+    KeyError when ``symbol`` is given and not held in that scope."""
+    inputs = scope_inputs(portfolio, key)
+    if inputs is None:
+        return None
+    rules, legs, collateral = inputs
+    return remedy(key, rules, legs, collateral, target, symbol=symbol)
 
 
 # -- the engine ------------------------------------------------------------------------------------
 
 
-def what_if_portfolio(portfolio: Portfolio, scenarios: Sequence[Scenario]) -> WhatIfResult:
+def what_if_portfolio(
+    portfolio: Portfolio, scenarios: Sequence[Scenario], *, target: Target | None = None
+) -> WhatIfResult:
     """Scenarios applied to a copy of ``portfolio``'s state (the portfolio is not changed)."""
     snapshots, market_events = _state_of(portfolio)
-    return what_if(snapshots, scenarios, market_events=market_events)
+    return what_if(snapshots, scenarios, market_events=market_events, target=target)
 
 
 def what_if(
@@ -177,8 +272,10 @@ def what_if(
     scenarios: Sequence[Scenario],
     *,
     market_events: Sequence[Event] = (),
+    target: Target | None = None,
 ) -> WhatIfResult:
-    """Risk of every scope before and after ``scenarios``.
+    """Risk of every scope before and after ``scenarios``; with ``target``, the remedy
+    (deposit, reduction) of every scope holding positions after them.
 
     ``market_events`` (instrument specs, marks, funding rates) are applied before the
     snapshots, so they win over the prices the snapshots carry.
@@ -226,7 +323,16 @@ def what_if(
                 notes.append(f"{row.key}: liquidatable before and after")
             else:
                 notes.append(f"{row.key}: liquidatable after the change")
-    return WhatIfResult(tuple(scenarios), tuple(rows), tuple(changes), tuple(notes))
+    remedies: list[Remedy] = []
+    if target is not None:
+        for row in rows:
+            if row.after is not None and row.after.positions:
+                fix = remedy_of(after, row.key, target)
+                if fix is not None:
+                    remedies.append(fix)
+    return WhatIfResult(
+        tuple(scenarios), tuple(rows), tuple(changes), tuple(notes), target, tuple(remedies)
+    )
 
 
 def _idle(r: ScopeRisk | None) -> bool:
@@ -293,7 +399,7 @@ def _match(symbol: str, keys: Sequence[tuple[str, str]], flag: str) -> list[tupl
     if by_base:
         return by_base
     known = ", ".join(sorted({k[1] for k in keys})) or "none"
-    raise InputError(SOURCE, flag, f"no position in {symbol!r} (held: {known})")
+    raise InputError(flag, None, f"no position in {symbol!r} (held: {known})")
 
 
 def _restructure(
@@ -472,41 +578,136 @@ def result_json(result: WhatIfResult) -> dict[str, Any]:
             for t in account_totals(result)
         ],
         "notes": list(result.notes),
+        **(
+            {
+                "target": _target_json(result.target),
+                "remedies": [remedy_json(r) for r in result.remedies],
+            }
+            if result.target is not None
+            else {}
+        ),
     }
 
 
-def _money(x: float | None) -> str:
-    return "—" if x is None or not math.isfinite(x) else f"{x:,.2f}"
+def _target_json(t: Target) -> dict[str, float | None]:
+    return {"margin_ratio": t.margin_ratio, "liquidation_distance": t.distance}
 
 
-def _pct(x: float | None, digits: int = 2) -> str:
-    return "—" if x is None or not math.isfinite(x) else f"{x * 100:.{digits}f}%"
+def _figures_json(f: Figures | None) -> dict[str, Any] | None:
+    if f is None:
+        return None
+    return {
+        "equity": _finite(f.equity),
+        "maintenance_margin": _finite(f.maintenance_margin),
+        "margin_ratio": _finite(f.margin_ratio),
+        "nearest_liquidation_distance": _finite(f.nearest_liquidation_distance),
+        "liquidatable": _at_or_past_liquidation(f),
+    }
 
 
-def _px(x: float | None) -> str:
-    if x is None or not math.isfinite(x):
-        return "—"
-    mag = abs(x)
-    return f"{x:,.{2 if mag >= 100 else 4 if mag >= 1 else 6}f}"
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
+
+
+def remedy_json(r: Remedy) -> dict[str, Any]:
+    """One remedy as JSON: ``{"venue", "account", "scope", "target": {"margin_ratio",
+    "liquidation_distance"}, "met", "unknown", "deposit", "after_deposit": figures,
+    "reduce": {"symbol", "size", "fraction", "after": figures, "note"}}``; figures are
+    ``{"equity", "maintenance_margin", "margin_ratio", "nearest_liquidation_distance",
+    "liquidatable"}``; ``unknown`` says why nothing was computed (then ``deposit`` is null)."""
+    return {
+        "venue": r.key.venue,
+        "account": r.key.account,
+        "scope": r.key.scope,
+        "target": _target_json(r.target),
+        "met": r.met,
+        "unknown": r.unknown,
+        "deposit": _finite(r.deposit),
+        "after_deposit": _figures_json(r.after_deposit),
+        "reduce": {
+            "symbol": r.reduce_symbol,
+            "size": _finite(r.reduce_size),
+            "fraction": _finite(r.reduce_fraction),
+            "after": _figures_json(r.after_reduction),
+            "note": r.reduce_note,
+        },
+    }
+
+
+def _at_or_past_liquidation(f: Figures | ScopeRisk) -> bool:
+    """Liquidatable as the venue sees it, the boundary included: equity at or below zero, or a
+    margin ratio of 1 or more (maintenance ≥ equity)."""
+    return f.liquidatable or f.margin_ratio is None or f.margin_ratio >= 1.0
+
+
+def _state(r: ScopeRisk) -> str:
+    if not r.positions:
+        # an empty pool cannot be liquidated; a negative balance is still a debt
+        return "no positions" if r.equity >= 0.0 else "no positions, negative balance"
+    if r.margin_ratio is None:
+        return "LIQUIDATABLE (equity at or below zero)"
+    if r.margin_ratio >= 1.0:
+        return "LIQUIDATABLE (maintenance ≥ equity)"
+    return "ok"
+
+
+def _ratio(r: ScopeRisk) -> str:
+    if r.margin_ratio is not None:
+        return fmt.pct(r.margin_ratio)
+    return "— (no positions)" if not r.positions else "— (equity ≤ 0)"
+
+
+def _runway(r: ScopeRisk) -> str:
+    if r.funding_runway_hours is None:
+        return "— (funding not a cost)" if r.positions else "—"
+    return fmt.hours(r.funding_runway_hours)
 
 
 def _shock(r: ScopeRisk) -> str:
-    return f"down {_pct(r.shock_down, 1)} / up {_pct(r.shock_up, 1)}"
+    if r.positions and _at_or_past_liquidation(r):
+        return "past liquidation"
+    return f"down {fmt.pct(r.shock_down, 1)} / up {fmt.pct(r.shock_up, 1)}"
 
 
 _SCOPE_ROWS: tuple[tuple[str, Callable[[ScopeRisk], str]], ...] = (
-    ("equity", lambda r: _money(r.equity)),
-    ("maintenance", lambda r: _money(r.maintenance_margin)),
-    ("margin ratio", lambda r: "—" if r.margin_ratio is None else _pct(r.margin_ratio)),
-    ("free collateral", lambda r: _money(r.free_collateral)),
+    ("equity", lambda r: fmt.money(r.equity)),
+    ("maintenance", lambda r: fmt.money(r.maintenance_margin)),
+    ("margin ratio", _ratio),
+    ("free collateral", lambda r: fmt.money(r.free_collateral)),
     ("shock to liquidation", _shock),
-    ("state", lambda r: "LIQUIDATABLE" if r.liquidatable else "ok"),
+    ("funding runway", _runway),
+    ("state", _state),
 )
-_POSITION_ROWS: tuple[tuple[str, str, Callable[[float | None], str]], ...] = (
-    ("price", "mark_price", _px),
-    ("liq price", "liquidation_price", _px),
-    ("liq distance", "liquidation_distance", _pct),
-    ("loss if liquidated", "loss_if_liquidated", _money),
+
+
+def _position_cell(r: ScopeRisk, symbol: str, attr: str) -> str:
+    p = next((p for p in r.positions if p.symbol == symbol), None)
+    if p is None:
+        return "(none)"
+    past = _at_or_past_liquidation(r)
+    if attr == "size":
+        return fmt.size(p.size, sign=True)
+    if attr == "mark_price":
+        return fmt.price(p.mark_price)
+    if attr == "liquidation_price":
+        return fmt.price(p.liquidation_price) if p.liquidation_price is not None else "none"
+    if attr == "liquidation_distance":
+        if past:
+            return "past liquidation"
+        return fmt.pct(p.liquidation_distance)
+    # loss if liquidated: once past liquidation the loss is whatever the venue's
+    # liquidation realizes, not a figure at a price still to come
+    if past:
+        return "past liquidation"
+    return fmt.money(p.loss_if_liquidated)
+
+
+_POSITION_ROWS: tuple[tuple[str, str], ...] = (
+    ("size", "size"),
+    ("price", "mark_price"),
+    ("liq price", "liquidation_price"),
+    ("liq distance", "liquidation_distance"),
+    ("loss if liquidated", "loss_if_liquidated"),
 )
 
 
@@ -525,9 +726,9 @@ def _block(c: ScopeChange) -> list[str]:
             if pr.symbol not in symbols:
                 symbols.append(pr.symbol)
     for sym in symbols:
-        for label, attr, fmt in _POSITION_ROWS:
+        for label, attr in _POSITION_ROWS:
             cells = [
-                "(none)" if r is None else fmt(_position(r, sym, attr)) for r in (c.before, c.after)
+                "(none)" if r is None else _position_cell(r, sym, attr) for r in (c.before, c.after)
             ]
             rows.append((f"{sym} {label}", cells[0], cells[1]))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
@@ -537,15 +738,56 @@ def _block(c: ScopeChange) -> list[str]:
     return out
 
 
+def _figures_line(f: Figures) -> str:
+    if f.margin_ratio is None and f.maintenance_margin == 0.0:
+        return "nothing left at risk"
+    ratio = "— (equity ≤ 0)" if f.margin_ratio is None else fmt.pct(f.margin_ratio)
+    dist = f.nearest_liquidation_distance
+    text = f"margin ratio {ratio}, nearest liquidation "
+    text += "none" if dist is None else f"{fmt.pct(dist)} away"
+    if _at_or_past_liquidation(f):
+        text += " (LIQUIDATABLE)"
+    return text
+
+
+def render_remedy(r: Remedy, quote: str = "") -> list[str]:
+    """The remedy as lines: the deposit, then the reduction, each with what it leads to."""
+    unit = f" {quote}" if quote else ""
+    head = f"to reach {r.target} on {r.key.venue} {r.key.account} [{r.key.scope}]:"
+    if r.met:
+        return [head, f"  already there ({_figures_line(r.now)}): nothing to do"]
+    if r.deposit is None or r.after_deposit is None:
+        return [w for line in (head, f"  UNKNOWN: {r.unknown}") for w in _wrap(line)]
+    lines = [
+        head,
+        f"  deposit {fmt.money(r.deposit)}{unit} -> {_figures_line(r.after_deposit)}",
+    ]
+    if r.reduce_size is not None and r.reduce_fraction is not None:
+        assert r.after_reduction is not None
+        frac = "all of it" if r.reduce_fraction >= 1.0 else fmt.pct(r.reduce_fraction)
+        lines.append(
+            f"  or reduce {r.reduce_symbol} by {fmt.size(r.reduce_size)} ({frac}) -> "
+            f"{_figures_line(r.after_reduction)}"
+        )
+    if r.reduce_note:
+        lines.append(f"  note: {r.reduce_note}")
+    return [w for line in lines for w in _wrap(line)]
+
+
+def _wrap(line: str, width: int = 120) -> list[str]:
+    """``line`` cut at spaces to ``width`` columns, continuation lines indented."""
+    return textwrap.wrap(line, width, subsequent_indent="      ", break_on_hyphens=False) or [""]
+
+
 def render_result(result: WhatIfResult) -> str:
-    """Before and after side by side, one block per scope."""
+    """Before and after side by side, one block per scope; then the remedies, if asked."""
     lines: list[str] = []
     if result.scenarios:
         lines.append("scenario: " + " ".join(str(s) for s in result.scenarios))
     else:
         lines.append("scenario: none (before = after)")
     for p in result.prices:
-        lines.append(f"  {p.venue} {p.symbol}: {_px(p.before)} -> {_px(p.after)}")
+        lines.append(f"  {p.venue} {p.symbol}: {fmt.price(p.before)} -> {fmt.price(p.after)}")
     lines.append("")
     for c in result.scopes:
         lines.extend(_block(c))
@@ -554,18 +796,16 @@ def render_result(result: WhatIfResult) -> str:
         lines.append("no open positions")
     for t in account_totals(result):
         lines.append(
-            f"account {t.venue} {t.account}: equity {_money(t.equity_before)} -> "
-            f"{_money(t.equity_after)}, maintenance {_money(t.maintenance_before)} -> "
-            f"{_money(t.maintenance_after)}"
+            f"account {t.venue} {t.account}: equity {fmt.money(t.equity_before)} -> "
+            f"{fmt.money(t.equity_after)}, maintenance {fmt.money(t.maintenance_before)} -> "
+            f"{fmt.money(t.maintenance_after)}"
         )
     for n in result.notes:
         lines.append(f"note: {n}")
+    if result.target is not None:
+        lines.append("")
+        if not result.remedies:
+            lines.append(f"to reach {result.target}: no scope holds positions")
+        for r in result.remedies:
+            lines.extend(render_remedy(r))
     return "\n".join(lines).rstrip() + "\n"
-
-
-def _position(r: ScopeRisk, symbol: str, attr: str) -> float | None:
-    for p in r.positions:
-        if p.symbol == symbol:
-            v = getattr(p, attr)
-            return v if isinstance(v, float) else None
-    return None

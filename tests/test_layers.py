@@ -25,6 +25,8 @@ PURE = sorted(
         PKG / "notify" / "render.py",
         PKG / "report.py",
         PKG / "whatif.py",
+        PKG / "fmt.py",
+        PKG / "thin.py",
         PKG / "jsonfields.py",
     ]
 )

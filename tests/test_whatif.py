@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.errors import InputError
+from monitor.margin.remedy import Target
 from monitor.model.events import AccountSnapshot, MarkPrice
 from monitor.model.instruments import MaintenanceSchedule, MarginMode
 from monitor.model.portfolio import Portfolio
@@ -18,10 +20,13 @@ from monitor.whatif import (
     Shock,
     WhatIfResult,
     account_totals,
+    combine_targets,
     parse_cross,
     parse_isolate,
     parse_price,
     parse_shock,
+    parse_target_distance,
+    parse_target_ratio,
     render_result,
     result_json,
     what_if,
@@ -419,3 +424,143 @@ def test_cross_pool_with_cash_but_no_positions_is_shown_and_counted() -> None:
     assert cross_after.equity == pytest.approx(-1.0)  # 0 + 1 returned − 2 taken
     [total] = account_totals(res)
     assert total.equity_after == pytest.approx(total.equity_before)  # 1 = −1 + 2
+
+
+# -- issue 15: truthful wording ------------------------------------------------------------------
+
+
+def lines_of(text: str, label: str) -> list[list[str]]:
+    """The cells of every table row named ``label`` (split on runs of 2+ spaces)."""
+    out = []
+    for line in text.splitlines():
+        cells = [c for c in re.split(r"\s{2,}", line.strip()) if c]
+        if cells and cells[0] == label:
+            out.append(cells[1:])
+    return out
+
+
+def test_a_margin_ratio_of_exactly_one_is_liquidatable() -> None:
+    # BTC +1 at 50 000, 1 % → MM 500; collateral 500 → equity 500: ratio 500 / 500 = 1
+    snap = AccountSnapshot("generic", "acct", 500.0, (pos("BTC", 1.0, 50_000.0, 50_000.0),))
+    text = render_result(what_if([snap], []))
+    assert lines_of(text, "margin ratio") == [["100.00%", "100.00%"]]
+    assert lines_of(text, "state") == [
+        ["LIQUIDATABLE (maintenance ≥ equity)", "LIQUIDATABLE (maintenance ≥ equity)"]
+    ]
+    assert lines_of(text, "BTC liq distance") == [["past liquidation", "past liquidation"]]
+
+
+def test_past_liquidation_there_is_no_loss_if_liquidated_figure() -> None:
+    # a 10 % drop takes 5 000 from an equity of 1 000: past liquidation after the change.
+    # Before: P* = (1 000 − 50 000) / (0.01 − 1) = 49 494.95, where equity = MM = 494.95,
+    # so the loss is 1 000 − 494.95 = 505.05
+    snap = AccountSnapshot("generic", "acct", 1_000.0, (pos("BTC", 1.0, 50_000.0, 50_000.0),))
+    text = render_result(what_if([snap], [Shock(-0.10)]))
+    assert lines_of(text, "BTC loss if liquidated") == [["505.05", "past liquidation"]]
+    assert lines_of(text, "shock to liquidation") == [["down 1.0% / up —", "past liquidation"]]
+    assert lines_of(text, "margin ratio") == [["50.00%", "— (equity ≤ 0)"]]
+    assert lines_of(text, "state") == [["ok", "LIQUIDATABLE (equity at or below zero)"]]
+
+
+def test_an_empty_cross_pool_is_not_called_liquidatable() -> None:
+    # only an isolated ETH position; the cross pool holds 100 and nothing else
+    eth = pos("ETH", -10.0, 3000.0, 3000.0, margin_mode=MarginMode.ISOLATED, isolated_margin=2e3)
+    snap = AccountSnapshot("generic", "acct", 100.0, (eth,))
+    text = render_result(what_if([snap], []))
+    states = lines_of(text, "state")
+    assert states[0] == ["no positions", "no positions"]  # the cross pool comes first
+    assert states[1] == ["ok", "ok"]
+    assert lines_of(text, "funding runway")[0] == ["—", "—"]
+
+
+def test_runway_prints_in_days_and_hours() -> None:
+    # long 1 BTC at 50 000, funding 0.01 %/h (interval 1 h): pays 5/h; headroom
+    # 10 000 − 500 = 9 500 → 1 900 h = 79 d 4 h
+    btc = pos("BTC", 1.0, 50_000.0, 50_000.0, funding_rate=0.0001, funding_interval_hours=1.0)
+    snap = AccountSnapshot("generic", "acct", 10_000.0, (btc,))
+    text = render_result(what_if([snap], []))
+    assert lines_of(text, "funding runway") == [["79 d 4 h", "79 d 4 h"]]
+
+
+def test_tiny_prices_and_large_sizes_print_with_their_digits() -> None:
+    # 40 million PEPE long at 0.000013 (notional 520), 12 % maintenance, collateral 420:
+    # P* = (Eq − s·P) / (q·m − s) = (420 − 520) / (4.8e6 − 4e7) = 100 / 3.52e7 = 0.00000284091
+    # (a lone position: it does not move with the price); printed as 0.0000028 before
+    pepe = Position(
+        symbol="PEPE",
+        size=4e7,
+        entry_price=0.000013,
+        mark_price=0.000013,
+        maintenance=MaintenanceSchedule.flat(0.12),
+    )
+    snap = AccountSnapshot("generic", "acct", 420.0, (pepe,))
+    text = render_result(what_if([snap], [SetPrice("PEPE", 0.0000104)]))
+    assert lines_of(text, "PEPE size") == [["+40,000,000", "+40,000,000"]]
+    assert lines_of(text, "PEPE price") == [["0.000013", "0.0000104"]]
+    assert lines_of(text, "PEPE liq price") == [["0.00000284091", "0.00000284091"]]
+    assert "generic PEPE: 0.000013 -> 0.0000104" in text
+    assert text.startswith("scenario: --price PEPE=0.0000104\n")
+    assert "e+" not in text and "e-" not in text
+
+
+def test_remedies_follow_the_scenarios() -> None:
+    # after a 10 % drop BTC is at 45 000: equity 10 000 − 5 000 + 3 000 (ETH short gains)
+    # = 8 000; MM = 450 + 270 = 720; ratio 9 % → target 6 %: deposit 720 / 0.06 − 8 000 = 4 000
+    res = what_if([btc_long_eth_short()], [Shock(-0.10)], target=Target(margin_ratio=0.06))
+    [fix] = res.remedies
+    assert fix.now.margin_ratio == pytest.approx(0.09)
+    assert fix.deposit == pytest.approx(4_000.0)
+    assert result_json(res)["remedies"][0]["deposit"] == pytest.approx(4_000.0)
+    assert "remedies" not in result_json(what_if([btc_long_eth_short()], []))
+
+
+@pytest.mark.parametrize(
+    ("text", "value"), [("15%", 0.15), ("0.15", 0.15), (" 7.5 % ", 0.075), (".2", 0.2)]
+)
+def test_parse_targets(text: str, value: float) -> None:
+    assert parse_target_distance(text).distance == pytest.approx(value)
+    assert parse_target_ratio(text).margin_ratio == pytest.approx(value)
+
+
+@pytest.mark.parametrize("text", ["10", "1", "-5%", "0", "100%", "150%", "x", "nan"])
+def test_parse_targets_rejects(text: str) -> None:
+    with pytest.raises(InputError):
+        parse_target_distance(text)
+    with pytest.raises(InputError):
+        parse_target_ratio(text)
+
+
+def test_a_bare_shock_of_one_or_more_is_refused_not_multiplied() -> None:
+    with pytest.raises(InputError, match=r"write 10% for 10 percent, or 0\.1"):
+        parse_shock("10")
+    assert parse_shock("0.5").move == pytest.approx(0.5)
+    assert parse_shock("10%").move == pytest.approx(0.1)
+
+
+def test_combined_targets_keep_the_last_of_each_kind() -> None:
+    assert combine_targets([]) is None
+    both = combine_targets([Target(distance=0.1), Target(margin_ratio=0.5), Target(distance=0.2)])
+    assert both == Target(margin_ratio=0.5, distance=0.2)
+
+
+def test_an_isolated_margin_released_pro_rata_is_explained_within_120_columns() -> None:
+    # Binance isolated SOL: 10 @ 100, 1 % maintenance, margin 20 → equity 20, MM 10, ratio 50 %
+    sol = pos("SOL", 10.0, 100.0, 100.0, margin_mode=MarginMode.ISOLATED, isolated_margin=20.0)
+    snap = AccountSnapshot("binance_usdm", "acct", 0.0, (sol,))
+    text = render_result(what_if([snap], [], target=Target(margin_ratio=0.25)))
+    assert max(len(line) for line in text.splitlines()) <= 120
+    # deposit: 10 / 0.25 − 20 = 20
+    assert "  deposit 20.00 -> margin ratio 25.00%, nearest liquidation " in text
+    assert "  or reduce SOL by 10 (all of it) -> nothing left at risk" in text
+    assert "  note: only closing all of SOL reaches margin ratio 25%: its isolated" in text
+
+
+def test_a_remedy_on_an_unknown_schedule_is_shown_as_unknown() -> None:
+    btc = Position("BTC", 1.0, 50_000.0, mark_price=50_000.0)  # no maintenance schedule
+    res = what_if([AccountSnapshot("generic", "acct", 1_000.0, (btc,))], [], target=Target(0.5))
+    assert render_result(res).splitlines()[-2:] == [
+        "to reach margin ratio 50% on generic acct [cross]:",
+        "  UNKNOWN: maintenance schedule unknown for BTC: no remedy computed",
+    ]
+    doc = result_json(res)["remedies"][0]
+    assert doc["deposit"] is None and doc["unknown"].startswith("maintenance schedule unknown")

@@ -12,13 +12,17 @@ from typing import Any
 
 from monitor.commands.inspect import LIVE, LiveFetchError, fetch_live
 from monitor.errors import InputError
+from monitor.margin.remedy import Target
 from monitor.snapshot import load_document
 from monitor.whatif import (
     Scenario,
+    combine_targets,
     parse_cross,
     parse_isolate,
     parse_price,
     parse_shock,
+    parse_target_distance,
+    parse_target_ratio,
     render_result,
     result_json,
     what_if,
@@ -39,7 +43,17 @@ Scenarios (combine freely; they apply in this order):
                            unrealized PnL), taken from the cross pool
   --cross SYMBOL           move an isolated position into the cross pool, its margin with it
   --price SYMBOL=PRICE     set one instrument's price (ETH matches ETHUSDT, ETH-USD, ...)
-  --shock MOVE             move every price at once: -10% (or -0.1); shocks compound
+  --shock MOVE             move every price at once: -10% (or -0.1); shocks compound;
+                           a bare number is a fraction, so 10 is refused (write 10%)
+
+Remedies (after the scenarios), for every scope holding positions:
+  --target-distance D      the deposit, and the reduction of the draining position, that put
+                           every liquidation price at least D away (15% or 0.15)
+  --target-ratio R         the same for a margin ratio (maintenance / equity) of at most R
+                           (0.5 or 50%); both flags together: both must hold
+Both use the venue's own maintenance rules, tiers re-checked at the new size. A reduction
+keeps the realized PnL in a cross pool; an isolated margin is assumed released pro rata
+(except dYdX, whose isolated positions are subaccounts).
 """
 EPILOG = """\
 examples:
@@ -48,6 +62,8 @@ examples:
   monitor whatif snapshot.json --isolate SOL=500            # would isolating SOL help BTC?
   monitor whatif snapshot.json --cross SOL --shock -5% --json
   monitor whatif hyperliquid:0x7a3b6f0e2d9c41b58e6f1c2d3e4f5a6b7c8d9e0f --isolate ETH=1000
+  monitor whatif snapshot.json --target-distance 15%       # deposit or cut to get 15 % back
+  monitor whatif snapshot.json --shock -10% --target-ratio 0.5
 
 exit codes: 0 printed; 2 bad input (one line on stderr naming the file or flag);
 1 the venue could not be reached (live form).
@@ -77,6 +93,20 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--cross", metavar="SYMBOL", action="append", default=[], help="e.g. SOL")
     p.add_argument(
+        "--target-distance",
+        metavar="D",
+        action="append",
+        default=[],
+        help="remedy: liquidation at least D away, e.g. 15%%",
+    )
+    p.add_argument(
+        "--target-ratio",
+        metavar="R",
+        action="append",
+        default=[],
+        help="remedy: margin ratio at most R, e.g. 0.5 or 50%%",
+    )
+    p.add_argument(
         "--json", action="store_true", help="print exactly one JSON document and nothing else"
     )
     p.add_argument("--rest-url", metavar="URL", help="live form: the venue's REST base URL")
@@ -95,9 +125,16 @@ def scenarios_of(args: argparse.Namespace) -> list[Scenario]:
     return out
 
 
+def target_of(args: argparse.Namespace) -> Target | None:
+    targets = [parse_target_distance(t) for t in args.target_distance]
+    targets += [parse_target_ratio(t) for t in args.target_ratio]
+    return combine_targets(targets)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         scenarios = scenarios_of(args)
+        target = target_of(args)
         live = LIVE.match(args.path) if not Path(args.path).exists() else None
         if live:
             snapshots = asyncio.run(
@@ -105,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
             )
         else:
             snapshots = load_document(Path(args.path), args.markets)
-        result = what_if(snapshots, scenarios)
+        result = what_if(snapshots, scenarios, target=target)
     except InputError as exc:
         print(f"monitor whatif: {exc}", file=sys.stderr)
         return 2

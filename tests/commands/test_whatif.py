@@ -211,3 +211,97 @@ def test_live_form_unreachable_venue_exits_1(capsys: pytest.CaptureFixture[str])
     _, err = capsys.readouterr()
     assert code == 1
     assert err.startswith("monitor whatif: hyperliquid: cannot reach the venue")
+
+
+# -- issue 15: exact messages ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        # a bare 10 was taken as +1000 %
+        (
+            ["--shock", "10"],
+            "--shock 10: a bare number is a fraction (0.1 = 10%): write 10% for 10 percent, or 0.1",
+        ),
+        # the prefix used to be doubled: "monitor whatif: whatif: --price DOGE=1: ..."
+        (["--price", "DOGE=1"], "--price DOGE=1: no position in 'DOGE' (held: BTC, ETH)"),
+        (["--isolate", "ETH"], "--isolate ETH: expected SYMBOL=MARGIN"),
+        (["--shock", "-150%"], "--shock -150%: a move must be above -100%"),
+        (
+            ["--target-distance", "15"],
+            "--target-distance 15: a bare number is a fraction (0.1 = 10%): write 15% for "
+            "15 percent, or 0.15",
+        ),
+        (
+            ["--target-ratio", "50"],
+            "--target-ratio 50: a bare number is a fraction (0.1 = 10%): write 50% for "
+            "50 percent, or 0.5",
+        ),
+        (
+            ["--target-ratio", "100%"],
+            "--target-ratio 100%: a target margin ratio is between 0% and 100% (100% is "
+            "liquidation)",
+        ),
+        (
+            ["--target-distance", "abc"],
+            "--target-distance abc: expected a percentage or a fraction such as 15% or 0.15",
+        ),
+    ],
+)
+def test_bad_flags_say_so_once_with_a_single_prefix(
+    snapshot: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    code, out, err = run(["whatif", str(snapshot), *args], capsys)
+    assert (code, out) == (2, "")
+    assert err == f"monitor whatif: {message}\n"
+
+
+def test_target_distance_prints_the_deposit_and_the_reduction(
+    snapshot: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # equity 10 000, MM 500 (BTC) + 300 (ETH). 25 % below BTC's 50 000 is 37 500:
+    # D = 800 − 500 + 375 − 1·(37 500 − 50 000) − 10 000 = 3 175 (ETH's own need is < 0).
+    # Reduce BTC to q: 10 000 − 12 500·q ≥ 300 + 375·q → q ≤ 9 700 / 12 875 = 0.753398…
+    # → cut 0.246602 (24.66 %); MM = 300 + 500·0.753398 = 676.70 → ratio 6.77 %
+    code, out, err = run(["whatif", str(snapshot), "--target-distance", "25%"], capsys)
+    assert code == 0, err
+    tail = out.splitlines()[-3:]
+    assert tail == [
+        "to reach liquidation distance 25% on generic acct [cross]:",
+        "  deposit 3,175.00 -> margin ratio 6.07%, nearest liquidation 25.00% away",
+        "  or reduce BTC by 0.24660194 (24.66%) -> margin ratio 6.77%, nearest liquidation "
+        "25.00% away",
+    ]
+
+
+def test_target_ratio_and_distance_together_and_as_json(
+    snapshot: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # ratio 5 %: D = 800 / 0.05 − 10 000 = 6 000 (also clears 25 %: 3 175 < 6 000);
+    # reduce BTC: 500·(1 − x) + 300 ≤ 500 → x = 0.6
+    code, out, err = run(
+        ["whatif", str(snapshot), "--target-ratio", "0.05", "--target-distance", "25%", "--json"],
+        capsys,
+    )
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["target"] == {"margin_ratio": 0.05, "liquidation_distance": 0.25}
+    [fix] = doc["remedies"]
+    assert (fix["scope"], fix["met"]) == ("cross", False)
+    assert fix["deposit"] == pytest.approx(6_000.0)
+    assert fix["after_deposit"]["margin_ratio"] == pytest.approx(0.05)
+    assert fix["reduce"]["symbol"] == "BTC"
+    assert fix["reduce"]["fraction"] == pytest.approx(0.6)
+    assert fix["reduce"]["after"]["margin_ratio"] == pytest.approx(0.05)
+
+
+def test_a_target_already_met_says_nothing_to_do(
+    snapshot: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(["whatif", str(snapshot), "--target-ratio", "50%"], capsys)
+    assert code == 0
+    assert out.splitlines()[-2:] == [
+        "to reach margin ratio 50% on generic acct [cross]:",
+        "  already there (margin ratio 8.00%, nearest liquidation 18.59% away): nothing to do",
+    ]
