@@ -186,12 +186,12 @@ async def test_whatif_shocks_the_live_book(api: BotApi, bot: CommandBot) -> None
     text = _text(reply)
     # −10 %: mark 90, equity 20 − 10 = 10, MM 0.1·90 = 9 → ratio 90 %; liquidation where
     # m − 80 = 0.1·m, m = 88.89: distance (90 − 88.89)/90 = 1.23 %
-    assert text.startswith("scenario: --shock -10%\n  generic BTC: 100.00 -> 90.0000\n")
+    assert text.startswith("scenario: --shock -10%\n  generic BTC: 100 -> 90\n")
     assert re.search(r"equity\s+20\.00\s+10\.00\n", text), text
     assert re.search(r"margin ratio\s+50\.00%\s+90\.00%\n", text), text
     assert re.search(r"BTC liq distance\s+11\.11%\s+1\.23%\n", text), text
     (bad,) = await _ask(api, "/whatif --shock down")
-    assert _text(bad) == "--shock down: expected a move such as -10% or -0.1"
+    assert _text(bad) == "--shock down: expected a percentage or a fraction such as -10% or -0.1"
 
 
 async def test_whatif_without_the_daemons_book_says_so(filled: Filled, api: BotApi) -> None:
