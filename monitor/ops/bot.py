@@ -588,7 +588,9 @@ class CommandBot:
         try:
             result = what_if_portfolio(book, parse_whatif(context.args or []))
         except InputError as exc:
-            await self._reply(update, f"{exc.field or ''}: {exc.problem}".lstrip(": "), pre=False)
+            # "whatif" as the source names no flag: show the field; else the whole message
+            text = str(exc) if exc.source != "whatif" else f"{exc.field or ''}: {exc.problem}"
+            await self._reply(update, text.lstrip(": "), pre=False)
             return
         await self._reply(update, render_result(result))
 
