@@ -320,11 +320,11 @@ class Daemon:
         set_level(new.logging.level)
         for snap in self.manual_snapshots():
             self.inbox.put(snap)
-        added = {a.key for a in new.accounts if a.kind is AccountKind.ADDRESS} - {
-            a.key for a in old.accounts if a.kind is AccountKind.ADDRESS
+        added = {a.key for a in new.accounts if a.kind is not AccountKind.MANUAL} - {
+            a.key for a in old.accounts if a.kind is not AccountKind.MANUAL
         }
-        removed = {a.key for a in old.accounts if a.kind is AccountKind.ADDRESS} - {
-            a.key for a in new.accounts if a.kind is AccountKind.ADDRESS
+        removed = {a.key for a in old.accounts if a.kind is not AccountKind.MANUAL} - {
+            a.key for a in new.accounts if a.kind is not AccountKind.MANUAL
         }
         if added or removed:
             log().warning(
@@ -343,7 +343,7 @@ def reconfigure(config: Config, removed: Sequence[AccountKey] = ()) -> Reconfigu
     return Reconfigure(
         rules=rules_of(config),
         accounts=frozenset(a.key for a in config.accounts),
-        expected=frozenset(a.key for a in config.accounts if a.kind is AccountKind.ADDRESS),
+        expected=frozenset(a.key for a in config.accounts if a.kind is not AccountKind.MANUAL),
         removed=tuple(removed),
     )
 
@@ -357,7 +357,7 @@ def build_engine(
         state=state,
         rule_sets={v.name: v.rule_set for v in config.venues.values() if v.name != v.rule_set},
         accounts=[a.key for a in config.accounts],
-        expected=[a.key for a in config.accounts if a.kind is AccountKind.ADDRESS],
+        expected=[a.key for a in config.accounts if a.kind is not AccountKind.MANUAL],
         sample_interval=config.store.sample_interval,
         change_threshold=config.store.change_threshold,
         ready_timeout=config.daemon.ready_timeout,

@@ -116,6 +116,9 @@ class _ApiKeyAccountTable(msgspec.Struct, **_FORBID):
     password: Text | None = None
     allow_trading_key: bool = False
     label: Text | None = None
+    rest_url: Text | None = None
+    ws_url: Text | None = None
+    portfolio_margin: bool = False
 
 
 class _ManualAccountTable(msgspec.Struct, **_FORBID):
@@ -177,6 +180,7 @@ VENUE_KEYS: Final = field_names(_VenueTable)
 #: keys only native feeds use, and keys only ccxt venues use
 NATIVE_ONLY_KEYS: Final = ("ws_url", "rest_url", "ping_interval")
 CCXT_ONLY_KEYS: Final = ("options", "urls")
+NATIVE_NAMES: Final = tuple(name for name, row in VENUE_TABLE.items() if row.native)
 ADDRESS_ACCOUNT_KEYS: Final = field_names(_AddressAccountTable)
 API_KEY_ACCOUNT_KEYS: Final = field_names(_ApiKeyAccountTable)
 MANUAL_ACCOUNT_KEYS: Final = field_names(_ManualAccountTable)
@@ -284,6 +288,9 @@ class AccountConfig:
     snapshot: AccountSnapshot | None = None
     credentials: ApiCredentials | None = None
     allow_trading_key: bool = False
+    rest_url: str | None = None
+    ws_url: str | None = None
+    portfolio_margin: bool = False
 
     @property
     def venue(self) -> str:
@@ -573,9 +580,14 @@ class _Loader:
             if is_alias(key):
                 self.venue_name(key, prefix)
             native = row.native
-            for k in NATIVE_ONLY_KEYS if not native else CCXT_ONLY_KEYS:
+            refused = (() if native else NATIVE_ONLY_KEYS) + (() if row.ccxt else CCXT_ONLY_KEYS)
+            for k in refused:
                 if k in body:
-                    other = "ccxt venues" if native else "hyperliquid and dydx"
+                    other = (
+                        "ccxt venues"
+                        if k in CCXT_ONLY_KEYS
+                        else "venues with a native feed (" + ", ".join(NATIVE_NAMES) + ")"
+                    )
                     hint = " (use urls: merged into ccxt's urls)" if k.endswith("_url") else ""
                     raise self.fail(f"{prefix}.{k}", f"only {other} take {k}{hint}")
             out[name] = VenueConfig(
@@ -724,6 +736,9 @@ class _Loader:
             feed=venue,
             credentials=creds,
             allow_trading_key=t.allow_trading_key,
+            rest_url=self.url(t.rest_url, f"{prefix}.rest_url", ("http", "https")),
+            ws_url=self.url(t.ws_url, f"{prefix}.ws_url", ("ws", "wss")),
+            portfolio_margin=t.portfolio_margin,
         )
 
     def secret_ref(

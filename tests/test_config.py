@@ -212,7 +212,7 @@ enabled = false
     assert hl.ws_url == "ws://127.0.0.1:9999/ws"
     assert hl.poll_interval == 0.5
     b = cfg.venues["binanceusdm"]
-    assert not b.native
+    assert b.native  # a native price feed, with ccxt for its metadata (options and urls)
     assert b.rule_set == "binance_usdm"
     assert b.options == {"defaultType": "future"}
     assert b.symbols == ("BTCUSDT",)
@@ -265,11 +265,12 @@ def test_store_path_relative_to_the_config_file_and_tilde(tmp_path: Path) -> Non
         ("[venues.hyperliquid]\noptions = {a = 1}", "venues.hyperliquid.options", "only ccxt"),
         ("[venues.binanceusdm]\nsymbols = 'BTC'", "venues.binanceusdm.symbols", "a list"),
         (
-            "[venues.binanceusdm]\nws_url = 'wss://x'",
-            "venues.binanceusdm.ws_url",
-            "only hyperliquid and dydx take ws_url (use urls",
+            "[venues.kraken]\nws_url = 'wss://x'",
+            "venues.kraken.ws_url",
+            "only venues with a native feed (hyperliquid, dydx, binanceusdm, bybit, okx) take "
+            "ws_url (use urls",
         ),
-        ("[venues.okx]\nping_interval = 5", "venues.okx.ping_interval", "only hyperliquid"),
+        ("[venues.kraken]\nping_interval = 5", "venues.kraken.ping_interval", "only venues with"),
         ("[venues.dydx]\nurls = {a = 1}", "venues.dydx.urls", "only ccxt venues take urls"),
         ("[venues.okx]\nurls = 3", "venues.okx.urls", "expected a table"),
         ("[venues.binanse]", "venues.binanse", "did you mean 'binance'?"),
@@ -788,8 +789,8 @@ allow_trading_key = true
     assert binance.allow_trading_key is True
     assert binance.credentials is not None and binance.credentials.password is None
     assert any("'binance_usdm' is an old spelling of 'binanceusdm'" in n for n in cfg.notes)
-    # their venues run as ccxt feeds with defaults
-    assert cfg.venues["okx"].native is False
+    # their venues' public price feeds run with defaults
+    assert cfg.venues["okx"].native is True
     assert cfg.venues["binanceusdm"].rule_set == "binance_usdm"
     # never shown: repr masks, and the values are registered with the log redactor
     for shown in (repr(okx), repr(okx.credentials), str(cfg)):

@@ -92,7 +92,10 @@ class Observation:
     ``forgotten``: scopes no longer monitored (their account left the configuration): their
     alerts resolve, and nothing is read into their disappearance. ``quarantined``: (account
     group, what went wrong) for events that could not be applied; each gives one critical
-    ``bad_event`` notice.
+    ``bad_event`` notice. ``deleveraged``: (scope, symbol, what happened) for each position
+    the venue auto-deleveraged: one critical ``adl`` notice each. ``venue_ratios``: (scope,
+    the venue's own ratio scaled so that 1 is its liquidation level, the venue field it came
+    from): evaluated with the ``margin_ratio`` rule on that scope.
     """
 
     risks: Sequence[ScopeRisk] = ()
@@ -102,6 +105,8 @@ class Observation:
     feeds: Sequence[FeedStatus] = ()
     health: Health | None = None
     quarantined: Sequence[tuple[str, str]] = ()
+    deleveraged: Sequence[tuple[ScopeKey, str, str]] = ()
+    venue_ratios: Sequence[tuple[ScopeKey, float, str]] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +148,45 @@ class AlertState:
     mutes: tuple[Mute, ...] = ()
 
     def inhibited_venues(self) -> frozenset[str]:
-        return frozenset(k.split("/", 1)[0] for k in self.stale)
+        """Venues with a stale or down price/connection channel: all their alerts are held."""
+        return held_venues(self.stale)
+
+
+ACCOUNT_CHANNEL = "account:"
+"""A feed channel ``account:ID`` is one account's stream: its staleness holds that account's
+alerts only (a dYdX parent subscription ``ADDR/P`` covers its children ``ADDR/P+128k``)."""
+
+
+def held_venues(stale: Mapping[str, str]) -> frozenset[str]:
+    out = set()
+    for k in stale:
+        venue, _, channel = k.partition("/")
+        if not channel.startswith(ACCOUNT_CHANNEL):
+            out.add(venue)
+    return frozenset(out)
+
+
+def held_accounts(stale: Mapping[str, str]) -> frozenset[str]:
+    """``venue:account`` groups whose account stream is stale or down."""
+    out = set()
+    for k in stale:
+        venue, _, channel = k.partition("/")
+        if channel.startswith(ACCOUNT_CHANNEL):
+            out.add(f"{venue}:{channel[len(ACCOUNT_CHANNEL) :]}")
+    return frozenset(out)
+
+
+def account_held(group: str, accounts: frozenset[str]) -> bool:
+    """True when the account ``group`` (``venue:account``) is covered by a stale stream."""
+    if not accounts:
+        return False
+    if group in accounts or group.split("@", 1)[0] in accounts:
+        return True
+    venue, _, account = group.partition(":")
+    address, slash, number = account.partition("/")
+    if venue == "dydx" and slash and number.isdigit():
+        return f"dydx:{address}/{int(number) % 128}" in accounts
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -593,6 +636,32 @@ class _Eval:
             TransitionKind.EVENT, rec, muted=self._muted(rec, Severity.CRITICAL), detail=detail
         )
 
+    def adl(self, key: ScopeKey, symbol: str, detail: str) -> None:
+        """One critical notice: the venue auto-deleveraged ``symbol`` of scope ``key``."""
+        subject = f"{key}#{symbol}"
+        rec = AlertRecord(
+            key=alert_key(RuleKind.ADL.value, subject),
+            rule=RuleKind.ADL.value,
+            subject=subject,
+            group=str(key.account_key),
+            status=AlertStatus.FIRING,
+            severity=Severity.CRITICAL,
+            since=self.now,
+            venue=key.venue,
+            symbol=symbol,
+        )
+        self._emit(
+            TransitionKind.EVENT, rec, muted=self._muted(rec, Severity.CRITICAL), detail=detail
+        )
+
+    def venue_ratio(self, key: ScopeKey, value: float, source: str) -> None:
+        """The venue's own margin ratio (scaled: 1 = the venue liquidates), with the
+        ``margin_ratio`` rule; non-finite values hold (fail closed)."""
+        account = str(key.account_key)
+        self.threshold(
+            RuleKind.MARGIN_RATIO, str(key), account, value, account=account, venue=key.venue
+        )
+
     def liquidated(self, key: ScopeKey, symbol: str) -> None:
         if f"{key}#{symbol}" not in self.events_done:
             self._liquidated(key, symbol, confirmed=True, last_distance=None)
@@ -657,11 +726,15 @@ class _Eval:
     def timers(self) -> None:
         """Pending alerts whose ``for`` ran out and firing alerts due a repeat, among those
         this evaluation did not look at."""
-        inhibited = frozenset(k.split("/", 1)[0] for k in self.stale)
+        inhibited = held_venues(self.stale)
+        accounts = held_accounts(self.stale)
         for key, rec in list(self.alerts.items()):
             if key in self.touched:
                 continue
-            if rec.venue is not None and rec.venue in inhibited and rec.rule in _HELD_RULES:
+            if rec.rule in _HELD_RULES and (
+                (rec.venue is not None and rec.venue in inhibited)
+                or account_held(rec.group, accounts)
+            ):
                 continue
             if rec.status is AlertStatus.PENDING:
                 if rec.due is not None and self.now >= rec.due:
@@ -745,9 +818,14 @@ def evaluate(
         ev.liquidated(key, sym)
     for group, detail in obs.quarantined:
         ev.quarantined(group, detail)
-    inhibited = frozenset(k.split("/", 1)[0] for k in ev.stale)
+    inhibited = held_venues(ev.stale)
+    accounts = held_accounts(ev.stale)
     for risk in obs.risks:
-        ev.scope(risk, risk.venue in inhibited)
+        ev.scope(risk, risk.venue in inhibited or account_held(str(risk.key.account_key), accounts))
+    for key, value, source in obs.venue_ratios:
+        ev.venue_ratio(key, value, source)
+    for key, symbol, detail in obs.deleveraged:
+        ev.adl(key, symbol, detail)
     for key in obs.vanished:
         ev.vanished(key)
     for key in obs.forgotten:

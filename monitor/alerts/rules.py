@@ -114,6 +114,8 @@ class RuleKind(StrEnum):
     DELIVERY_FAILING = "delivery_failing"
     MARGIN_UNKNOWN = "margin_unknown"
     """A scope whose figures are not finite: the margin cannot be computed (always critical)."""
+    ADL = "adl"
+    """The venue auto-deleveraged a position (always critical)."""
     BAD_EVENT = "bad_event"
     """An event of an account could not be applied and was quarantined (always critical)."""
 

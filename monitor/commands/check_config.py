@@ -14,7 +14,7 @@ from monitor.config_rules import book_notes
 from monitor.errors import ConfigError
 from monitor.logs import redact
 from monitor.model.portfolio import Portfolio
-from monitor.model.venues import BINANCE_USDM, BYBIT, OKX
+from monitor.model.venues import BINANCE_USDM, BYBIT, OKX, spec
 
 #: the ccxt ``urls`` entries our feeds use, per exchange, shown by check-config
 CCXT_URL_PATHS: Final[Mapping[str, tuple[tuple[str, ...], ...]]] = {
@@ -81,7 +81,7 @@ def summary(cfg: Config) -> str:
             if v.symbols:
                 bits.append(f"watching {', '.join(v.symbols)}")
             lines.append(f"  {v.name} ({'; '.join(bits)})")
-            if not v.native:
+            if spec(v.name).ccxt:  # ccxt serves the feed, or the native feed's metadata
                 urls, url_notes = ccxt_urls(v)
                 lines.extend(f"    {u}" for u in urls)
                 notes.extend(url_notes)

@@ -51,18 +51,21 @@ from monitor.margin.risk import ScopeRisk
 from monitor.model.events import (
     AccountSnapshot,
     BalanceUpdate,
+    Deleveraged,
     Event,
     FeedState,
     FeedStatus,
     FundingPayment,
     FundingRate,
     InstrumentSpec,
+    Liquidated,
     MarkPrice,
     PositionUpdate,
+    VenueMarginRatio,
 )
 from monitor.model.fastpath import Thresholds
 from monitor.model.portfolio import Portfolio
-from monitor.model.positions import AccountKey, ScopeKey
+from monitor.model.positions import CROSS_SCOPE, AccountKey, ScopeKey, isolated_scope
 
 #: every scope is evaluated in full at least this often (seconds): funding, shock and stress
 SWEEP_INTERVAL = 5.0
@@ -151,6 +154,12 @@ class _Batch:
     liquidated: list[tuple[ScopeKey, str]] = field(default_factory=list)
     feeds: list[FeedStatus] = field(default_factory=list)
     quarantined: list[tuple[str, str]] = field(default_factory=list)
+    deleveraged: list[tuple[ScopeKey, Deleveraged, ScopeRisk | None]] = field(default_factory=list)
+    venue_ratios: list[tuple[ScopeKey, float, str]] = field(default_factory=list)
+
+
+#: the scope of an account that carries the venue's own margin ratio (VenueMarginRatio)
+VENUE_RATIO_SCOPE = "venue-ratio"
 
 
 class Engine:
@@ -239,10 +248,7 @@ class Engine:
         forgotten, self._dropped = self._dropped, []
         for key in self._sweep(now):
             touched[key] = None
-        self._decide(
-            now, step, touched, liquidated=batch.liquidated, feeds=batch.feeds,
-            forgotten=forgotten, quarantined=quarantined,
-        )  # fmt: skip
+        self._decide(now, step, batch, forgotten=forgotten)
         self.batches += 1
         self._maybe_ready(now if mono is None else mono, step)
         return step
@@ -256,6 +262,9 @@ class Engine:
             batch.feeds,
         )
         portfolio = self.portfolio
+        if isinstance(ev, Deleveraged | Liquidated | VenueMarginRatio):
+            self._account_event(ev, batch)
+            return
         if isinstance(ev, MarkPrice | FundingRate):
             for key in portfolio.apply_fast(ev):
                 moved[key] = None
@@ -288,6 +297,34 @@ class Engine:
         elif isinstance(ev, FundingPayment):
             step.funding.append(ev)
 
+    def _scope_of(self, venue: str, account: str, symbol: str) -> ScopeKey:
+        """The scope holding ``symbol`` in the account: its isolated scope when there is one,
+        else the cross pool."""
+        iso = ScopeKey(venue, account, isolated_scope(symbol))
+        if self.portfolio.scope_state(iso) is not None or iso in self.latest:
+            return iso
+        return ScopeKey(venue, account, CROSS_SCOPE)
+
+    def _account_event(
+        self, ev: Deleveraged | Liquidated | VenueMarginRatio, batch: _Batch
+    ) -> None:
+        """Events the venue reports about an account that are not state: ADL and
+        liquidation fills, the venue's own margin ratio."""
+        if ev.ts_recv:
+            self.last_message[ev.venue] = max(self.last_message.get(ev.venue, 0.0), ev.ts_recv)
+        if isinstance(ev, VenueMarginRatio):
+            key = ScopeKey(ev.venue, ev.account, VENUE_RATIO_SCOPE)
+            value = ev.ratio / ev.liquidation_at if ev.liquidation_at > 0 else math.nan
+            batch.venue_ratios.append((key, value, ev.source))
+            return
+        key = self._scope_of(ev.venue, ev.account, ev.symbol)
+        if isinstance(ev, Liquidated):
+            batch.liquidated.append((key, ev.symbol))
+            batch.touched[key] = None
+            return
+        batch.deleveraged.append((key, ev, self.latest.get(key)))
+        batch.touched[key] = None
+
     def _thresholds(self, key: ScopeKey) -> Thresholds:
         """The alert levels the scope's price band is built from (its peak for drawdown)."""
         peak = self.state.peaks.get(str(key))
@@ -298,28 +335,26 @@ class Engine:
 
     # -- deciding -----------------------------------------------------------------------------
     def _decide(
-        self,
-        now: float,
-        step: Step,
-        touched: dict[ScopeKey, None],
-        *,
-        liquidated: Sequence[tuple[ScopeKey, str]],
-        feeds: Sequence[FeedStatus],
-        forgotten: Sequence[ScopeKey],
-        quarantined: Sequence[tuple[str, str]],
+        self, now: float, step: Step, batch: _Batch, *, forgotten: Sequence[ScopeKey]
     ) -> None:
+        liquidated, feeds, quarantined = batch.liquidated, batch.feeds, batch.quarantined
         risks: list[ScopeRisk] = []
         vanished: list[ScopeKey] = []
-        for key in touched:
+        by_key: dict[ScopeKey, ScopeRisk] = {}
+        for key in batch.touched:
             risk = self.portfolio.risk(key)
             if risk is None:
                 vanished.append(key)
             else:
                 risks.append(risk)
+                by_key[key] = risk
+        deleveraged = [
+            (key, ev.symbol, _adl_detail(ev, before, by_key.get(key)))
+            for key, ev, before in batch.deleveraged
+        ]
         timers_due = self._last_tick is None or now - self._last_tick >= TICK_INTERVAL
-        if not (risks or vanished or forgotten or liquidated or feeds or quarantined) and not (
-            timers_due
-        ):
+        busy = risks or vanished or forgotten or liquidated or feeds or quarantined
+        if not (busy or deleveraged or batch.venue_ratios or timers_due):
             return
         if timers_due:
             self._last_tick = now
@@ -331,6 +366,8 @@ class Engine:
             feeds=feeds,
             health=self.health if timers_due else None,
             quarantined=quarantined,
+            deleveraged=deleveraged,
+            venue_ratios=batch.venue_ratios,
         )
         before = self.state
         transitions, after = evaluate(obs, now, before, self.rules)
@@ -407,7 +444,11 @@ class Engine:
         configured = {str(a) for a in self.accounts}
 
         def known(group: str) -> bool:
-            return group in configured or group.split("@", 1)[0] in configured
+            return (
+                group in configured
+                or group.split("@", 1)[0] in configured
+                or _dydx_parent(group) in configured
+            )
 
         groups = {
             r.group
@@ -496,6 +537,31 @@ def _quarantine(item: Event, exc: Exception) -> Quarantined:
         account=account,
         error=f"{type(exc).__name__}: {exc}"[:200],
         event=repr(item)[:QUARANTINE_COPY],
+    )
+
+
+def _dydx_parent(group: str) -> str | None:
+    """``dydx:ADDR/P`` for a dYdX child pool ``dydx:ADDR/P+128k`` (a parent subscription
+    reports its children as pools of their own), else None."""
+    venue, _, account = group.partition(":")
+    address, slash, number = account.partition("/")
+    if venue != "dydx" or not slash or not (number.isascii() and number.isdigit()):
+        return None
+    return f"{venue}:{address}/{int(number) % 128}"
+
+
+def _figures(r: ScopeRisk | None) -> str:
+    if r is None:
+        return "unknown"
+    ratio = "unknown" if r.margin_ratio is None else f"{r.margin_ratio:.2%}"
+    return f"equity {r.equity:,.2f}, maintenance {r.maintenance_margin:,.2f}, margin ratio {ratio}"
+
+
+def _adl_detail(ev: Deleveraged, before: ScopeRisk | None, after: ScopeRisk | None) -> str:
+    side = "bought" if ev.size > 0 else "sold"
+    return (
+        f"the venue auto-deleveraged (ADL) {ev.symbol}: {side} {abs(ev.size):g} at "
+        f"{ev.price:,.6g}; pool before: {_figures(before)}; after: {_figures(after)}"
     )
 
 

@@ -11,9 +11,9 @@ name           rule set          account id                      feed
 =============  ===============  ==============================  ===========================
 hyperliquid    hyperliquid       ``hyperliquid:0x`` + 40 hex     native websockets
 dydx           dydx_v4           ``dydx:dydx1…/N``               native websockets
-binanceusdm    binance_usdm      manual (``name``)               ccxt.pro or native
-bybit          bybit             manual (``name``)               ccxt.pro or native
-okx            okx               manual (``name``)               ccxt.pro or native
+binanceusdm    binance_usdm      ``binanceusdm:NAME`` by API key  native websockets
+bybit          bybit             ``bybit:NAME`` by API key        native websockets
+okx            okx               ``okx:NAME`` by API key          native websockets
 generic        generic           manual, fixed prices            none
 =============  ===============  ==============================  ===========================
 
@@ -78,10 +78,33 @@ VENUES: Final = MappingProxyType(
             rest_url="https://indexer.dydx.trade/v4",
         ),
         BINANCE_USDM: VenueSpec(
-            BINANCE_USDM, "binance_usdm", aliases=("binance_usdm", "binance-usdm"), ccxt=True
+            BINANCE_USDM,
+            "binance_usdm",
+            aliases=("binance_usdm", "binance-usdm"),
+            native=True,
+            account_id='"binanceusdm:NAME" with a read-only API key, or a manual account',
+            ws_url="wss://fstream.binance.com/market/stream",
+            rest_url="https://fapi.binance.com",
+            ccxt=True,
         ),
-        BYBIT: VenueSpec(BYBIT, "bybit", ccxt=True),
-        OKX: VenueSpec(OKX, "okx", ccxt=True),
+        BYBIT: VenueSpec(
+            BYBIT,
+            "bybit",
+            native=True,
+            account_id='"bybit:NAME" with a read-only API key, or a manual account',
+            ws_url="wss://stream.bybit.com/v5/public/linear",
+            rest_url="https://api.bybit.com",
+            ccxt=True,
+        ),
+        OKX: VenueSpec(
+            OKX,
+            "okx",
+            native=True,
+            account_id='"okx:NAME" with a read-only API key, or a manual account',
+            ws_url="wss://ws.okx.com:8443/ws/v5/public",
+            rest_url="https://www.okx.com",
+            ccxt=True,
+        ),
         GENERIC: VenueSpec(GENERIC, "generic"),
     }
 )

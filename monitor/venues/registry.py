@@ -25,7 +25,11 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from monitor.clock import Clock
-from monitor.model.venues import DYDX, HYPERLIQUID
+from monitor.model.venues import BINANCE_USDM, BYBIT, DYDX, HYPERLIQUID, OKX
+from monitor.venues.binance.feed import build_binance_feed
+from monitor.venues.binance.parse import BinanceParser
+from monitor.venues.bybit.feed import build_bybit_feed
+from monitor.venues.bybit.parse import BybitParser
 from monitor.venues.dydx.feed import REST_URL, DydxFeed
 from monitor.venues.dydx.feed import default_ws_settings as dydx_ws
 from monitor.venues.dydx.parse import DydxParser
@@ -33,13 +37,29 @@ from monitor.venues.feed import Feed, Recorder
 from monitor.venues.hyperliquid.feed import HyperliquidFeed, HyperliquidOptions
 from monitor.venues.hyperliquid.feed import default_ws_settings as hyperliquid_ws
 from monitor.venues.hyperliquid.parse import HyperliquidParser
+from monitor.venues.keys import KeyAccount, build_key_feed
+from monitor.venues.okx.feed import build_okx_feed
+from monitor.venues.okx.parse import OkxParser
 from monitor.venues.parsing import FrameParser
 
 if TYPE_CHECKING:
     from monitor.config import AccountConfig, Config, VenueConfig
 
+
+def _hyperliquid_parser() -> FrameParser:
+    parser = HyperliquidParser()
+    parser.account_events = True  # ADL and liquidation fills, as the live feed streams them
+    return parser
+
+
 PARSERS: Mapping[str, Callable[[], FrameParser]] = MappingProxyType(
-    {HYPERLIQUID: HyperliquidParser, DYDX: DydxParser}
+    {
+        HYPERLIQUID: _hyperliquid_parser,
+        DYDX: DydxParser,
+        BINANCE_USDM: BinanceParser,
+        BYBIT: BybitParser,
+        OKX: OkxParser,
+    }
 )
 
 FeedBuilder = Callable[
@@ -64,6 +84,7 @@ def _hyperliquid(
         addresses=tuple(a.address for a in accounts if a.address),
         resnapshot=True,
         poll_interval=30.0,
+        account_events=True,  # ADL and liquidation fills: the engine alerts on them
     )
     if venue.rest_url:
         options = replace(options, rest_url=venue.rest_url)
@@ -96,7 +117,15 @@ def _dydx(
     )
 
 
-NATIVE_FEEDS: Mapping[str, FeedBuilder] = MappingProxyType({HYPERLIQUID: _hyperliquid, DYDX: _dydx})
+NATIVE_FEEDS: Mapping[str, FeedBuilder] = MappingProxyType(
+    {
+        HYPERLIQUID: _hyperliquid,
+        DYDX: _dydx,
+        BINANCE_USDM: build_binance_feed,
+        BYBIT: build_bybit_feed,
+        OKX: build_okx_feed,
+    }
+)
 
 
 def _ccxt(venue: VenueConfig, held: Sequence[str], clock: Clock | None) -> Feed:
@@ -122,8 +151,12 @@ def build_feeds(
     feeds: list[Feed] = []
     for venue in config.enabled_venues:
         builder = NATIVE_FEEDS.get(venue.name)
-        if builder is not None:
+        if builder in (_hyperliquid, _dydx):
             accounts = [a for a in config.accounts if a.feed == venue.name and a.address]
+            feeds.append(builder(venue, accounts, clock, recorder))
+        elif builder is not None:
+            # a CEX price feed also watches the symbols its manual accounts hold
+            accounts = [a for a in config.accounts if a.feed == venue.name]
             feeds.append(builder(venue, accounts, clock, recorder))
         else:
             # the instruments the manual accounts priced by this venue hold are watched too
@@ -134,4 +167,24 @@ def build_feeds(
                 for p in a.snapshot.positions
             ]
             feeds.append(_ccxt(venue, held, clock))
+    for acct in config.accounts:
+        if acct.kind.value == "api_key" and acct.credentials is not None:
+            feeds.append(build_key_feed(key_account(acct), clock, recorder))
     return feeds
+
+
+def key_account(acct: AccountConfig) -> KeyAccount:
+    """The :class:`~monitor.venues.keys.KeyAccount` of a configured API-key account."""
+    creds = acct.credentials
+    assert creds is not None
+    return KeyAccount(
+        venue=acct.venue,
+        name=acct.account,
+        api_key=creds.api_key,
+        secret=creds.secret,
+        password=creds.password,
+        allow_trading_key=acct.allow_trading_key,
+        rest_url=acct.rest_url,
+        ws_url=acct.ws_url,
+        portfolio_margin=acct.portfolio_margin,
+    )

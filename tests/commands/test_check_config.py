@@ -232,7 +232,7 @@ def test_api_key_accounts_are_shown_with_masked_keys(
     assert '  bybit:desk "desk" (API key AKIA…, read-only key required, live)' in out
     assert key not in out
     assert secret not in out
-    assert "  bybit (ccxt, rules bybit)" in out  # its venue runs with defaults
+    assert "  bybit (native, rules bybit)" in out  # its venue runs with defaults
 
 
 def test_literal_key_is_refused_in_one_line_without_the_key(

@@ -178,6 +178,11 @@ symbols = ["BTC"]
 
 [venues.binanceusdm]
 symbols = ["BTCUSDT"]
+ws_url = "ws://127.0.0.1:1/market/stream"
+rest_url = "http://127.0.0.1:1"
+
+[venues.krakenfutures]
+symbols = ["PF_XBTUSD"]
 
 [[accounts]]
 id = "hyperliquid:{USER}"
@@ -189,7 +194,10 @@ id = "hyperliquid:{USER}"
     assert {"rest:metaAndAssetCtxs", "activeAssetCtx:BTC", f"clearinghouseState:{USER}"} <= (
         channels
     )
-    assert "skipping ccxt venue 'binanceusdm'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    # Binance USDⓈ-M has a native feed now (recorded); a ccxt-only venue is skipped
+    assert "skipping ccxt venue 'krakenfutures'" in err
+    assert "skipping ccxt venue 'binanceusdm'" not in err
 
 
 def test_record_with_a_bad_configuration_exits_2(

@@ -45,10 +45,10 @@ parent = true
 
 
 def test_parsers_are_listed_by_event_venue_name() -> None:
-    assert set(PARSERS) == {"hyperliquid", "dydx"}
+    assert set(PARSERS) == {"hyperliquid", "dydx", "binanceusdm", "bybit", "okx"}
     assert isinstance(PARSERS["hyperliquid"](), HyperliquidParser)
     assert isinstance(PARSERS["dydx"](), DydxParser)
-    assert set(NATIVE_FEEDS) == {"hyperliquid", "dydx"}
+    assert set(NATIVE_FEEDS) == {"hyperliquid", "dydx", "binanceusdm", "bybit", "okx"}
 
 
 def test_feeds_are_built_from_the_configuration(tmp_path: Path) -> None:
@@ -91,6 +91,7 @@ def test_an_address_account_without_a_venue_section_gets_a_default_feed(tmp_path
     assert [s.key for s in feed.subscriptions()] == [
         f"clearinghouseState:{HL}",
         f"userFundings:{HL}",
+        f"userFills:{HL}",  # ADL and liquidation fills, which the engine alerts on
     ]
 
 

@@ -326,6 +326,8 @@ class DydxParser:
                 last = seen.get(ticker)
                 if (last is not None and h < last) or h > limit:
                     return None
+                # the validating path learns the chain height entry by entry: so do we
+                limit = min(limit, h + HEIGHT_SLACK)
                 price = float(p)
                 if not 0.0 < price <= biggest or (markets is not None and ticker not in markets):
                     return None
