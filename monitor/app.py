@@ -54,6 +54,7 @@ from monitor.clock import Clock, SystemClock
 from monitor.config import AccountKind, Config, load_config
 from monitor.engine import Engine, Input, Mutes, OutboxHealth, Reconfigure, Step
 from monitor.errors import ConfigError, FatalError, InputError, ParseError
+from monitor.extras import Extras, start_extras
 from monitor.logs import configure_logging, set_level
 from monitor.margin.risk import ScopeRisk
 from monitor.model.events import (
@@ -190,6 +191,8 @@ class Daemon:
         self.engine_beat = clock.monotonic()
         self.enqueued = 0
         """Outbox rows written since the replay's delivery last ran."""
+        self.extras = Extras()
+        """The optional parts (heartbeat, metrics, bot) once started."""
         self.idle = asyncio.Event()
         self._mutes_at: float | None = None
         self._health_at: float | None = None
@@ -222,7 +225,9 @@ class Daemon:
         controls = list(self.controls)
         self.controls.clear()
         inputs: list[Input] = [*controls, *await self._refresh(now), *events]
+        started = time.perf_counter()
         step = self.engine.receive(inputs, now, self.clock.monotonic())
+        self.extras.observe_batch(time.perf_counter() - started)
         enqueued = await persist(self.store, step, self.channels, self.risks, now)
         if enqueued:
             self.enqueued += enqueued
@@ -436,7 +441,12 @@ async def run(
         )  # fmt: skip
         if opts.replay is not None and replay_clock is not None:
             return await _run_replay(daemon, opts.replay, opts.speed, replay_clock)
-        return await _run_live(daemon, opts.config_path, env)
+        try:
+            return await _run_live(daemon, opts.config_path, env)
+        except FatalError as exc:  # an optional part that cannot start (a taken metrics port)
+            log().error("daemon.start_failed", error=str(exc))
+            print(f"monitor run: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
     finally:
         await store.close()
         notifier.close()
@@ -481,6 +491,25 @@ async def _run_live(daemon: Daemon, config_path: Path, env: Mapping[str, str]) -
                     name="watchdog",
                 )
             )
+        engine_task = engine
+
+        def healthy() -> tuple[bool, str]:
+            if engine_task.done():
+                return False, "the engine task ended"
+            if not daemon.healthy():
+                return False, "the engine made no progress for 30 s with events queued"
+            return True, "ok"
+
+        extras = await start_extras(
+            daemon.config,
+            daemon.store,
+            daemon.clock,
+            healthy=healthy,
+            feeds=feeds,
+            rules=lambda: daemon.engine.rules,
+            portfolio=lambda: daemon.engine.portfolio,
+        )
+        daemon.extras = extras
         log().info("daemon.started", feeds=[f.venue for f in feeds])
         while not stop.is_set():
             waiter = asyncio.create_task(stop.wait())
@@ -513,6 +542,7 @@ async def _run_live(daemon: Daemon, config_path: Path, env: Mapping[str, str]) -
         return await _shutdown(daemon)
     finally:
         await _cancel(tasks)
+        await daemon.extras.close()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
 

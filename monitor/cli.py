@@ -27,6 +27,7 @@ COMMANDS: tuple[str, ...] = (
     "record",
     "replay",
     "test-notify",
+    "check-keys",
     "mute",
 )
 

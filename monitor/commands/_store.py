@@ -48,7 +48,8 @@ def store_location(args: argparse.Namespace) -> tuple[Path, str]:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(str(config), None, f"not valid TOML: {exc}") from None
         without_channels = {k: v for k, v in doc.items() if k != "channels"}
-        path = parse_config(without_channels, config).store.path
+        # no secret is read: API keys, the heartbeat URL and the bot token stay unresolved
+        path = parse_config(without_channels, config, secrets=False).store.path
         return path, f"[store] of {config}"
     return default_store_path(os.environ), "default location"
 

@@ -20,6 +20,7 @@ from monitor.errors import ConfigError, FatalError
 from monitor.logs import configure_logging
 from monitor.store import history
 from monitor.store.db import open_store
+from monitor.thin import thin_extremes
 
 DESCRIPTION = """\
 Show one scope's margin ratio and equity over time as a terminal chart: one row per sample
@@ -153,11 +154,10 @@ async def _read(path: Any, scope: str, since: float) -> tuple[list[history.Sampl
 
 
 def thin(samples: list[history.Sample], rows: int) -> list[history.Sample]:
-    """At most ``rows`` samples, evenly spaced, keeping the first and the last."""
-    if len(samples) <= rows:
-        return samples
-    step = (len(samples) - 1) / (rows - 1)
-    return [samples[round(i * step)] for i in range(rows)]
+    """At most ``rows`` samples: each of ``rows`` consecutive buckets keeps its worst (the
+    highest margin ratio; an unknown one counts as the worst), so thinning never hides the
+    moment that mattered."""
+    return thin_extremes(samples, rows, lambda s: s.margin_ratio)
 
 
 def render(scope: str, samples: list[history.Sample], rows: int) -> str:
