@@ -6,28 +6,25 @@ state delta, the transitions and the outbox rows of one step in **one** SQLite t
 so a crash before the commit loses nothing that was promised (the state is the old one, so
 the same transitions come again) and a crash after it loses nothing either (the outbox is
 durable). The idempotency key of an outbox row is ``sha1(transition ids of the group) :
-channel``.
+channel`` (:mod:`monitor.notify.outbound`).
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 import structlog
 
-from monitor.alerts.engine import AlertState, Transition, TransitionKind
-from monitor.alerts.grouping import AlertGroup, group_transitions
+from monitor.alerts.engine import AlertState
 from monitor.alerts.rules import RuleKind
 from monitor.engine.core import Step
 from monitor.margin.risk import ScopeRisk
 from monitor.notify.channels import Channel
-from monitor.notify.render import group_title, notify_type, render_group
+from monitor.notify.outbound import build_messages
 from monitor.store import alert_state, outbox
 from monitor.store.db import Store
-from monitor.store.outbox import OutboundMessage
 
 
 def log() -> Any:
@@ -53,46 +50,6 @@ async def restore_alert_state(store: Store, now: float) -> AlertState:
         log().info("alerts.feed_state_reset", feeds=sorted(loaded.stale))
     log().info("alerts.restored", active=len(state.alerts))
     return state
-
-
-def build_messages(
-    transitions: Sequence[Transition],
-    channels: Sequence[Channel],
-    risks: Mapping[str, ScopeRisk],
-    now: float,
-) -> list[OutboundMessage]:
-    """One message per (group, channel) for the unmuted transitions a channel takes
-    (severity ≥ its ``min_severity``; resolves only if it ``send_resolved``)."""
-    out: list[OutboundMessage] = []
-    for group in group_transitions(transitions):
-        for ch in channels:
-            mine = tuple(
-                t
-                for t in group.transitions
-                if ch.accepts(t.severity)
-                and (t.kind is not TransitionKind.RESOLVED or ch.send_resolved)
-            )
-            if not mine:
-                continue
-            sub = AlertGroup(group.group, mine)
-            title = group_title(sub)
-            rendered = render_group(sub, risks, ch.format, ch.body_limit(title))
-            resolved_only = all(t.kind is TransitionKind.RESOLVED for t in mine)
-            digest = hashlib.sha1(sub.id.encode(), usedforsecurity=False).hexdigest()
-            out.append(
-                OutboundMessage(
-                    idem_key=f"{digest}:{ch.name}",
-                    channel=ch.name,
-                    group=sub.group,
-                    severity=max((t.severity for t in mine), key=lambda s: s.rank).value,
-                    title=rendered.title,
-                    body=rendered.body,
-                    body_format=ch.format,
-                    notify_type=notify_type(sub.severity, resolved_only),
-                    created_at=now,
-                )
-            )
-    return out
 
 
 class RiskView:

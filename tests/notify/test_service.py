@@ -321,7 +321,7 @@ async def test_expired_channel_raises_delivery_failing_through_the_working_one(
 def test_build_messages_routes_by_severity_and_fits_telegram() -> None:
     from monitor.alerts.engine import Transition, TransitionKind
     from monitor.alerts.rules import Severity
-    from monitor.shell import build_messages
+    from monitor.notify.outbound import build_messages
 
     chans = parse_channels(
         {
