@@ -12,8 +12,8 @@ from typing import Any
 
 import aiohttp
 
-from monitor.errors import InputError
-from monitor.model.events import AccountSnapshot
+from monitor.errors import InputError, RetryableError
+from monitor.model.events import AccountSnapshot, VenueMarginRatio
 from monitor.report import render_table, report_json, risks_of
 from monitor.snapshot import load_document
 from monitor.venues.dydx import accounts as dydx
@@ -35,12 +35,16 @@ dYdX equity and freeCollateral) it is shown beside ours.
 
 The live form fetches the same documents from the venue's public REST API:
   hyperliquid:0xADDRESS        dydx:ADDRESS/SUBACCOUNT   (--parent: the parent and its children)
+A Hyperliquid unified or portfolio-margin account is valued from its spot state (one pool per
+collateral token), the venue's own ratio printed beside. An account configured by read-only
+API key is read with its key: binanceusdm:NAME, bybit:NAME or okx:NAME with --config FILE.
 """
 EPILOG = """\
 examples:
   monitor inspect config/examples/hyperliquid_clearinghouseState.json
   monitor inspect subaccount.json --markets perpetualMarkets.json --json
   monitor inspect hyperliquid:0x7a3b6f0e2d9c41b58e6f1c2d3e4f5a6b7c8d9e0f
+  monitor inspect binanceusdm:main --config /etc/monitor/monitor.toml
 
 exit codes: 0 report printed; 2 bad input (one line on stderr naming the file and field);
 1 the venue could not be reached (live form).
@@ -49,6 +53,7 @@ exit codes: 0 report printed; 2 bad input (one line on stderr naming the file an
 HL_REST = "https://api.hyperliquid.xyz"
 DYDX_REST = "https://indexer.dydx.trade/v4"
 LIVE = re.compile(r"^(hyperliquid|dydx):(.+)$")
+KEYED = re.compile(r"^(binanceusdm|binance_usdm|bybit|okx):([A-Za-z0-9_.-]{1,64})$")
 
 
 def register(sub: Any) -> None:
@@ -81,6 +86,12 @@ def register(sub: Any) -> None:
         "one pool per subaccount",
     )
     p.add_argument(
+        "--config",
+        metavar="FILE",
+        type=Path,
+        help="binanceusdm:NAME / bybit:NAME / okx:NAME: the configuration holding its API key",
+    )
+    p.add_argument(
         "--timeout",
         type=float,
         default=15.0,
@@ -92,8 +103,11 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
+        key = KEYED.match(args.path) if not Path(args.path).exists() else None
         live = LIVE.match(args.path) if not Path(args.path).exists() else None
-        if live:
+        if key:
+            snaps = [asyncio.run(fetch_key_account(args.path, args.config, args.timeout))]
+        elif live:
             snaps = asyncio.run(
                 fetch_live(
                     live.group(1), live.group(2), args.rest_url, args.timeout, parent=args.parent
@@ -120,6 +134,42 @@ class LiveFetchError(Exception):
     pass
 
 
+async def fetch_key_account(
+    ident: str, config: Path | None, http_timeout: float
+) -> AccountSnapshot:
+    """The live account ``venue:name`` configured by read-only API key in ``config``: its
+    permissions are checked first (a key that can trade is refused unless the file allows
+    it), then one signed REST snapshot is read."""
+    if config is None:
+        raise InputError(ident, None, "an account by API key needs --config FILE (its keys)")
+    from monitor.config import AccountKind, load_config  # noqa: PLC0415
+    from monitor.model.venues import canonical  # noqa: PLC0415
+    from monitor.venues import keys  # noqa: PLC0415
+    from monitor.venues.registry import key_account  # noqa: PLC0415
+
+    venue, _, name = ident.partition(":")
+    cfg = load_config(config)
+    found = [
+        a
+        for a in cfg.accounts
+        if a.kind is AccountKind.API_KEY and a.venue == canonical(venue) and a.account == name
+    ]
+    if not found:
+        keyed = [f"{a.venue}:{a.account}" for a in cfg.accounts if a.kind is AccountKind.API_KEY]
+        known = ", ".join(keyed) or "none"
+        raise InputError(
+            str(config), "accounts", f"no account {ident!r} by API key (known: {known})"
+        )
+    try:
+        return await asyncio.wait_for(keys.read_key_account(key_account(found[0])), http_timeout)
+    except keys.NotReadOnly as exc:
+        raise InputError(ident, "api_key", str(exc)) from None
+    except (keys.KeyRejected, keys.RateLimited, keys.VenueUnavailable, TimeoutError) as exc:
+        raise LiveFetchError(f"{ident}: {exc or type(exc).__name__}") from None
+    except RetryableError as exc:
+        raise LiveFetchError(f"{ident}: {exc}") from None
+
+
 async def fetch_live(
     venue: str, ident: str, rest_url: str | None, http_timeout: float, *, parent: bool = False
 ) -> list[AccountSnapshot]:
@@ -134,10 +184,29 @@ async def fetch_live(
                         f"hyperliquid:{ident}", "address", "expected 0x followed by 40 hex digits"
                     )
                 url = (rest_url or HL_REST).rstrip("/") + "/info"
-                body = {"type": "clearinghouseState", "user": ident}
-                async with session.post(url, json=body) as resp:
-                    doc = await _json(resp, url)
-                return [hyperliquid.clearinghouse_to_snapshot(doc, url, account=ident)]
+                user = ident.lower()
+
+                async def info(kind: str) -> Any:
+                    async with session.post(url, json={"type": kind, "user": user}) as resp:
+                        return await _json(resp, f"{url} ({kind})")
+
+                # the account mode decides which document holds the balances: a unified or
+                # portfolio-margin account is valued from its spot state (account modes)
+                abstraction = await info("userAbstraction")
+                state = await info("clearinghouseState")
+                mode = hyperliquid.abstraction_mode(abstraction, f"{url} (userAbstraction)")
+                spot = await info("spotClearinghouseState") if hyperliquid.is_pooled(mode) else None
+                docs = hyperliquid.account_documents(
+                    user, abstraction, {"": state}, spot, source=url
+                )
+                for d in docs:
+                    if isinstance(d, VenueMarginRatio):
+                        print(
+                            f"{d.venue}:{d.account}: the venue's own {d.source} is "
+                            f"{d.ratio:.4f} (it liquidates above {d.liquidation_at:g})",
+                            file=sys.stderr,
+                        )
+                return [d for d in docs if isinstance(d, AccountSnapshot)]
             m = re.fullmatch(r"([a-z0-9]+)/([0-9]{1,6})", ident)
             if not m:
                 raise InputError(f"dydx:{ident}", "address", "expected ADDRESS/SUBACCOUNT_NUMBER")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -240,6 +241,10 @@ def test_console_script_runs_as_a_subprocess() -> None:
     assert json.loads(proc.stdout)["version"] == 1
 
 
+HL_MODE = ["disabled"]
+"""The account mode the Hyperliquid stand-in reports (a fixture name suffix)."""
+
+
 @pytest.fixture
 async def venue_server() -> AsyncIterator[tuple[str, list[Any]]]:
     """A loopback stand-in for the Hyperliquid /info and dYdX indexer REST APIs."""
@@ -248,7 +253,16 @@ async def venue_server() -> AsyncIterator[tuple[str, list[Any]]]:
     async def info(request: web.Request) -> web.Response:
         body = await request.json()
         seen.append(body)
-        if body.get("type") != "clearinghouseState":
+        hl = FEEDS / "hyperliquid"
+        kind = body.get("type")
+        if kind == "userAbstraction":  # the account mode: HL_MODE[0] ("disabled" by default)
+            doc = hl / f"rest_info_userAbstraction_response_{HL_MODE[0]}.json"
+            return web.Response(text=doc.read_text(), content_type="application/json")
+        if kind == "spotClearinghouseState":
+            mode = {"unifiedAccount": "unified"}.get(HL_MODE[0], HL_MODE[0])
+            doc = hl / f"rest_info_spotClearinghouseState_response_{mode}.json"
+            return web.Response(text=doc.read_text(), content_type="application/json")
+        if kind != "clearinghouseState":
             return web.json_response({"error": "bad type"}, status=400)
         return web.Response(text=HL_STATE.read_text(), content_type="application/json")
 
@@ -298,11 +312,32 @@ async def test_live_form_fetches_hyperliquid_and_dydx(venue_server: tuple[str, l
     base, seen = venue_server
     addr = "0x7a3b6f0e2d9c41b58e6f1c2d3e4f5a6b7c8d9e0f"
     (snap,) = await fetch_live("hyperliquid", addr, base, 5.0)
-    assert seen[0] == {"type": "clearinghouseState", "user": addr}
+    # the account mode first (a standard account: no spot state), then its state
+    assert seen[:2] == [
+        {"type": "userAbstraction", "user": addr},
+        {"type": "clearinghouseState", "user": addr},
+    ]
     assert snap.account == addr and len(snap.positions) == 2
+    del seen[:2]
     (dsnap,) = await fetch_live("dydx", "dydx1abc/0", base + "/v4", 5.0)
-    assert seen[1:] == ["/v4/perpetualMarkets", "/v4/addresses/dydx1abc/subaccountNumber/0"]
+    assert seen == ["/v4/perpetualMarkets", "/v4/addresses/dydx1abc/subaccountNumber/0"]
     assert dsnap.venue_equity == pytest.approx(12125.600886)
+
+
+async def test_live_unified_account_is_valued_from_its_spot_state(
+    venue_server: tuple[str, list[Any]],
+) -> None:
+    base, seen = venue_server
+    addr = "0x7a3b6f0e2d9c41b58e6f1c2d3e4f5a6b7c8d9e0f"
+    HL_MODE[0] = "unifiedAccount"
+    try:
+        snaps = await fetch_live("hyperliquid", addr, base, 5.0)
+    finally:
+        HL_MODE[0] = "disabled"
+    assert {"type": "spotClearinghouseState", "user": addr} in seen
+    # one pool per collateral token, valued by the venue's own Unified Account Ratio figures
+    assert snaps and all(s.account.startswith(addr) for s in snaps)
+    assert all(s.venue_equity is not None for s in snaps)
 
 
 def test_live_form_unreachable_venue_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
@@ -396,3 +431,48 @@ async def test_live_form_fetches_a_dydx_parent_one_pool_per_subaccount(
 async def test_live_form_refuses_a_parent_number_above_127() -> None:
     with pytest.raises(InputError, match="0…127"):
         await fetch_live("dydx", "dydx1abc/128", "http://127.0.0.1:9/v4", 1.0, parent=True)
+
+
+async def test_inspect_an_account_by_api_key_reads_it_with_its_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``monitor inspect binanceusdm:main --config FILE``: the key's permissions are checked,
+    then one signed snapshot is reported (against the loopback Binance that verifies every
+    signature)."""
+    from tests.venues.cex import test_binance as tb
+    from tests.venues.cex.binance_mock import BinanceMock
+
+    async with BinanceMock(tb.KEY, tb.SECRET) as bn:
+        await bn.open("BTCUSDT", 0.1, 60_000.0)
+        cfg = tmp_path / "monitor.toml"
+        cfg.write_text(
+            "[[accounts]]\n"
+            'id = "binanceusdm:main"\n'
+            'api_key = "${BN_KEY}"\n'
+            'secret = "${BN_SECRET}"\n'
+            f'rest_url = "{bn.url}"\n'
+        )
+        monkeypatch.setenv("BN_KEY", tb.KEY)
+        monkeypatch.setenv("BN_SECRET", tb.SECRET)
+        code = await asyncio.to_thread(
+            main, ["inspect", "binanceusdm:main", "--config", str(cfg), "--json"]
+        )
+        bad = bn.bad_signatures
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    doc = json.loads(out.out)
+    assert {a["venue"] for a in doc["accounts"]} == {"binanceusdm"}
+    symbols = [p["symbol"] for a in doc["accounts"] for p in a["positions"]]
+    assert symbols == ["BTCUSDT"]
+    assert bad == 0
+    assert tb.SECRET not in out.out + out.err
+
+
+def test_inspect_an_unknown_key_account_names_the_configured_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "monitor.toml"
+    cfg.write_text("")
+    code, _, err = run(["inspect", "bybit:desk", "--config", str(cfg)], capsys)
+    assert code == 2
+    assert "no account 'bybit:desk' by API key (known: none)" in err
