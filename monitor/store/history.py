@@ -25,12 +25,15 @@ from typing import Any
 from monitor.engine.status import Sample, Sampler, status_doc
 from monitor.margin.risk import ScopeRisk
 from monitor.model.events import FeedStatus, FundingPayment
+from monitor.model.ids import AccountKey, IdError, ScopeKey, parse_subject
 from monitor.store.db import Store
 
 __all__ = [
+    "Known",
     "Sample",
     "Sampler",
     "StatusView",
+    "known",
     "prune",
     "read_history",
     "read_status",
@@ -201,3 +204,33 @@ async def read_status(store: Store) -> StatusView:
         feeds=feeds_out,
         funding_paid=funding_out,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """What the store knows of: scopes (from the latest status and the risk history) and
+    feed venues. Texts that are not identities are left out."""
+
+    scopes: frozenset[ScopeKey]
+    feed_venues: frozenset[str]
+
+    @property
+    def accounts(self) -> frozenset[AccountKey]:
+        return frozenset(s.account_key for s in self.scopes)
+
+
+async def known(store: Store) -> Known:
+    async with store.read() as conn:
+        rows = await conn.execute_fetchall(
+            "SELECT scope FROM scope_status UNION SELECT DISTINCT scope FROM risk_history"
+        )
+        venues = await conn.execute_fetchall("SELECT DISTINCT venue FROM feed_status")
+    scopes = set()
+    for (text,) in rows:
+        try:
+            key = parse_subject(str(text))
+        except IdError:
+            continue
+        if isinstance(key, ScopeKey):
+            scopes.add(key)
+    return Known(frozenset(scopes), frozenset(str(v) for (v,) in venues))
