@@ -64,8 +64,25 @@ def _is_scope_word(text: str) -> bool:
     return text in SCOPE_WORDS or text.startswith(ISOLATED_PREFIX)
 
 
+#: memo of encoded parts (names are few: accounts of the configuration, instruments); cleared
+#: when it grows past :data:`_MEMO_MAX` so hostile names cannot grow it without bound
+_ACCOUNT_MEMO: dict[str, str] = {}
+_SCOPE_MEMO: dict[str, str] = {}
+_MEMO_MAX = 65536
+
+
 def encode_account(account: str) -> str:
     """The ACCOUNT part of the text forms (see the module docstring)."""
+    text = _ACCOUNT_MEMO.get(account)
+    if text is None:
+        text = _encode_account(account)
+        if len(_ACCOUNT_MEMO) >= _MEMO_MAX:
+            _ACCOUNT_MEMO.clear()
+        _ACCOUNT_MEMO[account] = text
+    return text
+
+
+def _encode_account(account: str) -> str:
     text = _ACCOUNT_SPECIAL.sub(_pct, account)
     if "/" not in text:
         return text
@@ -78,7 +95,13 @@ def encode_account(account: str) -> str:
 
 def encode_scope(scope: str) -> str:
     """The SCOPE part of the text forms (``/`` encoded too)."""
-    return _SCOPE_SPECIAL.sub(_pct, scope)
+    text = _SCOPE_MEMO.get(scope)
+    if text is None:
+        text = _SCOPE_SPECIAL.sub(_pct, scope)
+        if len(_SCOPE_MEMO) >= _MEMO_MAX:
+            _SCOPE_MEMO.clear()
+        _SCOPE_MEMO[scope] = text
+    return text
 
 
 def _decode(text: str, what: str) -> str:
@@ -90,14 +113,21 @@ def _decode(text: str, what: str) -> str:
     return _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text)
 
 
+_GOOD_VENUES: set[str] = set()
+
+
 def check_venue(venue: str) -> str:
     """``venue`` if it is a valid venue name, else IdError."""
+    if venue in _GOOD_VENUES:
+        return venue
     if not isinstance(venue, str) or not _VENUE.match(venue):
         raise IdError(
             f"venue {venue!r}: a venue name is lower-case letters, digits, '_', '-' or '.'"
         )
     if venue in (FEED, MONITOR):
         raise IdError(f"venue {venue!r}: reserved word, not a venue")
+    if len(_GOOD_VENUES) < 1024:
+        _GOOD_VENUES.add(venue)
     return venue
 
 
@@ -107,6 +137,8 @@ def _check_account(account: str) -> None:
 
 
 def _check_scope(scope: str) -> None:
+    if scope == CROSS:
+        return
     if not isinstance(scope, str) or not _is_scope_word(scope) or scope == ISOLATED_PREFIX:
         raise IdError(
             f"scope {scope!r}: a scope is {CROSS!r}, {VENUE_RATIO!r} or 'isolated:SYMBOL'"
