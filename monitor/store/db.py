@@ -109,7 +109,9 @@ async def _respell_column(
 async def _migrate_3(conn: aiosqlite.Connection) -> None:
     """Venue aliases (``dydx_v4``, ``binance_usdm``) → canonical names in every table that
     keeps keys (alert state and its JSON documents, transitions, outbox groups, mutes, risk
-    history, scope/feed status, funding); the ``mutes`` table gains its target's parts."""
+    history, scope/feed status, funding); ``mutes`` gains its target's parts (``kind``,
+    ``venue``, ``account``, ``scope``, ``symbol``, ``channel``), ``scope_status`` its scope's
+    ``scope_name`` and ``risk_history`` its ``venue``, ``account`` and ``scope_name``."""
     for table, column, fix in (
         ("alert_state", "key", _respell_key),
         ("transitions", "key", _respell_key),
@@ -159,6 +161,30 @@ async def _migrate_3(conn: aiosqlite.Connection) -> None:
             (*mute_parts(target), rowid),
         )
     await conn.execute("CREATE INDEX mutes_venue_account ON mutes (venue, account)")
+    # the scope tables keep their key's parts beside the key text
+    await conn.execute("ALTER TABLE scope_status ADD COLUMN scope_name TEXT")
+    for column in ("venue", "account", "scope_name"):
+        await conn.execute(f"ALTER TABLE risk_history ADD COLUMN {column} TEXT")
+    for table in ("scope_status", "risk_history"):
+        for (text,) in await conn.execute_fetchall(f"SELECT DISTINCT scope FROM {table}"):
+            parts = scope_parts(str(text))
+            if parts is not None:
+                await conn.execute(
+                    f"UPDATE {table} SET venue = ?, account = ?, scope_name = ? WHERE scope = ?",
+                    (*parts, text),
+                )
+    await conn.execute("CREATE INDEX risk_history_account ON risk_history (venue, account)")
+
+
+def scope_parts(text: str) -> tuple[str, str, str] | None:
+    """(venue, account, scope) of a scope key's text, None when it is not one."""
+    try:
+        key = ids.parse_subject(text)
+    except ids.IdError:
+        return None
+    if not isinstance(key, ids.ScopeKey):
+        return None
+    return (key.venue, key.account, key.scope)
 
 
 #: a migration: an SQL script, or an async function run on the connection inside the

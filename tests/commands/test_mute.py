@@ -29,7 +29,8 @@ def make_store(path: Path, scopes: tuple[str, ...] = (f"hyperliquid:{ADDR}/cross
                 for scope in scopes:
                     venue, _, rest = scope.partition(":")
                     await conn.execute(
-                        "INSERT INTO scope_status VALUES (?, ?, ?, 1.0, '{}')",
+                        "INSERT INTO scope_status (scope, venue, account, ts, doc)"
+                        " VALUES (?, ?, ?, 1.0, '{}')",
                         (scope, venue, rest.rpartition("/")[0]),
                     )
                 await conn.execute(

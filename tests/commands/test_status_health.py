@@ -113,7 +113,8 @@ async def _hostile_store(path: Path) -> None:
                 (math.nan,),
             )
             await conn.execute(
-                "INSERT INTO scope_status VALUES ('okx:main/cross', 'okx', 'main', 'NaN', ?)",
+                "INSERT INTO scope_status (scope, venue, account, ts, doc)"
+                " VALUES ('okx:main/cross', 'okx', 'main', 'NaN', ?)",
                 (json.dumps({"equity": 1.0, "positions": 1, "active_alerts": ["a\x1bb"]}),),
             )
             await conn.execute(
@@ -164,7 +165,8 @@ def test_status_shows_the_configured_label_beside_the_short_id(
         try:
             async with store.transaction() as conn:
                 await conn.execute(
-                    "INSERT INTO scope_status VALUES (?, 'hyperliquid', ?, ?, ?)",
+                    "INSERT INTO scope_status (scope, venue, account, ts, doc)"
+                    " VALUES (?, 'hyperliquid', ?, ?, ?)",
                     (
                         f"hyperliquid:{addr}/cross",
                         addr,

@@ -84,8 +84,12 @@ async def test_an_old_store_migrates_venue_spellings_and_mute_parts(tmp_path: Pa
                     " ORDER BY id"
                 )
             )
-            rh = await conn.execute_fetchall("SELECT scope FROM risk_history")
-            ss = await conn.execute_fetchall("SELECT scope, venue FROM scope_status")
+            rh = await conn.execute_fetchall(
+                "SELECT scope, venue, account, scope_name FROM risk_history"
+            )
+            ss = await conn.execute_fetchall(
+                "SELECT scope, venue, account, scope_name FROM scope_status"
+            )
             fs = await conn.execute_fetchall("SELECT venue FROM feed_status")
             fp = await conn.execute_fetchall("SELECT venue FROM funding_paid")
         assert set(state) == {"margin_ratio|dydx:dydx1qq/0/cross", "shock|binanceusdm:main/cross"}
@@ -112,8 +116,10 @@ async def test_an_old_store_migrates_venue_spellings_and_mute_parts(tmp_path: Pa
             ("monitor", "monitor", None, None, None, None, None),
             ("bad", "invalid", None, None, None, None, None),
         ]
-        assert [tuple(r) for r in rh] == [("binanceusdm:main/cross",)]
-        assert [tuple(r) for r in ss] == [("dydx:dydx1qq/0/cross", "dydx")]
+        assert [tuple(r) for r in rh] == [
+            ("binanceusdm:main/cross", "binanceusdm", "main", "cross")
+        ]
+        assert [tuple(r) for r in ss] == [("dydx:dydx1qq/0/cross", "dydx", "dydx1qq/0", "cross")]
         assert [tuple(r) for r in fs] == [("dydx",)]
         assert [tuple(r) for r in fp] == [("binanceusdm",)]
         # the hand-written "bad" row is skipped, not fatal; the others are in force
@@ -199,3 +205,22 @@ async def test_create_false_refuses_a_missing_store_and_creates_nothing(tmp_path
     assert not path.exists() and not path.parent.exists()
     with pytest.raises(FatalError, match="is not a file"):
         await open_store(tmp_path, lock=False, create=False)
+
+
+async def test_history_rows_keep_the_parts_of_their_scope_key(tmp_path: Path) -> None:
+    from monitor.store import history
+
+    store = await open_store(tmp_path / "h.db")
+    try:
+        odd = "okx:a%23b/isolated:X%2FY"  # account "a#b", scope "isolated:X/Y"
+        await history.record(
+            store, [history.Sample(odd, 1.0, 1.0, 0.5, 0.5, 0.1, 0.2, 0.2, 0.0)], []
+        )
+        async with store.read() as conn:
+            rows = await conn.execute_fetchall(
+                "SELECT venue, account, scope_name FROM risk_history"
+            )
+        assert [tuple(r) for r in rows] == [("okx", "a#b", "isolated:X/Y")]
+        assert [s.scope for s in await history.read_history(store, odd, 0.0)] == [odd]
+    finally:
+        await store.close()
