@@ -70,3 +70,18 @@ def test_a_target_that_is_not_an_identity_is_refused_at_construction() -> None:
 
     with pytest.raises(IdError):
         Mute("hyperliquid:0xabc#BTC", until=1.0)
+
+
+def test_an_account_mute_never_covers_another_account_whatever_the_names() -> None:
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from monitor.model.ids import AccountKey, PositionKey, ScopeKey
+
+    @given(st.text(min_size=1), st.text(min_size=1), st.text(min_size=1))
+    def check(a: str, b: str, symbol: str) -> None:
+        m = Mute(str(AccountKey("okx", a)), until=100.0)
+        subject = str(PositionKey(ScopeKey("okx", b, "cross"), symbol))
+        assert is_muted([m], subject, "shock", critical=False, now=0.0) is (a == b)
+
+    check()
