@@ -3,6 +3,9 @@
 Reading the store never needs a channel's secrets: with ``--config`` the file is validated
 without its ``[channels]`` table, so ``monitor status --config /etc/monitor/monitor.toml``
 works in an admin's shell that lacks the daemon's ``${TELEGRAM_TOKEN}``.
+
+Also shared: :class:`Names` (the configured account labels, shown beside ids and accepted in
+their place) and :func:`clean` (venue-chosen text made safe for a terminal).
 """
 
 from __future__ import annotations
@@ -10,10 +13,15 @@ from __future__ import annotations
 import argparse
 import os
 import tomllib
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from monitor.config import default_store_path, parse_config
+from monitor import fmt
+from monitor.config import Config, default_store_path, parse_config
 from monitor.errors import ConfigError
+from monitor.model.ids import AccountKey, PositionKey, ScopeKey, Subject, account_of
 
 
 def add_store_args(p: argparse.ArgumentParser) -> None:
@@ -28,30 +36,108 @@ def add_store_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def clean(text: object) -> str:
+    """``text`` safe for a terminal: control and format characters (C0, DEL, C1, bidi
+    overrides, line/paragraph separators) written as ``\\xNN``/``\\uNNNN`` escapes, so a
+    venue-chosen string can neither move the cursor nor rewrite what was printed."""
+    out = str(text)
+    if out.isprintable():
+        return out
+    return "".join(
+        c
+        if c == " " or unicodedata.category(c) not in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn")
+        else (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+        for c in out
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    """Where the store is (``path``), where that came from (``origin``: ``--store``,
+    ``[store] of FILE``, ``default location``) and the configuration when ``--config`` was
+    given (read without its ``[channels]``, no secret read)."""
+
+    path: Path
+    origin: str
+    config: Config | None = None
+
+
+def locate(args: argparse.Namespace) -> Located:
+    """:func:`store_location` with the configuration kept. Raises ConfigError."""
+    if getattr(args, "store", None) is not None:
+        return Located(Path(args.store), "--store")
+    if getattr(args, "config", None) is not None:
+        config = read_config(Path(args.config))
+        return Located(config.store.path, f"[store] of {args.config}", config)
+    return Located(default_store_path(os.environ), "default location")
+
+
+def read_config(config: Path) -> Config:
+    """``config`` validated without its ``[channels]`` and without reading secrets.
+    Raises ConfigError."""
+    try:
+        doc = tomllib.loads(config.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(str(config), None, "no such file") from None
+    except OSError as exc:
+        raise ConfigError(str(config), None, f"cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(config), None, "not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(config), None, f"not valid TOML: {exc}") from None
+    without_channels = {k: v for k, v in doc.items() if k != "channels"}
+    return parse_config(without_channels, config, secrets=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    """Account labels of a configuration, for showing and for reading names people know."""
+
+    labels: Mapping[AccountKey, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, config: Config | None) -> Names:
+        if config is None:
+            return cls()
+        return cls({a.key: a.label for a in config.accounts if a.label})
+
+    def label(self, key: AccountKey | None) -> str | None:
+        """The configured label of ``key`` (a HIP-3 dex account ``0x…@dex`` has its
+        address's), or None."""
+        if key is None:
+            return None
+        found = self.labels.get(key)
+        if found is None and "@" in key.account:
+            found = self.labels.get(AccountKey(key.venue, key.account.partition("@")[0]))
+        return found
+
+    def show(self, subject: Subject | str, *, short: bool = False) -> str:
+        """``subject``'s text, its account id shortened (``0x1111…1111``) when ``short``,
+        followed by `` (label)`` when the account has one."""
+        text = str(subject)
+        key = subject if not isinstance(subject, str) else None
+        if short:
+            text = fmt.short_scope(text)
+        label = self.label(account_of(key)) if key is not None else None
+        return f"{text} ({clean(label)})" if label else text
+
+    def by_label(self, text: str) -> list[AccountKey]:
+        """The accounts labelled ``text`` (case-insensitive)."""
+        low = text.strip().casefold()
+        return [k for k, v in self.labels.items() if v.casefold() == low]
+
+
+def scopes_of(keys: Iterable[ScopeKey | PositionKey]) -> set[ScopeKey]:
+    return {k.scope if isinstance(k, PositionKey) else k for k in keys}
+
+
 def store_location(args: argparse.Namespace) -> tuple[Path, str]:
     """(path, where it came from): ``--store``, else the ``[store]`` path of ``--config``
     (validated without its ``[channels]``), else the default location. The second item is
-    what ``monitor status`` prints: ``--store``, ``[store] path of FILE``, ``default
-    location``. Raises ConfigError for a bad configuration file."""
-    if args.store is not None:
-        return Path(args.store), "--store"
-    if args.config is not None:
-        config = Path(args.config)
-        try:
-            doc = tomllib.loads(config.read_bytes().decode("utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(str(config), None, "no such file") from None
-        except OSError as exc:
-            raise ConfigError(str(config), None, f"cannot read: {exc.strerror or exc}") from None
-        except UnicodeDecodeError:
-            raise ConfigError(str(config), None, "not UTF-8 text") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(str(config), None, f"not valid TOML: {exc}") from None
-        without_channels = {k: v for k, v in doc.items() if k != "channels"}
-        # no secret is read: API keys, the heartbeat URL and the bot token stay unresolved
-        path = parse_config(without_channels, config, secrets=False).store.path
-        return path, f"[store] of {config}"
-    return default_store_path(os.environ), "default location"
+    what ``monitor status`` prints: ``--store``, ``[store] of FILE``, ``default location``.
+    Raises ConfigError for a bad configuration file."""
+    where = locate(args)
+    return where.path, where.origin
 
 
 def store_path(args: argparse.Namespace) -> Path:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 import json
+import math
 import os
 import sys
 import time
@@ -13,11 +15,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from monitor import fmt
 from monitor.alerts.rules import parse_duration
-from monitor.commands._store import add_store_args, store_path
+from monitor.commands._store import Names, add_store_args, clean, locate
 from monitor.config import load_config
 from monitor.errors import ConfigError, FatalError
 from monitor.logs import configure_logging
+from monitor.model.ids import AccountKey, IdError, ScopeKey, parse_user
 from monitor.store import history
 from monitor.store.db import open_store
 from monitor.thin import thin_extremes
@@ -26,7 +30,9 @@ DESCRIPTION = """\
 Show one scope's margin ratio and equity over time as a terminal chart: one row per sample
 (evenly thinned to --rows), the margin ratio drawn as a bar (a full bar is 100 %, liquidation).
 The daemon samples every [store] sample_interval seconds and whenever the margin ratio moves by
-change_threshold. SCOPE is as `monitor status` prints it: VENUE:ACCOUNT/SCOPE.
+change_threshold. SCOPE is as `monitor status` prints it: VENUE:ACCOUNT/SCOPE (the venue as
+in [venues], old spellings accepted); an account (VENUE:ACCOUNT, or its label with --config)
+means its cross pool.
 
 --png FILE also writes the same period as a picture: margin ratio and nearest liquidation
 distance over time, with the alert thresholds of --config (the defaults without it) drawn
@@ -36,7 +42,7 @@ EPILOG = """\
 examples:
   monitor history hyperliquid:0x1111111111111111111111111111111111111111/cross \
       --config config/demo.toml
-  monitor history binance_usdm:main/isolated:ETHUSDT --since 24h --store s.sqlite3 --json
+  monitor history binanceusdm:main/isolated:ETHUSDT --since 24h --store s.sqlite3 --json
   monitor history hyperliquid:0x1111111111111111111111111111111111111111/cross \
       --since 6h --config config/demo.toml --png btc-6h.png
 
@@ -54,7 +60,11 @@ def register(sub: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("scope", metavar="SCOPE", help="VENUE:ACCOUNT/SCOPE, as `monitor status` shows")
+    p.add_argument(
+        "scope",
+        metavar="SCOPE",
+        help="VENUE:ACCOUNT/SCOPE as `monitor status` shows, or an account (or its label)",
+    )
     add_store_args(p)
     p.add_argument("--since", metavar="DURATION", help="only the last DURATION (90s, 30m, 2h, 1d)")
     p.add_argument(
@@ -74,10 +84,34 @@ def register(sub: Any) -> None:
     p.set_defaults(func=main)
 
 
+def resolve_scope(text: str, names: Names) -> tuple[ScopeKey, tuple[str, ...]]:
+    """The scope SCOPE names, with notes for the user: a label or an account means its cross
+    pool; venue aliases and checksummed addresses are normalised. Raises ConfigError."""
+    labelled = names.by_label(text)
+    notes: tuple[str, ...] = ()
+    if len(labelled) == 1:
+        key: object = labelled[0]
+        notes = (f"{text!r} is the label of {labelled[0]}",)
+    else:
+        try:
+            parsed = parse_user(text)
+        except IdError as exc:
+            raise ConfigError("history", "SCOPE", f"not a scope: {exc}") from None
+        key, notes = parsed.subject, parsed.notes
+    if isinstance(key, AccountKey):
+        return ScopeKey(key.venue, key.account, "cross"), (*notes, f"{key} means its cross pool")
+    if isinstance(key, ScopeKey):
+        return key, notes
+    raise ConfigError("history", "SCOPE", f"{text!r} is not a scope (VENUE:ACCOUNT/SCOPE)")
+
+
 def main(args: argparse.Namespace) -> int:
     configure_logging("warning", stream=sys.stderr)
     try:
-        path = store_path(args)
+        where = locate(args)
+        path = where.path
+        names = Names.of(where.config)
+        scope, notes = resolve_scope(args.scope, names)
         since = 0.0
         if args.since:
             since = time.time() - parse_duration(args.since, "history", "--since")
@@ -86,21 +120,30 @@ def main(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"monitor history: {exc}", file=sys.stderr)
         return 2
+    for note in notes:
+        print(f"monitor history: note: {clean(note)}", file=sys.stderr)
+    name = str(scope)
     if not path.exists():
         print(f"monitor history: {path}: no store yet (has the daemon run?)", file=sys.stderr)
         return 1
     try:
-        samples, known = asyncio.run(_read(path, args.scope, since))
+        samples, known = asyncio.run(_read(path, name, since))
     except FatalError as exc:
         print(f"monitor history: {exc}", file=sys.stderr)
         return 1
-    if not samples and args.scope not in known:
-        hint = ", ".join(known[:10]) or "none yet"
-        print(f"monitor history: unknown scope {args.scope!r} (known: {hint})", file=sys.stderr)
+    if not samples and name not in known:
+        near = difflib.get_close_matches(name, known, n=1, cutoff=0.4)
+        hint = (
+            f"did you mean {near[0]!r}?"
+            if near
+            else f"known: {', '.join(known[:10]) or 'none yet'}"
+        )
+        print(f"monitor history: {clean(f'unknown scope {name!r} ({hint})')}", file=sys.stderr)
         return 2
+    title = names.show(scope)
     if args.png is not None:
         try:
-            write_png(args, samples)
+            write_png(args, samples, name)
         except ConfigError as exc:
             print(f"monitor history: {exc}", file=sys.stderr)
             return 2
@@ -108,12 +151,22 @@ def main(args: argparse.Namespace) -> int:
             print(f"monitor history: {args.png}: {_why(exc)}", file=sys.stderr)
             return 1
     if args.json:
-        print(json.dumps({"scope": args.scope, "samples": [asdict(s) for s in samples]}))
+        doc = {
+            "scope": name,
+            "label": names.label(scope.account_key),
+            "samples": [{k: _finite(v) for k, v in asdict(s).items()} for s in samples],
+        }
+        print(json.dumps(doc))
     elif args.png is not None:
-        print(f"{args.png}: chart of {args.scope}, {len(samples)} samples")
+        print(clean(f"{args.png}: chart of {title}, {len(samples)} samples"))
     else:
-        print(render(args.scope, samples, args.rows))
+        print(render(clean(title), samples, args.rows))
     return 0
+
+
+def _finite(x: Any) -> Any:
+    """Non-finite numbers as None (strict JSON has no NaN)."""
+    return None if isinstance(x, float) and not math.isfinite(x) else x
 
 
 def _why(exc: Exception) -> str:
@@ -122,7 +175,7 @@ def _why(exc: Exception) -> str:
     return (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
 
 
-def write_png(args: argparse.Namespace, samples: list[history.Sample]) -> None:
+def write_png(args: argparse.Namespace, samples: list[history.Sample], scope: str) -> None:
     """The chart of ``samples`` to ``args.png`` (atomically: a temporary file renamed over it),
     with the thresholds of ``args.config`` when given. Raises ConfigError, OSError or
     ImportError (no matplotlib)."""
@@ -133,9 +186,7 @@ def write_png(args: argparse.Namespace, samples: list[history.Sample]) -> None:
     if args.config is not None:
         rules = load_config(args.config).rules
         source = f"thresholds of {Path(args.config).name}"
-    png = render_png(
-        args.scope, samples, thresholds_from_rules(rules, account_of(args.scope), source)
-    )
+    png = render_png(scope, samples, thresholds_from_rules(rules, account_of(scope), source))
     target = Path(args.png)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
@@ -146,7 +197,7 @@ def write_png(args: argparse.Namespace, samples: list[history.Sample]) -> None:
 
 
 async def _read(path: Any, scope: str, since: float) -> tuple[list[history.Sample], list[str]]:
-    store = await open_store(path, lock=False)
+    store = await open_store(path, lock=False, create=False)
     try:
         return await history.read_history(store, scope, since), await history.scopes(store)
     finally:
@@ -160,6 +211,26 @@ def thin(samples: list[history.Sample], rows: int) -> list[history.Sample]:
     return thin_extremes(samples, rows, lambda s: s.margin_ratio)
 
 
+def _pct(x: Any, places: int) -> str:
+    """A fraction as a percentage; absurd magnitudes in exponent form so the row keeps its
+    width."""
+    return f"{x * 100:.3g}%" if abs(x) >= 1e4 else fmt.pct(x, places)
+
+
+def _real(x: object) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _iso(ts: object) -> str:
+    """ISO 8601 UTC; a time no calendar holds (1e300, NaN, a text) as itself, never raising."""
+    if not _real(ts):
+        return clean(f"{ts!r}")[:20]
+    try:
+        return datetime.fromtimestamp(float(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")  # type: ignore[arg-type]
+    except (OverflowError, ValueError, OSError):
+        return f"{ts:.6g}"[:20]
+
+
 def render(scope: str, samples: list[history.Sample], rows: int) -> str:
     if not samples:
         return f"{scope}: no samples in that period"
@@ -170,12 +241,12 @@ def render(scope: str, samples: list[history.Sample], rows: int) -> str:
         f"{'nearest liq':>11}  0% {'':{BAR - 6}}100%",
     ]
     for s in thin(samples, rows):
-        t = datetime.fromtimestamp(s.ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        ratio = s.margin_ratio
-        fill = 0 if ratio is None else min(round(ratio * BAR), BAR)
+        t = _iso(s.ts)
+        ratio = s.margin_ratio if _real(s.margin_ratio) else None
+        fill = 0 if ratio is None else max(min(round(ratio * BAR), BAR), 0)
         bar = "█" * fill + "·" * (BAR - fill)
-        eq = "—" if s.equity is None else f"{s.equity:,.2f}"
-        mr = "—" if ratio is None else f"{ratio * 100:.1f}%"
-        nl = "—" if s.nearest_liq is None else f"{s.nearest_liq * 100:.2f}%"
+        eq = fmt.money(s.equity) if _real(s.equity) else "—"
+        mr = "—" if ratio is None else _pct(ratio, 1)
+        nl = _pct(s.nearest_liq, 2) if _real(s.nearest_liq) else "—"
         out.append(f"{t:20}  {eq:>14}  {mr:>12}  {nl:>11}  {bar}")
     return "\n".join(out)

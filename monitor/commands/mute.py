@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
+import difflib
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,38 +15,58 @@ from typing import Any
 from monitor.alerts.mutes import Mute
 from monitor.alerts.rules import RuleKind, parse_duration
 from monitor.clock import SystemClock
+from monitor.commands._store import Names, add_store_args, clean, locate
+from monitor.config import Config
 from monitor.errors import ConfigError, FatalError
 from monitor.logs import configure_logging
+from monitor.model.ids import (
+    AccountKey,
+    FeedKey,
+    IdError,
+    MonitorKey,
+    PositionKey,
+    Subject,
+    parse_subject,
+    parse_user,
+)
+from monitor.model.venues import canonical
 from monitor.notify.render import iso
+from monitor.store import history
 from monitor.store.db import open_store
 from monitor.store.mutes import active_mutes, add_mute, remove_mutes
 
 TARGET_HELP = (
-    "what to mute: an account 'venue:account', a scope 'venue:account/cross' or "
-    "'venue:account/isolated:SYMBOL', a position 'venue:account/cross#SYMBOL', a feed "
-    "'feed:venue', or 'monitor'"
+    "what to mute: an account 'venue:account' (or its configured label, with --config), a "
+    "scope 'venue:account/cross' or 'venue:account/isolated:SYMBOL', a position "
+    "'venue:account/cross#SYMBOL', a feed 'feed:venue', or 'monitor'; the venue as in "
+    "[venues] (old spellings like binance_usdm accepted)"
 )
 MUTE_DESCRIPTION = """\
 Silence the alerts of a target for a while. Muted alerts are still evaluated and recorded, but
 not sent; when the mute ends, an alert still active is sent at once. Critical alerts still go
 out unless --critical is given. The mute is stored in the daemon's store, so it takes effect in
 a running daemon within a second and survives restarts.
-"""
-MUTE_EPILOG = """\
-examples:
-  monitor mute hyperliquid:0xabc --for 2h --store /var/lib/monitor/monitor.db
-  monitor mute binance_usdm:main/isolated:ETHUSDT --rule funding_rate --for 1d --store s.db
-  monitor mute feed:okx --for 30m --critical --reason "venue maintenance" --store s.db
-  monitor mute --list --store s.db
 
-exit codes: 0 done; 2 bad arguments; 1 the store cannot be opened.
+The target must name something the monitor knows: an account of --config, or an account,
+scope or feed the store has seen; otherwise it is refused with the nearest known name (--force
+mutes it anyway, e.g. before the account's first snapshot). A mute on an account covers its
+scopes and positions, never another account whose name starts the same.
 """
-UNMUTE_EPILOG = """\
+EXAMPLE_ACCOUNT = "hyperliquid:0x1111111111111111111111111111111111111111"
+MUTE_EPILOG = f"""\
 examples:
-  monitor unmute hyperliquid:0xabc --store /var/lib/monitor/monitor.db
-  monitor unmute hyperliquid:0xabc --rule shock --store s.db
+  monitor mute {EXAMPLE_ACCOUNT} --for 2h --config /etc/monitor/monitor.toml
+  monitor mute binanceusdm:main/isolated:ETHUSDT --rule funding_rate --for 1d --store s.db
+  monitor mute feed:okx --for 30m --critical --reason "venue maintenance" --store s.db
+  monitor mute --list --config /etc/monitor/monitor.toml
+
+exit codes: 0 done; 2 bad arguments or unknown target; 1 the store cannot be opened.
 """
-_TARGET = re.compile(r"^(monitor|feed:[^/\s]+(/[^\s]+)?|[a-z0-9_]+:[^/\s#]+(/[^\s#]+(#\S+)?)?)$")
+UNMUTE_EPILOG = f"""\
+examples:
+  monitor unmute {EXAMPLE_ACCOUNT} --config /etc/monitor/monitor.toml
+  monitor unmute {EXAMPLE_ACCOUNT} --rule shock --store s.db
+"""
 RULES = tuple(k.value for k in RuleKind)
 
 
@@ -70,8 +90,9 @@ def register(sub: Any) -> None:
     p.add_argument("--critical", action="store_true", help="silence critical alerts too")
     p.add_argument("--reason", default="", help="a note kept with the mute")
     p.add_argument(
-        "--store", metavar="PATH", type=Path, required=True, help="the daemon's SQLite store"
+        "--force", action="store_true", help="mute a target the monitor does not know (yet)"
     )
+    add_store_args(p)
     p.add_argument("--list", action="store_true", help="list the mutes in force and exit")
     p.set_defaults(func=run_mute)
 
@@ -84,26 +105,88 @@ def register(sub: Any) -> None:
     )
     u.add_argument("target", metavar="TARGET", help=TARGET_HELP)
     u.add_argument("--rule", metavar="RULE", help="only the mutes of this rule")
-    u.add_argument(
-        "--store", metavar="PATH", type=Path, required=True, help="the daemon's SQLite store"
-    )
+    add_store_args(u)
     u.set_defaults(func=run_unmute)
 
 
 def _check(target: str | None, rule: str | None) -> str:
-    if target is None or not _TARGET.match(target):
-        raise ConfigError("mute", "TARGET", f"not a target: {target!r} ({TARGET_HELP})")
+    """The canonical text of ``target`` (venue aliases and a checksummed Hyperliquid address
+    normalised); ConfigError when it is not a target or ``rule`` is unknown."""
+    return _parse(target, rule, Names())[0]
+
+
+def _parse(target: str | None, rule: str | None, names: Names) -> tuple[str, tuple[str, ...]]:
+    """(canonical target text, notes for the user). A configured label names its account."""
     if rule is not None and rule not in RULES:
         raise ConfigError("mute", "--rule", f"unknown rule {rule!r}; one of {', '.join(RULES)}")
-    return target
+    if target is None:
+        raise ConfigError("mute", "TARGET", f"say what to mute ({TARGET_HELP})")
+    labelled = names.by_label(target)
+    if len(labelled) == 1:
+        return str(labelled[0]), (f"{target!r} is the label of {labelled[0]}",)
+    if len(labelled) > 1:
+        which = ", ".join(sorted(map(str, labelled)))
+        raise ConfigError("mute", "TARGET", f"label {target!r} names several accounts: {which}")
+    try:
+        parsed = parse_user(target)
+    except IdError as exc:
+        raise ConfigError("mute", "TARGET", f"not a target: {exc} ({TARGET_HELP})") from None
+    return str(parsed.subject), parsed.notes
+
+
+def known_problem(subject: Subject, config: Config | None, known: history.Known) -> str | None:
+    """Why ``subject`` names nothing the monitor knows (with the nearest known name), or None
+    when it is known: an account of ``config`` or of the store; a scope the store has seen
+    (or ``config`` declares), a position's scope likewise; a feed of a venue of ``config``
+    or of the store; ``monitor``."""
+    accounts = set(known.accounts)
+    scopes = set(known.scopes)
+    venues = set(known.feed_venues)
+    if config is not None:
+        accounts |= {a.key for a in config.accounts}
+        scopes |= set(config.known_scopes())
+        venues |= {canonical(v) for v in config.venues}
+        venues |= {a.venue for a in config.accounts}
+    if isinstance(subject, MonitorKey):
+        return None
+    if isinstance(subject, FeedKey):
+        if subject.venue in venues:
+            return None
+        return _unknown("feed venue", subject.venue, sorted(venues))
+    if isinstance(subject, AccountKey):
+        if subject in accounts or (
+            "@" in subject.account
+            and AccountKey(subject.venue, subject.account.partition("@")[0]) in accounts
+        ):
+            return None
+        return _unknown("account", str(subject), sorted(map(str, accounts)))
+    scope = subject.scope if isinstance(subject, PositionKey) else subject
+    if scope in scopes:
+        return None
+    if scope.account_key not in accounts:
+        return _unknown("account", str(scope.account_key), sorted(map(str, accounts)))
+    return _unknown("scope", str(scope), sorted(map(str, scopes)))
+
+
+def _unknown(what: str, name: str, candidates: list[str]) -> str:
+    if not candidates:
+        return (
+            f"unknown {what} {name!r}: the store knows none yet and no --config names one"
+            " (--force to mute it anyway)"
+        )
+    near = difflib.get_close_matches(name, candidates, n=1, cutoff=0.4)
+    hint = f"; did you mean {near[0]!r}?" if near else f" (known: {', '.join(candidates[:5])})"
+    return f"unknown {what} {name!r}{hint} (--force to mute it anyway)"
 
 
 def run_mute(args: argparse.Namespace) -> int:
     configure_logging("warning", stream=sys.stderr)  # stdout is for the result
     try:
+        where = locate(args)
+        names = Names.of(where.config)
         if args.list:
-            return asyncio.run(_list(args.store))
-        target = _check(args.target, args.rule)
+            return asyncio.run(_list(where.path, names))
+        target, notes = _parse(args.target, args.rule, names)
         if args.duration is None:
             raise ConfigError("mute", "--for", "say for how long, e.g. --for 2h")
         secs = parse_duration(args.duration, "mute", "--for")
@@ -114,53 +197,73 @@ def run_mute(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"monitor mute: {exc}", file=sys.stderr)
         return 2
-    now = SystemClock().now()
-    mute = Mute(target, now + secs, args.rule, args.critical, args.reason)
-    try:
-        asyncio.run(_add(args.store, mute, now))
     except FatalError as exc:
         print(f"monitor mute: {exc}", file=sys.stderr)
         return 1
-    what = f"{target}" + (f" (rule {args.rule})" if args.rule else "")
+    for note in notes:
+        print(f"monitor mute: note: {clean(note)}", file=sys.stderr)
+    now = SystemClock().now()
+    mute = Mute(target, now + secs, args.rule, args.critical, args.reason)
+    try:
+        problem = asyncio.run(_add(where.path, mute, now, where.config, force=args.force))
+    except FatalError as exc:
+        print(f"monitor mute: {exc}", file=sys.stderr)
+        return 1
+    if problem is not None:
+        print(f"monitor mute: {clean(problem)}", file=sys.stderr)
+        return 2
+    what = names.show(mute.key) + (f" (rule {args.rule})" if args.rule else "")
     crit = ", critical included" if args.critical else ", critical still sent"
-    print(f"muted {what} until {iso(mute.until)}{crit}")
+    print(f"muted {clean(what)} until {iso(mute.until)}{crit}")
     return 0
 
 
 def run_unmute(args: argparse.Namespace) -> int:
     configure_logging("warning", stream=sys.stderr)  # stdout is for the result
     try:
-        target = _check(args.target, args.rule)
+        where = locate(args)
+        names = Names.of(where.config)
+        target, notes = _parse(args.target, args.rule, names)
     except ConfigError as exc:
         print(f"monitor unmute: {exc}", file=sys.stderr)
         return 2
+    for note in notes:
+        print(f"monitor unmute: note: {clean(note)}", file=sys.stderr)
     try:
-        n = asyncio.run(_remove(args.store, target, args.rule))
+        n = asyncio.run(_remove(where.path, target, args.rule))
     except FatalError as exc:
         print(f"monitor unmute: {exc}", file=sys.stderr)
         return 1
-    print(f"removed {n} mute{'s' if n != 1 else ''} of {target}")
+    print(f"removed {n} mute{'s' if n != 1 else ''} of {clean(names.show(parse_subject(target)))}")
     return 0
 
 
-async def _add(path: Path, mute: Mute, now: float) -> None:
-    store = await open_store(path, lock=False)
+async def _add(
+    path: Path, mute: Mute, now: float, config: Config | None, *, force: bool
+) -> str | None:
+    """Store ``mute`` unless its target is unknown (and not ``force``): then the reason."""
+    store = await open_store(path, lock=False, create=False)
     try:
+        if not force:
+            problem = known_problem(mute.key, config, await history.known(store))
+            if problem is not None:
+                return problem
         await add_mute(store, mute, now)
+        return None
     finally:
         await store.close()
 
 
 async def _remove(path: Path, target: str, rule: str | None) -> int:
-    store = await open_store(path, lock=False)
+    store = await open_store(path, lock=False, create=False)
     try:
         return await remove_mutes(store, target, rule)
     finally:
         await store.close()
 
 
-async def _list(path: Path) -> int:
-    store = await open_store(path, lock=False)
+async def _list(path: Path, names: Names) -> int:
+    store = await open_store(path, lock=False, create=False)
     try:
         mutes = await active_mutes(store, SystemClock().now())
     finally:
@@ -169,7 +272,7 @@ async def _list(path: Path) -> int:
         rule = m.rule or "all rules"
         crit = "incl. critical" if m.critical else "critical sent"
         reason = f"  ({m.reason})" if m.reason else ""
-        print(f"{m.target}  {rule}  until {iso(m.until)}  {crit}{reason}")
+        print(clean(f"{names.show(m.key)}  {rule}  until {iso(m.until)}  {crit}{reason}"))
     if not mutes:
         print("no mutes in force")
     return 0

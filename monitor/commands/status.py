@@ -5,20 +5,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from monitor import fmt
-from monitor.commands._store import add_store_args, store_location
+from monitor.commands._store import Names, add_store_args, clean, locate
 from monitor.errors import ConfigError, FatalError
 from monitor.logs import configure_logging
+from monitor.model.ids import IdError, parse_subject
+from monitor.model.venues import GENERIC
 from monitor.store import history
 from monitor.store.db import open_store
 
@@ -98,6 +101,8 @@ def daemon_state(
         return DaemonState(False, None, None, "it never wrote a status to this store")
     raw = doc.get("pid")
     pid = raw if isinstance(raw, int) and not isinstance(raw, bool) else None
+    if _finite(updated_at) is None:
+        return DaemonState(False, pid, None, f"its last write time {updated_at!r} is not a time")
     age = now - updated_at
     if pid is None:
         return DaemonState(False, None, updated_at, "its status names no process")
@@ -113,10 +118,97 @@ def daemon_state(
     return DaemonState(True, pid, updated_at, "")
 
 
+#: how bad a channel state is, for a venue's state (the worst of its channels)
+_RANK = {"live": 0, "recovered": 0, "connecting": 1, "stale": 2, "down": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class VenueHealth:
+    """A venue's state derived from its channels: ``down`` when any channel is down or the
+    venue never connected (no message ever, or configured and never reported), else
+    ``stale`` when any is stale, ``connecting`` while a channel that has had messages
+    reconnects, else ``live``. ``detail`` says why (the channels' own details), ``since``
+    when the worst channel entered its state (epoch s; None: unknown), ``last_message_at``
+    the receive time of the venue's last event."""
+
+    venue: str
+    state: str
+    detail: str
+    since: float | None
+    last_message_at: float | None
+
+
+def venue_health(
+    feeds: Iterable[Mapping[str, Any]], configured: Iterable[str] = ()
+) -> list[VenueHealth]:
+    """Per venue (sorted), its state from the ``feed_status`` rows (``venue``, ``channel``,
+    ``state``, ``detail``, ``updated_at``, ``last_message_at``; channel ``*`` is the
+    venue-wide last-message row, its own state is not used), plus every ``configured`` venue
+    that never reported (``down``, never connected)."""
+    rows: dict[str, list[Mapping[str, Any]]] = {}
+    for f in feeds:
+        rows.setdefault(str(f["venue"]), []).append(f)
+    for v in configured:
+        rows.setdefault(v, [])
+    out = []
+    for venue in sorted(rows):
+        lasts = [_finite(r.get("last_message_at")) for r in rows[venue]]
+        last = max((x for x in lasts if x is not None), default=None)
+        channels = [r for r in rows[venue] if r["channel"] != "*"]
+        if not channels and last is None:
+            out.append(VenueHealth(venue, "down", "never connected", None, None))
+            continue
+        if not channels:
+            out.append(VenueHealth(venue, "live", "", None, last))
+            continue
+        worst = max(_RANK.get(str(r["state"]), 3) for r in channels)
+        bad = [r for r in channels if _RANK.get(str(r["state"]), 3) == worst]
+        state = str(bad[0]["state"]) if worst > 0 else "live"
+        if state not in _RANK:
+            state = "down"  # a state this version does not know: never reassuring
+        detail = "; ".join(
+            f"{r['channel']} {r['state']}" + (f": {r['detail']}" if r["detail"] else "")
+            for r in bad
+        )
+        if last is None and worst < _RANK["down"]:
+            state, detail = "down", f"never connected ({detail})"
+        times = [t for t in (_finite(r.get("updated_at")) for r in bad) if t is not None]
+        since = min(times) if times else None
+        out.append(
+            VenueHealth(venue, state, detail if worst > 0 or state == "down" else "", since, last)
+        )
+    return out
+
+
+def _finite(x: object) -> float | None:
+    if isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x):
+        return float(x)
+    return None
+
+
+def _json_safe(x: Any) -> Any:
+    """``x`` with non-finite numbers as None (strict JSON has no NaN)."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_json_safe(v) for v in x]
+    return x
+
+
+def configured_venues(config: Any) -> list[str]:
+    """The enabled venues of a configuration that have a feed."""
+    if config is None:
+        return []
+    return [v.name for v in config.enabled_venues if v.name != GENERIC]
+
+
 def main(args: argparse.Namespace) -> int:
     configure_logging("warning", stream=sys.stderr)
     try:
-        path, origin = store_location(args)
+        where = locate(args)
+        path, origin = where.path, where.origin
     except ConfigError as exc:
         print(f"monitor status: {exc}", file=sys.stderr)
         return 2
@@ -133,46 +225,86 @@ def main(args: argparse.Namespace) -> int:
         return 1
     now = time.time()
     state = daemon_state(view.daemon, view.daemon_updated_at, now)
+    configured = configured_venues(where.config)
+    names = Names.of(where.config)
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "store": str(path.resolve()),
-                    "daemon_running": state.running,
-                    "daemon_not_running_because": state.why or None,
-                    "daemon": view.daemon,
-                    "daemon_updated_at": view.daemon_updated_at,
-                    "scopes": view.scopes,
-                    "feeds": view.feeds,
-                    "funding_paid": view.funding_paid,
-                }
-            )
-        )
+        venues = [asdict(v) for v in venue_health(view.feeds, configured)]
+        for s in view.scopes:
+            s["label"] = names.label(_account(str(s.get("scope_key"))))
+        doc = {
+            "store": str(path.resolve()),
+            "daemon_running": state.running,
+            "daemon_not_running_because": state.why or None,
+            "daemon": view.daemon,
+            "daemon_updated_at": view.daemon_updated_at,
+            "scopes": view.scopes,
+            "venues": venues,
+            "feeds": view.feeds,
+            "funding_paid": view.funding_paid,
+        }
+        print(json.dumps(_json_safe(doc)))
     else:
-        print(render(view, now, store=path.resolve(), origin=origin, state=state))
+        text = render(
+            view,
+            now,
+            store=path.resolve(),
+            origin=origin,
+            state=state,
+            configured=configured,
+            names=names,
+        )
+        print(text)
     return 0
 
 
+def _account(scope_key: str) -> Any:
+    try:
+        key = parse_subject(scope_key)
+    except IdError:
+        return None
+    return getattr(key, "account_key", None)
+
+
 async def _read(path: Path) -> history.StatusView:
-    store = await open_store(path, lock=False)
+    store = await open_store(path, lock=False, create=False)
     try:
         return await history.read_status(store)
     finally:
         await store.close()
 
 
-def _iso(ts: float | None) -> str:
-    if ts is None:
+#: ages beyond this (seconds, about 1000 years) are not a time the daemon wrote
+_ABSURD = 1000 * 366 * 86400.0
+
+
+def _iso(ts: object) -> str:
+    """An epoch time as ISO 8601 UTC; ``—`` for None, and the raw number for a time no
+    calendar holds (1e300, negative years, NaN in a store row): never an exception."""
+    t = _finite(ts)
+    if t is None:
+        return fmt.DASH if ts is None else clean(f"{ts!r} (not a time)")
+    try:
+        return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, ValueError, OSError):
+        return f"{t:.6g} (epoch s, not a calendar time)"
+
+
+def _age(ts: object, now: float) -> str:
+    """How long ago ``ts`` was; ``—`` when unknown or absurd, ``in the future`` when ahead
+    of this host's clock."""
+    t = _finite(ts)
+    if t is None:
         return fmt.DASH
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _age(ts: float | None, now: float) -> str:
-    return fmt.DASH if ts is None else fmt.ago(max(now - ts, 0.0))
+    age = now - t
+    if abs(age) > _ABSURD:
+        return fmt.DASH
+    if age < -1.0:
+        return f"{fmt.duration(-age)} in the future"
+    return fmt.ago(max(age, 0.0))
 
 
 def _daemon_line(view: history.StatusView, state: DaemonState, now: float) -> list[str]:
-    summary = (view.daemon or {}).get("summary") or ""
+    summary = clean((view.daemon or {}).get("summary") or "")
     if state.running:
         line = f"daemon: running, pid {state.pid}, updated {_age(state.since, now)}"
         return _wrap(f"{line}: {summary}" if summary else line)
@@ -219,9 +351,15 @@ def render(
     store: Path | None = None,
     origin: str = "",
     state: DaemonState | None = None,
+    configured: Iterable[str] = (),
+    names: Names | None = None,
 ) -> str:
     """The status as text fitted to :data:`WIDTH` columns (long account ids shortened to
-    ``0x1111…1111``, long cells cut with ``…``)."""
+    ``0x1111…1111`` and followed by the account's label when ``names`` has one, long cells
+    cut with ``…``). Per venue, its state derived from its channels (:func:`venue_health`),
+    how long it has been so and why; then each channel. Every venue-chosen string is
+    neutralised (:func:`~monitor.commands._store.clean`)."""
+    names = names or Names()
     if state is None:
         state = daemon_state(view.daemon, view.daemon_updated_at, now)
     lines: list[str] = []
@@ -231,32 +369,51 @@ def render(
     lines.append("")
     rows = [("scope", "equity", "margin ratio", "nearest liq", "shock to liq", "alerts", "as of")]
     for s in view.scopes:
+        scope_text = fmt.short_scope(str(s["scope_key"]))
+        label = names.label(_account(str(s["scope_key"])))
         rows.append(
             (
-                fmt.short_scope(str(s["scope_key"])),
+                clean(scope_text + (f" ({label})" if label else "")),
                 fmt.money(s.get("equity")),
                 _ratio_cell(s),
                 _liq_cell(s, "nearest_liquidation_distance"),
                 _liq_cell(s, "shock_to_liquidation"),
-                ", ".join(s.get("active_alerts") or []) or fmt.DASH,
+                clean(", ".join(s.get("active_alerts") or []) or fmt.DASH),
                 _age(s.get("updated_at"), now),
             )
         )
     lines.extend(_table(rows, shrink=(5, 0)) if view.scopes else ["no scopes yet"])
     lines.append("")
-    if view.feeds:
-        frows = [("feed", "state", "last message", "detail")]
+    health = venue_health(view.feeds, configured)
+    if health:
+        frows = [("feed", "state", "for", "last message", "detail")]
+        channels: dict[str, list[Mapping[str, Any]]] = {}
         for f in view.feeds:
-            name = f["venue"] + ("" if f["channel"] == "*" else f"/{f['channel']}")
+            if f["channel"] != "*":
+                channels.setdefault(str(f["venue"]), []).append(f)
+        for h in health:
             frows.append(
                 (
-                    name,
-                    f["state"],
-                    _age(f["last_message_at"], now),
-                    f["detail"] or fmt.DASH,
+                    clean(h.venue),
+                    h.state,
+                    fmt.duration(now - h.since)
+                    if h.since is not None and abs(now - h.since) < _ABSURD
+                    else fmt.DASH,
+                    _age(h.last_message_at, now),
+                    clean(h.detail) or fmt.DASH,
                 )
             )
-        lines.extend(_table(frows, shrink=(3, 0)))
+            for ch in channels.get(h.venue, []):
+                frows.append(
+                    (
+                        clean(f"  /{ch['channel']}"),
+                        clean(ch["state"]),
+                        fmt.DASH,
+                        _age(ch["last_message_at"], now),
+                        clean(ch["detail"]) or fmt.DASH,
+                    )
+                )
+        lines.extend(_table(frows, shrink=(4, 0)))
     else:
         lines.append("no feed has reported yet")
     if view.funding_paid:
@@ -265,8 +422,8 @@ def render(
         for p in view.funding_paid:
             prow.append(
                 (
-                    f"{p['venue']}:{fmt.short_id(str(p['account']))}",
-                    p["symbol"],
+                    clean(f"{p['venue']}:{fmt.short_id(str(p['account']))}"),
+                    clean(p["symbol"]),
                     fmt.money(p["amount"]),
                     str(p["payments"]),
                 )

@@ -1,4 +1,4 @@
-"""Positions and scope identifiers (pure values).
+"""Positions (pure values); the scope and account identities live in :mod:`monitor.model.ids`.
 
 Sign conventions: ``size`` is signed base quantity, long > 0, short < 0. ``isolated_margin``
 is the margin allocated to an isolated position **excluding** its unrealized PnL, so the
@@ -9,38 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from monitor.model.ids import CROSS, ISOLATED_PREFIX, AccountKey, ScopeKey
 from monitor.model.instruments import MaintenanceSchedule, MarginMode
 
-CROSS_SCOPE = "cross"
+__all__ = ["CROSS_SCOPE", "AccountKey", "Position", "ScopeKey", "isolated_scope"]
+
+CROSS_SCOPE = CROSS
 
 
 def isolated_scope(symbol: str) -> str:
-    return f"isolated:{symbol}"
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class AccountKey:
-    venue: str
-    account: str
-
-    def __str__(self) -> str:
-        return f"{self.venue}:{self.account}"
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class ScopeKey:
-    """One margin pool: an account's cross pool or one isolated position."""
-
-    venue: str
-    account: str
-    scope: str
-
-    @property
-    def account_key(self) -> AccountKey:
-        return AccountKey(self.venue, self.account)
-
-    def __str__(self) -> str:
-        return f"{self.venue}:{self.account}/{self.scope}"
+    return f"{ISOLATED_PREFIX}{symbol}"
 
 
 @dataclass(frozen=True, slots=True)

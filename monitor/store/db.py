@@ -1,7 +1,8 @@
 """The SQLite store: one file, WAL mode, versioned migrations, one instance at a time.
 
 ``await open_store(path)`` creates the parent directories, takes an exclusive lock on
-``<path>.lock`` (``fcntl.flock``; a second process gets :class:`StoreLockedError`, a
+``<real path>.lock`` (:func:`lock_path`: beside the file ``path`` resolves to, so two
+spellings of one store share it; ``fcntl.flock``; a second process gets :class:`StoreLockedError`, a
 :class:`~monitor.errors.FatalError`), opens the database in WAL mode and applies every
 migration in :data:`MIGRATIONS` not yet applied. A path that cannot be created or written
 gives one :class:`~monitor.errors.FatalError` naming it.
@@ -18,9 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import json
 import os
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,8 @@ import aiosqlite
 import structlog
 
 from monitor.errors import FatalError
+from monitor.model import ids
+from monitor.model.venues import canonical, is_alias
 
 
 def log() -> Any:
@@ -36,7 +40,159 @@ def log() -> Any:
     return structlog.get_logger()
 
 
-MIGRATIONS: tuple[str, ...] = (
+def _venue(name: str) -> str:
+    """The canonical spelling of an old venue alias; any other name unchanged."""
+    return canonical(name) if is_alias(name) else name
+
+
+def _respell_subject(text: str) -> str:
+    """``text`` (an alert subject or group) with an old venue spelling at its start made
+    canonical: ``dydx_v4:…`` → ``dydx:…``, ``feed:binance_usdm/…`` → ``feed:binanceusdm/…``."""
+    if text.startswith("feed:"):
+        venue, sep, rest = text[5:].partition("/")
+        return f"feed:{_venue(venue)}{sep}{rest}"
+    venue, sep, rest = text.partition(":")
+    return f"{_venue(venue)}:{rest}" if sep else text
+
+
+def _respell_key(key: str) -> str:
+    """An alert key ``rule|subject``, or a subject, respelled (see :func:`_respell_subject`)."""
+    rule, bar, subject = key.partition("|")
+    return f"{rule}|{_respell_subject(subject)}" if bar else _respell_subject(key)
+
+
+def _respell_feed(key: str) -> str:
+    """A feed key ``venue/channel`` respelled."""
+    venue, sep, rest = key.partition("/")
+    return f"{_venue(venue)}{sep}{rest}"
+
+
+def mute_parts(
+    target: str,
+) -> tuple[str, str | None, str | None, str | None, str | None, str | None]:
+    """(kind, venue, account, scope, symbol, channel) of a mute target, for the ``mutes``
+    columns; kind ``invalid`` (every part None) for a text that is not an identity."""
+    try:
+        key = ids.parse_subject(target)
+    except ids.IdError:
+        return ("invalid", None, None, None, None, None)
+    if isinstance(key, ids.MonitorKey):
+        return ("monitor", None, None, None, None, None)
+    if isinstance(key, ids.FeedKey):
+        return ("feed", key.venue, None, None, None, key.channel)
+    if isinstance(key, ids.AccountKey):
+        return ("account", key.venue, key.account, None, None, None)
+    if isinstance(key, ids.ScopeKey):
+        return ("scope", key.venue, key.account, key.scope, None, None)
+    s = key.scope
+    return ("position", s.venue, s.account, s.scope, key.symbol, None)
+
+
+async def _respell_column(
+    conn: aiosqlite.Connection, table: str, column: str, fix: Callable[[str], str]
+) -> None:
+    rows = await conn.execute_fetchall(f"SELECT rowid, {column} FROM {table}")
+    for rowid, value in rows:
+        new = fix(value)
+        if new != value:
+            # a row already under the new spelling (written after an upgrade) wins
+            await conn.execute(
+                f"UPDATE OR IGNORE {table} SET {column} = ? WHERE rowid = ?",
+                (new, rowid),
+            )
+            await conn.execute(
+                f"DELETE FROM {table} WHERE rowid = ? AND {column} = ?",
+                (rowid, value),
+            )
+
+
+async def _migrate_3(conn: aiosqlite.Connection) -> None:
+    """Venue aliases (``dydx_v4``, ``binance_usdm``) → canonical names in every table that
+    keeps keys (alert state and its JSON documents, transitions, outbox groups, mutes, risk
+    history, scope/feed status, funding); ``mutes`` gains its target's parts (``kind``,
+    ``venue``, ``account``, ``scope``, ``symbol``, ``channel``), ``scope_status`` its scope's
+    ``scope_name`` and ``risk_history`` its ``venue``, ``account`` and ``scope_name``."""
+    for table, column, fix in (
+        ("alert_state", "key", _respell_key),
+        ("transitions", "key", _respell_key),
+        ("transitions", "grp", _respell_subject),
+        ("transitions", "subject", _respell_subject),
+        ("outbox", "grp", _respell_subject),
+        ("mutes", "target", _respell_subject),
+        ("risk_history", "scope", _respell_subject),
+        ("scope_status", "scope", _respell_subject),
+        ("scope_status", "venue", _venue),
+        ("feed_status", "venue", _venue),
+        ("funding_paid", "venue", _venue),
+    ):
+        await _respell_column(conn, table, column, fix)
+    for key, doc in await conn.execute_fetchall("SELECT key, doc FROM alert_state"):
+        d = json.loads(doc)
+        before = dict(d)
+        for name in ("key",):
+            if isinstance(d.get(name), str):
+                d[name] = _respell_key(d[name])
+        for name in ("subject", "group"):
+            if isinstance(d.get(name), str):
+                d[name] = _respell_subject(d[name])
+        if isinstance(d.get("venue"), str):
+            d["venue"] = _venue(d["venue"])
+        if d != before:
+            await conn.execute(
+                "UPDATE alert_state SET doc = ? WHERE key = ?",
+                (json.dumps(d, allow_nan=True, separators=(",", ":")), key),
+            )
+    for name, fix in (("peaks", _respell_key), ("stale", _respell_feed)):
+        for (doc,) in await conn.execute_fetchall(
+            "SELECT doc FROM engine_meta WHERE name = ?", (name,)
+        ):
+            table = json.loads(doc)
+            if isinstance(table, dict):
+                fixed = {fix(str(k)): v for k, v in table.items()}
+                await conn.execute(
+                    "UPDATE engine_meta SET doc = ? WHERE name = ?", (json.dumps(fixed), name)
+                )
+    for column in ("kind", "venue", "account", "scope", "symbol", "channel"):
+        await conn.execute(f"ALTER TABLE mutes ADD COLUMN {column} TEXT")
+    for rowid, target in await conn.execute_fetchall("SELECT rowid, target FROM mutes"):
+        await conn.execute(
+            "UPDATE mutes SET kind = ?, venue = ?, account = ?, scope = ?, symbol = ?, "
+            "channel = ? WHERE rowid = ?",
+            (*mute_parts(target), rowid),
+        )
+    await conn.execute("CREATE INDEX mutes_venue_account ON mutes (venue, account)")
+    # the scope tables keep their key's parts beside the key text
+    await conn.execute("ALTER TABLE scope_status ADD COLUMN scope_name TEXT")
+    for column in ("venue", "account", "scope_name"):
+        await conn.execute(f"ALTER TABLE risk_history ADD COLUMN {column} TEXT")
+    for table in ("scope_status", "risk_history"):
+        for (text,) in await conn.execute_fetchall(f"SELECT DISTINCT scope FROM {table}"):
+            parts = scope_parts(str(text))
+            if parts is not None:
+                await conn.execute(
+                    f"UPDATE {table} SET venue = ?, account = ?, scope_name = ? WHERE scope = ?",
+                    (*parts, text),
+                )
+    await conn.execute("CREATE INDEX risk_history_account ON risk_history (venue, account)")
+
+
+def scope_parts(text: str) -> tuple[str, str, str] | None:
+    """(venue, account, scope) of a scope key's text, None when it is not one."""
+    try:
+        key = ids.parse_subject(text)
+    except ids.IdError:
+        return None
+    if not isinstance(key, ids.ScopeKey):
+        return None
+    return (key.venue, key.account, key.scope)
+
+
+#: a migration: an SQL script, or an async function run on the connection inside the
+#: migration's transaction (for changes SQL cannot express, like parsing identities)
+Migration = str | Callable[[aiosqlite.Connection], Awaitable[None]]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
     # 1: alert state, transition history, outbox, mutes
     """
     CREATE TABLE alert_state (
@@ -139,6 +295,8 @@ CREATE TABLE daemon_status (
     updated_at REAL NOT NULL
 );
 """,
+    # 3: one spelling per venue in every stored key; mutes keep their target's parts
+    _migrate_3,
 )
 """Append-only: each entry is one migration script; never edit a released one."""
 
@@ -191,18 +349,26 @@ async def _version(conn: aiosqlite.Connection) -> int:
     return int(value) if value is not None else 0
 
 
+def lock_path(path: Path) -> Path:
+    """The lock file of the store at ``path``: ``<real path>.lock`` beside the file the path
+    resolves to (symlinks followed, ``.``/``..`` and relative parts removed), so that two
+    spellings of one store (``./x``, ``x``, a symlink to it) take the same lock."""
+    real = Path(os.path.realpath(path))
+    return real.with_name(real.name + ".lock")
+
+
 def _lock(path: Path) -> int:
-    lock_path = path.with_name(path.name + ".lock")
+    lock = lock_path(path)
     try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
-        raise FatalError(f"store {path}: cannot create {lock_path}: {exc.strerror}") from None
+        raise FatalError(f"store {path}: cannot create {lock}: {exc.strerror}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         raise StoreLockedError(
-            f"store {path} is in use by another monitor process (lock {lock_path});"
+            f"store {path} is in use by another monitor process (lock {lock});"
             " stop it first or use another store path"
         ) from None
     os.ftruncate(fd, 0)
@@ -211,14 +377,26 @@ def _lock(path: Path) -> int:
 
 
 async def open_store(
-    path: Path, *, lock: bool = True, migrations: tuple[str, ...] = MIGRATIONS
+    path: Path,
+    *,
+    lock: bool = True,
+    create: bool = True,
+    migrations: tuple[Migration, ...] = MIGRATIONS,
 ) -> Store:
     """Open (create) the store at ``path``; see the module docstring.
 
     ``lock=False`` skips the instance lock: for tools that only add a row (``monitor mute``)
-    while the daemon runs; SQLite's own locking keeps such writes safe.
+    while the daemon runs; SQLite's own locking keeps such writes safe. ``create=False``: a
+    path with no store is a :class:`~monitor.errors.FatalError` ("no store at …"), never a
+    new empty database (every command but ``run``).
     """
     path = Path(path)
+    if not create and not path.is_file():
+        what = "is not a file" if path.exists() else "does not exist"
+        raise FatalError(
+            f"no store at {path}: it {what} (has the daemon run? check --store or the"
+            " [store] path of --config)"
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -243,10 +421,20 @@ async def open_store(
         for number, script in enumerate(migrations, start=1):
             if number <= current:
                 continue
-            await conn.executescript(
-                f"BEGIN IMMEDIATE;\n{script}\n"
-                f"INSERT INTO schema_version (version) VALUES ({number});\nCOMMIT;"
-            )
+            if isinstance(script, str):
+                await conn.executescript(
+                    f"BEGIN IMMEDIATE;\n{script}\n"
+                    f"INSERT INTO schema_version (version) VALUES ({number});\nCOMMIT;"
+                )
+            else:
+                await conn.execute("BEGIN IMMEDIATE")
+                try:
+                    await script(conn)
+                    await conn.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
+                except BaseException:
+                    await conn.execute("ROLLBACK")
+                    raise
+                await conn.execute("COMMIT")
             log().info("store.migrated", path=str(path), version=number)
     except sqlite3.Error as exc:
         await conn.close()

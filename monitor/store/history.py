@@ -3,9 +3,11 @@
 Tables (migration 2 in :data:`monitor.store.db.MIGRATIONS`):
 
 * ``risk_history(scope, ts, equity, maintenance, margin_ratio, nearest_liq, shock_down,
-  shock_up, funding_day)``: one row per sample; pruned by retention.
-* ``scope_status(scope, venue, account, ts, doc)``: the latest figures of every scope (JSON),
-  what ``monitor status`` shows; a scope that vanished is deleted.
+  shock_up, funding_day, venue, account, scope_name)``: one row per sample; pruned by
+  retention. ``scope`` is the key's text, ``venue``/``account``/``scope_name`` its parts
+  (migration 3; None for a text that is not a scope key).
+* ``scope_status(scope, venue, account, ts, doc, scope_name)``: the latest figures of every
+  scope (JSON), what ``monitor status`` shows; a scope that vanished is deleted.
 * ``feed_status(venue, channel, state, detail, updated_at, last_message_at)``.
 * ``funding_paid(venue, account, symbol, ts, amount, rate)``: funding the venue booked.
 * ``daemon_status(name, doc, updated_at)``: the daemon's one-line summary and pid.
@@ -25,12 +27,15 @@ from typing import Any
 from monitor.engine.status import Sample, Sampler, status_doc
 from monitor.margin.risk import ScopeRisk
 from monitor.model.events import FeedStatus, FundingPayment
-from monitor.store.db import Store
+from monitor.model.ids import AccountKey, IdError, ScopeKey, parse_subject
+from monitor.store.db import Store, scope_parts
 
 __all__ = [
+    "Known",
     "Sample",
     "Sampler",
     "StatusView",
+    "known",
     "prune",
     "read_history",
     "read_status",
@@ -52,7 +57,9 @@ async def record(
     """Write samples and the latest status of scopes in one transaction."""
     async with store.transaction() as conn:
         await conn.executemany(
-            "INSERT OR REPLACE INTO risk_history VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO risk_history (scope, ts, equity, maintenance, margin_ratio,"
+            " nearest_liq, shock_down, shock_up, funding_day, venue, account, scope_name)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     s.scope,
@@ -64,18 +71,34 @@ async def record(
                     s.shock_down,
                     s.shock_up,
                     s.funding_day,
+                    *_parts(s.scope),
                 )
                 for s in samples
             ],
         )
         await conn.executemany(
-            "INSERT OR REPLACE INTO scope_status VALUES (?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO scope_status (scope, venue, account, ts, doc, scope_name)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
             [
-                (str(r.key), r.venue, r.account, doc.get("ts", 0.0), json.dumps(doc))
+                (str(r.key), r.venue, r.account, doc.get("ts", 0.0), json.dumps(doc), r.key.scope)
                 for r, doc in statuses
             ],
         )
         await conn.executemany("DELETE FROM scope_status WHERE scope = ?", [(s,) for s in vanished])
+
+
+def _parts(scope: str) -> tuple[str | None, str | None, str | None]:
+    parts = _PARTS.get(scope)
+    if parts is None:
+        found = scope_parts(scope)
+        parts = found if found is not None else (None, None, None)
+        if len(_PARTS) >= 65536:
+            _PARTS.clear()
+        _PARTS[scope] = parts
+    return parts
+
+
+_PARTS: dict[str, tuple[str | None, str | None, str | None]] = {}
 
 
 async def prune(store: Store, before: float) -> int:
@@ -87,7 +110,9 @@ async def prune(store: Store, before: float) -> int:
 async def read_history(store: Store, scope: str, since: float) -> list[Sample]:
     async with store.read() as conn:
         cur = await conn.execute(
-            "SELECT * FROM risk_history WHERE scope = ? AND ts >= ? ORDER BY ts", (scope, since)
+            "SELECT scope, ts, equity, maintenance, margin_ratio, nearest_liq, shock_down,"
+            " shock_up, funding_day FROM risk_history WHERE scope = ? AND ts >= ? ORDER BY ts",
+            (scope, since),
         )
         rows = await cur.fetchall()
     return [Sample(*row) for row in rows]
@@ -201,3 +226,33 @@ async def read_status(store: Store) -> StatusView:
         feeds=feeds_out,
         funding_paid=funding_out,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """What the store knows of: scopes (from the latest status and the risk history) and
+    feed venues. Texts that are not identities are left out."""
+
+    scopes: frozenset[ScopeKey]
+    feed_venues: frozenset[str]
+
+    @property
+    def accounts(self) -> frozenset[AccountKey]:
+        return frozenset(s.account_key for s in self.scopes)
+
+
+async def known(store: Store) -> Known:
+    async with store.read() as conn:
+        rows = await conn.execute_fetchall(
+            "SELECT scope FROM scope_status UNION SELECT DISTINCT scope FROM risk_history"
+        )
+        venues = await conn.execute_fetchall("SELECT DISTINCT venue FROM feed_status")
+    scopes = set()
+    for (text,) in rows:
+        try:
+            key = parse_subject(str(text))
+        except IdError:
+            continue
+        if isinstance(key, ScopeKey):
+            scopes.add(key)
+    return Known(frozenset(scopes), frozenset(str(v) for (v,) in venues))
