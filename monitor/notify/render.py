@@ -233,6 +233,16 @@ def short_account(account: str) -> str:
     return numfmt.short_id(m.group(1)) + (m.group(2) or "")
 
 
+def scope_name(scope_key: str) -> str:
+    """A scope key ``venue:account/scope`` with an address account shortened
+    (``hyperliquid:0x1111…1111/cross``)."""
+    venue, sep, rest = scope_key.partition(":")
+    account, slash, scope = rest.rpartition("/")
+    if not sep or not slash:
+        return scope_key
+    return f"{venue}:{short_account(account)}/{scope}"
+
+
 def who(group: str, labels: Mapping[str, str] | None = None) -> str:
     """The name people know for an alert group: the account's ``label`` (``labels`` maps
     ``venue:account`` to it), else ``venue:`` and the account id (an address shortened:
@@ -382,7 +392,7 @@ def scope_lines(risk: ScopeRisk) -> list[str]:
     else:
         ratio = "n/a (no positions)" if not risk.positions else "∞ (equity ≤ 0)"
     lines = [
-        f"Scope {numfmt.short_scope(str(risk.key))}: equity {money(risk.equity)}, maintenance "
+        f"Scope {scope_name(str(risk.key))}: equity {money(risk.equity)}, maintenance "
         f"{money(risk.maintenance_margin)}, margin ratio {ratio}: {_scope_state(risk)}",
         f"Collateral at risk: {money(risk.collateral_at_risk)} "
         f"({'the whole cross pool' if cross else 'this isolated allocation'})",
@@ -563,19 +573,20 @@ def render_group(
     lines: list[str] = []
     for t in group.transitions:
         lines.append(_styled(transition_line(t, labels, rules), fmt, bold=True))
-    shown: set[tuple[str, str]] = set()
+    by_scope: dict[str, list[Remedy]] = {}
     for t in group.transitions:
         r = (remedies or {}).get(t.id)
         if r is None or t.kind is TransitionKind.RESOLVED:
             continue
-        ident = (str(r.key), str(r.target))
-        if ident in shown:
-            continue
-        shown.add(ident)
+        same = by_scope.setdefault(str(r.key), [])
+        if all(x.target != r.target for x in same):
+            same.append(r)
+    for scope_key, found in by_scope.items():
         lines.append("")
-        lines.append(_styled(f"What to do on {numfmt.short_scope(str(r.key))}:", fmt))
-        for line in remedy_lines(r):
-            lines.append(_styled(line, fmt))
+        lines.append(_styled(f"What to do on {scope_name(scope_key)}:", fmt))
+        for r in found:
+            for line in remedy_lines(r):
+                lines.append(_styled(line, fmt))
     seen: set[str] = set()
     for t in group.transitions:
         scope_subject = t.subject.split("#", 1)[0]
