@@ -418,7 +418,7 @@ def scope_lines(risk: ScopeRisk) -> list[str]:
         else:
             liq = f"liq {price(p.liquidation_price)} ({pct(p.liquidation_distance)} away)"
         lines.append(
-            f"  {p.symbol} {side} {numfmt.size(abs(p.size))} @ mark {price(p.mark_price)}: "
+            f"• {p.symbol} {side} {numfmt.size(abs(p.size))} @ mark {price(p.mark_price)}: "
             f"{liq}, funding/day {money(p.funding_cost_per_day)}"
         )
     return lines
@@ -460,18 +460,18 @@ def remedy_lines(r: Remedy) -> list[str]:
     if r.met:
         return [f"{head} already there ({figures_text(r.now)})"]
     if r.deposit is None or r.after_deposit is None:
-        return [head, f"  UNKNOWN: {r.unknown}"]
+        return [head, f"• UNKNOWN: {r.unknown}"]
     deposit = _ceil_cents(r.deposit) if r.deposit >= 1.0 else _ceil_sig(r.deposit, 3)
-    lines = [head, f"  deposit {money(deposit)} → {figures_text(r.after_deposit)}"]
+    lines = [head, f"• deposit {money(deposit)} → {figures_text(r.after_deposit)}"]
     if r.reduce_size is not None and r.reduce_fraction is not None and r.after_reduction:
         frac = "all of it" if r.reduce_fraction >= 1.0 else pct(r.reduce_fraction)
         cut = _ceil_sig(r.reduce_size, 6)
         lines.append(
-            f"  or cut {r.reduce_symbol} by {numfmt.size(cut)} ({frac}) → "
+            f"• or cut {r.reduce_symbol} by {numfmt.size(cut)} ({frac}) → "
             f"{figures_text(r.after_reduction)}"
         )
     if r.reduce_note:
-        lines.append(f"  note: {r.reduce_note}")
+        lines.append(f"• note: {r.reduce_note}")
     return lines
 
 
@@ -636,7 +636,7 @@ def render_held(
         place = where(rec.subject, rec.group)
         lines.append(
             _styled(
-                f"  {rec.severity.value.upper()} {who(rec.group, labels)}"
+                f"• {rec.severity.value.upper()} {who(rec.group, labels)}"
                 + (f", {place}" if place else "")
                 + f": {RULE_TITLES.get(rec.rule, rec.rule)} {rule_value(rec.rule, rec.value)}"
                 + f" ({state} since {iso(rec.since)})",

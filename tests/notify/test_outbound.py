@@ -133,8 +133,8 @@ def test_the_remedy_is_in_the_message_between_the_alert_line_and_the_figures() -
         "",
         "What to do on generic:acct/cross:",
         "To get back to margin ratio 75% (its clear level):",
-        "  deposit 66.67 → margin ratio 75.0%, nearest liquidation 0.34% away",
-        "  or cut BTC by 0.1 (10.00%) → margin ratio 75.0%, nearest liquidation 0.34% away",
+        "• deposit 66.67 → margin ratio 75.0%, nearest liquidation 0.34% away",
+        "• or cut BTC by 0.1 (10.00%) → margin ratio 75.0%, nearest liquidation 0.34% away",
     ]
     assert lines[7].startswith("Scope generic:acct/cross: equity 600.00, maintenance 500.00")
 
@@ -164,7 +164,7 @@ def test_a_stale_feed_gets_a_message_of_its_own_naming_the_alerts_it_holds() -> 
     assert held.body.splitlines() == [
         "HELD: 1 alert frozen while hyperliquid/allMids is stale (no fire, no repeat, no "
         "resolve until it recovers; values as last seen):",
-        "  CRITICAL Main desk, cross: margin ratio 0.9500 (95.0%) (firing since "
+        "• CRITICAL Main desk, cross: margin ratio 0.9500 (95.0%) (firing since "
         "2026-05-01T12:00:00Z)",
         "",
         "at 2026-05-01T12:01:00Z",

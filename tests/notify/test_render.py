@@ -86,7 +86,7 @@ def test_fired_message_has_value_threshold_and_scope_figures() -> None:
     assert "Funding cost per day: 12.50, runway 1 d 6 h" in lines
     assert "Drains the pool most: BTC" in lines
     # BTC: |100 − 96| / 100 = 4 %
-    assert "  BTC long 1 @ mark 100: liq 96 (4.00% away), funding/day 0.00" in lines
+    assert "• BTC long 1 @ mark 100: liq 96 (4.00% away), funding/day 0.00" in lines
     assert lines[-1] == "at 2026-05-01T12:00:00Z"
     assert r.title == "[CRITICAL] hyperliquid:0xabc — margin ratio 0.9500 (95.0%)"
 
@@ -153,7 +153,7 @@ def test_a_scope_at_a_ratio_of_one_is_past_liquidation_in_its_figures() -> None:
     lines = scope_lines(risk)
     assert lines[0].endswith("margin ratio 1.0000 (100.0%): LIQUIDATABLE (maintenance ≥ equity)")
     assert "Shock to liquidation: none left (past liquidation)" in lines
-    assert "  BTC long 1 @ mark 100: liq 100 (past liquidation), funding/day 0.00" in lines
+    assert "• BTC long 1 @ mark 100: liq 100 (past liquidation), funding/day 0.00" in lines
 
 
 def test_an_empty_cross_pool_is_not_liquidatable() -> None:
@@ -174,7 +174,7 @@ def test_runway_in_days_and_tiny_prices_and_huge_sizes_with_significant_digits()
     assert "Funding cost per day: 0.00, runway 9,355 d 14 h" in lines
     # (0.000013 − 0.0000104347) / 0.000013 = 19.73 %; entry and liquidation stay distinct
     assert lines[-1] == (
-        "  PEPE long 40,000,000 @ mark 0.000013: liq 0.0000104347 (19.73% away), funding/day 0.00"
+        "• PEPE long 40,000,000 @ mark 0.000013: liq 0.0000104347 (19.73% away), funding/day 0.00"
     )
     runway = tr(rule="funding_runway", value=224_534.6, threshold=24.0)
     assert "funding runway 9,355 d 14 h" in transition_line(runway)
@@ -254,7 +254,7 @@ def test_held_alerts_are_listed_in_a_message_of_their_own() -> None:
     r = render_held(feed, [rec], labels=LABELS)
     assert r.title == "[HELD] feed:hyperliquid — 1 alert held while hyperliquid/allMids is stale"
     assert r.body.splitlines()[1] == (
-        "  CRITICAL Main desk, cross: margin ratio 0.9500 (95.0%) (firing since "
+        "• CRITICAL Main desk, cross: margin ratio 0.9500 (95.0%) (firing since "
         "2026-05-01T12:00:00Z)"
     )
 
