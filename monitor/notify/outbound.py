@@ -11,7 +11,8 @@ position, that bring the scope back to the clear level of the rule that fired.""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from monitor.alerts.engine import (
     ACCOUNT_CHANNEL,
@@ -39,10 +40,19 @@ from monitor.notify.render import (
 from monitor.store.outbox import OutboundMessage
 from monitor.whatif import remedy_of
 
+if TYPE_CHECKING:
+    from monitor.config import AccountConfig
+
 RemedyOf = Callable[[Transition], Remedy | None]
 """What the shell passes as ``remedy``: the remedy for one transition, or None."""
 
 _HELD_RULES = frozenset(k.value for k in DIRECTIONS) - {RuleKind.OUTBOX_BACKLOG.value}
+
+
+def labels_of(accounts: Iterable[AccountConfig]) -> dict[str, str]:
+    """``venue:account`` → ``label`` for the configured accounts that have one (what
+    :func:`build_messages` takes as ``labels``)."""
+    return {str(a.key): a.label for a in accounts if a.label}
 
 
 def remedy_target(t: Transition, rules: AlertRules) -> Target | None:

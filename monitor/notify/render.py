@@ -243,11 +243,24 @@ def scope_name(scope_key: str) -> str:
     return f"{venue}:{short_account(account)}/{scope}"
 
 
+def _label_of(group: str, labels: Mapping[str, str]) -> str | None:
+    label = labels.get(group)
+    if label or not group.startswith("dydx:"):
+        return label
+    # a dYdX child subaccount (ADDR/N, N ≥ 128) is configured with its parent (ADDR/N mod 128)
+    address, slash, number = group.partition("/")
+    if not slash or not number.isdigit() or int(number) < 128:
+        return None
+    parent = labels.get(f"{address}/{int(number) % 128}")
+    return f"{parent} /{number}" if parent else None
+
+
 def who(group: str, labels: Mapping[str, str] | None = None) -> str:
     """The name people know for an alert group: the account's ``label`` (``labels`` maps
-    ``venue:account`` to it), else ``venue:`` and the account id (an address shortened:
+    ``venue:account`` to it; a dYdX child subaccount ``/128`` gets its parent's label and its
+    number: ``Main desk /128``), else ``venue:`` and the account id (an address shortened:
     ``hyperliquid:0x1111…1111``); ``feed:…`` and ``monitor`` groups as they are."""
-    label = (labels or {}).get(group)
+    label = _label_of(group, labels or {})
     if label:
         return one_line(label)
     venue, sep, account = group.partition(":")

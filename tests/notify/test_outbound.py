@@ -19,7 +19,14 @@ from monitor.model.instruments import MaintenanceSchedule
 from monitor.model.portfolio import Portfolio
 from monitor.model.positions import Position, ScopeKey
 from monitor.notify.channels import Channel, parse_channels
-from monitor.notify.outbound import build_messages, held_by, remedy_for, remedy_target
+from monitor.notify.outbound import (
+    build_messages,
+    held_by,
+    labels_of,
+    remedy_for,
+    remedy_target,
+)
+from monitor.notify.render import who
 from monitor.report import portfolio_of
 from tests.alerts.helpers import scope
 
@@ -188,3 +195,20 @@ def test_an_account_stream_holds_only_that_account() -> None:
     held = msgs[-1]
     assert "HELD: 1 alert frozen while hyperliquid/account:0xa is down" in held.body
     assert held.severity == "critical"
+
+
+def test_labels_of_the_configured_accounts() -> None:
+    from monitor.config import AccountConfig, AccountKind
+
+    accounts = [
+        AccountConfig(
+            AccountKind.ADDRESS, "hyperliquid", ADDR, label="Main desk", feed="hyperliquid"
+        ),
+        AccountConfig(AccountKind.ADDRESS, "hyperliquid", "0x2222", feed="hyperliquid"),
+        AccountConfig(AccountKind.ADDRESS, "dydx_v4", "dydx1abc/0", label="Swing", feed="dydx"),
+    ]
+    labels = labels_of(accounts)
+    assert labels == {f"hyperliquid:{ADDR}": "Main desk", "dydx:dydx1abc/0": "Swing"}
+    # a dYdX child subaccount (128 + 0) is named after its parent
+    assert who("dydx:dydx1abc/128", labels) == "Swing /128"
+    assert who("dydx:dydx1abc/1", labels) == "dydx:dydx1abc/1"
