@@ -471,7 +471,12 @@ def remedy_lines(r: Remedy) -> list[str]:
     fired), then the reduction of the draining position, each with what it gives."""
     head = f"To get back to {r.target} (its clear level):"
     if r.met:
-        return [f"{head} already there ({figures_text(r.now)})"]
+        # the alert fired on a figure ours do not reproduce (the venue's own margin ratio)
+        return [
+            head,
+            f"• by our figures the scope is already there ({figures_text(r.now)}); the alert "
+            "comes from the venue's own figure: check the account at the venue",
+        ]
     if r.deposit is None or r.after_deposit is None:
         return [head, f"• UNKNOWN: {r.unknown}"]
     deposit = _ceil_cents(r.deposit) if r.deposit >= 1.0 else _ceil_sig(r.deposit, 3)
@@ -630,16 +635,20 @@ def render_held(
     ``feed`` (a ``feed_stale`` transition) is active, the threshold alerts in ``held`` are
     frozen (no fire, no repeat, no resolve) at their last values."""
     source = feed.subject.removeprefix("feed:")
+    venue, _, channel = source.partition("/")
+    # the engine's detail says "VENUE CHANNEL is down" or "… is stale"
+    state = "down" if f"{venue} {channel} is down" in feed.detail else "stale"
+    if not feed.detail and feed.severity is Severity.CRITICAL:
+        state = "down"
     n = len(held)
     title = one_line(
         f"[HELD] {_title_who(feed.group, labels)}{_TITLE_SEP}{n} alert{'s' if n != 1 else ''} "
-        f"held while {source} is stale"
+        f"held while {source} is {state}"
     )
     lines = [
         _styled(
-            f"HELD: {n} alert{'s' if n != 1 else ''} frozen while {source} is "
-            f"{'down' if feed.severity is Severity.CRITICAL else 'stale'} (no fire, no repeat, "
-            "no resolve until it recovers; values as last seen):",
+            f"HELD: {n} alert{'s' if n != 1 else ''} frozen while {source} is {state} (no fire, "
+            "no repeat, no resolve until it recovers; values as last seen):",
             fmt,
             bold=True,
         )

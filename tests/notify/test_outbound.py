@@ -212,3 +212,20 @@ def test_labels_of_the_configured_accounts() -> None:
     # a dYdX child subaccount (128 + 0) is named after its parent
     assert who("dydx:dydx1abc/128", labels) == "Swing /128"
     assert who("dydx:dydx1abc/1", labels) == "dydx:dydx1abc/1"
+
+
+def test_a_venue_ratio_alert_our_figures_do_not_reproduce_says_so_instead_of_a_deposit() -> None:
+    # collateral 1 000: MM 500 / equity 1 000 = 0.5 by our figures, while the venue's own
+    # ratio (0.92) fired the critical; liquidation: 1 000 + (P − 50 000) = 0.01·P →
+    # P = 49 000 / 0.99 = 49 494.95, (50 000 − 49 494.95) / 50 000 = 1.01 % away
+    p = book(1_000.0)
+    t = fired(value=0.92, threshold=0.8)
+    (msg,) = build_messages(
+        [t], [text_channel()], {}, T0, rules=rules(), remedy=lambda tr: remedy_for(p, tr, rules())
+    )
+    lines = msg.body.splitlines()
+    assert lines[3:5] == [
+        "To get back to margin ratio 75% (its clear level):",
+        "• by our figures the scope is already there (margin ratio 50.0%, nearest liquidation "
+        "1.01% away); the alert comes from the venue's own figure: check the account at the venue",
+    ]
