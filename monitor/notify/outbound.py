@@ -11,6 +11,8 @@ position, that bring the scope back to the clear level of the rule that fired.""
 from __future__ import annotations
 
 import hashlib
+import math
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -31,6 +33,7 @@ from monitor.model.portfolio import Portfolio
 from monitor.notify.channels import Channel
 from monitor.notify.render import (
     REMEDY_RULES,
+    Move,
     Rendered,
     group_title,
     notify_type,
@@ -47,6 +50,64 @@ RemedyOf = Callable[[Transition], Remedy | None]
 """What the shell passes as ``remedy``: the remedy for one transition, or None."""
 
 _HELD_RULES = frozenset(k.value for k in DIRECTIONS) - {RuleKind.OUTBOX_BACKLOG.value}
+
+
+class Recent:
+    """How fast an alert moved: each scope's margin ratio and each position's liquidation
+    distance over the last ``window`` seconds (default 15 min), one sample per ``every``
+    seconds (default 10 s) per subject, so memory stays bounded (≤ window / every + 1 samples
+    per subject). Times are seconds on one clock for every call (the shell's ``now``).
+
+    The shell calls :meth:`record` with each step's recomputed scopes and passes the object
+    to :func:`build_messages` as ``recent``; an alert then says ``up from 0.7100 (71.0%)
+    12 min ago``: its value at the oldest sample in the window."""
+
+    def __init__(self, window: float = 900.0, every: float = 10.0) -> None:
+        self.window = window
+        self.every = every
+        self._by: dict[str, deque[tuple[float, float]]] = {}
+        self._pruned = -math.inf
+
+    def _add(self, subject: str, value: float | None, now: float) -> None:
+        if value is None or not math.isfinite(value):
+            return
+        samples = self._by.get(subject)
+        if samples is None:
+            samples = self._by[subject] = deque()
+        if samples and now - samples[-1][0] < self.every:
+            return
+        samples.append((now, value))
+        while samples and now - samples[0][0] > self.window:
+            samples.popleft()
+
+    def record(self, risks: Iterable[ScopeRisk], now: float) -> None:
+        """Note each scope's margin ratio (subject ``venue:account/scope``) and each
+        position's liquidation distance (``…#SYMBOL``) at ``now``."""
+        for r in risks:
+            scope = str(r.key)
+            self._add(scope, r.margin_ratio, now)
+            for p in r.positions:
+                self._add(f"{scope}#{p.symbol}", p.liquidation_distance, now)
+        if now - self._pruned > self.window:
+            self._pruned = now
+            for subject in [
+                k for k, v in self._by.items() if not v or now - v[-1][0] > self.window
+            ]:
+                del self._by[subject]
+
+    def move(self, t: Transition, now: float) -> Move | None:
+        """Where ``t``'s value stood at the oldest sample of the window (margin ratio and
+        liquidation distance alerts only); None without a sample at least ``every`` old."""
+        if t.rule not in REMEDY_RULES:
+            return None
+        samples = self._by.get(t.subject)
+        if not samples:
+            return None
+        for at, value in samples:
+            age = now - at
+            if age <= self.window:
+                return Move(value, age) if age >= self.every else None
+        return None
 
 
 def labels_of(accounts: Iterable[AccountConfig]) -> dict[str, str]:
@@ -136,6 +197,7 @@ def build_messages(
     rules: AlertRules | None = None,
     remedy: RemedyOf | None = None,
     state: AlertState | None = None,
+    recent: Recent | None = None,
 ) -> list[OutboundMessage]:
     """One message per (group, channel) for the unmuted transitions a channel takes
     (severity ≥ its ``min_severity``; resolves only if it ``send_resolved``).
@@ -146,7 +208,8 @@ def build_messages(
     (``lambda t: remedy_for(engine.portfolio, t, engine.rules)``), asked once per
     margin-ratio or liquidation-distance alert. ``state``: the alert state after the step;
     with it, each feed that fired stale or down also gets a message of its own listing the
-    alerts it holds (none when it holds none)."""
+    alerts it holds (none when it holds none). ``recent``: the recent values (:class:`Recent`)
+    that say how fast a margin-ratio or liquidation-distance alert moved."""
     out: list[OutboundMessage] = []
     remedies: dict[str, Remedy] = {}
     if remedy is not None:
@@ -155,6 +218,12 @@ def build_messages(
                 r = remedy(t)
                 if r is not None:
                     remedies[t.id] = r
+    moves: dict[str, Move] = {}
+    if recent is not None:
+        for t in transitions:
+            m = recent.move(t, now)
+            if m is not None:
+                moves[t.id] = m
     for group in group_transitions(transitions):
         for ch in channels:
             mine = tuple(
@@ -175,6 +244,7 @@ def build_messages(
                 labels=labels,
                 rules=rules,
                 remedies=remedies,
+                moves=moves,
             )
             resolved_only = all(t.kind is TransitionKind.RESOLVED for t in mine)
             severity = max((t.severity for t in mine), key=lambda s: s.rank).value

@@ -331,9 +331,24 @@ def _how_bad(t: Transition, rules: AlertRules | None) -> str:
     return f"{text} {rule_value(t.rule, clear)}"
 
 
-def _moved(t: Transition) -> str:
-    """How it moved: the previous severity, how long active, the worst value."""
+@dataclass(frozen=True, slots=True)
+class Move:
+    """Where an alert's value stood ``seconds`` ago (``value`` in the rule's units)."""
+
+    value: float
+    seconds: float
+
+
+def _moved(t: Transition, move: Move | None = None) -> str:
+    """How it moved: from what value how long ago, the previous severity, how long active,
+    the worst value."""
     bits = []
+    if move is not None and t.value is not None and math.isfinite(t.value):
+        if move.value != t.value:
+            way = "up" if t.value > move.value else "down"
+            bits.append(f"{way} from {rule_value(t.rule, move.value)} {duration(move.seconds)} ago")
+        else:
+            bits.append(f"unchanged for {duration(move.seconds)}")
     if t.previous is not None:
         bits.append(f"was {t.previous.value}")
     if t.kind is not TransitionKind.FIRED and t.at > t.since:
@@ -354,11 +369,13 @@ def transition_line(
     t: Transition,
     labels: Mapping[str, str] | None = None,
     rules: AlertRules | None = None,
+    move: Move | None = None,
 ) -> str:
     """One line: ``VERB SEVERITY: WHO, SCOPE [SYMBOL]: rule value vs level (how it moved)``.
 
     ``labels``: ``venue:account`` → the account's label. ``rules``: the alert rules, to name
-    the clear level of a repeat that no longer crosses its fire level."""
+    the clear level of a repeat that no longer crosses its fire level. ``move``: where the
+    value stood a while ago (``up from 71.0% 12 min ago``)."""
     verb = _VERB[t.kind]
     sev = t.severity.value.upper()
     place = where(t.subject, t.group)
@@ -371,7 +388,7 @@ def transition_line(
         peak = f", worst {rule_value(t.rule, t.peak)}" if t.peak is not None else ""
         why = f" ({t.detail})" if t.detail else ""
         return f"{head} now {value}{why}; lasted {duration(t.at - t.since)}{peak}"
-    moved = _moved(t)
+    moved = _moved(t, move)
     return f"{head} {_how_bad(t, rules)}" + (f" ({moved})" if moved else "")
 
 
@@ -581,16 +598,19 @@ def render_group(
     labels: Mapping[str, str] | None = None,
     rules: AlertRules | None = None,
     remedies: Mapping[str, Remedy] | None = None,
+    moves: Mapping[str, Move] | None = None,
 ) -> Rendered:
     """One message for one group: the alert lines (bold), then the remedies, then the
     figures of each scope. ``risks``: latest figures per scope name (``venue:account/scope``),
     used when a transition carries none. ``labels``: ``venue:account`` → label.
     ``rules``: for the clear levels named by repeats. ``remedies``: transition id → the
-    remedy computed for it (:func:`monitor.notify.outbound.remedy_for`)."""
+    remedy computed for it (:func:`monitor.notify.outbound.remedy_for`). ``moves``:
+    transition id → where its value stood a while ago (:class:`monitor.notify.outbound.Recent`)."""
     title = group_title(group, labels=labels)
     lines: list[str] = []
     for t in group.transitions:
-        lines.append(_styled(transition_line(t, labels, rules), fmt, bold=True))
+        move = (moves or {}).get(t.id)
+        lines.append(_styled(transition_line(t, labels, rules, move), fmt, bold=True))
     by_scope: dict[str, list[Remedy]] = {}
     for t in group.transitions:
         r = (remedies or {}).get(t.id)

@@ -20,6 +20,7 @@ from monitor.model.portfolio import Portfolio
 from monitor.model.positions import Position, ScopeKey
 from monitor.notify.channels import Channel, parse_channels
 from monitor.notify.outbound import (
+    Recent,
     build_messages,
     held_by,
     labels_of,
@@ -229,3 +230,41 @@ def test_a_venue_ratio_alert_our_figures_do_not_reproduce_says_so_instead_of_a_d
         "• by our figures the scope is already there (margin ratio 50.0%, nearest liquidation "
         "1.01% away); the alert comes from the venue's own figure: check the account at the venue",
     ]
+
+
+def test_an_alert_says_how_fast_it_moved_from_the_recent_values() -> None:
+    recent = Recent(window=900.0, every=10.0)
+    recent.record(book(1_000.0).risks(), T0)  # 500 / 1 000 = 0.5
+    recent.record(book(800.0).risks(), T0 + 300)  # 500 / 800 = 0.625
+    now = book(600.0)
+    recent.record(now.risks(), T0 + 720)  # 500 / 600 = 0.8333
+    t = fired(at=T0 + 720, since=T0 + 720)
+    (msg,) = build_messages([t], [text_channel()], {}, T0 + 720, rules=rules(), recent=recent)
+    # the oldest sample in the window: 0.5, 720 s = 12 min before
+    assert msg.body.splitlines()[0] == (
+        "FIRING CRITICAL: generic:acct, cross: margin ratio 0.8333 (83.3%) ≥ 0.8000 (80.0%), the "
+        "critical level (up from 0.5000 (50.0%) 12 min ago; since 2026-05-01T12:12:00Z)"
+    )
+    # BTC's distance: 1 000 + (P − 50 000) = 0.01·P → 1.01 % then; 600 → 0.20 %
+    (dist,) = build_messages(
+        [fired("liquidation_distance", f"{CROSS}#BTC", value=0.002, threshold=0.05, at=T0 + 720)],
+        [text_channel()],
+        {},
+        T0 + 720,
+        recent=recent,
+    )
+    assert "(down from 1.01% 12 min ago;" in dist.body.splitlines()[0]
+
+
+def test_recent_values_are_bounded_and_forget_what_left_the_window() -> None:
+    recent = Recent(window=60.0, every=10.0)
+    for i in range(1_000):  # one step a second for 1 000 s
+        recent.record(book(1_000.0 - i * 0.1).risks(), T0 + i)
+    t = fired(at=T0 + 999)
+    move = recent.move(t, T0 + 999)
+    # samples every 10 s, none older than 60 s: the oldest is from T0 + 940 (ratio 500 / 906)
+    assert move is not None and move.seconds == 59.0
+    assert abs(move.value - 500.0 / 906.0) < 1e-12
+    assert recent.move(fired(rule="drawdown"), T0 + 999) is None  # no speed for other rules
+    # after the window with nothing recorded, nothing is said
+    assert recent.move(t, T0 + 999 + 120) is None

@@ -14,7 +14,7 @@ from monitor.model.instruments import MaintenanceSchedule
 from monitor.model.portfolio import Portfolio
 from monitor.model.positions import Position
 from monitor.notify.channels import parse_channels
-from monitor.notify.outbound import build_messages, remedy_for
+from monitor.notify.outbound import Recent, build_messages, remedy_for
 from monitor.notify.render import to_plain
 from monitor.notify.sender import AppriseSender
 from monitor.report import portfolio_of
@@ -52,10 +52,13 @@ def messages(telegram_url: str = "tgram://123456789:AAAA/-100123") -> list[Outbo
     """BTC at 91 000 then, 60 s later (the warning's ``for``), 90 500: the liquidation
     distance warning (10 %, clear 12 %) fires with its remedy."""
     rules = AlertRules.default()
+    recent = Recent()
     first = book(91_000.0)
+    recent.record(first.risks(), T0)
     ts, state = evaluate(Observation(risks=first.risks()), T0, AlertState(), rules)
     assert ts == []  # pending for 60 s
     now = book(90_500.0)
+    recent.record(now.risks(), T0 + 60)
     ts, state = evaluate(Observation(risks=now.risks()), T0 + 60, state, rules)
     channels = parse_channels(
         {
@@ -75,6 +78,7 @@ def messages(telegram_url: str = "tgram://123456789:AAAA/-100123") -> list[Outbo
         rules=rules,
         remedy=lambda t: remedy_for(now, t, rules),
         state=state,
+        recent=recent,
     )
 
 
@@ -120,9 +124,11 @@ def test_the_example_alert_says_who_what_how_bad_and_what_to_do() -> None:
     # BTC +2 at 90 500, equity 32 000 + 2·(90 500 − 97 000) − 20·(3 450 − 3 400) = 18 000;
     # MM 2·90 500·1.25 % + 20·3 450·1 % = 2 262.5 + 690 = 2 952.5; BTC alone falling:
     # 18 000 + 2·(P − 90 500) = 690 + 0.025·P → P = 82 881.0, 8.42 % away (≤ 10 %)
+    # a minute before, at 91 000: equity 19 000 + 2·(P − 91 000) = 690 + 0.025·P gives the
+    # same P = 82 881.0, then (91 000 − 82 881.0) / 91 000 = 8.92 % away
     assert lines[0] == (
         "FIRING WARNING: Main desk, cross BTC: liquidation distance 8.42% ≤ 10.00%, the "
-        "warning level (since 2026-05-01T12:01:00Z)"
+        "warning level (down from 8.92% 1 min ago; since 2026-05-01T12:01:00Z)"
     )
     # deposit to 12 %: BTC at 90 500·0.88 = 79 640 must leave equity ≥ maintenance:
     # 18 000 + D + 2·(79 640 − 90 500) = 690 + 0.025·79 640 → D = 6 401
