@@ -3,6 +3,8 @@ control characters of venue-chosen strings neutralised (real portfolios, no stan
 
 from __future__ import annotations
 
+from typing import Any
+
 from monitor.model.events import AccountSnapshot
 from monitor.model.instruments import MaintenanceSchedule, MarginMode
 from monitor.model.positions import Position
@@ -11,10 +13,10 @@ from monitor.report import render_table, risks_of, scope_state
 ONE_PCT = MaintenanceSchedule.flat(0.01)
 
 
-def pos(symbol: str, size: float, entry: float, mark: float, **kw: object) -> Position:
+def pos(symbol: str, size: float, entry: float, mark: float, **kw: Any) -> Position:
     return Position(
         symbol=symbol, size=size, entry_price=entry, mark_price=mark, maintenance=ONE_PCT, **kw
-    )  # type: ignore[arg-type]
+    )
 
 
 def test_tiny_prices_keep_significant_digits_and_huge_sizes_no_exponent() -> None:

@@ -213,9 +213,14 @@ def build_messages(
     out: list[OutboundMessage] = []
     remedies: dict[str, Remedy] = {}
     if remedy is not None:
+        # one computation per (scope, rule, severity): every position of a scope shares it
+        done: dict[tuple[str, str, str], Remedy | None] = {}
         for t in transitions:
             if not t.muted and t.rule in REMEDY_RULES and t.kind in NOTIFYING_KINDS:
-                r = remedy(t)
+                ident = (t.subject.split("#", 1)[0], t.rule, t.severity.value)
+                if ident not in done:
+                    done[ident] = remedy(t)
+                r = done[ident]
                 if r is not None:
                     remedies[t.id] = r
     moves: dict[str, Move] = {}

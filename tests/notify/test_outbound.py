@@ -13,7 +13,7 @@ from monitor.alerts.engine import (
     evaluate,
 )
 from monitor.alerts.rules import AlertRules, Level, RuleKind, Severity, ThresholdRule
-from monitor.margin.remedy import Target
+from monitor.margin.remedy import Remedy, Target
 from monitor.model.events import AccountSnapshot, FeedState, FeedStatus
 from monitor.model.instruments import MaintenanceSchedule
 from monitor.model.portfolio import Portfolio
@@ -268,3 +268,24 @@ def test_recent_values_are_bounded_and_forget_what_left_the_window() -> None:
     assert recent.move(fired(rule="drawdown"), T0 + 999) is None  # no speed for other rules
     # after the window with nothing recorded, nothing is said
     assert recent.move(t, T0 + 999 + 120) is None
+
+
+def test_the_remedy_is_computed_once_per_scope_rule_and_severity() -> None:
+    p = book()
+    asked: list[str] = []
+
+    def remedy(t: Transition) -> Remedy | None:
+        asked.append(t.subject)
+        return remedy_for(p, t, rules())
+
+    ts = [
+        fired("liquidation_distance", f"{CROSS}#BTC", id="a", value=0.004, threshold=0.05),
+        fired("liquidation_distance", f"{CROSS}#ETH", id="b", value=0.004, threshold=0.05),
+        fired(id="c"),
+    ]
+    (msg,) = build_messages(ts, [text_channel()], {}, T0, rules=rules(), remedy=remedy)
+    assert asked == [f"{CROSS}#BTC", str(CROSS)]
+    # one heading for the scope, one block per target (distance 6 %, ratio 75 %)
+    assert msg.body.count("What to do on generic:acct/cross:") == 1
+    assert "To get back to liquidation distance 6% (its clear level):" in msg.body
+    assert "To get back to margin ratio 75% (its clear level):" in msg.body
