@@ -315,8 +315,8 @@ def _how_bad(t: Transition, rules: AlertRules | None) -> str:
             f" ({sev} level {rule_value(t.rule, t.threshold)})" if t.threshold is not None else ""
         )
         return f"{value}: LIQUIDATABLE{tail}"
-    if t.threshold is None or t.value is None:
-        return value
+    if t.threshold is None or t.value is None or math.isnan(t.value):
+        return value  # unknown: never "back below" anything
     threshold = rule_value(t.rule, t.threshold)
     crossed = t.value >= t.threshold if direction is Direction.ABOVE else t.value <= t.threshold
     if crossed:

@@ -305,3 +305,10 @@ def test_markdown_escapes_dynamic_text() -> None:
     t = tr(group="okx:main_acct", subject=str(key), risk=scope(0.95, key=key))
     body = render_group(AlertGroup("okx:main_acct", (t,)), {}, fmt="markdown").body
     assert body.splitlines()[0].startswith("**FIRING CRITICAL: okx:main\\_acct, cross: margin")
+
+
+def test_an_unknown_value_claims_no_side_of_any_level() -> None:
+    line = transition_line(
+        tr(TransitionKind.REPEAT, value=float("nan")), None, AlertRules.default()
+    )
+    assert line == ("STILL FIRING CRITICAL: hyperliquid:0xabc, cross: margin ratio n/a")
