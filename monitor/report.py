@@ -1,4 +1,13 @@
-"""The risk report: JSON (contracts.md §3, version 1) and a readable table (pure)."""
+"""The risk report: JSON (contracts.md §3, version 1) and a readable table (pure).
+
+The table (``monitor inspect``) prints numbers with :mod:`monitor.fmt`: prices below 1 with
+6 significant digits (``0.000013`` and ``0.0000104347`` stay apart), sizes with 8 significant
+digits and no exponent (``40,000,000``), the funding runway in days and hours. A scope's state
+is ``LIQUIDATABLE`` at a margin ratio of 1 or more (the boundary included) or with equity at
+or below zero, ``no positions`` for a pool without positions (an account holding only isolated
+positions has an empty cross pool: it cannot be liquidated), else ``not liquidatable``.
+Venue-chosen strings (account ids, symbols, warnings) have their control characters
+replaced by spaces."""
 
 from __future__ import annotations
 
@@ -6,9 +15,11 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from monitor import fmt
 from monitor.margin.risk import PositionRisk, ScopeRisk
 from monitor.model.events import AccountSnapshot
 from monitor.model.portfolio import Portfolio
+from monitor.notify.render import one_line
 
 REPORT_VERSION = 1
 
@@ -131,21 +142,35 @@ def _pct(x: float | None, digits: int = 2) -> str:
 
 
 def _price(x: float | None) -> str:
+    """2 decimals from 100, 4 from 1, below 1 six significant digits (never ``0.000010``
+    for ``0.0000104347``)."""
     if x is None or not math.isfinite(x):
         return "—"
     mag = abs(x)
-    digits = 2 if mag >= 100 else 4 if mag >= 1 else 6
+    if mag < 1.0:
+        return fmt.price(x)
+    digits = 2 if mag >= 100 else 4
     return f"{x:,.{digits}f}"
+
+
+def scope_state(r: ScopeRisk) -> str:
+    """``LIQUIDATABLE`` (margin ratio ≥ 1, or equity ≤ 0 with positions), ``no positions``
+    (``no positions, negative balance`` when the pool owes), else ``not liquidatable``."""
+    if not r.positions:
+        return "no positions" if r.equity >= 0.0 else "no positions, negative balance"
+    if r.liquidatable or r.margin_ratio is None or r.margin_ratio >= 1.0:
+        return "LIQUIDATABLE"
+    return "not liquidatable"
 
 
 def render_table(risks: Sequence[ScopeRisk]) -> str:
     lines: list[str] = []
     for r in risks:
-        head = f"{r.venue} {r.account}  [{r.scope}]"
+        head = one_line(f"{r.venue} {r.account}  [{r.scope}]")
         lines.append(head)
         lines.append("-" * len(head))
         mr = "—" if r.margin_ratio is None else _pct(r.margin_ratio)
-        state = "LIQUIDATABLE" if r.liquidatable else "ok"
+        state = scope_state(r)
         lines.append(
             f"  equity {_f(r.equity)}   maintenance {_f(r.maintenance_margin)}   "
             f"margin ratio {mr}   free collateral {_f(r.free_collateral)}   {state}"
@@ -162,7 +187,7 @@ def render_table(risks: Sequence[ScopeRisk]) -> str:
         lines.append(
             f"  shock to liquidation: down {_pct(r.shock_down, 1)}  up {_pct(r.shock_up, 1)}   "
             f"funding {_f(r.funding_cost_per_day)}/day   runway "
-            f"{_f(r.funding_runway_hours, 1) + ' h' if r.funding_runway_hours is not None else '—'}"
+            f"{fmt.hours(r.funding_runway_hours)}"
             f"   at risk {_f(r.collateral_at_risk)}"
         )
         cols = (
@@ -180,8 +205,8 @@ def render_table(risks: Sequence[ScopeRisk]) -> str:
         for p in r.positions:
             rows.append(
                 (
-                    p.symbol,
-                    f"{p.size:g}",
+                    one_line(p.symbol),
+                    fmt.size(p.size),
                     _price(p.entry_price),
                     _price(p.mark_price),
                     _f(p.unrealized_pnl),
@@ -195,9 +220,9 @@ def render_table(risks: Sequence[ScopeRisk]) -> str:
         for row in rows:
             lines.append("  " + "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
         if r.drain_symbol and len(r.positions) > 1:
-            lines.append(f"  drains the pool most: {r.drain_symbol}")
+            lines.append(one_line(f"  drains the pool most: {r.drain_symbol}"))
         for w in r.warnings:
-            lines.append(f"  warning: {w}")
+            lines.append(one_line(f"  warning: {w}"))
         lines.append("")
     if not risks:
         lines.append("no open positions")

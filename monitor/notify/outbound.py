@@ -1,18 +1,190 @@
 """Outbox rows from alert transitions: one message per (account group, channel), rendered in
 the channel's dialect (:mod:`monitor.notify.render`), with a stable idempotency key
-``sha1(transition ids of the group) : channel``."""
+``sha1(transition ids of the group) : channel``; plus, for each feed that went stale or down,
+one message of its own naming the alerts it holds (key ``sha1("held:" + transition id) :
+channel``).
+
+:func:`remedy_for` is the adapter the shell passes in (as ``remedy=``) to put the remedy in
+a margin-ratio or liquidation-distance alert: the deposit, and the reduction of the draining
+position, that bring the scope back to the clear level of the rule that fired."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+import math
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
-from monitor.alerts.engine import Transition, TransitionKind
+from monitor.alerts.engine import (
+    ACCOUNT_CHANNEL,
+    NOTIFYING_KINDS,
+    AlertRecord,
+    AlertState,
+    Transition,
+    TransitionKind,
+    account_held,
+)
 from monitor.alerts.grouping import AlertGroup, group_transitions
+from monitor.alerts.rules import DIRECTIONS, AlertRules, RuleKind
+from monitor.margin.remedy import Remedy, Target
 from monitor.margin.risk import ScopeRisk
+from monitor.model.portfolio import Portfolio
 from monitor.notify.channels import Channel
-from monitor.notify.render import group_title, notify_type, render_group
+from monitor.notify.render import (
+    REMEDY_RULES,
+    Move,
+    Rendered,
+    group_title,
+    notify_type,
+    render_group,
+    render_held,
+)
 from monitor.store.outbox import OutboundMessage
+from monitor.whatif import remedy_of
+
+if TYPE_CHECKING:
+    from monitor.config import AccountConfig
+
+RemedyOf = Callable[[Transition], Remedy | None]
+"""What the shell passes as ``remedy``: the remedy for one transition, or None."""
+
+_HELD_RULES = frozenset(k.value for k in DIRECTIONS) - {RuleKind.OUTBOX_BACKLOG.value}
+
+
+class Recent:
+    """How fast an alert moved: each scope's margin ratio and each position's liquidation
+    distance over the last ``window`` seconds (default 15 min), one sample per ``every``
+    seconds (default 10 s) per subject, so memory stays bounded (≤ window / every + 1 samples
+    per subject). Times are seconds on one clock for every call (the shell's ``now``).
+
+    The shell calls :meth:`record` with each step's recomputed scopes and passes the object
+    to :func:`build_messages` as ``recent``; an alert then says ``up from 0.7100 (71.0%)
+    12 min ago``: its value at the oldest sample in the window."""
+
+    def __init__(self, window: float = 900.0, every: float = 10.0) -> None:
+        self.window = window
+        self.every = every
+        self._by: dict[str, deque[tuple[float, float]]] = {}
+        self._pruned = -math.inf
+
+    def _add(self, subject: str, value: float | None, now: float) -> None:
+        if value is None or not math.isfinite(value):
+            return
+        samples = self._by.get(subject)
+        if samples is None:
+            samples = self._by[subject] = deque()
+        if samples and now - samples[-1][0] < self.every:
+            return
+        samples.append((now, value))
+        while samples and now - samples[0][0] > self.window:
+            samples.popleft()
+
+    def record(self, risks: Iterable[ScopeRisk], now: float) -> None:
+        """Note each scope's margin ratio (subject ``venue:account/scope``) and each
+        position's liquidation distance (``…#SYMBOL``) at ``now``."""
+        for r in risks:
+            scope = str(r.key)
+            self._add(scope, r.margin_ratio, now)
+            for p in r.positions:
+                self._add(f"{scope}#{p.symbol}", p.liquidation_distance, now)
+        if now - self._pruned > self.window:
+            self._pruned = now
+            for subject in [
+                k for k, v in self._by.items() if not v or now - v[-1][0] > self.window
+            ]:
+                del self._by[subject]
+
+    def move(self, t: Transition, now: float) -> Move | None:
+        """Where ``t``'s value stood at the oldest sample of the window (margin ratio and
+        liquidation distance alerts only); None without a sample at least ``every`` old."""
+        if t.rule not in REMEDY_RULES:
+            return None
+        samples = self._by.get(t.subject)
+        if not samples:
+            return None
+        for at, value in samples:
+            age = now - at
+            if age <= self.window:
+                return Move(value, age) if age >= self.every else None
+        return None
+
+
+def labels_of(accounts: Iterable[AccountConfig]) -> dict[str, str]:
+    """``venue:account`` → ``label`` for the configured accounts that have one (what
+    :func:`build_messages` takes as ``labels``)."""
+    return {str(a.key): a.label for a in accounts if a.label}
+
+
+def remedy_target(t: Transition, rules: AlertRules) -> Target | None:
+    """The target of ``t``'s remedy: the clear level of the level that fired (the account's
+    override if any): ``margin_ratio`` → ``Target(margin_ratio=clear)``,
+    ``liquidation_distance`` → ``Target(distance=clear)``. None for other rules, for a
+    resolve, and when the clear level is not a fraction in (0, 1)."""
+    if t.rule not in REMEDY_RULES or t.kind not in NOTIFYING_KINDS:
+        return None
+    rule = rules.rule(RuleKind(t.rule), t.group)
+    level = rule.level(t.severity, t.symbol) if rule is not None else None
+    if level is None or not 0.0 < level.clear < 1.0:
+        return None
+    if t.rule == RuleKind.MARGIN_RATIO:
+        return Target(margin_ratio=level.clear)
+    return Target(distance=level.clear)
+
+
+def remedy_for(portfolio: Portfolio, t: Transition, rules: AlertRules) -> Remedy | None:
+    """The remedy for alert ``t`` on the scope its subject names (``venue:account/scope``,
+    a position's ``#SYMBOL`` dropped), computed on ``portfolio`` (the engine's, at the same
+    step) with :func:`monitor.whatif.remedy_of` toward :func:`remedy_target`. None when the
+    rule has no remedy or the scope is gone. Never raises (a remedy is advice: the alert goes
+    out without it rather than not at all)."""
+    target = remedy_target(t, rules)
+    if target is None:
+        return None
+    scope = t.subject.split("#", 1)[0]
+    key = next((k for k in portfolio.scope_keys() if str(k) == scope), None)
+    if key is None:
+        return None
+    try:
+        return remedy_of(portfolio, key, target)
+    except (KeyError, ValueError, ArithmeticError):
+        return None
+
+
+def held_by(feed: Transition, state: AlertState) -> list[AlertRecord]:
+    """The threshold alerts (pending or firing) that the stale or down feed of ``feed`` (a
+    ``feed_stale`` transition, subject ``feed:VENUE/CHANNEL``) holds in ``state``: every
+    one of the venue's for a price or connection channel, the account's for an
+    ``account:ID`` stream."""
+    venue, _, channel = feed.subject.removeprefix("feed:").partition("/")
+    out = []
+    for rec in state.alerts.values():
+        if rec.rule not in _HELD_RULES:
+            continue
+        if channel.startswith(ACCOUNT_CHANNEL):
+            account = f"{venue}:{channel[len(ACCOUNT_CHANNEL) :]}"
+            if account_held(rec.group, frozenset({account})):
+                out.append(rec)
+        elif rec.venue == venue:
+            out.append(rec)
+    return out
+
+
+def _message(
+    idem: str, ch: Channel, *, group: str, severity: str, rendered: Rendered, ntype: str, now: float
+) -> OutboundMessage:
+    digest = hashlib.sha1(idem.encode(), usedforsecurity=False).hexdigest()
+    return OutboundMessage(
+        idem_key=f"{digest}:{ch.name}",
+        channel=ch.name,
+        group=group,
+        severity=severity,
+        title=rendered.title,
+        body=rendered.body,
+        body_format=ch.format,
+        notify_type=ntype,
+        created_at=now,
+    )
 
 
 def build_messages(
@@ -20,10 +192,43 @@ def build_messages(
     channels: Sequence[Channel],
     risks: Mapping[str, ScopeRisk],
     now: float,
+    *,
+    labels: Mapping[str, str] | None = None,
+    rules: AlertRules | None = None,
+    remedy: RemedyOf | None = None,
+    state: AlertState | None = None,
+    recent: Recent | None = None,
 ) -> list[OutboundMessage]:
     """One message per (group, channel) for the unmuted transitions a channel takes
-    (severity ≥ its ``min_severity``; resolves only if it ``send_resolved``)."""
+    (severity ≥ its ``min_severity``; resolves only if it ``send_resolved``).
+
+    ``labels``: ``venue:account`` → the account's label, shown instead of its id.
+    ``rules``: the alert rules (a repeat that still fires only because its clear level was
+    not crossed names that level). ``remedy``: the remedy of one transition
+    (``lambda t: remedy_for(engine.portfolio, t, engine.rules)``), asked once per
+    margin-ratio or liquidation-distance alert. ``state``: the alert state after the step;
+    with it, each feed that fired stale or down also gets a message of its own listing the
+    alerts it holds (none when it holds none). ``recent``: the recent values (:class:`Recent`)
+    that say how fast a margin-ratio or liquidation-distance alert moved."""
     out: list[OutboundMessage] = []
+    remedies: dict[str, Remedy] = {}
+    if remedy is not None:
+        # one computation per (scope, rule, severity): every position of a scope shares it
+        done: dict[tuple[str, str, str], Remedy | None] = {}
+        for t in transitions:
+            if not t.muted and t.rule in REMEDY_RULES and t.kind in NOTIFYING_KINDS:
+                ident = (t.subject.split("#", 1)[0], t.rule, t.severity.value)
+                if ident not in done:
+                    done[ident] = remedy(t)
+                r = done[ident]
+                if r is not None:
+                    remedies[t.id] = r
+    moves: dict[str, Move] = {}
+    if recent is not None:
+        for t in transitions:
+            m = recent.move(t, now)
+            if m is not None:
+                moves[t.id] = m
     for group in group_transitions(transitions):
         for ch in channels:
             mine = tuple(
@@ -35,21 +240,67 @@ def build_messages(
             if not mine:
                 continue
             sub = AlertGroup(group.group, mine)
-            title = group_title(sub)
-            rendered = render_group(sub, risks, ch.format, ch.body_limit(title))
+            title = group_title(sub, labels=labels)
+            rendered = render_group(
+                sub,
+                risks,
+                ch.format,
+                ch.body_limit(title),
+                labels=labels,
+                rules=rules,
+                remedies=remedies,
+                moves=moves,
+            )
             resolved_only = all(t.kind is TransitionKind.RESOLVED for t in mine)
-            digest = hashlib.sha1(sub.id.encode(), usedforsecurity=False).hexdigest()
+            severity = max((t.severity for t in mine), key=lambda s: s.rank).value
+            ntype = notify_type(sub.severity, resolved_only)
             out.append(
-                OutboundMessage(
-                    idem_key=f"{digest}:{ch.name}",
-                    channel=ch.name,
+                _message(
+                    sub.id,
+                    ch,
                     group=sub.group,
-                    severity=max((t.severity for t in mine), key=lambda s: s.rank).value,
-                    title=rendered.title,
-                    body=rendered.body,
-                    body_format=ch.format,
-                    notify_type=notify_type(sub.severity, resolved_only),
-                    created_at=now,
+                    severity=severity,
+                    rendered=rendered,
+                    ntype=ntype,
+                    now=now,
+                )
+            )
+    if state is not None:
+        out.extend(_held_messages(transitions, channels, state, labels, now))
+    return out
+
+
+def _held_messages(
+    transitions: Sequence[Transition],
+    channels: Sequence[Channel],
+    state: AlertState,
+    labels: Mapping[str, str] | None,
+    now: float,
+) -> list[OutboundMessage]:
+    out: list[OutboundMessage] = []
+    for t in transitions:
+        if t.rule != RuleKind.FEED_STALE or t.muted:
+            continue
+        if t.kind not in (TransitionKind.FIRED, TransitionKind.ESCALATED):
+            continue
+        held = held_by(t, state)
+        if not held:
+            continue
+        for ch in channels:
+            if not ch.accepts(t.severity):
+                continue
+            probe = render_held(t, held, ch.format, None, labels=labels)
+            rendered = render_held(t, held, ch.format, ch.body_limit(probe.title), labels=labels)
+            ntype = notify_type(t.severity, False)
+            out.append(
+                _message(
+                    f"held:{t.id}",
+                    ch,
+                    group=t.group,
+                    severity=t.severity.value,
+                    rendered=rendered,
+                    ntype=ntype,
+                    now=now,
                 )
             )
     return out

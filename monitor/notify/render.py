@@ -9,12 +9,26 @@ Telegram's HTML parse mode requires; ``*``, ``_``, ``[`` and backticks are plain
 :func:`to_plain` turns a rendered body back into plain text (the fallback when a service
 refuses the markup).
 
-A message says what crossed, its value and threshold, and the scope: equity, maintenance,
-margin ratio, each position's mark, liquidation price and distance, funding cost per day,
-the shock to liquidation (the smallest market-wide move that liquidates the scope), the
-collateral at risk (the whole pool in cross, the allocation in isolated) and, in cross, the
-position that drains the pool most. Times are UTC ISO 8601 (``2026-05-01T12:00:00Z``).
-Money is in the scope's quote currency; fractions are shown as percentages.
+A message is shaped for a glance:
+
+1. one bold line per alert (:func:`transition_line`): **who** (the account's ``label``, else
+   its short id), **what** (the rule, on which scope or position), **how bad** (the value
+   against the level it crossed, said truthfully: a repeat that still fires only because the
+   *clear* level was not crossed back says so; a margin ratio ≥ 1 or a distance of 0 says
+   LIQUIDATABLE) and **how it moved** (the previous severity, how long it has been active,
+   its worst value);
+2. the **remedy** (:func:`remedy_lines`): the deposit that brings the scope back to the clear
+   level of the rule that fired, and the reduction of the draining position that does the
+   same, each with the margin ratio and nearest liquidation distance it gives
+   (:mod:`monitor.margin.remedy`, the venue's own rules, tiers re-checked);
+3. the numbers (:func:`scope_lines`): equity, maintenance, margin ratio, collateral at risk,
+   shock to liquidation, funding cost and runway (days and hours), each position's mark,
+   liquidation price and distance.
+
+Numbers go through :mod:`monitor.fmt` (significant digits at any magnitude, never ``4e+07``).
+Times are UTC ISO 8601 (``2026-05-01T12:00:00Z``). Money is in the scope's quote currency;
+fractions are shown as percentages. Every venue- or user-chosen string (labels, account ids,
+symbols, details) has its control characters neutralised (:func:`one_line`).
 """
 
 from __future__ import annotations
@@ -26,9 +40,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from monitor.alerts.engine import Transition, TransitionKind
+from monitor import fmt as numfmt
+from monitor.alerts.engine import AlertRecord, Transition, TransitionKind
 from monitor.alerts.grouping import AlertGroup
-from monitor.alerts.rules import DIRECTIONS, Direction, RuleKind, Severity
+from monitor.alerts.rules import DIRECTIONS, AlertRules, Direction, RuleKind, Severity
+from monitor.margin.remedy import Figures, Remedy
 from monitor.margin.risk import ScopeRisk
 
 TELEGRAM_LIMIT = 4096
@@ -51,6 +67,9 @@ RULE_TITLES: dict[str, str] = {
     RuleKind.LIQUIDATED: "position liquidated",
     RuleKind.FEED_STALE: "feed stale",
     RuleKind.DELIVERY_FAILING: "notification delivery failing",
+    RuleKind.MARGIN_UNKNOWN: "margin cannot be computed",
+    RuleKind.ADL: "auto-deleveraged",
+    RuleKind.BAD_EVENT: "event refused",
 }
 _PERCENT = {
     RuleKind.LIQUIDATION_DISTANCE,
@@ -67,6 +86,11 @@ _VERB = {
     TransitionKind.RESOLVED: "RESOLVED",
     TransitionKind.EVENT: "EVENT",
 }
+#: rules whose alert gets a remedy (the deposit / the reduction back to the clear level)
+REMEDY_RULES: frozenset[str] = frozenset(
+    {RuleKind.MARGIN_RATIO.value, RuleKind.LIQUIDATION_DISTANCE.value}
+)
+_TITLE_SEP = " — "
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,44 +108,36 @@ def iso(ts: float) -> str:
 
 
 def duration(seconds: float) -> str:
-    s = int(max(seconds, 0.0))
-    d, s = divmod(s, 86400)
-    h, s = divmod(s, 3600)
-    m, s = divmod(s, 60)
-    if d:
-        return f"{d}d{h}h"
-    if h:
-        return f"{h}h{m:02d}m"
-    if m:
-        return f"{m}m{s:02d}s"
-    return f"{s}s"
+    """``seconds`` as :func:`monitor.fmt.duration` shows it (``1 h 2 min``, ``3 d 4 h``)."""
+    return numfmt.duration(seconds)
 
 
 def money(x: float | None) -> str:
+    """A quote-currency amount (:func:`monitor.fmt.money`); ``n/a`` when unknown."""
     if x is None or not math.isfinite(x):
         return "n/a"
-    return f"{x:,.2f}"
+    return numfmt.money(x)
 
 
 def pct(x: float | None) -> str:
-    if x is None:
+    """A fraction as a percentage (:func:`monitor.fmt.pct`); ``∞`` and ``n/a`` as such."""
+    if x is None or math.isnan(x):
         return "n/a"
     if math.isinf(x):
         return "∞"
-    return f"{x * 100:.2f}%"
+    return numfmt.pct(x)
 
 
 def price(x: float | None) -> str:
+    """A price with 6 significant digits at any magnitude (``0.000013``, ``97,123.5``)."""
     if x is None or not math.isfinite(x):
         return "n/a"
-    if abs(x) >= 1000:
-        return f"{x:,.2f}"
-    return f"{x:.6g}"
+    return numfmt.price(x)
 
 
 def rule_value(rule: str, x: float | None) -> str:
-    """A value in the rule's units (percent for fractions, hours for the runway)."""
-    if x is None:
+    """A value in the rule's units (percent for fractions, days and hours for the runway)."""
+    if x is None or math.isnan(x):
         return "n/a"
     if math.isinf(x):
         return "∞ (equity ≤ 0)" if rule == RuleKind.MARGIN_RATIO else "∞"
@@ -130,7 +146,7 @@ def rule_value(rule: str, x: float | None) -> str:
     if rule == RuleKind.MARGIN_RATIO:
         return f"{x:.4f} ({x * 100:.1f}%)"
     if rule == RuleKind.FUNDING_RUNWAY:
-        return f"{x:.1f} h"
+        return numfmt.hours(x)
     if rule == RuleKind.OUTBOX_BACKLOG:
         return f"{x:.0f}"
     return money(x)
@@ -173,12 +189,18 @@ def to_plain(body: str, fmt: str) -> str:
     return body
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+# C0 and C1 controls, DEL, the line and paragraph separators, and the invisible format
+# characters that reorder or hide text (bidi embeddings/overrides/isolates, zero-width ones)
+_CONTROL = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+)
 
 
 def one_line(text: str) -> str:
     """``text`` with line breaks and other control characters (a venue- or user-chosen name
-    may hold them) replaced by spaces: one rendered line never becomes two."""
+    may hold them: C0/C1 controls, DEL, line separators, bidi overrides and isolates,
+    zero-width characters) replaced by spaces: one rendered line never becomes two, and a
+    name never reorders or hides the text around it."""
     return _CONTROL.sub(" ", text)
 
 
@@ -195,78 +217,376 @@ def _label(t: Transition) -> str:
     return RULE_TITLES.get(t.rule, t.rule)
 
 
-def transition_line(t: Transition) -> str:
-    """One line: what happened, value against threshold, subject, since when."""
+# -- who ------------------------------------------------------------------------------------
+
+
+_LONG_ID = re.compile(r"^(0x[0-9a-fA-F]{16,}|dydx1[0-9a-z]{20,})(/.*)?$")
+
+
+def short_account(account: str) -> str:
+    """An account id as people can read it: a venue address (``0x…`` hex, ``dydx1…``) as
+    its first 6 and last 4 characters (``0x1111…1111``, a dYdX ``/N`` kept); anything else
+    (an API-key account's name) whole."""
+    m = _LONG_ID.match(account)
+    if m is None:
+        return account
+    return numfmt.short_id(m.group(1)) + (m.group(2) or "")
+
+
+def scope_name(scope_key: str) -> str:
+    """A scope key ``venue:account/scope`` with an address account shortened
+    (``hyperliquid:0x1111…1111/cross``)."""
+    venue, sep, rest = scope_key.partition(":")
+    account, slash, scope = rest.rpartition("/")
+    if not sep or not slash:
+        return scope_key
+    return f"{venue}:{short_account(account)}/{scope}"
+
+
+def _label_of(group: str, labels: Mapping[str, str]) -> str | None:
+    label = labels.get(group)
+    if label or not group.startswith("dydx:"):
+        return label
+    # a dYdX child subaccount (ADDR/N, N ≥ 128) is configured with its parent (ADDR/N mod 128)
+    address, slash, number = group.partition("/")
+    if not slash or not number.isdigit() or int(number) < 128:
+        return None
+    parent = labels.get(f"{address}/{int(number) % 128}")
+    return f"{parent} /{number}" if parent else None
+
+
+def who(group: str, labels: Mapping[str, str] | None = None) -> str:
+    """The name people know for an alert group: the account's ``label`` (``labels`` maps
+    ``venue:account`` to it; a dYdX child subaccount ``/128`` gets its parent's label and its
+    number: ``Main desk /128``), else ``venue:`` and the account id (an address shortened:
+    ``hyperliquid:0x1111…1111``); ``feed:…`` and ``monitor`` groups as they are."""
+    label = _label_of(group, labels or {})
+    if label:
+        return one_line(label)
+    venue, sep, account = group.partition(":")
+    if not sep or venue == "feed":
+        return one_line(group)
+    return one_line(f"{venue}:{short_account(account)}")
+
+
+def where(subject: str, group: str) -> str:
+    """What in the account an alert is about: the scope (``cross``, ``isolated:ETH``) and
+    the position's symbol (``cross BTC``), when ``subject`` (``venue:account/scope#SYMBOL``) is in
+    ``group``; "" for feed and monitor alerts."""
+    base, sep, symbol = subject.partition("#")
+    if base.startswith(group + "/"):
+        scope = base[len(group) + 1 :]
+    elif ":" in base and not base.startswith("feed:"):
+        venue, _, rest = base.partition(":")
+        account, slash, sc = rest.rpartition("/")
+        scope = f"{venue}:{short_account(account)}/{sc}" if slash else base
+    else:
+        return ""
+    return f"{scope} {symbol}" if sep else scope
+
+
+def _past_liquidation(rule: str, value: float | None) -> bool:
+    if value is None or math.isnan(value):
+        return False
+    if rule == RuleKind.MARGIN_RATIO:
+        return value >= 1.0
+    if rule in (RuleKind.LIQUIDATION_DISTANCE, RuleKind.SHOCK):
+        return value <= 0.0
+    return False
+
+
+def _clear_of(t: Transition, rules: AlertRules | None) -> float | None:
+    """The clear level of the level that fired ``t`` (per-account override included)."""
+    if rules is None or t.rule not in DIRECTIONS:
+        return None
+    account = t.group if ":" in t.group and not t.group.startswith("feed:") else None
+    rule = rules.rule(RuleKind(t.rule), account)
+    level = rule.level(t.severity, t.symbol) if rule is not None else None
+    return level.clear if level is not None else None
+
+
+def _how_bad(t: Transition, rules: AlertRules | None) -> str:
+    """The value against the level, said truthfully."""
+    direction = DIRECTIONS[RuleKind(t.rule)]
+    value = rule_value(t.rule, t.value)
+    sev = t.severity.value
+    if _past_liquidation(t.rule, t.value):
+        tail = (
+            f" ({sev} level {rule_value(t.rule, t.threshold)})" if t.threshold is not None else ""
+        )
+        return f"{value}: LIQUIDATABLE{tail}"
+    if t.threshold is None or t.value is None or math.isnan(t.value):
+        return value  # unknown: never "back below" anything
+    threshold = rule_value(t.rule, t.threshold)
+    crossed = t.value >= t.threshold if direction is Direction.ABOVE else t.value <= t.threshold
+    if crossed:
+        op = "≥" if direction is Direction.ABOVE else "≤"
+        return f"{value} {op} {threshold}, the {sev} level"
+    # still active only because the clear level was not crossed back (hysteresis)
+    side = "below" if direction is Direction.ABOVE else "above"
+    clear = _clear_of(t, rules)
+    text = f"{value}, back {side} the {sev} level {threshold} but not yet {side} its clear level"
+    if clear is None:
+        return text
+    return f"{text} {rule_value(t.rule, clear)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """Where an alert's value stood ``seconds`` ago (``value`` in the rule's units)."""
+
+    value: float
+    seconds: float
+
+
+def _moved(t: Transition, move: Move | None = None) -> str:
+    """How it moved: from what value how long ago, the previous severity, how long active,
+    the worst value."""
+    bits = []
+    if move is not None and t.value is not None and math.isfinite(t.value):
+        if move.value != t.value:
+            way = "up" if t.value > move.value else "down"
+            bits.append(f"{way} from {rule_value(t.rule, move.value)} {duration(move.seconds)} ago")
+        else:
+            bits.append(f"unchanged for {duration(move.seconds)}")
+    if t.previous is not None:
+        bits.append(f"was {t.previous.value}")
+    if t.kind is not TransitionKind.FIRED and t.at > t.since:
+        bits.append(f"active {duration(t.at - t.since)}")
+    if (
+        t.kind is not TransitionKind.FIRED
+        and t.peak is not None
+        and t.value is not None
+        and t.peak != t.value
+    ):
+        bits.append(f"worst {rule_value(t.rule, t.peak)}")
+    if t.kind is TransitionKind.FIRED:
+        bits.append(f"since {iso(t.since)}")
+    return "; ".join(bits)
+
+
+def transition_line(
+    t: Transition,
+    labels: Mapping[str, str] | None = None,
+    rules: AlertRules | None = None,
+    move: Move | None = None,
+) -> str:
+    """One line: ``VERB SEVERITY: WHO, SCOPE [SYMBOL]: rule value vs level (how it moved)``.
+
+    ``labels``: ``venue:account`` → the account's label. ``rules``: the alert rules, to name
+    the clear level of a repeat that no longer crosses its fire level. ``move``: where the
+    value stood a while ago (``up from 71.0% 12 min ago``)."""
     verb = _VERB[t.kind]
     sev = t.severity.value.upper()
-    head = f"{verb} {sev}: {_label(t)} on {t.subject}"
-    if t.kind is TransitionKind.EVENT or t.rule in (
-        RuleKind.FEED_STALE,
-        RuleKind.DELIVERY_FAILING,
-    ):
+    place = where(t.subject, t.group)
+    head = f"{verb} {sev}: {who(t.group, labels)}" + (f", {place}" if place else "")
+    head += f": {_label(t)}"
+    if t.kind is TransitionKind.EVENT or t.rule not in DIRECTIONS:
         return f"{head}" + (f" ({t.detail})" if t.detail else "") + f" at {iso(t.at)}"
-    direction = DIRECTIONS.get(RuleKind(t.rule)) if t.rule in DIRECTIONS else None
-    op = "≥" if direction is Direction.ABOVE else "≤"
     value = rule_value(t.rule, t.value)
     if t.kind is TransitionKind.RESOLVED:
         peak = f", worst {rule_value(t.rule, t.peak)}" if t.peak is not None else ""
         why = f" ({t.detail})" if t.detail else ""
-        return f"{head}: now {value}{why}; lasted {duration(t.at - t.since)}{peak}"
-    threshold = rule_value(t.rule, t.threshold)
-    change = f" (was {t.previous.value})" if t.previous is not None else ""
-    return f"{head}: {value} {op} {threshold}{change}, since {iso(t.since)}"
+        return f"{head} now {value}{why}; lasted {duration(t.at - t.since)}{peak}"
+    moved = _moved(t, move)
+    return f"{head} {_how_bad(t, rules)}" + (f" ({moved})" if moved else "")
+
+
+# -- the numbers -------------------------------------------------------------------------------
+
+
+def _scope_state(risk: ScopeRisk) -> str:
+    if not risk.positions:
+        # an empty pool cannot be liquidated; a negative balance is still a debt
+        return "no positions" if risk.equity >= 0.0 else "no positions, negative balance"
+    if risk.margin_ratio is None:
+        return "LIQUIDATABLE (equity at or below zero)"
+    if risk.liquidatable or risk.margin_ratio >= 1.0:
+        return "LIQUIDATABLE (maintenance ≥ equity)"
+    return "not liquidatable"
+
+
+def _past(risk: ScopeRisk) -> bool:
+    return bool(risk.positions) and (
+        risk.liquidatable or risk.margin_ratio is None or risk.margin_ratio >= 1.0
+    )
 
 
 def scope_lines(risk: ScopeRisk) -> list[str]:
-    """The figures of one scope, one per line (positions indented)."""
+    """The figures of one scope, one per line (positions indented). Past liquidation, the
+    shock and the distances say so instead of a figure at a price still to come."""
     cross = risk.scope == "cross"
-    mr = risk.margin_ratio if risk.margin_ratio is not None else math.inf  # equity ≤ 0
+    past = _past(risk)
+    if risk.margin_ratio is not None:
+        ratio = rule_value(RuleKind.MARGIN_RATIO, risk.margin_ratio)
+    else:
+        ratio = "n/a (no positions)" if not risk.positions else "∞ (equity ≤ 0)"
     lines = [
-        f"Scope {risk.key}: equity {money(risk.equity)}, maintenance "
-        f"{money(risk.maintenance_margin)}, margin ratio "
-        f"{rule_value(RuleKind.MARGIN_RATIO, mr)}",
+        f"Scope {scope_name(str(risk.key))}: equity {money(risk.equity)}, maintenance "
+        f"{money(risk.maintenance_margin)}, margin ratio {ratio}: {_scope_state(risk)}",
         f"Collateral at risk: {money(risk.collateral_at_risk)} "
         f"({'the whole cross pool' if cross else 'this isolated allocation'})",
-        f"Shock to liquidation: {pct(risk.shock_to_liquidation)} (down {pct(risk.shock_down)},"
-        f" up {pct(risk.shock_up)})",
-        f"Funding cost per day: {money(risk.funding_cost_per_day)}"
-        + (
-            f", runway {risk.funding_runway_hours:.1f} h"
-            if risk.funding_runway_hours is not None
-            else ""
-        ),
     ]
+    if past:
+        lines.append("Shock to liquidation: none left (past liquidation)")
+    elif risk.positions:
+        lines.append(
+            f"Shock to liquidation: {pct(risk.shock_to_liquidation)} (down "
+            f"{pct(risk.shock_down)}, up {pct(risk.shock_up)})"
+        )
+    runway = risk.funding_runway_hours
+    lines.append(
+        f"Funding cost per day: {money(risk.funding_cost_per_day)}"
+        + (f", runway {numfmt.hours(runway)}" if runway is not None else "")
+    )
     if cross and risk.drain_symbol is not None and len(risk.positions) > 1:
         lines.append(f"Drains the pool most: {risk.drain_symbol}")
     for p in risk.positions:
         side = "long" if p.size > 0 else "short"
+        if past:
+            liq = f"liq {price(p.liquidation_price)} (past liquidation)"
+        else:
+            liq = f"liq {price(p.liquidation_price)} ({pct(p.liquidation_distance)} away)"
         lines.append(
-            f"  {p.symbol} {side} {abs(p.size):g} @ mark {price(p.mark_price)}: liq "
-            f"{price(p.liquidation_price)} ({pct(p.liquidation_distance)} away), funding/day "
-            f"{money(p.funding_cost_per_day)}"
+            f"• {p.symbol} {side} {numfmt.size(abs(p.size))} @ mark {price(p.mark_price)}: "
+            f"{liq}, funding/day {money(p.funding_cost_per_day)}"
         )
     return lines
 
 
-def group_title(group: AlertGroup | Sequence[Transition], name: str | None = None) -> str:
-    """The email subject: worst severity, group, first alert, and how many more (one line:
-    control characters of names become spaces)."""
+# -- the remedy --------------------------------------------------------------------------------
+
+
+def figures_text(f: Figures) -> str:
+    """What a remedy leads to: ``margin ratio 85.0%, nearest liquidation 6.1% away``."""
+    if f.margin_ratio is None and f.maintenance_margin == 0.0:
+        return "nothing left at risk"
+    ratio = "∞ (equity ≤ 0)" if f.margin_ratio is None else f"{f.margin_ratio * 100:.1f}%"
+    dist = f.nearest_liquidation_distance
+    text = f"margin ratio {ratio}, nearest liquidation "
+    text += "none" if dist is None else f"{pct(dist)} away"
+    if f.liquidatable or f.margin_ratio is None or f.margin_ratio >= 1.0:
+        text += " (LIQUIDATABLE)"
+    return text
+
+
+def _ceil_sig(x: float, sig: int) -> float:
+    """``x`` (≥ 0) rounded up to ``sig`` significant digits, float noise (1e-9 relative)
+    forgiven: a cut or a deposit is never understated (``0.0999999999`` → ``0.1``)."""
+    if x <= 0.0 or not math.isfinite(x):
+        return x
+    step = 10.0 ** (math.floor(math.log10(x)) - sig + 1)
+    return math.ceil(x / step * (1.0 - 1e-9)) * step
+
+
+def _ceil_cents(x: float) -> float:
+    return math.ceil(x * 100.0 * (1.0 - 1e-12)) / 100.0
+
+
+def remedy_lines(r: Remedy) -> list[str]:
+    """The remedy as lines: the deposit back to the target (the clear level of the rule that
+    fired), then the reduction of the draining position, each with what it gives."""
+    head = f"To get back to {r.target} (its clear level):"
+    if r.met:
+        # the alert fired on a figure ours do not reproduce (the venue's own margin ratio)
+        return [
+            head,
+            f"• by our figures the scope is already there ({figures_text(r.now)}); the alert "
+            "comes from the venue's own figure: check the account at the venue",
+        ]
+    if r.deposit is None or r.after_deposit is None:
+        return [head, f"• UNKNOWN: {r.unknown}"]
+    deposit = _ceil_cents(r.deposit) if r.deposit >= 1.0 else _ceil_sig(r.deposit, 3)
+    lines = [head, f"• deposit {money(deposit)} → {figures_text(r.after_deposit)}"]
+    if r.reduce_size is not None and r.reduce_fraction is not None and r.after_reduction:
+        frac = "all of it" if r.reduce_fraction >= 1.0 else pct(r.reduce_fraction)
+        cut = _ceil_sig(r.reduce_size, 6)
+        lines.append(
+            f"• or cut {r.reduce_symbol} by {numfmt.size(cut)} ({frac}) → "
+            f"{figures_text(r.after_reduction)}"
+        )
+    if r.reduce_note:
+        lines.append(f"• note: {r.reduce_note}")
+    return lines
+
+
+# -- titles ------------------------------------------------------------------------------------
+
+
+def _title_who(group: str, labels: Mapping[str, str] | None) -> str:
+    # the title grammar separates who from what with " — ": never inside a name
+    return who(group, labels).replace(_TITLE_SEP, " - ")
+
+
+def _title_what(t: Transition) -> str:
+    symbol = t.subject.partition("#")[2]
+    what = f"{symbol} {_label(t)}" if symbol else _label(t)
+    if t.kind is TransitionKind.RESOLVED:
+        return f"resolved: {what}"
+    if t.value is not None and t.rule in DIRECTIONS:
+        what = f"{what} {rule_value(t.rule, t.value)}"
+        if _past_liquidation(t.rule, t.value):
+            what += " LIQUIDATABLE"
+    return what
+
+
+def group_title(
+    group: AlertGroup | Sequence[Transition],
+    name: str | None = None,
+    *,
+    labels: Mapping[str, str] | None = None,
+) -> str:
+    """The email subject of one group: ``[WORST] WHO — N alerts: first, second, …`` (one alert:
+    ``[WORST] WHO — what value``). ``N`` counts the alerts in the message; ``WHO`` is the
+    account's label (else its short id). One line: control characters become spaces."""
     ts = group.transitions if isinstance(group, AlertGroup) else tuple(group)
     gname = name if name is not None else (group.group if isinstance(group, AlertGroup) else "")
-    gname = one_line(gname)
+    name_text = _title_who(gname, labels)
     if not ts:
-        return f"[monitor] {gname}"
-    first = ts[0]
+        return f"[monitor] {name_text}"
     active = [t for t in ts if t.kind is not TransitionKind.RESOLVED]
     worst = max((t.severity for t in active), key=lambda s: s.rank, default=None)
     tag = worst.value.upper() if worst is not None else "RESOLVED"
-    what = _label(first)
-    if first.kind is TransitionKind.RESOLVED:
-        what = f"resolved: {what}"
-    elif first.value is not None and first.rule in DIRECTIONS:
-        what = f"{what} {rule_value(first.rule, first.value)}"
-    more = f" (+{len(ts) - 1} more)" if len(ts) > 1 else ""
-    return f"[{tag}] {gname}: {what}{more}"
+    if len(ts) == 1:
+        return one_line(f"[{tag}] {name_text}{_TITLE_SEP}{_title_what(ts[0])}")
+    whats = ", ".join(_title_what(t) for t in ts[:3])
+    more = f", +{len(ts) - 3} more" if len(ts) > 3 else ""
+    return one_line(f"[{tag}] {name_text}{_TITLE_SEP}{len(ts)} alerts: {whats}{more}")
+
+
+_TITLE = re.compile(r"^\[([A-Z]+)\] (.*?)" + _TITLE_SEP + r"(?:(\d+) alerts: )?")
+_TAG_RANK = {"RESOLVED": -1, "INFO": 0, "WARNING": 1, "CRITICAL": 2}
+
+
+def batch_title(titles: Sequence[str]) -> str:
+    """The subject of several messages sent as one (the delivery worker coalesces a
+    channel's pending rows): ``4 alerts: [CRITICAL] Main desk (3), [WARNING] Swing (1)``:
+    how many alerts in all, and every account with its worst severity and its count, worst
+    first. ``titles``: the subjects :func:`group_title` made for each message."""
+    if len(titles) == 1:
+        return titles[0]
+    order: list[str] = []
+    worst: dict[str, str] = {}
+    count: dict[str, int] = {}
+    for title in titles:
+        m = _TITLE.match(title)
+        if m is None:
+            tag, name, n = "INFO", title, 1
+        else:
+            tag, name, n = m.group(1), m.group(2), int(m.group(3) or 1)
+        if name not in worst:
+            order.append(name)
+            worst[name], count[name] = tag, 0
+        elif _TAG_RANK.get(tag, 0) > _TAG_RANK.get(worst[name], 0):
+            worst[name] = tag
+        count[name] += n
+    order.sort(key=lambda name: -_TAG_RANK.get(worst[name], 0))
+    total = sum(count.values())
+    parts = ", ".join(f"[{worst[n]}] {n} ({count[n]})" for n in order)
+    return f"{total} alert{'s' if total != 1 else ''}: {parts}"
+
+
+# -- one message -------------------------------------------------------------------------------
 
 
 def render_group(
@@ -274,13 +594,37 @@ def render_group(
     risks: Mapping[str, ScopeRisk],
     fmt: str = TEXT,
     limit: int | None = None,
+    *,
+    labels: Mapping[str, str] | None = None,
+    rules: AlertRules | None = None,
+    remedies: Mapping[str, Remedy] | None = None,
+    moves: Mapping[str, Move] | None = None,
 ) -> Rendered:
-    """One message for one group. ``risks``: latest figures per scope subject
-    (``venue:account/scope``), used when a transition carries none."""
-    title = group_title(group)
+    """One message for one group: the alert lines (bold), then the remedies, then the
+    figures of each scope. ``risks``: latest figures per scope name (``venue:account/scope``),
+    used when a transition carries none. ``labels``: ``venue:account`` → label.
+    ``rules``: for the clear levels named by repeats. ``remedies``: transition id → the
+    remedy computed for it (:func:`monitor.notify.outbound.remedy_for`). ``moves``:
+    transition id → where its value stood a while ago (:class:`monitor.notify.outbound.Recent`)."""
+    title = group_title(group, labels=labels)
     lines: list[str] = []
     for t in group.transitions:
-        lines.append(_styled(transition_line(t), fmt, bold=True))
+        move = (moves or {}).get(t.id)
+        lines.append(_styled(transition_line(t, labels, rules, move), fmt, bold=True))
+    by_scope: dict[str, list[Remedy]] = {}
+    for t in group.transitions:
+        r = (remedies or {}).get(t.id)
+        if r is None or t.kind is TransitionKind.RESOLVED:
+            continue
+        same = by_scope.setdefault(str(r.key), [])
+        if all(x.target != r.target for x in same):
+            same.append(r)
+    for scope_key, found in by_scope.items():
+        lines.append("")
+        lines.append(_styled(f"What to do on {scope_name(scope_key)}:", fmt))
+        for r in found:
+            for line in remedy_lines(r):
+                lines.append(_styled(line, fmt))
     seen: set[str] = set()
     for t in group.transitions:
         scope_subject = t.subject.split("#", 1)[0]
@@ -293,6 +637,56 @@ def render_group(
             lines.append(_styled(line, fmt))
     lines.append("")
     lines.append(f"at {iso(group.at)}")
+    body = "\n".join(lines)
+    if limit is not None:
+        body = fit(body, limit)
+    return Rendered(title, body)
+
+
+def render_held(
+    feed: Transition,
+    held: Sequence[AlertRecord],
+    fmt: str = TEXT,
+    limit: int | None = None,
+    *,
+    labels: Mapping[str, str] | None = None,
+) -> Rendered:
+    """The message of its own that says which alerts a stale or down feed holds: while
+    ``feed`` (a ``feed_stale`` transition) is active, the threshold alerts in ``held`` are
+    frozen (no fire, no repeat, no resolve) at their last values."""
+    source = feed.subject.removeprefix("feed:")
+    venue, _, channel = source.partition("/")
+    # the engine's detail says "VENUE CHANNEL is down" or "… is stale"
+    state = "down" if f"{venue} {channel} is down" in feed.detail else "stale"
+    if not feed.detail and feed.severity is Severity.CRITICAL:
+        state = "down"
+    n = len(held)
+    title = one_line(
+        f"[HELD] {_title_who(feed.group, labels)}{_TITLE_SEP}{n} alert{'s' if n != 1 else ''} "
+        f"held while {source} is {state}"
+    )
+    lines = [
+        _styled(
+            f"HELD: {n} alert{'s' if n != 1 else ''} frozen while {source} is {state} (no fire, "
+            "no repeat, no resolve until it recovers; values as last seen):",
+            fmt,
+            bold=True,
+        )
+    ]
+    for rec in sorted(held, key=lambda r: (-r.severity.rank, r.subject)):
+        state = "firing" if rec.status.value == "firing" else "pending"
+        place = where(rec.subject, rec.group)
+        lines.append(
+            _styled(
+                f"• {rec.severity.value.upper()} {who(rec.group, labels)}"
+                + (f", {place}" if place else "")
+                + f": {RULE_TITLES.get(rec.rule, rec.rule)} {rule_value(rec.rule, rec.value)}"
+                + f" ({state} since {iso(rec.since)})",
+                fmt,
+            )
+        )
+    lines.append("")
+    lines.append(f"at {iso(feed.at)}")
     body = "\n".join(lines)
     if limit is not None:
         body = fit(body, limit)

@@ -100,20 +100,20 @@ async def test_price_path_fires_once_per_channel_then_resolves(  # noqa: PLR0917
     # Telegram: one fire, one resolve
     tg = [m["text"] for m in telegram.messages]
     assert len(tg) == 2
-    assert "FIRING CRITICAL: margin ratio on generic:acct/cross: 0.9500 (95.0%) ≥ 0.9000" in tg[0]
+    assert "FIRING CRITICAL: generic:acct, cross: margin ratio 0.9500 (95.0%) ≥ 0.9000" in tg[0]
     assert "Collateral at risk: 500.00 (the whole cross pool)" in tg[0]  # equity at 9500
-    assert "RESOLVED CRITICAL: margin ratio" in tg[1]
+    assert "RESOLVED CRITICAL: generic:acct, cross: margin ratio" in tg[1]
     # email: subject and body, parsed by the standard library
     assert [m["Subject"] for m in smtp.messages] == [
-        "[CRITICAL] generic:acct: margin ratio 0.9500 (95.0%)",
-        "[RESOLVED] generic:acct: resolved: margin ratio",
+        "[CRITICAL] generic:acct — margin ratio 0.9500 (95.0%)",
+        "[RESOLVED] generic:acct — resolved: margin ratio",
     ]
     body = smtp.messages[0].get_body(preferencelist=("plain",))
     assert body is not None
     text = body.get_content()
     assert "equity 500.00, maintenance 475.00, margin ratio 0.9500 (95.0%)" in text
     # liquidation: 0.05·p = 1000 + p − 10000 → p = 9000 / 0.95 = 9473.68
-    assert "BTC long 1 @ mark 9,500.00: liq 9,473.68 (0.28% away)" in text
+    assert "BTC long 1 @ mark 9,500: liq 9,473.68 (0.28% away)" in text
     assert "since 2026-05-01T12:00:30Z" in text  # the third price, 3 × 10 s after the start
     # webhook: the same two
     assert [doc["type"] for _, doc in webhook.posts] == ["failure", "success"]
@@ -313,7 +313,7 @@ async def test_expired_channel_raises_delivery_failing_through_the_working_one(
     await service.worker.step()
     messages = [doc["message"] for _, doc in webhook.posts]
     assert len(messages) == 2
-    assert "FIRING CRITICAL: notification delivery failing on monitor" in messages[1]
+    assert "FIRING CRITICAL: monitor: notification delivery failing" in messages[1]
     assert "dead (json://127.0.0.1:1/closed" in messages[1]
     await store.close()
 
