@@ -55,7 +55,7 @@ import structlog
 
 from monitor.clock import Clock
 from monitor.notify.channels import Channel
-from monitor.notify.render import TEXT, combine, to_plain
+from monitor.notify.render import TEXT, batch_title, combine, to_plain
 from monitor.notify.sender import FORMAT, PERMANENT, Sender, SendResult
 from monitor.store import outbox
 from monitor.store.db import Store
@@ -302,12 +302,13 @@ class DeliveryWorker:
             if i.body_format != fmt:
                 break
             same.append(i)
-        longest = f"{len(same)} alert messages ({same[0].title})"
+        longest = batch_title([i.title for i in same])
         body, used = combine([i.body for i in same], channel.body_limit(longest))
         batch, rest = items[:used], items[used:]
         if rest:
             await outbox.release(self.store, [i.id for i in rest])
-        title = batch[0].title if used == 1 else f"{used} alert messages ({batch[0].title})"
+        # the subject counts the alerts and names every account with its worst severity
+        title = batch_title([i.title for i in batch])
         ntype = max((i.notify_type for i in batch), key=lambda t: _TYPE_RANK.get(t, 1))
         idem = batch[0].idem_key if used == 1 else _batch_key(batch)
         self._limits[name].record(now)
