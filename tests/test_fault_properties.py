@@ -482,3 +482,66 @@ def test_a_bad_entry_in_a_resent_markets_snapshot_keeps_the_known_market(
     oracle, expect = dy_good_oracle(1, T0 + 3)
     marks = [e.mark for e in p.parse(oracle, T0 + 3) if getattr(e, "symbol", "") == "BTC-USD"]
     assert marks == [expect.value]
+
+
+# -- the examples of issue 10 that cross parser and engine, end to end ----------------------
+def firing_criticals(engine: Engine) -> set[str]:
+    return {
+        k
+        for k, r in engine.state.alerts.items()
+        if r.status.value == "firing" and r.severity.value == "critical"
+    }
+
+
+@pytest.mark.parametrize(
+    "position",
+    [
+        {"szi": "1e200", "entryPx": "1e200"},  # was: equity NaN, every critical "RESOLVED … nan"
+        {"szi": "1e303"},  # was: math.fsum overflow in Portfolio.apply killed the engine
+    ],
+)
+def test_an_impossible_hyperliquid_position_neither_resolves_the_criticals_nor_stops_the_engine(
+    position: dict[str, str],
+) -> None:
+    parser, engine = HyperliquidParser(), engine_for(HYPERLIQUID)
+    receive(engine, hl_setup(parser), T0)
+    before = firing_criticals(engine)
+    assert before  # margin ratio ≈ 0.96: critical
+    doc = hl_state(int(T0 * 1000) + 500)
+    doc["data"]["clearinghouseState"]["assetPositions"][0]["position"].update(position)
+    step = receive(engine, parse(parser, json.dumps(doc), T0 + 1), T0 + 1)
+    assert not [t for t in step.transitions if t.kind is TransitionKind.RESOLVED]
+    assert firing_criticals(engine) == before
+    # and the engine still takes the account's next sane state
+    frame, expect = hl_good_state(0, T0 + 1 + SWEEP_INTERVAL)
+    step = receive(engine, parse(parser, frame, T0 + 1 + SWEEP_INTERVAL), T0 + 1 + SWEEP_INTERVAL)
+    assert expect.seen(step, HYPERLIQUID.account)
+
+
+def test_a_poisoned_hyperliquid_time_does_not_freeze_the_account_in_the_engine() -> None:
+    parser, engine = HyperliquidParser(), engine_for(HYPERLIQUID)
+    receive(engine, hl_setup(parser), T0)
+    poisoned = hl_state(int(T0 * 1000) * 10)  # ten times too large: year 5600
+    receive(engine, parse(parser, json.dumps(poisoned), T0 + 1), T0 + 1)
+    now = T0 + 1
+    for i in range(3):  # every later push is still applied, none is "out of order"
+        now += SWEEP_INTERVAL + 1.0
+        frame, expect = hl_good_state(i, now)
+        assert expect.seen(receive(engine, parse(parser, frame, now), now), HYPERLIQUID.account)
+
+
+def test_a_new_dydx_listing_without_oracle_price_costs_only_that_market_end_to_end() -> None:
+    parser, engine = DydxParser(), engine_for(DYDX)
+    receive(engine, dy_setup(parser), T0)
+    batch = fixture("dydx/ws_channel_data_v4_markets_oraclePrices.json")
+    batch["contents"]["oraclePrices"]["NEW-USD"] = {
+        "oraclePrice": None,
+        "effectiveAt": "2026-05-05T16:53:21.512Z",
+        "effectiveAtHeight": str(DY_HEIGHT + 5),
+        "marketId": 999,
+    }
+    btc = batch["contents"]["oraclePrices"]["BTC-USD"]
+    btc.update(oraclePrice="95100.00", effectiveAtHeight=str(DY_HEIGHT + 5))
+    now = T0 + SWEEP_INTERVAL + 1.0
+    step = receive(engine, parse(parser, json.dumps(batch), now), now)
+    assert Expect("BTC-USD", "mark_price", 95100.0).seen(step, DYDX.account)
