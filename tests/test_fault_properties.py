@@ -1,11 +1,13 @@
-"""Fail closed, end to end (issue 10, "Done when"): mutated frames of every native venue go
-through that venue's real parser and the real :class:`monitor.engine.Engine` (default alert
-rules), and whatever the mutation:
+"""Fail closed, end to end (issue 10, "Done when"): mutated frames of every native venue (and
+of the Binance API-key account stream) go through that venue's real parser and the real
+:class:`monitor.engine.Engine` (default alert rules), and whatever the mutation:
 
 * no exception escapes: the parser raises :class:`ParseError` or returns events, and
   ``Engine.receive`` never raises (an event it cannot apply is quarantined);
-* no RESOLVED transition carries a non-finite value (value, peak, or the scope's figures):
-  NaN compares false with every threshold, so "resolved … now nan" would be false reassurance;
+* no RESOLVED transition rests on a figure that is not a number (NaN compares false with
+  every threshold, so "resolved … now nan" would be false reassurance): never NaN, and the
+  value and figures that resolve a scope still held are finite (see :func:`check` for
+  ``inf``, the engine's value for a scope past liquidation);
 * no account or instrument is silently frozen: after the mutated frames, a good frame for the
   same account or instrument is still taken, and its figure (a position's size, a mark)
   appears in the next :class:`~monitor.engine.Step`.
@@ -46,12 +48,13 @@ from monitor.model.instruments import MaintenanceSchedule, Tier
 from monitor.model.positions import AccountKey, Position
 from monitor.model.venues import rule_set_of
 from monitor.venues import binance, bybit, dydx, hyperliquid, okx
+from monitor.venues.binance.accounts import BinanceAccountState, brackets_from_body
 from monitor.venues.binance.parse import BinanceParser
 from monitor.venues.bybit.parse import BybitParser
 from monitor.venues.dydx.parse import DydxParser
 from monitor.venues.hyperliquid.parse import HyperliquidParser
 from monitor.venues.okx.parse import OkxParser
-from monitor.venues.parsing import FrameParser
+from monitor.venues.parsing import Bad, FrameParser, Parsed
 
 FEEDS = Path(__file__).parent / "fixtures" / "feeds"
 T0 = 1_778_000_002.0  # receive clock of the setup frames: just after every fixture's own time
@@ -59,6 +62,39 @@ T0 = 1_778_000_002.0  # receive clock of the setup frames: just after every fixt
 
 def fixture(path: str) -> Any:
     return json.loads((FEEDS / path).read_text())
+
+
+# -- mutations -------------------------------------------------------------------------------
+HOSTILE_VALUES: list[Any] = [
+    None,
+    "",
+    "NaN",
+    "nan",
+    "inf",
+    "-Infinity",
+    "1e200",
+    "-1e303",
+    1e300,
+    -1e308,
+    1e200,
+    "1e15",
+    "-0",
+    0,
+    "0",
+    -1,
+    "-1",
+    99999999999999999999,
+    "99999999999999999999",
+    True,
+    [],
+    {},
+    "\u0661",  # an Arabic-Indic digit: float() accepts it
+    "x" * 300,
+    "BTC\x1b[2J\u202e",
+]
+
+HOSTILE = st.sampled_from(HOSTILE_VALUES)
+DAMAGE = st.sampled_from(["cut", "prefix", "suffix", "not utf-8", "wrap list", "wrap object"])
 
 
 # -- what a good frame must show -------------------------------------------------------------
@@ -288,40 +324,93 @@ OKX = cex_case(
     okx_price,
 )
 
-CASES = {c.venue: c for c in (HYPERLIQUID, DYDX, BINANCE, BYBIT, OKX)}
+# -- Binance API-key account: REST snapshot, then the user-data stream ------------------------
+CEX = Path(__file__).parent / "fixtures" / "cex" / "binanceusdm"
 
 
-# -- mutations -------------------------------------------------------------------------------
-HOSTILE = st.sampled_from(
-    [
-        None,
-        "",
-        "NaN",
-        "nan",
-        "inf",
-        "-Infinity",
-        "1e200",
-        "-1e303",
-        1e300,
-        -1e308,
-        1e200,
-        "1e15",
-        "-0",
-        0,
-        "0",
-        -1,
-        "-1",
-        99999999999999999999,
-        "99999999999999999999",
-        True,
-        [],
-        {},
-        "\u0661",  # an Arabic-Indic digit: float() accepts it
-        "x" * 300,
-        "BTC\x1b[2J\u202e",
-    ]
+class BinanceUserStream:
+    """:class:`BinanceAccountState` as the key feed drives it (monitor/venues/keys.py): a
+    frame the state refuses (``Bad``, ``ValueError``) is a bad frame, logged and skipped;
+    anything else it raised would escape here and fail the property."""
+
+    venue = binance.parse.VENUE
+
+    def __init__(self) -> None:
+        self.state = BinanceAccountState("main")
+
+    def parse_frame(self, frame: str | bytes, ts_recv: float) -> Parsed:
+        try:
+            events, _ = self.state.on_event(frame, ts_recv)
+        except (Bad, ValueError) as exc:
+            raise ParseError(self.venue, str(exc), frame) from None
+        return Parsed("user-data", events)
+
+    def parse(self, frame: str | bytes, ts_recv: float) -> list[Event]:
+        return self.parse_frame(frame, ts_recv).events
+
+    def parse_rest(self, name: str, body: str | bytes, ts_recv: float) -> list[Event]:
+        raise ParseError(self.venue, "no REST bodies", body)
+
+
+def bn_cex(name: str) -> Any:
+    return json.loads((CEX / name).read_text())
+
+
+def bn_account_update(size: float) -> dict[str, Any]:
+    doc = bn_cex("ws_ACCOUNT_UPDATE.json")
+    doc["a"]["B"][0]["cw"] = "23.72469206"
+    eth = doc["a"]["P"][1]
+    # up = pa·(mark − ep): the stream's mark is ep + up/pa = 1490.94
+    eth.update(pa=f"{size:.3f}", up=f"{size * (1490.94 - 1500.0):.8f}")
+    return doc
+
+
+def bn_setup(p: FrameParser) -> list[Event]:
+    assert isinstance(p, BinanceUserStream)
+    p.state.brackets = brackets_from_body(bn_cex("rest_leverageBracket.json"))
+    risk = bn_cex("rest_positionRisk_v2.json")
+    # near liquidation: 20 ETH short from 1500 marked at 1490.94: equity = 23.72 + 20·9.06 =
+    # 204.92, maintenance 20·1490.94·0.0065 (the ETHUSDT bracket) = 193.82: ratio ≈ 0.95
+    risk[0].update(
+        symbol="ETHUSDT",
+        positionAmt="-20",
+        entryPrice="1500",
+        markPrice="1490.94",
+        marginType="cross",
+        unRealizedProfit="181.2",
+    )
+    return [p.state.snapshot(bn_cex("rest_account_v2.json"), risk, T0)]
+
+
+def bn_good_update(i: int, ts: float) -> tuple[str, Expect]:
+    size = -20.0 - 0.001 * (i + 1)
+    doc = bn_account_update(size)
+    doc["E"] = int(ts * 1000) - 100
+    return json.dumps(doc), Expect("ETHUSDT", "size", float(f"{size:.3f}"))
+
+
+BINANCE_ACCOUNT = Case(
+    venue=binance.parse.VENUE,
+    account=AccountKey(binance.parse.VENUE, "main"),
+    parser=BinanceUserStream,
+    setup=bn_setup,
+    frames=(
+        bn_account_update(-20.0),
+        bn_cex("ws_ACCOUNT_CONFIG_UPDATE.json"),
+        bn_cex("ws_riskLevelChange.json"),
+        bn_cex("ws_listenKeyExpired.json"),
+    ),
+    good=(bn_good_update,),
 )
-DAMAGE = st.sampled_from(["cut", "prefix", "suffix", "not utf-8", "wrap list", "wrap object"])
+
+CASES = {
+    "hyperliquid": HYPERLIQUID,
+    "dydx": DYDX,
+    "binanceusdm": BINANCE,
+    "binanceusdm-account": BINANCE_ACCOUNT,
+    "bybit": BYBIT,
+    "okx": OKX,
+}
 
 
 def leaves(doc: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -395,11 +484,22 @@ def figures_finite(r: ScopeRisk | None) -> bool:
 
 
 def check(step: Step) -> None:
+    """No RESOLVED transition rests on a figure that is not a number. ``inf`` is the alert
+    engine's value for a scope past liquidation (equity ≤ 0: the margin ratio is undefined
+    and taken as the worst): it may be a resolve's ``peak`` (the worst seen), or the last
+    value of a scope that closed (``risk`` None: resolved because it is gone, not because of
+    a figure); NaN never, and the value that resolves a scope still held is finite."""
     for t in step.transitions:
-        if t.kind is TransitionKind.RESOLVED:
+        if t.kind is not TransitionKind.RESOLVED:
+            continue
+        assert not _nan(t.value) and not _nan(t.peak), t
+        if t.risk is not None:
             assert finite_or_none(t.value), t
-            assert finite_or_none(t.peak), t
             assert figures_finite(t.risk), t
+
+
+def _nan(v: float | None) -> bool:
+    return v is not None and math.isnan(v)
 
 
 def receive(engine: Engine, events: list[Event], now: float) -> Step:
@@ -545,3 +645,15 @@ def test_a_new_dydx_listing_without_oracle_price_costs_only_that_market_end_to_e
     now = T0 + SWEEP_INTERVAL + 1.0
     step = receive(engine, parse(parser, json.dumps(batch), now), now)
     assert Expect("BTC-USD", "mark_price", 95100.0).seen(step, DYDX.account)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Binance account documents (monitor/venues/binance/accounts.py) have no magnitude "
+    "bounds: an ACCOUNT_UPDATE position of 1e200 is taken",
+)
+def test_a_binance_account_update_with_an_impossible_size_is_refused() -> None:
+    doc = bn_account_update(-20.0)
+    doc["a"]["P"][0]["pa"] = "1e200"
+    with pytest.raises(ParseError):
+        BinanceUserStream().parse(json.dumps(doc), T0)
