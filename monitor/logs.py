@@ -9,7 +9,8 @@ priority, ``<4>{...}``, which journald strips and files the line under)::
 
 The chain: ``merge_contextvars`` (context bound per venue/account/scope), ``add_log_level``,
 ``TimeStamper(iso, utc)``, exception rendering (``dict_tracebacks`` in JSON: an ``exception``
-list; the console renderer prints tracebacks itself), then :func:`redact`, then the renderer.
+list; the console renderer prints tracebacks itself), then :func:`redact`, then
+:class:`ControlEscaper`, then the renderer.
 The standard library's root logger (websockets, ccxt, apprise, aiosqlite) is routed through
 ``structlog.stdlib.ProcessorFormatter`` with the same processors plus a ``logger`` key naming
 the library.
@@ -18,6 +19,15 @@ Redaction masks, in every string value (nested too, exception texts included): T
 bot tokens (``123456:AA…``), the password in ``scheme://user:password@host`` URLs, the values of
 keys named like ``password``/``token``/``secret``, and every string passed to
 :func:`register_secret`.
+
+Control characters are neutralised in every string value (nested values, dict keys and
+exception texts too), in JSON and on the console alike, after redaction: a venue-chosen
+string (a HIP-3 coin name, an error frame, a symbol) can carry ``ESC [2J``, a carriage
+return that overwrites the line on a terminal, a newline that forges a log line, a C1
+``CSI`` (U+009B) or a bidi override (U+202E) that reorders what ``journalctl`` shows. Each
+is written as its Python escape instead (:func:`escape_controls`: ``\\x1b``, ``\\n``,
+``\\u202e``), so the line stays one line and the terminal shows, never obeys, it. The one
+exception: the console's multi-line traceback (``exception``/``stack``) keeps its line breaks.
 
 The level can change at runtime (``set_level``, e.g. on SIGHUP): the filter is a processor that
 reads the current level. Loggers are not cached on first use, so a later ``configure_logging``
@@ -46,6 +56,39 @@ LEVELS: Final[dict[str, int]] = {
 }
 FORMATS: Final[tuple[str, ...]] = ("auto", "json", "console")
 MASK: Final = "***"
+
+#: what :func:`escape_controls` neutralises: C0 controls and DEL, C1 controls (U+0080-U+009F,
+#: CSI U+009B among them), the Arabic letter mark and the bidi marks, embeddings, overrides
+#: and isolates (Trojan Source), the Unicode line and paragraph separators, and lone
+#: surrogates (which no UTF-8 stream can write: a strict stream would raise)
+_CONTROL: Final = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+_CONTROL_NO_LF: Final = re.compile(
+    "[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+_NAMED: Final = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _escape(m: re.Match[str]) -> str:
+    c = m.group()
+    named = _NAMED.get(c)
+    if named is not None:
+        return named
+    n = ord(c)
+    return f"\\x{n:02x}" if n <= 0xFF else f"\\u{n:04x}"
+
+
+def escape_controls(text: str, *, keep_newlines: bool = False) -> str:
+    """``text`` with every control character written as its Python escape (``"\\x1b"``,
+    ``"\\n"``, ``"\\u202e"``; see :data:`_CONTROL`). Text without any is returned as is
+    (the common case costs one regex search). ``keep_newlines``: leave ``\\n`` alone (a
+    traceback's line breaks)."""
+    pattern = _CONTROL_NO_LF if keep_newlines else _CONTROL
+    if pattern.search(text) is None:
+        return text
+    return pattern.sub(_escape, text)
+
 
 _BOT_TOKEN = re.compile(r"\b\d+:[A-Za-z0-9_-]{30,}")
 _URL_PASSWORD = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@?#]*:)[^\s@/?#]+(@)")
@@ -126,6 +169,39 @@ def redact(text: str) -> str:
     """``text`` with every known secret and secret-looking pattern masked (for echoing URLs
     or errors to a terminal, too)."""
     return _REDACTOR.text(text)
+
+
+class ControlEscaper:
+    """The processor that neutralises control characters (see the module docstring) in every
+    string value of an event, nested dicts, lists and tuples included (their string keys
+    too). ``keep_lines``: keys whose line breaks stay (the console's ``exception`` and
+    ``stack``, which its renderer prints as multi-line blocks)."""
+
+    def __init__(self, keep_lines: frozenset[str] = frozenset()) -> None:
+        self.keep_lines = keep_lines
+
+    def value(self, value: Any, *, keep_newlines: bool = False) -> Any:
+        if isinstance(value, str):
+            return escape_controls(value, keep_newlines=keep_newlines)
+        if isinstance(value, dict):
+            return {
+                (escape_controls(k) if isinstance(k, str) else k): self.value(v)
+                for k, v in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return type(value)(self.value(v) for v in value)
+        return value
+
+    def __call__(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+        for key in list(event_dict):
+            if key.startswith("_"):
+                continue  # ProcessorFormatter's _record/_from_structlog
+            value = self.value(event_dict[key], keep_newlines=key in self.keep_lines)
+            safe = escape_controls(key)
+            if safe != key:
+                del event_dict[key]
+            event_dict[safe] = value
+        return event_dict
 
 
 class _LevelFilter:
@@ -225,11 +301,15 @@ def configure_logging(
     ]
     renderer: Processor
     if console:
-        tail: list[Processor] = [structlog.processors.format_exc_info, _REDACTOR]
+        tail: list[Processor] = [
+            structlog.processors.format_exc_info,
+            _REDACTOR,
+            ControlEscaper(keep_lines=frozenset({"exception", "stack"})),
+        ]
         isatty = getattr(out, "isatty", None)
         renderer = structlog.dev.ConsoleRenderer(colors=bool(callable(isatty) and isatty()))
     else:
-        tail = [structlog.processors.dict_tracebacks, _REDACTOR]
+        tail = [structlog.processors.dict_tracebacks, _REDACTOR, ControlEscaper()]
         renderer = structlog.processors.JSONRenderer(sort_keys=False)
         if on_journal(out) if journald is None else journald:
             renderer = _JournalPrefix(renderer)

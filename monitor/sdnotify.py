@@ -4,6 +4,14 @@
 name when it starts with ``@`` (sent as a leading NUL byte). Each message is newline-separated
 ``KEY=VALUE`` lines: ``READY=1``, ``STATUS=…``, ``WATCHDOG=1``, ``RELOADING=1``, ``STOPPING=1``.
 
+Values are made safe for the protocol (:func:`one_line`): a value is one line (line breaks
+and tabs become spaces), other control characters (NUL, ESC, C1, bidi overrides) are written
+as escapes (:func:`monitor.logs.escape_controls`), and it is cut to :data:`MAX_VALUE`
+characters (ending in ``…``). A ``STATUS=`` can carry venue-chosen text (an instrument or
+account name in the summary): a newline in it would forge another assignment
+(``READY=1``, ``MAINPID=``), and a NUL makes systemd drop the whole datagram ("embedded NUL
+bytes"), so a ``READY=1`` sent with it would be lost and the unit would time out at start.
+
 Without ``NOTIFY_SOCKET`` every call is a no-op that returns False, so the daemon runs the same
 outside systemd. Send failures (the manager went away) are logged once per kind, never raised:
 notification is advisory and must not stop the daemon.
@@ -17,14 +25,32 @@ pings (and systemd restarts us); it must never be tied to exchange availability.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Callable, Mapping
+from typing import Final
 
 import structlog
 
 from monitor.clock import Clock
+from monitor.logs import escape_controls
 
 log = structlog.get_logger()
+
+#: the longest value sent (characters, after escaping; a longer one is cut, ending in "…"):
+#: ``systemctl status`` shows one line, and the datagram stays far below any socket limit
+MAX_VALUE: Final = 400
+_BREAKS = re.compile(r"[\r\n\t\v\f\x85\u2028\u2029]+")
+
+
+def one_line(value: object, limit: int = MAX_VALUE) -> str:
+    """``str(value)`` as one safe line: runs of line breaks and tabs become one space, other
+    control characters their escapes (``\\x00``, ``\\x1b``, ``\\u202e``), cut to
+    ``limit`` characters with a trailing ``…``."""
+    text = escape_controls(_BREAKS.sub(" ", str(value)))
+    if len(text) > limit:
+        text = text[: max(limit - 1, 0)] + "…"
+    return text
 
 
 def _address(value: str) -> str | bytes:
@@ -51,14 +77,14 @@ class Notifier:
         return self._addr is not None
 
     def notify(self, **fields: object) -> bool:
-        """Send ``KEY=VALUE`` lines (keys upper-cased); True when the datagram was sent."""
+        """Send ``KEY=VALUE`` lines (keys upper-cased, values through :func:`one_line`); True
+        when the datagram was sent."""
         if self._addr is None or not fields:
             return False
         lines = []
         for key, value in fields.items():
-            text = str(value).replace("\n", " ")
-            lines.append(f"{key.upper()}={text}")
-        payload = "\n".join(lines).encode()
+            lines.append(f"{key.upper()}={one_line(value)}")
+        payload = "\n".join(lines).encode("utf-8", "backslashreplace")
         try:
             if self._sock is None:
                 self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)

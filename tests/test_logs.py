@@ -11,10 +11,13 @@ from typing import Any
 
 import pytest
 import structlog
+from hypothesis import given
+from hypothesis import strategies as st
 
 from monitor.logs import (
     configure_logging,
     current_level,
+    escape_controls,
     on_journal,
     parse_level,
     redact,
@@ -240,3 +243,123 @@ def test_other_streams_are_not_the_journal(tmp_path: Path, monkeypatch: pytest.M
     configure_logging("info", "json", stream=out, journald=True)  # forced
     log.error("x.y")
     assert out.getvalue().startswith('<3>{"event": "x.y"')
+
+
+# -- control characters (issue 10 item 10) ---------------------------------------------------
+# venue-chosen strings: a HIP-3 coin name, an error frame's text, a symbol
+HOSTILE = (
+    "PWN\x1b[2J\x1b]0;owned\x07"  # clear the screen, retitle the terminal, bell
+    "\r\nforged.event level=info"  # a carriage return and a forged line
+    "\x9b31m"  # C1 CSI: an escape sequence without ESC
+    "\u202egnp.evil"  # bidi override: the rest shows reversed
+    "\x00\x7f\u2028\ud800"  # NUL, DEL, line separator, lone surrogate
+)
+HOSTILE_ESCAPED = (
+    "PWN\\x1b[2J\\x1b]0;owned\\x07\\r\\nforged.event level=info\\x9b31m\\u202egnp.evil"
+    "\\x00\\x7f\\u2028\\ud800"
+)
+#: every code point escape_controls must never let through
+CONTROLS = [
+    *map(chr, range(0x20)),
+    *map(chr, range(0x7F, 0xA0)),
+    "\u061c",
+    "\u200e",
+    "\u200f",
+    *map(chr, range(0x2028, 0x202F)),
+    *map(chr, range(0x2066, 0x206A)),
+    "\ud800",
+    "\udfff",
+]
+
+
+def test_escape_controls_writes_each_control_as_its_escape() -> None:
+    assert escape_controls(HOSTILE) == HOSTILE_ESCAPED
+    assert escape_controls("a\tb") == "a\\tb"
+    assert escape_controls("tb\nline", keep_newlines=True) == "tb\nline"
+    assert escape_controls("x\x1b\ny", keep_newlines=True) == "x\\x1b\ny"
+
+
+@pytest.mark.parametrize(
+    "text", ["", "BTC-USD", "kPEPE", "Grüße ₿ 日本語 🚀", "a=b c:d {json}", "tab-less\\n"]
+)
+def test_escape_controls_leaves_printable_text_alone(text: str) -> None:
+    assert escape_controls(text) is text  # no copy either: the common case is one search
+
+
+@given(st.text(alphabet=st.characters(exclude_characters="\\") | st.sampled_from(CONTROLS)))
+def test_escaped_text_has_no_control_left_and_keeps_every_other_character(text: str) -> None:
+    out = escape_controls(text)
+    assert not any(c in out for c in CONTROLS)
+    out.encode("utf-8")  # strict: no lone surrogate survives
+    # every other character is kept, in order: deleting the escapes gives it back (the
+    # alphabet has no backslash of its own, so every backslash in ``out`` starts an escape)
+    kept = "".join(c for c in text if c not in CONTROLS and not 0xD800 <= ord(c) <= 0xDFFF)
+    assert re.sub(r"\\(?:x[0-9a-f]{2}|u[0-9a-f]{4}|[tnr])", "", out) == kept
+
+
+def test_json_lines_escape_controls_in_every_string_value() -> None:
+    out = io.StringIO()
+    configure_logging("info", "json", stream=out)
+    log.warning(
+        "feed.bad_frame",
+        venue="hyperliquid",
+        frame=HOSTILE,
+        nested={"coin\x1b[5m": [HOSTILE], "n": 3},
+        pair=(HOSTILE, 1.5),
+    )
+    logging.getLogger("websockets.client").warning("closed: %s", HOSTILE)
+    try:
+        raise ValueError(HOSTILE)
+    except ValueError:
+        log.exception("feed.crashed")
+    text = out.getvalue()
+    assert text.count("\n") == 3  # one line per event, none forged
+    recs = lines(out)
+    assert [r["event"] for r in recs] == [
+        "feed.bad_frame",
+        f"closed: {HOSTILE_ESCAPED}",
+        "feed.crashed",
+    ]
+    assert recs[0]["frame"] == HOSTILE_ESCAPED
+    assert recs[0]["nested"] == {"coin\\x1b[5m": [HOSTILE_ESCAPED], "n": 3}
+    assert recs[0]["pair"] == [HOSTILE_ESCAPED, 1.5]
+    assert recs[2]["exception"][0]["exc_value"] == HOSTILE_ESCAPED
+    # jq -r would print the decoded strings raw: not one control character reaches it
+    for rec in recs:
+        assert not any(c in json.dumps(rec, ensure_ascii=False) for c in CONTROLS if c != "\n")
+
+
+def test_console_lines_escape_controls_and_keep_the_traceback_on_its_lines() -> None:
+    out = io.StringIO()
+    configure_logging("info", "console", stream=out)
+    log.warning("feed.bad_frame", frame=HOSTILE)
+    try:
+        raise ValueError("bad\x1b[2Jcoin")
+    except ValueError:
+        log.exception("feed.crashed")
+    text = out.getvalue()
+    assert "\x1b" not in text and "\x9b" not in text and "\u202e" not in text
+    assert "\r" not in text and "\x00" not in text
+    first, *rest = text.splitlines()
+    assert "feed.bad_frame" in first  # the frame on the event's line (quoted: it has spaces)
+    assert f"frame={HOSTILE_ESCAPED!r}" in first
+    assert "forged.event" not in "".join(rest)
+    assert "Traceback (most recent call last):" in rest  # the traceback's own lines stay
+    assert "ValueError: bad\\x1b[2Jcoin" in rest
+
+
+def test_secrets_next_to_control_characters_are_still_masked() -> None:
+    out = io.StringIO()
+    configure_logging("info", "json", stream=out)
+    log.error("send.failed", error=f"\x1b[1mtgram://{BOT_TOKEN}/1\x1b[0m")
+    [rec] = lines(out)
+    assert BOT_TOKEN not in out.getvalue()
+    assert rec["error"] == "\\x1b[1mtgram://***/1\\x1b[0m"
+
+
+def test_a_lone_surrogate_cannot_make_a_strict_utf8_stream_raise(tmp_path: Path) -> None:
+    path = tmp_path / "log"
+    with path.open("w", encoding="utf-8", errors="strict") as stream:
+        configure_logging("info", "console", stream=stream)
+        log.warning("feed.bad_frame", coin="BTC\ud800")  # json.loads accepts "\ud800"
+    assert "coin=BTC\\ud800" in path.read_text(encoding="utf-8")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from monitor.clock import FakeClock
-from monitor.sdnotify import Notifier, watchdog_interval, watchdog_loop
+from monitor.sdnotify import MAX_VALUE, Notifier, one_line, watchdog_interval, watchdog_loop
 
 
 @pytest.fixture
@@ -167,3 +167,59 @@ def test_a_receiver_that_does_not_read_never_blocks_the_sender(tmp_path: Path) -
         n.close()
     finally:
         rx.close()
+
+
+# -- venue-chosen text in STATUS= (issue 10 item 10) -----------------------------------------
+def test_a_status_with_venue_chosen_text_stays_one_safe_assignment(
+    listener: tuple[socket.socket, str],
+) -> None:
+    sock, path = listener
+    n = Notifier(env={"NOTIFY_SOCKET": path})
+    # a summary naming a scope of a HIP-3 coin whose deployer chose this name
+    hostile = "worst 97.1% (hyperliquid:0xabc/iso:PWN\nMAINPID=1\r\nSTOPPING=1\x00\x1b[2J\u202e)"
+    assert n.ready(status=hostile)
+    payload = sock.recv(4096)
+    assert b"\0" not in payload  # systemd drops a datagram with an embedded NUL, READY included
+    assert payload.split(b"\n") == [
+        b"READY=1",
+        b"STATUS=worst 97.1% (hyperliquid:0xabc/iso:PWN MAINPID=1 STOPPING=1\\x00\\x1b[2J\\u202e)",
+    ]
+    n.close()
+
+
+def test_a_long_status_is_cut_with_an_ellipsis(listener: tuple[socket.socket, str]) -> None:
+    sock, path = listener
+    n = Notifier(env={"NOTIFY_SOCKET": path})
+    assert n.status("x" * 5000)
+    payload = sock.recv(65536).decode()
+    assert payload == "STATUS=" + "x" * (MAX_VALUE - 1) + "…"  # 399 x and the ellipsis: 400
+    n.close()
+
+
+def test_a_lone_surrogate_in_a_status_is_sent_not_raised(
+    listener: tuple[socket.socket, str],
+) -> None:
+    sock, path = listener
+    n = Notifier(env={"NOTIFY_SOCKET": path})
+    assert n.status("coin BTC\ud800")  # json.loads("\"\\ud800\"") gives one
+    assert sock.recv(4096) == b"STATUS=coin BTC\\ud800"
+    n.close()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("plain 3 scopes; 0 alerts firing", "plain 3 scopes; 0 alerts firing"),
+        ("a\n\n\tb", "a b"),  # a run of breaks is one space
+        ("a\u2028b\x85c\vd\fe", "a b c d e"),  # every line break python or systemd knows
+        ("bell\x07", "bell\\x07"),
+        (12, "12"),
+    ],
+)
+def test_one_line(value: object, expected: str) -> None:
+    assert one_line(value) == expected
+
+
+def test_one_line_limit() -> None:
+    assert one_line("abcdef", limit=4) == "abc…"
+    assert one_line("abcd", limit=4) == "abcd"
