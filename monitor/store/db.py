@@ -322,7 +322,10 @@ class Store:
             try:
                 yield self.conn
             except BaseException:
-                await self.conn.execute("ROLLBACK")
+                # SQLite may have ended the transaction itself (disk full): a ROLLBACK then
+                # would raise and hide the real error
+                if self.conn.in_transaction:
+                    await self.conn.execute("ROLLBACK")
                 raise
             await self.conn.execute("COMMIT")
 
