@@ -221,9 +221,9 @@ DYDX = Case(
     account=AccountKey(dydx.parse.VENUE, DY_ID),
     parser=DydxParser,
     setup=dy_setup,
-    # not the v4_markets snapshot: one bad entry in a re-sent one makes the parser forget
-    # that market (see the xfail test at the end)
+    # the v4_markets snapshot too: a bad entry in a re-sent one keeps the known market
     frames=(
+        fixture("dydx/ws_subscribed_v4_markets.json"),
         fixture("dydx/ws_channel_data_v4_markets_oraclePrices.json"),
         fixture("dydx/ws_channel_batch_data_v4_markets.json"),
         fixture("dydx/ws_channel_data_v4_markets_trading.json"),
@@ -561,13 +561,6 @@ def test_mutated_frames_never_crash_never_resolve_on_non_finite_never_freeze(
         assert expect.seen(step, case.account), (expect, [r.positions for r in step.risks])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dYdX parser (monitor/venues/dydx/parse.py): a re-sent v4_markets snapshot with one "
-    "bad entry (a null oraclePrice, an empty nextFundingRate) forgets that known market: its "
-    "account updates are refused ('market not priced') and, for a bad field, its later oracle "
-    "prices dropped, until a trading update lists it again",
-)
 @pytest.mark.parametrize(("key", "bad"), [("oraclePrice", None), ("nextFundingRate", "")])
 def test_a_bad_entry_in_a_resent_markets_snapshot_keeps_the_known_market(
     key: str, bad: Any
@@ -647,11 +640,6 @@ def test_a_new_dydx_listing_without_oracle_price_costs_only_that_market_end_to_e
     assert Expect("BTC-USD", "mark_price", 95100.0).seen(step, DYDX.account)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Binance account documents (monitor/venues/binance/accounts.py) have no magnitude "
-    "bounds: an ACCOUNT_UPDATE position of 1e200 is taken",
-)
 def test_a_binance_account_update_with_an_impossible_size_is_refused() -> None:
     doc = bn_account_update(-20.0)
     doc["a"]["P"][0]["pa"] = "1e200"

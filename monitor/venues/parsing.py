@@ -87,6 +87,23 @@ def opt_num(value: Any, what: str) -> float | None:
     return None if value is None else num(value, what)
 
 
+#: no venue reports a size, price or balance larger than this in magnitude (fail closed: a
+#: figure beyond it is a refused document, never a number the margin math overflows on)
+MAX_MAGNITUDE = 1e15
+
+
+def bounded_num(value: Any, what: str) -> float:
+    """:func:`num`, refusing magnitudes beyond :data:`MAX_MAGNITUDE`."""
+    out = num(value, what)
+    if abs(out) > MAX_MAGNITUDE:
+        raise Bad(f"{what}: implausible magnitude {out:g} (at most {MAX_MAGNITUDE:g})")
+    return out
+
+
+def opt_bounded_num(value: Any, what: str) -> float | None:
+    return None if value is None else bounded_num(value, what)
+
+
 def obj(value: Any, what: str) -> dict[str, Any]:
     if type(value) is not dict:
         raise Bad(f"{what}: expected an object, got {type(value).__name__}")

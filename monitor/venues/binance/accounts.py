@@ -42,7 +42,9 @@ from monitor.model.events import AccountSnapshot, BalanceUpdate, Event, Position
 from monitor.model.instruments import MaintenanceSchedule, MarginMode, Tier
 from monitor.model.positions import Position
 from monitor.model.venues import BINANCE_USDM
-from monitor.venues.parsing import Bad, loads, lst, num, obj, opt_num, text
+from monitor.venues.parsing import Bad, loads, lst, obj, text
+from monitor.venues.parsing import bounded_num as num
+from monitor.venues.parsing import opt_bounded_num as opt_num
 
 VENUE = BINANCE_USDM
 QUOTE = "USDT"

@@ -32,7 +32,9 @@ from monitor.model.events import AccountSnapshot
 from monitor.model.instruments import MaintenanceSchedule, MarginMode, Tier
 from monitor.model.positions import Position
 from monitor.model.venues import BYBIT
-from monitor.venues.parsing import Bad, lst, num, obj, opt_num, text
+from monitor.venues.parsing import Bad, lst, obj, text
+from monitor.venues.parsing import bounded_num as num
+from monitor.venues.parsing import opt_bounded_num as opt_num
 
 VENUE = BYBIT
 

@@ -436,11 +436,29 @@ class DydxParser:
     def _markets_snapshot(self, doc: dict[str, Any], ts_recv: float) -> list[Event]:
         markets = obj(doc.get("markets"), "markets")
         read = accounts.read_markets({"markets": markets}, f"{VENUE} markets")
+        previous, previous_raw = self.markets, self._raw
         self._raw = {t: dict(m) for t, m in markets.items() if type(m) is dict}
         self.markets = dict(read.infos)
         self.unpriced = dict(read.skipped)
         for ticker, why in read.skipped.items():
+            known = previous.get(ticker)
+            if known is not None:
+                # a re-sent snapshot (after a reconnect) with a bad entry for a market we
+                # know: keep what we know rather than forget it (fail closed per entry)
+                self.markets[ticker] = known
+                self.unpriced.pop(ticker, None)
+                if ticker in previous_raw:
+                    self._raw[ticker] = previous_raw[ticker]
+                self._note(f"market {ticker[:40]!r}: bad entry kept as known: {why[:120]}")
+                continue
             self._note(f"market {ticker[:40]!r} not priced: {why[:120]}")
+        for ticker, known in previous.items():
+            if ticker not in self.markets and ticker not in markets:
+                # absent from a re-sent snapshot: a market with positions on it is not delisted
+                # between two snapshots, so it stays known (its prices keep flowing)
+                self.markets[ticker] = known
+                if ticker in previous_raw:
+                    self._raw[ticker] = previous_raw[ticker]
         self._oracle_h.clear()
         self._oracle_older.clear()
         self._oracle_text.clear()

@@ -39,7 +39,9 @@ from monitor.model.events import AccountSnapshot
 from monitor.model.instruments import MaintenanceSchedule, MarginMode
 from monitor.model.positions import Position
 from monitor.model.venues import OKX
-from monitor.venues.parsing import Bad, lst, num, obj, opt_num, text
+from monitor.venues.parsing import Bad, lst, obj, text
+from monitor.venues.parsing import bounded_num as num
+from monitor.venues.parsing import opt_bounded_num as opt_num
 
 VENUE = OKX
 QUOTE = "USDT"
