@@ -178,6 +178,10 @@ class _Document(msgspec.Struct, **_FORBID):
 SECTIONS: Final = field_names(_Document)
 VENUE_KEYS: Final = field_names(_VenueTable)
 #: keys only native feeds use, and keys only ccxt venues use
+#: ccxt spot exchange ids whose perpetual futures have an id of their own (a newcomer's mistake)
+SPOT_WITH_PERPS: Final = MappingProxyType(
+    {"binance": "binanceusdm", "kucoin": "kucoinfutures", "kraken": "krakenfutures"}
+)
 NATIVE_ONLY_KEYS: Final = ("ws_url", "rest_url", "ping_interval")
 CCXT_ONLY_KEYS: Final = ("options", "urls")
 NATIVE_NAMES: Final = tuple(name for name, row in VENUE_TABLE.items() if row.native)
@@ -576,6 +580,12 @@ class _Loader:
             if row is None:
                 self.check_ccxt_id(name, prefix)
                 row = spec(name)
+                perp = SPOT_WITH_PERPS.get(name)
+                if perp is not None:
+                    self.notes.append(
+                        f"[{prefix}]: ccxt's {name!r} is the spot exchange; its perpetual "
+                        f"futures are {perp!r} (write [venues.{perp}] to follow perps)"
+                    )
             written[name] = key
             if is_alias(key):
                 self.venue_name(key, prefix)
