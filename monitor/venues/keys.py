@@ -48,7 +48,7 @@ from websockets.asyncio.client import ClientConnection
 from monitor.clock import Clock, SystemClock
 from monitor.errors import ConfigError, MonitorError, RetryableError
 from monitor.logs import register_secret
-from monitor.model.events import AccountSnapshot, Event, FeedState, FeedStatus
+from monitor.model.events import AccountSnapshot, Event, FeedState, FeedStatus, MarkPrice
 from monitor.model.portfolio import Portfolio
 from monitor.model.venues import BINANCE_USDM, BYBIT, OKX, canonical
 from monitor.venues.backoff import Backoff
@@ -658,6 +658,20 @@ class KeyFeed:
         snap = await self.impl.snapshot(self.clock.now())
         self.snapshots += 1
         emit(snap)
+        # a snapshot's marks only seed an instrument's price the first time it is seen, so
+        # every later snapshot also hands its marks on as prices: without a price feed of
+        # the venue they are the only marks the account's positions get
+        for pos in snap.positions:
+            if pos.mark_price is not None and pos.mark_price > 0.0:
+                emit(
+                    MarkPrice(
+                        snap.venue,
+                        pos.symbol,
+                        pos.mark_price,
+                        oracle=pos.oracle_price,
+                        ts_recv=snap.ts_recv,
+                    )
+                )
         self._compare(snap)
 
     def _compare(self, snap: AccountSnapshot) -> None:

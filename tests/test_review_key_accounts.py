@@ -1,0 +1,231 @@
+"""Review: ``monitor run`` with an account read by a read-only API key, end to end, as a
+subprocess against the loopback Binance USDⓈ-M venue (tests/venues/cex/binance_mock.py):
+signed REST, listen key, user-data stream. The test opens, resizes and closes a position on
+the venue and reads ``monitor status`` (the daemon's store), the daemon's log and the
+notifications written by a ``monitorfile://`` channel."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.venues.cex import test_binance as tb
+from tests.venues.cex.binance_mock import BinanceMock
+from tests.venues.servers import until
+
+ROOT = Path(__file__).parents[1]
+
+
+def write_config(path: Path, mock: BinanceMock, *, warning: float) -> None:
+    path.write_text(f"""
+
+[[accounts]]
+id = "binanceusdm:main"
+api_key = "${{BN_KEY}}"
+secret = "${{BN_SECRET}}"
+rest_url = "{mock.url}"
+ws_url = "{mock.ws_url}/ws"
+
+[rules]
+for = "0s"
+
+[rules.margin_ratio]
+warning = {warning}
+warning_clear = {warning * 0.9}
+critical = 0.95
+critical_clear = 0.9
+
+[rules.liquidation_distance]
+enabled = false
+[rules.shock]
+enabled = false
+[rules.drawdown]
+enabled = false
+[rules.funding_cost_pct]
+enabled = false
+[rules.funding_rate]
+enabled = false
+[rules.funding_runway]
+enabled = false
+
+[channels.file]
+url = "monitorfile://alerts.txt"
+min_severity = "info"
+
+[store]
+path = "state/monitor.sqlite3"
+
+[logging]
+level = "info"
+format = "json"
+
+[daemon]
+drain_deadline = 5
+ready_timeout = 10
+""")
+
+
+@contextlib.asynccontextmanager
+async def daemon(cfg: Path, tmp: Path) -> AsyncIterator[asyncio.subprocess.Process]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "BN_KEY": tb.KEY,
+        "BN_SECRET": tb.SECRET,
+    }
+    log = (tmp / "daemon.log").open("ab")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "monitor",
+        "run",
+        "--config",
+        str(cfg),
+        stdout=log,
+        stderr=log,
+        env=env,
+        cwd=tmp,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 15)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        log.close()
+
+
+async def status_until(cfg: Path, *want: str, limit: float = 10.0) -> str:
+    """``monitor status`` once it shows every string of ``want`` (the daemon writes its
+    status every second), else the last output."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + limit
+    while True:
+        out = await status(cfg)
+        if all(w in out for w in want) or loop.time() > end:
+            return out
+        await asyncio.sleep(0.5)
+
+
+async def status(cfg: Path, *extra: str) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "monitor",
+        "status",
+        "--config",
+        str(cfg),
+        *extra,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    out, _ = await proc.communicate()
+    return out.decode()
+
+
+def alerts(tmp: Path) -> str:
+    out = tmp / "alerts.txt"
+    return out.read_text() if out.exists() else ""
+
+
+def assert_no_secret(tmp: Path, *texts: str) -> None:
+    """Neither the key nor the secret in the log, the notifications, any status output or
+    anywhere in the store's bytes (outbox, alert state, feed details)."""
+    blobs = [*texts, (tmp / "daemon.log").read_text(), alerts(tmp)]
+    blobs += [f.read_bytes().decode("latin-1") for f in (tmp / "state").iterdir()]
+    for blob in blobs:
+        assert tb.KEY not in blob and tb.SECRET not in blob
+        assert tb.KEY[:20] not in blob and tb.SECRET[:20] not in blob
+
+
+@pytest.mark.timeout(120)
+async def test_a_key_account_without_a_price_feed_alerts_on_its_margin_ratio_and_resolves_on_close(
+    tmp_path: Path,
+) -> None:
+    """Only an ``[[accounts]]`` key (the README's example): before the fix the venue's native
+    price feed started with no symbols, reported its connection ``down`` and so held every
+    alert of the venue: the account's margin ratio crossed the warning and nothing fired.
+
+    Wallet 10,000 USDT; 1 BTC long at 60,000, mark 60,000: notional 60,000, bracket 2
+    (0.5 %, deduction 50): MM = 300 − 50 = 250; ratio 250 / 10,000 = 2.5 % ≥ 2 % (warning)."""
+    cfg = tmp_path / "monitor.toml"
+    async with BinanceMock(tb.KEY, tb.SECRET) as mock:
+        write_config(cfg, mock, warning=0.02)
+        async with daemon(cfg, tmp_path):
+            await until(
+                lambda: "daemon.ready" in (tmp_path / "daemon.log").read_text(), 30, "ready"
+            )
+            await mock.open("BTCUSDT", 1.0, 60_000.0)
+            await until(lambda: "FIRING WARNING" in alerts(tmp_path), 30, "the warning")
+            shown = await status_until(cfg, "binanceusdm:main/cross", "warning:margin_ratio")
+            assert "binanceusdm:main/cross" in shown and "2.5%" in shown, shown
+            assert "warning:margin_ratio" in shown, shown
+            assert " down " not in shown, shown  # no feed reported down
+            await mock.close("BTCUSDT", 60_000.0)
+            await until(lambda: "RESOLVED" in alerts(tmp_path), 30, "the resolve")
+            closed = await status(cfg, "--json")
+            doc = json.loads(closed)
+            (scope,) = doc["scopes"]
+            assert scope["positions"] == 0 and scope["equity"] == pytest.approx(10_000.0)
+        assert_no_secret(tmp_path, shown, closed)
+
+
+@pytest.mark.timeout(120)
+async def test_a_key_account_follows_the_mark_of_each_rest_snapshot(tmp_path: Path) -> None:
+    """Before the fix a snapshot's mark only seeded the instrument's price the first time,
+    so with no price feed the position was priced at its first mark forever.
+
+    1 BTC long at 60,000 on a 10,000 wallet: ratio 2.5 % (< 5 %, no alert). The mark falls
+    to 52,000 (no trade; an ACCOUNT_UPDATE asks for a REST re-snapshot): equity 10,000 −
+    8,000 = 2,000; notional 52,000, MM = 260 − 50 = 210; ratio 210 / 2,000 = 10.5 % ≥ 5 %."""
+    cfg = tmp_path / "monitor.toml"
+    async with BinanceMock(tb.KEY, tb.SECRET) as mock:
+        write_config(cfg, mock, warning=0.05)
+        async with daemon(cfg, tmp_path):
+            await until(
+                lambda: "daemon.ready" in (tmp_path / "daemon.log").read_text(), 30, "ready"
+            )
+            await mock.open("BTCUSDT", 1.0, 60_000.0)
+            await asyncio.sleep(4)  # the stream update, then its REST re-snapshot (2 s)
+            first = await status_until(cfg, "2.5%")
+            assert "10,000.00" in first and "2.5%" in first, first
+            assert alerts(tmp_path) == ""
+            mock.marks["BTCUSDT"] = 52_000.0
+            await mock.account_update("FUNDING_FEE", ["BTCUSDT"])
+            await until(lambda: "FIRING WARNING" in alerts(tmp_path), 30, "the warning")
+            shown = await status_until(cfg, "2,000.00", "10.5%")
+            assert "2,000.00" in shown and "10.5%" in shown, shown
+
+
+@pytest.mark.timeout(120)
+async def test_a_trading_key_is_refused_down_with_its_account_named_and_masked(
+    tmp_path: Path,
+) -> None:
+    """A key that can trade futures: the account is ``down`` naming it, no scope is shown,
+    the key never appears whole."""
+    cfg = tmp_path / "monitor.toml"
+    async with BinanceMock(tb.KEY, tb.SECRET) as mock:
+        mock.restrictions["enableFutures"] = True
+        await mock.open("BTCUSDT", 1.0, 60_000.0)
+        write_config(cfg, mock, warning=0.02)
+        async with daemon(cfg, tmp_path):
+            await until(lambda: "keys.down" in (tmp_path / "daemon.log").read_text(), 30, "down")
+            await asyncio.sleep(1.5)
+            shown = await status(cfg)
+            assert "binanceusdm/account:main" in shown and "down" in shown, shown
+            assert "binanceusdm:main/cross" not in shown, shown
+            assert mock.calls("GET", "/fapi/v2/positionRisk") == 0  # never read
+        assert_no_secret(tmp_path, shown)
