@@ -951,10 +951,14 @@ class _Loader:
         token = self.secret_ref(t.token, "telegram_bot.token", required=False, resolve=t.enabled)
         if not (math.isfinite(t.history_hours) and t.history_hours > 0):
             raise self.fail("telegram_bot.history_hours", "must be a number of hours above 0")
-        timing = {"poll_timeout": float(t.poll_timeout), "history_hours": float(t.history_hours)}
+        poll_timeout, history_hours = float(t.poll_timeout), float(t.history_hours)
         if not t.enabled:
             return TelegramBotConfig(
-                enabled=False, chat_ids=tuple(t.chat_ids), api_url=api_url, **timing
+                enabled=False,
+                chat_ids=tuple(t.chat_ids),
+                api_url=api_url,
+                poll_timeout=poll_timeout,
+                history_hours=history_hours,
             )
         if t.token is None:
             raise self.fail(
@@ -966,7 +970,12 @@ class _Loader:
                 "telegram_bot.chat_ids", "missing: the chats allowed to use the bot, e.g. [123]"
             )
         return TelegramBotConfig(
-            enabled=True, token=token, chat_ids=tuple(t.chat_ids), api_url=api_url, **timing
+            enabled=True,
+            token=token,
+            chat_ids=tuple(t.chat_ids),
+            api_url=api_url,
+            poll_timeout=poll_timeout,
+            history_hours=history_hours,
         )
 
     def rules(self, table: Mapping[str, Any]) -> Any:
