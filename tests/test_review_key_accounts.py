@@ -24,7 +24,9 @@ from tests.venues.servers import until
 ROOT = Path(__file__).parents[1]
 
 
-def write_config(path: Path, mock: BinanceMock, *, warning: float) -> None:
+def write_config(
+    path: Path, mock: BinanceMock, *, warning: float, stale_alert_after: str = "120s"
+) -> None:
     path.write_text(f"""
 
 [[accounts]]
@@ -70,6 +72,7 @@ format = "json"
 [daemon]
 drain_deadline = 5
 ready_timeout = 10
+stale_alert_after = "{stale_alert_after}"
 """)
 
 
@@ -229,3 +232,52 @@ async def test_a_trading_key_is_refused_down_with_its_account_named_and_masked(
             assert "binanceusdm:main/cross" not in shown, shown
             assert mock.calls("GET", "/fapi/v2/positionRisk") == 0  # never read
         assert_no_secret(tmp_path, shown)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a pending direct alert (feed_stale with daemon.stale_alert_after) fires from "
+    "AlertEngine.timers() with an empty detail: the reason the account is down is lost",
+)
+@pytest.mark.timeout(120)
+async def test_a_rejected_key_alerts_critical_naming_the_account_and_the_venue_code_never_the_key(
+    tmp_path: Path,
+) -> None:
+    """The venue knows another secret: every signed request is refused (-1022). The account
+    is down from the start; after ``daemon.stale_alert_after`` a critical feed alert names the
+    account and the reason."""
+    cfg = tmp_path / "monitor.toml"
+    async with BinanceMock(tb.KEY, "x" * 64) as mock:
+        write_config(cfg, mock, warning=0.02, stale_alert_after="2s")
+        async with daemon(cfg, tmp_path):
+            await until(lambda: "FIRING CRITICAL" in alerts(tmp_path), 30, "the feed alert")
+            shown = await status_until(cfg, "down")
+        assert mock.bad_signatures >= 1
+    text = alerts(tmp_path)
+    assert "binanceusdm account:main is down" in text, text
+    assert "binanceusdm/account:main" in shown and "down" in shown, shown
+    assert_no_secret(tmp_path, shown)
+
+
+@pytest.mark.timeout(120)
+async def test_a_venue_that_dies_puts_the_account_down_and_alerts_critical(tmp_path: Path) -> None:
+    """The venue goes away with a position open: the stream closes, REST cannot connect;
+    the account goes down and, after ``daemon.stale_alert_after``, a critical alert says so,
+    while the last figures stay shown."""
+    cfg = tmp_path / "monitor.toml"
+    mock = BinanceMock(tb.KEY, tb.SECRET)
+    await mock.__aenter__()
+    try:
+        write_config(cfg, mock, warning=0.5, stale_alert_after="2s")
+        async with daemon(cfg, tmp_path):
+            await mock.open("BTCUSDT", 1.0, 60_000.0)
+            await status_until(cfg, "2.5%")
+            await mock.__aexit__(None, None, None)
+            await until(lambda: "FIRING CRITICAL" in alerts(tmp_path), 30, "the feed alert")
+            shown = await status_until(cfg, "down")
+    finally:
+        await mock.__aexit__(None, None, None)
+    text = alerts(tmp_path)
+    assert "binanceusdm account:main is down" in text, text
+    assert "binanceusdm:main/cross" in shown and "2.5%" in shown, shown  # the last figures
+    assert_no_secret(tmp_path, shown)
