@@ -31,6 +31,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import math
 import random
 import re
 from collections import deque
@@ -48,13 +49,41 @@ from websockets.asyncio.client import ClientConnection
 from monitor.clock import Clock, SystemClock
 from monitor.errors import ConfigError, MonitorError, RetryableError
 from monitor.logs import register_secret
-from monitor.model.events import AccountSnapshot, Event, FeedState, FeedStatus, MarkPrice
+from monitor.model.events import (
+    AccountSnapshot,
+    Event,
+    FeedState,
+    FeedStatus,
+    MarkPrice,
+    PositionUpdate,
+)
 from monitor.model.portfolio import Portfolio
+from monitor.model.positions import Position
 from monitor.model.venues import BINANCE_USDM, BYBIT, OKX, canonical
 from monitor.venues.backoff import Backoff
 from monitor.venues.feed import Emit, Feed, Recorder
 
 log = structlog.get_logger()
+
+
+def marks_of(ev: Event) -> list[MarkPrice]:
+    """The venue's marks an account event carries, as prices. A position's ``mark_price``
+    only seeds an instrument's price the first time it is seen, so without a price feed
+    of the venue (an API-key account's symbols are not known before it is read) the marks
+    of every later snapshot and stream update would be lost and the positions priced at
+    their first mark for ever."""
+    if isinstance(ev, AccountSnapshot):
+        positions: tuple[Position, ...] = ev.positions
+    elif isinstance(ev, PositionUpdate):
+        positions = (ev.position,)
+    else:
+        return []
+    return [
+        MarkPrice(ev.venue, p.symbol, p.mark_price, oracle=p.oracle_price, ts_recv=ev.ts_recv)
+        for p in positions
+        if p.mark_price is not None and math.isfinite(p.mark_price) and p.mark_price > 0.0
+    ]
+
 
 KEY_VENUES = (BINANCE_USDM, BYBIT, OKX)
 """Venues whose accounts can be read with an API key."""
@@ -658,20 +687,8 @@ class KeyFeed:
         snap = await self.impl.snapshot(self.clock.now())
         self.snapshots += 1
         emit(snap)
-        # a snapshot's marks only seed an instrument's price the first time it is seen, so
-        # every later snapshot also hands its marks on as prices: without a price feed of
-        # the venue they are the only marks the account's positions get
-        for pos in snap.positions:
-            if pos.mark_price is not None and pos.mark_price > 0.0:
-                emit(
-                    MarkPrice(
-                        snap.venue,
-                        pos.symbol,
-                        pos.mark_price,
-                        oracle=pos.oracle_price,
-                        ts_recv=snap.ts_recv,
-                    )
-                )
+        for mark in marks_of(snap):
+            emit(mark)
         self._compare(snap)
 
     def _compare(self, snap: AccountSnapshot) -> None:
@@ -773,6 +790,8 @@ class KeyFeed:
                     self._status(FeedState.LIVE, f"{self.account.id}: stream flowing again")
             for ev in frame.events:
                 emit(ev)
+                for mark in marks_of(ev):
+                    emit(mark)
             if frame.resnapshot and state.resnapshot_at is None:
                 state.resnapshot_at = self.clock.monotonic() + self.settings.update_resnapshot_delay
             if frame.reconnect is not None:
