@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from tests.venues.cex import test_binance as tb
 from tests.venues.cex import test_bybit as ty
@@ -338,3 +339,37 @@ async def test_a_bybit_key_account_follows_the_mark_its_position_stream_carries(
     assert scope["maintenance_margin"] == pytest.approx(mock.mm(mock.positions["BTCUSDT"]))
     assert scope["maintenance_margin"] == pytest.approx(90.0)
     assert_no_secret(tmp_path, shown, json.dumps(doc))
+
+
+class SlowStreamBinance(BinanceMock):
+    """The loopback Binance whose listen key (so the user-data stream) waits for ``go``:
+    the window between the daemon's REST snapshot and its stream subscription."""
+
+    def __init__(self, api_key: str, secret: str) -> None:
+        self.go = asyncio.Event()
+        super().__init__(api_key, secret)
+
+    async def _listen_key(self, request: web.Request) -> web.Response:
+        if request.method == "POST":
+            await self.go.wait()
+        return await super()._listen_key(request)
+
+
+@pytest.mark.timeout(120)
+async def test_a_trade_between_the_rest_snapshot_and_the_stream_subscription_is_seen_at_once(
+    tmp_path: Path,
+) -> None:
+    """The position is opened after the start-up snapshot was read and before the stream
+    is up, so its ACCOUNT_UPDATE reaches nobody. Before the fix nothing re-read the
+    account until the periodic re-snapshot (60 s): the monitor showed no position for up
+    to a minute. 1 BTC at 60,000 on 10,000: ratio 250 / 10,000 = 2.5 %."""
+    cfg = tmp_path / "monitor.toml"
+    async with SlowStreamBinance(tb.KEY, tb.SECRET) as mock:
+        write_config(cfg, mock, warning=0.5)
+        async with daemon(cfg, tmp_path):
+            await until(lambda: mock.calls("GET", "/fapi/v2/positionRisk") >= 1, 30, "snapshot")
+            await mock.open("BTCUSDT", 1.0, 60_000.0)  # pushed to no stream
+            mock.go.set()
+            await until(lambda: bool(mock.sockets), 30, "the account stream")
+            shown = await status_until(cfg, "2.5%", limit=15)
+    assert "binanceusdm:main/cross" in shown and "2.5%" in shown, shown

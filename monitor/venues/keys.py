@@ -747,6 +747,9 @@ class KeyFeed:
 
     async def _session(self, ws: ClientConnection, emit: Emit) -> str:
         state = _SessionState(self.clock.monotonic())
+        # the snapshot was read before the stream was up: what changed in between reached
+        # no stream, so read the account again once it is
+        state.resnapshot_at = state.opened + self.settings.update_resnapshot_delay
         self._status(FeedState.LIVE, f"{self.account.id}: snapshot and stream up")
         tasks = [
             asyncio.create_task(self._reader(ws, emit, state)),
