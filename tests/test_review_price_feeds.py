@@ -122,3 +122,41 @@ async def test_a_manual_account_is_priced_by_the_native_binance_stream_and_alert
         await ws.stop()
         await rest.stop()
     assert "Traceback" not in (tmp_path / "daemon.log").read_text()
+
+
+@pytest.mark.timeout(120)
+async def test_a_key_account_is_priced_by_the_public_stream_when_its_symbol_is_listed(
+    tmp_path: Path,
+) -> None:
+    """``[venues.binanceusdm] symbols = ["BTCUSDT"]`` beside an API-key account: the public
+    stream's marks price the account's position between its snapshots. Wallet 10,000, 1 BTC
+    long at 60,000 (the venue's REST mark 60,000); the stream says 95,041.2: equity 10,000
+    + 35,041.2 = 45,041.20."""
+    from tests.test_review_key_accounts import write_config as key_config
+    from tests.venues.cex import test_binance as tb
+    from tests.venues.cex.binance_mock import BinanceMock
+
+    dialect = BinanceDialect()
+    ws = WsVenue(dialect, interval=0.1)
+    rest = RestVenue(ROUTES)
+    await ws.start()
+    await rest.start()
+    cfg = tmp_path / "monitor.toml"
+    try:
+        async with BinanceMock(tb.KEY, tb.SECRET) as mock:
+            await mock.open("BTCUSDT", 1.0, 60_000.0)
+            key_config(cfg, mock, warning=0.5)
+            body = cfg.read_text()
+            venue = f"""[venues.binanceusdm]
+ws_url = "{ws.url}/market/stream"
+rest_url = "{rest.url}"
+symbols = ["BTCUSDT"]
+
+"""
+            cfg.write_text(venue + body)
+            async with daemon(cfg, tmp_path):
+                shown = await status_until(cfg, "45,041.20", limit=30)
+    finally:
+        await ws.stop()
+        await rest.stop()
+    assert "binanceusdm:main/cross" in shown and "45,041.20" in shown, shown
