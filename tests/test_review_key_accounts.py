@@ -373,3 +373,28 @@ async def test_a_trade_between_the_rest_snapshot_and_the_stream_subscription_is_
             await until(lambda: bool(mock.sockets), 30, "the account stream")
             shown = await status_until(cfg, "2.5%", limit=15)
     assert "binanceusdm:main/cross" in shown and "2.5%" in shown, shown
+
+
+@pytest.mark.timeout(120)
+async def test_a_venue_echoing_the_key_and_secret_in_its_error_never_shows_them(
+    tmp_path: Path,
+) -> None:
+    """A hostile (or chatty) venue answers the permission check with the key and the secret
+    in its error text: the account is down with the venue's code, and neither appears in the
+    log, ``monitor status``, the store or the alert sent (stale_alert_after 1 s)."""
+    cfg = tmp_path / "monitor.toml"
+    async with BinanceMock(tb.KEY, tb.SECRET) as mock:
+        mock.fault(
+            "/sapi/v1/account/apiRestrictions",
+            401,
+            {"code": -2015, "msg": f"Invalid API-key {tb.KEY} for secret {tb.SECRET}"},
+            times=100,
+        )
+        write_config(cfg, mock, warning=0.5, stale_alert_after="1s")
+        async with daemon(cfg, tmp_path):
+            await until(lambda: "FIRING CRITICAL" in alerts(tmp_path), 30, "the feed alert")
+            shown = await status_until(cfg, "down")
+            doc = await status(cfg, "--json")
+    assert "binanceusdm/account:main" in shown and "down" in shown, shown
+    assert "-2015" in doc, doc  # the venue's code, in the feed's full detail
+    assert_no_secret(tmp_path, shown, doc)

@@ -772,8 +772,9 @@ class KeyFeed:
         async for message in ws:
             now = self.clock.now()
             text = message if isinstance(message, str) else message.decode("utf-8", "replace")
+            text = self.account.scrub(text)  # before any message cuts it short
             if self.recorder is not None:
-                self.recorder(now, self.venue, self.account.channel, self.account.scrub(text))
+                self.recorder(now, self.venue, self.account.channel, text)
             try:
                 frame = self.impl.parse(text, now)
             except Exception as exc:  # bad input never crashes: logged, counted, skipped
@@ -781,7 +782,7 @@ class KeyFeed:
                 self._log.warning(
                     "keys.bad_frame",
                     problem=str(exc)[:160],
-                    frame=self.account.scrub(text)[:200],
+                    frame=text[:200],
                     count=self.bad_frames,
                 )
                 continue
@@ -933,7 +934,9 @@ class RestClient:
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
             ) as resp:
                 raw = await resp.read()
-                text = raw.decode(resp.charset or "utf-8", "replace")
+                # scrubbed before anything cuts it short: a venue echoing the key or the
+                # secret in an error must not leave a prefix of it in a truncated message
+                text = self.account.scrub(raw.decode(resp.charset or "utf-8", "replace"))
                 return resp.status, resp.headers, text
         except (aiohttp.ClientError, TimeoutError, LookupError) as exc:
             msg = self.account.scrub(f"{method} {path}: {str(exc)[:160] or type(exc).__name__}")
