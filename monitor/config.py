@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import math
 import os
 import re
 import tomllib
@@ -161,6 +162,8 @@ class _TelegramBotTable(msgspec.Struct, **_FORBID):
     token: Text | None = None
     chat_ids: list[int] = []
     api_url: Text | None = None
+    poll_timeout: Interval = Interval(30.0)
+    history_hours: float = 6.0
 
 
 class _Document(msgspec.Struct, **_FORBID):
@@ -203,7 +206,8 @@ _ACCOUNT_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _URL_REF = re.compile(r"\$\{(?:(file|cred):)?([A-Za-z_][A-Za-z0-9_.-]*)\}")
 _SECRET_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_SECRET_CRED = re.compile(r"credential:([A-Za-z0-9_.-]+)")
+#: ``credential:NAME``, or ``${file:NAME}``/``${cred:NAME}`` as channel URLs spell it
+_SECRET_CRED = re.compile(r"credential:([A-Za-z0-9_.-]+)|\$\{(?:file|cred):([A-Za-z0-9_.-]+)\}")
 #: dYdX subaccount numbers: parents 0..127, their isolated children n + 128·k
 _DYDX_MAX_PARENT = 127
 _DYDX_CHILD_STRIDE = 128
@@ -386,12 +390,16 @@ class MetricsConfig:
 class TelegramBotConfig:
     """The interactive Telegram bot: off unless ``enabled``. ``token`` (a secret, resolved
     from ``${ENV}`` or ``credential:NAME``; None while disabled), ``chat_ids`` the chats
-    allowed to talk to it, ``api_url`` the Bot API base (None: Telegram's; set by tests)."""
+    allowed to talk to it, ``api_url`` the Bot API base (None: Telegram's; set by tests),
+    ``poll_timeout`` the long-poll wait (s), ``history_hours`` the period of ``/history``
+    without one (h)."""
 
     enabled: bool = False
     token: str | None = field(default=None, repr=False)
     chat_ids: tuple[int, ...] = ()
     api_url: str | None = None
+    poll_timeout: float = 30.0
+    history_hours: float = 6.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -754,8 +762,9 @@ class _Loader:
     def secret_ref(
         self, value: str | None, path: str, *, required: bool, resolve: bool = True
     ) -> str | None:
-        """The secret ``value`` names: ``"${ENV_NAME}"`` or ``"credential:NAME"`` (the file
-        ``$CREDENTIALS_DIRECTORY/NAME``, trailing newline stripped); registered with the
+        """The secret ``value`` names: ``"${ENV_NAME}"`` or ``"credential:NAME"`` (also spelt
+        ``"${file:NAME}"``/``"${cred:NAME}"``: the file ``$CREDENTIALS_DIRECTORY/NAME``,
+        trailing newline stripped); registered with the
         log redactor. A literal value is refused (and never echoed). Not read (None) unless
         ``resolve`` and the loader reads secrets."""
         if value is None:
@@ -772,7 +781,7 @@ class _Loader:
             out = self.env[name].strip()
             what = f"environment variable {name}"
         elif m := _SECRET_CRED.fullmatch(value):
-            name = m.group(1)
+            name = m.group(1) or m.group(2)
             out = self.credential(name, path)
             what = f"credential {name!r}"
         else:
@@ -950,8 +959,17 @@ class _Loader:
         api_url = self.url(t.api_url, "telegram_bot.api_url", ("http", "https"))
         # a literal token is refused even while the bot is off; it is read only when on
         token = self.secret_ref(t.token, "telegram_bot.token", required=False, resolve=t.enabled)
+        if not (math.isfinite(t.history_hours) and t.history_hours > 0):
+            raise self.fail("telegram_bot.history_hours", "must be a number of hours above 0")
+        poll_timeout, history_hours = float(t.poll_timeout), float(t.history_hours)
         if not t.enabled:
-            return TelegramBotConfig(enabled=False, chat_ids=tuple(t.chat_ids), api_url=api_url)
+            return TelegramBotConfig(
+                enabled=False,
+                chat_ids=tuple(t.chat_ids),
+                api_url=api_url,
+                poll_timeout=poll_timeout,
+                history_hours=history_hours,
+            )
         if t.token is None:
             raise self.fail(
                 "telegram_bot.token",
@@ -962,7 +980,12 @@ class _Loader:
                 "telegram_bot.chat_ids", "missing: the chats allowed to use the bot, e.g. [123]"
             )
         return TelegramBotConfig(
-            enabled=True, token=token, chat_ids=tuple(t.chat_ids), api_url=api_url
+            enabled=True,
+            token=token,
+            chat_ids=tuple(t.chat_ids),
+            api_url=api_url,
+            poll_timeout=poll_timeout,
+            history_hours=history_hours,
         )
 
     def rules(self, table: Mapping[str, Any]) -> Any:

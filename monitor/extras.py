@@ -92,6 +92,8 @@ async def start_extras(
                 token=tb.token or "",
                 chat_ids=frozenset(tb.chat_ids),
                 api_url=tb.api_url,
+                poll_timeout=tb.poll_timeout,
+                history_hours=tb.history_hours,
             ),
             store,
             rules=rules,

@@ -31,6 +31,7 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import math
 import random
 import re
 from collections import deque
@@ -48,13 +49,41 @@ from websockets.asyncio.client import ClientConnection
 from monitor.clock import Clock, SystemClock
 from monitor.errors import ConfigError, MonitorError, RetryableError
 from monitor.logs import register_secret
-from monitor.model.events import AccountSnapshot, Event, FeedState, FeedStatus
+from monitor.model.events import (
+    AccountSnapshot,
+    Event,
+    FeedState,
+    FeedStatus,
+    MarkPrice,
+    PositionUpdate,
+)
 from monitor.model.portfolio import Portfolio
+from monitor.model.positions import Position
 from monitor.model.venues import BINANCE_USDM, BYBIT, OKX, canonical
 from monitor.venues.backoff import Backoff
 from monitor.venues.feed import Emit, Feed, Recorder
 
 log = structlog.get_logger()
+
+
+def marks_of(ev: Event) -> list[MarkPrice]:
+    """The venue's marks an account event carries, as prices. A position's ``mark_price``
+    only seeds an instrument's price the first time it is seen, so without a price feed
+    of the venue (an API-key account's symbols are not known before it is read) the marks
+    of every later snapshot and stream update would be lost and the positions priced at
+    their first mark for ever."""
+    if isinstance(ev, AccountSnapshot):
+        positions: tuple[Position, ...] = ev.positions
+    elif isinstance(ev, PositionUpdate):
+        positions = (ev.position,)
+    else:
+        return []
+    return [
+        MarkPrice(ev.venue, p.symbol, p.mark_price, oracle=p.oracle_price, ts_recv=ev.ts_recv)
+        for p in positions
+        if p.mark_price is not None and math.isfinite(p.mark_price) and p.mark_price > 0.0
+    ]
+
 
 KEY_VENUES = (BINANCE_USDM, BYBIT, OKX)
 """Venues whose accounts can be read with an API key."""
@@ -658,6 +687,8 @@ class KeyFeed:
         snap = await self.impl.snapshot(self.clock.now())
         self.snapshots += 1
         emit(snap)
+        for mark in marks_of(snap):
+            emit(mark)
         self._compare(snap)
 
     def _compare(self, snap: AccountSnapshot) -> None:
@@ -716,6 +747,9 @@ class KeyFeed:
 
     async def _session(self, ws: ClientConnection, emit: Emit) -> str:
         state = _SessionState(self.clock.monotonic())
+        # the snapshot was read before the stream was up: what changed in between reached
+        # no stream, so read the account again once it is
+        state.resnapshot_at = state.opened + self.settings.update_resnapshot_delay
         self._status(FeedState.LIVE, f"{self.account.id}: snapshot and stream up")
         tasks = [
             asyncio.create_task(self._reader(ws, emit, state)),
@@ -738,8 +772,9 @@ class KeyFeed:
         async for message in ws:
             now = self.clock.now()
             text = message if isinstance(message, str) else message.decode("utf-8", "replace")
+            text = self.account.scrub(text)  # before any message cuts it short
             if self.recorder is not None:
-                self.recorder(now, self.venue, self.account.channel, self.account.scrub(text))
+                self.recorder(now, self.venue, self.account.channel, text)
             try:
                 frame = self.impl.parse(text, now)
             except Exception as exc:  # bad input never crashes: logged, counted, skipped
@@ -747,7 +782,7 @@ class KeyFeed:
                 self._log.warning(
                     "keys.bad_frame",
                     problem=str(exc)[:160],
-                    frame=self.account.scrub(text)[:200],
+                    frame=text[:200],
                     count=self.bad_frames,
                 )
                 continue
@@ -759,6 +794,8 @@ class KeyFeed:
                     self._status(FeedState.LIVE, f"{self.account.id}: stream flowing again")
             for ev in frame.events:
                 emit(ev)
+                for mark in marks_of(ev):
+                    emit(mark)
             if frame.resnapshot and state.resnapshot_at is None:
                 state.resnapshot_at = self.clock.monotonic() + self.settings.update_resnapshot_delay
             if frame.reconnect is not None:
@@ -897,7 +934,9 @@ class RestClient:
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
             ) as resp:
                 raw = await resp.read()
-                text = raw.decode(resp.charset or "utf-8", "replace")
+                # scrubbed before anything cuts it short: a venue echoing the key or the
+                # secret in an error must not leave a prefix of it in a truncated message
+                text = self.account.scrub(raw.decode(resp.charset or "utf-8", "replace"))
                 return resp.status, resp.headers, text
         except (aiohttp.ClientError, TimeoutError, LookupError) as exc:
             msg = self.account.scrub(f"{method} {path}: {str(exc)[:160] or type(exc).__name__}")

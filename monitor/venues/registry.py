@@ -24,6 +24,8 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+import structlog
+
 from monitor.clock import Clock
 from monitor.model.venues import BINANCE_USDM, BYBIT, DYDX, HYPERLIQUID, OKX
 from monitor.venues.binance.feed import build_binance_feed
@@ -33,7 +35,7 @@ from monitor.venues.bybit.parse import BybitParser
 from monitor.venues.dydx.feed import REST_URL, DydxFeed
 from monitor.venues.dydx.feed import default_ws_settings as dydx_ws
 from monitor.venues.dydx.parse import DydxParser
-from monitor.venues.feed import Feed, Recorder
+from monitor.venues.feed import Feed, Recorder, watched_symbols
 from monitor.venues.hyperliquid.feed import HyperliquidFeed, HyperliquidOptions
 from monitor.venues.hyperliquid.feed import default_ws_settings as hyperliquid_ws
 from monitor.venues.hyperliquid.parse import HyperliquidParser
@@ -44,6 +46,8 @@ from monitor.venues.parsing import FrameParser
 
 if TYPE_CHECKING:
     from monitor.config import AccountConfig, Config, VenueConfig
+
+log = structlog.get_logger()
 
 
 def _hyperliquid_parser() -> FrameParser:
@@ -157,6 +161,14 @@ def build_feeds(
         elif builder is not None:
             # a CEX price feed also watches the symbols its manual accounts hold
             accounts = [a for a in config.accounts if a.feed == venue.name]
+            if not watched_symbols(venue, accounts) and any(
+                a.kind.value == "api_key" and a.venue == venue.name for a in config.accounts
+            ):
+                # nothing to price: the API-key accounts read their marks from the venue
+                # themselves. A price feed with no symbols would report its connection
+                # down and so hold every alert of the venue, theirs included.
+                log.info("feed.price_feed_skipped", venue=venue.name, reason="no symbols")
+                continue
             feeds.append(builder(venue, accounts, clock, recorder))
         else:
             # the instruments the manual accounts priced by this venue hold are watched too

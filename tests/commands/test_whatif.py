@@ -157,7 +157,11 @@ async def test_live_form_fetches_from_a_loopback_venue() -> None:
     seen: list[dict[str, Any]] = []
 
     async def info(request: web.Request) -> web.Response:
-        seen.append(await request.json())
+        body = await request.json()
+        seen.append(body)
+        if body.get("type") == "userAbstraction":  # the account mode: a standard account
+            mode = HL_STATE.parent / "rest_info_userAbstraction_response_disabled.json"
+            return web.Response(text=mode.read_text(), content_type="application/json")
         return web.Response(text=HL_STATE.read_text(), content_type="application/json")
 
     app = web.Application()
@@ -187,7 +191,8 @@ async def test_live_form_fetches_from_a_loopback_venue() -> None:
     finally:
         await runner.cleanup()
     assert proc.returncode == 0, err.decode()
-    assert seen == [{"type": "clearinghouseState", "user": addr}]
+    assert {"type": "clearinghouseState", "user": addr} in seen
+    assert {"type": "userAbstraction", "user": addr} in seen
     doc = json.loads(out)
     assert doc["scenarios"] == ["--shock -10%"]
     for p in doc["prices"]:
