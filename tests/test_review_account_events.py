@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from monitor.fmt import short_id
 from tests.test_app import USER, Venue, rest
 from tests.test_review_key_accounts import daemon, status
 from tests.venues.dydx.test_feed import DydxVenue
@@ -171,11 +172,10 @@ async def test_hyperliquid_adl_and_liquidation_fills_reach_adl_and_liquidated_al
             assert alerts(tmp_path) == sent
             doc = json.loads(await status(cfg, "--json"))
         text = alerts(tmp_path)
-        assert text.count("EVENT CRITICAL: adl on") == 1, text
-        assert f"adl on hyperliquid:{USER}/cross#BTC" in text
-        assert "auto-deleveraged (ADL) BTC: sold 0.4 at 99,000" in text
-        assert text.count("EVENT CRITICAL: position liquidated on") == 1, text
-        assert f"position liquidated on hyperliquid:{USER}/cross#BTC" in text
+        adl, liq = _events(text)
+        assert f"hyperliquid:{short_id(USER)}, cross BTC: auto-deleveraged" in adl, text
+        assert "auto-deleveraged (ADL) BTC: sold 0.4 at 99,000" in adl
+        assert f"hyperliquid:{short_id(USER)}, cross BTC: position liquidated" in liq, text
         (scope,) = doc["scopes"]
         assert scope["scope_key"] == f"hyperliquid:{USER}/cross"
         assert "Traceback" not in (tmp_path / "daemon.log").read_text()
@@ -317,7 +317,7 @@ async def test_dydx_offsetting_fill_is_an_adl_alert_and_a_liquidated_fill_a_liqu
                     "perpetualPositions": [position],
                 }
             )
-            await until(lambda: "adl on" in alerts(tmp_path), 30, "the adl alert")
+            await until(lambda: ": auto-deleveraged (" in alerts(tmp_path), 30, "the adl alert")
             await venue.delta(
                 {
                     "fills": [dydx_fill("LIQUIDATED", "SELL", "0.06", "80000")],
@@ -325,12 +325,20 @@ async def test_dydx_offsetting_fill_is_an_adl_alert_and_a_liquidated_fill_a_liqu
                 }
             )
             await until(
-                lambda: "position liquidated on" in alerts(tmp_path), 30, "the liquidated alert"
+                lambda: "position liquidated (" in alerts(tmp_path), 30, "the liquidated alert"
             )
         text = alerts(tmp_path)
-        assert text.count("EVENT CRITICAL: adl on") == 1, text
-        assert f"adl on dydx:{DYDX_SUB}/cross#BTC-USD" in text, text
-        assert "sold 0.04 at 96,000" in text, text
-        assert text.count("EVENT CRITICAL: position liquidated on") == 1, text
-        assert f"position liquidated on dydx:{DYDX_SUB}/cross#BTC-USD" in text, text
+        adl, liq = _events(text)
+        assert "dydx:" in adl and "cross BTC-USD: auto-deleveraged" in adl, text
+        assert "sold 0.04 at 96,000" in adl, text
+        assert "dydx:" in liq and "cross BTC-USD: position liquidated" in liq, text
         assert "Traceback" not in (tmp_path / "daemon.log").read_text()
+
+
+def _events(text: str) -> tuple[str, str]:
+    """The one ADL line and the one liquidation line of the alerts file (each exactly once)."""
+    events = [ln for ln in text.splitlines() if ln.startswith("EVENT CRITICAL:")]
+    adl = [ln for ln in events if ": auto-deleveraged (" in ln]
+    liq = [ln for ln in events if ": position liquidated (" in ln]
+    assert len(adl) == 1 and len(liq) == 1, text
+    return adl[0], liq[0]

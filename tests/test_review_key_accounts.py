@@ -287,7 +287,7 @@ async def test_a_venue_that_dies_puts_the_account_down_and_alerts_critical(tmp_p
         await mock.__aexit__(None, None, None)
     text = alerts(tmp_path)
     # (its reason is in the text only when a repeated DOWN fires it: see the xfail above)
-    assert "FIRING CRITICAL: feed stale on feed:binanceusdm/account:main" in text, text
+    assert "FIRING CRITICAL: feed:binanceusdm, account:main: feed stale (" in text, text
     assert "binanceusdm:main/cross" in shown and "2.5%" in shown, shown  # the last figures
     assert_no_secret(tmp_path, shown)
 
