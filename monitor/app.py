@@ -191,6 +191,8 @@ class Daemon:
         self.engine_beat = clock.monotonic()
         self.enqueued = 0
         """Outbox rows written since the replay's delivery last ran."""
+        self.longest_batch = 0.0
+        """The longest engine step so far (seconds of CPU-bound work between awaits)."""
         self.extras = Extras()
         """The optional parts (heartbeat, metrics, bot) once started."""
         self.idle = asyncio.Event()
@@ -227,7 +229,9 @@ class Daemon:
         inputs: list[Input] = [*controls, *await self._refresh(now), *events]
         started = time.perf_counter()
         step = self.engine.receive(inputs, now, self.clock.monotonic())
-        self.extras.observe_batch(time.perf_counter() - started)
+        took = time.perf_counter() - started
+        self.extras.observe_batch(took)
+        self.longest_batch = max(self.longest_batch, took)
         enqueued = await persist(self.store, step, self.channels, self.risks, now)
         if enqueued:
             self.enqueued += enqueued
@@ -456,7 +460,9 @@ async def _shutdown(daemon: Daemon) -> int:
     """Drain the outbox within the deadline and write the last status."""
     left = await daemon.worker.drain(daemon.clock.monotonic() + daemon.config.daemon.drain_deadline)
     await daemon.flush()
-    log().info("daemon.stopped", undelivered=left)
+    log().info(
+        "daemon.stopped", undelivered=left, longest_batch_s=round(daemon.longest_batch, 6)
+    )
     return EXIT_OK
 
 
