@@ -86,6 +86,10 @@ EXIT_CONFIG = 2
 EXIT_LOCKED = 3
 
 STATUS_INTERVAL = 1.0
+#: a batch of events sweeps too when the last sweep slice is this old (seconds, monotonic):
+#: under a steady stream of frames the sweep is not starved, and otherwise stays off the
+#: frames' path
+SWEEP_OVERDUE = 1.0
 #: the engine ticks (timers, sweep, readiness) at least this often while idle (seconds)
 TICK_INTERVAL = 1.0
 #: the mutes are re-read from the store this often (``monitor mute`` while the daemon runs)
@@ -197,6 +201,7 @@ class Daemon:
         """The optional parts (heartbeat, metrics, bot) once started."""
         self.idle = asyncio.Event()
         self._mutes_at: float | None = None
+        self._swept_at: float | None = None
         self._health_at: float | None = None
 
     # -- accounts ----------------------------------------------------------------------------
@@ -227,8 +232,17 @@ class Daemon:
         controls = list(self.controls)
         self.controls.clear()
         inputs: list[Input] = [*controls, *await self._refresh(now), *events]
+        mono = self.clock.monotonic()
+        sweep = (
+            not events
+            or self.replay
+            or self._swept_at is None
+            or mono - self._swept_at >= SWEEP_OVERDUE
+        )
+        if sweep:
+            self._swept_at = mono
         started = time.perf_counter()
-        step = self.engine.receive(inputs, now, self.clock.monotonic())
+        step = self.engine.receive(inputs, now, mono, sweep=sweep)
         took = time.perf_counter() - started
         self.extras.observe_batch(took)
         self.longest_batch = max(self.longest_batch, took)
@@ -252,10 +266,16 @@ class Daemon:
         gc.freeze()
 
     async def engine_loop(self) -> None:
-        """The one engine task: a batch of events, or an idle tick every second."""
+        """The one engine task: a batch of events, or an idle tick every second. While the
+        engine owes work (scopes over its per-batch budget, a sweep slice) it steps again
+        at once, after yielding, so the watchdog, signals and delivery run between slices."""
         while True:
             self.idle.set()
-            events = await self.inbox.get_batch(idle_after=TICK_INTERVAL)
+            if self.engine.busy:
+                await asyncio.sleep(0)
+                events = self.inbox.get_nowait()
+            else:
+                events = await self.inbox.get_batch(idle_after=TICK_INTERVAL)
             self.idle.clear()
             await self.step(events, self.clock.now())
 
@@ -460,9 +480,7 @@ async def _shutdown(daemon: Daemon) -> int:
     """Drain the outbox within the deadline and write the last status."""
     left = await daemon.worker.drain(daemon.clock.monotonic() + daemon.config.daemon.drain_deadline)
     await daemon.flush()
-    log().info(
-        "daemon.stopped", undelivered=left, longest_batch_s=round(daemon.longest_batch, 6)
-    )
+    log().info("daemon.stopped", undelivered=left, longest_batch_s=round(daemon.longest_batch, 6))
     return EXIT_OK
 
 

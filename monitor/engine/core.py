@@ -35,13 +35,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from monitor.alerts.engine import (
+    AlertBook,
+    AlertDelta,
     AlertState,
     AlertStatus,
     Health,
     Observation,
     Transition,
-    evaluate,
-    with_mutes,
+    evaluate_in_place,
+    scope_of,
 )
 from monitor.alerts.mutes import Mute
 from monitor.alerts.rules import AlertRules
@@ -120,8 +122,8 @@ class Step:
     """What the shell must do after one ``receive``.
 
     ``transitions``: alert transitions to log, record and notify (rendered per channel by the
-    shell); ``state_before``/``state_after``: the alert state delta to persist (None when it
-    did not change); ``risks``: the scopes evaluated in full, with ``statuses`` their status
+    shell); ``delta``: the alert state changes to persist (None when nothing changed);
+    ``risks``: the scopes evaluated in full, with ``statuses`` their status
     documents; ``removed``: scopes gone from the book (vanished or forgotten), whose status
     rows go; ``samples``: risk-history rows; ``feeds``: feed status changes; ``funding``:
     funding the venue booked; ``quarantined``: events that could not be applied;
@@ -129,8 +131,7 @@ class Step:
     """
 
     transitions: list[Transition] = field(default_factory=list)
-    state_before: AlertState | None = None
-    state_after: AlertState | None = None
+    delta: AlertDelta | None = None
     risks: list[ScopeRisk] = field(default_factory=list)
     statuses: dict[ScopeKey, dict[str, object]] = field(default_factory=dict)
     removed: list[ScopeKey] = field(default_factory=list)
@@ -142,7 +143,7 @@ class Step:
 
     @property
     def alert_state_changed(self) -> bool:
-        return self.state_after is not None
+        return self.delta is not None
 
 
 @dataclass(slots=True)
@@ -178,9 +179,15 @@ class Engine:
         ready_timeout: float = 60.0,
         started: float = 0.0,
         replay: bool = False,
+        max_evaluations: int = 2000,
     ) -> None:
         self.rules = rules
-        self.state = state or AlertState()
+        self.max_evaluations = max_evaluations
+        """Scopes evaluated in full per receive at most (the rest is carried over)."""
+        self._carry: dict[ScopeKey, None] = {}
+        self._anchor: tuple[float, float] | None = None
+        self.book = AlertBook(state, rules)
+        """The alert state, owned and changed in place (indexed by scope, timers in a heap)."""
         self.portfolio = Portfolio(rule_sets)
         self.accounts = frozenset(accounts)
         self.expected = frozenset(expected)
@@ -210,18 +217,22 @@ class Engine:
         self._forget_unconfigured()
 
     # -- the one entry point ------------------------------------------------------------------
-    def receive(self, inputs: Sequence[Input], now: float, mono: float | None = None) -> Step:
+    def receive(
+        self, inputs: Sequence[Input], now: float, mono: float | None = None, *, sweep: bool = True
+    ) -> Step:
         """Apply ``inputs`` at ``now`` (epoch s) and decide; see the module docstring.
 
         Never raises for a bad event: it is quarantined. ``mono`` (monotonic seconds) drives
-        the readiness timeout; without it ``now`` does."""
+        the readiness timeout and every duration (:meth:`_alert_time`); ``now`` is what the
+        transitions show. ``sweep`` False: no sweep slice in this receive (the shell keeps
+        the sweep out of a frame's batch); it is owed, not lost. At most ``max_evaluations``
+        scopes are evaluated in full per receive (see :attr:`busy`)."""
         step = Step()
         batch = _Batch()
         touched, moved, quarantined = batch.touched, batch.moved, batch.quarantined
-        state = self.state
         for item in inputs:
             if isinstance(item, Mutes):
-                state = with_mutes(state, item.mutes)
+                self.book.mutes = tuple(item.mutes)
                 continue
             if isinstance(item, OutboxHealth):
                 self.health = Health(item.failing_channels, item.backlog)
@@ -241,17 +252,43 @@ class Engine:
                     quarantined.append(
                         (group, f"an update could not be applied ({q.error}); figures may be stale")
                     )
-        self.state = state
+        t = self._alert_time(now, mono)
+        # bounded: account events are decided now; prices that left their band (the oldest
+        # first) and the sweep share what is left of ``max_evaluations``, the rest waits for
+        # the next receive (``busy``), so one batch never holds the loop for long
+        extra: dict[ScopeKey, None] = {k: None for k in self._carry if k not in touched}
         for key in moved:
-            if key not in touched and self._rearm(key):
-                touched[key] = None
-        forgotten, self._dropped = self._dropped, []
-        for key in self._sweep(now):
+            if key not in touched and key not in extra and self._rearm(key):
+                extra[key] = None
+        budget = max(self.max_evaluations - len(touched), 0)
+        items = list(extra)
+        self._carry = dict.fromkeys(items[budget:])
+        for key in items[:budget]:
             touched[key] = None
-        self._decide(now, step, batch, forgotten=forgotten)
+        forgotten, self._dropped = self._dropped, []
+        for key in self._sweep(t, sweep, max(budget - len(items), 0)):
+            touched[key] = None
+        self._decide(t, now, step, batch, forgotten=forgotten)
         self.batches += 1
         self._maybe_ready(now if mono is None else mono, step)
         return step
+
+    def _alert_time(self, now: float, mono: float | None) -> float:
+        """The time the alert rules measure durations with (``for``, repeats, the sweep):
+        the wall clock at the first receive plus the monotonic time since (issue 10.9: an NTP
+        step neither delays a pending alert nor hurries a repeat). A replay, or a caller
+        without ``mono``, uses ``now`` (the recording's time)."""
+        if mono is None or self.replay:
+            return now
+        if self._anchor is None:
+            self._anchor = (now, mono)
+        return self._anchor[0] + (mono - self._anchor[1])
+
+    @property
+    def busy(self) -> bool:
+        """Work is owed: scopes left over by the evaluation budget, or a sweep slice due.
+        The shell calls ``receive`` again at once (after yielding) instead of waiting."""
+        return bool(self._carry) or (self._sweep_credit >= 1.0 and bool(self._sweep_queue))
 
     # -- applying events ----------------------------------------------------------------------
     def _apply(self, ev: Event, batch: _Batch, step: Step) -> None:
@@ -327,7 +364,7 @@ class Engine:
 
     def _thresholds(self, key: ScopeKey) -> Thresholds:
         """The alert levels the scope's price band is built from (its peak for drawdown)."""
-        peak = self.state.peaks.get(str(key))
+        peak = self.book.peaks.get(str(key))
         return thresholds_from_rules(self.rules, str(key.account_key), peak)
 
     def _rearm(self, key: ScopeKey) -> bool:
@@ -335,8 +372,9 @@ class Engine:
 
     # -- deciding -----------------------------------------------------------------------------
     def _decide(
-        self, now: float, step: Step, batch: _Batch, *, forgotten: Sequence[ScopeKey]
+        self, now: float, wall: float, step: Step, batch: _Batch, *, forgotten: Sequence[ScopeKey]
     ) -> None:
+        """Evaluate at ``now`` (the alert time); ``wall`` is what people are shown."""
         liquidated, feeds, quarantined = batch.liquidated, batch.feeds, batch.quarantined
         risks: list[ScopeRisk] = []
         vanished: list[ScopeKey] = []
@@ -369,25 +407,22 @@ class Engine:
             deleveraged=deleveraged,
             venue_ratios=batch.venue_ratios,
         )
-        before = self.state
-        transitions, after = evaluate(obs, now, before, self.rules)
-        if transitions or _changed(before, after):
-            step.state_before, step.state_after = before, after
-        self.state = after
+        transitions, delta = evaluate_in_place(obs, now, self.book, self.rules, wall=wall)
+        if delta:
+            step.delta = delta
         step.transitions = transitions
         for t in transitions:
             self.transitions[t.kind.value] += 1
         self.evaluated += len(risks)
-        firing = self._firing_by_scope(after) if risks else {}
         for risk in risks:
             key = risk.key
             self.portfolio.arm(key, self._thresholds(key))
             self.latest[key] = risk
-            doc: dict[str, object] = status_doc(risk, firing.get(str(key), ()))
-            doc["ts"] = now
+            doc: dict[str, object] = status_doc(risk, self.book.firing_of(str(key)))
+            doc["ts"] = wall
             step.statuses[key] = doc
-            if self.sampler.due(risk, now):
-                sample = Sample.of(risk, now)
+            if self.sampler.due(risk, wall):
+                sample = Sample.of(risk, wall)
                 self.sampler.taken(sample)
                 step.samples.append(sample)
         step.risks = risks
@@ -397,31 +432,32 @@ class Engine:
             step.statuses.pop(key, None)
             step.removed.append(key)
 
-    @staticmethod
-    def _firing_by_scope(state: AlertState) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        for rec in state.alerts.values():
-            if rec.status is AlertStatus.FIRING:
-                scope = rec.subject.split("#", 1)[0]
-                what = f"{rec.severity.value}:{rec.rule}" + (f"#{rec.symbol}" if rec.symbol else "")
-                out.setdefault(scope, []).append(what)
-        return out
-
-    def _sweep(self, now: float) -> list[ScopeKey]:
+    def _sweep(self, now: float, allowed: bool, limit: int) -> list[ScopeKey]:
         """A round-robin slice of every scope, sized so that each is evaluated in full at
-        least every :data:`SWEEP_INTERVAL` seconds."""
-        if self._sweep_at is None or self._full_sweep:
+        least every :data:`SWEEP_INTERVAL` seconds, at most ``limit`` scopes per receive
+        (the rest is owed: :attr:`busy`). A full sweep (start, reload) owes every scope at
+        once and is paid in slices like the rest. ``allowed`` False: credit accrues only."""
+        if self._sweep_at is None:
             self._sweep_at = now
+        if self._full_sweep:
             self._full_sweep = False
-            return self.portfolio.scope_keys()
-        elapsed = max(now - self._sweep_at, 0.0)
-        self._sweep_at = now
-        if not self._sweep_queue:
-            self._sweep_queue.extend(self.portfolio.scope_keys())
+            self._sweep_at = now
+            self._sweep_queue = deque(self.portfolio.scope_keys())
             self._sweep_size = len(self._sweep_queue)
-        # a fractional credit, so a small book is not swept on every batch
-        self._sweep_credit += self._sweep_size * min(elapsed / SWEEP_INTERVAL, 1.0)
-        n = min(math.floor(self._sweep_credit), len(self._sweep_queue))
+            self._sweep_credit = float(self._sweep_size)
+        else:
+            elapsed = max(now - self._sweep_at, 0.0)
+            self._sweep_at = now
+            if not self._sweep_queue:
+                self._sweep_queue.extend(self.portfolio.scope_keys())
+                self._sweep_size = len(self._sweep_queue)
+            # a fractional credit, so a small book is not swept on every batch; never more
+            # than one round owed
+            self._sweep_credit += self._sweep_size * min(elapsed / SWEEP_INTERVAL, 1.0)
+            self._sweep_credit = min(self._sweep_credit, float(max(self._sweep_size, 1)))
+        if not allowed:
+            return []
+        n = min(math.floor(self._sweep_credit), len(self._sweep_queue), limit)
         self._sweep_credit -= n
         return [self._sweep_queue.popleft() for _ in range(n)]
 
@@ -431,9 +467,9 @@ class Engine:
         venue, _, account = group.partition(":")
         prefix = group + "/"
         out: dict[ScopeKey, None] = {}
-        for rec in self.state.alerts.values():
-            base = rec.subject.split("#", 1)[0]
-            if rec.group == group and base.startswith(prefix):
+        for k in self.book.keys_of_group(group):
+            base = scope_of(self.book.alerts[k].subject)
+            if base.startswith(prefix):
                 out[ScopeKey(venue, account, base[len(prefix) :])] = None
         return list(out)
 
@@ -451,9 +487,9 @@ class Engine:
             )
 
         groups = {
-            r.group
-            for r in self.state.alerts.values()
-            if not r.group.startswith("feed:") and r.group != "monitor" and not known(r.group)
+            g
+            for g in self.book.groups()
+            if not g.startswith("feed:") and g != "monitor" and not known(g)
         }
         dropped: dict[ScopeKey, None] = dict.fromkeys(self._dropped)
         for group in sorted(groups):
@@ -464,6 +500,7 @@ class Engine:
 
     def _reconfigure(self, rc: Reconfigure) -> None:
         self.rules = rc.rules
+        self.book.reschedule(rc.rules)
         self.accounts = rc.accounts
         self.expected = rc.expected
         self._full_sweep = True  # the bands were built from the old thresholds
@@ -490,7 +527,7 @@ class Engine:
 
     def summary(self) -> str:
         """One line for ``systemctl status`` and the log."""
-        firing = sum(1 for r in self.state.alerts.values() if r.status is AlertStatus.FIRING)
+        firing = sum(1 for r in self.book.alerts.values() if r.status is AlertStatus.FIRING)
         worst = max(
             (r for r in self.latest.values() if r.margin_ratio is not None),
             key=lambda r: r.margin_ratio or 0.0,
@@ -512,17 +549,14 @@ class Engine:
         return "; ".join(parts)
 
     @property
+    def state(self) -> AlertState:
+        """The alert state (a live read-only view of :attr:`book`)."""
+        return self.book.view()
+
+    @property
     def risks(self) -> dict[ScopeKey, ScopeRisk]:
         """The latest figures of every scope evaluated in full (read-only view for renderers)."""
         return self.latest
-
-
-def _changed(before: AlertState, after: AlertState) -> bool:
-    return (
-        after.alerts != before.alerts
-        or (after.peaks is not before.peaks and after.peaks != before.peaks)
-        or (after.stale is not before.stale and after.stale != before.stale)
-    )
 
 
 def _quarantine(item: Event, exc: Exception) -> Quarantined:
