@@ -420,7 +420,8 @@ class _Eval:
         self.out: list[Transition] = []
         self.touched: set[str] = set()
         self.events_done: set[str] = set()
-        self.changed: dict[str, None] = {}
+        self.changed: dict[str, bool] = {}
+        """Keys changed by this evaluation → whether the key existed before it."""
         self.peaks_changed: dict[str, None] = {}
         self.stale_changed = False
 
@@ -433,13 +434,15 @@ class _Eval:
         return self.book.mutes
 
     def _put(self, key: str, rec: AlertRecord) -> None:
-        if self.alerts.get(key) is not rec:
-            self.changed[key] = None
+        old = self.alerts.get(key)
+        if old is not rec and key not in self.changed:
+            self.changed[key] = old is not None
         self.book.put(key, rec, self.rules)
 
     def _drop(self, key: str) -> None:
-        if self.book.drop(key) is not None:
-            self.changed[key] = None
+        if key in self.alerts and key not in self.changed:
+            self.changed[key] = True
+        self.book.drop(key)
 
     def _set_peak(self, scope: str, peak: float | None) -> None:
         if peak is None:
@@ -453,7 +456,7 @@ class _Eval:
         alerts = self.alerts
         return AlertDelta(
             upserts=tuple(alerts[k] for k in self.changed if k in alerts),
-            deletes=tuple(k for k in self.changed if k not in alerts),
+            deletes=tuple(k for k, existed in self.changed.items() if existed and k not in alerts),
             peaks=tuple((s, self.peaks.get(s)) for s in self.peaks_changed),
             stale=dict(self.book.stale) if self.stale_changed else None,
         )

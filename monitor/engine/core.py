@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from monitor.alerts.engine import (
@@ -266,7 +266,7 @@ class Engine:
         for key in items[:budget]:
             touched[key] = None
         forgotten, self._dropped = self._dropped, []
-        for key in self._sweep(t, sweep, max(budget - len(items), 0)):
+        for key in self._sweep(t, sweep, max(budget - len(items), 0), touched):
             touched[key] = None
         self._decide(t, now, step, batch, forgotten=forgotten)
         self.batches += 1
@@ -283,6 +283,11 @@ class Engine:
         if self._anchor is None:
             self._anchor = (now, mono)
         return self._anchor[0] + (mono - self._anchor[1])
+
+    @property
+    def carried(self) -> int:
+        """Scopes whose full evaluation was left for the next receive (over the budget)."""
+        return len(self._carry)
 
     @property
     def busy(self) -> bool:
@@ -432,17 +437,20 @@ class Engine:
             step.statuses.pop(key, None)
             step.removed.append(key)
 
-    def _sweep(self, now: float, allowed: bool, limit: int) -> list[ScopeKey]:
+    def _sweep(
+        self, now: float, allowed: bool, limit: int, fresh: Mapping[ScopeKey, None]
+    ) -> list[ScopeKey]:
         """A round-robin slice of every scope, sized so that each is evaluated in full at
         least every :data:`SWEEP_INTERVAL` seconds, at most ``limit`` scopes per receive
         (the rest is owed: :attr:`busy`). A full sweep (start, reload) owes every scope at
-        once and is paid in slices like the rest. ``allowed`` False: credit accrues only."""
+        once, but those evaluated in this receive (``fresh``), and is paid in slices like the
+        rest. ``allowed`` False: credit accrues only."""
         if self._sweep_at is None:
             self._sweep_at = now
         if self._full_sweep:
             self._full_sweep = False
             self._sweep_at = now
-            self._sweep_queue = deque(self.portfolio.scope_keys())
+            self._sweep_queue = deque(k for k in self.portfolio.scope_keys() if k not in fresh)
             self._sweep_size = len(self._sweep_queue)
             self._sweep_credit = float(self._sweep_size)
         else:
