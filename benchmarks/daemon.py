@@ -26,8 +26,10 @@ Phases, in order:
    time from the probe frame's send to the daemon's ``alert.fired`` / ``alert.resolved`` log line
    (logged after the transaction commits), wall clock on both sides;
 4. **crash**: every instrument's price × 0.7, the frames spread over 1 s. Then: time from the
-   last crash frame to the last critical transition written (``transitions`` table; waits until
-   the count is still for 5 s, at most ``--crash-wait`` s), and to the last webhook post;
+   last crash frame until the last critical transition is seen committed (``transitions``
+   table polled every 0.1 s from this process; waits until the count is still for 5 s, at most
+   ``--crash-wait`` s), and to the last webhook post (still for 5 s); negative when all were
+   in before the last (least popular) instrument's frame;
 5. **SIGTERM**: time to exit.
 
 The daemon logs its longest engine batch at exit (``daemon.stopped longest_batch_s``). Peak RSS
@@ -407,15 +409,16 @@ async def run_daemon(args: argparse.Namespace, positions: int, full: bool) -> di
         )
         last_count, still_since = -1, time.monotonic()
         crash_deadline = time.monotonic() + args.crash_wait
-        count, last_at = 0, None
+        count, changed_at = 0, None
         while time.monotonic() < crash_deadline:
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.1)
             try:
-                count, last_at = db.execute(q, (crash_start, "%:probe/%")).fetchone()
+                count, _ = db.execute(q, (crash_start, "%:probe/%")).fetchone()
             except sqlite3.OperationalError:
                 continue
             if count != last_count:
                 last_count, still_since = count, time.monotonic()
+                changed_at = time.time()  # seen committed by this poll (0.1 s resolution)
             elif time.monotonic() - still_since >= 5.0 and len(srv.posts) > posts_before:
                 break
         # delivery: posts still for 5 s
@@ -432,7 +435,7 @@ async def run_daemon(args: argparse.Namespace, positions: int, full: bool) -> di
         db.close()
         crash_posts = srv.posts[posts_before:]
         out["crash_criticals"] = count
-        out["crash_written_s"] = (last_at - last_frame) if last_at else None
+        out["crash_written_s"] = (changed_at - last_frame) if changed_at else None
         out["crash_posts"] = len(crash_posts)
         out["crash_delivered_s"] = (crash_posts[-1] - last_frame) if crash_posts else None
         out["crash_undelivered"] = undelivered

@@ -15,7 +15,8 @@ instance at a time), restore the alert state (nothing that already fired fires a
 undelivered outbox rows, apply manual accounts, start the feeds. ``READY=1`` is sent once every
 address account has had its first snapshot (or after ``daemon.ready_timeout``).
 
-Signals: SIGTERM/SIGINT stop the feeds, let the engine finish what is queued, drain the outbox
+Signals: SIGTERM/SIGINT stop the feeds, let the engine finish what is queued (at most 1 s:
+anything left is decided again after the restart), drain the outbox
 until ``daemon.drain_deadline``, close the store and exit 0. SIGHUP re-reads the configuration:
 rules, channels, manual accounts and the log level apply at once, without touching the feed
 connections; an invalid file keeps the old configuration running and logs why. Address accounts
@@ -90,6 +91,8 @@ STATUS_INTERVAL = 1.0
 #: under a steady stream of frames the sweep is not starved, and otherwise stays off the
 #: frames' path
 SWEEP_OVERDUE = 1.0
+#: at SIGTERM the engine may finish its queue for this long (seconds) before the drain
+STOP_ENGINE_DEADLINE = 1.0
 #: the engine ticks (timers, sweep, readiness) at least this often while idle (seconds)
 TICK_INTERVAL = 1.0
 #: the mutes are re-read from the store this often (``monitor mute`` while the daemon runs)
@@ -559,8 +562,15 @@ async def _run_live(daemon: Daemon, config_path: Path, env: Mapping[str, str]) -
         log().info("daemon.stopping", reason="signal")
         feed_tasks = [t for t in tasks if t.get_name().startswith("feed:")]
         await _cancel(feed_tasks)
-        # let the engine finish what is queued and the batch in hand
-        while (daemon.inbox or not daemon.idle.is_set()) and not engine.done():  # noqa: ASYNC110 (two conditions of another task, only at shutdown)
+        # let the engine finish what is queued and the batch in hand, for at most
+        # STOP_ENGINE_DEADLINE: what it had not decided is decided again after the restart (the
+        # store holds the state of the last step written)
+        until = daemon.clock.monotonic() + STOP_ENGINE_DEADLINE
+
+        def working() -> bool:
+            return bool(daemon.inbox or daemon.engine.busy or not daemon.idle.is_set())
+
+        while working() and not engine.done() and daemon.clock.monotonic() < until:  # noqa: ASYNC110 (conditions of another task, only at shutdown)
             await asyncio.sleep(0.01)
         await _cancel([t for t in tasks if t.get_name() != "delivery"])
         return await _shutdown(daemon)

@@ -232,6 +232,7 @@ class AlertBook:
         "_due",
         "_heap",
         "alerts",
+        "held",
         "mutes",
         "peaks",
         "positions",
@@ -249,6 +250,9 @@ class AlertBook:
         self._by_group: dict[str, dict[str, None]] = {}
         self._due: dict[str, float] = {}
         self._heap: list[tuple[float, str]] = []
+        self.held: dict[str, None] = {}
+        """Alerts whose timer came due while a stale feed held them (re-checked every
+        :data:`RECHECK` seconds, and at once when a feed recovers)."""
         for key, rec in state.alerts.items():
             self.put(key, rec, rules)
 
@@ -272,6 +276,7 @@ class AlertBook:
                 if not keys:
                     del index[name]
         self._due.pop(key, None)
+        self.held.pop(key, None)
         return rec
 
     def keys_of(self, scope: str) -> list[str]:
@@ -915,6 +920,12 @@ class _Eval:
         inhibited = held_venues(self.stale)
         accounts = held_accounts(self.stale)
         book = self.book
+        if self.stale_changed and book.held:  # a feed recovered: what it held is due again
+            for key in list(book.held):
+                rec = self.alerts.get(key)
+                if rec is not None:
+                    book.schedule(key, rec, self.rules)
+            book.held.clear()
         for key in book.pop_due(self.now):
             rec = self.alerts.get(key)
             if rec is None:
@@ -927,7 +938,9 @@ class _Eval:
                 or account_held(rec.group, accounts)
             ):
                 book.set_due(key, self.now + RECHECK)  # held: looked at again later
+                book.held[key] = None
                 continue
+            book.held.pop(key, None)
             if rec.status is AlertStatus.PENDING:
                 if rec.due is not None and self.now >= rec.due:
                     self._put(key, self._fire(rec, "", None))

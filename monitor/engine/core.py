@@ -16,8 +16,16 @@ Inputs are the feeds' events (:mod:`monitor.model.events`) and the shell's contr
 
 Per tick a price takes the fast path: a scope is evaluated in full only when a price left its
 trigger band and crossed an alert level, when an account, position or instrument event touched
-it, or when the round-robin sweep reaches it (every scope at least every
-:data:`SWEEP_INTERVAL` seconds: funding, shock and stress figures are not part of the bands).
+it, or when the round-robin sweep reaches it: every scope holding an instrument whose price or
+funding moved since the last round is evaluated in full within :data:`SWEEP_INTERVAL` seconds
+(funding, shock and stress figures are not part of the bands); a scope nothing moved is not
+swept at all, so an idle book costs nothing. A reload sweeps every scope once.
+
+Bounded work: at most ``max_evaluations`` scopes are evaluated in full per ``receive``; account
+events are decided at once, prices that left their band (oldest first), feeds live again and
+the sweep share the rest, and what is left is carried to the next ``receive``
+(:attr:`Engine.busy`: the shell steps again at once, after yielding to the event loop). The
+shell keeps the sweep out of frames' batches (``receive(..., sweep=False)``).
 
 Fail closed: an event that raises while it is applied is quarantined (``Step.quarantined``,
 one critical ``bad_event`` notice per account) and the engine goes on; a scope whose figures
@@ -152,6 +160,8 @@ class _Batch:
 
     touched: dict[ScopeKey, None] = field(default_factory=dict)
     moved: dict[ScopeKey, None] = field(default_factory=dict)
+    later: dict[ScopeKey, None] = field(default_factory=dict)
+    """Scopes to decide again that may wait for the evaluation budget (a feed live again)."""
     liquidated: list[tuple[ScopeKey, str]] = field(default_factory=list)
     feeds: list[FeedStatus] = field(default_factory=list)
     quarantined: list[tuple[str, str]] = field(default_factory=list)
@@ -185,6 +195,9 @@ class Engine:
         self.max_evaluations = max_evaluations
         """Scopes evaluated in full per receive at most (the rest is carried over)."""
         self._carry: dict[ScopeKey, None] = {}
+        self._dirty: dict[tuple[str, str], None] = {}
+        """Instruments (venue, symbol) whose price or funding moved since the sweep last
+        took them: only their holders have figures (funding, shock, stress) to refresh."""
         self._anchor: tuple[float, float] | None = None
         self.book = AlertBook(state, rules)
         """The alert state, owned and changed in place (indexed by scope, timers in a heap)."""
@@ -257,6 +270,9 @@ class Engine:
         # first) and the sweep share what is left of ``max_evaluations``, the rest waits for
         # the next receive (``busy``), so one batch never holds the loop for long
         extra: dict[ScopeKey, None] = {k: None for k in self._carry if k not in touched}
+        for key in batch.later:
+            if key not in touched:
+                extra[key] = None
         for key in moved:
             if key not in touched and key not in extra and self._rearm(key):
                 extra[key] = None
@@ -308,6 +324,7 @@ class Engine:
             self._account_event(ev, batch)
             return
         if isinstance(ev, MarkPrice | FundingRate):
+            self._dirty[(ev.venue, ev.symbol)] = None
             for key in portfolio.apply_fast(ev):
                 moved[key] = None
         else:
@@ -329,10 +346,10 @@ class Engine:
             )
         elif isinstance(ev, FeedStatus):
             if ev.state in (FeedState.LIVE, FeedState.RECOVERED):
-                # alerts held while the feed was stale are decided again at once
+                # alerts held while the feed was stale are decided again, within the budget
                 for key in portfolio.scope_keys():
                     if key.venue == ev.venue:
-                        touched[key] = None
+                        batch.later[key] = None
             feeds.append(ev)
             self.feed_states[(ev.venue, ev.channel)] = ev
             step.feeds.append(ev)
@@ -453,12 +470,19 @@ class Engine:
             self._sweep_queue = deque(k for k in self.portfolio.scope_keys() if k not in fresh)
             self._sweep_size = len(self._sweep_queue)
             self._sweep_credit = float(self._sweep_size)
+
         else:
             elapsed = max(now - self._sweep_at, 0.0)
             self._sweep_at = now
             if not self._sweep_queue:
-                self._sweep_queue.extend(self.portfolio.scope_keys())
-                self._sweep_size = len(self._sweep_queue)
+                # a round covers the scopes that moved in their band since their last full
+                # evaluation; nothing else has figures to refresh (an idle book costs nothing)
+                queue: dict[ScopeKey, None] = {}
+                for venue, symbol in self._dirty:
+                    queue.update(dict.fromkeys(self.portfolio.scopes_holding(venue, symbol)))
+                self._dirty.clear()
+                self._sweep_queue.extend(queue)
+                self._sweep_size = len(queue)
             # a fractional credit, so a small book is not swept on every batch; never more
             # than one round owed
             self._sweep_credit += self._sweep_size * min(elapsed / SWEEP_INTERVAL, 1.0)
@@ -467,7 +491,10 @@ class Engine:
             return []
         n = min(math.floor(self._sweep_credit), len(self._sweep_queue), limit)
         self._sweep_credit -= n
-        return [self._sweep_queue.popleft() for _ in range(n)]
+        out = [self._sweep_queue.popleft() for _ in range(n)]
+        if not self._sweep_queue and not self._dirty:
+            self._sweep_credit = 0.0  # nothing moved: no credit to hoard
+        return out
 
     # -- accounts and configuration -----------------------------------------------------------
     def _alerted_scopes(self, group: str) -> list[ScopeKey]:

@@ -565,6 +565,13 @@ class Portfolio:
             return acct.cross
         return acct.isolated.get(key.scope.split(":", 1)[1])
 
+    def scopes_holding(self, venue: str, symbol: str) -> list[ScopeKey]:
+        """The scopes holding a position in ``(venue, symbol)`` (each once)."""
+        m = self.markets.get((venue, symbol))
+        if m is None:
+            return []
+        return list(dict.fromkeys(h.scope.key for h in m.holdings))
+
     def scope_keys(self) -> list[ScopeKey]:
         return [s.key for a in self.accounts.values() for s in a.scopes()]
 

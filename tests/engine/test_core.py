@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from monitor.alerts.rules import RuleKind, Severity
 from monitor.alerts.engine import TransitionKind
+from monitor.alerts.rules import RuleKind, Severity
 from monitor.engine import Reconfigure
 from monitor.model.events import (
     AccountSnapshot,
@@ -25,7 +25,7 @@ def _cross(account: str) -> ScopeKey:
 
 
 def test_ready_when_every_expected_account_has_its_first_snapshot() -> None:
-    e, keys = engine(2, expected=[AccountKey(VENUE, "a0"), AccountKey(VENUE, "a1")])
+    e, _ = engine(2, expected=[AccountKey(VENUE, "a0"), AccountKey(VENUE, "a1")])
     assert e.receive([snapshot("a0", 10.0, long_btc(10.0))], T0, 0.0).ready is None
     assert e.missing_accounts() == ["generic:a1"]
     step = e.receive([snapshot("a1", 10.0, long_btc(10.0))], T0 + 1, 1.0)
@@ -74,6 +74,20 @@ def test_the_sweep_is_owed_not_done_in_a_frames_batch_and_then_paid_in_slices() 
         slices.append(len(e.receive([], T0 + 5, 5.0).risks))
     assert slices == [8, 8, 8, 6]  # 30 scopes = 8 + 8 + 8 + 6
     assert e.evaluated == base + 30
+
+
+def test_an_idle_book_is_not_swept_and_a_moved_one_is_swept_once() -> None:
+    e, _ = engine(5)
+    e.receive([snapshot(f"a{i}", 1000.0, long_btc(1000.0)) for i in range(5)], T0, 0.0)
+    assert e.evaluated == 5
+    for i in range(1, 30):  # 29 idle seconds: nothing moved, nothing to refresh
+        e.receive([], T0 + i, float(i))
+    assert e.evaluated == 5
+    # 100 → 100.5 stays in every band (ratio ≈ 0.1 %): no decision, but figures to refresh
+    assert e.receive([MarkPrice(VENUE, "BTC", 100.5)], T0 + 30, 30.0, sweep=False).risks == []
+    for i in range(31, 40):
+        e.receive([], T0 + i, float(i))
+    assert e.evaluated == 10  # each of the 5 scopes swept once, then nothing again
 
 
 def test_an_event_that_raises_is_quarantined_once_per_account_and_the_engine_goes_on() -> None:
