@@ -18,7 +18,8 @@ What runs (everything on 127.0.0.1, bounded in count and time):
 Phases, in order:
 
 1. **start-up**: from the spawn to ``READY=1`` on the notify socket;
-2. **idle** (``--idle`` s, no frames): the daemon's CPU (utime + stime from ``/proc``), % of a core;
+2. **idle** (``--idle`` s, no frames, from ``--settle`` s after READY so that the sweep the
+   first prices cause is over): the daemon's CPU (utime + stime from ``/proc``), % of a core;
 3. **steady** (``--steady`` s at ``--rate`` frames/s): random instruments (Zipf), log-normal steps
    of ``--daily-vol`` scaled to the pace; plus 5 probe frames/s on an instrument of its own
    held by one probe account, alternating between a price where its margin ratio is 10 % and one
@@ -339,8 +340,9 @@ async def run_daemon(args: argparse.Namespace, positions: int, full: bool) -> di
     env = {**os.environ, "NOTIFY_SOCKET": str(sock_path), "PYTHONPATH": str(ROOT)}
     logf = (tmp / "daemon.log").open("wb")
     t_spawn = time.monotonic()
+    prof = ["-m", "cProfile", "-o", args.profile] if args.profile and full else []
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "monitor", "run", "--config", str(cfg),
+        sys.executable, *prof, "-m", "monitor", "run", "--config", str(cfg),
         stdout=logf, stderr=logf, env=env, cwd=tmp,
     )  # fmt: skip
     out: dict[str, Any] = {"positions": written, "accounts_toml_bytes": len(book)}
@@ -352,7 +354,7 @@ async def run_daemon(args: argparse.Namespace, positions: int, full: bool) -> di
         if not full:
             return out
         # -- idle ----------------------------------------------------------------------------
-        await asyncio.sleep(2.0)
+        await asyncio.sleep(args.settle)  # the first prices' sweep settles
         c0, t0 = cpu_seconds(proc.pid), time.monotonic()
         await asyncio.sleep(args.idle)
         out["idle_cpu_pct"] = 100 * (cpu_seconds(proc.pid) - c0) / (time.monotonic() - t0)
@@ -559,12 +561,14 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=200.0, help="steady frames/s")
     ap.add_argument("--steady", type=float, default=10.0, help="seconds of steady frames")
     ap.add_argument("--idle", type=float, default=10.0, help="seconds of idle")
+    ap.add_argument("--settle", type=float, default=8.0, help="seconds after READY before idle")
     ap.add_argument("--stress", type=float, default=1.0, help="× the price steps")
     ap.add_argument("--crash-wait", type=float, default=120.0)
     ap.add_argument("--ready-wait", type=float, default=600.0)
     ap.add_argument("--naive-frames", type=int, default=200)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--profile", help="run the daemon under cProfile, writing this file")
     args = ap.parse_args()
     base = asyncio.run(run_daemon(args, 1, full=False))
     res = asyncio.run(run_daemon(args, args.positions, full=True))

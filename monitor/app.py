@@ -91,6 +91,8 @@ STATUS_INTERVAL = 1.0
 #: under a steady stream of frames the sweep is not starved, and otherwise stays off the
 #: frames' path
 SWEEP_OVERDUE = 1.0
+#: an engine step at least this long (seconds) is logged (``engine.slow_batch``)
+SLOW_BATCH = 0.5
 #: at SIGTERM the engine may finish its queue for this long (seconds) before the drain
 STOP_ENGINE_DEADLINE = 1.0
 #: the engine ticks (timers, sweep, readiness) at least this often while idle (seconds)
@@ -249,6 +251,15 @@ class Daemon:
         took = time.perf_counter() - started
         self.extras.observe_batch(took)
         self.longest_batch = max(self.longest_batch, took)
+        if took >= SLOW_BATCH:
+            log().warning(
+                "engine.slow_batch",
+                seconds=round(took, 3),
+                inputs=len(inputs),
+                evaluated=len(step.risks),
+                transitions=len(step.transitions),
+                carried=self.engine.carried,
+            )
         enqueued = await persist(self.store, step, self.channels, self.risks, now)
         if enqueued:
             self.enqueued += enqueued

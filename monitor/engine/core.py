@@ -81,6 +81,8 @@ from monitor.model.positions import CROSS_SCOPE, AccountKey, ScopeKey, isolated_
 SWEEP_INTERVAL = 5.0
 #: timers (pending ``for``, repeats) run at most this often (seconds of ``now``)
 TICK_INTERVAL = 1.0
+#: rearms (a band check of a scope a price moved) allowed per full evaluation of the budget
+REARMS_PER_EVALUATION = 4
 #: how much of an event a quarantine record keeps
 QUARANTINE_COPY = 300
 
@@ -195,6 +197,7 @@ class Engine:
         self.max_evaluations = max_evaluations
         """Scopes evaluated in full per receive at most (the rest is carried over)."""
         self._carry: dict[ScopeKey, None] = {}
+        self._moved_carry: dict[ScopeKey, None] = {}
         self._dirty: dict[tuple[str, str], None] = {}
         """Instruments (venue, symbol) whose price or funding moved since the sweep last
         took them: only their holders have figures (funding, shock, stress) to refresh."""
@@ -273,9 +276,19 @@ class Engine:
         for key in batch.later:
             if key not in touched:
                 extra[key] = None
-        for key in moved:
-            if key not in touched and key not in extra and self._rearm(key):
+        # the scopes prices took out of their band: a rearm each (cheaper than a full
+        # evaluation, but not free), within a budget too; the rest waits, oldest first
+        pending = {k: None for k in self._moved_carry if k not in touched}
+        pending.update((k, None) for k in moved if k not in touched)
+        rearms = self.max_evaluations * REARMS_PER_EVALUATION
+        for i, key in enumerate(pending):
+            if i >= rearms:
+                self._moved_carry = dict.fromkeys(list(pending)[i:])
+                break
+            if key not in extra and self._rearm(key):
                 extra[key] = None
+        else:
+            self._moved_carry = {}
         budget = max(self.max_evaluations - len(touched), 0)
         items = list(extra)
         self._carry = dict.fromkeys(items[budget:])
@@ -302,14 +315,16 @@ class Engine:
 
     @property
     def carried(self) -> int:
-        """Scopes whose full evaluation was left for the next receive (over the budget)."""
-        return len(self._carry)
+        """Scopes left for the next receive (over the budget): to evaluate, or to check."""
+        return len(self._carry) + len(self._moved_carry)
 
     @property
     def busy(self) -> bool:
         """Work is owed: scopes left over by the evaluation budget, or a sweep slice due.
         The shell calls ``receive`` again at once (after yielding) instead of waiting."""
-        return bool(self._carry) or (self._sweep_credit >= 1.0 and bool(self._sweep_queue))
+        return bool(self._carry or self._moved_carry) or (
+            self._sweep_credit >= 1.0 and bool(self._sweep_queue)
+        )
 
     # -- applying events ----------------------------------------------------------------------
     def _apply(self, ev: Event, batch: _Batch, step: Step) -> None:
