@@ -405,6 +405,14 @@ async def run_daemon(args: argparse.Namespace, positions: int, full: bool) -> di
             m.price[c] *= CRASH
             last_frame = await srv.send(frame(c, m.price[c]))
             await asyncio.sleep(per)
+
+        async def keepalive() -> None:  # the venue keeps pushing (a feed silent 60 s is stale)
+            while True:
+                await asyncio.sleep(10.0)
+                for c in [*m.coins, PROBE]:
+                    await srv.send(frame(c, m.price.get(c, PROBE_SAFE)))
+
+        ticker = asyncio.create_task(keepalive())
         q = (
             "SELECT count(*), max(at) FROM transitions WHERE severity = 'critical' "
             "AND kind IN ('fired', 'escalated', 'event') AND at >= ? AND subject NOT LIKE ?"
@@ -431,6 +439,7 @@ async def run_daemon(args: argparse.Namespace, positions: int, full: bool) -> di
             elif time.monotonic() - still_since >= 5.0:
                 break
             await asyncio.sleep(0.2)
+        ticker.cancel()
         undelivered = db.execute(
             "SELECT count(*) FROM outbox WHERE status NOT IN ('delivered', 'expired', 'failed')"
         ).fetchone()[0]

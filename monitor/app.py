@@ -207,6 +207,9 @@ class Daemon:
         self.idle = asyncio.Event()
         self._mutes_at: float | None = None
         self._swept_at: float | None = None
+        self.stop_requested = False
+        """Set at shutdown: the engine task returns after the step in hand (never cancelled
+        inside a store transaction)."""
         self._health_at: float | None = None
 
     # -- accounts ----------------------------------------------------------------------------
@@ -283,7 +286,7 @@ class Daemon:
         """The one engine task: a batch of events, or an idle tick every second. While the
         engine owes work (scopes over its per-batch budget, a sweep slice) it steps again
         at once, after yielding, so the watchdog, signals and delivery run between slices."""
-        while True:
+        while not self.stop_requested:
             self.idle.set()
             if self.engine.busy:
                 await asyncio.sleep(0)
@@ -583,6 +586,9 @@ async def _run_live(daemon: Daemon, config_path: Path, env: Mapping[str, str]) -
 
         while working() and not engine.done() and daemon.clock.monotonic() < until:  # noqa: ASYNC110 (conditions of another task, only at shutdown)
             await asyncio.sleep(0.01)
+        daemon.stop_requested = True
+        with contextlib.suppress(Exception):  # it ended with an error: logged by its done check
+            await asyncio.wait_for(asyncio.shield(engine), STOP_ENGINE_DEADLINE + 5.0)
         await _cancel([t for t in tasks if t.get_name() != "delivery"])
         return await _shutdown(daemon)
     finally:

@@ -342,6 +342,10 @@ class Engine:
             self._dirty[(ev.venue, ev.symbol)] = None
             for key in portfolio.apply_fast(ev):
                 moved[key] = None
+        elif isinstance(ev, InstrumentSpec):
+            # a venue's instrument list (every reconnect) touches every holder: decided
+            # again within the evaluation budget, not in one batch
+            batch.later.update(dict.fromkeys(portfolio.apply(ev)))
         else:
             for key in portfolio.apply(ev):
                 touched[key] = None
@@ -417,7 +421,9 @@ class Engine:
         vanished: list[ScopeKey] = []
         by_key: dict[ScopeKey, ScopeRisk] = {}
         for key in batch.touched:
-            risk = self.portfolio.risk(key)
+            # without the stress table: nothing the daemon decides or shows reads it (the
+            # commands that print it compute their own); shock figures are computed
+            risk = self.portfolio.risk(key, with_stress=False)
             if risk is None:
                 vanished.append(key)
             else:

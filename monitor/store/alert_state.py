@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import fields
 from typing import Any
 
 import aiosqlite
@@ -27,9 +27,14 @@ from monitor.alerts.engine import AlertDelta, AlertRecord, AlertState, AlertStat
 from monitor.alerts.rules import Severity
 from monitor.store.db import Store
 
+_FIELDS = tuple(f.name for f in fields(AlertRecord))
+
 
 def _dump(rec: AlertRecord) -> str:
-    return json.dumps(asdict(rec), allow_nan=True, separators=(",", ":"))
+    # a flat record of scalars: no need for dataclasses.asdict's recursive deep copy
+    return json.dumps(
+        {name: getattr(rec, name) for name in _FIELDS}, allow_nan=True, separators=(",", ":")
+    )
 
 
 def _load(doc: str) -> AlertRecord:
