@@ -391,6 +391,14 @@ def reconfigure(config: Config, removed: Sequence[AccountKey] = ()) -> Reconfigu
         accounts=frozenset(a.key for a in config.accounts),
         expected=frozenset(a.key for a in config.accounts if a.kind is not AccountKind.MANUAL),
         removed=tuple(removed),
+        fed_manual=fed_manual(config),
+    )
+
+
+def fed_manual(config: Config) -> frozenset[AccountKey]:
+    """The manual accounts a configured feed prices (issue 10.8)."""
+    return frozenset(
+        a.key for a in config.accounts if a.kind is AccountKind.MANUAL and a.feed is not None
     )
 
 
@@ -409,6 +417,7 @@ def build_engine(
         ready_timeout=config.daemon.ready_timeout,
         started=started,
         replay=replay,
+        fed_manual=fed_manual(config),
     )
 
 

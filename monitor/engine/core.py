@@ -37,6 +37,7 @@ replay); ``mono`` is the shell's monotonic clock, used for readiness only.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -112,6 +113,8 @@ class Reconfigure:
     accounts: frozenset[AccountKey]
     expected: frozenset[AccountKey] = frozenset()
     removed: tuple[AccountKey, ...] = ()
+    fed_manual: frozenset[AccountKey] = frozenset()
+    """Manual accounts a configured feed prices (see :class:`Engine`)."""
 
 
 Input = Event | Mutes | OutboxHealth | Reconfigure
@@ -192,12 +195,19 @@ class Engine:
         started: float = 0.0,
         replay: bool = False,
         max_evaluations: int = 2000,
+        fed_manual: Iterable[AccountKey] = (),
     ) -> None:
         self.rules = rules
         self.max_evaluations = max_evaluations
         """Scopes evaluated in full per receive at most (the rest is carried over)."""
         self._carry: dict[ScopeKey, None] = {}
         self._moved_carry: dict[ScopeKey, None] = {}
+        self.fed_manual = frozenset(fed_manual)
+        """Manual accounts priced by a configured feed: their scopes are not evaluated from
+        the typed-in marks while the feed has not priced them (issue 10.8), for at most
+        ``ready_timeout``; after that they are, and their alerts say so."""
+        self._waiting: dict[ScopeKey, None] = {}
+        self._clock = started
         self._dirty: dict[tuple[str, str], None] = {}
         """Instruments (venue, symbol) whose price or funding moved since the sweep last
         took them: only their holders have figures (funding, shock, stress) to refresh."""
@@ -269,6 +279,11 @@ class Engine:
                         (group, f"an update could not be applied ({q.error}); figures may be stale")
                     )
         t = self._alert_time(now, mono)
+        self._clock = mono if mono is not None else now
+        if self._waiting and self._waiting_over():
+            # the feed never priced them: evaluate from the typed-in marks, and say so
+            self._carry.update(self._waiting)
+            self._waiting.clear()
         # bounded: account events are decided now; prices that left their band (the oldest
         # first) and the sweep share what is left of ``max_evaluations``, the rest waits for
         # the next receive (``busy``), so one batch never holds the loop for long
@@ -297,6 +312,7 @@ class Engine:
         forgotten, self._dropped = self._dropped, []
         for key in self._sweep(t, sweep, max(budget - len(items), 0), touched):
             touched[key] = None
+
         self._decide(t, now, step, batch, forgotten=forgotten)
         self.batches += 1
         self._maybe_ready(now if mono is None else mono, step)
@@ -312,6 +328,10 @@ class Engine:
         if self._anchor is None:
             self._anchor = (now, mono)
         return self._anchor[0] + (mono - self._anchor[1])
+
+    def _waiting_over(self) -> bool:
+        """The wait for a feed's first prices (``ready_timeout`` from the start) is over."""
+        return self._clock - self.started >= self.ready_timeout
 
     @property
     def carried(self) -> int:
@@ -420,7 +440,17 @@ class Engine:
         risks: list[ScopeRisk] = []
         vanished: list[ScopeKey] = []
         by_key: dict[ScopeKey, ScopeRisk] = {}
+        typed: dict[str, list[str]] = {}
+        waiting_over = self._waiting_over()
         for key in batch.touched:
+            if key.account_key in self.fed_manual:
+                unpriced = self.portfolio.unpriced(key)
+                if unpriced and not waiting_over:
+                    self._waiting[key] = None  # a price tick reports it (never armed)
+                    continue
+                self._waiting.pop(key, None)
+                if unpriced:
+                    typed[str(key)] = unpriced
             # without the stress table: nothing the daemon decides or shows reads it (the
             # commands that print it compute their own); shock figures are computed
             risk = self.portfolio.risk(key, with_stress=False)
@@ -453,6 +483,8 @@ class Engine:
         transitions, delta = evaluate_in_place(obs, now, self.book, self.rules, wall=wall)
         if delta:
             step.delta = delta
+        if typed:
+            transitions = [_typed_in(t, typed) for t in transitions]
         step.transitions = transitions
         for t in transitions:
             self.transitions[t.kind.value] += 1
@@ -556,6 +588,7 @@ class Engine:
 
     def _reconfigure(self, rc: Reconfigure) -> None:
         self.rules = rc.rules
+        self.fed_manual = rc.fed_manual
         self.book.reschedule(rc.rules)
         self.accounts = rc.accounts
         self.expected = rc.expected
@@ -613,6 +646,20 @@ class Engine:
     def risks(self) -> dict[ScopeKey, ScopeRisk]:
         """The latest figures of every scope evaluated in full (read-only view for renderers)."""
         return self.latest
+
+
+def _typed_in(t: Transition, typed: Mapping[str, list[str]]) -> Transition:
+    """``t`` saying so when its scope was valued at typed-in marks (the feed had not priced
+    those symbols)."""
+    symbols = typed.get(t.subject.split("#", 1)[0])
+    if not symbols:
+        return t
+    note = (
+        "computed from the configured (typed-in) mark of "
+        + ", ".join(symbols)
+        + ": the feed has not priced it yet"
+    )
+    return dataclasses.replace(t, detail=f"{t.detail}; {note}" if t.detail else note)
 
 
 def _quarantine(item: Event, exc: Exception) -> Quarantined:

@@ -209,3 +209,42 @@ def test_a_snapshot_no_longer_holding_an_alerted_isolated_scope_resolves_it() ->
     step = e.receive([AccountSnapshot(VENUE, "a0", 10.0, ())], T0 + 2, 2.0)
     assert "margin_ratio|generic:a0/isolated:BTC" not in e.state.alerts
     assert ScopeKey(VENUE, "a0", "isolated:BTC") in step.removed
+
+
+def test_a_restart_does_not_resolve_from_typed_in_marks_before_the_feed_prices_them() -> None:
+    # issue 10.8: before the restart the account was critical at 91 (ratio 91 %)
+    before, keys = engine(1, fed_manual=[AccountKey(VENUE, "a0")])
+    before.receive([snapshot("a0", 10.0, long_btc(10.0))], T0, 0.0)
+    before.receive([MarkPrice(VENUE, "BTC", 91.0)], T0 + 1, 1.0)
+    assert "margin_ratio|generic:a0/cross" in before.state.alerts
+    # the restart: the typed-in mark (100) would say ratio 10 % and resolve it
+    e, _ = engine(1, state=before.state, fed_manual=keys, ready_timeout=60.0)
+    step = e.receive([snapshot("a0", 10.0, long_btc(10.0))], T0 + 2, 0.0)
+    assert step.transitions == [] and step.risks == []  # waits for the feed
+    # the feed's first price: 91, still critical: nothing to say (no resolve, no new fire)
+    step = e.receive([MarkPrice(VENUE, "BTC", 91.0)], T0 + 3, 1.0)
+    assert [r.key for r in step.risks] == [_cross("a0")] and step.transitions == []
+    assert "margin_ratio|generic:a0/cross" in e.state.alerts
+
+
+def test_without_a_feed_price_after_the_wait_the_typed_in_mark_is_used_and_said() -> None:
+    # typed-in mark 91: ratio 0.91 / 1 = 91 % (critical), but the feed never prices BTC
+    pos = replace(long_btc(10.0), mark_price=91.0)
+    e, _ = engine(1, fed_manual=[AccountKey(VENUE, "a0")], ready_timeout=60.0, started=0.0)
+    assert e.receive([snapshot("a0", 10.0, pos)], T0, 0.0).transitions == []
+    assert e.receive([], T0 + 59, 59.0).transitions == []
+    # the wait is over: evaluated from the typed-in mark (fail closed: never left unwatched)
+    [t] = e.receive([], T0 + 60, 60.0).transitions
+    assert (t.rule, t.kind, t.severity) == ("margin_ratio", TransitionKind.FIRED, Severity.CRITICAL)
+    assert "typed-in" in t.detail
+
+
+def test_an_alert_from_a_typed_in_mark_says_so() -> None:
+    pos = replace(long_btc(10.0), mark_price=91.0)
+    e, _ = engine(1, fed_manual=[AccountKey(VENUE, "a0")], ready_timeout=0.0, started=0.0)
+    [t] = e.receive([snapshot("a0", 10.0, pos)], T0, 0.0).transitions
+    assert (t.rule, t.kind) == ("margin_ratio", TransitionKind.FIRED)
+    assert (
+        t.detail
+        == "computed from the configured (typed-in) mark of BTC: the feed has not priced it yet"
+    )
