@@ -329,12 +329,16 @@ class Daemon:
         last_prune = -PRUNE_INTERVAL
         while True:
             await self.clock.sleep(STATUS_INTERVAL)
-            await self.flush()
+            # shielded: a shutdown cancelling this task never cuts a transaction in half (the
+            # flush finishes; the next one waits for the store's mutex)
+            await asyncio.shield(asyncio.ensure_future(self.flush()))
             mono = self.clock.monotonic()
             if mono - last_prune >= PRUNE_INTERVAL:
                 last_prune = mono
                 cutoff = self.clock.now() - self.config.store.retention_days * 86400.0
-                removed = await history.prune(self.store, cutoff)
+                removed = await asyncio.shield(
+                    asyncio.ensure_future(history.prune(self.store, cutoff))
+                )
                 if removed:
                     log().info("history.pruned", rows=removed)
 
