@@ -194,7 +194,7 @@ class Engine:
         ready_timeout: float = 60.0,
         started: float = 0.0,
         replay: bool = False,
-        max_evaluations: int = 2000,
+        max_evaluations: int = 800,
         fed_manual: Iterable[AccountKey] = (),
     ) -> None:
         self.rules = rules
