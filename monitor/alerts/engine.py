@@ -22,7 +22,14 @@ Semantics follow Prometheus Alertmanager, kept pure and numeric:
 * A position that vanishes while its liquidation distance was ≤ ``liquidated_near``, or that
   the venue reports as liquidated, gives one ``event`` transition (critical).
 
-Times are epoch seconds (UTC) passed in as ``now``: nothing here reads a clock.
+Times are epoch seconds (UTC) passed in as ``now``: nothing here reads a clock. The daemon
+passes a ``now`` that advances with the monotonic clock (durations never jump with the wall
+clock) and the wall clock as ``wall`` for what people see (:func:`evaluate_in_place`).
+
+Cost: :func:`evaluate` is pure and copies the state it is given (O(state)); an engine keeps an
+:class:`AlertBook` (alerts indexed by scope and group, timers in a heap) and calls
+:func:`evaluate_in_place`, whose cost follows the scopes evaluated and the timers due, and
+which returns the :class:`AlertDelta` to persist.
 """
 
 from __future__ import annotations
