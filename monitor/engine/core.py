@@ -196,9 +196,13 @@ class Engine:
         replay: bool = False,
         max_evaluations: int = 800,
         fed_manual: Iterable[AccountKey] = (),
+        sweep_slice: int = 200,
     ) -> None:
         self.rules = rules
         self.max_evaluations = max_evaluations
+        self.sweep_slice = sweep_slice
+        """Scopes the sweep evaluates per receive at most: under load the sweep falls behind
+        (its refresh interval stretches) rather than delay the price decisions."""
         """Scopes evaluated in full per receive at most (the rest is carried over)."""
         self._carry: dict[ScopeKey, None] = {}
         self._moved_carry: dict[ScopeKey, None] = {}
@@ -310,7 +314,8 @@ class Engine:
         for key in items[:budget]:
             touched[key] = None
         forgotten, self._dropped = self._dropped, []
-        for key in self._sweep(t, sweep, max(budget - len(items), 0), touched):
+        limit = min(max(budget - len(items), 0), self.sweep_slice)
+        for key in self._sweep(t, sweep, limit, touched):
             touched[key] = None
 
         self._decide(t, now, step, batch, forgotten=forgotten)

@@ -248,3 +248,13 @@ def test_an_alert_from_a_typed_in_mark_says_so() -> None:
         t.detail
         == "computed from the configured (typed-in) mark of BTC: the feed has not priced it yet"
     )
+
+
+def test_the_sweep_takes_at_most_its_slice_per_receive_so_prices_come_first() -> None:
+    e, _ = engine(12, sweep_slice=5)
+    e.receive([snapshot(f"a{i}", 1000.0, long_btc(1000.0)) for i in range(12)], T0, 0.0)
+    e.receive([MarkPrice(VENUE, "BTC", 100.01)], T0 + 5, 5.0, sweep=False)  # 12 owed
+    slices = []
+    while e.busy:
+        slices.append(len(e.receive([], T0 + 5, 5.0).risks))
+    assert slices == [5, 5, 2]  # 12 = 5 + 5 + 2
