@@ -1,5 +1,10 @@
 """The tick path, frame to alert decision, at 10⁵–10⁶ positions, against a naive recompute.
 
+A **micro-benchmark** of the pure layers (parser → inbox → portfolio fast path → alert
+evaluation) in one process: no event loop, no store, no delivery, no daemon. What users run is
+measured by ``benchmarks/daemon.py`` (``monitor run`` as a subprocess), and the README's
+performance claims come from that one.
+
 Run::
 
     .venv/bin/python benchmarks/engine.py                       # 100,000 positions

@@ -15,7 +15,8 @@ instance at a time), restore the alert state (nothing that already fired fires a
 undelivered outbox rows, apply manual accounts, start the feeds. ``READY=1`` is sent once every
 address account has had its first snapshot (or after ``daemon.ready_timeout``).
 
-Signals: SIGTERM/SIGINT stop the feeds, let the engine finish what is queued, drain the outbox
+Signals: SIGTERM/SIGINT stop the feeds, let the engine finish what is queued (at most 1 s:
+anything left is decided again after the restart), drain the outbox
 until ``daemon.drain_deadline``, close the store and exit 0. SIGHUP re-reads the configuration:
 rules, channels, manual accounts and the log level apply at once, without touching the feed
 connections; an invalid file keeps the old configuration running and logs why. Address accounts
@@ -86,6 +87,14 @@ EXIT_CONFIG = 2
 EXIT_LOCKED = 3
 
 STATUS_INTERVAL = 1.0
+#: a batch of events sweeps too when the last sweep slice is this old (seconds, monotonic):
+#: under a steady stream of frames the sweep is not starved, and otherwise stays off the
+#: frames' path
+SWEEP_OVERDUE = 1.0
+#: an engine step at least this long (seconds) is logged (``engine.slow_batch``)
+SLOW_BATCH = 0.5
+#: at SIGTERM the engine may finish its queue for this long (seconds) before the drain
+STOP_ENGINE_DEADLINE = 1.0
 #: the engine ticks (timers, sweep, readiness) at least this often while idle (seconds)
 TICK_INTERVAL = 1.0
 #: the mutes are re-read from the store this often (``monitor mute`` while the daemon runs)
@@ -191,10 +200,16 @@ class Daemon:
         self.engine_beat = clock.monotonic()
         self.enqueued = 0
         """Outbox rows written since the replay's delivery last ran."""
+        self.longest_batch = 0.0
+        """The longest engine step so far (seconds of CPU-bound work between awaits)."""
         self.extras = Extras()
         """The optional parts (heartbeat, metrics, bot) once started."""
         self.idle = asyncio.Event()
         self._mutes_at: float | None = None
+        self._swept_at: float | None = None
+        self.stop_requested = False
+        """Set at shutdown: the engine task returns after the step in hand (never cancelled
+        inside a store transaction)."""
         self._health_at: float | None = None
 
     # -- accounts ----------------------------------------------------------------------------
@@ -225,9 +240,29 @@ class Daemon:
         controls = list(self.controls)
         self.controls.clear()
         inputs: list[Input] = [*controls, *await self._refresh(now), *events]
+        mono = self.clock.monotonic()
+        sweep = (
+            not events
+            or self.replay
+            or self._swept_at is None
+            or mono - self._swept_at >= SWEEP_OVERDUE
+        )
+        if sweep:
+            self._swept_at = mono
         started = time.perf_counter()
-        step = self.engine.receive(inputs, now, self.clock.monotonic())
-        self.extras.observe_batch(time.perf_counter() - started)
+        step = self.engine.receive(inputs, now, mono, sweep=sweep)
+        took = time.perf_counter() - started
+        self.extras.observe_batch(took)
+        self.longest_batch = max(self.longest_batch, took)
+        if took >= SLOW_BATCH:
+            log().warning(
+                "engine.slow_batch",
+                seconds=round(took, 3),
+                inputs=len(inputs),
+                evaluated=len(step.risks),
+                transitions=len(step.transitions),
+                carried=self.engine.carried,
+            )
         enqueued = await persist(self.store, step, self.channels, self.risks, now)
         if enqueued:
             self.enqueued += enqueued
@@ -248,10 +283,16 @@ class Daemon:
         gc.freeze()
 
     async def engine_loop(self) -> None:
-        """The one engine task: a batch of events, or an idle tick every second."""
-        while True:
+        """The one engine task: a batch of events, or an idle tick every second. While the
+        engine owes work (scopes over its per-batch budget, a sweep slice) it steps again
+        at once, after yielding, so the watchdog, signals and delivery run between slices."""
+        while not self.stop_requested:
             self.idle.set()
-            events = await self.inbox.get_batch(idle_after=TICK_INTERVAL)
+            if self.engine.busy:
+                await asyncio.sleep(0)
+                events = self.inbox.get_nowait()
+            else:
+                events = await self.inbox.get_batch(idle_after=TICK_INTERVAL)
             self.idle.clear()
             await self.step(events, self.clock.now())
 
@@ -288,12 +329,16 @@ class Daemon:
         last_prune = -PRUNE_INTERVAL
         while True:
             await self.clock.sleep(STATUS_INTERVAL)
-            await self.flush()
+            # shielded: a shutdown cancelling this task never cuts a transaction in half (the
+            # flush finishes; the next one waits for the store's mutex)
+            await asyncio.shield(asyncio.ensure_future(self.flush()))
             mono = self.clock.monotonic()
             if mono - last_prune >= PRUNE_INTERVAL:
                 last_prune = mono
                 cutoff = self.clock.now() - self.config.store.retention_days * 86400.0
-                removed = await history.prune(self.store, cutoff)
+                removed = await asyncio.shield(
+                    asyncio.ensure_future(history.prune(self.store, cutoff))
+                )
                 if removed:
                     log().info("history.pruned", rows=removed)
 
@@ -350,6 +395,14 @@ def reconfigure(config: Config, removed: Sequence[AccountKey] = ()) -> Reconfigu
         accounts=frozenset(a.key for a in config.accounts),
         expected=frozenset(a.key for a in config.accounts if a.kind is not AccountKind.MANUAL),
         removed=tuple(removed),
+        fed_manual=fed_manual(config),
+    )
+
+
+def fed_manual(config: Config) -> frozenset[AccountKey]:
+    """The manual accounts a configured feed prices (issue 10.8)."""
+    return frozenset(
+        a.key for a in config.accounts if a.kind is AccountKind.MANUAL and a.feed is not None
     )
 
 
@@ -368,6 +421,7 @@ def build_engine(
         ready_timeout=config.daemon.ready_timeout,
         started=started,
         replay=replay,
+        fed_manual=fed_manual(config),
     )
 
 
@@ -456,7 +510,7 @@ async def _shutdown(daemon: Daemon) -> int:
     """Drain the outbox within the deadline and write the last status."""
     left = await daemon.worker.drain(daemon.clock.monotonic() + daemon.config.daemon.drain_deadline)
     await daemon.flush()
-    log().info("daemon.stopped", undelivered=left)
+    log().info("daemon.stopped", undelivered=left, longest_batch_s=round(daemon.longest_batch, 6))
     return EXIT_OK
 
 
@@ -535,9 +589,19 @@ async def _run_live(daemon: Daemon, config_path: Path, env: Mapping[str, str]) -
         log().info("daemon.stopping", reason="signal")
         feed_tasks = [t for t in tasks if t.get_name().startswith("feed:")]
         await _cancel(feed_tasks)
-        # let the engine finish what is queued and the batch in hand
-        while (daemon.inbox or not daemon.idle.is_set()) and not engine.done():  # noqa: ASYNC110 (two conditions of another task, only at shutdown)
+        # let the engine finish what is queued and the batch in hand, for at most
+        # STOP_ENGINE_DEADLINE: what it had not decided is decided again after the restart (the
+        # store holds the state of the last step written)
+        until = daemon.clock.monotonic() + STOP_ENGINE_DEADLINE
+
+        def working() -> bool:
+            return bool(daemon.inbox or daemon.engine.busy or not daemon.idle.is_set())
+
+        while working() and not engine.done() and daemon.clock.monotonic() < until:  # noqa: ASYNC110 (conditions of another task, only at shutdown)
             await asyncio.sleep(0.01)
+        daemon.stop_requested = True
+        with contextlib.suppress(Exception):  # it ended with an error: logged by its done check
+            await asyncio.wait_for(asyncio.shield(engine), STOP_ENGINE_DEADLINE + 5.0)
         await _cancel([t for t in tasks if t.get_name() != "delivery"])
         return await _shutdown(daemon)
     finally:

@@ -38,6 +38,8 @@ async def restore_alert_state(store: Store, now: float) -> AlertState:
     Feed health is not inherited: the feeds report it again from scratch, and a fresh
     watchdog never says "recovered" for a staleness it did not see, which would hold the
     venue's alerts for good. A feed still stale alerts again after its delay."""
+    async with store.transaction() as conn:
+        await alert_state.migrate_peaks(conn)
     loaded = await alert_state.load(store)
     state = replace(
         loaded,
@@ -79,12 +81,12 @@ async def persist(
             error=q.error,
             event=q.event,
         )
-    if step.state_after is None and not step.transitions:
+    if step.delta is None and not step.transitions:
         return 0
     messages = build_messages(step.transitions, channels, risks.by_name, now)
     async with store.transaction() as conn:
-        if step.state_after is not None and step.state_before is not None:
-            await alert_state.save(conn, step.state_before, step.state_after, now)
+        if step.delta is not None:
+            await alert_state.save_delta(conn, step.delta, now)
         await alert_state.record_transitions(conn, step.transitions)
         await outbox.enqueue(conn, messages)
     for t in step.transitions:

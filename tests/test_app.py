@@ -452,7 +452,7 @@ async def test_engine_evaluates_a_scope_only_when_its_band_is_left_or_swept(
     )
     store = await open_store(tmp_path / "s.sqlite3")
     try:
-        clock = type("C", (), {"now": lambda self: 0.0, "monotonic": lambda self: 0.0})()
+        clock = _Clock()
         config = dataclasses.replace(config, rules=rules)
         engine = build_engine(config, AlertState(), started=0.0)
         worker = DeliveryWorker(store, [], NoSender(), clock)  # type: ignore[arg-type]
@@ -465,15 +465,22 @@ async def test_engine_evaluates_a_scope_only_when_its_band_is_left_or_swept(
         assert daemon.engine.evaluated == 1
         # ratio ≈ 10 %, equity within 2 % of its peak (10.2 is a threshold: a new peak)
         for i, px in enumerate((100.1, 99.9, 100.15)):
-            await daemon.step([MarkPrice("generic", "BTC", px)], 0.1 * (i + 1))
+            clock.t = 0.1 * (i + 1)
+            await daemon.step([MarkPrice("generic", "BTC", px)], clock.t)
         assert daemon.engine.evaluated == 1
         # 90.9: equity 0.9, MM 0.909 → ratio 101 %: the band is left, evaluated, fires
-        await daemon.step([MarkPrice("generic", "BTC", 90.9)], 1.0)
+        clock.t = 0.5
+        await daemon.step([MarkPrice("generic", "BTC", 90.9)], clock.t)
         assert daemon.engine.evaluated == 2
         firing = {r.rule for r in daemon.engine.state.alerts.values() if r.status == "firing"}
         assert "margin_ratio" in firing
-        # nothing moves, but the sweep comes round within SWEEP_INTERVAL
-        await daemon.step([MarkPrice("generic", "BTC", 90.9)], 1.0 + SWEEP_INTERVAL)
+        # a frame's batch does not sweep (the last slice is 0.5 s old, under SWEEP_OVERDUE)
+        clock.t = 0.9
+        await daemon.step([MarkPrice("generic", "BTC", 90.9)], clock.t)
+        assert daemon.engine.evaluated == 2
+        # nothing moves, but the idle tick's sweep comes round within SWEEP_INTERVAL
+        clock.t = 1.0 + SWEEP_INTERVAL
+        await daemon.step([], clock.t)
         assert daemon.engine.evaluated == 3
     finally:
         await store.close()

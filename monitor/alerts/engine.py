@@ -22,11 +22,19 @@ Semantics follow Prometheus Alertmanager, kept pure and numeric:
 * A position that vanishes while its liquidation distance was ≤ ``liquidated_near``, or that
   the venue reports as liquidated, gives one ``event`` transition (critical).
 
-Times are epoch seconds (UTC) passed in as ``now``: nothing here reads a clock.
+Times are epoch seconds (UTC) passed in as ``now``: nothing here reads a clock. The daemon
+passes a ``now`` that advances with the monotonic clock (durations never jump with the wall
+clock) and the wall clock as ``wall`` for what people see (:func:`evaluate_in_place`).
+
+Cost: :func:`evaluate` is pure and copies the state it is given (O(state)); an engine keeps an
+:class:`AlertBook` (alerts indexed by scope and group, timers in a heap) and calls
+:func:`evaluate_in_place`, whose cost follows the scopes evaluated and the timers due, and
+which returns the :class:`AlertDelta` to persist.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -189,6 +197,173 @@ def account_held(group: str, accounts: frozenset[str]) -> bool:
     return False
 
 
+def scope_of(subject: str) -> str:
+    """The scope an alert subject belongs to (``scope#SYMBOL`` → ``scope``)."""
+    return subject.split("#", 1)[0]
+
+
+#: a held or muted alert whose timer came due is looked at again this much later (seconds)
+RECHECK = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class AlertDelta:
+    """What one evaluation changed in an :class:`AlertBook`, for the store: ``upserts`` (the
+    records as they are now), ``deletes`` (keys gone), ``peaks`` ((scope, peak equity or None
+    when it went)) and ``stale`` (the whole stale-feed map when it changed, else None)."""
+
+    upserts: tuple[AlertRecord, ...] = ()
+    deletes: tuple[str, ...] = ()
+    peaks: tuple[tuple[str, float | None], ...] = ()
+    stale: Mapping[str, str] | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.upserts or self.deletes or self.peaks or self.stale is not None)
+
+
+class AlertBook:
+    """The alert state one engine owns and changes in place, indexed so that the cost of an
+    evaluation is proportional to what it looks at, not to the number of active alerts:
+
+    * ``alerts`` by key, with an index by scope (the subject before ``#``) and by group;
+    * a heap of timers: when each pending alert is due (``due``) and when each firing one is
+      due a repeat (``last_sent + repeat[severity]``); an evaluation pops only those due;
+    * ``peaks``, ``positions``, ``stale``, ``mutes`` as in :class:`AlertState`.
+
+    :func:`evaluate_in_place` changes it and returns the :class:`AlertDelta`; :func:`evaluate`
+    stays pure by working on a fresh book built from an :class:`AlertState` (O(state))."""
+
+    __slots__ = (
+        "_by_group",
+        "_by_scope",
+        "_due",
+        "_heap",
+        "alerts",
+        "held",
+        "mutes",
+        "peaks",
+        "positions",
+        "stale",
+    )
+
+    def __init__(self, state: AlertState | None = None, rules: AlertRules | None = None) -> None:
+        state = state if state is not None else AlertState()
+        self.alerts: dict[str, AlertRecord] = {}
+        self.peaks: dict[str, float] = dict(state.peaks)
+        self.positions: dict[str, Mapping[str, float | None]] = dict(state.positions)
+        self.stale: dict[str, str] = dict(state.stale)
+        self.mutes: tuple[Mute, ...] = state.mutes
+        self._by_scope: dict[str, dict[str, None]] = {}
+        self._by_group: dict[str, dict[str, None]] = {}
+        self._due: dict[str, float] = {}
+        self._heap: list[tuple[float, str]] = []
+        self.held: dict[str, None] = {}
+        """Alerts whose timer came due while a stale feed held them (re-checked every
+        :data:`RECHECK` seconds, and at once when a feed recovers)."""
+        for key, rec in state.alerts.items():
+            self.put(key, rec, rules)
+
+    # -- records and their indexes -------------------------------------------------------------
+    def put(self, key: str, rec: AlertRecord, rules: AlertRules | None) -> None:
+        if key not in self.alerts:
+            self._by_scope.setdefault(scope_of(rec.subject), {})[key] = None
+            self._by_group.setdefault(rec.group, {})[key] = None
+        self.alerts[key] = rec
+        if rules is not None:
+            self.schedule(key, rec, rules)
+
+    def drop(self, key: str) -> AlertRecord | None:
+        rec = self.alerts.pop(key, None)
+        if rec is None:
+            return None
+        for index, name in ((self._by_scope, scope_of(rec.subject)), (self._by_group, rec.group)):
+            keys = index.get(name)
+            if keys is not None:
+                keys.pop(key, None)
+                if not keys:
+                    del index[name]
+        self._due.pop(key, None)
+        self.held.pop(key, None)
+        return rec
+
+    def keys_of(self, scope: str) -> list[str]:
+        """Keys of the alerts of ``scope`` and of its positions (a copy: safe to change)."""
+        return list(self._by_scope.get(scope, ()))
+
+    def keys_of_group(self, group: str) -> list[str]:
+        """Keys of the alerts of message group ``group`` (``venue:account``, ...)."""
+        return list(self._by_group.get(group, ()))
+
+    def groups(self) -> list[str]:
+        return list(self._by_group)
+
+    def firing_of(self, scope: str) -> list[str]:
+        """``severity:rule[#SYMBOL]`` of the firing alerts of ``scope``."""
+        out = []
+        for k in self._by_scope.get(scope, ()):
+            rec = self.alerts[k]
+            if rec.status is AlertStatus.FIRING:
+                out.append(
+                    f"{rec.severity.value}:{rec.rule}" + (f"#{rec.symbol}" if rec.symbol else "")
+                )
+        return out
+
+    # -- timers --------------------------------------------------------------------------------
+    @staticmethod
+    def due_of(rec: AlertRecord, rules: AlertRules) -> float | None:
+        """When ``rec`` next needs a look with nothing new about it: a pending alert at its
+        ``due``, a firing one when its repeat is due (at once when it was never sent)."""
+        if rec.status is AlertStatus.PENDING:
+            return rec.due
+        if rec.last_sent is None:
+            return -math.inf
+        t = rec.last_sent + rules.repeat_for(rec.severity)
+        return t if t < math.inf else None
+
+    def schedule(self, key: str, rec: AlertRecord, rules: AlertRules) -> None:
+        self.set_due(key, self.due_of(rec, rules))
+
+    def set_due(self, key: str, t: float | None) -> None:
+        if t is None or math.isnan(t):
+            self._due.pop(key, None)
+            return
+        if self._due.get(key) == t:
+            return
+        self._due[key] = t
+        heapq.heappush(self._heap, (t, key))
+        if len(self._heap) > 2 * len(self._due) + 1024:  # drop the superseded entries
+            self._heap = [(t, k) for k, t in self._due.items()]
+            heapq.heapify(self._heap)
+
+    def pop_due(self, now: float) -> list[str]:
+        """Keys whose timer is at or before ``now``; they leave the heap (reschedule them)."""
+        out = []
+        heap, due = self._heap, self._due
+        while heap and heap[0][0] <= now:
+            t, key = heapq.heappop(heap)
+            if due.get(key) == t:
+                del due[key]
+                out.append(key)
+        return out
+
+    def reschedule(self, rules: AlertRules) -> None:
+        """Every timer again (the repeat intervals changed: a reload)."""
+        self._due.clear()
+        self._heap.clear()
+        for key, rec in self.alerts.items():
+            self.schedule(key, rec, rules)
+
+    def view(self) -> AlertState:
+        """The book as an :class:`AlertState` (the live maps, not a copy: read only)."""
+        return AlertState(
+            alerts=self.alerts,
+            peaks=self.peaks,
+            positions=self.positions,
+            stale=self.stale,
+            mutes=self.mutes,
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Transition:
     """One change worth telling: ``kind`` at ``at`` (epoch s). ``value``/``threshold`` are in
@@ -244,36 +419,63 @@ def active_level(
 class _Eval:
     """One evaluation's working copy (local and short-lived; the function stays pure)."""
 
-    def __init__(self, state: AlertState, now: float, rules: AlertRules) -> None:
+    def __init__(
+        self, book: AlertBook, now: float, rules: AlertRules, wall: float | None = None
+    ) -> None:
         self.now = now
+        self.wall = now if wall is None else wall
         self.rules = rules
-        self.alerts: dict[str, AlertRecord] = dict(state.alerts)
-        # copy-on-write: the input state is never mutated, each map is copied at most once
-        self.peaks: Mapping[str, float] = state.peaks
-        self.positions: Mapping[str, Mapping[str, float | None]] = state.positions
-        self.stale = state.stale
-        self._peaks_w: dict[str, float] | None = None
-        self._positions_w: dict[str, Mapping[str, float | None]] | None = None
-        self.mutes = state.mutes
+        self.book = book
+        self.alerts: Mapping[str, AlertRecord] = book.alerts
+        self.peaks: Mapping[str, float] = book.peaks
+        self.positions: Mapping[str, Mapping[str, float | None]] = book.positions
         self.out: list[Transition] = []
         self.touched: set[str] = set()
         self.events_done: set[str] = set()
+        self.changed: dict[str, bool] = {}
+        """Keys changed by this evaluation → whether the key existed before it."""
+        self.peaks_changed: dict[str, None] = {}
+        self.stale_changed = False
 
-    def _peaks(self) -> dict[str, float]:
-        if self._peaks_w is None:
-            self._peaks_w = dict(self.peaks)
-            self.peaks = self._peaks_w
-        return self._peaks_w
+    @property
+    def stale(self) -> Mapping[str, str]:
+        return self.book.stale
 
-    def _positions(self) -> dict[str, Mapping[str, float | None]]:
-        if self._positions_w is None:
-            self._positions_w = dict(self.positions)
-            self.positions = self._positions_w
-        return self._positions_w
+    @property
+    def mutes(self) -> tuple[Mute, ...]:
+        return self.book.mutes
+
+    def _put(self, key: str, rec: AlertRecord) -> None:
+        old = self.alerts.get(key)
+        if old is not rec and key not in self.changed:
+            self.changed[key] = old is not None
+        self.book.put(key, rec, self.rules)
+
+    def _drop(self, key: str) -> None:
+        if key in self.alerts and key not in self.changed:
+            self.changed[key] = True
+        self.book.drop(key)
+
+    def _set_peak(self, scope: str, peak: float | None) -> None:
+        if peak is None:
+            if self.book.peaks.pop(scope, None) is None:
+                return
+        else:
+            self.book.peaks[scope] = peak
+        self.peaks_changed[scope] = None
+
+    def delta(self) -> AlertDelta:
+        alerts = self.alerts
+        return AlertDelta(
+            upserts=tuple(alerts[k] for k in self.changed if k in alerts),
+            deletes=tuple(k for k, existed in self.changed.items() if existed and k not in alerts),
+            peaks=tuple((s, self.peaks.get(s)) for s in self.peaks_changed),
+            stale=dict(self.book.stale) if self.stale_changed else None,
+        )
 
     # -- emitting ------------------------------------------------------------------------------
     def _muted(self, rec: AlertRecord, severity: Severity) -> bool:
-        return is_muted(self.mutes, rec.subject, rec.rule, severity is Severity.CRITICAL, self.now)
+        return is_muted(self.mutes, rec.subject, rec.rule, severity is Severity.CRITICAL, self.wall)
 
     def _emit(
         self,
@@ -287,15 +489,17 @@ class _Eval:
     ) -> None:
         self.out.append(
             Transition(
-                id=f"{rec.key}@{self.now:.6f}/{kind.value}",
+                id=f"{rec.key}@{self.wall:.6f}/{kind.value}",
                 kind=kind,
                 key=rec.key,
                 rule=rec.rule,
                 severity=rec.severity,
                 group=rec.group,
                 subject=rec.subject,
-                at=self.now,
-                since=rec.fired_at if rec.fired_at is not None else rec.since,
+                at=self.wall,
+                # shown to people: the wall clock less the (monotonic) time it has been active
+                since=self.wall
+                - (self.now - (rec.fired_at if rec.fired_at is not None else rec.since)),
                 previous=previous,
                 symbol=rec.symbol,
                 value=rec.value,
@@ -320,7 +524,7 @@ class _Eval:
         return rec
 
     def _resolve(self, rec: AlertRecord, detail: str, risk: ScopeRisk | None) -> None:
-        del self.alerts[rec.key]
+        self._drop(rec.key)
         if rec.status is AlertStatus.FIRING and self.rules.send_resolved:
             self._emit(
                 TransitionKind.RESOLVED,
@@ -414,11 +618,11 @@ class _Eval:
             )
             if self.now >= since + wait:
                 rec = self._fire(rec, "", risk)
-            self.alerts[key] = rec
+            self._put(key, rec)
             return
         peak = value if prev.peak is None else _worse(direction, prev.peak, value)
         rec = replace(prev, value=value, threshold=lv.fire, peak=peak)
-        self.alerts[key] = self._keep_firing(rec, lv.severity, "", risk)
+        self._put(key, self._keep_firing(rec, lv.severity, "", risk))
 
     # -- direct alerts (state, not threshold) ----------------------------------------------
     def direct(
@@ -454,18 +658,16 @@ class _Eval:
                 venue=venue,
             )
             if pending_for > 0.0:
-                self.alerts[key] = replace(rec, due=self.now + pending_for)
+                self._put(key, replace(rec, due=self.now + pending_for))
                 return
-            self.alerts[key] = self._fire(rec, detail, None)
+            self._put(key, self._fire(rec, detail, None))
             return
         if prev.status is AlertStatus.PENDING:
             rec = replace(prev, severity=severity)
             due = prev.due
-            self.alerts[key] = (
-                self._fire(rec, detail, None) if due is None or self.now >= due else rec
-            )
+            self._put(key, self._fire(rec, detail, None) if due is None or self.now >= due else rec)
             return
-        self.alerts[key] = self._keep_firing(prev, severity, detail, None)
+        self._put(key, self._keep_firing(prev, severity, detail, None))
 
     # -- scopes ----------------------------------------------------------------------------
     def scope(self, risk: ScopeRisk, inhibited: bool) -> None:
@@ -475,9 +677,10 @@ class _Eval:
         self._closed(risk.key, cur, risk)
         # alerts on positions the scope no longer holds (restored after a restart, when the
         # positions' last distances were not): the position closed while we were away
-        for k, rec in list(self.alerts.items()):
-            base, sep, sym = rec.subject.partition("#")
-            if sep and base == subject and sym not in cur and k not in self.touched:
+        for k in self.book.keys_of(subject):
+            rec = self.alerts[k]
+            _, sep, sym = rec.subject.partition("#")
+            if sep and sym not in cur and k not in self.touched:
                 self.touched.add(k)
                 self._resolve(rec, "position closed", risk)
         unknown = _unknown_figures(risk)
@@ -492,9 +695,7 @@ class _Eval:
                 detail=f"cannot compute margin for {subject}: {unknown}",
                 venue=risk.venue,
             )
-            self.touched.update(
-                k for k, r in self.alerts.items() if r.subject.split("#", 1)[0] == subject
-            )
+            self.touched.update(self.book.keys_of(subject))
             return
         if alert_key(RuleKind.MARGIN_UNKNOWN.value, subject) in self.alerts:
             self.direct(
@@ -506,13 +707,11 @@ class _Eval:
                 venue=risk.venue,
             )
         if inhibited:
-            self.touched.update(
-                k for k, r in self.alerts.items() if r.subject.split("#", 1)[0] == subject
-            )
+            self.touched.update(self.book.keys_of(subject))
             return
         peak = self.peaks.get(subject)
         if risk.equity > 0 and (peak is None or risk.equity > peak):
-            self._peaks()[subject] = risk.equity
+            self._set_peak(subject, risk.equity)
             peak = risk.equity
         venue = risk.venue
         for kind in SCOPE_RULES:
@@ -561,35 +760,31 @@ class _Eval:
             near = dist is not None and dist <= self.rules.liquidated_near
             if near and psub not in self.events_done:
                 self._liquidated(key, sym, confirmed=False, last_distance=dist)
-            for k, rec in list(self.alerts.items()):
+            for k in self.book.keys_of(subject):
+                rec = self.alerts[k]
                 if rec.subject == psub:
                     self.touched.add(k)
                     self._resolve(rec, "position closed", risk)
         if cur:
-            self._positions()[subject] = dict(cur)
-        elif subject in self.positions:
-            del self._positions()[subject]
+            self.book.positions[subject] = dict(cur)
+        else:
+            self.book.positions.pop(subject, None)
 
     def forgotten(self, key: ScopeKey) -> None:
         subject = str(key)
-        if subject in self.positions:
-            del self._positions()[subject]
-        for k, rec in list(self.alerts.items()):
-            if rec.subject == subject or rec.subject.startswith(subject + "#"):
-                self.touched.add(k)
-                self._resolve(rec, "no longer monitored", None)
-        if subject in self.peaks:
-            del self._peaks()[subject]
+        self.book.positions.pop(subject, None)
+        for k in self.book.keys_of(subject):
+            self.touched.add(k)
+            self._resolve(self.alerts[k], "no longer monitored", None)
+        self._set_peak(subject, None)
 
     def vanished(self, key: ScopeKey) -> None:
         subject = str(key)
         self._closed(key, {}, None)
-        for k, rec in list(self.alerts.items()):
-            if rec.subject == subject or rec.subject.startswith(subject + "#"):
-                self.touched.add(k)
-                self._resolve(rec, "scope closed", None)
-        if subject in self.peaks:
-            del self._peaks()[subject]
+        for k in self.book.keys_of(subject):
+            self.touched.add(k)
+            self._resolve(self.alerts[k], "scope closed", None)
+        self._set_peak(subject, None)
 
     def _liquidated(
         self, key: ScopeKey, symbol: str, *, confirmed: bool, last_distance: float | None
@@ -671,7 +866,9 @@ class _Eval:
         fk = f"{fs.venue}/{fs.channel}"
         subject = f"feed:{fk}"
         if fs.state in (FeedState.STALE, FeedState.DOWN):
-            self.stale = {**self.stale, fk: fs.state.value}
+            if self.book.stale.get(fk) != fs.state.value:
+                self.book.stale[fk] = fs.state.value
+                self.stale_changed = True
             if not self.rules.feed_stale_enabled:
                 return
             sev = (
@@ -692,8 +889,9 @@ class _Eval:
                 pending_for=self.rules.feed_stale_for,
             )
         elif fs.state in (FeedState.LIVE, FeedState.RECOVERED):
-            if fk in self.stale:
-                self.stale = {k: v for k, v in self.stale.items() if k != fk}
+            if fk in self.book.stale:
+                del self.book.stale[fk]
+                self.stale_changed = True
             self.direct(
                 RuleKind.FEED_STALE,
                 subject,
@@ -725,31 +923,40 @@ class _Eval:
     # -- timers ----------------------------------------------------------------------------
     def timers(self) -> None:
         """Pending alerts whose ``for`` ran out and firing alerts due a repeat, among those
-        this evaluation did not look at."""
+        this evaluation did not look at: only the alerts whose timer came due (a heap)."""
         inhibited = held_venues(self.stale)
         accounts = held_accounts(self.stale)
-        for key, rec in list(self.alerts.items()):
+        book = self.book
+        if self.stale_changed and book.held:  # a feed recovered: what it held is due again
+            for key in list(book.held):
+                rec = self.alerts.get(key)
+                if rec is not None:
+                    book.schedule(key, rec, self.rules)
+            book.held.clear()
+        for key in book.pop_due(self.now):
+            rec = self.alerts.get(key)
+            if rec is None:
+                continue
             if key in self.touched:
+                book.schedule(key, rec, self.rules)
                 continue
             if rec.rule in _HELD_RULES and (
                 (rec.venue is not None and rec.venue in inhibited)
                 or account_held(rec.group, accounts)
             ):
+                book.set_due(key, self.now + RECHECK)  # held: looked at again later
+                book.held[key] = None
                 continue
+            book.held.pop(key, None)
             if rec.status is AlertStatus.PENDING:
                 if rec.due is not None and self.now >= rec.due:
-                    self.alerts[key] = self._fire(rec, "", None)
+                    self._put(key, self._fire(rec, "", None))
             else:
-                self.alerts[key] = self._maybe_repeat(rec, "", None)
-
-    def state(self) -> AlertState:
-        return AlertState(
-            alerts=self.alerts,
-            peaks=self.peaks,
-            positions=self.positions,
-            stale=self.stale,
-            mutes=self.mutes,
-        )
+                self._put(key, self._maybe_repeat(rec, "", None))
+            rec = self.alerts[key]
+            t = book.due_of(rec, self.rules)
+            if t is not None and t <= self.now:  # muted: its repeat waits for the mute's end
+                book.set_due(key, self.now + RECHECK)
 
 
 _HELD_RULES = frozenset(k.value for k in DIRECTIONS) - {RuleKind.OUTBOX_BACKLOG.value}
@@ -806,12 +1013,34 @@ def evaluate(
     obs: Observation, now: float, state: AlertState, rules: AlertRules
 ) -> tuple[list[Transition], AlertState]:
     """Evaluate one batch at ``now`` (epoch s); return the transitions and the new state.
+    Pure: ``state`` is not changed (the work is done on a copy, O(size of the state)); an
+    engine that keeps its state between batches uses :func:`evaluate_in_place`.
 
     Order: feed status changes first (so inhibition applies to this batch), then the venue's
     liquidation reports, the recomputed scopes, vanished scopes, monitor health, and last the
     timers of every alert this batch did not touch (pending ``for`` and repeats).
     """
-    ev = _Eval(state, now, rules)
+    book = AlertBook(state, rules)
+    transitions, _ = evaluate_in_place(obs, now, book, rules)
+    return transitions, book.view()
+
+
+def evaluate_in_place(
+    obs: Observation,
+    now: float,
+    book: AlertBook,
+    rules: AlertRules,
+    *,
+    wall: float | None = None,
+) -> tuple[list[Transition], AlertDelta]:
+    """:func:`evaluate` on a book the caller owns, changed in place; returns the transitions
+    and what changed. The cost is proportional to the scopes in ``obs`` and the alerts whose
+    timer came due, not to the number of active alerts.
+
+    ``now`` is the time durations are measured on (``for``, repeats: monotonic in the
+    daemon); ``wall`` (default ``now``) is the wall clock: the transitions' ``at`` and id,
+    and the mutes' expiry (a mute's end is a wall-clock instant the user typed)."""
+    ev = _Eval(book, now, rules, wall)
     for fs in obs.feeds:
         ev.feed(fs)
     for key, sym in obs.liquidated:
@@ -833,7 +1062,7 @@ def evaluate(
     if obs.health is not None:
         ev.health(obs.health)
     ev.timers()
-    return ev.out, ev.state()
+    return ev.out, ev.delta()
 
 
 def with_mutes(state: AlertState, mutes: Sequence[Mute]) -> AlertState:

@@ -16,8 +16,16 @@ Inputs are the feeds' events (:mod:`monitor.model.events`) and the shell's contr
 
 Per tick a price takes the fast path: a scope is evaluated in full only when a price left its
 trigger band and crossed an alert level, when an account, position or instrument event touched
-it, or when the round-robin sweep reaches it (every scope at least every
-:data:`SWEEP_INTERVAL` seconds: funding, shock and stress figures are not part of the bands).
+it, or when the round-robin sweep reaches it: every scope holding an instrument whose price or
+funding moved since the last round is evaluated in full within :data:`SWEEP_INTERVAL` seconds
+(funding, shock and stress figures are not part of the bands); a scope nothing moved is not
+swept at all, so an idle book costs nothing. A reload sweeps every scope once.
+
+Bounded work: at most ``max_evaluations`` scopes are evaluated in full per ``receive``; account
+events are decided at once, prices that left their band (oldest first), feeds live again and
+the sweep share the rest, and what is left is carried to the next ``receive``
+(:attr:`Engine.busy`: the shell steps again at once, after yielding to the event loop). The
+shell keeps the sweep out of frames' batches (``receive(..., sweep=False)``).
 
 Fail closed: an event that raises while it is applied is quarantined (``Step.quarantined``,
 one critical ``bad_event`` notice per account) and the engine goes on; a scope whose figures
@@ -29,19 +37,22 @@ replay); ``mono`` is the shell's monotonic clock, used for readiness only.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from monitor.alerts.engine import (
+    AlertBook,
+    AlertDelta,
     AlertState,
     AlertStatus,
     Health,
     Observation,
     Transition,
-    evaluate,
-    with_mutes,
+    evaluate_in_place,
+    scope_of,
 )
 from monitor.alerts.mutes import Mute
 from monitor.alerts.rules import AlertRules
@@ -71,6 +82,8 @@ from monitor.model.positions import CROSS_SCOPE, AccountKey, ScopeKey, isolated_
 SWEEP_INTERVAL = 5.0
 #: timers (pending ``for``, repeats) run at most this often (seconds of ``now``)
 TICK_INTERVAL = 1.0
+#: rearms (a band check of a scope a price moved) allowed per full evaluation of the budget
+REARMS_PER_EVALUATION = 4
 #: how much of an event a quarantine record keeps
 QUARANTINE_COPY = 300
 
@@ -100,6 +113,8 @@ class Reconfigure:
     accounts: frozenset[AccountKey]
     expected: frozenset[AccountKey] = frozenset()
     removed: tuple[AccountKey, ...] = ()
+    fed_manual: frozenset[AccountKey] = frozenset()
+    """Manual accounts a configured feed prices (see :class:`Engine`)."""
 
 
 Input = Event | Mutes | OutboxHealth | Reconfigure
@@ -120,8 +135,8 @@ class Step:
     """What the shell must do after one ``receive``.
 
     ``transitions``: alert transitions to log, record and notify (rendered per channel by the
-    shell); ``state_before``/``state_after``: the alert state delta to persist (None when it
-    did not change); ``risks``: the scopes evaluated in full, with ``statuses`` their status
+    shell); ``delta``: the alert state changes to persist (None when nothing changed);
+    ``risks``: the scopes evaluated in full, with ``statuses`` their status
     documents; ``removed``: scopes gone from the book (vanished or forgotten), whose status
     rows go; ``samples``: risk-history rows; ``feeds``: feed status changes; ``funding``:
     funding the venue booked; ``quarantined``: events that could not be applied;
@@ -129,8 +144,7 @@ class Step:
     """
 
     transitions: list[Transition] = field(default_factory=list)
-    state_before: AlertState | None = None
-    state_after: AlertState | None = None
+    delta: AlertDelta | None = None
     risks: list[ScopeRisk] = field(default_factory=list)
     statuses: dict[ScopeKey, dict[str, object]] = field(default_factory=dict)
     removed: list[ScopeKey] = field(default_factory=list)
@@ -142,7 +156,7 @@ class Step:
 
     @property
     def alert_state_changed(self) -> bool:
-        return self.state_after is not None
+        return self.delta is not None
 
 
 @dataclass(slots=True)
@@ -151,6 +165,8 @@ class _Batch:
 
     touched: dict[ScopeKey, None] = field(default_factory=dict)
     moved: dict[ScopeKey, None] = field(default_factory=dict)
+    later: dict[ScopeKey, None] = field(default_factory=dict)
+    """Scopes to decide again that may wait for the evaluation budget (a feed live again)."""
     liquidated: list[tuple[ScopeKey, str]] = field(default_factory=list)
     feeds: list[FeedStatus] = field(default_factory=list)
     quarantined: list[tuple[str, str]] = field(default_factory=list)
@@ -178,9 +194,30 @@ class Engine:
         ready_timeout: float = 60.0,
         started: float = 0.0,
         replay: bool = False,
+        max_evaluations: int = 800,
+        fed_manual: Iterable[AccountKey] = (),
+        sweep_slice: int = 200,
     ) -> None:
         self.rules = rules
-        self.state = state or AlertState()
+        self.max_evaluations = max_evaluations
+        self.sweep_slice = sweep_slice
+        """Scopes the sweep evaluates per receive at most: under load the sweep falls behind
+        (its refresh interval stretches) rather than delay the price decisions."""
+        """Scopes evaluated in full per receive at most (the rest is carried over)."""
+        self._carry: dict[ScopeKey, None] = {}
+        self._moved_carry: dict[ScopeKey, None] = {}
+        self.fed_manual = frozenset(fed_manual)
+        """Manual accounts priced by a configured feed: their scopes are not evaluated from
+        the typed-in marks while the feed has not priced them (issue 10.8), for at most
+        ``ready_timeout``; after that they are, and their alerts say so."""
+        self._waiting: dict[ScopeKey, None] = {}
+        self._clock = started
+        self._dirty: dict[tuple[str, str], None] = {}
+        """Instruments (venue, symbol) whose price or funding moved since the sweep last
+        took them: only their holders have figures (funding, shock, stress) to refresh."""
+        self._anchor: tuple[float, float] | None = None
+        self.book = AlertBook(state, rules)
+        """The alert state, owned and changed in place (indexed by scope, timers in a heap)."""
         self.portfolio = Portfolio(rule_sets)
         self.accounts = frozenset(accounts)
         self.expected = frozenset(expected)
@@ -210,18 +247,22 @@ class Engine:
         self._forget_unconfigured()
 
     # -- the one entry point ------------------------------------------------------------------
-    def receive(self, inputs: Sequence[Input], now: float, mono: float | None = None) -> Step:
+    def receive(
+        self, inputs: Sequence[Input], now: float, mono: float | None = None, *, sweep: bool = True
+    ) -> Step:
         """Apply ``inputs`` at ``now`` (epoch s) and decide; see the module docstring.
 
         Never raises for a bad event: it is quarantined. ``mono`` (monotonic seconds) drives
-        the readiness timeout; without it ``now`` does."""
+        the readiness timeout and every duration (:meth:`_alert_time`); ``now`` is what the
+        transitions show. ``sweep`` False: no sweep slice in this receive (the shell keeps
+        the sweep out of a frame's batch); it is owed, not lost. At most ``max_evaluations``
+        scopes are evaluated in full per receive (see :attr:`busy`)."""
         step = Step()
         batch = _Batch()
         touched, moved, quarantined = batch.touched, batch.moved, batch.quarantined
-        state = self.state
         for item in inputs:
             if isinstance(item, Mutes):
-                state = with_mutes(state, item.mutes)
+                self.book.mutes = tuple(item.mutes)
                 continue
             if isinstance(item, OutboxHealth):
                 self.health = Health(item.failing_channels, item.backlog)
@@ -241,17 +282,74 @@ class Engine:
                     quarantined.append(
                         (group, f"an update could not be applied ({q.error}); figures may be stale")
                     )
-        self.state = state
-        for key in moved:
-            if key not in touched and self._rearm(key):
-                touched[key] = None
-        forgotten, self._dropped = self._dropped, []
-        for key in self._sweep(now):
+        t = self._alert_time(now, mono)
+        self._clock = mono if mono is not None else now
+        if self._waiting and self._waiting_over():
+            # the feed never priced them: evaluate from the typed-in marks, and say so
+            self._carry.update(self._waiting)
+            self._waiting.clear()
+        # bounded: account events are decided now; prices that left their band (the oldest
+        # first) and the sweep share what is left of ``max_evaluations``, the rest waits for
+        # the next receive (``busy``), so one batch never holds the loop for long
+        extra: dict[ScopeKey, None] = {k: None for k in self._carry if k not in touched}
+        for key in batch.later:
+            if key not in touched:
+                extra[key] = None
+        # the scopes prices took out of their band: a rearm each (cheaper than a full
+        # evaluation, but not free), within a budget too; the rest waits, oldest first
+        pending = {k: None for k in self._moved_carry if k not in touched}
+        pending.update((k, None) for k in moved if k not in touched)
+        rearms = self.max_evaluations * REARMS_PER_EVALUATION
+        for i, key in enumerate(pending):
+            if i >= rearms:
+                self._moved_carry = dict.fromkeys(list(pending)[i:])
+                break
+            if key not in extra and self._rearm(key):
+                extra[key] = None
+        else:
+            self._moved_carry = {}
+        budget = max(self.max_evaluations - len(touched), 0)
+        items = list(extra)
+        self._carry = dict.fromkeys(items[budget:])
+        for key in items[:budget]:
             touched[key] = None
-        self._decide(now, step, batch, forgotten=forgotten)
+        forgotten, self._dropped = self._dropped, []
+        limit = min(max(budget - len(items), 0), self.sweep_slice)
+        for key in self._sweep(t, sweep, limit, touched):
+            touched[key] = None
+
+        self._decide(t, now, step, batch, forgotten=forgotten)
         self.batches += 1
         self._maybe_ready(now if mono is None else mono, step)
         return step
+
+    def _alert_time(self, now: float, mono: float | None) -> float:
+        """The time the alert rules measure durations with (``for``, repeats, the sweep):
+        the wall clock at the first receive plus the monotonic time since (issue 10.9: an NTP
+        step neither delays a pending alert nor hurries a repeat). A replay, or a caller
+        without ``mono``, uses ``now`` (the recording's time)."""
+        if mono is None or self.replay:
+            return now
+        if self._anchor is None:
+            self._anchor = (now, mono)
+        return self._anchor[0] + (mono - self._anchor[1])
+
+    def _waiting_over(self) -> bool:
+        """The wait for a feed's first prices (``ready_timeout`` from the start) is over."""
+        return self._clock - self.started >= self.ready_timeout
+
+    @property
+    def carried(self) -> int:
+        """Scopes left for the next receive (over the budget): to evaluate, or to check."""
+        return len(self._carry) + len(self._moved_carry)
+
+    @property
+    def busy(self) -> bool:
+        """Work is owed: scopes left over by the evaluation budget, or a sweep slice due.
+        The shell calls ``receive`` again at once (after yielding) instead of waiting."""
+        return bool(self._carry or self._moved_carry) or (
+            self._sweep_credit >= 1.0 and bool(self._sweep_queue)
+        )
 
     # -- applying events ----------------------------------------------------------------------
     def _apply(self, ev: Event, batch: _Batch, step: Step) -> None:
@@ -266,8 +364,13 @@ class Engine:
             self._account_event(ev, batch)
             return
         if isinstance(ev, MarkPrice | FundingRate):
+            self._dirty[(ev.venue, ev.symbol)] = None
             for key in portfolio.apply_fast(ev):
                 moved[key] = None
+        elif isinstance(ev, InstrumentSpec):
+            # a venue's instrument list (every reconnect) touches every holder: decided
+            # again within the evaluation budget, not in one batch
+            batch.later.update(dict.fromkeys(portfolio.apply(ev)))
         else:
             for key in portfolio.apply(ev):
                 touched[key] = None
@@ -287,10 +390,10 @@ class Engine:
             )
         elif isinstance(ev, FeedStatus):
             if ev.state in (FeedState.LIVE, FeedState.RECOVERED):
-                # alerts held while the feed was stale are decided again at once
+                # alerts held while the feed was stale are decided again, within the budget
                 for key in portfolio.scope_keys():
                     if key.venue == ev.venue:
-                        touched[key] = None
+                        batch.later[key] = None
             feeds.append(ev)
             self.feed_states[(ev.venue, ev.channel)] = ev
             step.feeds.append(ev)
@@ -327,7 +430,7 @@ class Engine:
 
     def _thresholds(self, key: ScopeKey) -> Thresholds:
         """The alert levels the scope's price band is built from (its peak for drawdown)."""
-        peak = self.state.peaks.get(str(key))
+        peak = self.book.peaks.get(str(key))
         return thresholds_from_rules(self.rules, str(key.account_key), peak)
 
     def _rearm(self, key: ScopeKey) -> bool:
@@ -335,14 +438,27 @@ class Engine:
 
     # -- deciding -----------------------------------------------------------------------------
     def _decide(
-        self, now: float, step: Step, batch: _Batch, *, forgotten: Sequence[ScopeKey]
+        self, now: float, wall: float, step: Step, batch: _Batch, *, forgotten: Sequence[ScopeKey]
     ) -> None:
+        """Evaluate at ``now`` (the alert time); ``wall`` is what people are shown."""
         liquidated, feeds, quarantined = batch.liquidated, batch.feeds, batch.quarantined
         risks: list[ScopeRisk] = []
         vanished: list[ScopeKey] = []
         by_key: dict[ScopeKey, ScopeRisk] = {}
+        typed: dict[str, list[str]] = {}
+        waiting_over = self._waiting_over()
         for key in batch.touched:
-            risk = self.portfolio.risk(key)
+            if key.account_key in self.fed_manual:
+                unpriced = self.portfolio.unpriced(key)
+                if unpriced and not waiting_over:
+                    self._waiting[key] = None  # a price tick reports it (never armed)
+                    continue
+                self._waiting.pop(key, None)
+                if unpriced:
+                    typed[str(key)] = unpriced
+            # without the stress table: nothing the daemon decides or shows reads it (the
+            # commands that print it compute their own); shock figures are computed
+            risk = self.portfolio.risk(key, with_stress=False)
             if risk is None:
                 vanished.append(key)
             else:
@@ -369,25 +485,24 @@ class Engine:
             deleveraged=deleveraged,
             venue_ratios=batch.venue_ratios,
         )
-        before = self.state
-        transitions, after = evaluate(obs, now, before, self.rules)
-        if transitions or _changed(before, after):
-            step.state_before, step.state_after = before, after
-        self.state = after
+        transitions, delta = evaluate_in_place(obs, now, self.book, self.rules, wall=wall)
+        if delta:
+            step.delta = delta
+        if typed:
+            transitions = [_typed_in(t, typed) for t in transitions]
         step.transitions = transitions
         for t in transitions:
             self.transitions[t.kind.value] += 1
         self.evaluated += len(risks)
-        firing = self._firing_by_scope(after) if risks else {}
         for risk in risks:
             key = risk.key
             self.portfolio.arm(key, self._thresholds(key))
             self.latest[key] = risk
-            doc: dict[str, object] = status_doc(risk, firing.get(str(key), ()))
-            doc["ts"] = now
+            doc: dict[str, object] = status_doc(risk, self.book.firing_of(str(key)))
+            doc["ts"] = wall
             step.statuses[key] = doc
-            if self.sampler.due(risk, now):
-                sample = Sample.of(risk, now)
+            if self.sampler.due(risk, wall):
+                sample = Sample.of(risk, wall)
                 self.sampler.taken(sample)
                 step.samples.append(sample)
         step.risks = risks
@@ -397,33 +512,47 @@ class Engine:
             step.statuses.pop(key, None)
             step.removed.append(key)
 
-    @staticmethod
-    def _firing_by_scope(state: AlertState) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        for rec in state.alerts.values():
-            if rec.status is AlertStatus.FIRING:
-                scope = rec.subject.split("#", 1)[0]
-                what = f"{rec.severity.value}:{rec.rule}" + (f"#{rec.symbol}" if rec.symbol else "")
-                out.setdefault(scope, []).append(what)
-        return out
-
-    def _sweep(self, now: float) -> list[ScopeKey]:
+    def _sweep(
+        self, now: float, allowed: bool, limit: int, fresh: Mapping[ScopeKey, None]
+    ) -> list[ScopeKey]:
         """A round-robin slice of every scope, sized so that each is evaluated in full at
-        least every :data:`SWEEP_INTERVAL` seconds."""
-        if self._sweep_at is None or self._full_sweep:
+        least every :data:`SWEEP_INTERVAL` seconds, at most ``limit`` scopes per receive
+        (the rest is owed: :attr:`busy`). A full sweep (start, reload) owes every scope at
+        once, but those evaluated in this receive (``fresh``), and is paid in slices like the
+        rest. ``allowed`` False: credit accrues only."""
+        if self._sweep_at is None:
             self._sweep_at = now
+        if self._full_sweep:
             self._full_sweep = False
-            return self.portfolio.scope_keys()
-        elapsed = max(now - self._sweep_at, 0.0)
-        self._sweep_at = now
-        if not self._sweep_queue:
-            self._sweep_queue.extend(self.portfolio.scope_keys())
+            self._sweep_at = now
+            self._sweep_queue = deque(k for k in self.portfolio.scope_keys() if k not in fresh)
             self._sweep_size = len(self._sweep_queue)
-        # a fractional credit, so a small book is not swept on every batch
-        self._sweep_credit += self._sweep_size * min(elapsed / SWEEP_INTERVAL, 1.0)
-        n = min(math.floor(self._sweep_credit), len(self._sweep_queue))
+            self._sweep_credit = float(self._sweep_size)
+
+        else:
+            elapsed = max(now - self._sweep_at, 0.0)
+            self._sweep_at = now
+            if not self._sweep_queue:
+                # a round covers the scopes that moved in their band since their last full
+                # evaluation; nothing else has figures to refresh (an idle book costs nothing)
+                queue: dict[ScopeKey, None] = {}
+                for venue, symbol in self._dirty:
+                    queue.update(dict.fromkeys(self.portfolio.scopes_holding(venue, symbol)))
+                self._dirty.clear()
+                self._sweep_queue.extend(queue)
+                self._sweep_size = len(queue)
+            # a fractional credit, so a small book is not swept on every batch; never more
+            # than one round owed
+            self._sweep_credit += self._sweep_size * min(elapsed / SWEEP_INTERVAL, 1.0)
+            self._sweep_credit = min(self._sweep_credit, float(max(self._sweep_size, 1)))
+        if not allowed:
+            return []
+        n = min(math.floor(self._sweep_credit), len(self._sweep_queue), limit)
         self._sweep_credit -= n
-        return [self._sweep_queue.popleft() for _ in range(n)]
+        out = [self._sweep_queue.popleft() for _ in range(n)]
+        if not self._sweep_queue and not self._dirty:
+            self._sweep_credit = 0.0  # nothing moved: no credit to hoard
+        return out
 
     # -- accounts and configuration -----------------------------------------------------------
     def _alerted_scopes(self, group: str) -> list[ScopeKey]:
@@ -431,9 +560,9 @@ class Engine:
         venue, _, account = group.partition(":")
         prefix = group + "/"
         out: dict[ScopeKey, None] = {}
-        for rec in self.state.alerts.values():
-            base = rec.subject.split("#", 1)[0]
-            if rec.group == group and base.startswith(prefix):
+        for k in self.book.keys_of_group(group):
+            base = scope_of(self.book.alerts[k].subject)
+            if base.startswith(prefix):
                 out[ScopeKey(venue, account, base[len(prefix) :])] = None
         return list(out)
 
@@ -451,9 +580,9 @@ class Engine:
             )
 
         groups = {
-            r.group
-            for r in self.state.alerts.values()
-            if not r.group.startswith("feed:") and r.group != "monitor" and not known(r.group)
+            g
+            for g in self.book.groups()
+            if not g.startswith("feed:") and g != "monitor" and not known(g)
         }
         dropped: dict[ScopeKey, None] = dict.fromkeys(self._dropped)
         for group in sorted(groups):
@@ -464,6 +593,8 @@ class Engine:
 
     def _reconfigure(self, rc: Reconfigure) -> None:
         self.rules = rc.rules
+        self.fed_manual = rc.fed_manual
+        self.book.reschedule(rc.rules)
         self.accounts = rc.accounts
         self.expected = rc.expected
         self._full_sweep = True  # the bands were built from the old thresholds
@@ -490,7 +621,7 @@ class Engine:
 
     def summary(self) -> str:
         """One line for ``systemctl status`` and the log."""
-        firing = sum(1 for r in self.state.alerts.values() if r.status is AlertStatus.FIRING)
+        firing = sum(1 for r in self.book.alerts.values() if r.status is AlertStatus.FIRING)
         worst = max(
             (r for r in self.latest.values() if r.margin_ratio is not None),
             key=lambda r: r.margin_ratio or 0.0,
@@ -512,17 +643,28 @@ class Engine:
         return "; ".join(parts)
 
     @property
+    def state(self) -> AlertState:
+        """The alert state (a live read-only view of :attr:`book`)."""
+        return self.book.view()
+
+    @property
     def risks(self) -> dict[ScopeKey, ScopeRisk]:
         """The latest figures of every scope evaluated in full (read-only view for renderers)."""
         return self.latest
 
 
-def _changed(before: AlertState, after: AlertState) -> bool:
-    return (
-        after.alerts != before.alerts
-        or (after.peaks is not before.peaks and after.peaks != before.peaks)
-        or (after.stale is not before.stale and after.stale != before.stale)
+def _typed_in(t: Transition, typed: Mapping[str, list[str]]) -> Transition:
+    """``t`` saying so when its scope was valued at typed-in marks (the feed had not priced
+    those symbols)."""
+    symbols = typed.get(t.subject.split("#", 1)[0])
+    if not symbols:
+        return t
+    note = (
+        "computed from the configured (typed-in) mark of "
+        + ", ".join(symbols)
+        + ": the feed has not priced it yet"
     )
+    return dataclasses.replace(t, detail=f"{t.detail}; {note}" if t.detail else note)
 
 
 def _quarantine(item: Event, exc: Exception) -> Quarantined:

@@ -83,6 +83,7 @@ class Market:
         "lows",
         "mark",
         "oracle",
+        "priced",
         "slopes",
         "symbol",
         "unarmed",
@@ -95,6 +96,8 @@ class Market:
         self.symbol = symbol
         self.mark: float | None = None
         self.oracle: float | None = None
+        self.priced = False
+        """A price event set ``mark`` (not only a snapshot's typed-in ``mark_price``)."""
         self.funding_rate: float | None = None
         self.funding_interval_hours: float | None = None
         self.instrument: Instrument | None = None
@@ -321,6 +324,7 @@ class Portfolio:
     def _on_price(self, ev: MarkPrice) -> list[ScopeKey]:
         m = self.market(ev.venue, ev.symbol)
         m.mark = ev.mark
+        m.priced = True
         if ev.oracle is not None:
             m.oracle = ev.oracle
         if not m.holdings:
@@ -411,6 +415,7 @@ class Portfolio:
         if m is None:
             m = self.market(ev.venue, ev.symbol)
         m.mark = ev.mark
+        m.priced = True
         if ev.oracle is not None:
             m.oracle = ev.oracle
         m.ver += 1
@@ -564,6 +569,21 @@ class Portfolio:
         if key.scope == CROSS_SCOPE:
             return acct.cross
         return acct.isolated.get(key.scope.split(":", 1)[1])
+
+    def unpriced(self, key: ScopeKey) -> list[str]:
+        """Symbols of the scope no price event has priced yet (valued at the snapshot's own
+        ``mark_price``, or at entry): ``[]`` when every position has a market price."""
+        s = self._state(key)
+        if s is None:
+            return []
+        return [h.leg.symbol for h in s.holdings.values() if not h.market.priced]
+
+    def scopes_holding(self, venue: str, symbol: str) -> list[ScopeKey]:
+        """The scopes holding a position in ``(venue, symbol)`` (each once)."""
+        m = self.markets.get((venue, symbol))
+        if m is None:
+            return []
+        return list(dict.fromkeys(h.scope.key for h in m.holdings))
 
     def scope_keys(self) -> list[ScopeKey]:
         return [s.key for a in self.accounts.values() for s in a.scopes()]

@@ -1,28 +1,40 @@
 """Alert state in the store, so a restart neither re-fires nor forgets an open alert.
 
-:func:`save` writes the difference between two :class:`AlertState` values (changed records
-upserted, vanished ones deleted, peaks and stale feeds when changed) and
-:func:`record_transitions` the history; both run inside the caller's transaction, beside the
-outbox rows. Per-position liquidation distances (for detecting a vanished position) are not
-persisted: after a restart that detection starts from the first snapshot.
+:func:`save_delta` writes what one engine step changed (an :class:`AlertDelta`: changed
+records upserted, vanished ones deleted, the peaks that moved, the stale feeds when changed),
+:func:`save` the difference between two :class:`AlertState` values (start-up), and
+:func:`record_transitions` the history; they run inside the caller's transaction, beside the
+outbox rows.
+
+Peak equity is kept per scope, one ``engine_meta`` row ``peak:<scope>`` each, so a moving peak
+writes one small row, not the whole map (:func:`migrate_peaks` turns the older single
+``peaks`` document into those rows; no schema change).
+
+Per-position liquidation distances (for detecting a vanished position) are not persisted: after
+a restart that detection starts from the first snapshot.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import fields
 from typing import Any
 
 import aiosqlite
 
-from monitor.alerts.engine import AlertRecord, AlertState, AlertStatus, Transition
+from monitor.alerts.engine import AlertDelta, AlertRecord, AlertState, AlertStatus, Transition
 from monitor.alerts.rules import Severity
 from monitor.store.db import Store
 
+_FIELDS = tuple(f.name for f in fields(AlertRecord))
+
 
 def _dump(rec: AlertRecord) -> str:
-    return json.dumps(asdict(rec), allow_nan=True, separators=(",", ":"))
+    # a flat record of scalars: no need for dataclasses.asdict's recursive deep copy
+    return json.dumps(
+        {name: getattr(rec, name) for name in _FIELDS}, allow_nan=True, separators=(",", ":")
+    )
 
 
 def _load(doc: str) -> AlertRecord:
@@ -46,13 +58,74 @@ async def save(conn: aiosqlite.Connection, old: AlertState, new: AlertState, now
     gone = [(key,) for key in old.alerts if key not in new.alerts]
     if gone:
         await conn.executemany("DELETE FROM alert_state WHERE key = ?", gone)
-    for name, before, after in (("peaks", old.peaks, new.peaks), ("stale", old.stale, new.stale)):
-        if before is not after and dict(before) != dict(after):
-            await conn.execute(
-                "INSERT INTO engine_meta (name, doc) VALUES (?, ?) "
-                "ON CONFLICT(name) DO UPDATE SET doc = excluded.doc",
-                (name, json.dumps(dict(after))),
-            )
+    if old.peaks is not new.peaks:
+        moved: list[tuple[str, float | None]] = [
+            (s, p) for s, p in new.peaks.items() if old.peaks.get(s) != p
+        ]
+        moved += [(s, None) for s in old.peaks if s not in new.peaks]
+        await _save_peaks(conn, moved)
+    if old.stale is not new.stale and dict(old.stale) != dict(new.stale):
+        await _save_meta(conn, "stale", json.dumps(dict(new.stale)))
+
+
+PEAK = "peak:"
+"""``engine_meta`` name prefix of a scope's peak equity row."""
+
+_UPSERT_META = (
+    "INSERT INTO engine_meta (name, doc) VALUES (?, ?) "
+    "ON CONFLICT(name) DO UPDATE SET doc = excluded.doc"
+)
+
+
+async def _save_meta(conn: aiosqlite.Connection, name: str, doc: str) -> None:
+    await conn.execute(_UPSERT_META, (name, doc))
+
+
+async def _save_peaks(
+    conn: aiosqlite.Connection, peaks: Iterable[tuple[str, float | None]]
+) -> None:
+    rows = list(peaks)
+    up = [(PEAK + s, repr(float(p))) for s, p in rows if p is not None]
+    gone = [(PEAK + s,) for s, p in rows if p is None]
+    if up:
+        await conn.executemany(_UPSERT_META, up)
+    if gone:
+        await conn.executemany("DELETE FROM engine_meta WHERE name = ?", gone)
+
+
+async def save_delta(conn: aiosqlite.Connection, delta: AlertDelta, now: float) -> None:
+    """Persist one step's changes (inside the caller's transaction): O(size of the delta)."""
+    if delta.upserts:
+        await conn.executemany(
+            "INSERT INTO alert_state (key, doc, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at",
+            [(rec.key, _dump(rec), now) for rec in delta.upserts],
+        )
+    if delta.deletes:
+        await conn.executemany(
+            "DELETE FROM alert_state WHERE key = ?", [(k,) for k in delta.deletes]
+        )
+    if delta.peaks:
+        await _save_peaks(conn, delta.peaks)
+    if delta.stale is not None:
+        await _save_meta(conn, "stale", json.dumps(dict(delta.stale)))
+
+
+async def migrate_peaks(conn: aiosqlite.Connection) -> int:
+    """Turn the older whole-map ``peaks`` document into one row per scope (inside the
+    caller's transaction); a scope that already has its row keeps it. Returns the rows
+    written (0 when there was no such document)."""
+    rows = await conn.execute_fetchall("SELECT doc FROM engine_meta WHERE name = 'peaks'")
+    if not rows:
+        return 0
+    try:
+        doc = json.loads(str(next(iter(rows))[0]))
+    except ValueError:
+        doc = {}
+    peaks = [(PEAK + str(k), repr(float(v))) for k, v in dict(doc).items()]
+    await conn.executemany("INSERT OR IGNORE INTO engine_meta (name, doc) VALUES (?, ?)", peaks)
+    await conn.execute("DELETE FROM engine_meta WHERE name = 'peaks'")
+    return len(peaks)
 
 
 async def record_transitions(conn: aiosqlite.Connection, transitions: Iterable[Transition]) -> None:
@@ -90,6 +163,9 @@ async def load(store: Store) -> AlertState:
         rec = _load(str(doc))
         alerts[rec.key] = rec
     peaks = {str(k): float(v) for k, v in json.loads(meta.get("peaks", "{}")).items()}
+    peaks.update(
+        {name[len(PEAK) :]: float(doc) for name, doc in meta.items() if name.startswith(PEAK)}
+    )
     stale = {str(k): str(v) for k, v in json.loads(meta.get("stale", "{}")).items()}
     return AlertState(alerts=alerts, peaks=peaks, stale=stale)
 

@@ -1,0 +1,260 @@
+"""The engine's decisions as pure functions: ``Engine.receive(inputs, now, mono)`` with no
+store, no socket and no clock. Figures: one BTC long (size 1, entry 100, maintenance 1 %) on
+cash c: at price p equity = c + p − 100, maintenance = 0.01·p, margin ratio = maintenance /
+equity (critical at 0.9, clear 0.85)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from monitor.alerts.engine import TransitionKind
+from monitor.alerts.rules import RuleKind, Severity
+from monitor.engine import Reconfigure
+from monitor.model.events import (
+    AccountSnapshot,
+    Deleveraged,
+    MarkPrice,
+    VenueMarginRatio,
+)
+from monitor.model.positions import AccountKey, ScopeKey
+from tests.engine.helpers import T0, VENUE, engine, long_btc, rules, snapshot
+
+
+def _cross(account: str) -> ScopeKey:
+    return ScopeKey(VENUE, account, "cross")
+
+
+def test_ready_when_every_expected_account_has_its_first_snapshot() -> None:
+    e, _ = engine(2, expected=[AccountKey(VENUE, "a0"), AccountKey(VENUE, "a1")])
+    assert e.receive([snapshot("a0", 10.0, long_btc(10.0))], T0, 0.0).ready is None
+    assert e.missing_accounts() == ["generic:a1"]
+    step = e.receive([snapshot("a1", 10.0, long_btc(10.0))], T0 + 1, 1.0)
+    assert step.ready is not None and "2 scopes" in step.ready
+    assert e.receive([], T0 + 2, 2.0).ready is None  # said once
+
+
+def test_ready_after_the_timeout_on_the_monotonic_clock_even_if_the_wall_clock_stands() -> None:
+    e, _ = engine(1, expected=[AccountKey(VENUE, "a0")], ready_timeout=60.0, started=0.0)
+    assert e.receive([], T0, 59.0).ready is None
+    # the wall clock did not move (or went back), but 60 s passed: ready without a0
+    assert e.receive([], T0 - 3600, 60.0).ready is not None
+
+
+def test_a_crash_beyond_the_budget_is_decided_over_several_bounded_receives() -> None:
+    # 25 accounts, each 1 BTC long on cash 10: at 91 every ratio is 0.91/1 = 91 % ≥ 90 %
+    e, _ = engine(25, max_evaluations=10)
+    e.receive([snapshot(f"a{i}", 10.0, long_btc(10.0)) for i in range(25)], T0, 0.0)
+    assert e.evaluated == 25 and not e.busy  # account events are never deferred
+    step = e.receive([MarkPrice(VENUE, "BTC", 91.0)], T0 + 1, 1.0, sweep=False)
+    fired = [t for t in step.transitions if t.kind is TransitionKind.FIRED]
+    assert len(step.risks) == 10 and len(fired) == 10 and e.busy
+    assert e.carried == 15
+    sizes = []
+    while e.carried:
+        s = e.receive([], T0 + 1, 1.0, sweep=False)
+        sizes.append(len(s.risks))
+        fired += [t for t in s.transitions if t.kind is TransitionKind.FIRED]
+    assert sizes == [10, 5]  # 25 = 10 + 10 + 5
+    assert sorted(t.group for t in fired) == sorted(f"generic:a{i}" for i in range(25))
+    assert all(t.severity is Severity.CRITICAL for t in fired)
+
+
+def test_the_sweep_is_owed_not_done_in_a_frames_batch_and_then_paid_in_slices() -> None:
+    e, _ = engine(30, max_evaluations=8)
+    e.receive([snapshot(f"a{i}", 1000.0, long_btc(1000.0)) for i in range(30)], T0, 0.0)
+    base = e.evaluated  # 30, each evaluated once as its snapshot came in
+    while e.busy:  # the first (full) sweep, in slices of at most 8
+        assert len(e.receive([], T0, 0.0).risks) <= 8
+    base = e.evaluated
+    # 5 s later (SWEEP_INTERVAL): a whole round is owed; a frame's batch sweeps nothing
+    step = e.receive([MarkPrice(VENUE, "BTC", 100.01)], T0 + 5, 5.0, sweep=False)
+    assert step.risks == [] and e.busy
+    slices = []
+    while e.busy:
+        slices.append(len(e.receive([], T0 + 5, 5.0).risks))
+    assert slices == [8, 8, 8, 6]  # 30 scopes = 8 + 8 + 8 + 6
+    assert e.evaluated == base + 30
+
+
+def test_an_idle_book_is_not_swept_and_a_moved_one_is_swept_once() -> None:
+    e, _ = engine(5)
+    e.receive([snapshot(f"a{i}", 1000.0, long_btc(1000.0)) for i in range(5)], T0, 0.0)
+    assert e.evaluated == 5
+    for i in range(1, 30):  # 29 idle seconds: nothing moved, nothing to refresh
+        e.receive([], T0 + i, float(i))
+    assert e.evaluated == 5
+    # 100 → 100.5 stays in every band (ratio ≈ 0.1 %): no decision, but figures to refresh
+    assert e.receive([MarkPrice(VENUE, "BTC", 100.5)], T0 + 30, 30.0, sweep=False).risks == []
+    for i in range(31, 40):
+        e.receive([], T0 + i, float(i))
+    assert e.evaluated == 10  # each of the 5 scopes swept once, then nothing again
+
+
+def test_an_event_that_raises_is_quarantined_once_per_account_and_the_engine_goes_on() -> None:
+    # issue 10: two positions of 1e303 at entry 1 marked at 170,000 each carry an unrealized
+    # PnL of 1e303 · 169,999 ≈ 1.7e308 (finite, under 1.8e308); their sum overflows math.fsum
+    big = replace(long_btc(0.0, size=1e303, entry=1.0), mark_price=1.7e5)
+    e, _ = engine(2)
+    step = e.receive(
+        [
+            snapshot("a0", 10.0, big, replace(big, symbol="ETH")),
+            snapshot("a1", 10.0, replace(long_btc(10.0), symbol="SOL")),
+        ],
+        T0,
+        0.0,
+    )
+    [q] = step.quarantined
+    assert q.account == "a0" and q.error.startswith("OverflowError")
+    [notice] = [t for t in step.transitions if t.rule == RuleKind.BAD_EVENT.value]
+    assert notice.severity is Severity.CRITICAL and notice.group == "generic:a0"
+    assert _cross("a1") in {r.key for r in step.risks}  # the other account was evaluated
+    again = e.receive([snapshot("a0", 10.0, big, replace(big, symbol="ETH"))], T0 + 1, 1.0)
+    assert len(again.quarantined) == 1  # logged and counted each time...
+    assert [
+        t for t in again.transitions if t.rule == RuleKind.BAD_EVENT.value
+    ] == []  # ...told once
+    assert e.quarantine_count["generic"] == 2
+
+
+def test_non_finite_figures_fire_margin_unknown_and_never_resolve_with_nan() -> None:
+    e, _ = engine(1)
+    e.receive([snapshot("a0", 10.0, long_btc(10.0))], T0, 0.0)
+    fired = e.receive([MarkPrice(VENUE, "BTC", 91.0)], T0 + 1, 1.0).transitions
+    assert [(t.rule, t.kind) for t in fired] == [("margin_ratio", TransitionKind.FIRED)]
+    # szi/entryPx 1e200 (issue 10): notional 1e200 · 1e200 = inf, equity inf − inf = NaN
+    bad = replace(long_btc(0.0, size=1e200, entry=1e200), symbol="DOGE")
+    step = e.receive([snapshot("a0", 10.0, long_btc(10.0), bad)], T0 + 2, 2.0)
+    [t] = step.transitions
+    assert (t.rule, t.kind, t.severity) == (
+        "margin_unknown",
+        TransitionKind.FIRED,
+        Severity.CRITICAL,
+    )
+    assert "cannot compute margin for generic:a0/cross" in t.detail and "equity nan" in t.detail
+    # the margin ratio alert still holds, unresolved, while the figures stay unknown
+    later = e.receive([MarkPrice(VENUE, "DOGE", 1e200)], T0 + 3, 3.0)
+    assert not [t for t in later.transitions if t.kind is TransitionKind.RESOLVED]
+    assert "margin_ratio|generic:a0/cross" in e.state.alerts
+    # finite again: the unknown resolves; BTC is still at 91, so the margin ratio holds
+    step = e.receive([snapshot("a0", 10.0, long_btc(10.0))], T0 + 4, 4.0)
+    assert [(t.rule, t.kind) for t in step.transitions] == [
+        ("margin_unknown", TransitionKind.RESOLVED)
+    ]
+    assert "margin_ratio|generic:a0/cross" in e.state.alerts
+    # at 100 the ratio is 1/10 = 10 %: resolved, with a finite value
+    step = e.receive([MarkPrice(VENUE, "BTC", 100.0)], T0 + 5, 5.0)
+    [t] = step.transitions
+    assert (t.rule, t.kind, t.value) == ("margin_ratio", TransitionKind.RESOLVED, 0.1)
+
+
+def test_adl_is_one_critical_notice_with_the_pool_before_and_after() -> None:
+    e, _ = engine(1)
+    e.receive([snapshot("a0", 10.0, long_btc(10.0, size=2.0))], T0, 0.0)
+    step = e.receive(
+        [
+            Deleveraged(VENUE, "a0", "BTC", -1.0, 100.0),
+            snapshot("a0", 10.0, long_btc(10.0, size=1.0)),
+        ],
+        T0 + 1,
+        1.0,
+    )
+    adl = [t for t in step.transitions if t.rule == RuleKind.ADL.value]
+    assert len(adl) == 1 and adl[0].severity is Severity.CRITICAL
+    assert adl[0].kind is TransitionKind.EVENT
+    # before: equity 10, maintenance 0.01·2·100 = 2 → 20 %; after 1 BTC: 1/10 = 10 %
+    assert "sold 1 at 100" in adl[0].detail
+    assert "margin ratio 20.00%" in adl[0].detail and "margin ratio 10.00%" in adl[0].detail
+
+
+def test_the_venues_own_margin_ratio_is_evaluated_with_the_margin_ratio_rule() -> None:
+    e, _ = engine(1)
+    # the venue says 0.95 with liquidation at 1.0: scaled 0.95 ≥ 0.9 → critical
+    step = e.receive([VenueMarginRatio(VENUE, "a0", 0.95, 1.0, "uniMMR")], T0, 0.0)
+    [t] = step.transitions
+    assert (t.rule, t.kind, t.subject) == (
+        "margin_ratio",
+        TransitionKind.FIRED,
+        "generic:a0/venue-ratio",
+    )
+    assert t.value == 0.95
+    # NaN (liquidation level 0): holds, does not resolve
+    step = e.receive([VenueMarginRatio(VENUE, "a0", 0.1, 0.0, "uniMMR")], T0 + 1, 1.0)
+    assert step.transitions == []
+
+
+def test_a_reload_without_the_account_removes_its_scope_at_once() -> None:
+    e, keys = engine(2)
+    e.receive([snapshot("a0", 10.0, long_btc(10.0)), snapshot("a1", 10.0, long_btc(10.0))], T0, 0.0)
+    e.receive([MarkPrice(VENUE, "BTC", 91.0)], T0 + 1, 1.0)
+    assert {k.split("|")[1] for k in e.state.alerts} == {"generic:a0/cross", "generic:a1/cross"}
+    step = e.receive(
+        [Reconfigure(rules(), frozenset(keys[1:]), removed=(keys[0],))], T0 + 2, 2.0, sweep=False
+    )
+    assert _cross("a0") in step.removed
+    resolved = [t for t in step.transitions if t.kind is TransitionKind.RESOLVED]
+    assert [(t.subject, t.detail) for t in resolved] == [
+        ("generic:a0/cross", "no longer monitored")
+    ]
+    assert {k.split("|")[1] for k in e.state.alerts} == {"generic:a1/cross"}
+
+
+def test_a_snapshot_no_longer_holding_an_alerted_isolated_scope_resolves_it() -> None:
+    from monitor.model.instruments import MarginMode
+
+    iso = replace(long_btc(0.0), margin_mode=MarginMode.ISOLATED, isolated_margin=10.0)
+    e, _ = engine(1)
+    e.receive([AccountSnapshot(VENUE, "a0", 0.0, (iso,))], T0, 0.0)
+    e.receive([MarkPrice(VENUE, "BTC", 91.0)], T0 + 1, 1.0)
+    assert "margin_ratio|generic:a0/isolated:BTC" in e.state.alerts
+    step = e.receive([AccountSnapshot(VENUE, "a0", 10.0, ())], T0 + 2, 2.0)
+    assert "margin_ratio|generic:a0/isolated:BTC" not in e.state.alerts
+    assert ScopeKey(VENUE, "a0", "isolated:BTC") in step.removed
+
+
+def test_a_restart_does_not_resolve_from_typed_in_marks_before_the_feed_prices_them() -> None:
+    # issue 10.8: before the restart the account was critical at 91 (ratio 91 %)
+    before, keys = engine(1, fed_manual=[AccountKey(VENUE, "a0")])
+    before.receive([snapshot("a0", 10.0, long_btc(10.0))], T0, 0.0)
+    before.receive([MarkPrice(VENUE, "BTC", 91.0)], T0 + 1, 1.0)
+    assert "margin_ratio|generic:a0/cross" in before.state.alerts
+    # the restart: the typed-in mark (100) would say ratio 10 % and resolve it
+    e, _ = engine(1, state=before.state, fed_manual=keys, ready_timeout=60.0)
+    step = e.receive([snapshot("a0", 10.0, long_btc(10.0))], T0 + 2, 0.0)
+    assert step.transitions == [] and step.risks == []  # waits for the feed
+    # the feed's first price: 91, still critical: nothing to say (no resolve, no new fire)
+    step = e.receive([MarkPrice(VENUE, "BTC", 91.0)], T0 + 3, 1.0)
+    assert [r.key for r in step.risks] == [_cross("a0")] and step.transitions == []
+    assert "margin_ratio|generic:a0/cross" in e.state.alerts
+
+
+def test_without_a_feed_price_after_the_wait_the_typed_in_mark_is_used_and_said() -> None:
+    # typed-in mark 91: ratio 0.91 / 1 = 91 % (critical), but the feed never prices BTC
+    pos = replace(long_btc(10.0), mark_price=91.0)
+    e, _ = engine(1, fed_manual=[AccountKey(VENUE, "a0")], ready_timeout=60.0, started=0.0)
+    assert e.receive([snapshot("a0", 10.0, pos)], T0, 0.0).transitions == []
+    assert e.receive([], T0 + 59, 59.0).transitions == []
+    # the wait is over: evaluated from the typed-in mark (fail closed: never left unwatched)
+    [t] = e.receive([], T0 + 60, 60.0).transitions
+    assert (t.rule, t.kind, t.severity) == ("margin_ratio", TransitionKind.FIRED, Severity.CRITICAL)
+    assert "typed-in" in t.detail
+
+
+def test_an_alert_from_a_typed_in_mark_says_so() -> None:
+    pos = replace(long_btc(10.0), mark_price=91.0)
+    e, _ = engine(1, fed_manual=[AccountKey(VENUE, "a0")], ready_timeout=0.0, started=0.0)
+    [t] = e.receive([snapshot("a0", 10.0, pos)], T0, 0.0).transitions
+    assert (t.rule, t.kind) == ("margin_ratio", TransitionKind.FIRED)
+    assert (
+        t.detail
+        == "computed from the configured (typed-in) mark of BTC: the feed has not priced it yet"
+    )
+
+
+def test_the_sweep_takes_at_most_its_slice_per_receive_so_prices_come_first() -> None:
+    e, _ = engine(12, sweep_slice=5)
+    e.receive([snapshot(f"a{i}", 1000.0, long_btc(1000.0)) for i in range(12)], T0, 0.0)
+    e.receive([MarkPrice(VENUE, "BTC", 100.01)], T0 + 5, 5.0, sweep=False)  # 12 owed
+    slices = []
+    while e.busy:
+        slices.append(len(e.receive([], T0 + 5, 5.0).risks))
+    assert slices == [5, 5, 2]  # 12 = 5 + 5 + 2
