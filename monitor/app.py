@@ -69,6 +69,7 @@ from monitor.model.positions import AccountKey
 from monitor.notify import local
 from monitor.notify.channels import Channel
 from monitor.notify.delivery import DeliveryWorker
+from monitor.notify.outbound import labels_of
 from monitor.notify.sender import AppriseSender, Sender
 from monitor.sdnotify import Notifier, watchdog_interval, watchdog_loop
 from monitor.shell import RiskView, persist, restore_alert_state
@@ -202,6 +203,8 @@ class Daemon:
         """Outbox rows written since the replay's delivery last ran."""
         self.longest_batch = 0.0
         """The longest engine step so far (seconds of CPU-bound work between awaits)."""
+        self.labels = labels_of(config.accounts)
+        """``venue:account`` → the label people know it by (alert messages)."""
         self.extras = Extras()
         """The optional parts (heartbeat, metrics, bot) once started."""
         self.idle = asyncio.Event()
@@ -263,7 +266,10 @@ class Daemon:
                 transitions=len(step.transitions),
                 carried=self.engine.carried,
             )
-        enqueued = await persist(self.store, step, self.channels, self.risks, now)
+        enqueued = await persist(
+            self.store, step, self.channels, self.risks, now,
+            engine=self.engine, labels=self.labels,
+        )  # fmt: skip
         if enqueued:
             self.enqueued += enqueued
             self.worker.wake()
@@ -360,6 +366,7 @@ class Daemon:
         old = self.config
         self.config = new
         self.channels = list(new.channels or ())
+        self.labels = labels_of(new.accounts)
         self.worker.set_channels(self.channels)
         manual = {a.key for a in new.accounts if a.snapshot is not None}
         self.controls.append(

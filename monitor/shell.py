@@ -11,18 +11,19 @@ channel`` (:mod:`monitor.notify.outbound`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 import structlog
 
-from monitor.alerts.engine import AlertState
+from monitor.alerts.engine import AlertState, Transition
 from monitor.alerts.rules import RuleKind
-from monitor.engine.core import Step
+from monitor.engine.core import Engine, Step
+from monitor.margin.remedy import Remedy
 from monitor.margin.risk import ScopeRisk
 from monitor.notify.channels import Channel
-from monitor.notify.outbound import build_messages
+from monitor.notify.outbound import Recent, build_messages, remedy_for
 from monitor.store import alert_state, outbox
 from monitor.store.db import Store
 
@@ -54,11 +55,20 @@ async def restore_alert_state(store: Store, now: float) -> AlertState:
     return state
 
 
+def _remedy(engine: Engine) -> Callable[[Transition], Remedy | None]:
+    def remedy(t: Transition) -> Remedy | None:
+        return remedy_for(engine.portfolio, t, engine.rules)
+
+    return remedy
+
+
 class RiskView:
-    """The latest figures per scope name, kept from the steps for the renderers."""
+    """The latest figures per scope name, kept from the steps for the renderers, and the
+    recent values that say how fast an alert moved."""
 
     def __init__(self) -> None:
         self.by_name: dict[str, ScopeRisk] = {}
+        self.recent = Recent()
 
     def update(self, step: Step) -> None:
         for r in step.risks:
@@ -68,11 +78,22 @@ class RiskView:
 
 
 async def persist(
-    store: Store, step: Step, channels: Sequence[Channel], risks: RiskView, now: float
+    store: Store,
+    step: Step,
+    channels: Sequence[Channel],
+    risks: RiskView,
+    now: float,
+    *,
+    engine: Engine | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> int:
     """Write ``step``'s alert state delta, transitions and outbox rows in one transaction
-    and log them; return the number of outbox rows written (wake delivery when > 0)."""
+    and log them; return the number of outbox rows written (wake delivery when > 0).
+
+    With ``engine`` the messages carry the remedy (from its portfolio and rules) and, for a
+    stale feed, the alerts it holds; ``labels`` (``venue:account`` → label) name accounts."""
     risks.update(step)
+    risks.recent.record(step.risks, now)
     for q in step.quarantined:
         log().error(
             "engine.event_quarantined",
@@ -83,7 +104,18 @@ async def persist(
         )
     if step.delta is None and not step.transitions:
         return 0
-    messages = build_messages(step.transitions, channels, risks.by_name, now)
+    feed_news = any(t.rule == RuleKind.FEED_STALE.value for t in step.transitions)
+    messages = build_messages(
+        step.transitions,
+        channels,
+        risks.by_name,
+        now,
+        labels=labels,
+        rules=engine.rules if engine is not None else None,
+        remedy=_remedy(engine) if engine is not None else None,
+        state=engine.state if engine is not None and feed_news else None,
+        recent=risks.recent,
+    )
     async with store.transaction() as conn:
         if step.delta is not None:
             await alert_state.save_delta(conn, step.delta, now)

@@ -232,10 +232,11 @@ def compute_scope_risk(
 
     stress: list[StressPoint] = []
     shock_down = shock_up = None
-    if with_stress and legs:
-        for mv in stress_moves:
-            eq_s, mm_s = scope_value(rules, raw_legs, prices, collateral, mv)
-            stress.append(StressPoint(mv, eq_s, mm_s, margin_ratio(mm_s, eq_s)))
+    if legs:
+        if with_stress:  # the table of fixed moves; the shock figures feed the `shock` rule
+            for mv in stress_moves:
+                eq_s, mm_s = scope_value(rules, raw_legs, prices, collateral, mv)
+                stress.append(StressPoint(mv, eq_s, mm_s, margin_ratio(mm_s, eq_s)))
         shock_down = shock_to_liquidation(rules, raw_legs, prices, collateral, -1)
         shock_up = shock_to_liquidation(rules, raw_legs, prices, collateral, +1)
 

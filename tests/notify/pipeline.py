@@ -69,7 +69,7 @@ class Pipeline:
             *events,
         ]
         step = self.engine.receive(inputs, now, self.clock.monotonic())
-        if await persist(self.store, step, self.channels, self.risks, now):
+        if await persist(self.store, step, self.channels, self.risks, now, engine=self.engine):
             self.worker.wake()
         return step.transitions
 
