@@ -69,6 +69,7 @@ from monitor.model.positions import AccountKey
 from monitor.notify import local
 from monitor.notify.channels import Channel
 from monitor.notify.delivery import DeliveryWorker
+from monitor.notify.last_gasp import describe_store_failure, is_store_failure, last_gasp
 from monitor.notify.outbound import labels_of
 from monitor.notify.sender import AppriseSender, Sender
 from monitor.sdnotify import Notifier, watchdog_interval, watchdog_loop
@@ -96,6 +97,8 @@ SWEEP_OVERDUE = 1.0
 SLOW_BATCH = 0.5
 #: at SIGTERM the engine may finish its queue for this long (seconds) before the drain
 STOP_ENGINE_DEADLINE = 1.0
+#: seconds the last direct message may take when the store becomes unusable
+LAST_GASP_TIMEOUT = 10.0
 #: the engine ticks (timers, sweep, readiness) at least this often while idle (seconds)
 TICK_INTERVAL = 1.0
 #: the mutes are re-read from the store this often (``monitor mute`` while the daemon runs)
@@ -591,6 +594,13 @@ async def _run_live(daemon: Daemon, config_path: Path, env: Mapping[str, str]) -
                 )
                 daemon.notifier.stopping()
                 await _cancel(tasks)
+                if exc is not None and is_store_failure(exc):
+                    # the outbox is gone with the store: one direct message, then exit 1
+                    where = f"store {daemon.config.store.path}: {describe_store_failure(exc)}"
+                    sent = await last_gasp(
+                        daemon.channels, daemon.worker.sender, where, LAST_GASP_TIMEOUT
+                    )
+                    log().error("daemon.last_gasp", channels=len(daemon.channels), sent=sent)
                 return EXIT_FAILURE
         daemon.notifier.stopping()
         log().info("daemon.stopping", reason="signal")
