@@ -173,6 +173,7 @@ ready_timeout = "1s"
         # never connected: down (not "live"), with the reason the socket gave
         assert venue.split()[1] == "down"
         assert "connect failed" in venue
+        assert venue.split()[4] == "—"  # no message ever came from it: no "last message"
         # a typo in the address: refused, with the account it probably meant
         typo = ADDR[:-1] + "2"
         code, _, err = await cli("mute", f"hyperliquid:{typo}", "--for", "1h", "--config", str(cfg))

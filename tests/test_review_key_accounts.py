@@ -241,11 +241,6 @@ async def test_a_trading_key_is_refused_down_with_its_account_named_and_masked(
         assert_no_secret(tmp_path, shown)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a pending direct alert (feed_stale with daemon.stale_alert_after) fires from "
-    "AlertEngine.timers() with an empty detail: the reason the account is down is lost",
-)
 @pytest.mark.timeout(120)
 async def test_a_rejected_key_alerts_critical_naming_the_account_and_the_venue_code_never_the_key(
     tmp_path: Path,
@@ -286,7 +281,6 @@ async def test_a_venue_that_dies_puts_the_account_down_and_alerts_critical(tmp_p
     finally:
         await mock.__aexit__(None, None, None)
     text = alerts(tmp_path)
-    # (its reason is in the text only when a repeated DOWN fires it: see the xfail above)
     assert "FIRING CRITICAL: feed:binanceusdm, account:main: feed stale (" in text, text
     assert "binanceusdm:main/cross" in shown and "2.5%" in shown, shown  # the last figures
     assert_no_secret(tmp_path, shown)

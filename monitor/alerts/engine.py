@@ -138,6 +138,9 @@ class AlertRecord:
     value: float | None = None
     threshold: float | None = None
     peak: float | None = None
+    detail: str = ""
+    """Why an event-driven alert is active (a feed's error, an expired channel), kept so a
+    pending alert fires, and repeats, with its reason."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -657,17 +660,18 @@ class _Eval:
                 since=self.now,
                 venue=venue,
             )
+            rec = replace(rec, detail=detail)
             if pending_for > 0.0:
                 self._put(key, replace(rec, due=self.now + pending_for))
                 return
             self._put(key, self._fire(rec, detail, None))
             return
         if prev.status is AlertStatus.PENDING:
-            rec = replace(prev, severity=severity)
+            rec = replace(prev, severity=severity, detail=detail)
             due = prev.due
             self._put(key, self._fire(rec, detail, None) if due is None or self.now >= due else rec)
             return
-        self._put(key, self._keep_firing(prev, severity, detail, None))
+        self._put(key, self._keep_firing(replace(prev, detail=detail), severity, detail, None))
 
     # -- scopes ----------------------------------------------------------------------------
     def scope(self, risk: ScopeRisk, inhibited: bool) -> None:
@@ -950,9 +954,9 @@ class _Eval:
             book.held.pop(key, None)
             if rec.status is AlertStatus.PENDING:
                 if rec.due is not None and self.now >= rec.due:
-                    self._put(key, self._fire(rec, "", None))
+                    self._put(key, self._fire(rec, rec.detail, None))
             else:
-                self._put(key, self._maybe_repeat(rec, "", None))
+                self._put(key, self._maybe_repeat(rec, rec.detail, None))
             rec = self.alerts[key]
             t = book.due_of(rec, self.rules)
             if t is not None and t <= self.now:  # muted: its repeat waits for the mute's end

@@ -375,7 +375,9 @@ class Engine:
             for key in portfolio.apply(ev):
                 touched[key] = None
         venue = ev.instrument.venue if isinstance(ev, InstrumentSpec) else ev.venue
-        if ev.ts_recv:
+        if ev.ts_recv and not isinstance(ev, FeedStatus):
+            # a status report of our own feed is not a message from the venue: a feed that
+            # never connected has no "last message"
             self.last_message[venue] = max(self.last_message.get(venue, 0.0), ev.ts_recv)
         if isinstance(ev, AccountSnapshot):
             self.seen_accounts.add(AccountKey(ev.venue, ev.account))
