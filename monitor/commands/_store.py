@@ -23,6 +23,9 @@ from monitor.config import Config, default_store_path, parse_config
 from monitor.errors import ConfigError
 from monitor.model.ids import AccountKey, PositionKey, ScopeKey, Subject, account_of
 
+#: where systemd/monitor.service keeps its store (StateDirectory=monitor)
+UNIT_STORE = Path("/var/lib/monitor/monitor.sqlite3")
+
 
 def add_store_args(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
@@ -69,7 +72,11 @@ def locate(args: argparse.Namespace) -> Located:
     if getattr(args, "config", None) is not None:
         config = read_config(Path(args.config))
         return Located(config.store.path, f"[store] of {args.config}", config)
-    return Located(default_store_path(os.environ), "default location")
+    default = default_store_path(os.environ)
+    if not default.exists() and UNIT_STORE.exists():
+        # the admin's shell, not the unit's: read the store the systemd unit writes
+        return Located(UNIT_STORE, "the systemd unit's store")
+    return Located(default, "default location")
 
 
 def read_config(config: Path) -> Config:
