@@ -197,8 +197,12 @@ class Engine:
         max_evaluations: int = 800,
         fed_manual: Iterable[AccountKey] = (),
         sweep_slice: int = 200,
+        full: bool = False,
     ) -> None:
         self.rules = rules
+        self.full = full
+        """Evaluate every scope an event touches, prices included (no price bands): what
+        ``monitor replay`` prints, one line per touched scope and frame."""
         self.max_evaluations = max_evaluations
         self.sweep_slice = sweep_slice
         """Scopes the sweep evaluates per receive at most: under load the sweep falls behind
@@ -363,11 +367,11 @@ class Engine:
         if isinstance(ev, Deleveraged | Liquidated | VenueMarginRatio):
             self._account_event(ev, batch)
             return
-        if isinstance(ev, MarkPrice | FundingRate):
+        if isinstance(ev, MarkPrice | FundingRate) and not self.full:
             self._dirty[(ev.venue, ev.symbol)] = None
             for key in portfolio.apply_fast(ev):
                 moved[key] = None
-        elif isinstance(ev, InstrumentSpec):
+        elif isinstance(ev, InstrumentSpec) and not self.full:
             # a venue's instrument list (every reconnect) touches every holder: decided
             # again within the evaluation budget, not in one batch
             batch.later.update(dict.fromkeys(portfolio.apply(ev)))

@@ -35,7 +35,9 @@ from typing import IO, Any
 import orjson
 import structlog
 
+from monitor.alerts.rules import AlertRules
 from monitor.clock import Clock, SystemClock
+from monitor.engine.core import Engine, Step
 from monitor.errors import InputError, ParseError
 from monitor.model.events import Event
 from monitor.model.portfolio import Portfolio
@@ -94,25 +96,24 @@ class JsonlRecorder:
 
 
 def read_recording(path: Path) -> Iterator[Record]:
-    """The records of ``path`` in file order. A malformed line raises InputError naming the
-    line, except a final line cut short (no newline: the recorder was killed), which is
-    skipped with a warning."""
+    """The records of ``path`` in file order, streamed line by line (a recording is never read
+    whole). A malformed line raises InputError naming the line, except a final line cut short
+    (no newline: the recorder was killed), which is skipped with a warning."""
     try:
-        data = path.read_bytes()
+        f = path.open("rb")
     except OSError as exc:
         raise InputError(str(path), None, exc.strerror or str(exc)) from None
-    lines = data.split(b"\n")
-    last = len(lines) - 1
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            yield _record(line)
-        except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
-            if i == last:
-                log.warning("replay.truncated_line", path=str(path), line=i + 1)
-                return
-            raise InputError(str(path), f"line {i + 1}", str(exc)) from None
+    with f:
+        for i, line in enumerate(f):
+            if not line.strip():
+                continue
+            try:
+                yield _record(line)
+            except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
+                if not line.endswith(b"\n"):  # the last line, cut short
+                    log.warning("replay.truncated_line", path=str(path), line=i + 1)
+                    return
+                raise InputError(str(path), f"line {i + 1}", str(exc)) from None
 
 
 def _record(line: bytes) -> Record:
@@ -138,6 +139,8 @@ class Batch:
     events: tuple[Event, ...]
     touched: tuple[ScopeKey, ...]
     portfolio: Portfolio
+    step: Step | None = None
+    """What the engine decided for this frame (its alert transitions among it)."""
 
 
 OnBatch = Callable[[Batch], None]
@@ -149,6 +152,7 @@ class ReplayStats:
     events: int = 0
     bad_frames: int = 0
     unknown_venue: int = 0
+    quarantined: int = 0
     bad_by_venue: dict[str, int] = field(default_factory=dict)
 
 
@@ -161,12 +165,17 @@ def events_of(parser: FrameParser, record: Record) -> list[Event]:
 
 
 class Replayer:
-    """Feeds records through fresh parsers and one portfolio (pure: no clock, no I/O)."""
+    """Feeds records through fresh parsers and the daemon's engine (pure: no clock, no I/O).
+
+    The engine runs with ``full=True``: every scope a frame touches is evaluated (no price
+    bands), so each frame reports every scope it changed; the alert decisions are the engine's
+    own, at the recording's times."""
 
     def __init__(self, parsers: Mapping[str, Callable[[], FrameParser]], on_batch: OnBatch) -> None:
         self._factories = parsers
         self._parsers: dict[str, FrameParser] = {}
-        self.portfolio = Portfolio()
+        self.engine = Engine(AlertRules.default(), replay=True, full=True, max_evaluations=1 << 62)
+        self.portfolio = self.engine.portfolio
         self.on_batch = on_batch
         self.stats = ReplayStats()
         self._unknown_logged: set[str] = set()
@@ -196,12 +205,11 @@ class Replayer:
             stats.bad_by_venue[record.venue] = stats.bad_by_venue.get(record.venue, 0) + 1
             log.exception("replay.parser_failed", venue=record.venue, frame=record.frame[:200])
             return
-        touched: dict[ScopeKey, None] = {}
-        for event in events:
-            for key in self.portfolio.apply(event):
-                touched[key] = None
+        step = self.engine.receive(events, record.ts_recv, sweep=False)
+        touched = dict.fromkeys([*(r.key for r in step.risks), *step.removed])
         stats.events += len(events)
-        self.on_batch(Batch(record, tuple(events), tuple(touched), self.portfolio))
+        stats.quarantined += len(step.quarantined)
+        self.on_batch(Batch(record, tuple(events), tuple(touched), self.portfolio, step))
 
 
 async def replay(
