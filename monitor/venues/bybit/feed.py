@@ -26,7 +26,7 @@ import orjson
 from monitor.clock import Clock
 from monitor.venues.backoff import Backoff
 from monitor.venues.bybit.parse import CHANNEL, VENUE, BybitParser
-from monitor.venues.ccxt_pro.metadata import ccxt_metadata, deep_merge
+from monitor.venues.ccxt_pro.metadata import deep_merge, with_ccxt_metadata
 from monitor.venues.feed import (
     Feed,
     FeedSettings,
@@ -109,25 +109,16 @@ def bybit_feed(
         recorder=recorder,
         rng=rng,
     )
-    loader = (
-        ccxt_metadata(
-            EXCHANGE_ID,
-            VENUE,
-            wanted,
-            urls=metadata_urls,
-            options=metadata_options,
-            backoff=metadata_backoff,
-            clock=feed.clock,
-        )
-        if metadata
-        else None
-    )
-    return PriceFeed(
+    return with_ccxt_metadata(
         feed,
+        EXCHANGE_ID,
         wanted,
-        metadata=loader,
+        load=metadata,
+        urls=metadata_urls,
+        options=metadata_options,
+        backoff=metadata_backoff,
+        interval=metadata_interval,
         on_intervals=parser.set_intervals,
-        metadata_interval=metadata_interval,
     )
 
 

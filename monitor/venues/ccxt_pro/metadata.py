@@ -23,7 +23,7 @@ from typing import Any
 
 from monitor.clock import Clock
 from monitor.venues.backoff import Backoff
-from monitor.venues.feed import Emit, Metadata
+from monitor.venues.feed import Emit, Metadata, PriceFeed, WsFeed
 
 
 def ccxt_metadata(
@@ -72,3 +72,37 @@ def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, An
         else:
             out[key] = value
     return out
+
+
+def with_ccxt_metadata(
+    feed: WsFeed,
+    exchange_id: str,
+    symbols: Sequence[str],
+    *,
+    load: bool = True,
+    urls: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
+    backoff: Callable[[], Backoff] = Backoff,
+    interval: float | None = 3600.0,
+    on_intervals: Callable[[Mapping[str, float]], None] | None = None,
+) -> PriceFeed:
+    """The native price ``feed`` of ``symbols`` with its REST metadata (funding intervals,
+    maintenance tiers) loaded through ccxt's ``exchange_id`` beside the stream (``load``
+    False: none), every ``interval`` seconds; ``on_intervals`` receives the learnt funding
+    intervals (hours by symbol). Shared by the Binance and Bybit feeds."""
+    loader = (
+        ccxt_metadata(
+            exchange_id,
+            feed.venue,
+            symbols,
+            urls=urls,
+            options=options,
+            backoff=backoff,
+            clock=feed.clock,
+        )
+        if load
+        else None
+    )
+    return PriceFeed(
+        feed, symbols, metadata=loader, on_intervals=on_intervals, metadata_interval=interval
+    )
