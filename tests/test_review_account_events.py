@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from monitor.fmt import short_id
+from tests.daemon_config import alerts, file_channel_and_store, margin_ratio_rules
 from tests.test_app import USER, Venue, rest
 from tests.test_review_key_accounts import daemon, status
 from tests.venues.dydx.test_feed import DydxVenue
@@ -91,48 +92,7 @@ ping_interval = 1
 [[accounts]]
 id = "hyperliquid:{USER}"
 
-[rules]
-for = "0s"
-
-[rules.margin_ratio]
-warning = 0.5
-warning_clear = 0.45
-critical = 0.95
-critical_clear = 0.9
-
-[rules.liquidation_distance]
-enabled = false
-[rules.shock]
-enabled = false
-[rules.drawdown]
-enabled = false
-[rules.funding_cost_pct]
-enabled = false
-[rules.funding_rate]
-enabled = false
-[rules.funding_runway]
-enabled = false
-
-[channels.file]
-url = "monitorfile://alerts.txt"
-min_severity = "info"
-
-[store]
-path = "state/monitor.sqlite3"
-
-[logging]
-level = "info"
-format = "json"
-
-[daemon]
-drain_deadline = 5
-ready_timeout = 20
-""")
-
-
-def alerts(tmp: Path) -> str:
-    out = tmp / "alerts.txt"
-    return out.read_text() if out.exists() else ""
+{margin_ratio_rules(0.5, 0.45)}{file_channel_and_store(ready_timeout=20)}""")
 
 
 @pytest.mark.timeout(120)

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from tests.daemon_config import alerts, file_channel_and_store, margin_ratio_rules
 from tests.venues.cex import test_binance as tb
 from tests.venues.cex import test_bybit as ty
 from tests.venues.cex.binance_mock import BinanceMock
@@ -30,6 +31,8 @@ ROOT = Path(__file__).parents[1]
 def write_config(
     path: Path, mock: BinanceMock, *, warning: float, stale_alert_after: str = "120s"
 ) -> None:
+    rules = margin_ratio_rules(warning, warning * 0.9)
+    rest = file_channel_and_store(ready_timeout=10, stale_alert_after=stale_alert_after)
     path.write_text(f"""
 
 [[accounts]]
@@ -39,44 +42,7 @@ secret = "${{BN_SECRET}}"
 rest_url = "{mock.url}"
 ws_url = "{mock.ws_url}/ws"
 
-[rules]
-for = "0s"
-
-[rules.margin_ratio]
-warning = {warning}
-warning_clear = {warning * 0.9}
-critical = 0.95
-critical_clear = 0.9
-
-[rules.liquidation_distance]
-enabled = false
-[rules.shock]
-enabled = false
-[rules.drawdown]
-enabled = false
-[rules.funding_cost_pct]
-enabled = false
-[rules.funding_rate]
-enabled = false
-[rules.funding_runway]
-enabled = false
-
-[channels.file]
-url = "monitorfile://alerts.txt"
-min_severity = "info"
-
-[store]
-path = "state/monitor.sqlite3"
-
-[logging]
-level = "info"
-format = "json"
-
-[daemon]
-drain_deadline = 5
-ready_timeout = 10
-stale_alert_after = "{stale_alert_after}"
-""")
+{rules}{rest}""")
 
 
 @contextlib.asynccontextmanager
@@ -142,11 +108,6 @@ async def status(cfg: Path, *extra: str) -> str:
     )
     out, _ = await proc.communicate()
     return out.decode()
-
-
-def alerts(tmp: Path) -> str:
-    out = tmp / "alerts.txt"
-    return out.read_text() if out.exists() else ""
 
 
 def assert_no_secret(tmp: Path, *texts: str) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.daemon_config import alerts, file_channel_and_store, margin_ratio_rules
 from tests.test_review_key_accounts import daemon, status_until
 from tests.venues.binance.test_feed import ROUTES
 from tests.venues.ccxt_pro.loopback import BinanceDialect, RestVenue, WsVenue, fixture, until
@@ -38,48 +39,7 @@ entry_price = 95000.0
 mark_price = 95000.0
 maintenance = {{ rate = 0.004, deduction = 0.0 }}
 
-[rules]
-for = "0s"
-
-[rules.margin_ratio]
-warning = 0.1
-warning_clear = 0.09
-critical = 0.95
-critical_clear = 0.9
-
-[rules.liquidation_distance]
-enabled = false
-[rules.shock]
-enabled = false
-[rules.drawdown]
-enabled = false
-[rules.funding_cost_pct]
-enabled = false
-[rules.funding_rate]
-enabled = false
-[rules.funding_runway]
-enabled = false
-
-[channels.file]
-url = "monitorfile://alerts.txt"
-min_severity = "info"
-
-[store]
-path = "state/monitor.sqlite3"
-
-[logging]
-level = "info"
-format = "json"
-
-[daemon]
-drain_deadline = 5
-ready_timeout = 10
-""")
-
-
-def alerts(tmp: Path) -> str:
-    out = tmp / "alerts.txt"
-    return out.read_text() if out.exists() else ""
+{margin_ratio_rules(0.1, 0.09)}{file_channel_and_store(ready_timeout=10)}""")
 
 
 def set_btc(dialect: BinanceDialect, price: float) -> None:
