@@ -8,6 +8,7 @@ tell, with a comparison per tick, whether a price move can change an alert decis
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from monitor.alerts.rules import AlertRules, Level, RuleKind
 from monitor.model.fastpath import PEAK_SLACK, Thresholds
@@ -17,8 +18,46 @@ def _values(levels: Sequence[Level]) -> list[float]:
     return [v for lv in levels for v in (lv.fire, lv.clear)]
 
 
+@dataclass(frozen=True, slots=True)
+class AccountLevels:
+    """The parts of an account's :class:`Thresholds` that do not depend on the scope's peak
+    (computed once per account and rules; see :func:`thresholds_from_rules`)."""
+
+    margin_ratio: tuple[float, ...]
+    equity: tuple[float, ...]
+    drawdown: tuple[float, ...]
+    distance: tuple[float, ...]
+
+
+def account_levels(rules: AlertRules, account: str) -> AccountLevels:
+    """Margin ratio, equity, drawdown (fractions) and liquidation distance levels (fire and
+    clear, every per-symbol table, and ``liquidated_near``) of ``account`` under ``rules``."""
+    mr = rules.rule(RuleKind.MARGIN_RATIO, account)
+    eq = rules.rule(RuleKind.EQUITY, account)
+    dd = rules.rule(RuleKind.DRAWDOWN, account)
+    ld = rules.rule(RuleKind.LIQUIDATION_DISTANCE, account)
+    distance: list[float] = []
+    if ld is not None and ld.enabled:
+        distance.extend(_values(ld.levels))
+        for levels in ld.symbols.values():
+            distance.extend(_values(levels))
+    if rules.liquidated_enabled:
+        distance.append(rules.liquidated_near)
+    return AccountLevels(
+        margin_ratio=tuple(sorted(set(_values(mr.levels_for(None)) if mr is not None else []))),
+        equity=tuple(_values(eq.levels_for(None)) if eq is not None else ()),
+        drawdown=tuple(_values(dd.levels_for(None)) if dd is not None else ()),
+        distance=tuple(sorted(set(distance))),
+    )
+
+
 def thresholds_from_rules(
-    rules: AlertRules, account: str, peak: float | None, peak_slack: float = PEAK_SLACK
+    rules: AlertRules,
+    account: str,
+    peak: float | None,
+    peak_slack: float = PEAK_SLACK,
+    *,
+    levels: AccountLevels | None = None,
 ) -> Thresholds:
     """The :class:`Thresholds` of a scope of ``account`` (``"venue:account"``) under ``rules``.
 
@@ -27,26 +66,16 @@ def thresholds_from_rules(
     per-symbol table too) and ``liquidated_near`` (a position that vanishes is judged by its
     last distance). A new peak is only recorded when the scope is evaluated, so equity
     ``peak·(1 + peak_slack)`` is a threshold too: between evaluations the recorded peak lags the
-    true one by less than ``peak_slack`` (a fraction), and drawdown with it.
+    true one by less than ``peak_slack`` (a fraction), and drawdown with it. ``levels``: the
+    account's :func:`account_levels`, when the caller keeps them.
     """
-    mr = rules.rule(RuleKind.MARGIN_RATIO, account)
-    eq = rules.rule(RuleKind.EQUITY, account)
-    dd = rules.rule(RuleKind.DRAWDOWN, account)
-    ld = rules.rule(RuleKind.LIQUIDATION_DISTANCE, account)
-    equity = _values(eq.levels_for(None)) if eq is not None else []
+    lv = levels if levels is not None else account_levels(rules, account)
+    equity = list(lv.equity)
     if peak is not None and peak > 0.0:
         equity.append(peak * (1.0 + peak_slack))
-        if dd is not None:
-            equity.extend(peak * (1.0 - x) for x in _values(dd.levels_for(None)))
-    distance: list[float] = []
-    if ld is not None and ld.enabled:
-        distance.extend(_values(ld.levels))
-        for levels in ld.symbols.values():
-            distance.extend(_values(levels))
-    if rules.liquidated_enabled:
-        distance.append(rules.liquidated_near)
+        equity.extend(peak * (1.0 - x) for x in lv.drawdown)
     return Thresholds(
-        margin_ratio=tuple(sorted(set(_values(mr.levels_for(None)) if mr is not None else []))),
+        margin_ratio=lv.margin_ratio,
         equity=tuple(sorted(set(equity))),
-        distance=tuple(sorted(set(distance))),
+        distance=lv.distance,
     )

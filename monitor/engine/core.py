@@ -17,15 +17,21 @@ Inputs are the feeds' events (:mod:`monitor.model.events`) and the shell's contr
 Per tick a price takes the fast path: a scope is evaluated in full only when a price left its
 trigger band and crossed an alert level, when an account, position or instrument event touched
 it, or when the round-robin sweep reaches it: every scope holding an instrument whose price or
-funding moved since the last round is evaluated in full within :data:`SWEEP_INTERVAL` seconds
-(funding, shock and stress figures are not part of the bands); a scope nothing moved is not
-swept at all, so an idle book costs nothing. A reload sweeps every scope once.
+funding moved since the last round is evaluated in full within :data:`SWEEP_INTERVAL` seconds,
+or at :data:`SWEEP_RATE` scopes per second when the book is larger (funding, shock and stress
+figures are not part of the bands: a large book's shock and funding figures are refreshed
+less often, its price decisions never wait for them); a scope nothing moved is not swept at
+all, so an idle book costs nothing. A reload sweeps every scope once.
 
 Bounded work: at most ``max_evaluations`` scopes are evaluated in full per ``receive``; account
-events are decided at once, prices that left their band (oldest first), feeds live again and
-the sweep share the rest, and what is left is carried to the next ``receive``
-(:attr:`Engine.busy`: the shell steps again at once, after yielding to the event loop). The
-shell keeps the sweep out of frames' batches (``receive(..., sweep=False)``).
+events are decided at once, prices that left their band, feeds live again and the sweep share
+the rest, and what is left is carried to the next ``receive`` (:attr:`Engine.busy`: the shell
+steps again at once, after yielding to the event loop). Owed scopes are taken **most urgent
+first**: by the margin ratio of their last full evaluation, highest first (a scope never
+evaluated, or whose ratio was unknown, before any), so in a crash the accounts nearest
+liquidation are decided, written and notified before the comfortable ones. The shell keeps the
+sweep out of frames' batches (``receive(..., sweep=False)``) and sizes ``max_evaluations`` so a
+step stays short.
 
 Fail closed: an event that raises while it is applied is quarantined (``Step.quarantined``,
 one critical ``bad_event`` notice per account) and the engine goes on; a scope whose figures
@@ -38,6 +44,7 @@ replay); ``mono`` is the shell's monotonic clock, used for readiness only.
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import math
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -56,7 +63,7 @@ from monitor.alerts.engine import (
 )
 from monitor.alerts.mutes import Mute
 from monitor.alerts.rules import AlertRules
-from monitor.alerts.thresholds import thresholds_from_rules
+from monitor.alerts.thresholds import AccountLevels, account_levels, thresholds_from_rules
 from monitor.engine.status import Sample, Sampler, status_doc
 from monitor.margin.risk import ScopeRisk
 from monitor.model.events import (
@@ -78,8 +85,14 @@ from monitor.model.fastpath import Thresholds
 from monitor.model.portfolio import Portfolio
 from monitor.model.positions import CROSS_SCOPE, AccountKey, ScopeKey, isolated_scope
 
-#: every scope is evaluated in full at least this often (seconds): funding, shock and stress
+#: every scope whose instruments moved is evaluated in full at least this often (seconds):
+#: funding, shock and stress (a book larger than ``SWEEP_RATE × SWEEP_INTERVAL`` scopes takes
+#: longer: see :data:`SWEEP_RATE`)
 SWEEP_INTERVAL = 5.0
+#: the sweep evaluates at most this many scopes per second (of the alert clock): about a
+#: quarter of a core at ~0.25 ms per full evaluation, so a large book's refresh stretches
+#: (40,000 scopes: one round in 40 s) instead of saturating the core the prices need
+SWEEP_RATE = 1000.0
 #: timers (pending ``for``, repeats) run at most this often (seconds of ``now``)
 TICK_INTERVAL = 1.0
 #: rearms (a band check of a scope a price moved) allowed per full evaluation of the budget
@@ -159,6 +172,51 @@ class Step:
         return self.delta is not None
 
 
+class Owed:
+    """Scopes owed work, the most urgent first (a heap with membership; pure).
+
+    ``push(key, urgency)``: lower urgency comes out first, ties in arrival order; a key
+    already owed keeps its place. ``discard`` forgets a key (its heap entry is skipped when
+    it surfaces). Cost: O(log n) per push and pop."""
+
+    __slots__ = ("_heap", "_in", "_seq")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, ScopeKey]] = []
+        self._in: dict[ScopeKey, None] = {}
+        self._seq = 0
+
+    def push(self, key: ScopeKey, urgency: float) -> None:
+        if key in self._in:
+            return
+        self._in[key] = None
+        self._seq += 1
+        heapq.heappush(self._heap, (urgency, self._seq, key))
+
+    def pop(self) -> ScopeKey | None:
+        heap, owed = self._heap, self._in
+        while heap:
+            key = heapq.heappop(heap)[2]
+            if key in owed:
+                del owed[key]
+                return key
+        return None
+
+    def discard(self, key: ScopeKey) -> None:
+        if self._in.pop(key, 0) is None and len(self._heap) > 2 * len(self._in) + 1024:
+            self._heap = [e for e in self._heap if e[2] in self._in]
+            heapq.heapify(self._heap)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._in
+
+    def __len__(self) -> int:
+        return len(self._in)
+
+    def __bool__(self) -> bool:
+        return bool(self._in)
+
+
 @dataclass(slots=True)
 class _Batch:
     """What one ``receive`` collected before deciding."""
@@ -206,10 +264,17 @@ class Engine:
         self.max_evaluations = max_evaluations
         self.sweep_slice = sweep_slice
         """Scopes the sweep evaluates per receive at most: under load the sweep falls behind
-        (its refresh interval stretches) rather than delay the price decisions."""
-        """Scopes evaluated in full per receive at most (the rest is carried over)."""
-        self._carry: dict[ScopeKey, None] = {}
-        self._moved_carry: dict[ScopeKey, None] = {}
+        (its refresh interval stretches) rather than delay the price decisions.
+        ``max_evaluations``: scopes evaluated in full per receive at most (the rest is owed;
+        the shell may change it between receives to keep a step short)."""
+        self.sweep_rate = SWEEP_RATE
+        """Scopes the sweep evaluates per second at most (see :data:`SWEEP_RATE`)."""
+        self._levels: dict[str, AccountLevels] = {}
+        """Each account's alert levels for its bands (kept until the rules change)."""
+        self._owed = Owed()
+        """Scopes to evaluate in full, over the budget of the receive that found them."""
+        self._moved = Owed()
+        """Scopes a price took out of their band, not yet re-checked (rearm)."""
         self.fed_manual = frozenset(fed_manual)
         """Manual accounts priced by a configured feed: their scopes are not evaluated from
         the typed-in marks while the feed has not priced them (issue 10.8), for at most
@@ -290,35 +355,42 @@ class Engine:
         self._clock = mono if mono is not None else now
         if self._waiting and self._waiting_over():
             # the feed never priced them: evaluate from the typed-in marks, and say so
-            self._carry.update(self._waiting)
+            for key in self._waiting:
+                self._owed.push(key, -math.inf)
             self._waiting.clear()
-        # bounded: account events are decided now; prices that left their band (the oldest
-        # first) and the sweep share what is left of ``max_evaluations``, the rest waits for
-        # the next receive (``busy``), so one batch never holds the loop for long
-        extra: dict[ScopeKey, None] = {k: None for k in self._carry if k not in touched}
+        # bounded: account events are decided now; prices that left their band and the
+        # scopes owed share what is left of ``max_evaluations``, the most urgent first; the
+        # rest waits for the next receive (``busy``), so one batch never holds the loop long
+        owed, moved_q = self._owed, self._moved
+        for key in touched:
+            owed.discard(key)
+            moved_q.discard(key)
+        urgency = self._urgency
         for key in batch.later:
             if key not in touched:
-                extra[key] = None
+                owed.push(key, urgency(key))
+        for key in moved:
+            if key not in touched and key not in owed:
+                moved_q.push(key, urgency(key))
         # the scopes prices took out of their band: a rearm each (cheaper than a full
-        # evaluation, but not free), within a budget too; the rest waits, oldest first
-        pending = {k: None for k in self._moved_carry if k not in touched}
-        pending.update((k, None) for k in moved if k not in touched)
+        # evaluation, but not free), within a budget too
         rearms = self.max_evaluations * REARMS_PER_EVALUATION
-        for i, key in enumerate(pending):
-            if i >= rearms:
-                self._moved_carry = dict.fromkeys(list(pending)[i:])
-                break
-            if key not in extra and self._rearm(key):
-                extra[key] = None
-        else:
-            self._moved_carry = {}
+        while rearms > 0 and moved_q:
+            key = moved_q.pop()
+            if key is None or key in owed:
+                continue
+            rearms -= 1
+            if self._rearm(key):
+                owed.push(key, urgency(key))
         budget = max(self.max_evaluations - len(touched), 0)
-        items = list(extra)
-        self._carry = dict.fromkeys(items[budget:])
-        for key in items[:budget]:
-            touched[key] = None
+        taken = 0
+        while taken < budget and owed:
+            key = owed.pop()
+            if key is not None and key not in touched:
+                touched[key] = None
+                taken += 1
         forgotten, self._dropped = self._dropped, []
-        limit = min(max(budget - len(items), 0), self.sweep_slice)
+        limit = min(budget - taken, self.sweep_slice)
         for key in self._sweep(t, sweep, limit, touched):
             touched[key] = None
 
@@ -342,16 +414,25 @@ class Engine:
         """The wait for a feed's first prices (``ready_timeout`` from the start) is over."""
         return self._clock - self.started >= self.ready_timeout
 
+    def _urgency(self, key: ScopeKey) -> float:
+        """Order of owed work (lower first): minus the margin ratio of the scope's last full
+        evaluation; a scope never evaluated or whose ratio was unknown comes first."""
+        risk = self.latest.get(key)
+        ratio = None if risk is None else risk.margin_ratio
+        if ratio is None or not math.isfinite(ratio):
+            return -math.inf
+        return -ratio
+
     @property
     def carried(self) -> int:
         """Scopes left for the next receive (over the budget): to evaluate, or to check."""
-        return len(self._carry) + len(self._moved_carry)
+        return len(self._owed) + len(self._moved)
 
     @property
     def busy(self) -> bool:
         """Work is owed: scopes left over by the evaluation budget, or a sweep slice due.
         The shell calls ``receive`` again at once (after yielding) instead of waiting."""
-        return bool(self._carry or self._moved_carry) or (
+        return bool(self._owed or self._moved) or (
             self._sweep_credit >= 1.0 and bool(self._sweep_queue)
         )
 
@@ -436,8 +517,12 @@ class Engine:
 
     def _thresholds(self, key: ScopeKey) -> Thresholds:
         """The alert levels the scope's price band is built from (its peak for drawdown)."""
+        account = key.account_text
+        levels = self._levels.get(account)
+        if levels is None:
+            levels = self._levels[account] = account_levels(self.rules, account)
         peak = self.book.peaks.get(str(key))
-        return thresholds_from_rules(self.rules, str(key.account_key), peak)
+        return thresholds_from_rules(self.rules, account, peak, levels=levels)
 
     def _rearm(self, key: ScopeKey) -> bool:
         return self.portfolio.rearm(key, self._thresholds(key))
@@ -522,7 +607,8 @@ class Engine:
         self, now: float, allowed: bool, limit: int, fresh: Mapping[ScopeKey, None]
     ) -> list[ScopeKey]:
         """A round-robin slice of every scope, sized so that each is evaluated in full at
-        least every :data:`SWEEP_INTERVAL` seconds, at most ``limit`` scopes per receive
+        least every :data:`SWEEP_INTERVAL` seconds (at most :attr:`sweep_rate` scopes per
+        second: a larger book's round takes longer), at most ``limit`` scopes per receive
         (the rest is owed: :attr:`busy`). A full sweep (start, reload) owes every scope at
         once, but those evaluated in this receive (``fresh``), and is paid in slices like the
         rest. ``allowed`` False: credit accrues only."""
@@ -549,7 +635,9 @@ class Engine:
                 self._sweep_size = len(queue)
             # a fractional credit, so a small book is not swept on every batch; never more
             # than one round owed
-            self._sweep_credit += self._sweep_size * min(elapsed / SWEEP_INTERVAL, 1.0)
+            self._sweep_credit += min(
+                self._sweep_size * min(elapsed / SWEEP_INTERVAL, 1.0), self.sweep_rate * elapsed
+            )
             self._sweep_credit = min(self._sweep_credit, float(max(self._sweep_size, 1)))
         if not allowed:
             return []
@@ -599,6 +687,7 @@ class Engine:
 
     def _reconfigure(self, rc: Reconfigure) -> None:
         self.rules = rc.rules
+        self._levels.clear()
         self.fed_manual = rc.fed_manual
         self.book.reschedule(rc.rules)
         self.accounts = rc.accounts

@@ -233,7 +233,9 @@ def reduced(
 
 
 def _figures(key: ScopeKey, rules: RuleSet, legs: Sequence[LegState], collateral: float) -> Figures:
-    return Figures.of(compute_scope_risk(key, rules, legs, collateral, with_stress=False))
+    return Figures.of(
+        compute_scope_risk(key, rules, legs, collateral, with_stress=False, with_shock=False)
+    )
 
 
 def remedy(
@@ -250,7 +252,7 @@ def remedy(
     venue's ``rules``) to ``target``. Raises KeyError when ``symbol`` is not held. Fails
     closed: with a position whose maintenance schedule is unknown, nothing is computed and
     ``unknown`` says why."""
-    risk = compute_scope_risk(key, rules, legs, collateral, with_stress=False)
+    risk = compute_scope_risk(key, rules, legs, collateral, with_stress=False, with_shock=False)
     now = Figures.of(risk)
     blind = [ls.leg.symbol for ls in legs if ls.leg.size != 0.0 and ls.leg.schedule is None]
     if blind:

@@ -158,13 +158,17 @@ def compute_scope_risk(
     maintenance: float | None = None,
     stress_moves: Sequence[float] = STRESS_MOVES,
     with_stress: bool = True,
+    with_shock: bool = True,
     venue_equity: float | None = None,
     venue_free_collateral: float | None = None,
     venue_maintenance: float | None = None,
     warnings: tuple[str, ...] = (),
 ) -> ScopeRisk:
     """Risk of one scope. ``collateral`` excludes uPnL. ``equity``/``maintenance`` may be
-    passed in when the caller maintains them incrementally (they must equal the sums)."""
+    passed in when the caller maintains them incrementally (they must equal the sums).
+    ``with_stress`` False: no stress table (``stress`` empty); ``with_shock`` False: no
+    shock figures (``shock_down``/``shock_up`` None): for callers that read neither (a
+    remedy's search), as each costs a root search per direction."""
     raw_legs = [ls.leg for ls in legs]
     prices = [ls.price for ls in legs]
     upnls = [ls.leg.size * (ls.price - ls.leg.entry_price) for ls in legs]
@@ -232,7 +236,7 @@ def compute_scope_risk(
 
     stress: list[StressPoint] = []
     shock_down = shock_up = None
-    if legs:
+    if legs and with_shock:
         if with_stress:  # the table of fixed moves; the shock figures feed the `shock` rule
             for mv in stress_moves:
                 eq_s, mm_s = scope_value(rules, raw_legs, prices, collateral, mv)

@@ -31,7 +31,7 @@ account or symbol is refused. A name that breaks these rules raises :class:`IdEr
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from monitor.model.venues import canonical, is_alias
@@ -151,13 +151,15 @@ class AccountKey:
 
     venue: str
     account: str
+    _text: str = field(default="", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_venue(self.venue)
         _check_account(self.account)
+        object.__setattr__(self, "_text", f"{self.venue}:{encode_account(self.account)}")
 
     def __str__(self) -> str:
-        return f"{self.venue}:{encode_account(self.account)}"
+        return self._text
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -168,18 +170,29 @@ class ScopeKey:
     venue: str
     account: str
     scope: str
+    _text: str = field(default="", init=False, repr=False, compare=False)
+    _account: str = field(default="", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_venue(self.venue)
         _check_account(self.account)
         _check_scope(self.scope)
+        # the text forms, once: keys are printed far more often than they are made
+        account = f"{self.venue}:{encode_account(self.account)}"
+        object.__setattr__(self, "_account", account)
+        object.__setattr__(self, "_text", f"{account}/{encode_scope(self.scope)}")
 
     @property
     def account_key(self) -> AccountKey:
         return AccountKey(self.venue, self.account)
 
+    @property
+    def account_text(self) -> str:
+        """``str(self.account_key)``, without building the key."""
+        return self._account
+
     def __str__(self) -> str:
-        return f"{self.venue}:{encode_account(self.account)}/{encode_scope(self.scope)}"
+        return self._text
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -29,6 +29,7 @@ from monitor.alerts.grouping import AlertGroup, group_transitions
 from monitor.alerts.rules import DIRECTIONS, AlertRules, RuleKind
 from monitor.margin.remedy import Remedy, Target
 from monitor.margin.risk import ScopeRisk
+from monitor.model.ids import PositionKey, ScopeKey, parse_subject
 from monitor.model.portfolio import Portfolio
 from monitor.notify.channels import Channel
 from monitor.notify.render import (
@@ -141,10 +142,16 @@ def remedy_for(portfolio: Portfolio, t: Transition, rules: AlertRules) -> Remedy
     target = remedy_target(t, rules)
     if target is None:
         return None
-    scope = t.subject.split("#", 1)[0]
-    key = next((k for k in portfolio.scope_keys() if str(k) == scope), None)
-    if key is None:
-        return None
+    if t.risk is not None:
+        key = t.risk.key
+    else:
+        try:
+            subject = parse_subject(t.subject)
+        except ValueError:
+            return None
+        key = subject.scope if isinstance(subject, PositionKey) else subject
+        if not isinstance(key, ScopeKey):
+            return None
     try:
         return remedy_of(portfolio, key, target)
     except (KeyError, ValueError, ArithmeticError):

@@ -258,3 +258,32 @@ def test_the_sweep_takes_at_most_its_slice_per_receive_so_prices_come_first() ->
     while e.busy:
         slices.append(len(e.receive([], T0 + 5, 5.0).risks))
     assert slices == [5, 5, 2]  # 12 = 5 + 5 + 2
+
+
+def test_in_a_crash_beyond_the_budget_the_accounts_nearest_liquidation_are_decided_first() -> None:
+    # 12 accounts, 1 BTC long each at 100 on cash c_i = 13 − i: at 100 the margin ratio is
+    # 1 / c_i (a0: 7.7 %, a11: 50 %), so the last to arrive is the nearest to liquidation.
+    # At 95 each is evaluated (the move leaves every band); the budget of 4 per receive takes
+    # the highest last ratios first, whatever the order the book lists them in
+    e, _ = engine(12, max_evaluations=4)
+    e.receive([snapshot(f"a{i}", 13.0 - i, long_btc(13.0 - i)) for i in range(12)], T0, 0.0)
+    order: list[str] = []
+    step = e.receive([MarkPrice(VENUE, "BTC", 95.0)], T0 + 1, 1.0, sweep=False)
+    order += [r.key.account for r in step.risks]
+    while e.carried:
+        order += [r.key.account for r in e.receive([], T0 + 1, 1.0, sweep=False).risks]
+    assert order[:4] == ["a11", "a10", "a9", "a8"]
+    assert order == sorted(order, key=lambda a: -int(a[1:]))
+
+
+def test_the_sweep_of_a_large_book_is_paced_by_its_rate_not_its_interval() -> None:
+    e, _ = engine(40)
+    e.sweep_rate = 2.0  # scopes per second
+    e.receive([snapshot(f"a{i}", 1000.0, long_btc(1000.0)) for i in range(40)], T0, 0.0)
+    while e.busy:
+        e.receive([], T0, 0.0)
+    base = e.evaluated
+    e.receive([MarkPrice(VENUE, "BTC", 100.01)], T0, 0.0, sweep=False)  # all 40 to refresh
+    for i in range(1, 11):  # 10 s: at most 2 scopes/s, not 40 per 5 s
+        e.receive([], T0 + i, float(i))
+    assert e.evaluated - base == 20
