@@ -180,7 +180,7 @@ ready_timeout = "1s"
         assert code == 2
         assert err.strip() == (
             f"monitor mute: unknown account 'hyperliquid:{typo}'; did you mean "
-            f"'hyperliquid:{ADDR}'? (--force to mute it anyway)"
+            f"'hyperliquid:{ADDR}' (main desk)? (--force to mute it anyway)"
         )
         # the label works as a target
         code, out, err = await cli("mute", "main desk", "--for", "1h", "--config", str(cfg))

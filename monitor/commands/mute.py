@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import difflib
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -130,8 +131,23 @@ def _parse(target: str | None, rule: str | None, names: Names) -> tuple[str, tup
     try:
         parsed = parse_user(target)
     except IdError as exc:
+        near = _near_label(target, names)
+        if near is not None:
+            raise ConfigError(
+                "mute", "TARGET", f"not a target: {exc}; did you mean the label {near}?"
+            ) from None
         raise ConfigError("mute", "TARGET", f"not a target: {exc} ({TARGET_HELP})") from None
     return str(parsed.subject), parsed.notes
+
+
+def _near_label(text: str, names: Names) -> str | None:
+    """``'label' (venue:account)`` for the configured label nearest to ``text``, or None."""
+    by_low = {v.casefold(): (v, k) for k, v in names.labels.items()}
+    near = difflib.get_close_matches(text.strip().casefold(), list(by_low), n=1, cutoff=0.6)
+    if not near:
+        return None
+    label, key = by_low[near[0]]
+    return f"{label!r} ({key})"
 
 
 def known_problem(subject: Subject, config: Config | None, known: history.Known) -> str | None:
@@ -142,7 +158,9 @@ def known_problem(subject: Subject, config: Config | None, known: history.Known)
     accounts = set(known.accounts)
     scopes = set(known.scopes)
     venues = set(known.feed_venues)
+    labels: dict[str, str] = {}
     if config is not None:
+        labels = {str(a.key): a.label for a in config.accounts if a.label}
         accounts |= {a.key for a in config.accounts}
         scopes |= set(config.known_scopes())
         venues |= {canonical(v) for v in config.venues}
@@ -159,23 +177,47 @@ def known_problem(subject: Subject, config: Config | None, known: history.Known)
             and AccountKey(subject.venue, subject.account.partition("@")[0]) in accounts
         ):
             return None
-        return _unknown("account", str(subject), sorted(map(str, accounts)))
+        return _unknown("account", str(subject), sorted(map(str, accounts)), labels)
     scope = subject.scope if isinstance(subject, PositionKey) else subject
     if scope in scopes:
         return None
     if scope.account_key not in accounts:
-        return _unknown("account", str(scope.account_key), sorted(map(str, accounts)))
+        return _unknown("account", str(scope.account_key), sorted(map(str, accounts)), labels)
     return _unknown("scope", str(scope), sorted(map(str, scopes)))
 
 
-def _unknown(what: str, name: str, candidates: list[str]) -> str:
+def _unknown(
+    what: str, name: str, candidates: list[str], labels: Mapping[str, str] | None = None
+) -> str:
+    """``unknown WHAT 'NAME'`` with the nearest of ``candidates`` or of their ``labels``
+    (candidate text → configured label): ``did you mean 'ID' (label)?`` or ``did you mean
+    the label 'label' (ID)?``; without a near one, the first five known names."""
     if not candidates:
         return (
             f"unknown {what} {name!r}: the store knows none yet and no --config names one"
             " (--force to mute it anyway)"
         )
-    near = difflib.get_close_matches(name, candidates, n=1, cutoff=0.4)
-    hint = f"; did you mean {near[0]!r}?" if near else f" (known: {', '.join(candidates[:5])})"
+    labels = labels or {}
+
+    def shown(c: str) -> str:
+        return f"{c!r} ({labels[c]})" if c in labels else repr(c)
+
+    def score(a: str, b: str) -> float:
+        return difflib.SequenceMatcher(None, a, b).ratio()
+
+    # the nearest id (at least 0.4 alike) or label (0.6: the part after a venue, any case)
+    best = max(((score(name, c), c, False) for c in candidates), default=(0.0, "", False))
+    bare = name.partition(":")[2] or name
+    for ident, label in labels.items():
+        alike = score(bare.casefold(), label.casefold())
+        if alike >= 0.6 and alike > best[0]:
+            best = (alike, ident, True)
+    if best[2]:
+        hint = f"; did you mean the label {labels[best[1]]!r} ({best[1]})?"
+    elif best[0] >= 0.4:
+        hint = f"; did you mean {shown(best[1])}?"
+    else:
+        hint = f" (known: {', '.join(shown(c) for c in candidates[:5])})"
     return f"unknown {what} {name!r}{hint} (--force to mute it anyway)"
 
 
