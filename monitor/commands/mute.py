@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import difflib
+import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 from monitor.alerts.mutes import Mute
 from monitor.alerts.rules import RuleKind, parse_duration
 from monitor.clock import SystemClock
-from monitor.commands._store import Names, add_store_args, clean, locate
+from monitor.commands._store import Names, add_store_args, clean, locate, said
 from monitor.config import Config
 from monitor.errors import ConfigError, FatalError
 from monitor.logs import configure_logging
@@ -27,10 +28,11 @@ from monitor.model.ids import (
     MonitorKey,
     PositionKey,
     Subject,
+    account_of,
     parse_subject,
     parse_user,
 )
-from monitor.model.venues import canonical
+from monitor.model.venues import DYDX, HYPERLIQUID, canonical
 from monitor.notify.render import iso
 from monitor.store import history
 from monitor.store.db import open_store
@@ -116,8 +118,12 @@ def _check(target: str | None, rule: str | None) -> str:
     return _parse(target, rule, Names())[0]
 
 
-def _parse(target: str | None, rule: str | None, names: Names) -> tuple[str, tuple[str, ...]]:
-    """(canonical target text, notes for the user). A configured label names its account."""
+def _parse(
+    target: str | None, rule: str | None, names: Names, *, shape: bool = True
+) -> tuple[str, tuple[str, ...]]:
+    """(canonical target text, notes for the user). A configured label names its account.
+    ``shape``: refuse a Hyperliquid or dYdX account of an impossible shape (``mute``;
+    ``unmute`` takes any target, to remove a mute stored before this check)."""
     if rule is not None and rule not in RULES:
         raise ConfigError("mute", "--rule", f"unknown rule {rule!r}; one of {', '.join(RULES)}")
     if target is None:
@@ -131,23 +137,40 @@ def _parse(target: str | None, rule: str | None, names: Names) -> tuple[str, tup
     try:
         parsed = parse_user(target)
     except IdError as exc:
-        near = _near_label(target, names)
+        near = names.near_label(target)
         if near is not None:
             raise ConfigError(
                 "mute", "TARGET", f"not a target: {exc}; did you mean the label {near}?"
             ) from None
-        raise ConfigError("mute", "TARGET", f"not a target: {exc} ({TARGET_HELP})") from None
+        # IdError says what a target looks like; the whole help only when it does not
+        hint = "" if "write " in str(exc) else f" ({TARGET_HELP})"
+        raise ConfigError("mute", "TARGET", f"not a target: {exc}{hint}") from None
+    if shape:
+        try:
+            _check_shape(parsed.subject)
+        except IdError as exc:
+            near = names.near_label(target.partition(":")[2])
+            hint = f"did you mean the label {near}?" if near else "no mute could ever match it"
+            raise ConfigError("mute", "TARGET", f"{exc}; {hint}") from None
     return str(parsed.subject), parsed.notes
 
 
-def _near_label(text: str, names: Names) -> str | None:
-    """``'label' (venue:account)`` for the configured label nearest to ``text``, or None."""
-    by_low = {v.casefold(): (v, k) for k, v in names.labels.items()}
-    near = difflib.get_close_matches(text.strip().casefold(), list(by_low), n=1, cutoff=0.6)
-    if not near:
-        return None
-    label, key = by_low[near[0]]
-    return f"{label!r} ({key})"
+_HL_ACCOUNT = re.compile(r"0x[0-9a-f]{40}(@[^@]+)?")
+_DYDX_ACCOUNT = re.compile(r"dydx1[02-9ac-hj-np-z]{20,90}/[0-9]{1,6}")
+
+
+def _check_shape(subject: Subject) -> None:
+    """IdError when ``subject`` names a Hyperliquid or dYdX account that cannot exist (the
+    wrong shape of address), which no mute, even ``--force``, could ever match."""
+    key = account_of(subject)
+    if key is None:
+        return
+    if key.venue == HYPERLIQUID and not _HL_ACCOUNT.fullmatch(key.account):
+        raise IdError(
+            f"{key.account!r} is not a Hyperliquid address (0x followed by 40 hex digits)"
+        )
+    if key.venue == DYDX and not _DYDX_ACCOUNT.fullmatch(key.account):
+        raise IdError(f"{key.account!r} is not a dYdX subaccount (dydx1… address, '/', its number)")
 
 
 def known_problem(subject: Subject, config: Config | None, known: history.Known) -> str | None:
@@ -237,7 +260,7 @@ def run_mute(args: argparse.Namespace) -> int:
         if secs > MAX_MUTE:
             raise ConfigError("mute", "--for", "at most 366 days (unmute when you want it back)")
     except ConfigError as exc:
-        print(f"monitor mute: {exc}", file=sys.stderr)
+        print(f"monitor mute: {said(exc, 'mute')}", file=sys.stderr)
         return 2
     except FatalError as exc:
         print(f"monitor mute: {exc}", file=sys.stderr)
@@ -265,9 +288,9 @@ def run_unmute(args: argparse.Namespace) -> int:
     try:
         where = locate(args)
         names = Names.of(where.config)
-        target, notes = _parse(args.target, args.rule, names)
+        target, notes = _parse(args.target, args.rule, names, shape=False)
     except ConfigError as exc:
-        print(f"monitor unmute: {exc}", file=sys.stderr)
+        print(f"monitor unmute: {said(exc, 'mute', 'unmute')}", file=sys.stderr)
         return 2
     for note in notes:
         print(f"monitor unmute: note: {clean(note)}", file=sys.stderr)

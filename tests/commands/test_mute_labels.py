@@ -40,23 +40,47 @@ def test_a_mistyped_label_is_refused_with_the_label_it_probably_meant(
     code, out, err = _mute("main dsk", cfg, capsys)
     assert (code, out) == (2, "")
     assert err == (
-        "monitor mute: mute: TARGET: not a target: 'main dsk': no venue; write "
+        "monitor mute: TARGET: not a target: 'main dsk': no venue; write "
         "VENUE:ACCOUNT[/SCOPE[#SYMBOL]], feed:VENUE[/CHANNEL] or monitor; did you mean the "
         f"label 'main desk' (hyperliquid:{ADDR})?\n"
     )
     assert _targets(str(tmp_path / "m.db")) == []
 
 
-def test_a_label_written_after_the_venue_is_offered_as_the_label(
+def test_a_label_written_after_the_venue_or_an_impossible_address_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cfg = _config(tmp_path)
     code, _, err = _mute("hyperliquid:main desk", cfg, capsys)
     assert code == 2
     assert err.strip() == (
-        "monitor mute: unknown account 'hyperliquid:main desk'; did you mean the label "
-        f"'main desk' (hyperliquid:{ADDR})? (--force to mute it anyway)"
+        "monitor mute: TARGET: 'main desk' is not a Hyperliquid address (0x followed by 40 hex "
+        f"digits); did you mean the label 'main desk' (hyperliquid:{ADDR})?"
     )
+    # an account of an impossible shape: refused even with --force (nothing could match it)
+    capsys.readouterr()
+    assert main(["mute", "hyperliquid:0xabc", "--for", "1h", "--force", "-c", str(cfg)]) == 2
+    assert capsys.readouterr().err == (
+        "monitor mute: TARGET: '0xabc' is not a Hyperliquid address (0x followed by 40 hex "
+        "digits); no mute could ever match it\n"
+    )
+    assert main(["mute", "dydx:dydx1abc/0", "--for", "1h", "--force", "-c", str(cfg)]) == 2
+    assert "'dydx1abc/0' is not a dYdX subaccount" in capsys.readouterr().err
+    assert _targets(str(tmp_path / "m.db")) == []
+    # unmute takes it, to remove a mute stored before this check
+    assert main(["unmute", "hyperliquid:0xabc", "-c", str(cfg)]) == 0
+    assert capsys.readouterr().out == "removed 0 mutes of hyperliquid:0xabc\n"
+
+
+def test_errors_name_the_command_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = _config(tmp_path)
+    capsys.readouterr()
+    assert main(["mute", f"hyperliquid:{ADDR}", "--for", "2x", "-c", str(cfg)]) == 2
+    assert capsys.readouterr().err.startswith("monitor mute: --for: expected a duration")
+    assert main(["unmute", f"hyperliquid:{ADDR}", "--rule", "shok", "-c", str(cfg)]) == 2
+    assert capsys.readouterr().err.startswith("monitor unmute: --rule: unknown rule 'shok'")
+    assert main(["history", "foo", "-c", str(cfg)]) == 2
+    assert capsys.readouterr().err.startswith("monitor history: SCOPE: not a scope: 'foo'")
 
 
 def test_an_address_typo_is_answered_with_the_id_and_its_label(
@@ -93,7 +117,7 @@ def test_a_label_two_accounts_share_is_refused_naming_both(
     code, _, err = _mute("main desk", cfg, capsys)
     assert code == 2
     assert err.strip() == (
-        "monitor mute: mute: TARGET: label 'main desk' names several accounts: "
+        "monitor mute: TARGET: label 'main desk' names several accounts: "
         f"hyperliquid:{ADDR}, hyperliquid:{OTHER}"
     )
     assert _targets(str(tmp_path / "m.db")) == []
