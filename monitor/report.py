@@ -81,9 +81,14 @@ def position_json(p: PositionRisk) -> dict[str, Any]:
 
 def scope_json(r: ScopeRisk) -> dict[str, Any]:
     positions = [position_json(p) for p in r.positions]
+    past = scope_state(r) == "LIQUIDATABLE"
     # margin used by each position: its isolated equity, or its initial margin in cross
     for pj, p in zip(positions, r.positions, strict=True):
         pj["margin_used"] = r.equity if p.margin_mode == "isolated" else _num(p.initial_margin)
+        if past:
+            # at or past liquidation the loss is what the venue's liquidation realizes, not a
+            # figure at a price still to come (a negative "loss" there would read as a gain)
+            pj["loss_if_liquidated"] = None
     out: dict[str, Any] = {
         "venue": r.venue,
         "account": r.account,

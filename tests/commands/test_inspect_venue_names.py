@@ -66,3 +66,34 @@ def test_the_label_of_a_manual_account_is_shown_under_either_spelling(
         )
         assert code == 0
         assert capsys.readouterr().out.splitlines()[0] == f"{venue} main (binance main)  [cross]"
+
+
+def test_past_liquidation_the_json_report_has_no_loss_if_liquidated_figure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # long 1 at entry 1,000, mark 850, collateral 100, 5 %: equity 100 − 150 = −50 ≤ 0,
+    # liquidation price 947.37 is above the mark: already past it. The old report said
+    # loss_if_liquidated = 1·(850 − 947.37) = −97.37, a "loss" that reads as a gain.
+    doc: dict[str, object] = {
+        "venue": "generic",
+        "account": "acct",
+        "cross_collateral": 100,
+        "positions": [
+            {"symbol": "BTC", "size": 1, "entry_price": 1000, "mark_price": 850,
+             "maintenance": {"rate": 0.05}}
+        ],
+    }  # fmt: skip
+    assert _inspect(tmp_path, doc, "--json")[0] == 0
+    (scope,) = json.loads(capsys.readouterr().out)["accounts"]
+    assert scope["liquidatable"] is True
+    (btc,) = scope["positions"]
+    # 100 + (p − 1,000) = 0.05·p → p = 900 / 0.95 ≈ 947.37
+    assert btc["liquidation_price"] == pytest.approx(900 / 0.95)
+    assert btc["loss_if_liquidated"] is None
+    # a healthy position keeps its figure: collateral 300, liquidation at
+    # 300 + (p − 1,000) = 0.05·p → p = 700 / 0.95 ≈ 736.84, below the mark 850
+    doc["cross_collateral"] = 300
+    assert _inspect(tmp_path, doc, "--json")[0] == 0
+    (scope,) = json.loads(capsys.readouterr().out)["accounts"]
+    assert scope["liquidatable"] is False
+    assert scope["positions"][0]["loss_if_liquidated"] > 0
