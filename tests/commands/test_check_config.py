@@ -337,3 +337,31 @@ def test_the_stream_shown_is_the_feed_modules_default() -> None:
     assert spec("bybit").ws_url == bybit.WS_URL
     assert spec("bybit").rest_url == bybit.REST_URL
     assert spec("okx").ws_url == okx.WS_URL
+
+
+def test_the_examples_local_test_server_sample_is_what_the_binance_feed_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The issue: the example's ccxt `urls` sample used a key binanceusdm never reads. Its
+    sample lines, uncommented, point the stream and the metadata at the local server and
+    check-config notes no key that nothing reads."""
+    text = (REPO / "config" / "example.toml").read_text()
+    samples = [
+        '# ws_url = "ws://127.0.0.1:9443/market/stream"',
+        '# rest_url = "http://127.0.0.1:9443"',
+    ]
+    for line in samples:
+        assert line in text
+        text = text.replace(line, line[2:])
+    path = tmp_path / "example.toml"
+    path.write_text(text)
+    code, out, err = run(["check-config", str(path)], capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    head = next(line for line in lines if line.startswith("  binanceusdm ("))
+    assert "stream ws://127.0.0.1:9443/market/stream (ws_url)" in head
+    assert "rest http://127.0.0.1:9443 (rest_url)" in head
+    assert lines[lines.index(head) + 1] == (
+        "    metadata (ccxt REST) url api.fapiPublic = http://127.0.0.1:9443/fapi/v1"
+    )
+    assert "never read" not in out and "never uses" not in out

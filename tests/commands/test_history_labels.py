@@ -44,3 +44,18 @@ def test_the_nearest_known_scope_is_offered_with_its_label(
     assert capsys.readouterr().err == (
         f"monitor history: unknown scope '{typo}' (did you mean '{SCOPE}' (BTC desk)?)\n"
     )
+
+
+def test_thinned_rows_keep_the_worst_point_of_each_bucket(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 100 samples at a 20 % margin ratio with one spike to 91.7 % at sample 37: shown in
+    # 10 rows, the spike is one of them (even spacing would show samples 0, 11, 22, 33, …)
+    t0 = 1_790_000_000.0
+    rows = [(SCOPE, t0 + 60 * i, 1000.0, 0.917 if i == 37 else 0.2, 0.3) for i in range(100)]
+    db = make(tmp_path / "s.db", rows)
+    capsys.readouterr()
+    assert main(["history", SCOPE, "--store", db, "--rows", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "91.7%" in out
+    assert out.count("20.0%") == 9
