@@ -351,6 +351,21 @@ def unread_query_keys(url: str, plugin: object) -> list[str]:
     return out
 
 
+def local_url_problem(url: str) -> str | None:
+    """Why a ``monitorfile://`` URL would write somewhere else than it says, or None: apprise
+    folds ``monitorfile:///tmp/a`` into ``monitorfile://tmp/a``, a path under the daemon's
+    working directory (:mod:`monitor.notify.local`), so an absolute path is refused."""
+    head, sep, rest = url.partition("://")
+    if sep and head.lower() == "monitorfile" and rest.startswith("/"):
+        where = rest.lstrip("/").split("?", 1)[0]
+        return (
+            f"monitorfile:// takes a path relative to the daemon's working directory (apprise "
+            f"folds '///' into '//': this would write {where!r} under it, not /{where}); "
+            f"write monitorfile://{where} and run the daemon from /, or a relative path"
+        )
+    return None
+
+
 def _inspect(url: str) -> tuple[str, str, list[str]] | None:
     """apprise's privacy form of ``url`` (secrets masked), the channel's kind (see
     :data:`KINDS`) and the query keys apprise would drop (:func:`unread_query_keys`), or None
@@ -453,6 +468,9 @@ def parse_channel(
         for s in secrets:
             if len(s) >= MIN_SECRET_LENGTH:
                 register_secret(s)
+    local = local_url_problem(url)
+    if local is not None:
+        raise ConfigError(source, f"{path}.url", local)
     inspected = _inspect(url)
     if inspected is None:
         # never echo the URL: a literal token in it was not registered as a secret
@@ -545,6 +563,9 @@ def parse_channels(
 def adhoc_channel(url: str, index: int) -> Channel:
     """A channel from a bare URL (``monitor test-notify --url``), every severity."""
     raw = url.strip()
+    local = local_url_problem(raw)
+    if local is not None:
+        raise ConfigError("--url", f"url[{index}]", local)
     inspected = _inspect(raw)
     if inspected is None:
         raise ConfigError("--url", f"url[{index}]", f"not a URL apprise can use: {redact(raw)}")
