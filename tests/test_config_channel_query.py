@@ -218,3 +218,32 @@ async def test_test_notify_reports_the_dropped_key_and_tries_the_other_url(
     assert lines[1] == f"url1  json://127.0.0.1:{recorder.port}/hook?-token=***  ok"
     assert recorder.queries == [{"token": SECRET}]
     assert SECRET not in out + raw_err.decode()
+
+
+def test_every_query_key_apprise_writes_into_its_own_urls_is_accepted() -> None:
+    """No false refusal: for every apprise service, the keys its ``url()`` writes (the
+    canonical form of a URL it was given) are among the keys we accept for it."""
+    import inspect
+    import re
+
+    from apprise.manager_plugins import NotificationManager
+
+    from monitor.notify.channels import query_keys
+
+    manager = NotificationManager()  # type: ignore[no-untyped-call]
+    manager.load_modules()  # type: ignore[no-untyped-call]
+    classes = {manager[s] for s in manager.schemas()}  # type: ignore[no-untyped-call]
+    written = 0
+    refused: dict[str, set[str]] = {}
+    for cls in classes:
+        src = inspect.getsource(cls.url)
+        keys: set[str] = set()
+        for m in re.finditer(r"params\s*(?:=|\.update\()\s*\{(.*?)\n\s*\}", src, re.S):
+            keys |= set(re.findall(r'^\s*"([A-Za-z0-9_]+)"\s*:', m.group(1), re.M))
+        keys |= set(re.findall(r'params\["([A-Za-z0-9_]+)"\]\s*=', src))
+        known, _ = query_keys(cls)
+        written += len(keys)
+        if missing := {k for k in keys if k.lower() not in known}:
+            refused[cls.__name__] = missing
+    assert written > 300  # the scan found what apprise writes (532 keys in apprise 2.3)
+    assert refused == {}
