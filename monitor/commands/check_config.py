@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from monitor.config import AccountKind, Config, VenueConfig, load_config
+from monitor.config import AccountConfig, AccountKind, Config, VenueConfig, load_config
 from monitor.config_rules import book_notes
 from monitor.errors import ConfigError
 from monitor.logs import redact
@@ -98,6 +98,7 @@ def summary(cfg: Config) -> str:
             key = a.credentials.masked_key() if a.credentials else "?"
             mode = "trading key allowed" if a.allow_trading_key else "read-only key required"
             lines.append(f"  {a.venue}:{a.account}{label} (API key {key}, {mode}, live)")
+            lines.extend(f"    {e}" for e in key_endpoints(a))
         else:
             n = len(a.snapshot.positions) if a.snapshot else 0
             prices = f"prices from {a.feed}" if a.feed else "declared prices"
@@ -144,6 +145,37 @@ def summary(cfg: Config) -> str:
         lines.append(f"notes ({len(notes)}):")
         lines.extend(f"  {redact(n)}" for n in notes)
     return "\n".join(lines) + "\n"
+
+
+def key_endpoints(a: AccountConfig) -> list[str]:
+    """Where an API-key account's private feed connects: its REST base and its stream (the
+    account's ``rest_url``/``ws_url`` or the venue client's defaults, as
+    ``monitor/venues/{binance,bybit,okx}/private.py`` choose them)."""
+    from monitor.venues.binance import private as binance  # noqa: PLC0415
+    from monitor.venues.bybit import private as bybit  # noqa: PLC0415
+    from monitor.venues.okx import private as okx  # noqa: PLC0415
+
+    def mark(given: str | None) -> str:
+        return " (set here)" if given else ""
+
+    rest, ws = a.rest_url, a.ws_url
+    if a.venue == BINANCE_USDM:
+        if a.portfolio_margin:
+            base, stream = rest or binance.PAPI_URL, ws or binance.PM_WS_URL
+        else:
+            base, stream = rest or binance.FAPI_URL, ws or binance.WS_URL
+        # the key's permissions are read from the spot API
+        extra = f"; key check {redact((rest or binance.SPOT_URL).rstrip('/'))}"
+    elif a.venue == BYBIT:
+        base, stream, extra = rest or bybit.REST_URL, ws or bybit.WS_URL, ""
+    elif a.venue == OKX:
+        base, stream, extra = rest or okx.REST_URL, ws or okx.WS_URL, ""
+    else:
+        return []
+    return [
+        f"rest {redact(base.rstrip('/'))}{mark(rest)}{extra}; "
+        f"stream {redact(stream.rstrip('/') if a.venue == BINANCE_USDM else stream)}{mark(ws)}"
+    ]
 
 
 def venue_lines(v: VenueConfig, cfg: Config, notes: list[str]) -> list[str]:

@@ -337,6 +337,14 @@ def test_the_stream_shown_is_the_feed_modules_default() -> None:
     assert spec("bybit").ws_url == bybit.WS_URL
     assert spec("bybit").rest_url == bybit.REST_URL
     assert spec("okx").ws_url == okx.WS_URL
+    from monitor.venues.dydx import feed as dydx
+    from monitor.venues.hyperliquid import feed as hyperliquid
+
+    assert (spec("hyperliquid").ws_url, spec("hyperliquid").rest_url) == (
+        hyperliquid.WS_URL,
+        hyperliquid.REST_URL,
+    )
+    assert (spec("dydx").ws_url, spec("dydx").rest_url) == (dydx.WS_URL, dydx.REST_URL)
 
 
 def test_the_examples_local_test_server_sample_is_what_the_binance_feed_reads(
@@ -365,3 +373,49 @@ def test_the_examples_local_test_server_sample_is_what_the_binance_feed_reads(
         "    metadata (ccxt REST) url api.fapiPublic = http://127.0.0.1:9443/fapi/v1"
     )
     assert "never read" not in out and "never uses" not in out
+
+
+def test_api_key_accounts_show_the_endpoints_their_private_clients_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from monitor.clock import SystemClock
+    from monitor.config import load_config
+    from monitor.venues.binance.private import BinancePrivate
+    from monitor.venues.bybit.private import BybitPrivate
+    from monitor.venues.keys import KeySettings
+    from monitor.venues.okx.private import OkxPrivate
+    from monitor.venues.registry import key_account
+
+    for name in ("K", "S", "P"):
+        monkeypatch.setenv(f"MONITOR_TEST_{name}", "x" * 24)
+    keys = 'api_key = "${MONITOR_TEST_K}"\nsecret = "${MONITOR_TEST_S}"\n'
+    path = tmp_path / "m.toml"
+    path.write_text(
+        f'[[accounts]]\nid = "binanceusdm:main"\n{keys}'
+        f'[[accounts]]\nid = "binanceusdm:pm"\n{keys}portfolio_margin = true\n'
+        f'[[accounts]]\nid = "bybit:desk"\n{keys}rest_url = "http://127.0.0.1:9/"\n'
+        f'[[accounts]]\nid = "okx:desk"\n{keys}password = "${{MONITOR_TEST_P}}"\n'
+        'ws_url = "ws://127.0.0.1:8/ws/v5/private"\n'
+    )
+    code, out, err = run(["check-config", str(path)], capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+
+    def under(account: str) -> str:
+        return lines[next(i for i, ln in enumerate(lines) if ln.startswith(f"  {account} ")) + 1]
+
+    clients = {a.key: key_account(a) for a in load_config(path).accounts}
+    clock, settings = SystemClock(), KeySettings()
+    bn = BinancePrivate(clients[next(k for k in clients if k.account == "main")], clock, settings)
+    pm = BinancePrivate(clients[next(k for k in clients if k.account == "pm")], clock, settings)
+    by = BybitPrivate(clients[next(k for k in clients if k.venue == "bybit")], clock, settings)
+    ok = OkxPrivate(clients[next(k for k in clients if k.venue == "okx")], clock, settings)
+    assert under("binanceusdm:main") == (
+        f"    rest {bn.trade_base}; key check {bn.spot}; stream {bn.ws_base}"
+    )
+    assert under("binanceusdm:pm") == (
+        f"    rest {pm.trade_base}; key check {pm.spot}; stream {pm.ws_base}"
+    )
+    assert under("bybit:desk") == f"    rest {by.base} (set here); stream {by.ws_url}"
+    assert under("okx:desk") == f"    rest {ok.base}; stream {ok.ws_url} (set here)"
+    assert pm.trade_base == "https://papi.binance.com" and by.base == "http://127.0.0.1:9"
