@@ -96,6 +96,13 @@ MISTAKES = [
         "accounts[1].api_key:",
     ),
     ('[[accounts]]\nid = "hyperliquid:0x12"', "accounts[1].id: not a Hyperliquid address"),
+    # an eleventh, met later: a webhook token apprise would drop without a word
+    (
+        '[channels.hook]\nurl = "json://hooks.example.com/in?token=AKIAREALKEYINFILE"',
+        "channels.hook.url: apprise drops the query key 'token' of a json:// URL silently: write "
+        "'?-token=…' (sent as a query parameter), '?+token=…' (sent as a header) or "
+        "'?:token=…' (sent as a payload field)",
+    ),
 ]
 
 
