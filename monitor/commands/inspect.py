@@ -19,6 +19,7 @@ from monitor.model.ids import AccountKey
 from monitor.model.venues import DYDX, canonical
 from monitor.report import render_table, report_json, risks_of
 from monitor.snapshot import load_document
+from monitor.units import duration_arg
 from monitor.venues.dydx import accounts as dydx
 from monitor.venues.hyperliquid import accounts as hyperliquid
 
@@ -97,9 +98,9 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--timeout",
-        type=float,
+        type=duration_arg,
         default=15.0,
-        metavar="SECONDS",
+        metavar="DURATION",
         help="live form: HTTP timeout (default 15)",
     )
     p.set_defaults(func=run)

@@ -23,6 +23,7 @@ from monitor.logs import configure_logging, redact
 from monitor.notify.channels import Channel, adhoc_channel, parse_channels
 from monitor.notify.render import iso
 from monitor.notify.sender import AppriseSender, Sender, SendResult
+from monitor.units import duration_arg
 
 HELP = "send a test message to every notification channel and print each result"
 DESCRIPTION = """\
@@ -69,8 +70,8 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--timeout",
-        metavar="SECONDS",
-        type=float,
+        metavar="DURATION",
+        type=duration_arg,
         default=None,
         help="per-channel time limit (default: each channel's timeout, 30 s)",
     )
