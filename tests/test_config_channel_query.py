@@ -247,3 +247,19 @@ def test_every_query_key_apprise_writes_into_its_own_urls_is_accepted() -> None:
             refused[cls.__name__] = missing
     assert written > 300  # the scan found what apprise writes (532 keys in apprise 2.3)
     assert refused == {}
+
+
+def test_a_token_written_as_a_key_is_refused_without_being_echoed() -> None:
+    token = "abcdef0123456789abcdef0123456789"  # pasted where a key goes: ?TOKEN
+    with pytest.raises(ConfigError) as err:
+        parse_channels(
+            {"hook": {"url": f"json://h.example.com/in?{token}"}},
+            "m.toml",
+            env={},
+            credentials_dir=None,
+        )
+    assert err.value.problem == (
+        "apprise drops a query key of 32 characters (not shown: it may be a secret) of a "
+        "json:// URL silently; a value is written ?key=value"
+    )
+    assert token not in str(err.value)

@@ -314,6 +314,14 @@ def query_keys(plugin: type) -> tuple[frozenset[str], frozenset[str]]:
     return _QUERY_KEYS[plugin]
 
 
+def _secret_like(key: str) -> bool:
+    """True for a query key that looks like a token rather than a name: over 24 characters,
+    or 12 and more mixing letters and digits."""
+    bare = key.lstrip("+-:")
+    mixed = any(c.isdigit() for c in bare) and any(c.isalpha() for c in bare)
+    return len(bare) > 24 or (len(bare) >= 12 and mixed)
+
+
 def unread_query_keys(url: str, plugin: object) -> list[str]:
     """One line per query key of ``url`` that apprise's ``plugin`` (an instance) never reads
     and so drops silently, with the nearest key it does read; ``[]`` when all are read.
@@ -331,6 +339,13 @@ def unread_query_keys(url: str, plugin: object) -> list[str]:
             continue
         head, bare = key[0], key[1:]
         if head in _PREFIX_WORDS and head in prefixes and bare:
+            continue
+        if _secret_like(key):
+            # a token written where a key goes: never echoed
+            out.append(
+                f"apprise drops a query key of {len(key)} characters (not shown: it may be a "
+                f"secret) of a {scheme}:// URL silently; a value is written ?key=value"
+            )
             continue
         if head in _PREFIX_WORDS:
             taken = ", ".join(f"'{p}'" for p in sorted(prefixes)) or "none"
