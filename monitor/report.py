@@ -12,7 +12,7 @@ replaced by spaces."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from monitor import fmt
@@ -81,9 +81,14 @@ def position_json(p: PositionRisk) -> dict[str, Any]:
 
 def scope_json(r: ScopeRisk) -> dict[str, Any]:
     positions = [position_json(p) for p in r.positions]
+    past = scope_state(r) == "LIQUIDATABLE"
     # margin used by each position: its isolated equity, or its initial margin in cross
     for pj, p in zip(positions, r.positions, strict=True):
         pj["margin_used"] = r.equity if p.margin_mode == "isolated" else _num(p.initial_margin)
+        if past:
+            # at or past liquidation the loss is what the venue's liquidation realizes, not a
+            # figure at a price still to come (a negative "loss" there would read as a gain)
+            pj["loss_if_liquidated"] = None
     out: dict[str, Any] = {
         "venue": r.venue,
         "account": r.account,
@@ -124,8 +129,19 @@ def scope_json(r: ScopeRisk) -> dict[str, Any]:
     return out
 
 
-def report_json(risks: Sequence[ScopeRisk]) -> dict[str, Any]:
-    return {"version": REPORT_VERSION, "accounts": [scope_json(r) for r in risks]}
+def report_json(
+    risks: Sequence[ScopeRisk], labels: Mapping[tuple[str, str], str] | None = None
+) -> dict[str, Any]:
+    """The report; ``labels`` maps ``(venue, account)`` to the configured label, added to
+    that scope's object as ``"label"``."""
+    out = []
+    for r in risks:
+        doc = scope_json(r)
+        label = (labels or {}).get((r.venue, r.account))
+        if label:
+            doc["label"] = label
+        out.append(doc)
+    return {"version": REPORT_VERSION, "accounts": out}
 
 
 # -- table -------------------------------------------------------------------------------
@@ -163,10 +179,16 @@ def scope_state(r: ScopeRisk) -> str:
     return "not liquidatable"
 
 
-def render_table(risks: Sequence[ScopeRisk]) -> str:
+def render_table(
+    risks: Sequence[ScopeRisk], labels: Mapping[tuple[str, str], str] | None = None
+) -> str:
+    """The readable report; ``labels`` maps ``(venue, account)`` to the configured label,
+    shown after the account id: ``hyperliquid 0x1111… (hl main)  [cross]``."""
     lines: list[str] = []
     for r in risks:
-        head = one_line(f"{r.venue} {r.account}  [{r.scope}]")
+        label = (labels or {}).get((r.venue, r.account))
+        named = f"{r.account} ({label})" if label else r.account
+        head = one_line(f"{r.venue} {named}  [{r.scope}]")
         lines.append(head)
         lines.append("-" * len(head))
         mr = "—" if r.margin_ratio is None else _pct(r.margin_ratio)

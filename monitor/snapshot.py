@@ -29,6 +29,8 @@ from monitor.margin.registry import VENUES
 from monitor.model.events import AccountSnapshot
 from monitor.model.instruments import MaintenanceSchedule, MarginMode, Tier
 from monitor.model.positions import Position
+from monitor.model.venues import VENUES as VENUE_TABLE
+from monitor.model.venues import canonical
 from monitor.venues.dydx import accounts as dydx
 from monitor.venues.hyperliquid import accounts as hyperliquid
 
@@ -143,9 +145,13 @@ def snapshot_from_json(obj: Any, source: str, path: str) -> AccountSnapshot:
     o = as_mapping(obj, source, path)
     _reject_unknown(o, SNAPSHOT_KEYS, source, path)
     venue = string(o, "venue", source, path)
-    if venue not in VENUES:
+    if venue not in VENUES and canonical(venue) not in VENUE_TABLE:
+        # a rule-set name (binance_usdm, dydx_v4) or the venue as in [venues] (binanceusdm)
         raise InputError(
-            source, join(path, "venue"), f"unknown venue {venue!r} (known: {', '.join(VENUES)})"
+            source,
+            join(path, "venue"),
+            f"unknown venue {venue!r} (known: {', '.join(VENUE_TABLE)}; the rule-set names "
+            f"{', '.join(v for v in VENUES if v not in VENUE_TABLE)} are accepted too)",
         )
     account = o.get("account", "default")
     if not isinstance(account, str | int) or isinstance(account, bool):

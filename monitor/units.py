@@ -89,6 +89,22 @@ def fraction(value: object) -> float:
     return out
 
 
+def duration_arg(text: str) -> float:
+    """An ``argparse`` type: seconds from a command-line duration (``30``, ``15s``, ``2m``), the
+    same syntax as the configuration's. Raises ``argparse.ArgumentTypeError`` (argparse prints
+    it as ``argument --timeout: expected a duration like …``)."""
+    import argparse  # noqa: PLC0415 -- only the command line needs it
+
+    try:
+        number: object = float(text)
+    except ValueError:
+        number = text.strip()
+    try:
+        return duration_seconds(number)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def parse_duration(value: object, source: str, path: str) -> float:
     """Seconds from a duration (see the module doc); raises ``ConfigError(source, path, …)``."""
     try:

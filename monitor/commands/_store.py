@@ -11,6 +11,7 @@ their place) and :func:`clean` (venue-chosen text made safe for a terminal).
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import tomllib
 import unicodedata
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from monitor import fmt
 from monitor.config import Config, default_store_path, parse_config
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, InputError
 from monitor.model.ids import AccountKey, PositionKey, ScopeKey, Subject, account_of
 
 #: where systemd/monitor.service keeps its store (StateDirectory=monitor)
@@ -128,10 +129,28 @@ class Names:
         label = self.label(account_of(key)) if key is not None else None
         return f"{text} ({clean(label)})" if label else text
 
+    def near_label(self, text: str) -> str | None:
+        """``'label' (venue:account)`` for the label nearest to ``text`` (any case, at least
+        0.6 alike), or None: the answer to a mistyped label."""
+        by_low = {v.casefold(): (v, k) for k, v in self.labels.items()}
+        near = difflib.get_close_matches(text.strip().casefold(), list(by_low), n=1, cutoff=0.6)
+        if not near:
+            return None
+        label, key = by_low[near[0]]
+        return f"{label!r} ({key})"
+
     def by_label(self, text: str) -> list[AccountKey]:
         """The accounts labelled ``text`` (case-insensitive)."""
         low = text.strip().casefold()
         return [k for k, v in self.labels.items() if v.casefold() == low]
+
+
+def said(exc: InputError, *commands: str) -> str:
+    """``exc`` for a line ``monitor COMMAND: …``: without its source when that source is the
+    command itself (``monitor mute: --for: …``, never ``monitor mute: mute: --for: …``)."""
+    if exc.source in commands:
+        return f"{exc.field}: {exc.problem}" if exc.field else exc.problem
+    return str(exc)
 
 
 def scopes_of(keys: Iterable[ScopeKey | PositionKey]) -> set[ScopeKey]:

@@ -9,18 +9,28 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from monitor.config import AccountKind, Config, VenueConfig, load_config
+from monitor.config import AccountConfig, AccountKind, Config, VenueConfig, load_config
 from monitor.config_rules import book_notes
 from monitor.errors import ConfigError
 from monitor.logs import redact
 from monitor.model.portfolio import Portfolio
 from monitor.model.venues import BINANCE_USDM, BYBIT, OKX, spec
+from monitor.venues.ccxt_pro.metadata import deep_merge
+from monitor.venues.feed import watched_symbols
 
-#: the ccxt ``urls`` entries our feeds use, per exchange, shown by check-config
+#: the ccxt ``urls`` entries our feeds use, per exchange, shown by check-config: the native
+#: Binance and Bybit price feeds stream from ``ws_url`` and read their REST metadata through
+#: ccxt (these paths, defaulting to ``rest_url``); the OKX price feed uses no ccxt at all
+#: (``monitor/venues/{binance,bybit,okx}/feed.py``). Any other ccxt id: ccxt's own stream.
 CCXT_URL_PATHS: Final[Mapping[str, tuple[tuple[str, ...], ...]]] = {
-    BINANCE_USDM: (("api", "ws", "linear"), ("api", "fapiPublic")),
-    BYBIT: (("api", "ws", "public", "linear"), ("api", "public")),
-    OKX: (("api", "ws"), ("api", "rest")),
+    BINANCE_USDM: (("api", "fapiPublic"),),
+    BYBIT: (("api", "public"),),
+    OKX: (),
+}
+#: what the native feed of a ccxt exchange makes of ``rest_url`` for ccxt (the feed builders)
+_REST_TO_CCXT: Final[Mapping[str, tuple[tuple[str, ...], str]]] = {
+    BINANCE_USDM: (("api", "fapiPublic"), "{rest}/fapi/v1"),
+    BYBIT: (("api", "public"), "{rest}"),
 }
 
 HELP = "validate a configuration file and print what it would monitor"
@@ -72,19 +82,7 @@ def summary(cfg: Config) -> str:
     if venues:
         lines.append(f"venues ({len(venues)}):")
         for v in venues:
-            kind = "native" if v.native else "ccxt"
-            bits = [f"{kind}, rules {v.rule_set}"]
-            if v.ws_url:
-                bits.append(f"ws {redact(v.ws_url)}")
-            if v.rest_url:
-                bits.append(f"rest {redact(v.rest_url)}")
-            if v.symbols:
-                bits.append(f"watching {', '.join(v.symbols)}")
-            lines.append(f"  {v.name} ({'; '.join(bits)})")
-            if spec(v.name).ccxt:  # ccxt serves the feed, or the native feed's metadata
-                urls, url_notes = ccxt_urls(v)
-                lines.extend(f"    {u}" for u in urls)
-                notes.extend(url_notes)
+            lines.extend(venue_lines(v, cfg, notes))
     else:
         lines.append("venues: none configured (accounts' venues run with defaults)")
     disabled = [v.name for v in cfg.venues.values() if not v.enabled]
@@ -100,6 +98,7 @@ def summary(cfg: Config) -> str:
             key = a.credentials.masked_key() if a.credentials else "?"
             mode = "trading key allowed" if a.allow_trading_key else "read-only key required"
             lines.append(f"  {a.venue}:{a.account}{label} (API key {key}, {mode}, live)")
+            lines.extend(f"    {e}" for e in key_endpoints(a))
         else:
             n = len(a.snapshot.positions) if a.snapshot else 0
             prices = f"prices from {a.feed}" if a.feed else "declared prices"
@@ -148,20 +147,100 @@ def summary(cfg: Config) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ccxt_urls(venue: VenueConfig) -> tuple[list[str], list[str]]:
+def key_endpoints(a: AccountConfig) -> list[str]:
+    """Where an API-key account's private feed connects: its REST base and its stream (the
+    account's ``rest_url``/``ws_url`` or the venue client's defaults, as
+    ``monitor/venues/{binance,bybit,okx}/private.py`` choose them)."""
+    from monitor.venues.binance import private as binance  # noqa: PLC0415
+    from monitor.venues.bybit import private as bybit  # noqa: PLC0415
+    from monitor.venues.okx import private as okx  # noqa: PLC0415
+
+    def mark(given: str | None) -> str:
+        return " (set here)" if given else ""
+
+    rest, ws = a.rest_url, a.ws_url
+    if a.venue == BINANCE_USDM:
+        if a.portfolio_margin:
+            base, stream = rest or binance.PAPI_URL, ws or binance.PM_WS_URL
+        else:
+            base, stream = rest or binance.FAPI_URL, ws or binance.WS_URL
+        # the key's permissions are read from the spot API
+        extra = f"; key check {redact((rest or binance.SPOT_URL).rstrip('/'))}"
+    elif a.venue == BYBIT:
+        base, stream, extra = rest or bybit.REST_URL, ws or bybit.WS_URL, ""
+    elif a.venue == OKX:
+        base, stream, extra = rest or okx.REST_URL, ws or okx.WS_URL, ""
+    else:
+        return []
+    return [
+        f"rest {redact(base.rstrip('/'))}{mark(rest)}{extra}; "
+        f"stream {redact(stream.rstrip('/') if a.venue == BINANCE_USDM else stream)}{mark(ws)}"
+    ]
+
+
+def venue_lines(v: VenueConfig, cfg: Config, notes: list[str]) -> list[str]:
+    """The summary lines of one enabled venue: its kind, rule set, the URLs its feed really
+    connects to (a native feed: ``ws_url``/``rest_url`` or the venue table's defaults; the
+    ccxt REST metadata of the Binance and Bybit price feeds; ccxt's own for any other ccxt
+    id) and the symbols it watches. Notes for settings nothing reads go to ``notes``. A CEX
+    price feed with nothing to price beside API-key accounts is not started (as
+    ``monitor.venues.registry.build_feeds`` does): said so instead of its URLs."""
+    row = spec(v.name)
+    priced = [a for a in cfg.accounts if a.feed == v.name]
+    keyed = [a for a in cfg.accounts if a.kind is AccountKind.API_KEY and a.venue == v.name]
+    if v.native and row.ccxt and keyed and not watched_symbols(v, priced):
+        return [
+            f"  {v.name} (native, rules {v.rule_set}; no price feed: no symbols listed or held "
+            "by manual accounts; its API-key accounts stream their own marks)"
+        ]
+    kind = "native" if v.native else "ccxt"
+    bits = [f"{kind}, rules {v.rule_set}"]
+    ws = v.ws_url or (row.ws_url if v.native else None)
+    rest = v.rest_url or (row.rest_url if v.native else None)
+    if ws:
+        bits.append(f"stream {redact(ws)}" + (" (ws_url)" if v.ws_url else ""))
+    if rest and not (v.native and row.ccxt and v.name not in _REST_TO_CCXT):
+        bits.append(f"rest {redact(rest)}" + (" (rest_url)" if v.rest_url else ""))
+    if v.symbols:
+        bits.append(f"watching {', '.join(v.symbols)}")
+    out = [f"  {v.name} ({'; '.join(bits)})"]
+    if not row.ccxt:
+        return out
+    if v.native and v.name not in _REST_TO_CCXT:
+        # the OKX price feed: no REST, no ccxt
+        for key, value in (("urls", v.urls), ("options", v.options), ("rest_url", v.rest_url)):
+            if value:
+                notes.append(
+                    f"venues.{v.name}.{key}: the {v.name} price feed uses no REST and no ccxt, "
+                    "so it is never read (its stream is ws_url)"
+                )
+        return out
+    urls, url_notes = ccxt_urls(v, rest if v.native else None)
+    out.extend(f"    {u}" for u in urls)
+    notes.extend(url_notes)
+    return out
+
+
+def ccxt_urls(venue: VenueConfig, rest: str | None = None) -> tuple[list[str], list[str]]:
     """The effective ccxt URLs of ``venue`` (ccxt's defaults deep-merged with its ``urls``)
     that our feeds use, plus every URL it overrides; and notes for ``urls`` keys the exchange
-    does not have (ccxt never reads them)."""
+    does not have (ccxt never reads them). ``rest``: the native price feed's REST base (the
+    Binance and Bybit price feeds read their metadata through ccxt from it, under ``urls``);
+    their stream is ``ws_url``, so a ``urls`` key for ccxt's streams is noted as unused."""
+    ours: dict[str, Any] = {}
+    if rest is not None and venue.name in _REST_TO_CCXT:
+        path, template = _REST_TO_CCXT[venue.name]
+        ours = _nest(path, template.format(rest=rest.rstrip("/")))
     try:
         default = _ccxt_urls(venue.name, {})
-        merged = _ccxt_urls(venue.name, dict(venue.urls)) if venue.urls else default
+        given = deep_merge(ours, dict(venue.urls))
+        merged = _ccxt_urls(venue.name, given) if given else default
     except Exception as exc:  # ccxt may raise anything here; this is only a summary
         return [f"urls: ccxt cannot build {venue.name}: {type(exc).__name__}"], []
-    paths = list(CCXT_URL_PATHS.get(venue.name, ()))
+    used = list(CCXT_URL_PATHS.get(venue.name, ()))
+    paths = list(used)
     notes: list[str] = []
     for path in _leaves(venue.urls):
-        if path not in paths:
-            paths.append(path)
         parent = _lookup(default, path[:-1])
         if isinstance(parent, Mapping) and path[-1] not in parent:
             keys = ", ".join(str(k) for k in parent)
@@ -169,13 +248,31 @@ def ccxt_urls(venue: VenueConfig) -> tuple[list[str], list[str]]:
                 f"venues.{venue.name}.urls.{'.'.join(path)}: ccxt's {venue.name} has no such "
                 f"key, so it is never read (it has: {keys})"
             )
+        elif rest is not None and path not in used:
+            what = "stream" if "ws" in path else "REST"
+            notes.append(
+                f"venues.{venue.name}.urls.{'.'.join(path)}: the {venue.name} price feed "
+                f"never uses it (it streams from ws_url; its ccxt REST metadata reads only "
+                f"{', '.join('urls.' + '.'.join(u) for u in used)})"
+                + ("; set ws_url for the stream" if what == "stream" else "")
+            )
+        elif path not in paths:
+            paths.append(path)
     shown = []
     for path in paths:
         value = _lookup(merged, path)
         if isinstance(value, str):
             mark = " (set here)" if _lookup(dict(venue.urls), path) is not None else ""
-            shown.append(f"url {'.'.join(path)} = {redact(value)}{mark}")
+            role = "metadata (ccxt REST) " if rest is not None else ""
+            shown.append(f"{role}url {'.'.join(path)} = {redact(value)}{mark}")
     return shown, notes
+
+
+def _nest(path: tuple[str, ...], value: str) -> dict[str, Any]:
+    out: dict[str, Any] = {path[-1]: value}
+    for k in reversed(path[:-1]):
+        out = {k: out}
+    return out
 
 
 def _ccxt_urls(name: str, urls: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any
 from monitor.clock import Clock, SystemClock
 from monitor.errors import ConfigError, MonitorError
 from monitor.logs import configure_logging, redact
+from monitor.units import duration_arg
 from monitor.venues.keys import (
     KeyAccount,
     KeyRejected,
@@ -57,8 +58,8 @@ def register(sub: Any) -> None:
     p.add_argument("--config", metavar="FILE", type=Path, required=True, help="TOML configuration")
     p.add_argument(
         "--timeout",
-        metavar="SECONDS",
-        type=float,
+        metavar="DURATION",
+        type=duration_arg,
         default=30.0,
         help="time limit per account (default 30 s)",
     )

@@ -17,11 +17,11 @@ from typing import Any
 
 from monitor import fmt
 from monitor.alerts.rules import parse_duration
-from monitor.commands._store import Names, add_store_args, clean, locate
+from monitor.commands._store import Names, add_store_args, clean, locate, said
 from monitor.config import load_config
 from monitor.errors import ConfigError, FatalError
 from monitor.logs import configure_logging
-from monitor.model.ids import AccountKey, IdError, ScopeKey, parse_user
+from monitor.model.ids import AccountKey, IdError, ScopeKey, account_of, parse_subject, parse_user
 from monitor.store import history
 from monitor.store.db import open_store
 from monitor.thin import thin_extremes
@@ -96,13 +96,24 @@ def resolve_scope(text: str, names: Names) -> tuple[ScopeKey, tuple[str, ...]]:
         try:
             parsed = parse_user(text)
         except IdError as exc:
-            raise ConfigError("history", "SCOPE", f"not a scope: {exc}") from None
+            near = names.near_label(text)
+            hint = f"; did you mean the label {near}?" if near else ""
+            raise ConfigError("history", "SCOPE", f"not a scope: {exc}{hint}") from None
         key, notes = parsed.subject, parsed.notes
     if isinstance(key, AccountKey):
         return ScopeKey(key.venue, key.account, "cross"), (*notes, f"{key} means its cross pool")
     if isinstance(key, ScopeKey):
         return key, notes
     raise ConfigError("history", "SCOPE", f"{text!r} is not a scope (VENUE:ACCOUNT/SCOPE)")
+
+
+def _with_label(scope: str, names: Names) -> str:
+    """``'scope'``, followed by `` (label)`` when its account has one."""
+    try:
+        label = names.label(account_of(parse_subject(scope)))
+    except IdError:
+        label = None
+    return f"{scope!r} ({label})" if label else repr(scope)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -118,7 +129,7 @@ def main(args: argparse.Namespace) -> int:
         if args.rows < 2:
             raise ConfigError("history", "--rows", "must be at least 2")
     except ConfigError as exc:
-        print(f"monitor history: {exc}", file=sys.stderr)
+        print(f"monitor history: {said(exc, 'history')}", file=sys.stderr)
         return 2
     for note in notes:
         print(f"monitor history: note: {clean(note)}", file=sys.stderr)
@@ -134,9 +145,9 @@ def main(args: argparse.Namespace) -> int:
     if not samples and name not in known:
         near = difflib.get_close_matches(name, known, n=1, cutoff=0.4)
         hint = (
-            f"did you mean {near[0]!r}?"
+            f"did you mean {_with_label(near[0], names)}?"
             if near
-            else f"known: {', '.join(known[:10]) or 'none yet'}"
+            else f"known: {', '.join(_with_label(k, names) for k in known[:10]) or 'none yet'}"
         )
         print(f"monitor history: {clean(f'unknown scope {name!r} ({hint})')}", file=sys.stderr)
         return 2

@@ -7,15 +7,19 @@ import asyncio
 import json
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from monitor.errors import InputError, RetryableError
+from monitor.errors import ConfigError, InputError, RetryableError
 from monitor.model.events import AccountSnapshot, VenueMarginRatio
+from monitor.model.ids import AccountKey
+from monitor.model.venues import DYDX, canonical
 from monitor.report import render_table, report_json, risks_of
 from monitor.snapshot import load_document
+from monitor.units import duration_arg
 from monitor.venues.dydx import accounts as dydx
 from monitor.venues.hyperliquid import accounts as hyperliquid
 
@@ -89,13 +93,14 @@ def register(sub: Any) -> None:
         "--config",
         metavar="FILE",
         type=Path,
-        help="binanceusdm:NAME / bybit:NAME / okx:NAME: the configuration holding its API key",
+        help="the configuration: its account labels are shown beside the ids; for "
+        "binanceusdm:NAME / bybit:NAME / okx:NAME it holds the API key",
     )
     p.add_argument(
         "--timeout",
-        type=float,
+        type=duration_arg,
         default=15.0,
-        metavar="SECONDS",
+        metavar="DURATION",
         help="live form: HTTP timeout (default 15)",
     )
     p.set_defaults(func=run)
@@ -103,6 +108,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
+        names = _names(args.config)
         key = KEYED.match(args.path) if not Path(args.path).exists() else None
         live = LIVE.match(args.path) if not Path(args.path).exists() else None
         if key:
@@ -110,12 +116,17 @@ def run(args: argparse.Namespace) -> int:
         elif live:
             snaps = asyncio.run(
                 fetch_live(
-                    live.group(1), live.group(2), args.rest_url, args.timeout, parent=args.parent
+                    live.group(1),
+                    live.group(2),
+                    args.rest_url,
+                    args.timeout,
+                    parent=args.parent,
+                    names=names,
                 )
             )
         else:
             snaps = load_document(Path(args.path), args.markets, own_marks=True)
-    except InputError as exc:
+    except (InputError, ConfigError) as exc:
         print(f"monitor inspect: {exc}", file=sys.stderr)
         return 2
     except LiveFetchError as exc:
@@ -123,11 +134,50 @@ def run(args: argparse.Namespace) -> int:
         return 1
     risks = risks_of(snaps, include_empty_cross=True)
     risks = [r for r in risks if r.positions or r.scope == "cross"]
+    labels = {
+        (r.venue, r.account): lab
+        for r in risks
+        if (lab := label_of(names, r.venue, r.account)) is not None
+    }
     if args.json:
-        sys.stdout.write(json.dumps(report_json(risks), allow_nan=False) + "\n")
+        sys.stdout.write(json.dumps(report_json(risks, labels), allow_nan=False) + "\n")
     else:
-        sys.stdout.write(render_table(risks) + "\n")
+        sys.stdout.write(render_table(risks, labels) + "\n")
     return 0
+
+
+def _names(config: Path | None) -> Mapping[AccountKey, str]:
+    """The account labels of ``config`` (read without its channels: no secret needed), or
+    none without ``--config``. Raises ConfigError."""
+    if config is None:
+        return {}
+    from monitor.commands._store import Names, read_config  # noqa: PLC0415
+
+    return Names.of(read_config(config)).labels
+
+
+def label_of(names: Mapping[AccountKey, str], venue: str, account: str) -> str | None:
+    """The configured label of the account ``venue``/``account`` as a report names it: the
+    venue by any of its spellings, a Hyperliquid address in any case, a HIP-3 dex account
+    ``0x…@dex`` by its address's label, a dYdX child subaccount ``ADDR/128`` by its parent's
+    (``ADDR/0``). None when it has none."""
+    if not names:
+        return None
+    v = canonical(venue)
+    candidates = [account, account.lower(), account.partition("@")[0].lower()]
+    if v == DYDX:
+        candidates.append(dydx.parent_account(account))
+    for acct in candidates:
+        for key, label in names.items():
+            if key.venue == v and key.account == acct:
+                return label
+    return None
+
+
+def _named(names: Mapping[AccountKey, str], venue: str, account: str) -> str:
+    """``venue:account``, followed by `` (label)`` when it has one."""
+    label = label_of(names, venue, account)
+    return f"{venue}:{account}" + (f" ({label})" if label else "")
 
 
 class LiveFetchError(Exception):
@@ -142,24 +192,27 @@ async def fetch_key_account(
     it), then one signed REST snapshot is read."""
     if config is None:
         raise InputError(ident, None, "an account by API key needs --config FILE (its keys)")
-    from monitor.config import AccountKind, load_config  # noqa: PLC0415
-    from monitor.model.venues import canonical  # noqa: PLC0415
+    from monitor.commands._store import read_config  # noqa: PLC0415
+    from monitor.config import AccountConfig, AccountKind, Config, load_config  # noqa: PLC0415
     from monitor.venues import keys  # noqa: PLC0415
     from monitor.venues.registry import key_account  # noqa: PLC0415
 
     venue, _, name = ident.partition(":")
-    cfg = load_config(config)
-    found = [
-        a
-        for a in cfg.accounts
-        if a.kind is AccountKind.API_KEY and a.venue == canonical(venue) and a.account == name
-    ]
-    if not found:
-        keyed = [f"{a.venue}:{a.account}" for a in cfg.accounts if a.kind is AccountKind.API_KEY]
-        known = ", ".join(keyed) or "none"
+    wanted = AccountKey(canonical(venue), name)
+
+    def keyed(cfg: Config) -> list[AccountConfig]:
+        return [a for a in cfg.accounts if a.kind is AccountKind.API_KEY]
+
+    # looked up without reading any secret; the key itself is read once the account exists
+    listed = keyed(read_config(config))
+    if not any(a.key == wanted for a in listed):
+        known = [f"{a.venue}:{a.account}" + (f" ({a.label})" if a.label else "") for a in listed]
         raise InputError(
-            str(config), "accounts", f"no account {ident!r} by API key (known: {known})"
+            str(config),
+            "accounts",
+            f"no account {ident!r} by API key (known: {', '.join(known) or 'none'})",
         )
+    found = [a for a in keyed(load_config(config)) if a.key == wanted]
     try:
         return await asyncio.wait_for(keys.read_key_account(key_account(found[0])), http_timeout)
     except keys.NotReadOnly as exc:
@@ -171,10 +224,17 @@ async def fetch_key_account(
 
 
 async def fetch_live(
-    venue: str, ident: str, rest_url: str | None, http_timeout: float, *, parent: bool = False
+    venue: str,
+    ident: str,
+    rest_url: str | None,
+    http_timeout: float,
+    *,
+    parent: bool = False,
+    names: Mapping[AccountKey, str] | None = None,
 ) -> list[AccountSnapshot]:
     """The live account: Hyperliquid ``clearinghouseState``, or a dYdX subaccount (``parent``:
-    the parent subaccount with its children, one snapshot per subaccount)."""
+    the parent subaccount with its children, one snapshot per subaccount). ``names``: the
+    configured labels, shown beside the account in what is printed here."""
     client_timeout = aiohttp.ClientTimeout(total=http_timeout)
     try:
         async with aiohttp.ClientSession(timeout=client_timeout) as session:
@@ -202,7 +262,8 @@ async def fetch_live(
                 for d in docs:
                     if isinstance(d, VenueMarginRatio):
                         print(
-                            f"{d.venue}:{d.account}: the venue's own {d.source} is "
+                            f"{_named(names or {}, d.venue, d.account)}: the venue's own "
+                            f"{d.source} is "
                             f"{d.ratio:.4f} (it liquidates above {d.liquidation_at:g})",
                             file=sys.stderr,
                         )

@@ -8,14 +8,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import difflib
+import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from monitor.alerts.mutes import Mute
 from monitor.alerts.rules import RuleKind, parse_duration
 from monitor.clock import SystemClock
-from monitor.commands._store import Names, add_store_args, clean, locate
+from monitor.commands._store import Names, add_store_args, clean, locate, said
 from monitor.config import Config
 from monitor.errors import ConfigError, FatalError
 from monitor.logs import configure_logging
@@ -26,10 +28,11 @@ from monitor.model.ids import (
     MonitorKey,
     PositionKey,
     Subject,
+    account_of,
     parse_subject,
     parse_user,
 )
-from monitor.model.venues import canonical
+from monitor.model.venues import DYDX, HYPERLIQUID, canonical
 from monitor.notify.render import iso
 from monitor.store import history
 from monitor.store.db import open_store
@@ -115,8 +118,12 @@ def _check(target: str | None, rule: str | None) -> str:
     return _parse(target, rule, Names())[0]
 
 
-def _parse(target: str | None, rule: str | None, names: Names) -> tuple[str, tuple[str, ...]]:
-    """(canonical target text, notes for the user). A configured label names its account."""
+def _parse(
+    target: str | None, rule: str | None, names: Names, *, shape: bool = True
+) -> tuple[str, tuple[str, ...]]:
+    """(canonical target text, notes for the user). A configured label names its account.
+    ``shape``: refuse a Hyperliquid or dYdX account of an impossible shape (``mute``;
+    ``unmute`` takes any target, to remove a mute stored before this check)."""
     if rule is not None and rule not in RULES:
         raise ConfigError("mute", "--rule", f"unknown rule {rule!r}; one of {', '.join(RULES)}")
     if target is None:
@@ -130,8 +137,40 @@ def _parse(target: str | None, rule: str | None, names: Names) -> tuple[str, tup
     try:
         parsed = parse_user(target)
     except IdError as exc:
-        raise ConfigError("mute", "TARGET", f"not a target: {exc} ({TARGET_HELP})") from None
+        near = names.near_label(target)
+        if near is not None:
+            raise ConfigError(
+                "mute", "TARGET", f"not a target: {exc}; did you mean the label {near}?"
+            ) from None
+        # IdError says what a target looks like; the whole help only when it does not
+        hint = "" if "write " in str(exc) else f" ({TARGET_HELP})"
+        raise ConfigError("mute", "TARGET", f"not a target: {exc}{hint}") from None
+    if shape:
+        try:
+            _check_shape(parsed.subject)
+        except IdError as exc:
+            near = names.near_label(target.partition(":")[2])
+            hint = f"did you mean the label {near}?" if near else "no mute could ever match it"
+            raise ConfigError("mute", "TARGET", f"{exc}; {hint}") from None
     return str(parsed.subject), parsed.notes
+
+
+_HL_ACCOUNT = re.compile(r"0x[0-9a-f]{40}(@[^@]+)?")
+_DYDX_ACCOUNT = re.compile(r"dydx1[02-9ac-hj-np-z]{20,90}/[0-9]{1,6}")
+
+
+def _check_shape(subject: Subject) -> None:
+    """IdError when ``subject`` names a Hyperliquid or dYdX account that cannot exist (the
+    wrong shape of address), which no mute, even ``--force``, could ever match."""
+    key = account_of(subject)
+    if key is None:
+        return
+    if key.venue == HYPERLIQUID and not _HL_ACCOUNT.fullmatch(key.account):
+        raise IdError(
+            f"{key.account!r} is not a Hyperliquid address (0x followed by 40 hex digits)"
+        )
+    if key.venue == DYDX and not _DYDX_ACCOUNT.fullmatch(key.account):
+        raise IdError(f"{key.account!r} is not a dYdX subaccount (dydx1… address, '/', its number)")
 
 
 def known_problem(subject: Subject, config: Config | None, known: history.Known) -> str | None:
@@ -142,7 +181,9 @@ def known_problem(subject: Subject, config: Config | None, known: history.Known)
     accounts = set(known.accounts)
     scopes = set(known.scopes)
     venues = set(known.feed_venues)
+    labels: dict[str, str] = {}
     if config is not None:
+        labels = {str(a.key): a.label for a in config.accounts if a.label}
         accounts |= {a.key for a in config.accounts}
         scopes |= set(config.known_scopes())
         venues |= {canonical(v) for v in config.venues}
@@ -159,23 +200,47 @@ def known_problem(subject: Subject, config: Config | None, known: history.Known)
             and AccountKey(subject.venue, subject.account.partition("@")[0]) in accounts
         ):
             return None
-        return _unknown("account", str(subject), sorted(map(str, accounts)))
+        return _unknown("account", str(subject), sorted(map(str, accounts)), labels)
     scope = subject.scope if isinstance(subject, PositionKey) else subject
     if scope in scopes:
         return None
     if scope.account_key not in accounts:
-        return _unknown("account", str(scope.account_key), sorted(map(str, accounts)))
+        return _unknown("account", str(scope.account_key), sorted(map(str, accounts)), labels)
     return _unknown("scope", str(scope), sorted(map(str, scopes)))
 
 
-def _unknown(what: str, name: str, candidates: list[str]) -> str:
+def _unknown(
+    what: str, name: str, candidates: list[str], labels: Mapping[str, str] | None = None
+) -> str:
+    """``unknown WHAT 'NAME'`` with the nearest of ``candidates`` or of their ``labels``
+    (candidate text → configured label): ``did you mean 'ID' (label)?`` or ``did you mean
+    the label 'label' (ID)?``; without a near one, the first five known names."""
     if not candidates:
         return (
             f"unknown {what} {name!r}: the store knows none yet and no --config names one"
             " (--force to mute it anyway)"
         )
-    near = difflib.get_close_matches(name, candidates, n=1, cutoff=0.4)
-    hint = f"; did you mean {near[0]!r}?" if near else f" (known: {', '.join(candidates[:5])})"
+    labels = labels or {}
+
+    def shown(c: str) -> str:
+        return f"{c!r} ({labels[c]})" if c in labels else repr(c)
+
+    def score(a: str, b: str) -> float:
+        return difflib.SequenceMatcher(None, a, b).ratio()
+
+    # the nearest id (at least 0.4 alike) or label (0.6: the part after a venue, any case)
+    best = max(((score(name, c), c, False) for c in candidates), default=(0.0, "", False))
+    bare = name.partition(":")[2] or name
+    for ident, label in labels.items():
+        alike = score(bare.casefold(), label.casefold())
+        if alike >= 0.6 and alike > best[0]:
+            best = (alike, ident, True)
+    if best[2]:
+        hint = f"; did you mean the label {labels[best[1]]!r} ({best[1]})?"
+    elif best[0] >= 0.4:
+        hint = f"; did you mean {shown(best[1])}?"
+    else:
+        hint = f" (known: {', '.join(shown(c) for c in candidates[:5])})"
     return f"unknown {what} {name!r}{hint} (--force to mute it anyway)"
 
 
@@ -195,7 +260,7 @@ def run_mute(args: argparse.Namespace) -> int:
         if secs > MAX_MUTE:
             raise ConfigError("mute", "--for", "at most 366 days (unmute when you want it back)")
     except ConfigError as exc:
-        print(f"monitor mute: {exc}", file=sys.stderr)
+        print(f"monitor mute: {said(exc, 'mute')}", file=sys.stderr)
         return 2
     except FatalError as exc:
         print(f"monitor mute: {exc}", file=sys.stderr)
@@ -223,9 +288,9 @@ def run_unmute(args: argparse.Namespace) -> int:
     try:
         where = locate(args)
         names = Names.of(where.config)
-        target, notes = _parse(args.target, args.rule, names)
+        target, notes = _parse(args.target, args.rule, names, shape=False)
     except ConfigError as exc:
-        print(f"monitor unmute: {exc}", file=sys.stderr)
+        print(f"monitor unmute: {said(exc, 'mute', 'unmute')}", file=sys.stderr)
         return 2
     for note in notes:
         print(f"monitor unmute: note: {clean(note)}", file=sys.stderr)

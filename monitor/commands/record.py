@@ -14,6 +14,7 @@ from monitor.clock import Clock, SystemClock
 from monitor.errors import ConfigError, InputError
 from monitor.logs import configure_logging, reset_logging
 from monitor.model.events import Event
+from monitor.units import duration_arg
 from monitor.venues.dydx.feed import DydxFeed
 from monitor.venues.dydx.feed import default_ws_settings as dydx_ws
 from monitor.venues.feed import Feed
@@ -94,8 +95,8 @@ def register(sub: Any) -> None:
     p.add_argument("--dydx-rest-url", metavar="URL", help="override the REST base URL (…/v4)")
     p.add_argument(
         "--duration",
-        type=float,
-        metavar="SECONDS",
+        type=duration_arg,
+        metavar="DURATION",
         help="stop after this many seconds (default: until Ctrl-C)",
     )
     p.set_defaults(func=run)

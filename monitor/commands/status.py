@@ -7,6 +7,7 @@ import asyncio
 import json
 import math
 import os
+import re
 import sys
 import textwrap
 import time
@@ -303,8 +304,28 @@ def _age(ts: object, now: float) -> str:
     return fmt.ago(max(age, 0.0))
 
 
-def _daemon_line(view: history.StatusView, state: DaemonState, now: float) -> list[str]:
-    summary = clean((view.daemon or {}).get("summary") or "")
+_SUMMARY_SCOPE = re.compile(r"\(([a-z0-9_.-]+:[^()\s;]+)\)")
+
+
+def _named_summary(summary: str, names: Names) -> str:
+    """The daemon's summary line with the scope it names (``worst margin ratio 24.4%
+    (hyperliquid:0x2222…/isolated:SOL)``) shortened and followed by its account's label."""
+
+    def sub(m: re.Match[str]) -> str:
+        try:
+            subject = parse_subject(m.group(1))
+        except IdError:
+            return m.group(0)
+        return f"({names.show(subject, short=True)})"
+
+    return _SUMMARY_SCOPE.sub(sub, summary)
+
+
+def _daemon_line(
+    view: history.StatusView, state: DaemonState, now: float, names: Names | None = None
+) -> list[str]:
+    raw = str((view.daemon or {}).get("summary") or "")
+    summary = clean(_named_summary(raw, names or Names()))
     if state.running:
         line = f"daemon: running, pid {state.pid}, updated {_age(state.since, now)}"
         return _wrap(f"{line}: {summary}" if summary else line)
@@ -365,7 +386,7 @@ def render(
     lines: list[str] = []
     if store is not None:
         lines.append(f"store: {store}" + (f" ({origin})" if origin else ""))
-    lines.extend(_daemon_line(view, state, now))
+    lines.extend(_daemon_line(view, state, now, names))
     lines.append("")
     rows = [("scope", "equity", "margin ratio", "nearest liq", "shock to liq", "alerts", "as of")]
     for s in view.scopes:

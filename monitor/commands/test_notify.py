@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import dataclasses
 import difflib
+import logging
 import os
 import sys
 import tomllib
@@ -16,11 +17,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from monitor.clock import SystemClock
+from monitor.commands.check_config import LOCAL_SCHEMES
 from monitor.errors import ConfigError
 from monitor.logs import configure_logging, redact
 from monitor.notify.channels import Channel, adhoc_channel, parse_channels
 from monitor.notify.render import iso
 from monitor.notify.sender import AppriseSender, Sender, SendResult
+from monitor.units import duration_arg
 
 HELP = "send a test message to every notification channel and print each result"
 DESCRIPTION = """\
@@ -67,8 +70,8 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--timeout",
-        metavar="SECONDS",
-        type=float,
+        metavar="DURATION",
+        type=duration_arg,
         default=None,
         help="per-channel time limit (default: each channel's timeout, 30 s)",
     )
@@ -190,9 +193,18 @@ def run(args: argparse.Namespace) -> int:
     channels = [e for e in entries if isinstance(e, Channel)]
     if args.timeout is not None:
         channels = [dataclasses.replace(c, timeout=args.timeout) for c in channels]
-    results = (
-        asyncio.run(send_all(channels, AppriseSender(), SystemClock().now())) if channels else []
-    )
+    # each channel's failure and its reason are in the result lines: apprise's own warning
+    # about it would only repeat them as a log line (apprise still records it per result)
+    apprise_log = logging.getLogger("apprise")
+    propagate, apprise_log.propagate = apprise_log.propagate, False
+    try:
+        results = (
+            asyncio.run(send_all(channels, AppriseSender(), SystemClock().now()))
+            if channels
+            else []
+        )
+    finally:
+        apprise_log.propagate = propagate
     sent = iter(zip(channels, results, strict=True))  # in the order of ``entries``
     width = max(len(e.name) for e in entries)
     ok = True
@@ -204,5 +216,7 @@ def run(args: argparse.Namespace) -> int:
         ch, res = next(sent)
         ok = ok and res.ok
         outcome = "ok" if res.ok else f"FAILED: {ch.scrub(res.error or res.status)}"
-        print(f"{ch.name:<{width}}  {ch.redacted}  {outcome}")
+        # a local file's path matters and holds no secret: shown whole, as check-config does
+        shown = redact(ch.url) if ch.url.lower().startswith(LOCAL_SCHEMES) else ch.redacted
+        print(f"{ch.name:<{width}}  {shown}  {outcome}")
     return 0 if ok else 1

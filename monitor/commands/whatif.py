@@ -14,6 +14,7 @@ from monitor.commands.inspect import LIVE, LiveFetchError, fetch_live
 from monitor.errors import InputError
 from monitor.margin.remedy import Target
 from monitor.snapshot import load_document
+from monitor.units import duration_arg
 from monitor.whatif import (
     Scenario,
     combine_targets,
@@ -111,7 +112,11 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--rest-url", metavar="URL", help="live form: the venue's REST base URL")
     p.add_argument(
-        "--timeout", type=float, default=15.0, metavar="SECONDS", help="live form: HTTP timeout"
+        "--timeout",
+        type=duration_arg,
+        default=15.0,
+        metavar="DURATION",
+        help="live form: HTTP timeout",
     )
     p.set_defaults(func=run)
 

@@ -46,11 +46,13 @@ from __future__ import annotations
 
 import base64
 import difflib
+import inspect
 import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 from monitor.alerts.rules import Severity, parse_duration
@@ -263,9 +265,126 @@ def _credential(name: str, source: str, path: str, credentials_dir: Path | None)
         raise ConfigError(source, path, f"cannot read credential {file}: {exc.strerror}") from None
 
 
-def _inspect(url: str) -> tuple[str, str] | None:
-    """apprise's privacy form of ``url`` (secrets masked) and the channel's kind (see
-    :data:`KINDS`), or None if apprise can't parse it."""
+#: query keys every apprise URL may carry (``apprise.url.URLBase.parse_url`` reads them from
+#: the query besides its ``template_args``)
+_BASE_QUERY_KEYS: Final = frozenset({"user", "password", "pass", "port"})
+#: apprise's prefixed query keys: ``+k`` header, ``-k`` query parameter, ``:k`` payload field
+_PREFIX_WORDS: Final = {"+": "a header", "-": "a query parameter", ":": "a payload field"}
+_QSD_KEY = re.compile(
+    r"""["']([A-Za-z0-9_]+)["']\s+in\s+(?:results\[["']qsd["']\]|qsd)\b"""
+    r"""|(?:results\[["']qsd["']\]|\bqsd)(?:\[|\.get\(\s*)["']([A-Za-z0-9_]+)["']"""
+)
+_FOR_TUPLE = re.compile(r"for\s+\w+\s+in\s+\(([^)]*)\)\s*:", re.S)
+_LITERAL = re.compile(r"""["']([A-Za-z0-9_]+)["']""")
+
+
+_QUERY_KEYS: dict[type, tuple[frozenset[str], frozenset[str]]] = {}
+
+
+def query_keys(plugin: type) -> tuple[frozenset[str], frozenset[str]]:
+    """The query keys apprise's ``plugin`` class reads (lower case, as apprise stores them)
+    and the prefixes (``+``, ``-``, ``:``) it takes keys under (its ``template_kwargs``).
+
+    Read from apprise itself: the plugin's ``template_args`` (aliases included), the keys every
+    URL takes (:data:`_BASE_QUERY_KEYS`) and the keys its ``parse_url`` (and its bases') looks up
+    in the query, found in their source. A key outside this set is dropped by apprise without
+    a word (``json://host/?token=x`` sends no token: apprise wants ``?-token=x``)."""
+    if plugin in _QUERY_KEYS:
+        return _QUERY_KEYS[plugin]
+    keys = set(_BASE_QUERY_KEYS)
+    for cls in plugin.__mro__:
+        keys.update(k.lower() for k in getattr(cls, "template_args", {}) or {})
+        fn = cls.__dict__.get("parse_url")
+        if fn is None:
+            continue
+        try:
+            src = inspect.getsource(getattr(fn, "__func__", fn))
+        except (OSError, TypeError):  # pragma: no cover - apprise ships its sources
+            continue
+        for m in _QSD_KEY.finditer(src):
+            keys.add((m.group(1) or m.group(2)).lower())
+        for body in _FOR_TUPLE.findall(src):
+            keys.update(k.lower() for k in _LITERAL.findall(body))
+    prefixes = {
+        str(v.get("prefix"))
+        for v in (getattr(plugin, "template_kwargs", {}) or {}).values()
+        if isinstance(v, Mapping) and v.get("prefix") in _PREFIX_WORDS
+    }
+    _QUERY_KEYS[plugin] = (frozenset(keys), frozenset(prefixes))
+    return _QUERY_KEYS[plugin]
+
+
+def _secret_like(key: str) -> bool:
+    """True for a query key that looks like a token rather than a name: over 24 characters,
+    or 12 and more mixing letters and digits."""
+    bare = key.lstrip("+-:")
+    mixed = any(c.isdigit() for c in bare) and any(c.isalpha() for c in bare)
+    return len(bare) > 24 or (len(bare) >= 12 and mixed)
+
+
+def unread_query_keys(url: str, plugin: object) -> list[str]:
+    """One line per query key of ``url`` that apprise's ``plugin`` (an instance) never reads
+    and so drops silently, with the nearest key it does read; ``[]`` when all are read.
+    Values are never shown. Our own ``@notify`` channels (``monitorfile://``) take any key."""
+    from apprise.decorators.base import CustomNotifyPlugin  # noqa: PLC0415
+
+    if isinstance(plugin, CustomNotifyPlugin):
+        return []
+    known, prefixes = query_keys(type(plugin))
+    scheme = urlsplit(url).scheme.lower()
+    out: list[str] = []
+    for item in urlsplit(url).query.split("&"):
+        key = unquote(item.partition("=")[0]).strip()  # apprise keeps '+' (a header key)
+        if not key or key.lower() in known:
+            continue
+        head, bare = key[0], key[1:]
+        if head in _PREFIX_WORDS and head in prefixes and bare:
+            continue
+        if _secret_like(key):
+            # a token written where a key goes: never echoed
+            out.append(
+                f"apprise drops a query key of {len(key)} characters (not shown: it may be a "
+                f"secret) of a {scheme}:// URL silently; a value is written ?key=value"
+            )
+            continue
+        if head in _PREFIX_WORDS:
+            taken = ", ".join(f"'{p}'" for p in sorted(prefixes)) or "none"
+            out.append(
+                f"apprise drops the query key {key!r} of a {scheme}:// URL silently: it takes "
+                f"no {head!r} keys ({_PREFIX_WORDS[head]}); prefixes it takes: {taken}"
+            )
+            continue
+        near = difflib.get_close_matches(key.lower(), sorted(known), n=1, cutoff=0.75)
+        ways = [f"'?{p}{key}=…' (sent as {_PREFIX_WORDS[p]})" for p in "-+:" if p in prefixes]
+        hint = f"did you mean {near[0]!r}?" if near else ""
+        if ways:
+            sends = ", ".join(ways[:-1]) + (" or " if len(ways) > 1 else "") + ways[-1]
+            hint = (hint + " Otherwise write " if hint else "write ") + sends
+        elif not hint:
+            hint = f"it reads: {', '.join(sorted(known))}"
+        out.append(f"apprise drops the query key {key!r} of a {scheme}:// URL silently: {hint}")
+    return out
+
+
+def local_url_problem(url: str) -> str | None:
+    """Why a ``monitorfile://`` URL would write somewhere else than it says, or None: apprise
+    folds ``monitorfile:///tmp/a`` into ``monitorfile://tmp/a``, a path under the daemon's
+    working directory (:mod:`monitor.notify.local`), so an absolute path is refused."""
+    head, sep, rest = url.partition("://")
+    if sep and head.lower() == "monitorfile" and rest.startswith("/"):
+        where = rest.lstrip("/").split("?", 1)[0]
+        return (
+            f"monitorfile:// takes a path relative to the daemon's working directory (apprise "
+            f"folds '///' into '//': this would write {where!r} under it, not /{where}); "
+            f"write monitorfile://{where} and run the daemon from /, or a relative path"
+        )
+    return None
+
+
+def _inspect(url: str) -> tuple[str, str, list[str]] | None:
+    """apprise's privacy form of ``url`` (secrets masked), the channel's kind (see
+    :data:`KINDS`) and the query keys apprise would drop (:func:`unread_query_keys`), or None
+    if apprise can't parse it."""
     import apprise  # noqa: PLC0415 -- apprise is slow to import; only channels need it
     from apprise.plugins.custom_form import NotifyForm  # noqa: PLC0415
     from apprise.plugins.custom_json import NotifyJSON  # noqa: PLC0415
@@ -285,7 +404,7 @@ def _inspect(url: str) -> tuple[str, str] | None:
         kind = "email"
     else:
         kind = "other"
-    return str(text), kind
+    return str(text), kind, unread_query_keys(url, plugin)
 
 
 _SECRETISH = re.compile(r"(?i)(token|key|pass|secret|auth|sig)")
@@ -364,6 +483,9 @@ def parse_channel(
         for s in secrets:
             if len(s) >= MIN_SECRET_LENGTH:
                 register_secret(s)
+    local = local_url_problem(url)
+    if local is not None:
+        raise ConfigError(source, f"{path}.url", local)
     inspected = _inspect(url)
     if inspected is None:
         # never echo the URL: a literal token in it was not registered as a secret
@@ -374,7 +496,9 @@ def parse_channel(
             f"not a URL apprise can use (scheme {scheme!r}; the rest is not shown, it may hold "
             "a secret)",
         )
-    redacted, kind = inspected
+    redacted, kind, unread = inspected
+    if unread:
+        raise ConfigError(source, f"{path}.url", mask(unread[0], secrets))
     if "url_file" in table:
         redacted = f"{urlsplit(url).scheme}://… (credential {table['url_file']})"
     # apprise's privacy form percent-encodes the path and cuts it at ';', '?' and '#':
@@ -454,10 +578,15 @@ def parse_channels(
 def adhoc_channel(url: str, index: int) -> Channel:
     """A channel from a bare URL (``monitor test-notify --url``), every severity."""
     raw = url.strip()
+    local = local_url_problem(raw)
+    if local is not None:
+        raise ConfigError("--url", f"url[{index}]", local)
     inspected = _inspect(raw)
     if inspected is None:
         raise ConfigError("--url", f"url[{index}]", f"not a URL apprise can use: {redact(raw)}")
-    redacted, kind = inspected
+    redacted, kind, unread = inspected
+    if unread:
+        raise ConfigError("--url", f"url[{index}]", redact(unread[0]))
     opts = _defaults(raw, kind)
     return Channel(
         name=f"url{index}",

@@ -180,10 +180,18 @@ heartbeat_url = "https://hc-ping.com/${MONITOR_TEST_HB}"
     code, out, err = run(["check-config", str(path)], capsys)
     assert code == 0, err
     lines = out.splitlines()
-    # ccxt's own binanceusdm urls deep-merged with ours: the REST default, our linear stream
-    assert "    url api.ws.linear = ws://127.0.0.1:9443/ws (set here)" in lines
-    assert "    url api.fapiPublic = https://fapi.binance.com/fapi/v1" in lines
-    assert "    url api.ws = wss://ws.okx.com:443/ws/v5" in lines
+    # the URLs the feeds really use: binanceusdm's native price feed streams from the venue
+    # table's ws_url (never ccxt's api.ws.linear) and reads its metadata through ccxt's
+    # api.fapiPublic; OKX's price feed streams from its ws_url and uses no ccxt
+    assert lines[2] == (
+        "  binanceusdm (native, rules binance_usdm; stream "
+        "wss://fstream.binance.com/market/stream; rest https://fapi.binance.com)"
+    )
+    assert (
+        lines[3] == "    metadata (ccxt REST) url api.fapiPublic = https://fapi.binance.com/fapi/v1"
+    )
+    assert lines[4] == "  okx (native, rules okx; stream wss://ws.okx.com:8443/ws/v5/public)"
+    assert not any("api.ws.linear =" in line for line in lines)
     assert "overrides (1):" in lines
     assert (
         "  binanceusdm:main: margin_ratio warning 0.6 (clear 0.57), critical 0.8 (clear 0.76)"
@@ -196,12 +204,17 @@ heartbeat_url = "https://hc-ping.com/${MONITOR_TEST_HB}"
     assert "heartbeat https://hc-ping.com/… every 60 s" in out
     assert "metrics: off" in lines
     assert "telegram bot: off" in lines
-    alias, url_key, book = lines[lines.index("notes (3):") + 1 :]
+    alias, linear, url_key, book = lines[lines.index("notes (4):") + 1 :]
     assert alias == (
         "  venues.binance_usdm: 'binance_usdm' is an old spelling of 'binanceusdm'; "
         "write 'binanceusdm'"
     )
-    # the example's old sample: binanceusdm streams from api.ws.linear, never api.ws.public
+    assert linear == (
+        "  venues.binanceusdm.urls.api.ws.linear: the binanceusdm price feed never uses it (it "
+        "streams from ws_url; its ccxt REST metadata reads only urls.api.fapiPublic); set "
+        "ws_url for the stream"
+    )
+    # the example's old sample: a key ccxt's binanceusdm does not even have
     assert url_key.startswith(
         "  venues.binanceusdm.urls.api.ws.public: ccxt's binanceusdm has no such key, so it "
         "is never read (it has: spot, margin, linear, "
@@ -232,7 +245,11 @@ def test_api_key_accounts_are_shown_with_masked_keys(
     assert '  bybit:desk "desk" (API key AKIA…, read-only key required, live)' in out
     assert key not in out
     assert secret not in out
-    assert "  bybit (native, rules bybit)" in out  # its venue runs with defaults
+    # no symbols to price: the bybit price feed is not started (the key account streams)
+    assert (
+        "  bybit (native, rules bybit; no price feed: no symbols listed or held by manual "
+        "accounts; its API-key accounts stream their own marks)"
+    ) in out
 
 
 def test_literal_key_is_refused_in_one_line_without_the_key(
@@ -267,3 +284,138 @@ def test_demo_config_summary_shows_the_alert_file(capsys: pytest.CaptureFixture[
     assert code == 0, err
     assert "  file: monitorfile://demo-out/alerts.txt (info and above)" in out
     assert "notes" not in out  # the demo's settings can all fire
+
+
+def test_native_cex_feeds_show_the_stream_and_metadata_urls_they_really_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "m.toml"
+    path.write_text(
+        """
+[venues.bybit]
+ws_url = "ws://127.0.0.1:9/v5/public/linear"
+rest_url = "http://127.0.0.1:9"
+
+[venues.binanceusdm]
+rest_url = "http://127.0.0.1:8/"
+urls = { api = { fapiPublic = "http://127.0.0.1:7/fapi/v1" } }
+
+[venues.okx]
+urls = { api = { rest = "http://127.0.0.1:6" } }
+"""
+    )
+    code, out, err = run(["check-config", str(path)], capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[1:7] == [
+        "venues (3):",
+        "  bybit (native, rules bybit; stream ws://127.0.0.1:9/v5/public/linear (ws_url); "
+        "rest http://127.0.0.1:9 (rest_url))",
+        # the bybit feed's metadata: ccxt's api.public set to rest_url
+        "    metadata (ccxt REST) url api.public = http://127.0.0.1:9",
+        "  binanceusdm (native, rules binance_usdm; stream wss://fstream.binance.com/market/"
+        "stream; rest http://127.0.0.1:8/ (rest_url))",
+        # urls wins over rest_url (deep-merged after it, as the feed does)
+        "    metadata (ccxt REST) url api.fapiPublic = http://127.0.0.1:7/fapi/v1 (set here)",
+        "  okx (native, rules okx; stream wss://ws.okx.com:8443/ws/v5/public)",
+    ]
+    assert (
+        "  venues.okx.urls: the okx price feed uses no REST and no ccxt, so it is never read "
+        "(its stream is ws_url)"
+    ) in lines
+
+
+def test_the_stream_shown_is_the_feed_modules_default() -> None:
+    """check-config prints the venue table's ws_url; the feeds connect to their module's."""
+    from monitor.model.venues import spec
+    from monitor.venues.binance import feed as binance
+    from monitor.venues.bybit import feed as bybit
+    from monitor.venues.okx import feed as okx
+
+    assert spec("binanceusdm").ws_url == binance.WS_URL
+    assert spec("binanceusdm").rest_url == binance.REST_URL
+    assert spec("bybit").ws_url == bybit.WS_URL
+    assert spec("bybit").rest_url == bybit.REST_URL
+    assert spec("okx").ws_url == okx.WS_URL
+    from monitor.venues.dydx import feed as dydx
+    from monitor.venues.hyperliquid import feed as hyperliquid
+
+    assert (spec("hyperliquid").ws_url, spec("hyperliquid").rest_url) == (
+        hyperliquid.WS_URL,
+        hyperliquid.REST_URL,
+    )
+    assert (spec("dydx").ws_url, spec("dydx").rest_url) == (dydx.WS_URL, dydx.REST_URL)
+
+
+def test_the_examples_local_test_server_sample_is_what_the_binance_feed_reads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The issue: the example's ccxt `urls` sample used a key binanceusdm never reads. Its
+    sample lines, uncommented, point the stream and the metadata at the local server and
+    check-config notes no key that nothing reads."""
+    text = (REPO / "config" / "example.toml").read_text()
+    samples = [
+        '# ws_url = "ws://127.0.0.1:9443/market/stream"',
+        '# rest_url = "http://127.0.0.1:9443"',
+    ]
+    for line in samples:
+        assert line in text
+        text = text.replace(line, line[2:])
+    path = tmp_path / "example.toml"
+    path.write_text(text)
+    code, out, err = run(["check-config", str(path)], capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    head = next(line for line in lines if line.startswith("  binanceusdm ("))
+    assert "stream ws://127.0.0.1:9443/market/stream (ws_url)" in head
+    assert "rest http://127.0.0.1:9443 (rest_url)" in head
+    assert lines[lines.index(head) + 1] == (
+        "    metadata (ccxt REST) url api.fapiPublic = http://127.0.0.1:9443/fapi/v1"
+    )
+    assert "never read" not in out and "never uses" not in out
+
+
+def test_api_key_accounts_show_the_endpoints_their_private_clients_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from monitor.clock import SystemClock
+    from monitor.config import load_config
+    from monitor.venues.binance.private import BinancePrivate
+    from monitor.venues.bybit.private import BybitPrivate
+    from monitor.venues.keys import KeySettings
+    from monitor.venues.okx.private import OkxPrivate
+    from monitor.venues.registry import key_account
+
+    for name in ("K", "S", "P"):
+        monkeypatch.setenv(f"MONITOR_TEST_{name}", "x" * 24)
+    keys = 'api_key = "${MONITOR_TEST_K}"\nsecret = "${MONITOR_TEST_S}"\n'
+    path = tmp_path / "m.toml"
+    path.write_text(
+        f'[[accounts]]\nid = "binanceusdm:main"\n{keys}'
+        f'[[accounts]]\nid = "binanceusdm:pm"\n{keys}portfolio_margin = true\n'
+        f'[[accounts]]\nid = "bybit:desk"\n{keys}rest_url = "http://127.0.0.1:9/"\n'
+        f'[[accounts]]\nid = "okx:desk"\n{keys}password = "${{MONITOR_TEST_P}}"\n'
+        'ws_url = "ws://127.0.0.1:8/ws/v5/private"\n'
+    )
+    code, out, err = run(["check-config", str(path)], capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+
+    def under(account: str) -> str:
+        return lines[next(i for i, ln in enumerate(lines) if ln.startswith(f"  {account} ")) + 1]
+
+    clients = {a.key: key_account(a) for a in load_config(path).accounts}
+    clock, settings = SystemClock(), KeySettings()
+    bn = BinancePrivate(clients[next(k for k in clients if k.account == "main")], clock, settings)
+    pm = BinancePrivate(clients[next(k for k in clients if k.account == "pm")], clock, settings)
+    by = BybitPrivate(clients[next(k for k in clients if k.venue == "bybit")], clock, settings)
+    ok = OkxPrivate(clients[next(k for k in clients if k.venue == "okx")], clock, settings)
+    assert under("binanceusdm:main") == (
+        f"    rest {bn.trade_base}; key check {bn.spot}; stream {bn.ws_base}"
+    )
+    assert under("binanceusdm:pm") == (
+        f"    rest {pm.trade_base}; key check {pm.spot}; stream {pm.ws_base}"
+    )
+    assert under("bybit:desk") == f"    rest {by.base} (set here); stream {by.ws_url}"
+    assert under("okx:desk") == f"    rest {ok.base}; stream {ok.ws_url} (set here)"
+    assert pm.trade_base == "https://papi.binance.com" and by.base == "http://127.0.0.1:9"

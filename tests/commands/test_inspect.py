@@ -122,7 +122,7 @@ def test_dydx_needs_markets_and_then_reports(capsys: pytest.CaptureFixture[str])
 BAD = [
     ("", None, "empty file"),
     ("{not json", None, "not valid JSON"),
-    ({"venue": "kraken", "positions": []}, "venue", "known: hyperliquid, dydx_v4"),
+    ({"venue": "kraken", "positions": []}, "venue", "known: hyperliquid, dydx, binanceusdm"),
     ({"venue": "okx", "cross_collateral": 1}, "positions", "missing"),
     (
         {
