@@ -10,6 +10,7 @@ The ``[channels]`` TOML table, one sub-table per channel::
     min_interval = "1s"          # per chat; Telegram default 1 s
     per_minute = 20              # Telegram default 20 when a chat id is a group (< 0)
     max_length = 4096            # Telegram default 4096
+    charts = true                # critical alerts carry a PNG chart of the scope (default false)
 
     [channels.email]
     url_file = "smtp_url"        # the whole URL from $CREDENTIALS_DIRECTORY/smtp_url
@@ -76,6 +77,7 @@ _KEYS = (
     "per_minute",
     "max_length",
     "timeout",
+    "charts",
 )
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -157,6 +159,7 @@ class Channel:
     timeout: float = 30.0
     secrets: tuple[str, ...] = field(default=(), repr=False)
     kind: str = "other"
+    charts: bool = False
 
     @property
     def label(self) -> str:
@@ -392,6 +395,9 @@ def parse_channel(
     send_resolved = opts.get("send_resolved", True)
     if not isinstance(send_resolved, bool):
         raise ConfigError(source, f"{path}.send_resolved", "expected true or false")
+    charts = opts.get("charts", False)
+    if not isinstance(charts, bool):
+        raise ConfigError(source, f"{path}.charts", "expected true or false")
     fmt = opts.get("format", "text")
     if fmt not in FORMATS:
         raise ConfigError(source, f"{path}.format", f"expected text, markdown or html, got {fmt!r}")
@@ -418,6 +424,7 @@ def parse_channel(
         timeout=timeout,
         secrets=tuple(dict.fromkeys(secrets)),
         kind=kind,
+        charts=charts,
     )
 
 

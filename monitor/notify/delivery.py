@@ -32,6 +32,15 @@ until a later message on that channel gets through **and** ``failing_hold`` seco
 a refusal followed by a success. Every failed row is also kept as a :class:`Failure` until
 :meth:`DeliveryWorker.take_failures` collects it (for a per-message notice).
 
+Charts: a row whose ``attach`` holds chart specs (a critical alert on a channel with
+``charts = true``, see :func:`monitor.notify.outbound.chart_specs`) gets them rendered at
+send time (:func:`monitor.ops.charts.render_attachments`: history read from the store,
+matplotlib in a worker thread, at most ``chart_timeout`` s) into a fresh temporary
+directory, attached, and the directory deleted after the send. A render that fails or takes
+too long never holds the message back: the text goes without the picture (logged
+``outbox.chart_failed``). Every try renders again. With no row asking for a chart, nothing
+of this runs (matplotlib is never imported).
+
 Rate limits are per channel (an apprise URL is one chat, or a few): at most one message per
 ``min_interval`` seconds and ``per_minute`` per rolling minute.
 
@@ -44,11 +53,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import random
+import shutil
+import tempfile
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -57,6 +70,7 @@ from monitor.clock import Clock
 from monitor.notify.channels import Channel
 from monitor.notify.render import TEXT, batch_title, combine, to_plain
 from monitor.notify.sender import FORMAT, PERMANENT, Sender, SendResult
+from monitor.ops.charts import ChartSpec, decode_specs, render_attachments
 from monitor.store import outbox
 from monitor.store.db import Store
 from monitor.store.outbox import OutboxItem
@@ -74,7 +88,8 @@ _TYPE_RANK = {"success": 0, "info": 1, "warning": 2, "failure": 3}
 @dataclass(frozen=True, slots=True)
 class DeliveryConfig:
     """Seconds throughout. ``batch``: rows claimed per channel per send. ``max_backoff``: the
-    longest wait between two tries of a failing channel (its probe interval)."""
+    longest wait between two tries of a failing channel (its probe interval).
+    ``chart_timeout``: the longest wait for a message's charts before it goes without."""
 
     base_backoff: float = 2.0
     max_backoff: float = 10.0
@@ -83,6 +98,7 @@ class DeliveryConfig:
     batch: int = 50
     idle_poll: float = 5.0
     failing_hold: float = 120.0
+    chart_timeout: float = 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,20 +328,14 @@ class DeliveryWorker:
         ntype = max((i.notify_type for i in batch), key=lambda t: _TYPE_RANK.get(t, 1))
         idem = batch[0].idem_key if used == 1 else _batch_key(batch)
         self._limits[name].record(now)
-        result = await self.sender.send(channel, title, body, fmt, ntype, idem_key=idem)
-        plain = False
-        if not result.ok and result.kind == FORMAT and fmt != TEXT:
-            log().warning(
-                "outbox.markup_refused",
-                channel=channel.label,
-                rows=len(batch),
-                error=result.error,
-                action="resending once as plain text",
+        files, directory = await self._render(channel, self._chart_specs(channel, batch), now)
+        try:
+            result, plain = await self._send(
+                channel, title=title, body=body, fmt=fmt, ntype=ntype, idem=idem, files=files
             )
-            plain = True
-            result = await self.sender.send(
-                channel, title, to_plain(body, fmt), TEXT, ntype, idem_key=idem
-            )
+        finally:
+            if directory is not None:
+                shutil.rmtree(directory, ignore_errors=True)
         done = self.clock.now()
         ids = [i.id for i in batch]
         self._unsent.difference_update(ids)
@@ -369,6 +379,83 @@ class DeliveryWorker:
             error=error,
         )
         return 0
+
+    async def _send(
+        self,
+        channel: Channel,
+        *,
+        title: str,
+        body: str,
+        fmt: str,
+        ntype: str,
+        idem: str,
+        files: Sequence[str],
+    ) -> tuple[SendResult, bool]:
+        """Send once; a refused markup is sent again once as plain text. Returns the result
+        and whether the plain-text resend was used."""
+        extra: dict[str, Any] = {"attach": files} if files else {}
+        result = await self.sender.send(channel, title, body, fmt, ntype, idem_key=idem, **extra)
+        if result.ok or result.kind != FORMAT or fmt == TEXT:
+            return result, False
+        log().warning(
+            "outbox.markup_refused",
+            channel=channel.label,
+            error=result.error,
+            action="resending once as plain text",
+        )
+        plain = to_plain(body, fmt)
+        return (
+            await self.sender.send(channel, title, plain, TEXT, ntype, idem_key=idem, **extra),
+            True,
+        )
+
+    def _chart_specs(self, channel: Channel, batch: Sequence[OutboxItem]) -> list[ChartSpec]:
+        """The charts the rows of ``batch`` ask for, when ``channel`` still has charts on
+        (a reload may have turned them off); an unreadable ``attach`` is logged and skipped."""
+        if not channel.charts:
+            return []
+        specs: list[ChartSpec] = []
+        for i in batch:
+            if not i.attach:
+                continue
+            try:
+                specs.extend(decode_specs(i.attach))
+            except ValueError as exc:
+                log().warning(
+                    "outbox.chart_failed", channel=channel.label, key=i.idem_key, error=str(exc)
+                )
+        return specs
+
+    async def _render(
+        self, channel: Channel, specs: Sequence[ChartSpec], now: float
+    ) -> tuple[list[str], Path | None]:
+        """The chart files for ``specs`` and the new temporary directory holding them (the
+        caller deletes it); none when rendering fails or takes longer than
+        ``chart_timeout`` (logged: the text goes alone; a render still running cleans up
+        after itself when it ends)."""
+        if not specs:
+            return [], None
+        directory: Path | None = None
+        try:
+            directory = Path(tempfile.mkdtemp(prefix="monitor-charts-"))
+            task = asyncio.ensure_future(render_attachments(self.store, specs, directory, now))
+            done, _ = await asyncio.wait({task}, timeout=self.config.chart_timeout)
+            if not done:
+                task.add_done_callback(functools.partial(_discard, directory=directory))
+                directory = None
+                raise TimeoutError(f"charts not ready after {self.config.chart_timeout:g}s")
+            paths = task.result()
+        except Exception as exc:  # a chart is a picture: never a reason not to send the text
+            log().warning(
+                "outbox.chart_failed",
+                channel=channel.label,
+                scopes=[s.scope for s in specs],
+                error=f"{type(exc).__name__}: {exc}"[:300],
+            )
+            if directory is not None:
+                shutil.rmtree(directory, ignore_errors=True)
+            return [], None
+        return [str(p) for p in paths], directory
 
     async def _refused(
         self,
@@ -450,6 +537,13 @@ class DeliveryWorker:
         else:
             log().info("outbox.drained")
         return count
+
+
+def _discard(task: asyncio.Future[list[Path]], directory: Path) -> None:
+    """A late render's end: its files are not wanted any more."""
+    if not task.cancelled():
+        task.exception()  # retrieved, so asyncio does not report it as lost
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def _batch_key(batch: Sequence[OutboxItem]) -> str:

@@ -13,6 +13,9 @@
   schema to ``tgramtest://``, registered with apprise's plugin manager for the test and
   removed afterwards. Everything else (payload, HTML/Markdown, chat ids, error handling)
   is apprise's own code.
+  ``sendPhoto`` and ``sendDocument`` take apprise's multipart uploads (the file's bytes kept
+  in ``photos``/``documents``, a caption parsed like a message text); ``media_replies``
+  scripts their statuses.
 * :class:`WebhookServer`: receives apprise ``json://`` posts; can answer 500 for a while.
 * :class:`SmtpServer`: aiosmtpd on 127.0.0.1 (a free port picked first: its Controller cannot
   use port 0); messages parsed with the standard library's email parser.
@@ -189,7 +192,53 @@ class TelegramStandIn(_Server):
         self.refused: list[str] = []
         self.refuse_containing: str | None = None
         self.delays: list[float] = []
+        self.photos: list[bytes] = []
+        self.documents: list[bytes] = []
+        self.captions: list[str] = []
+        self.media_replies: list[int] = []
+        self.media_attempts = 0
         self.app.router.add_post("/bot{token}/sendMessage", self._send)
+        self.app.router.add_post("/bot{token}/sendPhoto", self._media)
+        self.app.router.add_post("/bot{token}/sendDocument", self._media)
+
+    async def _media(self, request: web.Request) -> web.Response:
+        """``sendPhoto``/``sendDocument`` as multipart/form-data: the file field (``photo`` or
+        ``document``) and the form fields (``chat_id``, ``caption``, ``parse_mode``)."""
+        self.media_attempts += 1
+        key = "photo" if request.path.endswith("/sendPhoto") else "document"
+        form = await request.post()
+        upload = form.get(key)
+        if upload is None or isinstance(upload, str):
+            return web.json_response(
+                {"ok": False, "error_code": 400, "description": f"Bad Request: no {key}"},
+                status=400,
+            )
+        data = upload.file.read()
+        caption = str(form.get("caption", ""))
+        mode = str(form.get("parse_mode") or "").lower()
+        try:
+            visible = parse_telegram_html(caption)[0] if mode == "html" else caption
+        except EntityError as exc:
+            self.refused.append(str(exc))
+            return web.json_response(
+                {
+                    "ok": False,
+                    "error_code": 400,
+                    "description": f"Bad Request: can't parse entities: {exc}",
+                },
+                status=400,
+            )
+        if self.media_replies:
+            status = self.media_replies.pop(0)
+            if status != 200:
+                return web.json_response(
+                    {"ok": False, "error_code": status, "description": "Internal Server Error"},
+                    status=status,
+                )
+        (self.photos if key == "photo" else self.documents).append(data)
+        self.captions.append(visible)
+        self.tokens.append(request.match_info["token"])
+        return web.json_response({"ok": True, "result": {"message_id": 100 + len(self.photos)}})
 
     async def _send(self, request: web.Request) -> web.Response:
         self.attempts += 1
