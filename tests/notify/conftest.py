@@ -173,6 +173,18 @@ def parse_telegram_markdown(text: str) -> tuple[str, list[tuple[str, str]]]:
     return "".join(out), spans
 
 
+def _telegram_text(text: str, mode: str) -> tuple[str, list[tuple[str, str]]]:
+    """What the user sees of ``text`` sent with ``parse_mode`` ``mode`` (lower case; "" for
+    none) and its entity spans. Raises :class:`EntityError` where Telegram refuses it."""
+    if mode == "html":
+        return parse_telegram_html(text)
+    if mode == "markdown":
+        return parse_telegram_markdown(text)
+    if mode == "":
+        return text, []
+    raise EntityError(f"the stand-in does not implement parse_mode {mode}")
+
+
 class TelegramStandIn(_Server):
     """``replies``: a queue of (status, retry_after) to answer with, then 200s. ``visible``
     and ``bold``: per delivered message, the text the user sees and its bold spans;
@@ -201,6 +213,18 @@ class TelegramStandIn(_Server):
         self.app.router.add_post("/bot{token}/sendPhoto", self._media)
         self.app.router.add_post("/bot{token}/sendDocument", self._media)
 
+    def _entities_refused(self, exc: EntityError) -> web.Response:
+        """Telegram's 400 for markup it cannot parse."""
+        self.refused.append(str(exc))
+        return web.json_response(
+            {
+                "ok": False,
+                "error_code": 400,
+                "description": f"Bad Request: can't parse entities: {exc}",
+            },
+            status=400,
+        )
+
     async def _media(self, request: web.Request) -> web.Response:
         """``sendPhoto``/``sendDocument`` as multipart/form-data: the file field (``photo`` or
         ``document``) and the form fields (``chat_id``, ``caption``, ``parse_mode``)."""
@@ -217,17 +241,9 @@ class TelegramStandIn(_Server):
         caption = str(form.get("caption", ""))
         mode = str(form.get("parse_mode") or "").lower()
         try:
-            visible = parse_telegram_html(caption)[0] if mode == "html" else caption
+            visible = _telegram_text(caption, mode)[0]
         except EntityError as exc:
-            self.refused.append(str(exc))
-            return web.json_response(
-                {
-                    "ok": False,
-                    "error_code": 400,
-                    "description": f"Bad Request: can't parse entities: {exc}",
-                },
-                status=400,
-            )
+            return self._entities_refused(exc)
         if self.media_replies:
             status = self.media_replies.pop(0)
             if status != 200:
@@ -252,24 +268,9 @@ class TelegramStandIn(_Server):
         mode = str(payload.get("parse_mode") or "").lower()
         text = str(payload.get("text", ""))
         try:
-            if mode == "html":
-                visible, spans = parse_telegram_html(text)
-            elif mode == "markdown":
-                visible, spans = parse_telegram_markdown(text)
-            elif mode == "":
-                visible, spans = text, []
-            else:
-                raise EntityError(f"the stand-in does not implement parse_mode {mode}")
+            visible, spans = _telegram_text(text, mode)
         except EntityError as exc:
-            self.refused.append(str(exc))
-            return web.json_response(
-                {
-                    "ok": False,
-                    "error_code": 400,
-                    "description": f"Bad Request: can't parse entities: {exc}",
-                },
-                status=400,
-            )
+            return self._entities_refused(exc)
         if self.replies:
             status, retry_after = self.replies.pop(0)
             if status == 429:
