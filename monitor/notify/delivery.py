@@ -6,8 +6,18 @@ loop never waits for a round of all channels), and a channel has at most one sen
 so its messages go out in order. A channel's task claims its due rows (see
 :func:`monitor.store.outbox.claim`: a row tried before goes alone), **coalesces** fresh rows
 into one message (as many as fit the channel's ``max_length``; the rest wait for the next
-slot; webhooks never coalesce: one request per message, each with its own idempotency key),
-sends it with the :class:`~monitor.notify.sender.Sender`, and records the result by its kind:
+slot; webhooks coalesce only into digests, below), sends it with the
+:class:`~monitor.notify.sender.Sender`, and records the result by its kind.
+
+**Webhooks and digests.** A webhook (``json://``, ``form://``, ``xml://``) gets one request
+per message, each with its own idempotency key, while a few wait. When more than
+``digest_after`` rows (default 20) are due on a webhook channel at once (a crash decides
+thousands of accounts in seconds), they go as **digests** of up to ``digest`` rows (default
+200) instead: one request whose title counts the alerts and names every account with its
+worst severity (:func:`~monitor.notify.render.batch_title`), whose body holds every row's
+text in order, with the idempotency key ``batch:`` + sha1 of the rows' keys. Nothing is
+dropped or reordered; a digest that times out is split (its rows go alone, each with its own
+key). So 18,000 messages after a crash are 90 requests, not 18,000. Results:
 
 * delivered → rows ``delivered``;
 * ``format`` (the service refused the markup, e.g. Telegram's "can't parse entities") → the
@@ -89,7 +99,9 @@ _TYPE_RANK = {"success": 0, "info": 1, "warning": 2, "failure": 3}
 class DeliveryConfig:
     """Seconds throughout. ``batch``: rows claimed per channel per send. ``max_backoff``: the
     longest wait between two tries of a failing channel (its probe interval).
-    ``chart_timeout``: the longest wait for a message's charts before it goes without."""
+    ``chart_timeout``: the longest wait for a message's charts before it goes without.
+    ``digest_after``: more rows than this due on a webhook channel go as digests of up to
+    ``digest`` rows (see the module docstring)."""
 
     base_backoff: float = 2.0
     max_backoff: float = 10.0
@@ -99,6 +111,8 @@ class DeliveryConfig:
     idle_poll: float = 5.0
     failing_hold: float = 120.0
     chart_timeout: float = 20.0
+    digest_after: int = 20
+    digest: int = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,10 +249,10 @@ class DeliveryWorker:
 
     async def _spawn(self) -> None:
         now = self.clock.now()
-        for name in await outbox.due_channels(self.store, now):
+        for name, due in (await outbox.due_channels(self.store, now)).items():
             if name in self._inflight or not self._ready(name, now):
                 continue
-            task = asyncio.create_task(self._deliver(name, now), name=f"deliver:{name}")
+            task = asyncio.create_task(self._deliver(name, now, due), name=f"deliver:{name}")
             self._inflight[name] = task
             task.add_done_callback(lambda t, n=name: self._done(n, t))  # type: ignore[misc]
 
@@ -279,16 +293,23 @@ class DeliveryWorker:
         names = [n for n in due if n not in self._inflight and self._ready(n, now)]
         if not names:
             return 0
-        counts = await asyncio.gather(*(self._deliver(n, now) for n in names))
+        counts = await asyncio.gather(*(self._deliver(n, now, due[n]) for n in names))
         return sum(counts)
 
     def _ready(self, name: str, now: float) -> bool:
         lim = self._limits.get(name)
         return lim is None or lim.next_allowed(now) <= now
 
-    async def _deliver(self, name: str, now: float) -> int:
+    def _limit(self, channel: Channel | None, due: int) -> int:
+        """Rows to claim for one send: a webhook's one row, or a digest's ``digest`` when more
+        than ``digest_after`` are due; ``batch`` for other channels."""
+        if channel is None or channel.kind != "webhook":
+            return self.config.batch
+        return self.config.digest if due > self.config.digest_after else 1
+
+    async def _deliver(self, name: str, now: float, due: int = 1) -> int:
         channel = self._channels.get(name)
-        limit = 1 if channel is not None and channel.kind == "webhook" else self.config.batch
+        limit = self._limit(channel, due)
         items = await outbox.claim(
             self.store,
             name,
