@@ -16,8 +16,11 @@ thousands of accounts in seconds), they go as **digests** of up to ``digest`` ro
 200) instead: one request whose title counts the alerts and names every account with its
 worst severity (:func:`~monitor.notify.render.batch_title`), whose body holds every row's
 text in order, with the idempotency key ``batch:`` + sha1 of the rows' keys. Nothing is
-dropped or reordered; a digest that times out is split (its rows go alone, each with its own
-key). So 18,000 messages after a crash are 90 requests, not 18,000. Results:
+dropped or reordered. A digest the webhook answered with an error status (certainly not
+received) may be formed again; one that timed out (it may have arrived) is sent again as the
+same digest, with the same key, so the receiver can drop the repeat; one refused for good is
+split (each row goes alone, so only the refused row fails). So 18,000 messages after a crash
+are 90 requests, not 18,000. Results:
 
 * delivered → rows ``delivered``;
 * ``format`` (the service refused the markup, e.g. Telegram's "can't parse entities") → the
@@ -192,6 +195,9 @@ class DeliveryWorker:
         # rows whose last failure was an error status: certainly not delivered, so they may
         # be coalesced again (any other row tried before goes alone)
         self._unsent: set[int] = set()
+        # per webhook channel: the rows of a digest that timed out (it may have arrived), sent
+        # again together, so the retry carries the same idempotency key
+        self._again: dict[str, frozenset[int]] = {}
         self.delivered = 0
 
     # -- configuration ---------------------------------------------------------------------
@@ -310,13 +316,20 @@ class DeliveryWorker:
     async def _deliver(self, name: str, now: float, due: int = 1) -> int:
         channel = self._channels.get(name)
         limit = self._limit(channel, due)
+        again = self._again.pop(name, frozenset())
+        if again:
+            limit = len(again)
         items = await outbox.claim(
             self.store,
             name,
             now,
             limit,
-            alone=lambda i: i.attempts > 0 and i.id not in self._unsent,
+            alone=lambda i: i.attempts > 0 and i.id not in self._unsent and i.id not in again,
         )
+        if again and any(i.id not in again for i in items):
+            # a digest is resent as it was: rows enqueued since wait for the next send
+            await outbox.release(self.store, [i.id for i in items if i.id not in again])
+            items = [i for i in items if i.id in again]
         if not items:
             return 0
         if channel is None:
@@ -390,6 +403,8 @@ class DeliveryWorker:
         await outbox.mark_retry(self.store, ids, retry_at, error)
         if result.answered:
             self._unsent.update(ids)
+        elif len(ids) > 1 and channel.kind == "webhook":
+            self._again[name] = frozenset(ids)
         log().warning(
             "outbox.retry",
             channel=channel.label,

@@ -300,7 +300,9 @@ class TelegramStandIn(_Server):
 class WebhookServer(_Server):
     """Receives apprise ``json://`` posts (``posts``, with their ``headers``). ``down``:
     answer 500. ``delays``: seconds to wait before answering the next posts (recorded as
-    received first). ``refuse_containing``: answer 400 to a message holding it."""
+    received first). ``refuse_containing``: answer 400 to a message holding it.
+    ``statuses``: answer the next posts with these statuses (200 records the post; 429 comes
+    with ``Retry-After: 1``; anything else is not recorded)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -310,12 +312,18 @@ class WebhookServer(_Server):
         self.down = False
         self.delays: list[float] = []
         self.refuse_containing: str | None = None
+        self.statuses: list[int] = []
         self.app.router.add_post("/{path:.*}", self._post)
 
     async def _post(self, request: web.Request) -> web.Response:
         self.attempts += 1
         if self.down:
             return web.Response(status=500, text="down")
+        status = self.statuses.pop(0) if self.statuses else 200
+        if status == 429:
+            return web.Response(status=429, text="slow down", headers={"Retry-After": "1"})
+        if status != 200:
+            return web.Response(status=status, text="error")
         doc = json.loads(await request.text())
         if self.refuse_containing and self.refuse_containing in str(doc.get("message")):
             return web.Response(status=400, text="refused")
