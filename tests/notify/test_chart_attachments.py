@@ -5,6 +5,7 @@ render that fails sends the text alone."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import random
@@ -219,6 +220,50 @@ async def test_telegram_gets_the_chart_as_a_photo_with_the_alert_as_caption(
     assert telegram.messages == []  # no separate text message
     assert [i.status for i in await outbox.items(store)] == ["delivered"]
     assert left(scratch) == []  # the temporary chart is gone
+
+
+async def test_two_scopes_get_two_photos_and_the_caption_goes_with_the_first(
+    store: Store, telegram: TelegramStandIn, tgram_schema: str, scratch: Path
+) -> None:
+    isolated = "generic:alice/isolated:BTC"
+    samples = [history.Sample.of(risk("alice", 30.0, m, 0.1), t) for t, m in dip()]
+    await history.record(store, [dataclasses.replace(s, scope=isolated) for s in samples], [])
+    specs = [ChartSpec(HEALTHY, THRESHOLDS), ChartSpec(isolated, THRESHOLDS)]
+    await put_critical(store, "k1", encode_specs(specs))
+    assert await worker(store, channel(tgram_schema)).step() == 1
+    assert [decodes(p) for p in telegram.photos] == [(1000, 600), (1000, 600)]
+    assert telegram.photos[0] != telegram.photos[1]  # two scopes, two different pictures
+    assert "margin ratio 90.0%" in telegram.captions[0]
+    assert telegram.captions[1] == ""
+    assert left(scratch) == []
+
+
+async def test_an_html_alert_is_an_html_caption_telegram_accepts(
+    store: Store, telegram: TelegramStandIn, tgram_schema: str, scratch: Path
+) -> None:
+    async with store.transaction() as conn:
+        await outbox.enqueue(
+            conn,
+            [
+                OutboundMessage(
+                    "k",
+                    "c",
+                    "generic:alice",
+                    "critical",
+                    "CRITICAL generic:alice",
+                    "<b>margin ratio 90.0%</b> &gt;= 80% on BTC_PERP",
+                    "html",
+                    "failure",
+                    NOW,
+                    SPEC,
+                )
+            ],
+        )
+    assert await worker(store, channel(tgram_schema, format="html")).step() == 1
+    assert telegram.refused == []
+    (caption,) = telegram.captions
+    assert "margin ratio 90.0% >= 80% on BTC_PERP" in caption  # as Telegram shows it
+    assert len(telegram.photos) == 1
 
 
 async def test_a_failed_photo_upload_is_retried_with_a_chart_rendered_again(
