@@ -27,6 +27,7 @@ import math
 import os
 import re
 import tempfile
+import threading
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,6 +53,9 @@ _COLOURS = {"info": "#1f77b4", "warning": "#e69f00", "critical": "#d62728"}
 ALERT_CHART_HOURS = 6.0
 #: at most this many charts go with one message (one per scope)
 MAX_CHARTS = 4
+#: one rendering at a time: matplotlib's font cache and text layout are shared by every figure
+#: of the process (the bot's /history and the delivery worker's channels render in threads)
+_RENDER = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,9 +145,20 @@ def render_png(
 ) -> bytes:
     """The chart as PNG bytes (``width`` × ``height`` pixels). ``samples`` in time order;
     an empty sequence gives a picture that says there are no samples. Raises ValueError for a
-    size below 200 × 150 pixels."""
+    size below 200 × 150 pixels. Renderings are serialised (one at a time per process)."""
     if width < 200 or height < 150:
         raise ValueError("a chart needs at least 200 × 150 pixels")
+    with _RENDER:
+        return _render_png(scope, samples, thresholds, width, height)
+
+
+def _render_png(
+    scope: str,
+    samples: Sequence[history.Sample],
+    thresholds: ChartThresholds,
+    width: int,
+    height: int,
+) -> bytes:
     _matplotlib_home(os.environ)
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415 -- lazy
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter  # noqa: PLC0415

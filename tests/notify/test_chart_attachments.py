@@ -462,3 +462,25 @@ def test_matplotlib_is_imported_only_when_a_chart_is_rendered(
         timeout=120,
     )
     assert out.stdout.strip().splitlines()[-1] == expected
+
+
+async def test_two_channels_rendering_at_once_both_get_a_decodable_chart(
+    store: Store, telegram: TelegramStandIn, tgram_schema: str, smtp: SmtpServer, scratch: Path
+) -> None:
+    """One step sends on both channels concurrently: their renders run in worker threads at
+    the same time (serialised inside matplotlib's use), and each picture decodes."""
+    tg = channel(tgram_schema)
+    (mail,) = parse_channels(
+        {"mail": {"url": smtp.url(), "charts": True}}, "t", env={}, credentials_dir=None
+    )
+    await put_critical(store, "k-tg", SPEC, channel="c")
+    await put_critical(store, "k-mail", SPEC, channel="mail")
+    w = DeliveryWorker(store, [tg, mail], AppriseSender(), FakeClock(NOW))
+    assert await w.step() == 2
+    (photo,) = telegram.photos
+    (msg,) = smtp.messages
+    (part,) = [p for p in msg.walk() if p.get_content_type() == "image/png"]
+    png = part.get_payload(decode=True)
+    assert isinstance(png, bytes)
+    assert decodes(photo) == decodes(png) == (1000, 600)
+    assert left(scratch) == []
