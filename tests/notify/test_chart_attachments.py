@@ -31,7 +31,7 @@ from monitor.ops.charts import ChartSpec, ChartThresholds, decode_specs, encode_
 from monitor.store import history, outbox
 from monitor.store.db import Store, open_store
 from monitor.store.outbox import OutboundMessage
-from tests.notify.conftest import SmtpServer, TelegramStandIn, free_port
+from tests.notify.conftest import SmtpServer, TelegramStandIn, WebhookServer, free_port
 from tests.ops.conftest import HEALTHY, NOW, dip, risk
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -483,4 +483,20 @@ async def test_two_channels_rendering_at_once_both_get_a_decodable_chart(
     png = part.get_payload(decode=True)
     assert isinstance(png, bytes)
     assert decodes(photo) == decodes(png) == (1000, 600)
+    assert left(scratch) == []
+
+
+async def test_a_service_without_attachments_gets_the_text_as_before(
+    store: Store, webhook: WebhookServer, scratch: Path
+) -> None:
+    """apprise's Gotify plugin (no attachment support) posting to the loopback server: the
+    alert goes as text, the row is delivered, nothing is left behind."""
+    url = f"gotify://127.0.0.1:{webhook.port}/AbCdEfGhIjKlMnO"
+    await put_critical(store, "k1", SPEC)
+    assert await worker(store, channel(url)).step() == 1
+    ((path, doc),) = webhook.posts
+    assert path == "/message"
+    assert "margin ratio 90.0%" in doc["message"]
+    assert "attachments" not in doc
+    assert [i.status for i in await outbox.items(store)] == ["delivered"]
     assert left(scratch) == []
