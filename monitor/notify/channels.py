@@ -145,7 +145,9 @@ class Channel:
     ``name`` and ``redacted``. Intervals and ``timeout`` are seconds. ``format``: ``text`` |
     ``markdown`` | ``html`` (a Telegram channel written ``markdown`` is ``html``). ``secrets``:
     every spelling of the substituted values (see the module docstring). ``kind``: one of
-    :data:`KINDS`, from apprise's plugin class."""
+    :data:`KINDS`, from apprise's plugin class. ``charts``: critical alerts carry a PNG chart
+    (``charts = true`` in the table, and only for a service whose apprise plugin carries
+    attachments; for the others it stays off, so nothing is drawn for nothing)."""
 
     name: str
     url: str = field(repr=False)
@@ -266,9 +268,10 @@ def _credential(name: str, source: str, path: str, credentials_dir: Path | None)
         raise ConfigError(source, path, f"cannot read credential {file}: {exc.strerror}") from None
 
 
-def _inspect(url: str) -> tuple[str, str] | None:
-    """apprise's privacy form of ``url`` (secrets masked) and the channel's kind (see
-    :data:`KINDS`), or None if apprise can't parse it."""
+def _inspect(url: str) -> tuple[str, str, bool] | None:
+    """apprise's privacy form of ``url`` (secrets masked), the channel's kind (see
+    :data:`KINDS`) and whether its plugin carries attachments, or None if apprise can't
+    parse it."""
     import apprise  # noqa: PLC0415 -- apprise is slow to import; only channels need it
     from apprise.plugins.custom_form import NotifyForm  # noqa: PLC0415
     from apprise.plugins.custom_json import NotifyJSON  # noqa: PLC0415
@@ -288,7 +291,7 @@ def _inspect(url: str) -> tuple[str, str] | None:
         kind = "email"
     else:
         kind = "other"
-    return str(text), kind
+    return str(text), kind, bool(getattr(plugin, "attachment_support", False))
 
 
 _SECRETISH = re.compile(r"(?i)(token|key|pass|secret|auth|sig)")
@@ -377,7 +380,7 @@ def parse_channel(
             f"not a URL apprise can use (scheme {scheme!r}; the rest is not shown, it may hold "
             "a secret)",
         )
-    redacted, kind = inspected
+    redacted, kind, attachments = inspected
     if "url_file" in table:
         redacted = f"{urlsplit(url).scheme}://… (credential {table['url_file']})"
     # apprise's privacy form percent-encodes the path and cuts it at ';', '?' and '#':
@@ -424,7 +427,7 @@ def parse_channel(
         timeout=timeout,
         secrets=tuple(dict.fromkeys(secrets)),
         kind=kind,
-        charts=charts,
+        charts=charts and attachments,
     )
 
 
@@ -464,7 +467,7 @@ def adhoc_channel(url: str, index: int) -> Channel:
     inspected = _inspect(raw)
     if inspected is None:
         raise ConfigError("--url", f"url[{index}]", f"not a URL apprise can use: {redact(raw)}")
-    redacted, kind = inspected
+    redacted, kind, _ = inspected
     opts = _defaults(raw, kind)
     return Channel(
         name=f"url{index}",

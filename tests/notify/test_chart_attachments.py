@@ -489,11 +489,16 @@ async def test_two_channels_rendering_at_once_both_get_a_decodable_chart(
 async def test_a_service_without_attachments_gets_the_text_as_before(
     store: Store, webhook: WebhookServer, scratch: Path
 ) -> None:
-    """apprise's Gotify plugin (no attachment support) posting to the loopback server: the
-    alert goes as text, the row is delivered, nothing is left behind."""
+    """apprise's Gotify plugin (no attachment support) posting to the loopback server: its
+    ``charts = true`` stays off (nothing is drawn for nothing), a row that asks for a chart
+    goes as text, is delivered, and nothing is left behind."""
     url = f"gotify://127.0.0.1:{webhook.port}/AbCdEfGhIjKlMnO"
+    ch = channel(url)
+    assert ch.charts is False
+    assert build_messages([fired(HEALTHY)], [ch], {}, NOW)[0].attach is None
+    assert channel(webhook.url()).charts is True  # json:// carries attachments
     await put_critical(store, "k1", SPEC)
-    assert await worker(store, channel(url)).step() == 1
+    assert await worker(store, ch).step() == 1
     ((path, doc),) = webhook.posts
     assert path == "/message"
     assert "margin ratio 90.0%" in doc["message"]
