@@ -82,26 +82,11 @@ async def start_extras(
         )
     bot = None
     if config.telegram_bot.enabled and config.telegram_bot.token:
-        from monitor.ops import settings  # noqa: PLC0415
         from monitor.ops.bot import start_bot  # noqa: PLC0415
 
-        tb = config.telegram_bot
-        bot = await start_bot(
-            settings.TelegramBotConfig(
-                enabled=True,
-                token=tb.token or "",
-                chat_ids=frozenset(tb.chat_ids),
-                api_url=tb.api_url,
-                poll_timeout=tb.poll_timeout,
-                history_hours=tb.history_hours,
-            ),
-            store,
-            rules=rules,
-            portfolio=portfolio,
-        )
+        bot = await start_bot(config.telegram_bot, store, rules=rules, portfolio=portfolio)
         extras.closers.append(bot.stop)
     if config.metrics.enabled:
-        from monitor.ops import settings  # noqa: PLC0415
         from monitor.ops.figures import BatchTimings, VenueFrames  # noqa: PLC0415
         from monitor.ops.http import serve_metrics  # noqa: PLC0415
         from monitor.ops.metrics import StoreMetricsSource  # noqa: PLC0415
@@ -123,10 +108,7 @@ async def start_extras(
             batch=extras.batch,
             bot_ignored=(lambda: ignored.ignored) if ignored is not None else None,
         )
-        m = config.metrics
-        server = await serve_metrics(
-            settings.MetricsConfig(enabled=True, host=m.host, port=m.port), source, healthy
-        )
+        server = await serve_metrics(config.metrics, source, healthy)
         extras.metrics_port = server.port
         extras.closers.append(server.close)
     return extras

@@ -376,18 +376,18 @@ class Engine:
         # evaluation, but not free), within a budget too
         rearms = self.max_evaluations * REARMS_PER_EVALUATION
         while rearms > 0 and moved_q:
-            key = moved_q.pop()
-            if key is None or key in owed:
+            maybe = moved_q.pop()
+            if maybe is None or maybe in owed:
                 continue
             rearms -= 1
-            if self._rearm(key):
-                owed.push(key, urgency(key))
+            if self._rearm(maybe):
+                owed.push(maybe, urgency(maybe))
         budget = max(self.max_evaluations - len(touched), 0)
         taken = 0
         while taken < budget and owed:
-            key = owed.pop()
-            if key is not None and key not in touched:
-                touched[key] = None
+            due = owed.pop()
+            if due is not None and due not in touched:
+                touched[due] = None
                 taken += 1
         forgotten, self._dropped = self._dropped, []
         limit = min(budget - taken, self.sweep_slice)

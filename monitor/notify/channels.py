@@ -10,6 +10,7 @@ The ``[channels]`` TOML table, one sub-table per channel::
     min_interval = "1s"          # per chat; Telegram default 1 s
     per_minute = 20              # Telegram default 20 when a chat id is a group (< 0)
     max_length = 4096            # Telegram default 4096
+    charts = true                # critical alerts carry a PNG chart of the scope (default false)
 
     [channels.email]
     url_file = "smtp_url"        # the whole URL from $CREDENTIALS_DIRECTORY/smtp_url
@@ -78,6 +79,7 @@ _KEYS = (
     "per_minute",
     "max_length",
     "timeout",
+    "charts",
 )
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -145,7 +147,9 @@ class Channel:
     ``name`` and ``redacted``. Intervals and ``timeout`` are seconds. ``format``: ``text`` |
     ``markdown`` | ``html`` (a Telegram channel written ``markdown`` is ``html``). ``secrets``:
     every spelling of the substituted values (see the module docstring). ``kind``: one of
-    :data:`KINDS`, from apprise's plugin class."""
+    :data:`KINDS`, from apprise's plugin class. ``charts``: critical alerts carry a PNG chart
+    (``charts = true`` in the table, and only for a service whose apprise plugin carries
+    attachments; for the others it stays off, so nothing is drawn for nothing)."""
 
     name: str
     url: str = field(repr=False)
@@ -159,6 +163,7 @@ class Channel:
     timeout: float = 30.0
     secrets: tuple[str, ...] = field(default=(), repr=False)
     kind: str = "other"
+    charts: bool = False
 
     @property
     def label(self) -> str:
@@ -381,10 +386,10 @@ def local_url_problem(url: str) -> str | None:
     return None
 
 
-def _inspect(url: str) -> tuple[str, str, list[str]] | None:
+def _inspect(url: str) -> tuple[str, str, list[str], bool] | None:
     """apprise's privacy form of ``url`` (secrets masked), the channel's kind (see
-    :data:`KINDS`) and the query keys apprise would drop (:func:`unread_query_keys`), or None
-    if apprise can't parse it."""
+    :data:`KINDS`), the query keys apprise would drop (:func:`unread_query_keys`) and whether
+    its plugin carries attachments, or None if apprise can't parse it."""
     import apprise  # noqa: PLC0415 -- apprise is slow to import; only channels need it
     from apprise.plugins.custom_form import NotifyForm  # noqa: PLC0415
     from apprise.plugins.custom_json import NotifyJSON  # noqa: PLC0415
@@ -404,7 +409,12 @@ def _inspect(url: str) -> tuple[str, str, list[str]] | None:
         kind = "email"
     else:
         kind = "other"
-    return str(text), kind, unread_query_keys(url, plugin)
+    return (
+        str(text),
+        kind,
+        unread_query_keys(url, plugin),
+        bool(getattr(plugin, "attachment_support", False)),
+    )
 
 
 _SECRETISH = re.compile(r"(?i)(token|key|pass|secret|auth|sig)")
@@ -496,7 +506,7 @@ def parse_channel(
             f"not a URL apprise can use (scheme {scheme!r}; the rest is not shown, it may hold "
             "a secret)",
         )
-    redacted, kind, unread = inspected
+    redacted, kind, unread, attachments = inspected
     if unread:
         raise ConfigError(source, f"{path}.url", mask(unread[0], secrets))
     if "url_file" in table:
@@ -516,6 +526,9 @@ def parse_channel(
     send_resolved = opts.get("send_resolved", True)
     if not isinstance(send_resolved, bool):
         raise ConfigError(source, f"{path}.send_resolved", "expected true or false")
+    charts = opts.get("charts", False)
+    if not isinstance(charts, bool):
+        raise ConfigError(source, f"{path}.charts", "expected true or false")
     fmt = opts.get("format", "text")
     if fmt not in FORMATS:
         raise ConfigError(source, f"{path}.format", f"expected text, markdown or html, got {fmt!r}")
@@ -542,6 +555,7 @@ def parse_channel(
         timeout=timeout,
         secrets=tuple(dict.fromkeys(secrets)),
         kind=kind,
+        charts=charts and attachments,
     )
 
 
@@ -584,7 +598,7 @@ def adhoc_channel(url: str, index: int) -> Channel:
     inspected = _inspect(raw)
     if inspected is None:
         raise ConfigError("--url", f"url[{index}]", f"not a URL apprise can use: {redact(raw)}")
-    redacted, kind, unread = inspected
+    redacted, kind, unread, _ = inspected
     if unread:
         raise ConfigError("--url", f"url[{index}]", redact(unread[0]))
     opts = _defaults(raw, kind)

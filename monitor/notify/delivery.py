@@ -6,8 +6,21 @@ loop never waits for a round of all channels), and a channel has at most one sen
 so its messages go out in order. A channel's task claims its due rows (see
 :func:`monitor.store.outbox.claim`: a row tried before goes alone), **coalesces** fresh rows
 into one message (as many as fit the channel's ``max_length``; the rest wait for the next
-slot; webhooks never coalesce: one request per message, each with its own idempotency key),
-sends it with the :class:`~monitor.notify.sender.Sender`, and records the result by its kind:
+slot; webhooks coalesce only into digests, below), sends it with the
+:class:`~monitor.notify.sender.Sender`, and records the result by its kind.
+
+**Webhooks and digests.** A webhook (``json://``, ``form://``, ``xml://``) gets one request
+per message, each with its own idempotency key, while a few wait. When more than
+``digest_after`` rows (default 20) are due on a webhook channel at once (a crash decides
+thousands of accounts in seconds), they go as **digests** of up to ``digest`` rows (default
+200) instead: one request whose title counts the alerts and names every account with its
+worst severity (:func:`~monitor.notify.render.batch_title`), whose body holds every row's
+text in order, with the idempotency key ``batch:`` + sha1 of the rows' keys. Nothing is
+dropped or reordered. A digest the webhook answered with an error status (certainly not
+received) may be formed again; one that timed out (it may have arrived) is sent again as the
+same digest, with the same key, so the receiver can drop the repeat; one refused for good is
+split (each row goes alone, so only the refused row fails). So 18,000 messages after a crash
+are 90 requests, not 18,000. Results:
 
 * delivered → rows ``delivered``;
 * ``format`` (the service refused the markup, e.g. Telegram's "can't parse entities") → the
@@ -32,6 +45,15 @@ until a later message on that channel gets through **and** ``failing_hold`` seco
 a refusal followed by a success. Every failed row is also kept as a :class:`Failure` until
 :meth:`DeliveryWorker.take_failures` collects it (for a per-message notice).
 
+Charts: a row whose ``attach`` holds chart specs (a critical alert on a channel with
+``charts = true``, see :func:`monitor.notify.outbound.chart_specs`) gets them rendered at
+send time (:func:`monitor.ops.charts.render_attachments`: history read from the store,
+matplotlib in a worker thread, at most ``chart_timeout`` s) into a fresh temporary
+directory, attached, and the directory deleted after the send. A render that fails or takes
+too long never holds the message back: the text goes without the picture (logged
+``outbox.chart_failed``). Every try renders again. With no row asking for a chart, nothing
+of this runs (matplotlib is never imported).
+
 Rate limits are per channel (an apprise URL is one chat, or a few): at most one message per
 ``min_interval`` seconds and ``per_minute`` per rolling minute.
 
@@ -44,11 +66,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import random
+import shutil
+import tempfile
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -57,6 +83,7 @@ from monitor.clock import Clock
 from monitor.notify.channels import Channel
 from monitor.notify.render import TEXT, batch_title, combine, to_plain
 from monitor.notify.sender import FORMAT, PERMANENT, Sender, SendResult
+from monitor.ops.charts import ChartSpec, decode_specs, render_attachments
 from monitor.store import outbox
 from monitor.store.db import Store
 from monitor.store.outbox import OutboxItem
@@ -74,7 +101,10 @@ _TYPE_RANK = {"success": 0, "info": 1, "warning": 2, "failure": 3}
 @dataclass(frozen=True, slots=True)
 class DeliveryConfig:
     """Seconds throughout. ``batch``: rows claimed per channel per send. ``max_backoff``: the
-    longest wait between two tries of a failing channel (its probe interval)."""
+    longest wait between two tries of a failing channel (its probe interval).
+    ``chart_timeout``: the longest wait for a message's charts before it goes without.
+    ``digest_after``: more rows than this due on a webhook channel go as digests of up to
+    ``digest`` rows (see the module docstring)."""
 
     base_backoff: float = 2.0
     max_backoff: float = 10.0
@@ -83,6 +113,9 @@ class DeliveryConfig:
     batch: int = 50
     idle_poll: float = 5.0
     failing_hold: float = 120.0
+    chart_timeout: float = 20.0
+    digest_after: int = 20
+    digest: int = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +195,9 @@ class DeliveryWorker:
         # rows whose last failure was an error status: certainly not delivered, so they may
         # be coalesced again (any other row tried before goes alone)
         self._unsent: set[int] = set()
+        # per webhook channel: the rows of a digest that timed out (it may have arrived), sent
+        # again together, so the retry carries the same idempotency key
+        self._again: dict[str, frozenset[int]] = {}
         self.delivered = 0
 
     # -- configuration ---------------------------------------------------------------------
@@ -219,10 +255,10 @@ class DeliveryWorker:
 
     async def _spawn(self) -> None:
         now = self.clock.now()
-        for name in await outbox.due_channels(self.store, now):
+        for name, due in (await outbox.due_channels(self.store, now)).items():
             if name in self._inflight or not self._ready(name, now):
                 continue
-            task = asyncio.create_task(self._deliver(name, now), name=f"deliver:{name}")
+            task = asyncio.create_task(self._deliver(name, now, due), name=f"deliver:{name}")
             self._inflight[name] = task
             task.add_done_callback(lambda t, n=name: self._done(n, t))  # type: ignore[misc]
 
@@ -263,23 +299,37 @@ class DeliveryWorker:
         names = [n for n in due if n not in self._inflight and self._ready(n, now)]
         if not names:
             return 0
-        counts = await asyncio.gather(*(self._deliver(n, now) for n in names))
+        counts = await asyncio.gather(*(self._deliver(n, now, due[n]) for n in names))
         return sum(counts)
 
     def _ready(self, name: str, now: float) -> bool:
         lim = self._limits.get(name)
         return lim is None or lim.next_allowed(now) <= now
 
-    async def _deliver(self, name: str, now: float) -> int:
+    def _limit(self, channel: Channel | None, due: int) -> int:
+        """Rows to claim for one send: a webhook's one row, or a digest's ``digest`` when more
+        than ``digest_after`` are due; ``batch`` for other channels."""
+        if channel is None or channel.kind != "webhook":
+            return self.config.batch
+        return self.config.digest if due > self.config.digest_after else 1
+
+    async def _deliver(self, name: str, now: float, due: int = 1) -> int:
         channel = self._channels.get(name)
-        limit = 1 if channel is not None and channel.kind == "webhook" else self.config.batch
+        limit = self._limit(channel, due)
+        again = self._again.pop(name, frozenset())
+        if again:
+            limit = len(again)
         items = await outbox.claim(
             self.store,
             name,
             now,
             limit,
-            alone=lambda i: i.attempts > 0 and i.id not in self._unsent,
+            alone=lambda i: i.attempts > 0 and i.id not in self._unsent and i.id not in again,
         )
+        if again and any(i.id not in again for i in items):
+            # a digest is resent as it was: rows enqueued since wait for the next send
+            await outbox.release(self.store, [i.id for i in items if i.id not in again])
+            items = [i for i in items if i.id in again]
         if not items:
             return 0
         if channel is None:
@@ -312,20 +362,14 @@ class DeliveryWorker:
         ntype = max((i.notify_type for i in batch), key=lambda t: _TYPE_RANK.get(t, 1))
         idem = batch[0].idem_key if used == 1 else _batch_key(batch)
         self._limits[name].record(now)
-        result = await self.sender.send(channel, title, body, fmt, ntype, idem_key=idem)
-        plain = False
-        if not result.ok and result.kind == FORMAT and fmt != TEXT:
-            log().warning(
-                "outbox.markup_refused",
-                channel=channel.label,
-                rows=len(batch),
-                error=result.error,
-                action="resending once as plain text",
+        files, directory = await self._render(channel, self._chart_specs(channel, batch), now)
+        try:
+            result, plain = await self._send(
+                channel, title=title, body=body, fmt=fmt, ntype=ntype, idem=idem, files=files
             )
-            plain = True
-            result = await self.sender.send(
-                channel, title, to_plain(body, fmt), TEXT, ntype, idem_key=idem
-            )
+        finally:
+            if directory is not None:
+                shutil.rmtree(directory, ignore_errors=True)
         done = self.clock.now()
         ids = [i.id for i in batch]
         self._unsent.difference_update(ids)
@@ -359,6 +403,8 @@ class DeliveryWorker:
         await outbox.mark_retry(self.store, ids, retry_at, error)
         if result.answered:
             self._unsent.update(ids)
+        elif len(ids) > 1 and channel.kind == "webhook":
+            self._again[name] = frozenset(ids)
         log().warning(
             "outbox.retry",
             channel=channel.label,
@@ -369,6 +415,83 @@ class DeliveryWorker:
             error=error,
         )
         return 0
+
+    async def _send(
+        self,
+        channel: Channel,
+        *,
+        title: str,
+        body: str,
+        fmt: str,
+        ntype: str,
+        idem: str,
+        files: Sequence[str],
+    ) -> tuple[SendResult, bool]:
+        """Send once; a refused markup is sent again once as plain text. Returns the result
+        and whether the plain-text resend was used."""
+        extra: dict[str, Any] = {"attach": files} if files else {}
+        result = await self.sender.send(channel, title, body, fmt, ntype, idem_key=idem, **extra)
+        if result.ok or result.kind != FORMAT or fmt == TEXT:
+            return result, False
+        log().warning(
+            "outbox.markup_refused",
+            channel=channel.label,
+            error=result.error,
+            action="resending once as plain text",
+        )
+        plain = to_plain(body, fmt)
+        return (
+            await self.sender.send(channel, title, plain, TEXT, ntype, idem_key=idem, **extra),
+            True,
+        )
+
+    def _chart_specs(self, channel: Channel, batch: Sequence[OutboxItem]) -> list[ChartSpec]:
+        """The charts the rows of ``batch`` ask for, when ``channel`` still has charts on
+        (a reload may have turned them off); an unreadable ``attach`` is logged and skipped."""
+        if not channel.charts:
+            return []
+        specs: list[ChartSpec] = []
+        for i in batch:
+            if not i.attach:
+                continue
+            try:
+                specs.extend(decode_specs(i.attach))
+            except ValueError as exc:
+                log().warning(
+                    "outbox.chart_failed", channel=channel.label, key=i.idem_key, error=str(exc)
+                )
+        return specs
+
+    async def _render(
+        self, channel: Channel, specs: Sequence[ChartSpec], now: float
+    ) -> tuple[list[str], Path | None]:
+        """The chart files for ``specs`` and the new temporary directory holding them (the
+        caller deletes it); none when rendering fails or takes longer than
+        ``chart_timeout`` (logged: the text goes alone; a render still running cleans up
+        after itself when it ends)."""
+        if not specs:
+            return [], None
+        directory: Path | None = None
+        try:
+            directory = Path(tempfile.mkdtemp(prefix="monitor-charts-"))
+            task = asyncio.ensure_future(render_attachments(self.store, specs, directory, now))
+            done, _ = await asyncio.wait({task}, timeout=self.config.chart_timeout)
+            if not done:
+                task.add_done_callback(functools.partial(_discard, directory=directory))
+                directory = None
+                raise TimeoutError(f"charts not ready after {self.config.chart_timeout:g}s")
+            paths = task.result()
+        except Exception as exc:  # a chart is a picture: never a reason not to send the text
+            log().warning(
+                "outbox.chart_failed",
+                channel=channel.label,
+                scopes=[s.scope for s in specs],
+                error=f"{type(exc).__name__}: {exc}"[:300],
+            )
+            if directory is not None:
+                shutil.rmtree(directory, ignore_errors=True)
+            return [], None
+        return [str(p) for p in paths], directory
 
     async def _refused(
         self,
@@ -450,6 +573,13 @@ class DeliveryWorker:
         else:
             log().info("outbox.drained")
         return count
+
+
+def _discard(task: asyncio.Future[list[Path]], directory: Path) -> None:
+    """A late render's end: its files are not wanted any more."""
+    if not task.cancelled():
+        task.exception()  # retrieved, so asyncio does not report it as lost
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 def _batch_key(batch: Sequence[OutboxItem]) -> str:

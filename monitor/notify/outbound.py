@@ -26,7 +26,7 @@ from monitor.alerts.engine import (
     account_held,
 )
 from monitor.alerts.grouping import AlertGroup, group_transitions
-from monitor.alerts.rules import DIRECTIONS, AlertRules, RuleKind
+from monitor.alerts.rules import DIRECTIONS, AlertRules, RuleKind, Severity
 from monitor.margin.remedy import Remedy, Target
 from monitor.margin.risk import ScopeRisk
 from monitor.model.ids import PositionKey, ScopeKey, parse_subject
@@ -41,6 +41,7 @@ from monitor.notify.render import (
     render_group,
     render_held,
 )
+from monitor.ops.charts import ChartSpec, account_of, encode_specs, thresholds_from_rules
 from monitor.store.outbox import OutboundMessage
 from monitor.whatif import remedy_of
 
@@ -149,8 +150,11 @@ def remedy_for(portfolio: Portfolio, t: Transition, rules: AlertRules) -> Remedy
             subject = parse_subject(t.subject)
         except ValueError:
             return None
-        key = subject.scope if isinstance(subject, PositionKey) else subject
-        if not isinstance(key, ScopeKey):
+        if isinstance(subject, PositionKey):
+            key = subject.scope
+        elif isinstance(subject, ScopeKey):
+            key = subject
+        else:
             return None
     try:
         return remedy_of(portfolio, key, target)
@@ -177,8 +181,35 @@ def held_by(feed: Transition, state: AlertState) -> list[AlertRecord]:
     return out
 
 
+def chart_specs(transitions: Iterable[Transition], rules: AlertRules | None) -> list[ChartSpec]:
+    """One :class:`~monitor.ops.charts.ChartSpec` per scope (first seen first) of the
+    unmuted critical alerts among ``transitions`` that fire, escalate, de-escalate or repeat
+    on a scope (subject ``venue:account/scope``, a position's ``#SYMBOL`` dropped), with the
+    margin-ratio and liquidation-distance fire levels of that account in ``rules`` (the
+    defaults when None)."""
+    out: dict[str, ChartSpec] = {}
+    for t in transitions:
+        if t.muted or t.severity != Severity.CRITICAL or t.kind not in NOTIFYING_KINDS:
+            continue
+        scope = t.subject.split("#", 1)[0]
+        account = account_of(scope)
+        if account is None or scope in out:
+            continue
+        source = "alert rules" if rules is not None else ""
+        out[scope] = ChartSpec(scope, thresholds_from_rules(rules, account, source))
+    return list(out.values())
+
+
 def _message(
-    idem: str, ch: Channel, *, group: str, severity: str, rendered: Rendered, ntype: str, now: float
+    idem: str,
+    ch: Channel,
+    *,
+    group: str,
+    severity: str,
+    rendered: Rendered,
+    ntype: str,
+    now: float,
+    attach: str | None = None,
 ) -> OutboundMessage:
     digest = hashlib.sha1(idem.encode(), usedforsecurity=False).hexdigest()
     return OutboundMessage(
@@ -191,6 +222,7 @@ def _message(
         body_format=ch.format,
         notify_type=ntype,
         created_at=now,
+        attach=attach,
     )
 
 
@@ -216,7 +248,11 @@ def build_messages(
     margin-ratio or liquidation-distance alert. ``state``: the alert state after the step;
     with it, each feed that fired stale or down also gets a message of its own listing the
     alerts it holds (none when it holds none). ``recent``: the recent values (:class:`Recent`)
-    that say how fast a margin-ratio or liquidation-distance alert moved."""
+    that say how fast a margin-ratio or liquidation-distance alert moved.
+
+    A channel with ``charts = true`` gets, on a message holding a critical alert on a scope,
+    the charts to attach (``attach``: :func:`chart_specs` as JSON, thresholds from
+    ``rules``); the delivery worker renders them when it sends the message."""
     out: list[OutboundMessage] = []
     remedies: dict[str, Remedy] = {}
     if remedy is not None:
@@ -261,6 +297,7 @@ def build_messages(
             resolved_only = all(t.kind is TransitionKind.RESOLVED for t in mine)
             severity = max((t.severity for t in mine), key=lambda s: s.rank).value
             ntype = notify_type(sub.severity, resolved_only)
+            specs = chart_specs(mine, rules) if ch.charts else []
             out.append(
                 _message(
                     sub.id,
@@ -270,6 +307,7 @@ def build_messages(
                     rendered=rendered,
                     ntype=ntype,
                     now=now,
+                    attach=encode_specs(specs) if specs else None,
                 )
             )
     if state is not None:

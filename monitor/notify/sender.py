@@ -17,6 +17,13 @@ after a crash) has the same key, so the receiver can drop the repeat.
 
 A title folded into the body (Telegram) is HTML-escaped when the body is HTML.
 
+``attach``: local file paths (PNG charts) sent as an :class:`apprise.AppriseAttachment`.
+Plugins with attachment support (Telegram: ``sendPhoto``, the text as its caption when it
+fits Telegram's 1,024 characters, else a message then the photo; email: a MIME part; ntfy,
+Pushover, json:// webhooks: base64 in the payload) carry them; the others ignore them and
+send the text alone (apprise drops attachments for a plugin without support when a body is
+given).
+
 The result's ``kind`` (:func:`classify`, from the lines apprise logged for the call):
 
 * ``format``: the service refused the markup (Telegram's 400 "can't parse entities");
@@ -38,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -94,6 +102,7 @@ class Sender(Protocol):
         notify_type: str,
         *,
         idem_key: str | None = None,
+        attach: Sequence[str] = (),
     ) -> SendResult: ...
 
 
@@ -142,6 +151,7 @@ class AppriseSender:
         notify_type: str,
         *,
         idem_key: str | None = None,
+        attach: Sequence[str] = (),
     ) -> SendResult:
         import apprise  # noqa: PLC0415 -- slow import, only needed when sending
 
@@ -164,11 +174,13 @@ class AppriseSender:
         if body_format == HTML and getattr(plugin, "title_maxlen", 1) <= 0:
             title = html_escape(title)
         try:
+            files = apprise.AppriseAttachment(list(attach), asset=asset) if attach else None
             result = await ap.async_notify(
                 body=body,
                 title=title,
                 notify_type=apprise.NotifyType(notify_type),
                 body_format=_format(apprise, body_format),
+                attach=files,
                 timeout=2 * channel.timeout + 1,
                 log_level=logging.INFO,
             )

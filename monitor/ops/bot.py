@@ -52,11 +52,11 @@ from telegram.ext import (
 from monitor.alerts.mutes import Mute
 from monitor.alerts.rules import AlertRules, parse_duration
 from monitor.commands.mute import MAX_MUTE, RULES, _check
+from monitor.config import TelegramBotConfig
 from monitor.errors import ConfigError, InputError
 from monitor.logs import register_secret
 from monitor.model.portfolio import Portfolio
 from monitor.ops.charts import account_of, scope_chart, thresholds_from_rules
-from monitor.ops.settings import TelegramBotConfig
 from monitor.store import history
 from monitor.store.db import Store
 from monitor.store.mutes import active_mutes, add_mute, remove_mutes
@@ -300,7 +300,10 @@ class CommandBot:
         portfolio: Callable[[], Portfolio | None] | None = None,
         now: Callable[[], float] = time.time,
     ) -> None:
+        if not cfg.token:
+            raise ValueError("the Telegram bot needs [telegram_bot] token")
         self.cfg = cfg
+        self.token: str = cfg.token
         self.store = store
         self.rules = rules or (lambda: None)
         self.portfolio = portfolio
@@ -314,7 +317,7 @@ class CommandBot:
 
     # -- life cycle --------------------------------------------------------------------------
     def _build(self) -> Application[Any, Any, Any, Any, Any, Any]:
-        builder = Application.builder().token(self.cfg.token)
+        builder = Application.builder().token(self.token)
         if self.cfg.api_url:
             base = self.cfg.api_url
             builder = builder.base_url(base).base_file_url(base.rstrip("/") + "/file/bot")
@@ -339,7 +342,7 @@ class CommandBot:
 
     async def start(self) -> None:
         """Start connecting and polling in the background; returns at once."""
-        register_secret(self.cfg.token)
+        register_secret(self.token)
         logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs URLs with the token
         self._stop.clear()
         self._task = asyncio.create_task(self._run(), name="telegram-bot")

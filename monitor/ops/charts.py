@@ -8,6 +8,11 @@ maintenance / equity (drawn in %, 100 % = liquidatable), ``nearest_liq`` = the s
 is unknown leaves a gap in the line, never a made-up value; a sample taken while the margin
 ratio was unknown because equity ≤ 0 is marked with a red ✕ at the top of the ratio panel.
 
+Alert attachments: :func:`outbound.build_messages <monitor.notify.outbound.build_messages>`
+stores a :class:`ChartSpec` per scope of a critical alert in the outbox row (``attach``, JSON:
+:func:`encode_specs`) for a channel with ``charts = true``; the delivery worker renders them
+with :func:`render_attachments` when it sends the row, so a retry draws them again.
+
 Rendering uses matplotlib's object API on the Agg canvas (no pyplot, no global state, no
 display): :func:`render_png` is CPU-bound (about 0.1–0.3 s), so async callers run it in a
 worker thread (:func:`scope_chart` does). matplotlib is imported on first use only; under
@@ -22,11 +27,14 @@ import math
 import os
 import re
 import tempfile
+import threading
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from monitor.alerts.rules import AlertRules, RuleKind
 from monitor.store import history
@@ -41,6 +49,13 @@ WIDTH, HEIGHT = 1000, 600
 RATIO_CAP = 200.0
 _SCOPE = re.compile(r"^(?P<account>[^:/]+:.*?)/(?P<scope>cross|isolated:.+)$")
 _COLOURS = {"info": "#1f77b4", "warning": "#e69f00", "critical": "#d62728"}
+#: hours of history an alert's chart shows
+ALERT_CHART_HOURS = 6.0
+#: at most this many charts go with one message (one per scope)
+MAX_CHARTS = 4
+#: one rendering at a time: matplotlib's font cache and text layout are shared by every figure
+#: of the process (the bot's /history and the delivery worker's channels render in threads)
+_RENDER = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +67,31 @@ class ChartThresholds:
     margin_ratio: tuple[tuple[str, float], ...] = ()
     liquidation_distance: tuple[tuple[str, float], ...] = ()
     source: str = ""
+
+
+class ChartSpec(msgspec.Struct, frozen=True):
+    """One chart to attach: ``scope`` (``venue:account/scope``), the ``thresholds`` that
+    applied when the alert was built, and ``hours`` of history before the send time."""
+
+    scope: str
+    thresholds: ChartThresholds
+    hours: float = ALERT_CHART_HOURS
+
+
+_SPECS = msgspec.json.Decoder(list[ChartSpec])
+
+
+def encode_specs(specs: Sequence[ChartSpec]) -> str:
+    """``specs`` as the outbox's ``attach`` text (a JSON list)."""
+    return msgspec.json.encode(list(specs)).decode()
+
+
+def decode_specs(text: str) -> list[ChartSpec]:
+    """The specs of an outbox ``attach`` text. Raises ValueError when it is not one."""
+    try:
+        return _SPECS.decode(text)
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"not a chart list: {exc}") from None
 
 
 def account_of(scope: str) -> str | None:
@@ -105,9 +145,20 @@ def render_png(
 ) -> bytes:
     """The chart as PNG bytes (``width`` × ``height`` pixels). ``samples`` in time order;
     an empty sequence gives a picture that says there are no samples. Raises ValueError for a
-    size below 200 × 150 pixels."""
+    size below 200 × 150 pixels. Renderings are serialised (one at a time per process)."""
     if width < 200 or height < 150:
         raise ValueError("a chart needs at least 200 × 150 pixels")
+    with _RENDER:
+        return _render_png(scope, samples, thresholds, width, height)
+
+
+def _render_png(
+    scope: str,
+    samples: Sequence[history.Sample],
+    thresholds: ChartThresholds,
+    width: int,
+    height: int,
+) -> bytes:
     _matplotlib_home(os.environ)
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415 -- lazy
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter  # noqa: PLC0415
@@ -256,3 +307,28 @@ async def chart_attachment(
         return Path(fh.name)
 
     return await asyncio.to_thread(write)
+
+
+async def render_attachments(
+    store: Store, specs: Sequence[ChartSpec], directory: Path, now: float
+) -> list[Path]:
+    """One PNG file in ``directory`` per spec whose scope has samples in the ``hours`` before
+    ``now`` (epoch s), at most :data:`MAX_CHARTS`; rendering and writing run in worker
+    threads. Errors propagate (the caller sends the text alone); the caller deletes
+    ``directory`` afterwards."""
+    out: list[Path] = []
+    seen: set[str] = set()
+    for spec in specs:
+        if spec.scope in seen or len(out) >= MAX_CHARTS:
+            continue
+        seen.add(spec.scope)
+        path = await chart_attachment(
+            store,
+            spec.scope,
+            directory,
+            since=now - spec.hours * 3600.0,
+            thresholds=spec.thresholds,
+        )
+        if path is not None:
+            out.append(path)
+    return out

@@ -20,11 +20,11 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
 
+from monitor.config import MetricsConfig
 from monitor.errors import FatalError
 from monitor.logs import redact
 from monitor.ops.figures import MetricsSource
 from monitor.ops.metrics import Exporter
-from monitor.ops.settings import MetricsConfig
 
 #: ``healthy()`` → (ok, reason): the reason is shown with a 503
 Healthy = Callable[[], tuple[bool, str]]

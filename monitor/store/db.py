@@ -297,6 +297,9 @@ CREATE TABLE daemon_status (
 """,
     # 3: one spelling per venue in every stored key; mutes keep their target's parts
     _migrate_3,
+    # 4: an outbox row may carry chart requests (monitor/ops/charts.py ChartSpec, JSON): the
+    # delivery worker renders them at send time and attaches the PNGs
+    "ALTER TABLE outbox ADD COLUMN attach TEXT;",
 )
 """Append-only: each entry is one migration script; never edit a released one."""
 

@@ -34,7 +34,9 @@ FAILED = "failed"
 @dataclass(frozen=True, slots=True)
 class OutboundMessage:
     """A message for one channel. ``body_format``: ``text`` | ``markdown`` | ``html``;
-    ``notify_type``: apprise's ``info`` | ``success`` | ``warning`` | ``failure``."""
+    ``notify_type``: apprise's ``info`` | ``success`` | ``warning`` | ``failure``.
+    ``attach``: what to render and attach at delivery time (a
+    :class:`monitor.ops.charts.ChartSpec` as JSON), or None."""
 
     idem_key: str
     channel: str
@@ -45,6 +47,7 @@ class OutboundMessage:
     body_format: str
     notify_type: str
     created_at: float
+    attach: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +67,12 @@ class OutboxItem:
     next_attempt_at: float
     delivered_at: float | None
     last_error: str | None
+    attach: str | None = None
 
 
 _COLUMNS = (
     "id, idem_key, channel, grp, severity, title, body, body_format, notify_type, created_at, "
-    "attempts, status, next_attempt_at, delivered_at, last_error"
+    "attempts, status, next_attempt_at, delivered_at, last_error, attach"
 )
 
 
@@ -82,8 +86,8 @@ async def enqueue(conn: aiosqlite.Connection, messages: Iterable[OutboundMessage
     before = conn.total_changes
     await conn.executemany(
         "INSERT OR IGNORE INTO outbox (idem_key, channel, grp, severity, title, body, "
-        "body_format, notify_type, created_at, next_attempt_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "body_format, notify_type, created_at, next_attempt_at, attach) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 m.idem_key,
@@ -96,6 +100,7 @@ async def enqueue(conn: aiosqlite.Connection, messages: Iterable[OutboundMessage
                 m.notify_type,
                 m.created_at,
                 m.created_at,
+                m.attach,
             )
             for m in messages
         ],

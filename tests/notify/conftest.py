@@ -13,6 +13,9 @@
   schema to ``tgramtest://``, registered with apprise's plugin manager for the test and
   removed afterwards. Everything else (payload, HTML/Markdown, chat ids, error handling)
   is apprise's own code.
+  ``sendPhoto`` and ``sendDocument`` take apprise's multipart uploads (the file's bytes kept
+  in ``photos``/``documents``, a caption parsed like a message text); ``media_replies``
+  scripts their statuses.
 * :class:`WebhookServer`: receives apprise ``json://`` posts; can answer 500 for a while.
 * :class:`SmtpServer`: aiosmtpd on 127.0.0.1 (a free port picked first: its Controller cannot
   use port 0); messages parsed with the standard library's email parser.
@@ -170,6 +173,18 @@ def parse_telegram_markdown(text: str) -> tuple[str, list[tuple[str, str]]]:
     return "".join(out), spans
 
 
+def _telegram_text(text: str, mode: str) -> tuple[str, list[tuple[str, str]]]:
+    """What the user sees of ``text`` sent with ``parse_mode`` ``mode`` (lower case; "" for
+    none) and its entity spans. Raises :class:`EntityError` where Telegram refuses it."""
+    if mode == "html":
+        return parse_telegram_html(text)
+    if mode == "markdown":
+        return parse_telegram_markdown(text)
+    if mode == "":
+        return text, []
+    raise EntityError(f"the stand-in does not implement parse_mode {mode}")
+
+
 class TelegramStandIn(_Server):
     """``replies``: a queue of (status, retry_after) to answer with, then 200s. ``visible``
     and ``bold``: per delivered message, the text the user sees and its bold spans;
@@ -189,7 +204,57 @@ class TelegramStandIn(_Server):
         self.refused: list[str] = []
         self.refuse_containing: str | None = None
         self.delays: list[float] = []
+        self.photos: list[bytes] = []
+        self.documents: list[bytes] = []
+        self.captions: list[str] = []
+        self.media_replies: list[int] = []
+        self.media_attempts = 0
         self.app.router.add_post("/bot{token}/sendMessage", self._send)
+        self.app.router.add_post("/bot{token}/sendPhoto", self._media)
+        self.app.router.add_post("/bot{token}/sendDocument", self._media)
+
+    def _entities_refused(self, exc: EntityError) -> web.Response:
+        """Telegram's 400 for markup it cannot parse."""
+        self.refused.append(str(exc))
+        return web.json_response(
+            {
+                "ok": False,
+                "error_code": 400,
+                "description": f"Bad Request: can't parse entities: {exc}",
+            },
+            status=400,
+        )
+
+    async def _media(self, request: web.Request) -> web.Response:
+        """``sendPhoto``/``sendDocument`` as multipart/form-data: the file field (``photo`` or
+        ``document``) and the form fields (``chat_id``, ``caption``, ``parse_mode``)."""
+        self.media_attempts += 1
+        key = "photo" if request.path.endswith("/sendPhoto") else "document"
+        form = await request.post()
+        upload = form.get(key)
+        if upload is None or isinstance(upload, str):
+            return web.json_response(
+                {"ok": False, "error_code": 400, "description": f"Bad Request: no {key}"},
+                status=400,
+            )
+        data = upload.file.read()
+        caption = str(form.get("caption", ""))
+        mode = str(form.get("parse_mode") or "").lower()
+        try:
+            visible = _telegram_text(caption, mode)[0]
+        except EntityError as exc:
+            return self._entities_refused(exc)
+        if self.media_replies:
+            status = self.media_replies.pop(0)
+            if status != 200:
+                return web.json_response(
+                    {"ok": False, "error_code": status, "description": "Internal Server Error"},
+                    status=status,
+                )
+        (self.photos if key == "photo" else self.documents).append(data)
+        self.captions.append(visible)
+        self.tokens.append(request.match_info["token"])
+        return web.json_response({"ok": True, "result": {"message_id": 100 + len(self.photos)}})
 
     async def _send(self, request: web.Request) -> web.Response:
         self.attempts += 1
@@ -203,24 +268,9 @@ class TelegramStandIn(_Server):
         mode = str(payload.get("parse_mode") or "").lower()
         text = str(payload.get("text", ""))
         try:
-            if mode == "html":
-                visible, spans = parse_telegram_html(text)
-            elif mode == "markdown":
-                visible, spans = parse_telegram_markdown(text)
-            elif mode == "":
-                visible, spans = text, []
-            else:
-                raise EntityError(f"the stand-in does not implement parse_mode {mode}")
+            visible, spans = _telegram_text(text, mode)
         except EntityError as exc:
-            self.refused.append(str(exc))
-            return web.json_response(
-                {
-                    "ok": False,
-                    "error_code": 400,
-                    "description": f"Bad Request: can't parse entities: {exc}",
-                },
-                status=400,
-            )
+            return self._entities_refused(exc)
         if self.replies:
             status, retry_after = self.replies.pop(0)
             if status == 429:
@@ -250,7 +300,9 @@ class TelegramStandIn(_Server):
 class WebhookServer(_Server):
     """Receives apprise ``json://`` posts (``posts``, with their ``headers``). ``down``:
     answer 500. ``delays``: seconds to wait before answering the next posts (recorded as
-    received first). ``refuse_containing``: answer 400 to a message holding it."""
+    received first). ``refuse_containing``: answer 400 to a message holding it.
+    ``statuses``: answer the next posts with these statuses (200 records the post; 429 comes
+    with ``Retry-After: 1``; anything else is not recorded)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -260,12 +312,18 @@ class WebhookServer(_Server):
         self.down = False
         self.delays: list[float] = []
         self.refuse_containing: str | None = None
+        self.statuses: list[int] = []
         self.app.router.add_post("/{path:.*}", self._post)
 
     async def _post(self, request: web.Request) -> web.Response:
         self.attempts += 1
         if self.down:
             return web.Response(status=500, text="down")
+        status = self.statuses.pop(0) if self.statuses else 200
+        if status == 429:
+            return web.Response(status=429, text="slow down", headers={"Retry-After": "1"})
+        if status != 200:
+            return web.Response(status=status, text="error")
         doc = json.loads(await request.text())
         if self.refuse_containing and self.refuse_containing in str(doc.get("message")):
             return web.Response(status=400, text="refused")

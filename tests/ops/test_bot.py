@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 from structlog.testing import capture_logs
 
+from monitor.config import TelegramBotConfig
 from monitor.model.events import AccountSnapshot
 from monitor.model.instruments import MaintenanceSchedule
 from monitor.model.portfolio import Portfolio
@@ -25,7 +26,6 @@ from monitor.ops.bot import (
     parse_whatif,
     start_bot,
 )
-from monitor.ops.settings import TelegramBotConfig
 from monitor.store.mutes import active_mutes
 from monitor.whatif import Shock
 from tests.ops.botapi import TOKEN, BotApi, Sent
@@ -51,7 +51,7 @@ async def api() -> AsyncIterator[BotApi]:
 
 def _cfg(api: BotApi) -> TelegramBotConfig:
     return TelegramBotConfig(
-        enabled=True, token=TOKEN, chat_ids=frozenset({ALLOWED}), api_url=api.url, poll_timeout=2
+        enabled=True, token=TOKEN, chat_ids=(ALLOWED,), api_url=api.url, poll_timeout=2
     )
 
 
@@ -228,7 +228,7 @@ async def test_a_wrong_token_never_reaches_the_logs(filled: Filled, api: BotApi)
     configure_logging("debug", "json", stream=out)
     wrong = "987654321:ZZHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"
     cfg = TelegramBotConfig(
-        enabled=True, token=wrong, chat_ids=frozenset({ALLOWED}), api_url=api.url, poll_timeout=2
+        enabled=True, token=wrong, chat_ids=(ALLOWED,), api_url=api.url, poll_timeout=2
     )
     b = CommandBot(cfg, filled.store, now=lambda: NOW)
     await b.start()
@@ -246,7 +246,7 @@ async def test_stop_returns_promptly_during_a_long_poll(filled: Filled, api: Bot
     import time
 
     cfg = TelegramBotConfig(
-        enabled=True, token=TOKEN, chat_ids=frozenset({ALLOWED}), api_url=api.url, poll_timeout=30
+        enabled=True, token=TOKEN, chat_ids=(ALLOWED,), api_url=api.url, poll_timeout=30
     )
     b = CommandBot(cfg, filled.store, now=lambda: NOW)
     await b.start()

@@ -16,11 +16,11 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from monitor.config import MetricsConfig, parse_config
 from monitor.errors import FatalError
 from monitor.ops.figures import BatchTimings, Health, MetricsSnapshot, VenueFrames
 from monitor.ops.http import MetricsServer, serve_metrics
 from monitor.ops.metrics import StoreMetricsSource
-from monitor.ops.settings import MetricsConfig, parse_metrics
 from tests.ops.conftest import NOW, Filled
 
 LOOPBACK = MetricsConfig(enabled=True, host="127.0.0.1", port=0)
@@ -217,12 +217,15 @@ async def test_an_empty_snapshot_is_a_valid_exposition() -> None:
     assert not any(s for f in text_string_to_metric_families(text) for s in f.samples)
 
 
-async def test_server_listens_on_loopback_only_by_default(filled: Filled) -> None:
-    cfg = parse_metrics({"enabled": True, "listen": "127.0.0.1:0"})
+async def test_server_listens_on_loopback_only_by_default(filled: Filled, tmp_path: Path) -> None:
+    store = {"path": str(tmp_path / "s.sqlite3")}
+    doc = {"store": store, "metrics": {"enabled": True, "listen": "127.0.0.1:0"}}
+    cfg = parse_config(doc, tmp_path / "m.toml").metrics
     async with await serve_metrics(cfg, _source(filled), lambda: (True, "")) as srv:
         assert srv.host == "127.0.0.1" and srv.port > 0
         assert srv.url == f"http://127.0.0.1:{srv.port}"
-    assert parse_metrics({}).host == "127.0.0.1"
+    default = parse_config({"store": store}, tmp_path / "m.toml").metrics
+    assert (default.enabled, default.host, default.port) == (False, "127.0.0.1", 9108)
 
 
 async def test_a_port_in_use_is_one_fatal_error_naming_the_address(filled: Filled) -> None:
@@ -252,7 +255,7 @@ def test_switched_off_parts_cost_no_import(tmp_path: Path) -> None:
     """What the daemon loads when every part is off (its config and figures) pulls in none of
     prometheus-client, python-telegram-bot, httpx or matplotlib."""
     code = (
-        "import sys, monitor.cli, monitor.app, monitor.ops.settings, monitor.ops.figures\n"
+        "import sys, monitor.cli, monitor.app, monitor.ops.figures\n"
         "heavy = [m for m in ('prometheus_client', 'telegram', 'httpx', 'matplotlib') "
         "if m in sys.modules]\n"
         "print(heavy)\n"
