@@ -32,7 +32,7 @@ from typing import Any
 from monitor import fmt
 from monitor.errors import InputError
 from monitor.margin.base import RuleSet
-from monitor.margin.remedy import Figures, Remedy, Target, remedy
+from monitor.margin.remedy import FRACTION_STEP, Figures, Remedy, Target, remedy
 from monitor.margin.risk import LegState, ScopeRisk
 from monitor.model.events import (
     AccountSnapshot,
@@ -244,7 +244,12 @@ def scope_inputs(
 
 
 def remedy_of(
-    portfolio: Portfolio, key: ScopeKey, target: Target, *, symbol: str | None = None
+    portfolio: Portfolio,
+    key: ScopeKey,
+    target: Target,
+    *,
+    symbol: str | None = None,
+    fraction_step: float = FRACTION_STEP,
 ) -> Remedy | None:
     """The deposit and the reduction that bring scope ``key`` of ``portfolio`` to ``target``
     (:func:`monitor.margin.remedy.remedy`); None when the scope does not exist. Raises
@@ -253,7 +258,7 @@ def remedy_of(
     if inputs is None:
         return None
     rules, legs, collateral = inputs
-    return remedy(key, rules, legs, collateral, target, symbol=symbol)
+    return remedy(key, rules, legs, collateral, target, symbol=symbol, fraction_step=fraction_step)
 
 
 # -- the engine ------------------------------------------------------------------------------------

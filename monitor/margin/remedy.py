@@ -33,9 +33,11 @@ position; elsewhere (Hyperliquid, Binance, Bybit, OKX, generic) the margin is as
 released pro rata (``collateral·(1 − x)``, the realized PnL and the fee settling outside the
 scope), the conservative reading: then a reduction scales equity and maintenance alike and
 only helps through a lower tier, or by closing the position entirely. The least ``x`` that meets
-the target is found by bisection on ``[0, 1]`` to 1e-12 (equity − maintenance is monotone in
-``x`` while the maintenance rate exceeds the fee rate), every step re-evaluated with
-:func:`compute_scope_risk`, so tiers are re-checked at the new size.
+the target is found by bisection on ``[0, 1]`` to ``fraction_step`` (1e-12; alerts use
+:data:`ALERT_FRACTION_STEP`), as equity − maintenance is monotone in ``x`` while the
+maintenance rate exceeds the fee rate; the reduction is rounded up (it always reaches the
+target), and every step is re-evaluated with :func:`compute_scope_risk`'s formulas, so tiers
+are re-checked at the new size.
 
 Targets are fractions: ``Target(margin_ratio=0.5)`` (maintenance / equity ≤ 50 %),
 ``Target(distance=0.15)`` (every position's liquidation price at least 15 % away).
@@ -43,11 +45,19 @@ Targets are fractions: ``Target(margin_ratio=0.5)`` (maintenance / equity ≤ 50
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from monitor.margin.base import RuleSet
-from monitor.margin.risk import LegState, ScopeRisk, compute_scope_risk
+from monitor.margin.risk import (
+    LegState,
+    ScopeRisk,
+    compute_scope_risk,
+    is_liquidatable,
+    liquidation_distance,
+    margin_ratio,
+)
 from monitor.model.positions import ScopeKey
 
 #: rule sets on which a partial close of an isolated position keeps its collateral in the
@@ -58,6 +68,12 @@ ISOLATED_MARGIN_KEPT: frozenset[str] = frozenset({"dydx_v4"})
 TOLERANCE = 1e-9
 
 _BISECT_STEPS = 200
+#: the bisection stops when the fraction of the position is known to this
+FRACTION_STEP = 1e-12
+#: ... and in an alert's remedy: a 10⁻⁹ of the position never shows in a message's six
+#: significant digits, and a crash asks for thousands of remedies at once (each step
+#: re-evaluates the scope: 30 steps instead of 40)
+ALERT_FRACTION_STEP = 1e-9
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,9 +249,19 @@ def reduced(
 
 
 def _figures(key: ScopeKey, rules: RuleSet, legs: Sequence[LegState], collateral: float) -> Figures:
-    return Figures.of(
-        compute_scope_risk(key, rules, legs, collateral, with_stress=False, with_shock=False)
-    )
+    """The headline figures of the scope, with :func:`compute_scope_risk`'s formulas
+    (equity, maintenance, margin ratio, nearest liquidation distance) and none of its other
+    figures: a remedy's search evaluates the scope tens of times."""
+    equity = collateral + math.fsum(ls.leg.size * (ls.price - ls.leg.entry_price) for ls in legs)
+    maintenance = math.fsum(rules.maintenance(ls.leg, ls.price) for ls in legs)
+    liquidatable = is_liquidatable(equity, maintenance)
+    nearest: float | None = None
+    for ls in legs:
+        liq = rules.liquidation_price(ls.leg, ls.price, equity, maintenance)
+        dist = liquidation_distance(ls.leg.size, ls.price, liq, liquidatable)
+        if dist is not None and (nearest is None or dist < nearest):
+            nearest = dist
+    return Figures(equity, maintenance, margin_ratio(maintenance, equity), nearest, liquidatable)
 
 
 def remedy(
@@ -246,6 +272,7 @@ def remedy(
     target: Target,
     *,
     symbol: str | None = None,
+    fraction_step: float = FRACTION_STEP,
 ) -> Remedy:
     """The deposit and the reduction of ``symbol`` (default: the draining position) that
     bring scope ``key`` (``legs`` at their risk prices, ``collateral`` excluding uPnL, the
@@ -287,7 +314,7 @@ def remedy(
         )
     lo, hi, hi_fig = 0.0, 1.0, full_fig
     for _ in range(_BISECT_STEPS):
-        if hi - lo <= 1e-12:
+        if hi - lo <= fraction_step:
             break
         mid = (lo + hi) / 2.0
         good, fig = ok(mid)

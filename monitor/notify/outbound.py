@@ -27,7 +27,7 @@ from monitor.alerts.engine import (
 )
 from monitor.alerts.grouping import AlertGroup, group_transitions
 from monitor.alerts.rules import DIRECTIONS, AlertRules, RuleKind, Severity
-from monitor.margin.remedy import Remedy, Target
+from monitor.margin.remedy import ALERT_FRACTION_STEP, Remedy, Target
 from monitor.margin.risk import ScopeRisk
 from monitor.model.ids import PositionKey, ScopeKey, parse_subject
 from monitor.model.portfolio import Portfolio
@@ -157,7 +157,7 @@ def remedy_for(portfolio: Portfolio, t: Transition, rules: AlertRules) -> Remedy
         else:
             return None
     try:
-        return remedy_of(portfolio, key, target)
+        return remedy_of(portfolio, key, target, fraction_step=ALERT_FRACTION_STEP)
     except (KeyError, ValueError, ArithmeticError):
         return None
 
@@ -259,7 +259,12 @@ def build_messages(
         # one computation per (scope, rule, severity): every position of a scope shares it
         done: dict[tuple[str, str, str], Remedy | None] = {}
         for t in transitions:
-            if not t.muted and t.rule in REMEDY_RULES and t.kind in NOTIFYING_KINDS:
+            if (
+                not t.muted
+                and t.rule in REMEDY_RULES
+                and t.kind in NOTIFYING_KINDS
+                and any(ch.accepts(t.severity) for ch in channels)  # nobody reads it else
+            ):
                 ident = (t.subject.split("#", 1)[0], t.rule, t.severity.value)
                 if ident not in done:
                     done[ident] = remedy(t)

@@ -400,3 +400,27 @@ def test_after_the_reduction_the_scope_reaches_the_target(
         short = risk_of(book(reduced_snapshot(snap, key, r.reduce_symbol, less)), key)
         ok = meets(Figures.of(short), target)
         assert not ok or binding(short, target, scale)
+
+
+@pytest.mark.parametrize("venue", VENUES)
+@SETTINGS
+@given(data=st.data(), fraction=st.floats(0.0, 1.0))
+def test_the_searchs_light_figures_are_the_full_risks_figures(
+    venue: str, data: st.DataObject, fraction: float
+) -> None:
+    # the reduction's search evaluates a scope tens of times with the light figures; they
+    # must be exactly those of the full evaluation, whatever the book and the reduction
+    from monitor.margin.remedy import _figures, reduced
+    from monitor.margin.risk import compute_scope_risk
+    from monitor.whatif import scope_inputs
+
+    p = book(data.draw(snapshots(venue, max_positions=3)))
+    key = data.draw(st.sampled_from(p.scope_keys()))
+    inputs = scope_inputs(p, key)
+    assume(inputs is not None)
+    assert inputs is not None
+    rules, legs, collateral = inputs
+    if legs:
+        legs, collateral = reduced(rules, legs, collateral, legs[0].leg.symbol, fraction)
+    full = compute_scope_risk(key, rules, legs, collateral, with_stress=False)
+    assert _figures(key, rules, legs, collateral) == Figures.of(full)
