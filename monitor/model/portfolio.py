@@ -728,6 +728,18 @@ class Portfolio:
         return out
 
 
+#: what an event may change in a :class:`Market` besides its holdings
+_MARKET_FIELDS = (
+    "mark",
+    "oracle",
+    "priced",
+    "funding_rate",
+    "funding_interval_hours",
+    "instrument",
+    "ver",
+)
+
+
 class _Undo:
     """The state one event may change, saved before it is applied and put back by
     :meth:`restore` when applying it raised (``Portfolio.apply`` is atomic per event).
@@ -774,15 +786,7 @@ class _Undo:
         saved = self.markets.get(id(m))
         if saved is not None and (saved[2] is not None or not members):
             return
-        fields = (
-            m.mark,
-            m.oracle,
-            m.priced,
-            m.funding_rate,
-            m.funding_interval_hours,
-            m.instrument,
-            m.ver,
-        )
+        fields = tuple(getattr(m, name) for name in _MARKET_FIELDS)
         self.markets[id(m)] = (m, fields, list(m.holdings) if members else None)
 
     def account(self, key: AccountKey) -> None:
@@ -827,15 +831,8 @@ class _Undo:
     def restore(self) -> None:
         p = self.portfolio
         for m, fields, members in self.markets.values():
-            (
-                m.mark,
-                m.oracle,
-                m.priced,
-                m.funding_rate,
-                m.funding_interval_hours,
-                m.instrument,
-                m.ver,
-            ) = fields  # type: ignore[assignment]
+            for name, value in zip(_MARKET_FIELDS, fields, strict=True):
+                setattr(m, name, value)
             if members is not None:
                 kept = {id(h) for h in members}
                 for h in m.holdings:
