@@ -161,7 +161,7 @@ def _status_written(tmp: Path) -> bool:
 
 async def gasped(daemon: Daemon, hook: WebhookServer) -> dict[str, Any]:
     """The daemon exits 1 after one last-gasp post; returns that post's document."""
-    assert await daemon.exit_code(20.0) == 1
+    assert await daemon.exit_code(15.0) == 1
     gasps = [(path, doc) for path, doc in hook.posts if doc.get("title") == TITLE]
     assert len(gasps) == 1, hook.posts
     [(path, doc)] = gasps
