@@ -26,6 +26,7 @@ damaged (cut short, garbage around it, bytes that are not UTF-8, JSON that is no
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 from collections.abc import Callable
@@ -43,9 +44,9 @@ from monitor.engine import Engine, Step
 from monitor.engine.core import SWEEP_INTERVAL
 from monitor.errors import ParseError
 from monitor.margin.risk import ScopeRisk
-from monitor.model.events import AccountSnapshot, Event
+from monitor.model.events import AccountSnapshot, Event, MarkPrice
 from monitor.model.instruments import MaintenanceSchedule, Tier
-from monitor.model.positions import AccountKey, Position
+from monitor.model.positions import AccountKey, Position, ScopeKey
 from monitor.model.venues import rule_set_of
 from monitor.venues import binance, bybit, dydx, hyperliquid, okx
 from monitor.venues.binance.accounts import BinanceAccountState, brackets_from_body
@@ -645,3 +646,32 @@ def test_a_binance_account_update_with_an_impossible_size_is_refused() -> None:
     doc["a"]["P"][0]["pa"] = "1e200"
     with pytest.raises(ParseError):
         BinanceUserStream().parse(json.dumps(doc), T0)
+
+
+def test_a_quarantined_snapshot_leaves_the_accounts_last_figures_in_the_engine() -> None:
+    # Portfolio.apply is atomic: the bad snapshot (1e303 ETH and SOL at 1.7e5, whose values
+    # 1.7e308 + 1.7e308 overflow math.fsum) had already removed the good BTC position and
+    # added the first huge one when it raised; the account keeps what it had instead
+    from tests.engine.helpers import T0 as E0
+    from tests.engine.helpers import engine, long_btc, snapshot
+
+    e, [key] = engine(1)
+    e.receive([snapshot("a0", 1000.0, long_btc(1000.0, size=2.0))], E0, 0.0)
+    cross = ScopeKey(key.venue, key.account, "cross")
+    before = e.portfolio.full_recompute(cross)
+    # equity 1000 + 2·(100 − 100) = 1000; maintenance 0.01 · 2 · 100 = 2
+    assert before == pytest.approx((1000.0, 2.0))
+    big = Position("ETH", 1e303, 1.0, maintenance=MaintenanceSchedule.flat(0.01), mark_price=1.7e5)
+    step = e.receive(
+        [snapshot("a0", 10.0, big, dataclasses.replace(big, symbol="SOL"))], E0 + 1, 1.0
+    )
+    [q] = step.quarantined
+    assert q.error.startswith("OverflowError")
+    assert e.portfolio.full_recompute(cross) == before
+    assert e.portfolio.aggregates(cross) == before
+    assert e.portfolio.scope_keys() == [cross]
+    assert ("generic", "ETH") not in e.portfolio.markets
+    assert ("generic", "SOL") not in e.portfolio.markets
+    # and the next price still moves it: BTC at 110 → equity 1000 + 2·10 = 1020
+    e.receive([MarkPrice("generic", "BTC", 110.0)], E0 + 2, 2.0)
+    assert e.portfolio.aggregates(cross) == pytest.approx((1020.0, 0.01 * 2 * 110))

@@ -292,7 +292,51 @@ class Portfolio:
 
     # -- the engine ------------------------------------------------------------------------
     def apply(self, event: Event) -> list[ScopeKey]:
-        """Apply one event; return the scopes whose figures may have changed."""
+        """Apply one event; return the scopes whose figures may have changed.
+
+        Atomic per event: when applying it raises (a rule set's figure that cannot be
+        computed, ``math.fsum`` overflowing on an absurd position...), every account, scope,
+        holding and market it touched is put back as it was before, then the exception
+        propagates (the engine quarantines the event; its account keeps its last figures)."""
+        undo = self._undo_for(event)
+        if undo is None:
+            return self._apply(event)
+        try:
+            return self._apply(event)
+        except BaseException:
+            undo.restore()
+            raise
+
+    def _undo_for(self, event: Event) -> _Undo | None:
+        """What ``event`` may change, saved before it is applied; None for the events whose
+        application cannot fail half-way (single assignments) and for a price, which
+        ``_on_price`` undoes itself as it goes (cheaper: no pass before)."""
+        if isinstance(event, AccountSnapshot | PositionUpdate | BalanceUpdate):
+            undo = _Undo(self)
+            acct = self.accounts.get(AccountKey(event.venue, event.account))
+            undo.account(AccountKey(event.venue, event.account))
+            if isinstance(event, BalanceUpdate):
+                return undo
+            if acct is not None:
+                for s in acct.scopes():
+                    for h in s.holdings.values():
+                        undo.market(h.market, members=True)
+            positions = event.positions if isinstance(event, AccountSnapshot) else (event.position,)
+            for pos in positions:
+                undo.market_at((event.venue, pos.symbol), members=True)
+            return undo
+        if isinstance(event, InstrumentSpec):
+            undo = _Undo(self)
+            inst = event.instrument
+            undo.market_at((inst.venue, inst.symbol), members=False)
+            m = self.markets.get((inst.venue, inst.symbol))
+            if m is not None:
+                for h in m.holdings:
+                    undo.scope(h.scope, holdings=True)
+            return undo
+        return None
+
+    def _apply(self, event: Event) -> list[ScopeKey]:
         if isinstance(event, MarkPrice):
             return self._on_price(event)
         if isinstance(event, FundingRate):
@@ -323,6 +367,7 @@ class Portfolio:
 
     def _on_price(self, ev: MarkPrice) -> list[ScopeKey]:
         m = self.market(ev.venue, ev.symbol)
+        before = (m.mark, m.oracle, m.priced)
         m.mark = ev.mark
         m.priced = True
         if ev.oracle is not None:
@@ -330,12 +375,23 @@ class Portfolio:
         if not m.holdings:
             return []
         touched: dict[ScopeKey, None] = {}
-        for h in m.holdings:
-            scope = h.scope
-            old_v, old_mm = h.value, h.mm
-            self._refresh(h)
-            _bump(scope, h.value - old_v, h.mm - old_mm)
-            touched[scope.key] = None
+        # what each step changes, to be put back (last first) if a later one raises
+        done: list[tuple[Holding, float, float, float, int, float, float, int]] = []
+        try:
+            for h in m.holdings:
+                scope = h.scope
+                old_v, old_mm = h.value, h.mm
+                done.append((h, h.price, old_v, old_mm, h.ver, scope.value, scope.mm, scope.deltas))
+                self._refresh(h)
+                _bump(scope, h.value - old_v, h.mm - old_mm)
+                touched[scope.key] = None
+        except BaseException:
+            for h, price, value, mm, ver, s_value, s_mm, s_deltas in reversed(done):
+                h.price, h.value, h.mm, h.ver = price, value, mm, ver
+                scope = h.scope
+                scope.value, scope.mm, scope.deltas = s_value, s_mm, s_deltas
+            m.mark, m.oracle, m.priced = before
+            raise
         return list(touched)
 
     def _on_snapshot(self, ev: AccountSnapshot) -> list[ScopeKey]:
@@ -670,6 +726,146 @@ class Portfolio:
                 if r is not None:
                     out.append(r)
         return out
+
+
+#: what an event may change in a :class:`Market` besides its holdings
+_MARKET_FIELDS = (
+    "mark",
+    "oracle",
+    "priced",
+    "funding_rate",
+    "funding_interval_hours",
+    "instrument",
+    "ver",
+)
+
+
+class _Undo:
+    """The state one event may change, saved before it is applied and put back by
+    :meth:`restore` when applying it raised (``Portfolio.apply`` is atomic per event).
+
+    Objects keep their identity (the fast path's heaps hold scopes): their fields and
+    containers are saved and written back; accounts and markets the event created are
+    removed. The trigger heaps are never changed by ``apply`` (only by ``arm`` and the fast
+    path), so a scope's restored ``band_seq`` makes its heap entries live again."""
+
+    __slots__ = (
+        "accounts",
+        "holdings",
+        "markets",
+        "new_accounts",
+        "new_markets",
+        "portfolio",
+        "scopes",
+    )
+
+    def __init__(self, portfolio: Portfolio) -> None:
+        self.portfolio = portfolio
+        self.new_markets: list[tuple[str, str]] = []
+        self.new_accounts: list[AccountKey] = []
+        # id → saved fields; the object itself is the first item
+        self.markets: dict[int, tuple[Market, tuple[object, ...], list[Holding] | None]] = {}
+        self.accounts: dict[
+            AccountKey, tuple[AccountState, dict[str, ScopeState], tuple[float | None, ...]]
+        ] = {}
+        self.scopes: dict[
+            int, tuple[ScopeState, float, dict[str, Holding], float, float, int, int, int | None]
+        ] = {}
+        self.holdings: dict[int, tuple[Holding, Leg, float, float, float, int, bool]] = {}
+
+    def market_at(self, key: tuple[str, str], *, members: bool) -> None:
+        m = self.portfolio.markets.get(key)
+        if m is None:
+            self.new_markets.append(key)
+        else:
+            self.market(m, members=members)
+
+    def market(self, m: Market, *, members: bool) -> None:
+        """Save the market's prices and instrument; ``members``: also which holdings it has
+        (the event may add or remove holdings on it)."""
+        saved = self.markets.get(id(m))
+        if saved is not None and (saved[2] is not None or not members):
+            return
+        fields = tuple(getattr(m, name) for name in _MARKET_FIELDS)
+        self.markets[id(m)] = (m, fields, list(m.holdings) if members else None)
+
+    def account(self, key: AccountKey) -> None:
+        acct = self.portfolio.accounts.get(key)
+        if acct is None:
+            self.new_accounts.append(key)
+            return
+        self.accounts[key] = (acct, dict(acct.isolated), acct.venue_figures)
+        for s in acct.scopes():
+            self.scope(s, holdings=True)
+
+    def scope(self, s: ScopeState, *, holdings: bool) -> None:
+        """Save the scope's figures and holdings; ``holdings``: also each holding's figures
+        (and whether it is unarmed: disarming the scope marks them all)."""
+        if id(s) not in self.scopes:
+            self.scopes[id(s)] = (
+                s,
+                s.cash,
+                dict(s.holdings),
+                s.value,
+                s.mm,
+                s.deltas,
+                s.band_seq,
+                s.zone,
+            )
+        if holdings:
+            for h in s.holdings.values():
+                self.holding(h)
+
+    def holding(self, h: Holding) -> None:
+        if id(h) not in self.holdings:
+            self.holdings[id(h)] = (
+                h,
+                h.leg,
+                h.price,
+                h.value,
+                h.mm,
+                h.ver,
+                h in h.market.unarmed,
+            )
+
+    def restore(self) -> None:
+        p = self.portfolio
+        for m, fields, members in self.markets.values():
+            for name, value in zip(_MARKET_FIELDS, fields, strict=True):
+                setattr(m, name, value)
+            if members is not None:
+                kept = {id(h) for h in members}
+                for h in m.holdings:
+                    if id(h) not in kept:  # added by the event
+                        m.unarmed.pop(h, None)
+                m.holdings[:] = members
+        for mkey in self.new_markets:
+            new = p.markets.pop(mkey, None)
+            if new is not None:
+                new.unarmed.clear()
+        for akey in self.new_accounts:
+            p.accounts.pop(akey, None)
+        for acct, isolated, figures in self.accounts.values():
+            acct.isolated.clear()
+            acct.isolated.update(isolated)
+            acct.venue_figures = figures  # type: ignore[assignment]
+        for s, cash, holdings, value, mm, deltas, band_seq, zone_ in self.scopes.values():
+            s.cash, s.value, s.mm, s.deltas, s.band_seq, s.zone = (
+                cash,
+                value,
+                mm,
+                deltas,
+                band_seq,
+                zone_,
+            )
+            s.holdings.clear()
+            s.holdings.update(holdings)
+        for h, leg, price, value, mm, ver, unarmed in self.holdings.values():
+            h.leg, h.price, h.value, h.mm, h.ver = leg, price, value, mm, ver
+            if unarmed:
+                h.market.unarmed[h] = None
+            else:
+                h.market.unarmed.pop(h, None)
 
 
 def _unique(keys: Iterable[ScopeKey]) -> list[ScopeKey]:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urlencode
 
 from websockets.asyncio.client import ClientConnection
 
@@ -35,59 +34,58 @@ from monitor.errors import RetryableError
 from monitor.model.events import AccountSnapshot
 from monitor.venues.bybit.accounts import VENUE, BybitAccountState, result_of, risk_tiers
 from monitor.venues.keys import (
-    ClockOffset,
     KeyAccount,
-    KeyRejected,
     KeySettings,
     Permissions,
-    RateBudget,
-    RateLimited,
-    RestClient,
     StreamFrame,
-    TimestampRejected,
-    VenueUnavailable,
     hmac_hex,
     retry_after_seconds,
 )
 from monitor.venues.parsing import Bad, lst, obj
+from monitor.venues.signed import (
+    MAX_MESSAGE,
+    AnswerCodes,
+    SignedPrivate,
+    classify_answer,
+    retryable,
+)
 
 REST_URL = "https://api.bybit.com"
 WS_URL = "wss://stream.bybit.com/v5/private"
 RECV_WINDOW_MS = 5000
 
-_AUTH_CODES = frozenset({10003, 10004, 10005, 10007, 10010, 33004})
-_RATE_CODES = frozenset({10006, 10018})
-_BUSY_CODES = frozenset({10016, 10019})
+CODES = AnswerCodes(
+    label="retCode",
+    ok="0",
+    timestamp=frozenset({"10002"}),
+    auth=frozenset({"10003", "10004", "10005", "10007", "10010", "33004"}),
+    rate=frozenset({"10006", "10018"}),
+    busy=frozenset({"10016", "10019"}),
+    rate_statuses=frozenset({403, 429}),
+)
 _TRANSFER_RIGHTS = frozenset(
     {"AccountTransfer", "SubMemberTransfer", "SubMemberTransferList", "Withdraw"}
 )
 
 
 def classify(status: int, headers: Any, body: str) -> Exception | None:
-    """A Bybit answer → None (success) or the error it means (module docstring)."""
-    code: int | None = None
-    msg = body[:120]
+    """A Bybit answer → None (success) or the error it means (module docstring). Only an
+    integer ``retCode`` is a code."""
+    code: str | None = None
+    msg = body[:MAX_MESSAGE]
     server_ms: float | None = None
     try:
         doc = json.loads(body)
         if isinstance(doc, dict) and isinstance(doc.get("retCode"), int):
-            code = doc["retCode"]
-            msg = str(doc.get("retMsg", ""))[:120]
+            code = str(doc["retCode"])
+            msg = str(doc.get("retMsg", ""))[:MAX_MESSAGE]
             t = doc.get("time")
             server_ms = float(t) if isinstance(t, int | float) else None
     except ValueError:
         pass
-    if 200 <= status < 300 and code == 0:
-        return None
-    if code == 10002:
-        return TimestampRejected(f"{code} {msg}")
-    if status == 401 or code in _AUTH_CODES:
-        return KeyRejected(f"HTTP {status} retCode {code} {msg}")
-    if status in (403, 429) or code in _RATE_CODES:
-        return RateLimited(f"HTTP {status} retCode {code} {msg}", _reset_after(headers, server_ms))
-    if status >= 500 or code in _BUSY_CODES:
-        return VenueUnavailable(f"HTTP {status} {msg}", retry_after_seconds(headers, 30.0))
-    return RetryableError(f"HTTP {status} retCode {code} {msg}")
+    return classify_answer(
+        status, headers, code, msg, CODES, rate_wait=lambda: _reset_after(headers, server_ms)
+    )
 
 
 def _reset_after(headers: Any, server_ms: float | None) -> float:
@@ -121,61 +119,39 @@ def permissions_from_result(result: Any) -> Permissions:
     )
 
 
-class BybitPrivate:
+class BybitPrivate(SignedPrivate):
     """The Bybit half of a :class:`~monitor.venues.keys.KeyFeed` (see module docstring)."""
 
     heartbeat_message: str | None = '{"req_id":"hb","op":"ping"}'
-    keepalive_interval: float | None = None
-    max_lifetime: float | None = None
+    REST_URL = REST_URL
+    WS_URL = WS_URL
+    TIME_PATH = "/v5/market/time"
+    # Bybit: 600 requests per 5 s per IP; per-endpoint limits are 10-50/s: keep it modest
+    BUDGET = (50.0, 1.0)
 
     def __init__(self, account: KeyAccount, clock: Clock, settings: KeySettings) -> None:
-        self.account = account
-        self.clock = clock
-        self.base = (account.rest_url or REST_URL).rstrip("/")
-        self.ws_url = account.ws_url or WS_URL
-        self.offset = ClockOffset()
-        # Bybit: 600 requests per 5 s per IP; per-endpoint limits are 10-50/s: keep it modest
-        self.rest = RestClient(account, clock, RateBudget(50.0, 1.0), classify, self.resync_clock)
+        super().__init__(account, clock, settings)
         self.state = BybitAccountState(account.name)
         self.auth_failed: str | None = None
 
-    async def resync_clock(self) -> None:
-        sent = self.clock.now()
-        status, headers, body = await self.rest.raw("GET", f"{self.base}/v5/market/time")
-        err = classify(status, headers, body)
-        if err is not None:
-            raise err
-        try:
-            server_ms = float(json.loads(body)["time"])
-        except (ValueError, KeyError, TypeError):
-            raise RetryableError("GET /v5/market/time: no time") from None
-        self.offset.update(server_ms, sent, self.clock.now())
+    def classify(self, status: int, headers: Any, body: str) -> Exception | None:
+        return classify(status, headers, body)
 
-    async def get(self, path: str, params: dict[str, str], *, signed: bool = True) -> Any:
-        def make() -> tuple[str, dict[str, str], str | None]:
-            query = urlencode(params)
-            url = f"{self.base}{path}?{query}" if query else f"{self.base}{path}"
-            if not signed:
-                return url, {}, None
-            ts = str(self.offset.stamp_ms(self.clock.now()))
-            recv = str(RECV_WINDOW_MS)
-            sig = hmac_hex(self.account.secret, ts + self.account.api_key + recv + query)
-            return (
-                url,
-                {
-                    "X-BAPI-API-KEY": self.account.api_key,
-                    "X-BAPI-TIMESTAMP": ts,
-                    "X-BAPI-RECV-WINDOW": recv,
-                    "X-BAPI-SIGN": sig,
-                },
-                None,
-            )
+    def server_ms(self, body: str) -> float:
+        return float(json.loads(body)["time"])
 
-        text = await self.rest.call("GET", make)
-        try:
-            return result_of(json.loads(text), path)
-        except (ValueError, Bad) as exc:
-            raise RetryableError(f"{path}: {str(exc)[:120]}") from None
+    def sign(self, path: str, query: str) -> dict[str, str]:
+        ts = str(self.offset.stamp_ms(self.clock.now()))
+        recv = str(RECV_WINDOW_MS)
+        return {
+            "X-BAPI-API-KEY": self.account.api_key,
+            "X-BAPI-TIMESTAMP": ts,
+            "X-BAPI-RECV-WINDOW": recv,
+            "X-BAPI-SIGN": hmac_hex(self.account.secret, ts + self.account.api_key + recv + query),
+        }
+
+    def unwrap(self, doc: Any, path: str) -> Any:
+        return result_of(doc, path)
 
     # -- PrivateVenue ----------------------------------------------------------------------------
     async def permissions(self) -> Permissions:
@@ -195,7 +171,7 @@ class BybitPrivate:
             cursor = str(page.get("nextPageCursor") or "")
             if not cursor:
                 break
-        try:
+        with retryable(f"{VENUE} account"):
             held = {str(obj(r, "position").get("symbol")) for r in rows}
             for sym in sorted(held - set(self.state.tiers)):
                 result = await self.get(
@@ -205,11 +181,6 @@ class BybitPrivate:
             self.state.set_wallet(lst(wallet.get("list"), "wallet.list"))
             self.state.set_positions(rows)
             return self.state.snapshot(ts_recv)
-        except Bad as exc:
-            raise RetryableError(f"{VENUE} account: {exc.args[0]}") from None
-
-    async def stream_url(self) -> str:
-        return self.ws_url
 
     async def on_open(self, ws: ClientConnection) -> None:
         expires = self.offset.stamp_ms(self.clock.now()) + 10_000
@@ -234,11 +205,15 @@ class BybitPrivate:
         if op == "auth":
             if msg.get("success") is True:
                 return StreamFrame()
-            return StreamFrame(fatal=f"stream login refused: {str(msg.get('ret_msg'))[:120]}")
+            return StreamFrame(
+                fatal=f"stream login refused: {str(msg.get('ret_msg'))[:MAX_MESSAGE]}"
+            )
         if op == "subscribe":
             if msg.get("success") is True:
                 return StreamFrame()
-            return StreamFrame(reconnect=f"subscribe refused: {str(msg.get('ret_msg'))[:120]}")
+            return StreamFrame(
+                reconnect=f"subscribe refused: {str(msg.get('ret_msg'))[:MAX_MESSAGE]}"
+            )
         if "topic" in msg:
             try:
                 snap = self.state.on_push(msg, ts_recv)
@@ -249,12 +224,3 @@ class BybitPrivate:
             missing = any(p.maintenance is None for p in snap.positions)
             return StreamFrame((snap,), resnapshot=missing)
         raise ValueError(f"unknown message {frame[:60]!r}")
-
-    async def keepalive(self) -> str | None:
-        return None
-
-    async def close_stream(self) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        await self.rest.aclose()

@@ -26,7 +26,6 @@ import asyncio
 import datetime as dt
 import json
 from typing import Any
-from urllib.parse import urlencode
 
 from websockets.asyncio.client import ClientConnection
 
@@ -34,29 +33,35 @@ from monitor.clock import Clock
 from monitor.errors import RetryableError
 from monitor.model.events import AccountSnapshot
 from monitor.venues.keys import (
-    ClockOffset,
     KeyAccount,
     KeyRejected,
     KeySettings,
     Permissions,
-    RateBudget,
-    RateLimited,
-    RestClient,
     StreamFrame,
-    TimestampRejected,
-    VenueUnavailable,
     hmac_b64,
     retry_after_seconds,
 )
 from monitor.venues.okx.accounts import VENUE, OkxAccountState, contracts_from, data_of
 from monitor.venues.parsing import Bad, obj, opt_num
+from monitor.venues.signed import (
+    MAX_MESSAGE,
+    AnswerCodes,
+    SignedPrivate,
+    classify_answer,
+    retryable,
+)
 
 REST_URL = "https://www.okx.com"
 WS_URL = "wss://ws.okx.com:8443/ws/v5/private"
 
-_AUTH_CODES = frozenset({"50100", "50101", "50105", "50110", "50111", "50113", "50114"})
-_RATE_CODES = frozenset({"50011", "50061"})
-_BUSY_CODES = frozenset({"50001", "50013", "50026"})
+CODES = AnswerCodes(
+    label="code",
+    ok="0",
+    timestamp=frozenset({"50102"}),
+    auth=frozenset({"50100", "50101", "50105", "50110", "50111", "50113", "50114"}),
+    rate=frozenset({"50011", "50061"}),
+    busy=frozenset({"50001", "50013", "50026"}),
+)
 
 
 def iso_ms(ms: int) -> str:
@@ -68,27 +73,17 @@ def iso_ms(ms: int) -> str:
 def classify(status: int, headers: Any, body: str) -> Exception | None:
     """An OKX answer → None (success) or the error it means (module docstring)."""
     code: str | None = None
-    msg = body[:120]
+    msg = body[:MAX_MESSAGE]
     try:
         doc = json.loads(body)
         if isinstance(doc, dict) and "code" in doc:
             code = str(doc["code"])
-            msg = str(doc.get("msg", ""))[:120]
+            msg = str(doc.get("msg", ""))[:MAX_MESSAGE]
     except ValueError:
         pass
-    if 200 <= status < 300 and code == "0":
-        return None
-    if code == "50102":
-        return TimestampRejected(f"{code} {msg}")
-    if code in _AUTH_CODES or status == 401:
-        return KeyRejected(f"HTTP {status} code {code} {msg}")
-    if status == 429 or code in _RATE_CODES:
-        return RateLimited(f"HTTP {status} code {code} {msg}", retry_after_seconds(headers, 2.0))
-    if status >= 500 or code in _BUSY_CODES:
-        return VenueUnavailable(
-            f"HTTP {status} code {code} {msg}", retry_after_seconds(headers, 30.0)
-        )
-    return RetryableError(f"HTTP {status} code {code} {msg}")
+    return classify_answer(
+        status, headers, code, msg, CODES, rate_wait=lambda: retry_after_seconds(headers, 2.0)
+    )
 
 
 def permissions_from_config(row: Any) -> Permissions:
@@ -103,59 +98,40 @@ def permissions_from_config(row: Any) -> Permissions:
     )
 
 
-class OkxPrivate:
+class OkxPrivate(SignedPrivate):
     """The OKX half of a :class:`~monitor.venues.keys.KeyFeed` (see module docstring)."""
 
     heartbeat_message: str | None = "ping"
-    keepalive_interval: float | None = None
-    max_lifetime: float | None = None
+    REST_URL = REST_URL
+    WS_URL = WS_URL
+    TIME_PATH = "/api/v5/public/time"
+    # OKX: most account endpoints allow 10-20 requests per 2 s per user
+    BUDGET = (8.0, 2.0)
 
     def __init__(self, account: KeyAccount, clock: Clock, settings: KeySettings) -> None:
-        self.account = account
-        self.clock = clock
-        self.base = (account.rest_url or REST_URL).rstrip("/")
-        self.ws_url = account.ws_url or WS_URL
-        self.offset = ClockOffset()
-        # OKX: most account endpoints allow 10-20 requests per 2 s per user
-        self.rest = RestClient(account, clock, RateBudget(8.0, 2.0), classify, self.resync_clock)
+        super().__init__(account, clock, settings)
         self.state = OkxAccountState(account.name)
         self.login_timeout = settings.open_timeout
 
-    async def resync_clock(self) -> None:
-        sent = self.clock.now()
-        status, headers, body = await self.rest.raw("GET", f"{self.base}/api/v5/public/time")
-        err = classify(status, headers, body)
-        if err is not None:
-            raise err
-        try:
-            server_ms = float(json.loads(body)["data"][0]["ts"])
-        except (ValueError, KeyError, TypeError, IndexError):
-            raise RetryableError("GET /api/v5/public/time: no ts") from None
-        self.offset.update(server_ms, sent, self.clock.now())
+    def classify(self, status: int, headers: Any, body: str) -> Exception | None:
+        return classify(status, headers, body)
 
-    def _headers(self, method: str, path_query: str, body: str = "") -> dict[str, str]:
+    def server_ms(self, body: str) -> float:
+        return float(json.loads(body)["data"][0]["ts"])
+
+    def sign(self, path: str, query: str) -> dict[str, str]:
         ts = iso_ms(self.offset.stamp_ms(self.clock.now()))
+        path_query = f"{path}?{query}" if query else path
         assert self.account.password is not None
         return {
             "OK-ACCESS-KEY": self.account.api_key,
-            "OK-ACCESS-SIGN": hmac_b64(self.account.secret, ts + method + path_query + body),
+            "OK-ACCESS-SIGN": hmac_b64(self.account.secret, ts + "GET" + path_query),
             "OK-ACCESS-TIMESTAMP": ts,
             "OK-ACCESS-PASSPHRASE": self.account.password,
         }
 
-    async def get(self, path: str, params: dict[str, str], *, signed: bool = True) -> list[Any]:
-        query = urlencode(params)
-        path_query = f"{path}?{query}" if query else path
-
-        def make() -> tuple[str, dict[str, str], str | None]:
-            headers = self._headers("GET", path_query) if signed else {}
-            return f"{self.base}{path_query}", headers, None
-
-        text = await self.rest.call("GET", make)
-        try:
-            return data_of(json.loads(text), path)
-        except (ValueError, Bad) as exc:
-            raise RetryableError(f"{path}: {str(exc)[:120]}") from None
+    def unwrap(self, doc: Any, path: str) -> list[Any]:
+        return data_of(doc, path)
 
     # -- PrivateVenue ----------------------------------------------------------------------------
     async def permissions(self) -> Permissions:
@@ -176,7 +152,8 @@ class OkxPrivate:
                     {"instType": "SWAP", "instId": inst},
                     signed=False,
                 )
-                st.contracts.update(_checked(contracts_from, rows))
+                with retryable(VENUE):
+                    st.contracts.update(contracts_from(rows))
             if fam not in st.tiers:
                 mode = str(st.rows[inst].get("mgnMode") or "cross")
                 st.tiers[fam] = await self.get(
@@ -188,29 +165,20 @@ class OkxPrivate:
                 rows = await self.get(
                     "/api/v5/account/trade-fee", {"instType": "SWAP", "instFamily": fam}
                 )
-                try:
+                with retryable("trade-fee"):
                     row = obj(rows[0], "trade-fee") if rows else {}
                     taker = opt_num(row.get("takerU") or row.get("taker") or None, "takerU")
-                except Bad as exc:
-                    raise RetryableError(f"trade-fee: {exc.args[0]}") from None
                 st.fees[fam] = abs(taker) if taker is not None else 0.0
 
     async def snapshot(self, ts_recv: float) -> AccountSnapshot:
         balance = await self.get("/api/v5/account/balance", {})
         rows = await self.get("/api/v5/account/positions", {"instType": "SWAP"})
-        try:
+        with retryable(f"{VENUE} account"):
             self.state.set_balance(balance)
             self.state.set_rows(rows, replace_all=True)
-        except Bad as exc:
-            raise RetryableError(f"{VENUE} account: {exc.args[0]}") from None
         await self._details()
-        try:
+        with retryable(f"{VENUE} account"):
             return self.state.snapshot(ts_recv)
-        except Bad as exc:
-            raise RetryableError(f"{VENUE} account: {exc.args[0]}") from None
-
-    async def stream_url(self) -> str:
-        return self.ws_url
 
     async def on_open(self, ws: ClientConnection) -> None:
         ts = str(self.offset.stamp_ms(self.clock.now()) // 1000)
@@ -239,7 +207,7 @@ class OkxPrivate:
         if not isinstance(msg, dict) or msg.get("event") != "login" or str(msg.get("code")) != "0":
             what = msg.get("msg") if isinstance(msg, dict) else ""
             code = msg.get("code") if isinstance(msg, dict) else ""
-            raise KeyRejected(f"stream login refused: {code} {str(what)[:120]}")
+            raise KeyRejected(f"stream login refused: {code} {str(what)[:MAX_MESSAGE]}")
         await ws.send(
             json.dumps(
                 {
@@ -290,19 +258,3 @@ class OkxPrivate:
         except Bad as exc:
             raise ValueError(exc.args[0]) from None
         return StreamFrame((snap,))
-
-    async def keepalive(self) -> str | None:
-        return None
-
-    async def close_stream(self) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        await self.rest.aclose()
-
-
-def _checked(fn: Any, body: Any) -> Any:
-    try:
-        return fn(body)
-    except Bad as exc:
-        raise RetryableError(f"{VENUE}: {exc.args[0]}") from None
