@@ -243,6 +243,19 @@ def scope_name(scope_key: str) -> str:
     return f"{venue}:{short_account(account)}/{scope}"
 
 
+def labelled_scope(scope_key: str, labels: Mapping[str, str] | None = None) -> str:
+    """A scope as people know it, for the "Scope …" and "What to do on …" lines: the
+    account's label then the short scope name (``Main desk (hyperliquid:0x1111…1111/cross)``),
+    or the short scope name alone when the account has no label."""
+    name = scope_name(scope_key)
+    venue, _, rest = scope_key.partition(":")
+    account, slash, _scope = rest.rpartition("/")
+    if not slash:
+        return name
+    label = _label_of(f"{venue}:{account}", labels or {})
+    return f"{one_line(label)} ({name})" if label else name
+
+
 def _label_of(group: str, labels: Mapping[str, str]) -> str | None:
     label = labels.get(group)
     if label or not group.startswith("dydx:"):
@@ -412,9 +425,10 @@ def _past(risk: ScopeRisk) -> bool:
     )
 
 
-def scope_lines(risk: ScopeRisk) -> list[str]:
+def scope_lines(risk: ScopeRisk, labels: Mapping[str, str] | None = None) -> list[str]:
     """The figures of one scope, one per line (positions indented). Past liquidation, the
-    shock and the distances say so instead of a figure at a price still to come."""
+    shock and the distances say so instead of a figure at a price still to come. ``labels``:
+    ``venue:account`` → label, named before the short scope key."""
     cross = risk.scope == "cross"
     past = _past(risk)
     if risk.margin_ratio is not None:
@@ -422,7 +436,7 @@ def scope_lines(risk: ScopeRisk) -> list[str]:
     else:
         ratio = "n/a (no positions)" if not risk.positions else "∞ (equity ≤ 0)"
     lines = [
-        f"Scope {scope_name(str(risk.key))}: equity {money(risk.equity)}, maintenance "
+        f"Scope {labelled_scope(str(risk.key), labels)}: equity {money(risk.equity)}, maintenance "
         f"{money(risk.maintenance_margin)}, margin ratio {ratio}: {_scope_state(risk)}",
         f"Collateral at risk: {money(risk.collateral_at_risk)} "
         f"({'the whole cross pool' if cross else 'this isolated allocation'})",
@@ -621,7 +635,7 @@ def render_group(
             same.append(r)
     for scope_key, found in by_scope.items():
         lines.append("")
-        lines.append(_styled(f"What to do on {scope_name(scope_key)}:", fmt))
+        lines.append(_styled(f"What to do on {labelled_scope(scope_key, labels)}:", fmt))
         for r in found:
             for line in remedy_lines(r):
                 lines.append(_styled(line, fmt))
@@ -633,7 +647,7 @@ def render_group(
             continue
         seen.add(scope_subject)
         lines.append("")
-        for line in scope_lines(risk):
+        for line in scope_lines(risk, labels):
             lines.append(_styled(line, fmt))
     lines.append("")
     lines.append(f"at {iso(group.at)}")
