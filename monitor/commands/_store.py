@@ -145,6 +145,45 @@ class Names:
         return [k for k, v in self.labels.items() if v.casefold() == low]
 
 
+#: the scope words a typed name's last ``/`` segment is compared with (``isolated`` stands for
+#: ``isolated:SYMBOL``)
+_SCOPE_WORDS = ("cross", "venue-ratio", "isolated")
+
+
+def scope_typo(text: str) -> str | None:
+    """Why ``text`` (a target as typed: ``VENUE:ACCOUNT[/SCOPE[#SYMBOL]]``) looks like a
+    mistyped scope, or None. The parser reads ``hyperliquid:0x…/crosss`` as an ACCOUNT named
+    ``0x…/crosss`` (a scope word must be exact), which matches nothing; a last ``/`` segment
+    of the account part that is a scope word in other capitals (``Cross``), at least 0.6
+    alike to one (``crosss``, ``venue_ratio``), or ``isolated:SYMBOL`` misspelt
+    (``isolate:ETH``, ``iso:ETH``) is refused with the nearest scope. An account whose name
+    really ends so is written with its ``/`` as ``%2F``. Labels and feeds are not checked."""
+    venue, sep, rest = text.partition(":")
+    if not sep or venue.casefold() == "feed":
+        return None
+    base = rest.partition("#")[0]
+    _, slash, seg = base.rpartition("/")
+    if not slash or not seg or seg in _SCOPE_WORDS[:2] or seg.startswith("isolated:"):
+        return None
+    head, colon, symbol = seg.partition(":")
+    low = head.casefold()
+    if colon:
+        near = difflib.get_close_matches(low, ["isolated"], n=1, cutoff=0.6)
+        if not near and not (len(low) >= 3 and "isolated".startswith(low)):
+            return None
+        meant = f"isolated:{symbol or 'SYMBOL'}"
+    else:
+        near = difflib.get_close_matches(low, list(_SCOPE_WORDS), n=1, cutoff=0.6)
+        if not near:
+            return None
+        meant = "isolated:SYMBOL" if near[0] == "isolated" else near[0]
+    return (
+        f"{seg!r} is not a scope; did you mean {meant!r}? (a scope is 'cross', 'venue-ratio' "
+        f"or 'isolated:SYMBOL', exactly; an account whose name ends in '/{seg}' is written "
+        "with that '/' as %2F)"
+    )
+
+
 def said(exc: InputError, *commands: str) -> str:
     """``exc`` for a line ``monitor COMMAND: …``: without its source when that source is the
     command itself (``monitor mute: --for: …``, never ``monitor mute: mute: --for: …``)."""

@@ -17,7 +17,7 @@ from typing import Any
 
 from monitor import fmt
 from monitor.alerts.rules import parse_duration
-from monitor.commands._store import Names, add_store_args, clean, locate, said
+from monitor.commands._store import Names, add_store_args, clean, locate, said, scope_typo
 from monitor.config import load_config
 from monitor.errors import ConfigError, FatalError
 from monitor.logs import configure_logging
@@ -93,6 +93,9 @@ def resolve_scope(text: str, names: Names) -> tuple[ScopeKey, tuple[str, ...]]:
         key: object = labelled[0]
         notes = (f"{text!r} is the label of {labelled[0]}",)
     else:
+        typo = scope_typo(text)
+        if typo is not None:
+            raise ConfigError("history", "SCOPE", f"not a scope: {typo}")
         try:
             parsed = parse_user(text)
         except IdError as exc:

@@ -17,7 +17,7 @@ from typing import Any
 from monitor.alerts.mutes import Mute
 from monitor.alerts.rules import RuleKind, parse_duration
 from monitor.clock import SystemClock
-from monitor.commands._store import Names, add_store_args, clean, locate, said
+from monitor.commands._store import Names, add_store_args, clean, locate, said, scope_typo
 from monitor.config import Config
 from monitor.errors import ConfigError, FatalError
 from monitor.logs import configure_logging
@@ -134,6 +134,9 @@ def _parse(
     if len(labelled) > 1:
         which = ", ".join(sorted(map(str, labelled)))
         raise ConfigError("mute", "TARGET", f"label {target!r} names several accounts: {which}")
+    typo = scope_typo(target)
+    if typo is not None:
+        raise ConfigError("mute", "TARGET", f"not a target: {typo}")
     try:
         parsed = parse_user(target)
     except IdError as exc:

@@ -1,0 +1,117 @@
+"""A newcomer's review of the operator's surface (issues 15 and 16): each finding as a test.
+
+Mistyped scope words: the parser reads ``hyperliquid:0x…/crosss`` as an ACCOUNT named
+``0x…/crosss`` (a scope word must be exact), so ``mute``, ``unmute`` and ``history`` refuse a
+name whose last ``/`` segment is near a scope word, with the nearest one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from monitor.cli import main
+from monitor.commands._store import scope_typo
+from monitor.logs import reset_logging
+from tests.commands.test_mute import _targets, make_store
+
+ADDR = "0x1111111111111111111111111111111111111111"
+DYDX = "dydx1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq"
+
+
+@pytest.fixture(autouse=True)
+def _logging_back_to_defaults() -> Iterator[None]:
+    yield
+    reset_logging()
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [
+        ("crosss", "cross"),
+        ("Cross", "cross"),
+        ("cros", "cross"),
+        ("venue_ratio", "venue-ratio"),
+        ("isolate:ETH", "isolated:ETH"),
+        ("iso:ETH", "isolated:ETH"),
+        ("isolated", "isolated:SYMBOL"),
+    ],
+)
+def test_a_mistyped_scope_word_is_refused_with_the_nearest_scope(
+    typed: str, meant: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = make_store(tmp_path / "m.db")
+    code, out, err = _run(
+        ["mute", f"hyperliquid:{ADDR}/{typed}", "--for", "1h", "--force", "--store", db], capsys
+    )
+    assert (code, out) == (2, "")
+    assert err.startswith(
+        f"monitor mute: TARGET: not a target: {typed!r} is not a scope; did you mean {meant!r}?"
+    )
+    assert _targets(db) == []  # nothing stored, even with --force
+
+
+def test_a_mistyped_scope_on_an_api_key_account_is_refused_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without the check, ``binanceusdm:main/crosss --force`` stored a mute on an account
+    named ``main/crosss`` that no alert ever matches, and said "muted"."""
+    db = make_store(tmp_path / "m.db", ("binanceusdm:main/cross",))
+    code, out, err = _run(
+        ["mute", "binanceusdm:main/crosss#BTCUSDT", "--for", "1h", "--force", "--store", db],
+        capsys,
+    )
+    assert (code, out) == (2, "")
+    assert "'crosss' is not a scope; did you mean 'cross'?" in err
+    assert _targets(db) == []
+
+
+def test_history_refuses_a_mistyped_scope_instead_of_an_empty_account(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = make_store(tmp_path / "m.db")
+    code, out, err = _run(["history", f"hyperliquid:{ADDR}/crosss", "--store", db], capsys)
+    assert (code, out) == (2, "")
+    assert err.startswith(
+        "monitor history: SCOPE: not a scope: 'crosss' is not a scope; did you mean 'cross'?"
+    )
+
+
+def test_unmute_refuses_a_mistyped_scope_rather_than_removing_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = make_store(tmp_path / "m.db")
+    assert _run(["mute", f"hyperliquid:{ADDR}/cross", "--for", "1h", "--store", db], capsys)[0] == 0
+    code, out, err = _run(["unmute", f"hyperliquid:{ADDR}/crosss", "--store", db], capsys)
+    assert (code, out) == (2, "")
+    assert "did you mean 'cross'?" in err
+    assert _targets(db) == [f"hyperliquid:{ADDR}/cross"]  # the real mute is still there
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"hyperliquid:{ADDR}/cross",
+        f"hyperliquid:{ADDR}/venue-ratio",
+        f"hyperliquid:{ADDR}/isolated:ETH#ETH",
+        f"hyperliquid:{ADDR}",
+        f"dydx:{DYDX}/0",
+        f"dydx:{DYDX}/0/cross",
+        "binanceusdm:main",
+        "binanceusdm:desk/sub",  # an account name with a '/' of its own
+        "binanceusdm:main%2Fcrosss",  # an account that really ends in /crosss, escaped
+        "feed:okx/crosss",
+        "monitor",
+        "main desk",
+    ],
+)
+def test_right_names_are_not_taken_for_typos(text: str) -> None:
+    assert scope_typo(text) is None
