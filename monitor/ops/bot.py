@@ -8,11 +8,12 @@ Commands, answered only in the chats listed in ``[telegram_bot] chat_ids``:
   (``venue:account/scope``) or any unique part of one (``0x1111``, ``alice/cross``).
 * ``/history NAME [6h]``: a PNG chart of the scope's margin ratio and liquidation distance
   over the period (default ``history_hours``), thresholds drawn.
-* ``/mute TARGET 2h [--critical] [--rule RULE] [reason…]``, ``/unmute TARGET [--rule RULE]``,
-  ``/mutes``: the same mutes as ``monitor mute`` (stored, honoured by the daemon within a
-  second). Each change is logged (``bot.mute``/``bot.unmute``) with the chat and the sender.
-  A mute or unmute sent more than :data:`STALE_COMMAND` seconds before the bot saw it (the bot
-  was down) is refused, not applied late.
+* ``/mute TARGET 2h [--critical] [--rule RULE] [--force] [reason…]``, ``/unmute TARGET
+  [--rule RULE]``, ``/mutes``: the same mutes as ``monitor mute`` (stored, honoured by the
+  daemon within a second); a target the store has never seen is refused with the nearest
+  known name unless ``--force``. Each change is logged (``bot.mute``/``bot.unmute``) with
+  the chat and the sender. A mute or unmute sent more than :data:`STALE_COMMAND` seconds
+  before the bot saw it (the bot was down) is refused, not applied late.
 * ``/whatif --shock -10% [--price ETH=2800] [--isolate SOL=500] [--cross SOL]``: the live
   book before and after, as ``monitor whatif`` (needs the daemon's portfolio).
 
@@ -51,10 +52,11 @@ from telegram.ext import (
 
 from monitor.alerts.mutes import Mute
 from monitor.alerts.rules import AlertRules, parse_duration
-from monitor.commands.mute import MAX_MUTE, RULES, _check
+from monitor.commands.mute import MAX_MUTE, RULES, _check, known_problem
 from monitor.config import TelegramBotConfig
 from monitor.errors import ConfigError, InputError
 from monitor.logs import register_secret
+from monitor.model.ids import parse_subject
 from monitor.model.portfolio import Portfolio
 from monitor.ops.charts import account_of, scope_chart, thresholds_from_rules
 from monitor.store import history
@@ -82,7 +84,7 @@ HELP = """\
 /status: every scope and feed
 /scope NAME: one scope (any unique part of its name)
 /history NAME [6h]: chart of margin ratio and liquidation distance
-/mute TARGET 2h [--critical] [--rule RULE] [reason]
+/mute TARGET 2h [--critical] [--rule RULE] [--force] [reason]
 /unmute TARGET [--rule RULE]
 /mutes: mutes in force
 /whatif --shock -10% [--price ETH=2800] [--isolate SOL=500] [--cross SOL]"""
@@ -528,11 +530,21 @@ class CommandBot:
         if self._too_old(update):
             await self._reply(update, "not muted: that command waited too long to reach me")
             return
+        args = [_dashes(a) for a in context.args or []]
+        # --force (after TARGET and DURATION) mutes a target the store has not seen yet
+        force = "--force" in args[2:]
+        args = args[:2] + [a for a in args[2:] if a != "--force"]
         try:
-            target, secs, rule, critical, reason = parse_mute(context.args or [])
+            target, secs, rule, critical, reason = parse_mute(args)
         except ConfigError as exc:
             await self._reply(update, f"{exc.field}: {exc.problem}", pre=False)
             return
+        if not force:
+            # as `monitor mute`: a target that names nothing known is refused, never "muted"
+            problem = known_problem(parse_subject(target), None, await history.known(self.store))
+            if problem is not None:
+                await self._reply(update, f"not muted: {problem}", pre=False)
+                return
         now = self.now()
         sender = self._sender(update)
         who = sender["username"] or sender["user_id"]

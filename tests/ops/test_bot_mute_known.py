@@ -1,0 +1,83 @@
+"""The bot's /mute, as `monitor mute`, refuses a target that names nothing the store knows
+(with the nearest known name) instead of answering "muted" for a mute no alert can match;
+``--force`` mutes it anyway. Against the loopback Bot API stand-in and a real store."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from monitor.ops.bot import CommandBot
+from monitor.store.mutes import active_mutes
+from tests.ops.botapi import BotApi
+from tests.ops.conftest import NOW, Filled
+from tests.ops.test_bot import _ask, _cfg, _text
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[BotApi]:
+    srv = BotApi()
+    await srv.start()
+    yield srv
+    await srv.stop()
+
+
+@pytest.fixture
+async def bot(filled: Filled, api: BotApi) -> AsyncIterator[CommandBot]:
+    b = CommandBot(_cfg(api), filled.store, now=lambda: NOW)
+    await b.start()
+    yield b
+    await b.stop()
+
+
+async def test_a_mistyped_account_is_refused_with_the_nearest_known_one(
+    api: BotApi, bot: CommandBot
+) -> None:
+    (reply,) = await _ask(api, "/mute generic:alcie 2h")
+    assert _text(reply) == (
+        "not muted: unknown account 'generic:alcie'; did you mean 'generic:alice'? "
+        "(--force to mute it anyway)"
+    )
+    (scope,) = await _ask(api, "/mute generic:alice/isolated:BTC 2h")
+    assert _text(scope).startswith("not muted: unknown scope 'generic:alice/isolated:BTC'")
+    assert await active_mutes(bot.store, NOW) == []
+
+
+async def test_force_mutes_an_account_not_seen_yet_and_is_not_the_reason(
+    api: BotApi, bot: CommandBot
+) -> None:
+    (reply,) = await _ask(api, "/mute generic:carol 2h --force before the first snapshot")
+    # NOW = 2023-11-14T22:13:20Z, + 2 h
+    assert _text(reply) == "muted generic:carol until 2023-11-15T00:13:20Z, critical still sent"
+    (mute,) = await active_mutes(bot.store, NOW)
+    assert (mute.target, mute.reason) == ("generic:carol", "before the first snapshot")
+
+
+async def test_known_targets_still_mute_at_once(api: BotApi, bot: CommandBot) -> None:
+    for text in ("/mute generic:bob 1h", "/mute generic:alice/cross 1h", "/mute feed:dydx 1h"):
+        (reply,) = await _ask(api, text)
+        assert _text(reply).startswith("muted "), text
+    assert sorted(m.target for m in await active_mutes(bot.store, NOW)) == [
+        "feed:dydx",
+        "generic:alice/cross",
+        "generic:bob",
+    ]
+
+
+def test_the_readme_bot_examples_name_targets_the_bot_accepts() -> None:
+    """The README once showed ``/mute hyperliquid:0x1111 2h``, which the bot refuses (not a
+    Hyperliquid address): every /mute and /unmute line of its bot block must parse."""
+    from pathlib import Path
+
+    from monitor.ops.bot import parse_mute
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("**Telegram command bot.**", 1)[1].split("```", 2)[1]
+    mutes = [ln.split()[1:3] for ln in block.splitlines() if ln.startswith("/mute ")]
+    unmutes = [ln.split()[1:2] for ln in block.splitlines() if ln.startswith("/unmute ")]
+    assert mutes and unmutes
+    for args in mutes:
+        parse_mute(args)  # TARGET DURATION (the rest of the line is the README's comment)
+    for (target,) in unmutes:
+        parse_mute([target, "1h"])
