@@ -6,15 +6,23 @@ name whose last ``/`` segment is near a scope word, with the nearest one."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from monitor.cli import main
-from monitor.commands._store import scope_typo
+from monitor.commands import status
+from monitor.commands._store import read_config, scope_typo
 from monitor.logs import reset_logging
 from tests.commands.test_mute import _targets, make_store
+from tests.commands.test_status import ADDR as STATUS_ADDR
+from tests.commands.test_status import NOW as STATUS_NOW
+from tests.commands.test_status import make_store as make_status_store
+from tests.commands.test_status import view_of
 
 ADDR = "0x1111111111111111111111111111111111111111"
 DYDX = "dydx1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq"
@@ -115,3 +123,55 @@ def test_unmute_refuses_a_mistyped_scope_rather_than_removing_nothing(
 )
 def test_right_names_are_not_taken_for_typos(text: str) -> None:
     assert scope_typo(text) is None
+
+
+# -- status: a configured account the store has no figures of ---------------------------------
+
+OTHER = "0x" + "3" * 40
+
+
+def _status_config(tmp_path: Path, db: Path) -> Path:
+    cfg = tmp_path / "monitor.toml"
+    cfg.write_text(
+        "[venues.hyperliquid]\n\n"
+        f'[[accounts]]\nid = "hyperliquid:{STATUS_ADDR}"\nlabel = "btc desk"\n\n'
+        f'[[accounts]]\nid = "hyperliquid:{OTHER}"\nlabel = "HL desk"\n\n'
+        f'[store]\npath = "{db}"\n'
+    )
+    return cfg
+
+
+async def test_status_names_a_configured_account_without_figures_as_unknown(
+    tmp_path: Path,
+) -> None:
+    """Before: an address account whose feed never delivered a snapshot was simply absent
+    from ``monitor status --config``: a trader reading the table saw only healthy rows."""
+    db = tmp_path / "monitor.sqlite3"
+    await make_status_store(db, {"pid": os.getpid(), "summary": "3 scopes"}, STATUS_NOW - 1)
+    config = read_config(_status_config(tmp_path, db))
+    view = await view_of(db)
+    missing = status.without_figures(view.scopes, status.configured_accounts(config))
+    assert [str(k) for k in missing] == [f"hyperliquid:{OTHER}"]
+    text = status.render(view, STATUS_NOW, names=status.Names.of(config), missing=missing)
+    lines = text.splitlines()
+    assert all(len(line) <= 120 for line in lines)
+    joined = " ".join(line.strip() for line in lines)
+    assert (
+        "hyperliquid:0x3333…3333 (HL desk): UNKNOWN, no figures yet (no snapshot from the venue,"
+        " or the daemon has not run with this account)"
+    ) in joined
+    # the account with figures is not listed as unknown
+    assert "(btc desk): UNKNOWN" not in joined
+
+
+def test_status_json_lists_the_accounts_without_figures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "monitor.sqlite3"
+    asyncio.run(make_status_store(db, {"pid": os.getpid(), "summary": "3 scopes"}, STATUS_NOW - 1))
+    code, out, _ = _run(["status", "--json", "--config", str(_status_config(tmp_path, db))], capsys)
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["accounts_without_figures"] == [
+        {"account": f"hyperliquid:{OTHER}", "label": "HL desk"}
+    ]
