@@ -175,3 +175,28 @@ def test_status_json_lists_the_accounts_without_figures(
     assert doc["accounts_without_figures"] == [
         {"account": f"hyperliquid:{OTHER}", "label": "HL desk"}
     ]
+
+
+# -- the daemon's one-line summary (monitor/engine/core.py, the lead's) ------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Engine.summary() lists a DOWN feed under 'stale:' (status and systemctl show "
+    "'stale: hyperliquid/connection' while the feed table says down); proposed diff in the "
+    "review2 report",
+)
+def test_the_summary_says_down_for_a_feed_that_is_down() -> None:
+    from monitor.alerts.rules import AlertRules
+    from monitor.engine.core import Engine
+    from monitor.model.events import FeedState, FeedStatus
+
+    engine = Engine(AlertRules.default())
+    engine.receive(
+        [FeedStatus("hyperliquid", "connection", FeedState.DOWN, "connect failed")], 100.0, 1.0
+    )
+    engine.receive([FeedStatus("okx", "tickers", FeedState.STALE, "silent 40s")], 101.0, 2.0)
+    summary = engine.summary()
+    assert "down: hyperliquid/connection" in summary
+    assert "stale: okx/tickers" in summary
+    assert "stale: hyperliquid" not in summary
