@@ -200,3 +200,25 @@ def test_the_summary_says_down_for_a_feed_that_is_down() -> None:
     assert "down: hyperliquid/connection" in summary
     assert "stale: okx/tickers" in summary
     assert "stale: hyperliquid" not in summary
+
+
+# -- an alert's chart is headed by the account's label (monitor/notify/outbound.py, lead's) -----
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="outbound.chart_specs builds ChartSpec without a title, so a critical alert's PNG is "
+    "headed by the raw 42-character address; proposed diff in the review2 report",
+)
+def test_an_alert_chart_is_headed_by_the_label_and_short_scope() -> None:
+    from monitor.notify.outbound import build_messages
+    from monitor.ops.charts import decode_specs
+    from tests.notify.test_chart_attachments import channel, fired
+
+    scope = f"hyperliquid:{ADDR}/cross"
+    t = fired(f"{scope}#BTC", group=f"hyperliquid:{ADDR}")
+    (msg,) = build_messages(
+        [t], [channel("json://127.0.0.1:9/hook")], {}, 1000.0, labels={f"hyperliquid:{ADDR}": "HL"}
+    )
+    (spec,) = decode_specs(msg.attach or "")
+    assert spec.title == "HL (hyperliquid:0x1111…1111/cross)"
