@@ -222,3 +222,49 @@ def test_an_alert_chart_is_headed_by_the_label_and_short_scope() -> None:
     )
     (spec,) = decode_specs(msg.attach or "")
     assert spec.title == "HL (hyperliquid:0x1111…1111/cross)"
+
+
+# -- mute: what a configuration makes known ------------------------------------------------------
+
+
+def _mine(tmp_path: Path) -> Path:
+    db = make_store(tmp_path / "m.db", ("generic:paper/cross",))
+    cfg = tmp_path / "monitor.toml"
+    cfg.write_text(
+        "[venues.hyperliquid]\n\n"
+        f'[[accounts]]\nid = "hyperliquid:{ADDR}"\nlabel = "HL desk"\n\n'
+        '[[accounts]]\nvenue = "generic"\nname = "paper"\ncross_collateral = 100.0\n\n'
+        f'[store]\npath = "{db}"\n'
+    )
+    return cfg
+
+
+def test_the_cross_pool_of_a_configured_account_is_known_before_its_first_snapshot(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: "unknown scope 'hyperliquid:0x…/cross' (known: 'generic:paper/cross')", for
+    the cross pool every account has, while the account itself was accepted."""
+    cfg = _mine(tmp_path)
+    code, out, err = _run(
+        ["mute", f"hyperliquid:{ADDR}/cross", "--for", "1h", "--config", str(cfg)], capsys
+    )
+    assert (code, err) == (0, "")
+    assert out.startswith(f"muted hyperliquid:{ADDR}/cross (HL desk) until ")
+    # an isolated scope the store has never seen is still refused
+    code, _, err = _run(
+        ["mute", f"hyperliquid:{ADDR}/isolated:ETH", "--for", "1h", "--config", str(cfg)], capsys
+    )
+    assert code == 2 and "unknown scope" in err
+
+
+def test_a_feed_mute_never_suggests_generic_which_has_no_feed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: "unknown feed venue 'binanceusdm' (known: 'generic', 'hyperliquid')", while
+    feed:generic can never be stale (manual accounts have no feed)."""
+    cfg = _mine(tmp_path)
+    code, _, err = _run(["mute", "feed:binanceusdm", "--for", "1h", "--config", str(cfg)], capsys)
+    assert code == 2
+    assert "'generic'" not in err
+    code, _, err = _run(["mute", "feed:generic", "--for", "1h", "--config", str(cfg)], capsys)
+    assert code == 2 and "unknown feed venue 'generic'" in err

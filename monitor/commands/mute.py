@@ -22,17 +22,19 @@ from monitor.config import Config
 from monitor.errors import ConfigError, FatalError
 from monitor.logs import configure_logging
 from monitor.model.ids import (
+    CROSS,
     AccountKey,
     FeedKey,
     IdError,
     MonitorKey,
     PositionKey,
+    ScopeKey,
     Subject,
     account_of,
     parse_subject,
     parse_user,
 )
-from monitor.model.venues import DYDX, HYPERLIQUID, canonical
+from monitor.model.venues import DYDX, GENERIC, HYPERLIQUID, canonical
 from monitor.notify.render import iso
 from monitor.store import history
 from monitor.store.db import open_store
@@ -189,8 +191,11 @@ def known_problem(subject: Subject, config: Config | None, known: history.Known)
         labels = {str(a.key): a.label for a in config.accounts if a.label}
         accounts |= {a.key for a in config.accounts}
         scopes |= set(config.known_scopes())
+        # every account has a cross pool, before its first snapshot too
+        scopes |= {ScopeKey(a.key.venue, a.key.account, CROSS) for a in config.accounts}
         venues |= {canonical(v) for v in config.venues}
-        venues |= {a.venue for a in config.accounts}
+        # a feed venue: "generic" (manual accounts, textbook rules) has no feed
+        venues |= {a.venue for a in config.accounts if a.venue != GENERIC}
     if isinstance(subject, MonitorKey):
         return None
     if isinstance(subject, FeedKey):
