@@ -268,3 +268,21 @@ def test_a_feed_mute_never_suggests_generic_which_has_no_feed(
     assert "'generic'" not in err
     code, _, err = _run(["mute", "feed:generic", "--for", "1h", "--config", str(cfg)], capsys)
     assert code == 2 and "unknown feed venue 'generic'" in err
+
+
+# -- test-notify --url never echoes a token ------------------------------------------------------
+
+
+def test_an_unusable_url_given_on_the_command_line_is_not_echoed_with_its_token(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Before: "UNUSABLE: url[0]: not a URL apprise can use: telegrm://123:ABCDEFsecret/1"
+    (the column beside it said "(not shown)")."""
+    code, out, err = _run(["test-notify", "--url", "telegrm://123:ABCDEFsecret/1"], capsys)
+    assert code == 1
+    assert "ABCDEFsecret" not in out + err
+    assert out.strip() == (
+        "url0  (not shown)  UNUSABLE: url[0]: not a URL apprise can use (scheme 'telegrm'; the "
+        "rest is not shown, it may hold a secret); apprise has no telegrm:// service; did you "
+        "mean tgram://?"
+    )
