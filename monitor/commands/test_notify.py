@@ -96,7 +96,8 @@ def _reason(exc: ConfigError, raw_url: object = None) -> str:
         # adhoc_channel echoes the --url whole; a token there is no known secret, so the
         # redactor cannot mask it: show the scheme only, as for a configured channel
         scheme = urlsplit(raw_url.strip()).scheme
-        problem = f"{_UNUSABLE} (scheme {scheme!r}; the rest is not shown, it may hold a secret)"
+        shown = f"scheme {scheme!r}; the rest" if scheme else "no scheme; it"
+        problem = f"{_UNUSABLE} ({shown} is not shown, it may hold a secret)"
     text = redact(f"{where}{problem}")
     if _UNUSABLE in problem and isinstance(raw_url, str):
         text += f"; {scheme_hint(urlsplit(raw_url.strip()).scheme)}"
