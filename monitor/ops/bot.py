@@ -35,7 +35,7 @@ import html
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,6 +58,7 @@ from monitor.errors import ConfigError, InputError
 from monitor.logs import register_secret
 from monitor.model.ids import parse_subject
 from monitor.model.portfolio import Portfolio
+from monitor.notify.render import labelled_scope
 from monitor.ops.charts import account_of, scope_chart, thresholds_from_rules
 from monitor.store import history
 from monitor.store.db import Store
@@ -121,8 +122,12 @@ def _age(ts: float | None, now: float) -> str:
     return f"{s:.0f}s ago"
 
 
-def render_status(view: history.StatusView, now: float) -> str:
-    """A phone-width summary: one block per scope, one line per feed."""
+def render_status(
+    view: history.StatusView, now: float, labels: Mapping[str, str] | None = None
+) -> str:
+    """A phone-width summary: one block per scope (named by its account's label and its
+    short id: ``Main desk (hyperliquid:0x1111…1111/cross)``; ``labels``: ``venue:account`` →
+    label), one line per feed."""
     lines: list[str] = []
     if view.daemon:
         lines.append(
@@ -134,7 +139,7 @@ def render_status(view: history.StatusView, now: float) -> str:
     for s in view.scopes:
         flag = "  LIQUIDATABLE" if s.get("liquidatable") else ""
         lines.append("")
-        lines.append(f"{s['scope_key']}{flag}")
+        lines.append(f"{labelled_scope(str(s['scope_key']), labels)}{flag}")
         dist = _pct(s.get("nearest_liquidation_distance"))
         lines.append(
             f"  MR {_pct(s.get('margin_ratio'))} · liq {dist}"
@@ -158,12 +163,13 @@ def render_status(view: history.StatusView, now: float) -> str:
     return "\n".join(lines)
 
 
-def render_scope(doc: dict[str, Any], now: float) -> str:
+def render_scope(doc: dict[str, Any], now: float, labels: Mapping[str, str] | None = None) -> str:
+    """One scope's figures, headed by its label and short id (as :func:`render_status`)."""
     flag = "  LIQUIDATABLE" if doc.get("liquidatable") else ""
     alerts = ", ".join(doc.get("active_alerts") or []) or "none"
     return "\n".join(
         [
-            f"{doc['scope_key']}{flag}",
+            f"{labelled_scope(str(doc['scope_key']), labels)}{flag}",
             f"equity {_money(doc.get('equity'))} · maintenance "
             f"{_money(doc.get('maintenance_margin'))}",
             f"margin ratio {_pct(doc.get('margin_ratio'))} (100% = liquidation)",
@@ -183,6 +189,16 @@ def match_scopes(name: str, scopes: Sequence[str]) -> list[str]:
         return [name]
     low = name.lower()
     return [s for s in scopes if low in s.lower()]
+
+
+def by_label(name: str, scopes: Sequence[str], labels: Mapping[str, str]) -> list[str]:
+    """The scopes of the accounts whose label contains ``name`` (any case): ``/scope main
+    desk`` finds ``Main desk``'s scopes."""
+    low = name.strip().casefold()
+    if not low:
+        return []
+    accounts = [a for a, label in labels.items() if low in label.casefold()]
+    return [s for s in scopes if any(s.startswith(a + "/") for a in accounts)]
 
 
 def chunks(text: str, size: int = CHUNK) -> list[str]:
@@ -301,6 +317,7 @@ class CommandBot:
         rules: Callable[[], AlertRules | None] | None = None,
         portfolio: Callable[[], Portfolio | None] | None = None,
         now: Callable[[], float] = time.time,
+        labels: Mapping[str, str] | None = None,
     ) -> None:
         if not cfg.token:
             raise ValueError("the Telegram bot needs [telegram_bot] token")
@@ -310,6 +327,7 @@ class CommandBot:
         self.rules = rules or (lambda: None)
         self.portfolio = portfolio
         self.now = now
+        self.labels: Mapping[str, str] = dict(labels or {})
         self.ignored = 0
         self.answered = 0
         self.connected = asyncio.Event()
@@ -453,7 +471,7 @@ class CommandBot:
     async def _status(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
         self.answered += 1
         view = await history.read_status(self.store)
-        await self._reply(update, render_status(view, self.now()))
+        await self._reply(update, render_status(view, self.now(), self.labels))
 
     async def _find(self, update: Update, name: str | None) -> str | None:
         """The one scope ``name`` designates, or None after telling the user why."""
@@ -461,7 +479,7 @@ class CommandBot:
         if not name:
             await self._reply(update, "name a scope: " + (", ".join(known[:10]) or "none yet"))
             return None
-        found = match_scopes(name, known)
+        found = match_scopes(name, known) or by_label(name, known, self.labels)
         if len(found) == 1:
             return found[0]
         if not found:
@@ -485,7 +503,7 @@ class CommandBot:
         if doc is None:
             await self._reply(update, f"{scope}: no current figures (only history)")
             return
-        await self._reply(update, render_scope(doc, self.now()))
+        await self._reply(update, render_scope(doc, self.now(), self.labels))
 
     async def _history(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         self.answered += 1
@@ -510,14 +528,15 @@ class CommandBot:
             await self._reply(update, f"{scope}: no samples in the last {hours:g}h")
             return
         th = thresholds_from_rules(self.rules(), account_of(scope))
-        png = await scope_chart(self.store, scope, since=since, thresholds=th)
+        shown = labelled_scope(scope, self.labels)
+        png = await scope_chart(self.store, scope, since=since, thresholds=th, title=shown)
         msg = update.effective_message
         if png is None or msg is None:
             return
         ratios = [s.margin_ratio for s in samples if s.margin_ratio is not None]
         dists = [s.nearest_liq for s in samples if s.nearest_liq is not None]
         caption = (
-            f"{scope}, last {hours:g}h: {len(samples)} samples; margin ratio "
+            f"{shown}, last {hours:g}h: {len(samples)} samples; margin ratio "
             f"{_pct(min(ratios)) if ratios else '—'}–{_pct(max(ratios)) if ratios else '—'}, "
             f"nearest liquidation at least {_pct(min(dists)) if dists else '—'}"
         )
@@ -625,9 +644,11 @@ async def start_bot(
     *,
     rules: Callable[[], AlertRules | None] | None = None,
     portfolio: Callable[[], Portfolio | None] | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> CommandBot:
-    """Build and start the bot (returns at once; see :class:`CommandBot`). Call
-    ``await bot.stop()`` on the way out."""
-    bot = CommandBot(cfg, store, rules=rules, portfolio=portfolio)
+    """Build and start the bot (returns at once; see :class:`CommandBot`). ``labels``:
+    ``venue:account`` → the account's configured label, shown in /status and /scope and
+    accepted by /scope and /history. Call ``await bot.stop()`` on the way out."""
+    bot = CommandBot(cfg, store, rules=rules, portfolio=portfolio, labels=labels)
     await bot.start()
     return bot

@@ -81,3 +81,42 @@ def test_the_readme_bot_examples_name_targets_the_bot_accepts() -> None:
         parse_mute(args)  # TARGET DURATION (the rest of the line is the README's comment)
     for (target,) in unmutes:
         parse_mute([target, "1h"])
+
+
+# -- labels in the bot's answers -----------------------------------------------------------------
+
+LABELS = {"generic:alice": "Alice desk", "generic:bob": "Bob swing"}
+
+
+@pytest.fixture
+async def labelled(filled: Filled, api: BotApi) -> AsyncIterator[CommandBot]:
+    b = CommandBot(_cfg(api), filled.store, now=lambda: NOW, labels=LABELS)
+    await b.start()
+    yield b
+    await b.stop()
+
+
+async def test_status_and_scope_name_each_scope_by_its_label(
+    api: BotApi, labelled: CommandBot
+) -> None:
+    """Before: /status and /scope showed only ``venue:account/scope`` (a Hyperliquid account
+    as its 42-character address), never the label the configuration gives it."""
+    (status,) = await _ask(api, "/status")
+    text = _text(status)
+    # alice: MM 50 / equity 1000 = 5.0 %
+    assert "Alice desk (generic:alice/cross)\n  MR 5.0% · liq — · shock — · eq 1,000.00" in text
+    assert "Bob swing (generic:bob/cross)  LIQUIDATABLE" in text
+    (scope,) = await _ask(api, "/scope alice")
+    assert _text(scope).splitlines()[0] == "Alice desk (generic:alice/cross)"
+
+
+async def test_scope_and_history_find_a_scope_by_its_label(
+    api: BotApi, labelled: CommandBot
+) -> None:
+    (scope,) = await _ask(api, "/scope bob swing")
+    assert _text(scope).splitlines()[0] == "Bob swing (generic:bob/cross)  LIQUIDATABLE"
+    (chart,) = await _ask(api, "/history Alice desk 2h")
+    assert chart.caption is not None
+    assert chart.caption.startswith("Alice desk (generic:alice/cross), last 2h: ")
+    (none,) = await _ask(api, "/scope carol")
+    assert _text(none).startswith("no scope matches 'carol'")
