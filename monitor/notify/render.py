@@ -86,6 +86,21 @@ _VERB = {
     TransitionKind.RESOLVED: "RESOLVED",
     TransitionKind.EVENT: "EVENT",
 }
+#: the alert engine's reasons for ending an alert whose value never recovered (its position or
+#: scope is gone, or its account left the configuration): such an end is not a "resolve"
+ENDED_WITHOUT_RECOVERY: frozenset[str] = frozenset(
+    {"position closed", "scope closed", "no longer monitored"}
+)
+
+
+def _verb(t: Transition) -> str:
+    """``RESOLVED`` only for a value that came back; ``ENDED`` when the alert's subject went
+    away while it fired (a closed or liquidated position says nothing about recovery)."""
+    if t.kind is TransitionKind.RESOLVED and t.detail in ENDED_WITHOUT_RECOVERY:
+        return "ENDED"
+    return _VERB[t.kind]
+
+
 #: rules whose alert gets a remedy (the deposit / the reduction back to the clear level)
 REMEDY_RULES: frozenset[str] = frozenset(
     {RuleKind.MARGIN_RATIO.value, RuleKind.LIQUIDATION_DISTANCE.value}
@@ -389,7 +404,7 @@ def transition_line(
     ``labels``: ``venue:account`` → the account's label. ``rules``: the alert rules, to name
     the clear level of a repeat that no longer crosses its fire level. ``move``: where the
     value stood a while ago (``up from 71.0% 12 min ago``)."""
-    verb = _VERB[t.kind]
+    verb = _verb(t)
     sev = t.severity.value.upper()
     place = where(t.subject, t.group)
     head = f"{verb} {sev}: {who(t.group, labels)}" + (f", {place}" if place else "")
@@ -399,8 +414,12 @@ def transition_line(
     value = rule_value(t.rule, t.value)
     if t.kind is TransitionKind.RESOLVED:
         peak = f", worst {rule_value(t.rule, t.peak)}" if t.peak is not None else ""
+        lasted = f"lasted {duration(t.at - t.since)}{peak}"
+        if t.detail in ENDED_WITHOUT_RECOVERY:
+            # the value never came back: it is the last one seen, not "now"
+            return f"{head} no longer watched ({t.detail}), last {value}; {lasted}"
         why = f" ({t.detail})" if t.detail else ""
-        return f"{head} now {value}{why}; lasted {duration(t.at - t.since)}{peak}"
+        return f"{head} now {value}{why}; {lasted}"
     moved = _moved(t, move)
     return f"{head} {_how_bad(t, rules)}" + (f" ({moved})" if moved else "")
 
@@ -536,7 +555,7 @@ def _title_what(t: Transition) -> str:
     symbol = t.subject.partition("#")[2]
     what = f"{symbol} {_label(t)}" if symbol else _label(t)
     if t.kind is TransitionKind.RESOLVED:
-        return f"resolved: {what}"
+        return f"ended ({t.detail}): {what}" if _verb(t) == "ENDED" else f"resolved: {what}"
     if t.value is not None and t.rule in DIRECTIONS:
         what = f"{what} {rule_value(t.rule, t.value)}"
         if _past_liquidation(t.rule, t.value):
@@ -560,7 +579,8 @@ def group_title(
         return f"[monitor] {name_text}"
     active = [t for t in ts if t.kind is not TransitionKind.RESOLVED]
     worst = max((t.severity for t in active), key=lambda s: s.rank, default=None)
-    tag = worst.value.upper() if worst is not None else "RESOLVED"
+    ended = any(_verb(t) == "ENDED" for t in ts)
+    tag = worst.value.upper() if worst is not None else ("ENDED" if ended else "RESOLVED")
     if len(ts) == 1:
         return one_line(f"[{tag}] {name_text}{_TITLE_SEP}{_title_what(ts[0])}")
     whats = ", ".join(_title_what(t) for t in ts[:3])
@@ -569,7 +589,7 @@ def group_title(
 
 
 _TITLE = re.compile(r"^\[([A-Z]+)\] (.*?)" + _TITLE_SEP + r"(?:(\d+) alerts: )?")
-_TAG_RANK = {"RESOLVED": -1, "INFO": 0, "WARNING": 1, "CRITICAL": 2}
+_TAG_RANK = {"RESOLVED": -1, "ENDED": -1, "INFO": 0, "WARNING": 1, "CRITICAL": 2}
 
 
 def batch_title(titles: Sequence[str]) -> str:
