@@ -235,12 +235,13 @@ def _label(t: Transition) -> str:
 # -- who ------------------------------------------------------------------------------------
 
 
-_LONG_ID = re.compile(r"^(0x[0-9a-fA-F]{16,}|dydx1[0-9a-z]{20,})(/.*)?$")
+_LONG_ID = re.compile(r"^(0x[0-9a-fA-F]{16,}|dydx1[0-9a-z]{20,})([/@].*)?$")
 
 
 def short_account(account: str) -> str:
     """An account id as people can read it: a venue address (``0x…`` hex, ``dydx1…``) as
-    its first 6 and last 4 characters (``0x1111…1111``, a dYdX ``/N`` kept); anything else
+    its first 6 and last 4 characters (``0x1111…1111``, a dYdX ``/N`` and a Hyperliquid
+    HIP-3 dex's ``@dex`` kept); anything else
     (an API-key account's name) whole."""
     m = _LONG_ID.match(account)
     if m is None:
@@ -273,8 +274,15 @@ def labelled_scope(scope_key: str, labels: Mapping[str, str] | None = None) -> s
 
 def _label_of(group: str, labels: Mapping[str, str]) -> str | None:
     label = labels.get(group)
-    if label or not group.startswith("dydx:"):
+    if label:
         return label
+    if "@" in group:
+        # a Hyperliquid HIP-3 dex account (ADDR@dex) is configured as its address
+        address, _, dex = group.partition("@")
+        parent = labels.get(address)
+        return f"{parent} @{dex}" if parent else None
+    if not group.startswith("dydx:"):
+        return None
     # a dYdX child subaccount (ADDR/N, N ≥ 128) is configured with its parent (ADDR/N mod 128)
     address, slash, number = group.partition("/")
     if not slash or not number.isdigit() or int(number) < 128:

@@ -5,7 +5,7 @@ the "What to do on …" remedy header and the "Scope …" figures say "Main desk
 from __future__ import annotations
 
 from monitor.alerts.grouping import AlertGroup
-from monitor.notify.render import labelled_scope, render_group, scope_lines
+from monitor.notify.render import labelled_scope, render_group, scope_lines, transition_line, who
 from tests.alerts.helpers import position, scope
 from tests.notify.test_render import ADDR, LABELS, LONG, long_tr
 from tests.notify.test_render_readme import messages
@@ -47,3 +47,20 @@ def test_the_remedy_and_the_figures_say_which_account_by_label() -> None:
         for x in lines
     )
     assert not any(x.startswith("What to do on hyperliquid:") for x in lines)
+
+
+def test_a_hip3_dex_account_is_shortened_and_takes_its_addresss_label() -> None:
+    """Hyperliquid reports a HIP-3 dex's positions as account ``ADDR@dex``; the configuration
+    names the address. Before: the alert said ``hyperliquid:0x1111…(42 characters)@xyz``, no
+    label, in every line."""
+    group = f"hyperliquid:{ADDR}@xyz"
+    subject = f"{group}/isolated:xyz:TSLA"
+    line = transition_line(long_tr(group=group, subject=subject), LABELS)
+    assert line.startswith("FIRING CRITICAL: Main desk @xyz, isolated:xyz:TSLA: margin ratio")
+    assert transition_line(long_tr(group=group, subject=subject)).startswith(
+        "FIRING CRITICAL: hyperliquid:0x1111…1111@xyz, isolated:xyz:TSLA: margin ratio"
+    )
+    assert labelled_scope(subject, LABELS) == (
+        "Main desk @xyz (hyperliquid:0x1111…1111@xyz/isolated:xyz:TSLA)"
+    )
+    assert who(group) == "hyperliquid:0x1111…1111@xyz"
