@@ -291,6 +291,14 @@ def _label_of(group: str, labels: Mapping[str, str]) -> str | None:
     return f"{parent} /{number}" if parent else None
 
 
+def account_label(group: str, labels: Mapping[str, str]) -> str | None:
+    """The configured label of the account ``group`` (``venue:account``), or None: its own,
+    else a dYdX child subaccount's parent's with its number (``Main desk /128``), else a
+    Hyperliquid HIP-3 dex account's address's with the dex (``Main desk @xyz``). Raw (not
+    made one-line)."""
+    return _label_of(group, labels)
+
+
 def who(group: str, labels: Mapping[str, str] | None = None) -> str:
     """The name people know for an alert group: the account's ``label`` (``labels`` maps
     ``venue:account`` to it; a dYdX child subaccount ``/128`` gets its parent's label and its
