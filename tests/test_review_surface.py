@@ -286,3 +286,21 @@ def test_an_unusable_url_given_on_the_command_line_is_not_echoed_with_its_token(
         "rest is not shown, it may hold a secret); apprise has no telegrm:// service; did you "
         "mean tgram://?"
     )
+
+
+def test_status_names_a_dydx_child_and_a_dex_account_by_their_parents_label() -> None:
+    """``monitor status``/``history``/``mute`` label a scope through Names: a dYdX child
+    subaccount ``/128`` had no label (the configuration names its parent ``/0``)."""
+    from monitor.commands._store import Names
+    from monitor.model.ids import AccountKey
+
+    dydx = "dydx1" + "q" * 38
+    names = Names(
+        {AccountKey("dydx", f"{dydx}/0"): "dydx desk", AccountKey("hyperliquid", ADDR): "HL"}
+    )
+    assert names.label(AccountKey("dydx", f"{dydx}/128")) == "dydx desk /128"
+    assert names.label(AccountKey("dydx", f"{dydx}/1")) is None  # another parent: not configured
+    assert names.label(AccountKey("hyperliquid", f"{ADDR}@xyz")) == "HL @xyz"
+    assert names.show(AccountKey("dydx", f"{dydx}/128"), short=True) == (
+        "dydx:dydx1q…qqqq/128 (dydx desk /128)"
+    )

@@ -23,6 +23,7 @@ from monitor import fmt
 from monitor.config import Config, default_store_path, parse_config
 from monitor.errors import ConfigError, InputError
 from monitor.model.ids import AccountKey, PositionKey, ScopeKey, Subject, account_of
+from monitor.notify.render import account_label
 
 #: where systemd/monitor.service keeps its store (StateDirectory=monitor)
 UNIT_STORE = Path("/var/lib/monitor/monitor.sqlite3")
@@ -111,12 +112,15 @@ class Names:
 
     def label(self, key: AccountKey | None) -> str | None:
         """The configured label of ``key`` (a HIP-3 dex account ``0x…@dex`` has its
-        address's), or None."""
+        address's with ``@dex``, a dYdX child subaccount ``/128`` its parent's with ``/128``),
+        or None."""
         if key is None:
             return None
         found = self.labels.get(key)
-        if found is None and "@" in key.account:
-            found = self.labels.get(AccountKey(key.venue, key.account.partition("@")[0]))
+        if found is None:
+            # a HIP-3 dex account (``Main desk @xyz``), a dYdX child subaccount
+            # (``dydx desk /128``): their parent's label, as the alerts show it
+            found = account_label(str(key), {str(k): v for k, v in self.labels.items()})
         return found
 
     def show(self, subject: Subject | str, *, short: bool = False) -> str:
