@@ -304,3 +304,22 @@ def test_status_names_a_dydx_child_and_a_dex_account_by_their_parents_label() ->
     assert names.show(AccountKey("dydx", f"{dydx}/128"), short=True) == (
         "dydx:dydx1q…qqqq/128 (dydx desk /128)"
     )
+
+
+def test_a_shorter_mute_over_a_longer_one_says_the_longer_one_still_applies(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: "muted … until 01:00" while yesterday's 1-day mute of the same target went on
+    silencing it (mutes stack; the longer one wins) and nothing said so."""
+    db = make_store(tmp_path / "m.db")
+    target = f"hyperliquid:{ADDR}"
+    assert _run(["mute", target, "--for", "1d", "--store", db], capsys)[0] == 0
+    code, out, err = _run(["mute", target, "--for", "1h", "--store", db], capsys)
+    assert code == 0 and out.startswith(f"muted {target} until ")
+    assert err.startswith(f"monitor mute: note: an earlier mute of {target} lasts until ")
+    assert err.rstrip().endswith("`monitor unmute` it first to end the mute sooner")
+    # a longer mute over a shorter one, or another rule: nothing to say
+    code, _, err = _run(["mute", target, "--for", "2d", "--store", db], capsys)
+    assert (code, err) == (0, "")
+    code, _, err = _run(["mute", target, "--for", "1h", "--rule", "shock", "--store", db], capsys)
+    assert (code, err) == (0, "")

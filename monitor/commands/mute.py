@@ -10,7 +10,7 @@ import asyncio
 import difflib
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -288,7 +288,23 @@ def run_mute(args: argparse.Namespace) -> int:
     what = names.show(mute.key) + (f" (rule {args.rule})" if args.rule else "")
     crit = ", critical included" if args.critical else ", critical still sent"
     print(f"muted {clean(what)} until {iso(mute.until)}{crit}")
+    longer = longer_mutes(mute, asyncio.run(_active(where.path)))
+    if longer:
+        until = max(m.until for m in longer)
+        print(
+            f"monitor mute: note: an earlier mute of {clean(what)} lasts until {iso(until)} "
+            "and still applies: `monitor unmute` it first to end the mute sooner",
+            file=sys.stderr,
+        )
     return 0
+
+
+async def _active(path: Path) -> list[Mute]:
+    store = await open_store(path, lock=False, create=False)
+    try:
+        return await active_mutes(store, SystemClock().now())
+    finally:
+        await store.close()
 
 
 def run_unmute(args: argparse.Namespace) -> int:
@@ -325,6 +341,12 @@ async def _add(
         return None
     finally:
         await store.close()
+
+
+def longer_mutes(mute: Mute, active: Sequence[Mute]) -> list[Mute]:
+    """The mutes in ``active`` of the same target and rule as ``mute`` that last longer (a
+    new mute never shortens an older one: both are kept, the longer one still applies)."""
+    return [m for m in active if m.key == mute.key and m.rule == mute.rule and m.until > mute.until]
 
 
 async def _remove(path: Path, target: str, rule: str | None) -> int:
