@@ -52,7 +52,7 @@ from telegram.ext import (
 
 from monitor.alerts.mutes import Mute
 from monitor.alerts.rules import AlertRules, parse_duration
-from monitor.commands.mute import MAX_MUTE, RULES, _check, known_problem
+from monitor.commands.mute import MAX_MUTE, RULES, _check, known_problem, longer_mutes
 from monitor.config import TelegramBotConfig
 from monitor.errors import ConfigError, InputError
 from monitor.logs import register_secret
@@ -580,7 +580,12 @@ class CommandBot:
         )
         what = target + (f" (rule {rule})" if rule else "")
         crit = "critical included" if critical else "critical still sent"
-        await self._reply(update, f"muted {what} until {_iso(mute.until)}, {crit}", pre=False)
+        text = f"muted {what} until {_iso(mute.until)}, {crit}"
+        longer = longer_mutes(mute, await active_mutes(self.store, now))
+        if longer:
+            until = _iso(max(m.until for m in longer))
+            text += f"; an earlier mute lasts until {until} and still applies (/unmute it first)"
+        await self._reply(update, text, pre=False)
 
     async def _unmute(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         self.answered += 1

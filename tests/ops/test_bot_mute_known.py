@@ -120,3 +120,16 @@ async def test_scope_and_history_find_a_scope_by_its_label(
     assert chart.caption.startswith("Alice desk (generic:alice/cross), last 2h: ")
     (none,) = await _ask(api, "/scope carol")
     assert _text(none).startswith("no scope matches 'carol'")
+
+
+async def test_a_shorter_mute_says_the_longer_one_still_applies(
+    api: BotApi, bot: CommandBot
+) -> None:
+    (first,) = await _ask(api, "/mute generic:bob 1d")
+    assert _text(first) == "muted generic:bob until 2023-11-15T22:13:20Z, critical still sent"
+    (second,) = await _ask(api, "/mute generic:bob 1h")
+    # NOW = 2023-11-14T22:13:20Z: + 1 h, and the first mute's + 1 d
+    assert _text(second) == (
+        "muted generic:bob until 2023-11-14T23:13:20Z, critical still sent; an earlier mute "
+        "lasts until 2023-11-15T22:13:20Z and still applies (/unmute it first)"
+    )
