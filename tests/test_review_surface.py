@@ -323,3 +323,20 @@ def test_a_shorter_mute_over_a_longer_one_says_the_longer_one_still_applies(
     assert (code, err) == (0, "")
     code, _, err = _run(["mute", target, "--for", "1h", "--rule", "shock", "--store", db], capsys)
     assert (code, err) == (0, "")
+
+
+def test_check_config_says_what_apprise_makes_of_an_unusable_scheme(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before: check-config said only "not a URL apprise can use (scheme 'telegrm'; …)",
+    while test-notify on the same file added "did you mean tgram://?"."""
+    cfg = tmp_path / "monitor.toml"
+    cfg.write_text('[channels.tg]\nurl = "telegrm://123456:AAAAliteralTOKEN/-100123"\n')
+    code, out, err = _run(["check-config", str(cfg)], capsys)
+    assert (code, out) == (2, "")
+    assert err.strip() == (
+        f"monitor check-config: {cfg}: channels.tg.url: not a URL apprise can use (scheme "
+        "'telegrm'; the rest is not shown, it may hold a secret); apprise has no telegrm:// "
+        "service; did you mean tgram://?"
+    )
+    assert "AAAAliteralTOKEN" not in err
