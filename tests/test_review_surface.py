@@ -358,3 +358,44 @@ def test_a_remedy_after_a_scenario_says_it_is_for_the_shocked_book(
     assert heads and all(" after the scenario " in ln for ln in heads)
     code, out, _ = _run(["whatif", str(doc), "--target-ratio", "0.5"], capsys)
     assert code == 0 and " after the scenario " not in out
+
+
+# -- per-account overrides and the sub-accounts a configured account brings ---------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="AlertRules.rule looks overrides up by the exact account: a HIP-3 dex account "
+    "(ADDR@dex) and a dYdX child subaccount (ADDR/128) of a configured account get the global "
+    "levels, so the override never fires for them (and their charts draw the global lines). "
+    "Proposed diff (monitor/alerts/rules.py) in the review2 report",
+)
+@pytest.mark.parametrize(
+    ("configured", "reported"),
+    [
+        (f"hyperliquid:{ADDR}", f"{ADDR}@xyz"),
+        (f"dydx:{'dydx1' + 'q' * 38}/0", f"{'dydx1' + 'q' * 38}/128"),
+    ],
+)
+def test_an_accounts_override_applies_to_its_dex_and_child_scopes(
+    configured: str, reported: str
+) -> None:
+    from monitor.alerts.engine import AlertState, Observation, evaluate
+    from monitor.config_rules import parse_rules
+    from monitor.model.events import AccountSnapshot
+    from monitor.model.instruments import MaintenanceSchedule
+    from monitor.model.portfolio import Portfolio
+    from monitor.model.positions import Position
+
+    # override: critical at a margin ratio of 0.4 (global default 0.9)
+    rules = parse_rules(
+        {"accounts": {configured: {"margin_ratio": {"warning": 0.3, "critical": 0.4}}}}, "t"
+    )
+    venue = configured.partition(":")[0]
+    # collateral 20, BTC +1 at 100, maintenance 10 %: MM 10 / equity 20 = 0.5 ≥ 0.4
+    btc = Position("BTC", 1.0, 100.0, maintenance=MaintenanceSchedule.flat(0.1), mark_price=100.0)
+    p = Portfolio()
+    p.apply(AccountSnapshot(venue, reported, 20.0, (btc,)))
+    ts, _ = evaluate(Observation(risks=p.risks()), 1000.0, AlertState(), rules)
+    fired = [(t.rule, t.severity.value) for t in ts if t.rule == "margin_ratio"]
+    assert fired == [("margin_ratio", "critical")]
