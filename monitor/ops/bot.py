@@ -490,6 +490,11 @@ class CommandBot:
             await self._reply(update, f"{name!r} matches several:\n" + "\n".join(found[:20]))
         return None
 
+    async def _names_one(self, name: str) -> bool:
+        """Whether ``name`` designates exactly one known scope."""
+        known = sorted(set(await history.scopes(self.store)) | await self._status_scopes())
+        return len(match_scopes(name, known) or by_label(name, known, self.labels)) == 1
+
     async def _status_scopes(self) -> set[str]:
         return {str(s["scope_key"]) for s in (await history.read_status(self.store)).scopes}
 
@@ -509,7 +514,9 @@ class CommandBot:
         self.answered += 1
         args = list(context.args or [])
         hours = self.cfg.history_hours
-        if len(args) >= 2:
+        if len(args) >= 2 and await self._names_one(" ".join(args)):
+            pass  # a label with a space ("/history Alice desk"): no period given
+        elif len(args) >= 2:
             try:
                 hours = parse_duration(args[-1], "history", "DURATION") / 3600.0
             except ConfigError as exc:

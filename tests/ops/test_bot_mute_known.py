@@ -133,3 +133,15 @@ async def test_a_shorter_mute_says_the_longer_one_still_applies(
         "muted generic:bob until 2023-11-14T23:13:20Z, critical still sent; an earlier mute "
         "lasts until 2023-11-15T22:13:20Z and still applies (/unmute it first)"
     )
+
+
+async def test_history_takes_a_label_with_a_space_without_a_period(
+    api: BotApi, labelled: CommandBot
+) -> None:
+    """Before: "/history Alice desk" read "desk" as the period: "history: DURATION: …"."""
+    (chart,) = await _ask(api, "/history Alice desk")
+    assert chart.caption is not None
+    # history_hours defaults to 6
+    assert chart.caption.startswith("Alice desk (generic:alice/cross), last 6h: ")
+    (bad,) = await _ask(api, "/history alice soon")  # not a scope: the period is wrong
+    assert "history: DURATION" in _text(bad)
