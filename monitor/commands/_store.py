@@ -23,6 +23,7 @@ from monitor import fmt
 from monitor.config import Config, default_store_path, parse_config
 from monitor.errors import ConfigError, InputError
 from monitor.model.ids import AccountKey, PositionKey, ScopeKey, Subject, account_of
+from monitor.notify.render import account_label
 
 #: where systemd/monitor.service keeps its store (StateDirectory=monitor)
 UNIT_STORE = Path("/var/lib/monitor/monitor.sqlite3")
@@ -111,12 +112,15 @@ class Names:
 
     def label(self, key: AccountKey | None) -> str | None:
         """The configured label of ``key`` (a HIP-3 dex account ``0x…@dex`` has its
-        address's), or None."""
+        address's with ``@dex``, a dYdX child subaccount ``/128`` its parent's with ``/128``),
+        or None."""
         if key is None:
             return None
         found = self.labels.get(key)
-        if found is None and "@" in key.account:
-            found = self.labels.get(AccountKey(key.venue, key.account.partition("@")[0]))
+        if found is None:
+            # a HIP-3 dex account (``Main desk @xyz``), a dYdX child subaccount
+            # (``dydx desk /128``): their parent's label, as the alerts show it
+            found = account_label(str(key), {str(k): v for k, v in self.labels.items()})
         return found
 
     def show(self, subject: Subject | str, *, short: bool = False) -> str:
@@ -143,6 +147,45 @@ class Names:
         """The accounts labelled ``text`` (case-insensitive)."""
         low = text.strip().casefold()
         return [k for k, v in self.labels.items() if v.casefold() == low]
+
+
+#: the scope words a typed name's last ``/`` segment is compared with (``isolated`` stands for
+#: ``isolated:SYMBOL``)
+_SCOPE_WORDS = ("cross", "venue-ratio", "isolated")
+
+
+def scope_typo(text: str) -> str | None:
+    """Why ``text`` (a target as typed: ``VENUE:ACCOUNT[/SCOPE[#SYMBOL]]``) looks like a
+    mistyped scope, or None. The parser reads ``hyperliquid:0x…/crosss`` as an ACCOUNT named
+    ``0x…/crosss`` (a scope word must be exact), which matches nothing; a last ``/`` segment
+    of the account part that is a scope word in other capitals (``Cross``), at least 0.6
+    alike to one (``crosss``, ``venue_ratio``), or ``isolated:SYMBOL`` misspelt
+    (``isolate:ETH``, ``iso:ETH``) is refused with the nearest scope. An account whose name
+    really ends so is written with its ``/`` as ``%2F``. Labels and feeds are not checked."""
+    venue, sep, rest = text.partition(":")
+    if not sep or venue.casefold() == "feed":
+        return None
+    base = rest.partition("#")[0]
+    _, slash, seg = base.rpartition("/")
+    if not slash or not seg or seg in _SCOPE_WORDS[:2] or seg.startswith("isolated:"):
+        return None
+    head, colon, symbol = seg.partition(":")
+    low = head.casefold()
+    if colon:
+        near = difflib.get_close_matches(low, ["isolated"], n=1, cutoff=0.6)
+        if not near and not (len(low) >= 3 and "isolated".startswith(low)):
+            return None
+        meant = f"isolated:{symbol or 'SYMBOL'}"
+    else:
+        near = difflib.get_close_matches(low, list(_SCOPE_WORDS), n=1, cutoff=0.6)
+        if not near:
+            return None
+        meant = "isolated:SYMBOL" if near[0] == "isolated" else near[0]
+    return (
+        f"{seg!r} is not a scope; did you mean {meant!r}? (a scope is 'cross', 'venue-ratio' "
+        f"or 'isolated:SYMBOL', exactly; an account whose name ends in '/{seg}' is written "
+        "with that '/' as %2F)"
+    )
 
 
 def said(exc: InputError, *commands: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -64,11 +65,21 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
+_UNUSABLE_SCHEME = re.compile(r"not a URL apprise can use \(scheme '([^']*)'")
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.file)
     except ConfigError as exc:
-        print(f"monitor check-config: {redact(str(exc))}", file=sys.stderr)
+        text = redact(str(exc))
+        m = _UNUSABLE_SCHEME.search(exc.problem)
+        if m is not None:
+            # as test-notify: what apprise makes of the scheme (the rest may hold a secret)
+            from monitor.commands.test_notify import scheme_hint  # noqa: PLC0415
+
+            text += f"; {scheme_hint(m.group(1))}"
+        print(f"monitor check-config: {text}", file=sys.stderr)
         return 2
     sys.stdout.write(summary(cfg))
     return 0

@@ -17,8 +17,16 @@ from typing import Any
 
 from monitor import fmt
 from monitor.alerts.rules import parse_duration
-from monitor.commands._store import Names, add_store_args, clean, locate, said
-from monitor.config import load_config
+from monitor.commands._store import (
+    Names,
+    add_store_args,
+    clean,
+    locate,
+    read_config,
+    said,
+    scope_typo,
+)
+from monitor.config import Config
 from monitor.errors import ConfigError, FatalError
 from monitor.logs import configure_logging
 from monitor.model.ids import AccountKey, IdError, ScopeKey, account_of, parse_subject, parse_user
@@ -93,6 +101,9 @@ def resolve_scope(text: str, names: Names) -> tuple[ScopeKey, tuple[str, ...]]:
         key: object = labelled[0]
         notes = (f"{text!r} is the label of {labelled[0]}",)
     else:
+        typo = scope_typo(text)
+        if typo is not None:
+            raise ConfigError("history", "SCOPE", f"not a scope: {typo}")
         try:
             parsed = parse_user(text)
         except IdError as exc:
@@ -154,11 +165,11 @@ def main(args: argparse.Namespace) -> int:
     title = names.show(scope)
     if args.png is not None:
         try:
-            write_png(args, samples, name)
+            write_png(args, samples, name, where.config, names.show(scope, short=True))
         except ConfigError as exc:
             print(f"monitor history: {exc}", file=sys.stderr)
             return 2
-        except (OSError, ImportError) as exc:
+        except (OSError, ImportError, ValueError) as exc:
             print(f"monitor history: {args.png}: {_why(exc)}", file=sys.stderr)
             return 1
     if args.json:
@@ -186,18 +197,28 @@ def _why(exc: Exception) -> str:
     return (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
 
 
-def write_png(args: argparse.Namespace, samples: list[history.Sample], scope: str) -> None:
+def write_png(
+    args: argparse.Namespace,
+    samples: list[history.Sample],
+    scope: str,
+    config: Config | None = None,
+    title: str = "",
+) -> None:
     """The chart of ``samples`` to ``args.png`` (atomically: a temporary file renamed over it),
-    with the thresholds of ``args.config`` when given. Raises ConfigError, OSError or
-    ImportError (no matplotlib)."""
+    headed ``title`` (else ``scope``), with the thresholds of ``config`` (``--config``, read
+    without its channels: no secret needed) when given, else of ``args.config``. Raises
+    ConfigError, OSError, ValueError or ImportError (no matplotlib)."""
     from monitor.ops.charts import account_of, render_png, thresholds_from_rules  # noqa: PLC0415
 
     rules = None
     source = ""
-    if args.config is not None:
-        rules = load_config(args.config).rules
-        source = f"thresholds of {Path(args.config).name}"
-    png = render_png(scope, samples, thresholds_from_rules(rules, account_of(scope), source))
+    if config is None and args.config is not None:
+        config = read_config(Path(args.config))
+    if config is not None:
+        rules = config.rules
+        source = f"thresholds of {Path(args.config).name}" if args.config else "thresholds"
+    th = thresholds_from_rules(rules, account_of(scope), source)
+    png = render_png(scope, samples, th, title=title)
     target = Path(args.png)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:

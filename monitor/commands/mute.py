@@ -10,29 +10,31 @@ import asyncio
 import difflib
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from monitor.alerts.mutes import Mute
 from monitor.alerts.rules import RuleKind, parse_duration
 from monitor.clock import SystemClock
-from monitor.commands._store import Names, add_store_args, clean, locate, said
+from monitor.commands._store import Names, add_store_args, clean, locate, said, scope_typo
 from monitor.config import Config
 from monitor.errors import ConfigError, FatalError
 from monitor.logs import configure_logging
 from monitor.model.ids import (
+    CROSS,
     AccountKey,
     FeedKey,
     IdError,
     MonitorKey,
     PositionKey,
+    ScopeKey,
     Subject,
     account_of,
     parse_subject,
     parse_user,
 )
-from monitor.model.venues import DYDX, HYPERLIQUID, canonical
+from monitor.model.venues import DYDX, GENERIC, HYPERLIQUID, canonical
 from monitor.notify.render import iso
 from monitor.store import history
 from monitor.store.db import open_store
@@ -134,6 +136,9 @@ def _parse(
     if len(labelled) > 1:
         which = ", ".join(sorted(map(str, labelled)))
         raise ConfigError("mute", "TARGET", f"label {target!r} names several accounts: {which}")
+    typo = scope_typo(target)
+    if typo is not None:
+        raise ConfigError("mute", "TARGET", f"not a target: {typo}")
     try:
         parsed = parse_user(target)
     except IdError as exc:
@@ -186,8 +191,11 @@ def known_problem(subject: Subject, config: Config | None, known: history.Known)
         labels = {str(a.key): a.label for a in config.accounts if a.label}
         accounts |= {a.key for a in config.accounts}
         scopes |= set(config.known_scopes())
+        # every account has a cross pool, before its first snapshot too
+        scopes |= {ScopeKey(a.key.venue, a.key.account, CROSS) for a in config.accounts}
         venues |= {canonical(v) for v in config.venues}
-        venues |= {a.venue for a in config.accounts}
+        # a feed venue: "generic" (manual accounts, textbook rules) has no feed
+        venues |= {a.venue for a in config.accounts if a.venue != GENERIC}
     if isinstance(subject, MonitorKey):
         return None
     if isinstance(subject, FeedKey):
@@ -280,7 +288,23 @@ def run_mute(args: argparse.Namespace) -> int:
     what = names.show(mute.key) + (f" (rule {args.rule})" if args.rule else "")
     crit = ", critical included" if args.critical else ", critical still sent"
     print(f"muted {clean(what)} until {iso(mute.until)}{crit}")
+    longer = longer_mutes(mute, asyncio.run(_active(where.path)))
+    if longer:
+        until = max(m.until for m in longer)
+        print(
+            f"monitor mute: note: an earlier mute of {clean(what)} lasts until {iso(until)} "
+            "and still applies: `monitor unmute` it first to end the mute sooner",
+            file=sys.stderr,
+        )
     return 0
+
+
+async def _active(path: Path) -> list[Mute]:
+    store = await open_store(path, lock=False, create=False)
+    try:
+        return await active_mutes(store, SystemClock().now())
+    finally:
+        await store.close()
 
 
 def run_unmute(args: argparse.Namespace) -> int:
@@ -317,6 +341,12 @@ async def _add(
         return None
     finally:
         await store.close()
+
+
+def longer_mutes(mute: Mute, active: Sequence[Mute]) -> list[Mute]:
+    """The mutes in ``active`` of the same target and rule as ``mute`` that last longer (a
+    new mute never shortens an older one: both are kept, the longer one still applies)."""
+    return [m for m in active if m.key == mute.key and m.rule == mute.rule and m.until > mute.until]
 
 
 async def _remove(path: Path, target: str, rule: str | None) -> int:

@@ -21,7 +21,7 @@ from monitor import fmt
 from monitor.commands._store import Names, add_store_args, clean, locate
 from monitor.errors import ConfigError, FatalError
 from monitor.logs import configure_logging
-from monitor.model.ids import IdError, parse_subject
+from monitor.model.ids import AccountKey, IdError, parse_subject
 from monitor.model.venues import GENERIC
 from monitor.store import history
 from monitor.store.db import open_store
@@ -205,6 +205,27 @@ def configured_venues(config: Any) -> list[str]:
     return [v.name for v in config.enabled_venues if v.name != GENERIC]
 
 
+def configured_accounts(config: Any) -> list[AccountKey]:
+    """The accounts of a configuration (none without one)."""
+    if config is None:
+        return []
+    return [a.key for a in config.accounts]
+
+
+def without_figures(
+    scopes: Iterable[Mapping[str, Any]], accounts: Iterable[AccountKey]
+) -> list[AccountKey]:
+    """The ``accounts`` no scope of the store belongs to (a Hyperliquid dex account
+    ``0x…@dex`` counts for its address): their margin is unknown, never "fine"."""
+    seen: set[AccountKey] = set()
+    for s in scopes:
+        key = _account(str(s.get("scope_key")))
+        if isinstance(key, AccountKey):
+            seen.add(key)
+            seen.add(AccountKey(key.venue, key.account.partition("@")[0]))
+    return [a for a in accounts if a not in seen]
+
+
 def main(args: argparse.Namespace) -> int:
     configure_logging("warning", stream=sys.stderr)
     try:
@@ -228,6 +249,7 @@ def main(args: argparse.Namespace) -> int:
     state = daemon_state(view.daemon, view.daemon_updated_at, now)
     configured = configured_venues(where.config)
     names = Names.of(where.config)
+    missing = without_figures(view.scopes, configured_accounts(where.config))
     if args.json:
         venues = [asdict(v) for v in venue_health(view.feeds, configured)]
         for s in view.scopes:
@@ -239,6 +261,9 @@ def main(args: argparse.Namespace) -> int:
             "daemon": view.daemon,
             "daemon_updated_at": view.daemon_updated_at,
             "scopes": view.scopes,
+            "accounts_without_figures": [
+                {"account": str(a), "label": names.label(a)} for a in missing
+            ],
             "venues": venues,
             "feeds": view.feeds,
             "funding_paid": view.funding_paid,
@@ -253,6 +278,7 @@ def main(args: argparse.Namespace) -> int:
             state=state,
             configured=configured,
             names=names,
+            missing=missing,
         )
         print(text)
     return 0
@@ -374,12 +400,15 @@ def render(
     state: DaemonState | None = None,
     configured: Iterable[str] = (),
     names: Names | None = None,
+    missing: Sequence[AccountKey] = (),
 ) -> str:
     """The status as text fitted to :data:`WIDTH` columns (long account ids shortened to
     ``0x1111…1111`` and followed by the account's label when ``names`` has one, long cells
     cut with ``…``). Per venue, its state derived from its channels (:func:`venue_health`),
     how long it has been so and why; then each channel. Every venue-chosen string is
-    neutralised (:func:`~monitor.commands._store.clean`)."""
+    neutralised (:func:`~monitor.commands._store.clean`). ``missing``: configured accounts
+    without a scope in the store (:func:`without_figures`), listed as UNKNOWN under the
+    scopes."""
     names = names or Names()
     if state is None:
         state = daemon_state(view.daemon, view.daemon_updated_at, now)
@@ -404,6 +433,15 @@ def render(
             )
         )
     lines.extend(_table(rows, shrink=(5, 0)) if view.scopes else ["no scopes yet"])
+    for key in missing:
+        lines.extend(
+            _wrap(
+                clean(
+                    f"{names.show(key, short=True)}: UNKNOWN, no figures yet (no snapshot "
+                    "from the venue, or the daemon has not run with this account)"
+                )
+            )
+        )
     lines.append("")
     health = venue_health(view.feeds, configured)
     if health:

@@ -91,10 +91,20 @@ def _reason(exc: ConfigError, raw_url: object = None) -> str:
     """``key.path: problem``, plus what apprise makes of the URL's scheme when it cannot use
     the URL (the scheme is the only part shown: the rest may hold a secret)."""
     where = f"{exc.field}: " if exc.field else ""
-    text = redact(f"{where}{exc.problem}")
-    if "not a URL apprise can use" in exc.problem and isinstance(raw_url, str):
+    problem = exc.problem
+    if problem.startswith(_UNUSABLE + ": ") and isinstance(raw_url, str):
+        # adhoc_channel echoes the --url whole; a token there is no known secret, so the
+        # redactor cannot mask it: show the scheme only, as for a configured channel
+        scheme = urlsplit(raw_url.strip()).scheme
+        shown = f"scheme {scheme!r}; the rest" if scheme else "no scheme; it"
+        problem = f"{_UNUSABLE} ({shown} is not shown, it may hold a secret)"
+    text = redact(f"{where}{problem}")
+    if _UNUSABLE in problem and isinstance(raw_url, str):
         text += f"; {scheme_hint(urlsplit(raw_url.strip()).scheme)}"
     return text
+
+
+_UNUSABLE = "not a URL apprise can use"
 
 
 def scheme_hint(scheme: str) -> str:

@@ -86,6 +86,21 @@ _VERB = {
     TransitionKind.RESOLVED: "RESOLVED",
     TransitionKind.EVENT: "EVENT",
 }
+#: the alert engine's reasons for ending an alert whose value never recovered (its position or
+#: scope is gone, or its account left the configuration): such an end is not a "resolve"
+ENDED_WITHOUT_RECOVERY: frozenset[str] = frozenset(
+    {"position closed", "scope closed", "no longer monitored"}
+)
+
+
+def _verb(t: Transition) -> str:
+    """``RESOLVED`` only for a value that came back; ``ENDED`` when the alert's subject went
+    away while it fired (a closed or liquidated position says nothing about recovery)."""
+    if t.kind is TransitionKind.RESOLVED and t.detail in ENDED_WITHOUT_RECOVERY:
+        return "ENDED"
+    return _VERB[t.kind]
+
+
 #: rules whose alert gets a remedy (the deposit / the reduction back to the clear level)
 REMEDY_RULES: frozenset[str] = frozenset(
     {RuleKind.MARGIN_RATIO.value, RuleKind.LIQUIDATION_DISTANCE.value}
@@ -220,12 +235,13 @@ def _label(t: Transition) -> str:
 # -- who ------------------------------------------------------------------------------------
 
 
-_LONG_ID = re.compile(r"^(0x[0-9a-fA-F]{16,}|dydx1[0-9a-z]{20,})(/.*)?$")
+_LONG_ID = re.compile(r"^(0x[0-9a-fA-F]{16,}|dydx1[0-9a-z]{20,})([/@].*)?$")
 
 
 def short_account(account: str) -> str:
     """An account id as people can read it: a venue address (``0x…`` hex, ``dydx1…``) as
-    its first 6 and last 4 characters (``0x1111…1111``, a dYdX ``/N`` kept); anything else
+    its first 6 and last 4 characters (``0x1111…1111``, a dYdX ``/N`` and a Hyperliquid
+    HIP-3 dex's ``@dex`` kept); anything else
     (an API-key account's name) whole."""
     m = _LONG_ID.match(account)
     if m is None:
@@ -243,16 +259,44 @@ def scope_name(scope_key: str) -> str:
     return f"{venue}:{short_account(account)}/{scope}"
 
 
+def labelled_scope(scope_key: str, labels: Mapping[str, str] | None = None) -> str:
+    """A scope as people know it, for the "Scope …" and "What to do on …" lines: the
+    account's label then the short scope name (``Main desk (hyperliquid:0x1111…1111/cross)``),
+    or the short scope name alone when the account has no label."""
+    name = scope_name(scope_key)
+    venue, _, rest = scope_key.partition(":")
+    account, slash, _scope = rest.rpartition("/")
+    if not slash:
+        return name
+    label = _label_of(f"{venue}:{account}", labels or {})
+    return f"{one_line(label)} ({name})" if label else name
+
+
 def _label_of(group: str, labels: Mapping[str, str]) -> str | None:
     label = labels.get(group)
-    if label or not group.startswith("dydx:"):
+    if label:
         return label
+    if "@" in group:
+        # a Hyperliquid HIP-3 dex account (ADDR@dex) is configured as its address
+        address, _, dex = group.partition("@")
+        parent = labels.get(address)
+        return f"{parent} @{dex}" if parent else None
+    if not group.startswith("dydx:"):
+        return None
     # a dYdX child subaccount (ADDR/N, N ≥ 128) is configured with its parent (ADDR/N mod 128)
     address, slash, number = group.partition("/")
     if not slash or not number.isdigit() or int(number) < 128:
         return None
     parent = labels.get(f"{address}/{int(number) % 128}")
     return f"{parent} /{number}" if parent else None
+
+
+def account_label(group: str, labels: Mapping[str, str]) -> str | None:
+    """The configured label of the account ``group`` (``venue:account``), or None: its own,
+    else a dYdX child subaccount's parent's with its number (``Main desk /128``), else a
+    Hyperliquid HIP-3 dex account's address's with the dex (``Main desk @xyz``). Raw (not
+    made one-line)."""
+    return _label_of(group, labels)
 
 
 def who(group: str, labels: Mapping[str, str] | None = None) -> str:
@@ -376,7 +420,7 @@ def transition_line(
     ``labels``: ``venue:account`` → the account's label. ``rules``: the alert rules, to name
     the clear level of a repeat that no longer crosses its fire level. ``move``: where the
     value stood a while ago (``up from 71.0% 12 min ago``)."""
-    verb = _VERB[t.kind]
+    verb = _verb(t)
     sev = t.severity.value.upper()
     place = where(t.subject, t.group)
     head = f"{verb} {sev}: {who(t.group, labels)}" + (f", {place}" if place else "")
@@ -386,8 +430,12 @@ def transition_line(
     value = rule_value(t.rule, t.value)
     if t.kind is TransitionKind.RESOLVED:
         peak = f", worst {rule_value(t.rule, t.peak)}" if t.peak is not None else ""
+        lasted = f"lasted {duration(t.at - t.since)}{peak}"
+        if t.detail in ENDED_WITHOUT_RECOVERY:
+            # the value never came back: it is the last one seen, not "now"
+            return f"{head} no longer watched ({t.detail}), last {value}; {lasted}"
         why = f" ({t.detail})" if t.detail else ""
-        return f"{head} now {value}{why}; lasted {duration(t.at - t.since)}{peak}"
+        return f"{head} now {value}{why}; {lasted}"
     moved = _moved(t, move)
     return f"{head} {_how_bad(t, rules)}" + (f" ({moved})" if moved else "")
 
@@ -412,9 +460,10 @@ def _past(risk: ScopeRisk) -> bool:
     )
 
 
-def scope_lines(risk: ScopeRisk) -> list[str]:
+def scope_lines(risk: ScopeRisk, labels: Mapping[str, str] | None = None) -> list[str]:
     """The figures of one scope, one per line (positions indented). Past liquidation, the
-    shock and the distances say so instead of a figure at a price still to come."""
+    shock and the distances say so instead of a figure at a price still to come. ``labels``:
+    ``venue:account`` → label, named before the short scope key."""
     cross = risk.scope == "cross"
     past = _past(risk)
     if risk.margin_ratio is not None:
@@ -422,7 +471,7 @@ def scope_lines(risk: ScopeRisk) -> list[str]:
     else:
         ratio = "n/a (no positions)" if not risk.positions else "∞ (equity ≤ 0)"
     lines = [
-        f"Scope {scope_name(str(risk.key))}: equity {money(risk.equity)}, maintenance "
+        f"Scope {labelled_scope(str(risk.key), labels)}: equity {money(risk.equity)}, maintenance "
         f"{money(risk.maintenance_margin)}, margin ratio {ratio}: {_scope_state(risk)}",
         f"Collateral at risk: {money(risk.collateral_at_risk)} "
         f"({'the whole cross pool' if cross else 'this isolated allocation'})",
@@ -522,7 +571,7 @@ def _title_what(t: Transition) -> str:
     symbol = t.subject.partition("#")[2]
     what = f"{symbol} {_label(t)}" if symbol else _label(t)
     if t.kind is TransitionKind.RESOLVED:
-        return f"resolved: {what}"
+        return f"ended ({t.detail}): {what}" if _verb(t) == "ENDED" else f"resolved: {what}"
     if t.value is not None and t.rule in DIRECTIONS:
         what = f"{what} {rule_value(t.rule, t.value)}"
         if _past_liquidation(t.rule, t.value):
@@ -546,7 +595,8 @@ def group_title(
         return f"[monitor] {name_text}"
     active = [t for t in ts if t.kind is not TransitionKind.RESOLVED]
     worst = max((t.severity for t in active), key=lambda s: s.rank, default=None)
-    tag = worst.value.upper() if worst is not None else "RESOLVED"
+    ended = any(_verb(t) == "ENDED" for t in ts)
+    tag = worst.value.upper() if worst is not None else ("ENDED" if ended else "RESOLVED")
     if len(ts) == 1:
         return one_line(f"[{tag}] {name_text}{_TITLE_SEP}{_title_what(ts[0])}")
     whats = ", ".join(_title_what(t) for t in ts[:3])
@@ -555,7 +605,7 @@ def group_title(
 
 
 _TITLE = re.compile(r"^\[([A-Z]+)\] (.*?)" + _TITLE_SEP + r"(?:(\d+) alerts: )?")
-_TAG_RANK = {"RESOLVED": -1, "INFO": 0, "WARNING": 1, "CRITICAL": 2}
+_TAG_RANK = {"RESOLVED": -1, "ENDED": -1, "INFO": 0, "WARNING": 1, "CRITICAL": 2}
 
 
 def batch_title(titles: Sequence[str]) -> str:
@@ -621,7 +671,7 @@ def render_group(
             same.append(r)
     for scope_key, found in by_scope.items():
         lines.append("")
-        lines.append(_styled(f"What to do on {scope_name(scope_key)}:", fmt))
+        lines.append(_styled(f"What to do on {labelled_scope(scope_key, labels)}:", fmt))
         for r in found:
             for line in remedy_lines(r):
                 lines.append(_styled(line, fmt))
@@ -633,7 +683,7 @@ def render_group(
             continue
         seen.add(scope_subject)
         lines.append("")
-        for line in scope_lines(risk):
+        for line in scope_lines(risk, labels):
             lines.append(_styled(line, fmt))
     lines.append("")
     lines.append(f"at {iso(group.at)}")

@@ -8,11 +8,12 @@ Commands, answered only in the chats listed in ``[telegram_bot] chat_ids``:
   (``venue:account/scope``) or any unique part of one (``0x1111``, ``alice/cross``).
 * ``/history NAME [6h]``: a PNG chart of the scope's margin ratio and liquidation distance
   over the period (default ``history_hours``), thresholds drawn.
-* ``/mute TARGET 2h [--critical] [--rule RULE] [reason…]``, ``/unmute TARGET [--rule RULE]``,
-  ``/mutes``: the same mutes as ``monitor mute`` (stored, honoured by the daemon within a
-  second). Each change is logged (``bot.mute``/``bot.unmute``) with the chat and the sender.
-  A mute or unmute sent more than :data:`STALE_COMMAND` seconds before the bot saw it (the bot
-  was down) is refused, not applied late.
+* ``/mute TARGET 2h [--critical] [--rule RULE] [--force] [reason…]``, ``/unmute TARGET
+  [--rule RULE]``, ``/mutes``: the same mutes as ``monitor mute`` (stored, honoured by the
+  daemon within a second); a target the store has never seen is refused with the nearest
+  known name unless ``--force``. Each change is logged (``bot.mute``/``bot.unmute``) with
+  the chat and the sender. A mute or unmute sent more than :data:`STALE_COMMAND` seconds
+  before the bot saw it (the bot was down) is refused, not applied late.
 * ``/whatif --shock -10% [--price ETH=2800] [--isolate SOL=500] [--cross SOL]``: the live
   book before and after, as ``monitor whatif`` (needs the daemon's portfolio).
 
@@ -34,7 +35,7 @@ import html
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,11 +52,13 @@ from telegram.ext import (
 
 from monitor.alerts.mutes import Mute
 from monitor.alerts.rules import AlertRules, parse_duration
-from monitor.commands.mute import MAX_MUTE, RULES, _check
+from monitor.commands.mute import MAX_MUTE, RULES, _check, known_problem, longer_mutes
 from monitor.config import TelegramBotConfig
 from monitor.errors import ConfigError, InputError
 from monitor.logs import register_secret
+from monitor.model.ids import parse_subject
 from monitor.model.portfolio import Portfolio
+from monitor.notify.render import labelled_scope
 from monitor.ops.charts import account_of, scope_chart, thresholds_from_rules
 from monitor.store import history
 from monitor.store.db import Store
@@ -82,7 +85,7 @@ HELP = """\
 /status: every scope and feed
 /scope NAME: one scope (any unique part of its name)
 /history NAME [6h]: chart of margin ratio and liquidation distance
-/mute TARGET 2h [--critical] [--rule RULE] [reason]
+/mute TARGET 2h [--critical] [--rule RULE] [--force] [reason]
 /unmute TARGET [--rule RULE]
 /mutes: mutes in force
 /whatif --shock -10% [--price ETH=2800] [--isolate SOL=500] [--cross SOL]"""
@@ -119,8 +122,12 @@ def _age(ts: float | None, now: float) -> str:
     return f"{s:.0f}s ago"
 
 
-def render_status(view: history.StatusView, now: float) -> str:
-    """A phone-width summary: one block per scope, one line per feed."""
+def render_status(
+    view: history.StatusView, now: float, labels: Mapping[str, str] | None = None
+) -> str:
+    """A phone-width summary: one block per scope (named by its account's label and its
+    short id: ``Main desk (hyperliquid:0x1111…1111/cross)``; ``labels``: ``venue:account`` →
+    label), one line per feed."""
     lines: list[str] = []
     if view.daemon:
         lines.append(
@@ -132,7 +139,7 @@ def render_status(view: history.StatusView, now: float) -> str:
     for s in view.scopes:
         flag = "  LIQUIDATABLE" if s.get("liquidatable") else ""
         lines.append("")
-        lines.append(f"{s['scope_key']}{flag}")
+        lines.append(f"{labelled_scope(str(s['scope_key']), labels)}{flag}")
         dist = _pct(s.get("nearest_liquidation_distance"))
         lines.append(
             f"  MR {_pct(s.get('margin_ratio'))} · liq {dist}"
@@ -156,12 +163,13 @@ def render_status(view: history.StatusView, now: float) -> str:
     return "\n".join(lines)
 
 
-def render_scope(doc: dict[str, Any], now: float) -> str:
+def render_scope(doc: dict[str, Any], now: float, labels: Mapping[str, str] | None = None) -> str:
+    """One scope's figures, headed by its label and short id (as :func:`render_status`)."""
     flag = "  LIQUIDATABLE" if doc.get("liquidatable") else ""
     alerts = ", ".join(doc.get("active_alerts") or []) or "none"
     return "\n".join(
         [
-            f"{doc['scope_key']}{flag}",
+            f"{labelled_scope(str(doc['scope_key']), labels)}{flag}",
             f"equity {_money(doc.get('equity'))} · maintenance "
             f"{_money(doc.get('maintenance_margin'))}",
             f"margin ratio {_pct(doc.get('margin_ratio'))} (100% = liquidation)",
@@ -181,6 +189,16 @@ def match_scopes(name: str, scopes: Sequence[str]) -> list[str]:
         return [name]
     low = name.lower()
     return [s for s in scopes if low in s.lower()]
+
+
+def by_label(name: str, scopes: Sequence[str], labels: Mapping[str, str]) -> list[str]:
+    """The scopes of the accounts whose label contains ``name`` (any case): ``/scope main
+    desk`` finds ``Main desk``'s scopes."""
+    low = name.strip().casefold()
+    if not low:
+        return []
+    accounts = [a for a, label in labels.items() if low in label.casefold()]
+    return [s for s in scopes if any(s.startswith(a + "/") for a in accounts)]
 
 
 def chunks(text: str, size: int = CHUNK) -> list[str]:
@@ -299,6 +317,7 @@ class CommandBot:
         rules: Callable[[], AlertRules | None] | None = None,
         portfolio: Callable[[], Portfolio | None] | None = None,
         now: Callable[[], float] = time.time,
+        labels: Mapping[str, str] | None = None,
     ) -> None:
         if not cfg.token:
             raise ValueError("the Telegram bot needs [telegram_bot] token")
@@ -308,6 +327,7 @@ class CommandBot:
         self.rules = rules or (lambda: None)
         self.portfolio = portfolio
         self.now = now
+        self.labels: Mapping[str, str] = dict(labels or {})
         self.ignored = 0
         self.answered = 0
         self.connected = asyncio.Event()
@@ -451,7 +471,7 @@ class CommandBot:
     async def _status(self, update: Update, _: ContextTypes.DEFAULT_TYPE) -> None:
         self.answered += 1
         view = await history.read_status(self.store)
-        await self._reply(update, render_status(view, self.now()))
+        await self._reply(update, render_status(view, self.now(), self.labels))
 
     async def _find(self, update: Update, name: str | None) -> str | None:
         """The one scope ``name`` designates, or None after telling the user why."""
@@ -459,7 +479,7 @@ class CommandBot:
         if not name:
             await self._reply(update, "name a scope: " + (", ".join(known[:10]) or "none yet"))
             return None
-        found = match_scopes(name, known)
+        found = match_scopes(name, known) or by_label(name, known, self.labels)
         if len(found) == 1:
             return found[0]
         if not found:
@@ -469,6 +489,11 @@ class CommandBot:
         else:
             await self._reply(update, f"{name!r} matches several:\n" + "\n".join(found[:20]))
         return None
+
+    async def _names_one(self, name: str) -> bool:
+        """Whether ``name`` designates exactly one known scope."""
+        known = sorted(set(await history.scopes(self.store)) | await self._status_scopes())
+        return len(match_scopes(name, known) or by_label(name, known, self.labels)) == 1
 
     async def _status_scopes(self) -> set[str]:
         return {str(s["scope_key"]) for s in (await history.read_status(self.store)).scopes}
@@ -483,13 +508,15 @@ class CommandBot:
         if doc is None:
             await self._reply(update, f"{scope}: no current figures (only history)")
             return
-        await self._reply(update, render_scope(doc, self.now()))
+        await self._reply(update, render_scope(doc, self.now(), self.labels))
 
     async def _history(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         self.answered += 1
         args = list(context.args or [])
         hours = self.cfg.history_hours
-        if len(args) >= 2:
+        if len(args) >= 2 and await self._names_one(" ".join(args)):
+            pass  # a label with a space ("/history Alice desk"): no period given
+        elif len(args) >= 2:
             try:
                 hours = parse_duration(args[-1], "history", "DURATION") / 3600.0
             except ConfigError as exc:
@@ -508,14 +535,15 @@ class CommandBot:
             await self._reply(update, f"{scope}: no samples in the last {hours:g}h")
             return
         th = thresholds_from_rules(self.rules(), account_of(scope))
-        png = await scope_chart(self.store, scope, since=since, thresholds=th)
+        shown = labelled_scope(scope, self.labels)
+        png = await scope_chart(self.store, scope, since=since, thresholds=th, title=shown)
         msg = update.effective_message
         if png is None or msg is None:
             return
         ratios = [s.margin_ratio for s in samples if s.margin_ratio is not None]
         dists = [s.nearest_liq for s in samples if s.nearest_liq is not None]
         caption = (
-            f"{scope}, last {hours:g}h: {len(samples)} samples; margin ratio "
+            f"{shown}, last {hours:g}h: {len(samples)} samples; margin ratio "
             f"{_pct(min(ratios)) if ratios else '—'}–{_pct(max(ratios)) if ratios else '—'}, "
             f"nearest liquidation at least {_pct(min(dists)) if dists else '—'}"
         )
@@ -528,11 +556,21 @@ class CommandBot:
         if self._too_old(update):
             await self._reply(update, "not muted: that command waited too long to reach me")
             return
+        args = [_dashes(a) for a in context.args or []]
+        # --force (after TARGET and DURATION) mutes a target the store has not seen yet
+        force = "--force" in args[2:]
+        args = args[:2] + [a for a in args[2:] if a != "--force"]
         try:
-            target, secs, rule, critical, reason = parse_mute(context.args or [])
+            target, secs, rule, critical, reason = parse_mute(args)
         except ConfigError as exc:
             await self._reply(update, f"{exc.field}: {exc.problem}", pre=False)
             return
+        if not force:
+            # as `monitor mute`: a target that names nothing known is refused, never "muted"
+            problem = known_problem(parse_subject(target), None, await history.known(self.store))
+            if problem is not None:
+                await self._reply(update, f"not muted: {problem}", pre=False)
+                return
         now = self.now()
         sender = self._sender(update)
         who = sender["username"] or sender["user_id"]
@@ -549,7 +587,12 @@ class CommandBot:
         )
         what = target + (f" (rule {rule})" if rule else "")
         crit = "critical included" if critical else "critical still sent"
-        await self._reply(update, f"muted {what} until {_iso(mute.until)}, {crit}", pre=False)
+        text = f"muted {what} until {_iso(mute.until)}, {crit}"
+        longer = longer_mutes(mute, await active_mutes(self.store, now))
+        if longer:
+            until = _iso(max(m.until for m in longer))
+            text += f"; an earlier mute lasts until {until} and still applies (/unmute it first)"
+        await self._reply(update, text, pre=False)
 
     async def _unmute(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         self.answered += 1
@@ -613,9 +656,11 @@ async def start_bot(
     *,
     rules: Callable[[], AlertRules | None] | None = None,
     portfolio: Callable[[], Portfolio | None] | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> CommandBot:
-    """Build and start the bot (returns at once; see :class:`CommandBot`). Call
-    ``await bot.stop()`` on the way out."""
-    bot = CommandBot(cfg, store, rules=rules, portfolio=portfolio)
+    """Build and start the bot (returns at once; see :class:`CommandBot`). ``labels``:
+    ``venue:account`` → the account's configured label, shown in /status and /scope and
+    accepted by /scope and /history. Call ``await bot.stop()`` on the way out."""
+    bot = CommandBot(cfg, store, rules=rules, portfolio=portfolio, labels=labels)
     await bot.start()
     return bot

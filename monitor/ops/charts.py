@@ -76,6 +76,8 @@ class ChartSpec(msgspec.Struct, frozen=True):
     scope: str
     thresholds: ChartThresholds
     hours: float = ALERT_CHART_HOURS
+    #: the chart's heading (e.g. the account's label and the short scope); "" for ``scope``
+    title: str = ""
 
 
 _SPECS = msgspec.json.Decoder(list[ChartSpec])
@@ -142,14 +144,17 @@ def render_png(
     *,
     width: int = WIDTH,
     height: int = HEIGHT,
+    title: str = "",
 ) -> bytes:
     """The chart as PNG bytes (``width`` × ``height`` pixels). ``samples`` in time order;
-    an empty sequence gives a picture that says there are no samples. Raises ValueError for a
-    size below 200 × 150 pixels. Renderings are serialised (one at a time per process)."""
+    an empty sequence gives a picture that says there are no samples. ``title``: the heading
+    ("" for ``scope``), drawn as written (a ``$`` in a label or a venue's coin name is never
+    read as math). Raises ValueError for a size below 200 × 150 pixels. Renderings are
+    serialised (one at a time per process)."""
     if width < 200 or height < 150:
         raise ValueError("a chart needs at least 200 × 150 pixels")
     with _RENDER:
-        return _render_png(scope, samples, thresholds, width, height)
+        return _render_png(title or scope, samples, thresholds, width, height)
 
 
 def _render_png(
@@ -176,7 +181,8 @@ def _render_png(
         t for t, s in zip(times, samples, strict=True) if s.equity is not None and s.equity <= 0
     ]
 
-    top.set_title(f"{scope}  (UTC)", fontsize=11, loc="left")
+    # parse_math=False: "$" in a name is text, never mathtext (which raises on bad math)
+    top.set_title(f"{scope}  (UTC)", fontsize=11, loc="left", parse_math=False)
     top.plot(times, ratio, color="black", linewidth=1.4, marker="." if len(samples) < 40 else "")
     top.axhline(100.0, color=_COLOURS["critical"], linewidth=1.2, linestyle="-")
     top.text(
@@ -270,14 +276,16 @@ async def scope_chart(
     thresholds: ChartThresholds,
     width: int = WIDTH,
     height: int = HEIGHT,
+    title: str = "",
 ) -> bytes | None:
     """PNG of ``scope``'s samples taken at or after ``since`` (epoch s); None when there are
-    none. Rendering runs in a worker thread, off the event loop."""
+    none. Rendering runs in a worker thread, off the event loop. ``title`` as for
+    :func:`render_png`."""
     samples = await history.read_history(store, scope, since)
     if not samples:
         return None
     return await asyncio.to_thread(
-        render_png, scope, samples, thresholds, width=width, height=height
+        render_png, scope, samples, thresholds, width=width, height=height, title=title
     )
 
 
@@ -288,12 +296,13 @@ async def chart_attachment(
     *,
     since: float,
     thresholds: ChartThresholds,
+    title: str = "",
 ) -> Path | None:
     """Write ``scope``'s chart to a new PNG file in ``directory`` and return its path, for
     apprise (``await apprise.Apprise.async_notify(..., attach=str(path))``: Telegram, email,
     ntfy, Pushover and json:// carry it); None when the scope has no samples since ``since``.
     The caller deletes the file once the notification is sent."""
-    png = await scope_chart(store, scope, since=since, thresholds=thresholds)
+    png = await scope_chart(store, scope, since=since, thresholds=thresholds, title=title)
     if png is None:
         return None
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", scope)[:80]
@@ -328,6 +337,7 @@ async def render_attachments(
             directory,
             since=now - spec.hours * 3600.0,
             thresholds=spec.thresholds,
+            title=spec.title,
         )
         if path is not None:
             out.append(path)

@@ -49,6 +49,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from monitor.model.events import FeedState
+from monitor.notify.render import account_label
 from monitor.ops.figures import (
     AlertCount,
     BatchTimings,
@@ -294,7 +295,8 @@ class StoreMetricsSource:
             venue=venue,
             account=account,
             scope=str(d["scope"]),
-            label=self.labels.get(f"{venue}:{account}", ""),
+            # a dYdX child subaccount and a HIP-3 dex account carry their parent's label
+            label=account_label(f"{venue}:{account}", self.labels) or "",
             equity=num("equity"),
             maintenance_margin=num("maintenance_margin"),
             margin_ratio=num("margin_ratio"),

@@ -110,11 +110,12 @@ async def test_every_url_gets_its_own_line_and_reason(webhook: WebhookServer) ->
     )
     assert rc == 1
     assert out.splitlines()[:2] == [
-        "url0  (not shown)  UNUSABLE: url[0]: not a URL apprise can use: nothing-here; it has "
-        "no scheme (an apprise URL looks like tgram://BOT_TOKEN/CHAT_ID)",
-        "url1  (not shown)  UNUSABLE: url[1]: not a URL apprise can use: tgram://; apprise's "
-        "tgram:// service cannot parse the rest of it (a token, host or id missing or "
-        "malformed?)",
+        "url0  (not shown)  UNUSABLE: url[0]: not a URL apprise can use (no scheme; it is not "
+        "shown, it may hold a secret); it has no scheme (an apprise URL looks like "
+        "tgram://BOT_TOKEN/CHAT_ID)",
+        "url1  (not shown)  UNUSABLE: url[1]: not a URL apprise can use (scheme 'tgram'; the "
+        "rest is not shown, it may hold a secret); apprise's tgram:// service cannot parse the "
+        "rest of it (a token, host or id missing or malformed?)",
     ]
     assert out.splitlines()[2].endswith("  ok")
     assert len(webhook.posts) == 1

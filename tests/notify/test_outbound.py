@@ -140,12 +140,14 @@ def test_the_remedy_is_in_the_message_between_the_alert_line_and_the_figures() -
     # 0.009·P → P = 49 831.65 as well
     assert lines[1:6] == [
         "",
-        "What to do on generic:acct/cross:",
+        "What to do on Main desk (generic:acct/cross):",
         "To get back to margin ratio 75% (its clear level):",
         "• deposit 66.67 → margin ratio 75.0%, nearest liquidation 0.34% away",
         "• or cut BTC by 0.1 (10.00%) → margin ratio 75.0%, nearest liquidation 0.34% away",
     ]
-    assert lines[7].startswith("Scope generic:acct/cross: equity 600.00, maintenance 500.00")
+    assert lines[7].startswith(
+        "Scope Main desk (generic:acct/cross): equity 600.00, maintenance 500.00"
+    )
 
 
 def test_a_remedy_that_raises_nothing_leaves_the_alert_without_one() -> None:
