@@ -30,7 +30,9 @@ Phases, in order:
    last crash frame until the last critical transition is seen committed (``transitions``
    table polled every 0.1 s from this process; waits until the count is still for 5 s, at most
    ``--crash-wait`` s), and to the last webhook post (still for 5 s); negative when all were
-   in before the last (least popular) instrument's frame;
+   in before the last (least popular) instrument's frame. Also: when the first, half and 90 %
+   of those criticals were seen committed (the engine decides the scopes nearest liquidation
+   first), and the first post;
 5. **SIGTERM**: time to exit.
 
 The daemon logs its longest engine batch at exit (``daemon.stopped longest_batch_s``). Peak RSS
@@ -420,6 +422,7 @@ async def run_daemon(args: argparse.Namespace, positions: int, full: bool) -> di
         last_count, still_since = -1, time.monotonic()
         crash_deadline = time.monotonic() + args.crash_wait
         count, changed_at = 0, None
+        seen: list[tuple[float, int]] = []  # (when this poll saw it, criticals committed)
         while time.monotonic() < crash_deadline:
             await asyncio.sleep(0.1)
             try:
@@ -429,6 +432,7 @@ async def run_daemon(args: argparse.Namespace, positions: int, full: bool) -> di
             if count != last_count:
                 last_count, still_since = count, time.monotonic()
                 changed_at = time.time()  # seen committed by this poll (0.1 s resolution)
+                seen.append((changed_at, count))
             elif time.monotonic() - still_since >= 5.0 and len(srv.posts) > posts_before:
                 break
         # delivery: posts still for 5 s
@@ -447,8 +451,13 @@ async def run_daemon(args: argparse.Namespace, positions: int, full: bool) -> di
         crash_posts = srv.posts[posts_before:]
         out["crash_criticals"] = count
         out["crash_written_s"] = (changed_at - last_frame) if changed_at else None
+        # the most urgent go first: when the first, half and 90 % of the criticals were in
+        for name, share in (("first", 0.0), ("half", 0.5), ("p90", 0.9)):
+            at = next((t for t, n in seen if n > 0 and n >= share * count), None)
+            out[f"crash_written_{name}_s"] = (at - last_frame) if at is not None else None
         out["crash_posts"] = len(crash_posts)
         out["crash_delivered_s"] = (crash_posts[-1] - last_frame) if crash_posts else None
+        out["crash_first_post_s"] = (crash_posts[0] - last_frame) if crash_posts else None
         out["crash_undelivered"] = undelivered
         out["crash_timed_out"] = time.monotonic() >= crash_deadline
         out["peak_rss_kb"] = status_kb(proc.pid, "VmHWM")

@@ -15,9 +15,9 @@ instance at a time), restore the alert state (nothing that already fired fires a
 undelivered outbox rows, apply manual accounts, start the feeds. ``READY=1`` is sent once every
 address account has had its first snapshot (or after ``daemon.ready_timeout``).
 
-Signals: SIGTERM/SIGINT stop the feeds, let the engine finish what is queued (at most 1 s:
-anything left is decided again after the restart), drain the outbox
-until ``daemon.drain_deadline``, close the store and exit 0. SIGHUP re-reads the configuration:
+Signals: SIGTERM/SIGINT stop the feeds, let the engine apply what its inbox holds (at most
+0.5 s; scopes it still owes are decided again after the restart), drain the outbox until
+``daemon.drain_deadline`` after the signal, close the store and exit 0. SIGHUP re-reads the configuration:
 rules, channels, manual accounts and the log level apply at once, without touching the feed
 connections; an invalid file keeps the old configuration running and logs why. Address accounts
 added or removed need a restart (logged).
@@ -95,8 +95,15 @@ STATUS_INTERVAL = 1.0
 SWEEP_OVERDUE = 1.0
 #: an engine step at least this long (seconds) is logged (``engine.slow_batch``)
 SLOW_BATCH = 0.5
-#: at SIGTERM the engine may finish its queue for this long (seconds) before the drain
-STOP_ENGINE_DEADLINE = 1.0
+#: a step (receive and persist) aims at this long (seconds): the shell sizes the engine's
+#: evaluation budget from the cost per evaluation of the last step that evaluated enough
+STEP_TARGET = 0.1
+#: the evaluation budget per step stays within these bounds
+MIN_EVALUATIONS = 20
+MAX_EVALUATIONS = 2000
+#: at SIGTERM the engine may apply what its inbox holds for this long (seconds); work it
+#: owes (scopes over its budget, the sweep) is not waited for: a restart decides it again
+STOP_ENGINE_DEADLINE = 0.5
 #: seconds the last direct message may take when the store becomes unusable
 LAST_GASP_TIMEOUT = 10.0
 #: the engine ticks (timers, sweep, readiness) at least this often while idle (seconds)
@@ -273,6 +280,7 @@ class Daemon:
             self.store, step, self.channels, self.risks, now,
             engine=self.engine, labels=self.labels,
         )  # fmt: skip
+        self._size_budget(len(step.risks), time.perf_counter() - started)
         if enqueued:
             self.enqueued += enqueued
             self.worker.wake()
@@ -281,6 +289,17 @@ class Daemon:
         if step.ready is not None:
             self._became_ready(step.ready)
         return step
+
+    def _size_budget(self, evaluated: int, seconds: float) -> None:
+        """Size the engine's evaluation budget so a step (receive and persist, rendering
+        included) takes about :data:`STEP_TARGET`: from the cost per evaluation of this step,
+        when it evaluated enough scopes to tell. A crash is then decided in steps of ~0.1 s,
+        each written in one transaction, with the event loop (watchdog, signals, delivery)
+        running between them, whatever the machine's speed or load."""
+        if evaluated < MIN_EVALUATIONS or seconds <= 0.0:
+            return
+        budget = STEP_TARGET * evaluated / seconds
+        self.engine.max_evaluations = int(min(max(budget, MIN_EVALUATIONS), MAX_EVALUATIONS))
 
     def _became_ready(self, status: str) -> None:
         missing = self.engine.missing_accounts()
@@ -516,9 +535,11 @@ async def run(
         notifier.close()
 
 
-async def _shutdown(daemon: Daemon) -> int:
-    """Drain the outbox within the deadline and write the last status."""
-    left = await daemon.worker.drain(daemon.clock.monotonic() + daemon.config.daemon.drain_deadline)
+async def _shutdown(daemon: Daemon, signalled: float | None = None) -> int:
+    """Drain the outbox until ``drain_deadline`` after ``signalled`` (monotonic; default now)
+    and write the last status."""
+    start = daemon.clock.monotonic() if signalled is None else signalled
+    left = await daemon.worker.drain(start + daemon.config.daemon.drain_deadline)
     await daemon.flush()
     log().info("daemon.stopped", undelivered=left, longest_batch_s=round(daemon.longest_batch, 6))
     return EXIT_OK
@@ -603,16 +624,17 @@ async def _run_live(daemon: Daemon, config_path: Path, env: Mapping[str, str]) -
                     log().error("daemon.last_gasp", channels=len(daemon.channels), sent=sent)
                 return EXIT_FAILURE
         daemon.notifier.stopping()
+        signalled = daemon.clock.monotonic()
         log().info("daemon.stopping", reason="signal")
         feed_tasks = [t for t in tasks if t.get_name().startswith("feed:")]
         await _cancel(feed_tasks)
-        # let the engine finish what is queued and the batch in hand, for at most
+        # let the engine apply what its inbox holds and finish the step in hand, for at most
         # STOP_ENGINE_DEADLINE: what it had not decided is decided again after the restart (the
         # store holds the state of the last step written)
-        until = daemon.clock.monotonic() + STOP_ENGINE_DEADLINE
+        until = signalled + STOP_ENGINE_DEADLINE
 
         def working() -> bool:
-            return bool(daemon.inbox or daemon.engine.busy or not daemon.idle.is_set())
+            return bool(daemon.inbox or not daemon.idle.is_set())
 
         while working() and not engine.done() and daemon.clock.monotonic() < until:  # noqa: ASYNC110 (conditions of another task, only at shutdown)
             await asyncio.sleep(0.01)
@@ -620,7 +642,7 @@ async def _run_live(daemon: Daemon, config_path: Path, env: Mapping[str, str]) -
         with contextlib.suppress(Exception):  # it ended with an error: logged by its done check
             await asyncio.wait_for(asyncio.shield(engine), STOP_ENGINE_DEADLINE + 5.0)
         await _cancel([t for t in tasks if t.get_name() != "delivery"])
-        return await _shutdown(daemon)
+        return await _shutdown(daemon, signalled)
     finally:
         await _cancel(tasks)
         await daemon.extras.close()

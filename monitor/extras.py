@@ -84,7 +84,10 @@ async def start_extras(
     if config.telegram_bot.enabled and config.telegram_bot.token:
         from monitor.ops.bot import start_bot  # noqa: PLC0415
 
-        bot = await start_bot(config.telegram_bot, store, rules=rules, portfolio=portfolio)
+        labels = {str(a.key): a.label for a in config.accounts if a.label}
+        bot = await start_bot(
+            config.telegram_bot, store, rules=rules, portfolio=portfolio, labels=labels
+        )
         extras.closers.append(bot.stop)
     if config.metrics.enabled:
         from monitor.ops.figures import BatchTimings, VenueFrames  # noqa: PLC0415

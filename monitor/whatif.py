@@ -755,10 +755,12 @@ def _figures_line(f: Figures) -> str:
     return text
 
 
-def render_remedy(r: Remedy, quote: str = "") -> list[str]:
-    """The remedy as lines: the deposit, then the reduction, each with what it leads to."""
+def render_remedy(r: Remedy, quote: str = "", *, after: bool = False) -> list[str]:
+    """The remedy as lines: the deposit, then the reduction, each with what it leads to.
+    ``after``: the remedy was computed on the book after the scenarios (the header says so)."""
     unit = f" {quote}" if quote else ""
-    head = f"to reach {r.target} on {r.key.venue} {r.key.account} [{r.key.scope}]:"
+    when = " after the scenario" if after else ""
+    head = f"to reach {r.target}{when} on {r.key.venue} {r.key.account} [{r.key.scope}]:"
     if r.met:
         return [head, f"  already there ({_figures_line(r.now)}): nothing to do"]
     if r.deposit is None or r.after_deposit is None:
@@ -812,5 +814,5 @@ def render_result(result: WhatIfResult) -> str:
         if not result.remedies:
             lines.append(f"to reach {result.target}: no scope holds positions")
         for r in result.remedies:
-            lines.extend(render_remedy(r))
+            lines.extend(render_remedy(r, after=bool(result.scenarios)))
     return "\n".join(lines).rstrip() + "\n"

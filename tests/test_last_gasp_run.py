@@ -189,14 +189,6 @@ async def test_a_disk_full_under_a_running_daemon_sends_one_last_gasp_and_exits_
         assert f"Error: store {store}: disk I/O error" in doc["message"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TimeoutError,
-    reason="in WAL mode SQLite goes on writing to the moved file it has open (it checks that "
-    "the path still names it only when writing the database file itself, which WAL mode "
-    "leaves to checkpoints): the daemon runs on, its writes lost at the next start. Fix: "
-    "Store.transaction compares the path's (st_dev, st_ino) with the file it opened",
-)
 @pytest.mark.timeout(90)
 async def test_a_store_replaced_by_a_directory_sends_one_last_gasp_and_exits_1(
     tmp_path: Path, hook: WebhookServer

@@ -180,12 +180,6 @@ def test_status_json_lists_the_accounts_without_figures(
 # -- the daemon's one-line summary (monitor/engine/core.py, the lead's) ------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Engine.summary() lists a DOWN feed under 'stale:' (status and systemctl show "
-    "'stale: hyperliquid/connection' while the feed table says down); proposed diff in the "
-    "review2 report",
-)
 def test_the_summary_says_down_for_a_feed_that_is_down() -> None:
     from monitor.alerts.rules import AlertRules
     from monitor.engine.core import Engine
@@ -205,11 +199,6 @@ def test_the_summary_says_down_for_a_feed_that_is_down() -> None:
 # -- an alert's chart is headed by the account's label (monitor/notify/outbound.py, lead's) -----
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="outbound.chart_specs builds ChartSpec without a title, so a critical alert's PNG is "
-    "headed by the raw 42-character address; proposed diff in the review2 report",
-)
 def test_an_alert_chart_is_headed_by_the_label_and_short_scope() -> None:
     from monitor.notify.outbound import build_messages
     from monitor.ops.charts import decode_specs
@@ -342,12 +331,6 @@ def test_check_config_says_what_apprise_makes_of_an_unusable_scheme(
     assert "AAAAliteralTOKEN" not in err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="monitor/whatif.py render_remedy: with --shock the remedy is computed on the shocked "
-    "book but its header does not say so; a trader may deposit what only the shock needs. "
-    "Proposed diff in the review2 report",
-)
 def test_a_remedy_after_a_scenario_says_it_is_for_the_shocked_book(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -363,13 +346,6 @@ def test_a_remedy_after_a_scenario_says_it_is_for_the_shocked_book(
 # -- per-account overrides and the sub-accounts a configured account brings ---------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="AlertRules.rule looks overrides up by the exact account: a HIP-3 dex account "
-    "(ADDR@dex) and a dYdX child subaccount (ADDR/128) of a configured account get the global "
-    "levels, so the override never fires for them (and their charts draw the global lines). "
-    "Proposed diff (monitor/alerts/rules.py) in the review2 report",
-)
 @pytest.mark.parametrize(
     ("configured", "reported"),
     [
@@ -401,13 +377,6 @@ def test_an_accounts_override_applies_to_its_dex_and_child_scopes(
     assert fired == [("margin_ratio", "critical")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="model/ids.py covers(): a mute on a Hyperliquid account (its address) does not "
-    "silence the same address's HIP-3 dex positions (account ADDR@dex), which alerts report "
-    "under the same label; `monitor mute 'Main desk'` leaves them ringing. Proposed diff in "
-    "the review2 report",
-)
 def test_a_mute_on_an_address_covers_its_hip3_dex_positions() -> None:
     from monitor.alerts.mutes import Mute, is_muted
 

@@ -191,6 +191,17 @@ class ThresholdRule:
         return None
 
 
+def _configured_as(account: str) -> tuple[str, ...]:
+    """The configured account ``account`` (``venue:account``) belongs to, if another."""
+    if "@" in account:
+        return (account.partition("@")[0],)
+    if account.startswith("dydx:"):
+        address, slash, number = account.rpartition("/")
+        if slash and number.isdigit() and int(number) >= 128:
+            return (f"{address}/{int(number) % 128}",)
+    return ()
+
+
 @dataclass(frozen=True, slots=True)
 class AlertRules:
     """Every rule, global and per account (``"venue:account"``), plus timing.
@@ -252,11 +263,15 @@ class AlertRules:
         return cls(thresholds=t)
 
     def rule(self, kind: RuleKind, account: str | None = None) -> ThresholdRule | None:
-        """The rule that applies to ``account`` (``"venue:account"``): its override if any."""
-        if account is not None:
-            over = self.accounts.get(account)
-            if over is not None and kind in over:
-                return over[kind]
+        """The rule that applies to ``account`` (``"venue:account"``): its override if any,
+        else the override of the configured account it belongs to (a Hyperliquid HIP-3 dex
+        account ``ADDR@dex`` → ``ADDR``; a dYdX child subaccount ``ADDR/N``, N ≥ 128 → its
+        parent ``ADDR/(N mod 128)``)."""
+        if account is not None and self.accounts:
+            for name in (account, *_configured_as(account)):
+                over = self.accounts.get(name)
+                if over is not None and kind in over:
+                    return over[kind]
         return self.thresholds.get(kind)
 
     def pending_for_rule(self, rule: ThresholdRule) -> float:

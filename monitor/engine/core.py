@@ -722,19 +722,18 @@ class Engine:
             key=lambda r: r.margin_ratio or 0.0,
             default=None,
         )
-        stale = sorted(
-            {
-                f"{v}/{c}"
-                for (v, c), fs in self.feed_states.items()
-                if fs.state in (FeedState.STALE, FeedState.DOWN)
-            }
-        )
+        bad: dict[FeedState, list[str]] = {FeedState.DOWN: [], FeedState.STALE: []}
+        for (v, c), fs in sorted(self.feed_states.items()):
+            if fs.state in bad:
+                bad[fs.state].append(f"{v}/{c}")
         parts = [f"{len(self.latest)} scopes"]
         if worst is not None and worst.margin_ratio is not None:
             parts.append(f"worst margin ratio {worst.margin_ratio * 100:.1f}% ({worst.key})")
         parts.append(f"{firing} alerts firing")
-        if stale:
-            parts.append("stale: " + ", ".join(stale))
+        if bad[FeedState.DOWN]:
+            parts.append("down: " + ", ".join(bad[FeedState.DOWN]))
+        if bad[FeedState.STALE]:
+            parts.append("stale: " + ", ".join(bad[FeedState.STALE]))
         return "; ".join(parts)
 
     @property

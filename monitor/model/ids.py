@@ -30,6 +30,7 @@ account or symbol is refused. A name that breaks these rules raises :class:`IdEr
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from typing import Final
@@ -58,6 +59,21 @@ class IdError(ValueError):
 
 def _pct(m: re.Match[str]) -> str:
     return f"%{ord(m.group(0)):02X}"
+
+
+def _near_scope_word(text: str) -> str | None:
+    """The scope word ``text`` is a typo of (other capitals, 0.6 alike, ``isolate:ETH``), or
+    None. A typed name only: the formatter never writes such a segment unescaped."""
+    head, colon, symbol = text.partition(":")
+    low = head.casefold()
+    if colon:
+        near = difflib.get_close_matches(low, ["isolated"], n=1, cutoff=0.6)
+        ok = bool(near) or (len(low) >= 3 and "isolated".startswith(low))
+        return f"{ISOLATED_PREFIX}{symbol or 'SYMBOL'}" if ok else None
+    found = difflib.get_close_matches(low, [CROSS, VENUE_RATIO, "isolated"], n=1, cutoff=0.6)
+    if not found:
+        return None
+    return "isolated:SYMBOL" if found[0] == "isolated" else found[0]
 
 
 def _is_scope_word(text: str) -> bool:
@@ -311,6 +327,13 @@ def _parse(text: str, *, lenient: bool) -> tuple[Subject, list[str]]:
         decoded = _decode(scope_text, "scope")
         if _is_scope_word(decoded):
             scope = decoded
+        elif lenient and "%" not in scope_text:
+            meant = _near_scope_word(decoded)
+            if meant is not None:
+                raise IdError(
+                    f"{text!r}: {decoded!r} is not a scope; did you mean {meant!r}? (an account"
+                    f" whose name ends in '/{decoded}' is written with that '/' as %2F)"
+                )
     if scope is None:
         account_text = base
         if hash_:
@@ -345,7 +368,15 @@ def covers(target: Subject, subject: Subject) -> bool:
     if target == subject:
         return True
     if isinstance(target, AccountKey):
-        return account_of(subject) == target
+        account = account_of(subject)
+        if account is None:
+            return False
+        # a Hyperliquid address covers its HIP-3 dex accounts (ADDR@dex), not the reverse
+        return account == target or (
+            account.venue == target.venue
+            and "@" not in target.account
+            and account.account.partition("@")[0] == target.account
+        )
     if isinstance(target, ScopeKey):
         return isinstance(subject, PositionKey) and subject.scope == target
     if isinstance(target, FeedKey):

@@ -33,10 +33,12 @@ from monitor.model.ids import PositionKey, ScopeKey, parse_subject
 from monitor.model.portfolio import Portfolio
 from monitor.notify.channels import Channel
 from monitor.notify.render import (
+    ENDED_WITHOUT_RECOVERY,
     REMEDY_RULES,
     Move,
     Rendered,
     group_title,
+    labelled_scope,
     notify_type,
     render_group,
     render_held,
@@ -181,7 +183,11 @@ def held_by(feed: Transition, state: AlertState) -> list[AlertRecord]:
     return out
 
 
-def chart_specs(transitions: Iterable[Transition], rules: AlertRules | None) -> list[ChartSpec]:
+def chart_specs(
+    transitions: Iterable[Transition],
+    rules: AlertRules | None,
+    labels: Mapping[str, str] | None = None,
+) -> list[ChartSpec]:
     """One :class:`~monitor.ops.charts.ChartSpec` per scope (first seen first) of the
     unmuted critical alerts among ``transitions`` that fire, escalate, de-escalate or repeat
     on a scope (subject ``venue:account/scope``, a position's ``#SYMBOL`` dropped), with the
@@ -196,7 +202,8 @@ def chart_specs(transitions: Iterable[Transition], rules: AlertRules | None) -> 
         if account is None or scope in out:
             continue
         source = "alert rules" if rules is not None else ""
-        out[scope] = ChartSpec(scope, thresholds_from_rules(rules, account, source))
+        th = thresholds_from_rules(rules, account, source)
+        out[scope] = ChartSpec(scope, th, title=labelled_scope(scope, labels))
     return list(out.values())
 
 
@@ -299,10 +306,14 @@ def build_messages(
                 remedies=remedies,
                 moves=moves,
             )
-            resolved_only = all(t.kind is TransitionKind.RESOLVED for t in mine)
+            # an alert ENDED by its position or scope going away is no success
+            resolved_only = all(
+                t.kind is TransitionKind.RESOLVED and t.detail not in ENDED_WITHOUT_RECOVERY
+                for t in mine
+            )
             severity = max((t.severity for t in mine), key=lambda s: s.rank).value
             ntype = notify_type(sub.severity, resolved_only)
-            specs = chart_specs(mine, rules) if ch.charts else []
+            specs = chart_specs(mine, rules, labels) if ch.charts else []
             out.append(
                 _message(
                     sub.id,

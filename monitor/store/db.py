@@ -316,11 +316,28 @@ class Store:
         self.conn = conn
         self._lock_fd = lock_fd
         self._mutex = asyncio.Lock()
+        st = os.stat(path)
+        self._file = (st.st_dev, st.st_ino)
+
+    def check_file(self) -> None:
+        """Raise ``sqlite3.OperationalError`` (a store failure) when ``path`` no longer names
+        the database this store has open: moved, deleted or replaced. SQLite in WAL mode
+        would write on to the old file, and every write would be lost at the next start."""
+        try:
+            st = os.stat(self.path)
+        except OSError as exc:
+            raise sqlite3.OperationalError(
+                f"the store file was moved or deleted ({exc.strerror})"
+            ) from None
+        if (st.st_dev, st.st_ino) != self._file:
+            raise sqlite3.OperationalError("the store file was replaced by another one")
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """``BEGIN IMMEDIATE`` … ``COMMIT`` (rollback on any error), one at a time."""
+        """``BEGIN IMMEDIATE`` … ``COMMIT`` (rollback on any error), one at a time; first
+        :meth:`check_file` (the path still names the open database)."""
         async with self._mutex:
+            self.check_file()
             await self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self.conn

@@ -5,8 +5,6 @@ value that never recovered, stated as current."""
 
 from __future__ import annotations
 
-import pytest
-
 from monitor.alerts.engine import AlertState, Observation, Transition, TransitionKind, evaluate
 from monitor.alerts.rules import AlertRules
 from monitor.model.events import AccountSnapshot
@@ -68,11 +66,6 @@ def test_a_value_that_recovered_still_resolves_with_its_current_value() -> None:
     assert group_title([t], f"hyperliquid:{ADDR}", labels=LABELS).startswith("[RESOLVED] ")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="outbound.build_messages gives an ENDED-only message apprise's 'success' type (a "
-    "green tick for a position closed while critical); proposed diff in the review2 report",
-)
 def test_an_ended_alert_is_not_sent_as_a_success() -> None:
     (t,) = [t for t in _closed_btc() if t.rule == "liquidation_distance"]
     (ch,) = parse_channels(
