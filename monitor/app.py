@@ -17,10 +17,10 @@ address account has had its first snapshot (or after ``daemon.ready_timeout``).
 
 Signals: SIGTERM/SIGINT stop the feeds, let the engine apply what its inbox holds (at most
 0.5 s; scopes it still owes are decided again after the restart), drain the outbox until
-``daemon.drain_deadline`` after the signal, close the store and exit 0. SIGHUP re-reads the configuration:
-rules, channels, manual accounts and the log level apply at once, without touching the feed
-connections; an invalid file keeps the old configuration running and logs why. Address accounts
-added or removed need a restart (logged).
+``daemon.drain_deadline`` after the signal, close the store and exit 0. SIGHUP re-reads the
+configuration: rules, channels, manual accounts and the log level apply at once, without
+touching the feed connections; an invalid file keeps the old configuration running and logs
+why. Address accounts added or removed need a restart (logged).
 
 Replay mode (``--replay FILE``) runs the same engine, alerts and delivery on a recording instead
 of live feeds, with the recording's receive times as the clock of the alert rules, and exits 0 at

@@ -11,7 +11,7 @@ channel`` (:mod:`monitor.notify.outbound`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -23,7 +23,7 @@ from monitor.engine.core import Engine, Step
 from monitor.margin.remedy import Remedy
 from monitor.margin.risk import ScopeRisk
 from monitor.notify.channels import Channel
-from monitor.notify.outbound import Recent, build_messages, remedy_for
+from monitor.notify.outbound import Recent, RemedyOf, build_messages, remedy_for
 from monitor.store import alert_state, outbox
 from monitor.store.db import Store
 
@@ -55,9 +55,9 @@ async def restore_alert_state(store: Store, now: float) -> AlertState:
     return state
 
 
-def _remedy(engine: Engine) -> Callable[[Transition], Remedy | None]:
-    def remedy(t: Transition) -> Remedy | None:
-        return remedy_for(engine.portfolio, t, engine.rules)
+def _remedy(engine: Engine) -> RemedyOf:
+    def remedy(t: Transition, *, reduce: bool = True) -> Remedy | None:
+        return remedy_for(engine.portfolio, t, engine.rules, reduce=reduce)
 
     return remedy
 

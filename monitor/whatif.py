@@ -250,6 +250,7 @@ def remedy_of(
     *,
     symbol: str | None = None,
     fraction_step: float = FRACTION_STEP,
+    reduce: bool = True,
 ) -> Remedy | None:
     """The deposit and the reduction that bring scope ``key`` of ``portfolio`` to ``target``
     (:func:`monitor.margin.remedy.remedy`); None when the scope does not exist. Raises
@@ -258,7 +259,10 @@ def remedy_of(
     if inputs is None:
         return None
     rules, legs, collateral = inputs
-    return remedy(key, rules, legs, collateral, target, symbol=symbol, fraction_step=fraction_step)
+    return remedy(
+        key, rules, legs, collateral, target,
+        symbol=symbol, fraction_step=fraction_step, reduce=reduce,
+    )  # fmt: skip
 
 
 # -- the engine ------------------------------------------------------------------------------------

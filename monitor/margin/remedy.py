@@ -68,6 +68,8 @@ ISOLATED_MARGIN_KEPT: frozenset[str] = frozenset({"dydx_v4"})
 TOLERANCE = 1e-9
 
 _BISECT_STEPS = 200
+#: how ``reduce_note`` starts for a remedy computed without its reduction (``reduce=False``)
+REDUCTION_SKIPPED = "reduction of the position not computed (too many alerts at once)"
 #: the bisection stops when the fraction of the position is known to this
 FRACTION_STEP = 1e-12
 #: ... and in an alert's remedy: a 10⁻⁹ of the position never shows in a message's six
@@ -273,10 +275,13 @@ def remedy(
     *,
     symbol: str | None = None,
     fraction_step: float = FRACTION_STEP,
+    reduce: bool = True,
 ) -> Remedy:
     """The deposit and the reduction of ``symbol`` (default: the draining position) that
     bring scope ``key`` (``legs`` at their risk prices, ``collateral`` excluding uPnL, the
-    venue's ``rules``) to ``target``. Raises KeyError when ``symbol`` is not held. Fails
+    venue's ``rules``) to ``target``. ``reduce`` False: the deposit only (the reduction's
+    search costs tens of evaluations; ``reduce_note`` says it was not computed). Raises
+    KeyError when ``symbol`` is not held. Fails
     closed: with a position whose maintenance schedule is unknown, nothing is computed and
     ``unknown`` says why."""
     risk = compute_scope_risk(key, rules, legs, collateral, with_stress=False, with_shock=False)
@@ -297,6 +302,14 @@ def remedy(
     if sym is None:
         return replace(base, reduce_note="no position to reduce")
     leg = next(ls.leg for ls in legs if ls.leg.symbol == sym)
+    if not reduce and not met:
+        flags = []
+        if target.margin_ratio is not None:
+            flags.append(f"--target-ratio {target.margin_ratio * 100:g}%")
+        if target.distance is not None:
+            flags.append(f"--target-distance {target.distance * 100:g}%")
+        note = f"{REDUCTION_SKIPPED}; `monitor whatif` with {' '.join(flags)} computes it"
+        return replace(base, reduce_symbol=sym, reduce_note=note)
     if met:
         return replace(
             base, reduce_symbol=sym, reduce_size=0.0, reduce_fraction=0.0, after_reduction=now

@@ -13,8 +13,8 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from monitor.alerts.engine import (
     ACCOUNT_CHANNEL,
@@ -50,8 +50,19 @@ from monitor.whatif import remedy_of
 if TYPE_CHECKING:
     from monitor.config import AccountConfig
 
-RemedyOf = Callable[[Transition], Remedy | None]
-"""What the shell passes as ``remedy``: the remedy for one transition, or None."""
+
+class RemedyOf(Protocol):
+    """What the shell passes as ``remedy``: the remedy for one transition, or None;
+    ``reduce`` False: the deposit only (see :data:`REDUCTIONS_PER_CALL`)."""
+
+    def __call__(self, t: Transition, *, reduce: bool = ...) -> Remedy | None: ...
+
+
+#: remedies with their reduction per :func:`build_messages` call (one engine step): the
+#: reduction's search costs tens of evaluations of the scope, so in a burst (a crash: thousands
+#: of alerts at once) the scopes decided first (the most urgent: the engine decides them in
+#: that order) get it and the rest get the deposit, with a note
+REDUCTIONS_PER_CALL = 50
 
 _HELD_RULES = frozenset(k.value for k in DIRECTIONS) - {RuleKind.OUTBOX_BACKLOG.value}
 
@@ -136,7 +147,9 @@ def remedy_target(t: Transition, rules: AlertRules) -> Target | None:
     return Target(distance=level.clear)
 
 
-def remedy_for(portfolio: Portfolio, t: Transition, rules: AlertRules) -> Remedy | None:
+def remedy_for(
+    portfolio: Portfolio, t: Transition, rules: AlertRules, *, reduce: bool = True
+) -> Remedy | None:
     """The remedy for alert ``t`` on the scope its subject names (``venue:account/scope``,
     a position's ``#SYMBOL`` dropped), computed on ``portfolio`` (the engine's, at the same
     step) with :func:`monitor.whatif.remedy_of` toward :func:`remedy_target`. None when the
@@ -159,7 +172,7 @@ def remedy_for(portfolio: Portfolio, t: Transition, rules: AlertRules) -> Remedy
         else:
             return None
     try:
-        return remedy_of(portfolio, key, target, fraction_step=ALERT_FRACTION_STEP)
+        return remedy_of(portfolio, key, target, fraction_step=ALERT_FRACTION_STEP, reduce=reduce)
     except (KeyError, ValueError, ArithmeticError):
         return None
 
@@ -251,8 +264,9 @@ def build_messages(
     ``labels``: ``venue:account`` → the account's label, shown instead of its id.
     ``rules``: the alert rules (a repeat that still fires only because its clear level was
     not crossed names that level). ``remedy``: the remedy of one transition
-    (``lambda t: remedy_for(engine.portfolio, t, engine.rules)``), asked once per
-    margin-ratio or liquidation-distance alert. ``state``: the alert state after the step;
+    (``lambda t, reduce=True: remedy_for(engine.portfolio, t, engine.rules, reduce=reduce)``),
+    asked once per margin-ratio or liquidation-distance alert and scope, with its reduction
+    for the first :data:`REDUCTIONS_PER_CALL`. ``state``: the alert state after the step;
     with it, each feed that fired stale or down also gets a message of its own listing the
     alerts it holds (none when it holds none). ``recent``: the recent values (:class:`Recent`)
     that say how fast a margin-ratio or liquidation-distance alert moved.
@@ -274,7 +288,7 @@ def build_messages(
             ):
                 ident = (t.subject.split("#", 1)[0], t.rule, t.severity.value)
                 if ident not in done:
-                    done[ident] = remedy(t)
+                    done[ident] = remedy(t, reduce=len(done) < REDUCTIONS_PER_CALL)
                 r = done[ident]
                 if r is not None:
                     remedies[t.id] = r

@@ -126,7 +126,7 @@ def test_the_remedy_is_in_the_message_between_the_alert_line_and_the_figures() -
         T0,
         labels=LABELS,
         rules=rules(),
-        remedy=lambda tr: remedy_for(p, tr, rules()),
+        remedy=lambda tr, reduce=True: remedy_for(p, tr, rules(), reduce=reduce),
     )
     lines = msg.body.splitlines()
     assert msg.title == "[CRITICAL] Main desk — margin ratio 0.8333 (83.3%)"
@@ -152,7 +152,7 @@ def test_the_remedy_is_in_the_message_between_the_alert_line_and_the_figures() -
 
 def test_a_remedy_that_raises_nothing_leaves_the_alert_without_one() -> None:
     (msg,) = build_messages(
-        [fired()], [text_channel()], {}, T0, rules=rules(), remedy=lambda tr: None
+        [fired()], [text_channel()], {}, T0, rules=rules(), remedy=lambda tr, reduce=True: None
     )
     assert "What to do" not in msg.body
     assert msg.body.splitlines()[0].startswith("FIRING CRITICAL: generic:acct, cross:")
@@ -225,7 +225,12 @@ def test_a_venue_ratio_alert_our_figures_do_not_reproduce_says_so_instead_of_a_d
     p = book(1_000.0)
     t = fired(value=0.92, threshold=0.8)
     (msg,) = build_messages(
-        [t], [text_channel()], {}, T0, rules=rules(), remedy=lambda tr: remedy_for(p, tr, rules())
+        [t],
+        [text_channel()],
+        {},
+        T0,
+        rules=rules(),
+        remedy=lambda tr, reduce=True: remedy_for(p, tr, rules(), reduce=reduce),
     )
     lines = msg.body.splitlines()
     assert lines[3:5] == [
@@ -277,9 +282,9 @@ def test_the_remedy_is_computed_once_per_scope_rule_and_severity() -> None:
     p = book()
     asked: list[str] = []
 
-    def remedy(t: Transition) -> Remedy | None:
+    def remedy(t: Transition, *, reduce: bool = True) -> Remedy | None:
         asked.append(t.subject)
-        return remedy_for(p, t, rules())
+        return remedy_for(p, t, rules(), reduce=reduce)
 
     ts = [
         fired("liquidation_distance", f"{CROSS}#BTC", id="a", value=0.004, threshold=0.05),
@@ -292,3 +297,40 @@ def test_the_remedy_is_computed_once_per_scope_rule_and_severity() -> None:
     assert msg.body.count("What to do on generic:acct/cross:") == 1
     assert "To get back to liquidation distance 6% (its clear level):" in msg.body
     assert "To get back to margin ratio 75% (its clear level):" in msg.body
+
+
+def test_in_a_burst_the_first_scopes_get_the_reduction_and_the_rest_the_deposit_and_a_note() -> (
+    None
+):
+    # 60 accounts at once, each BTC +1 at 50 000 with MM 500 on 600 (ratio 83 % ≥ 80 %): the
+    # first REDUCTIONS_PER_CALL remedies are whole, the rest give the deposit (500 / 0.75 −
+    # 600 = 66.67) and say the reduction was not computed
+    from monitor.margin.remedy import REDUCTION_SKIPPED
+    from monitor.notify.outbound import REDUCTIONS_PER_CALL
+
+    n = REDUCTIONS_PER_CALL + 10
+    btc = Position("BTC", 1.0, 50_000.0, mark_price=50_000.0,
+                   maintenance=MaintenanceSchedule.flat(0.01))  # fmt: skip
+    p = portfolio_of([AccountSnapshot("generic", f"a{i:02d}", 600.0, (btc,)) for i in range(n)])
+    got: list[Remedy | None] = []
+
+    def remedy(t: Transition, *, reduce: bool = True) -> Remedy | None:
+        got.append(remedy_for(p, t, rules(), reduce=reduce))
+        return got[-1]
+
+    ts = [
+        fired(id=f"t{i}", group=f"generic:a{i:02d}", subject=f"generic:a{i:02d}/cross")
+        for i in range(n)
+    ]
+    msgs = build_messages(ts, [text_channel()], {}, T0, rules=rules(), remedy=remedy)
+    assert len(msgs) == n and len(got) == n
+    for i, r in enumerate(got):
+        assert r is not None and r.deposit is not None and abs(r.deposit - 66.666_666_7) < 1e-6
+        if i < REDUCTIONS_PER_CALL:
+            assert r.reduce_fraction is not None and r.reduce_note is None
+        else:
+            assert r.reduce_fraction is None and r.reduce_note == (
+                f"{REDUCTION_SKIPPED}; `monitor whatif` with --target-ratio 75% computes it"
+            )
+    assert "• or cut BTC by" in msgs[0].body
+    assert f"• note: {REDUCTION_SKIPPED}" in msgs[-1].body and "• deposit" in msgs[-1].body

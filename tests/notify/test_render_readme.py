@@ -76,7 +76,7 @@ def messages(telegram_url: str = "tgram://123456789:AAAA/-100123") -> list[Outbo
         T0 + 60,
         labels={f"hyperliquid:{ADDR}": "Main desk"},
         rules=rules,
-        remedy=lambda t: remedy_for(now, t, rules),
+        remedy=lambda t, reduce=True: remedy_for(now, t, rules, reduce=reduce),
         state=state,
         recent=recent,
     )
