@@ -309,6 +309,11 @@ class Engine:
         self._full_sweep = True
         self._sweep_at: float | None = None
         self._sweep_queue: deque[ScopeKey] = deque()
+        self._round_at = -1
+        """The receive (:attr:`batches`) in which the sweep's current round began: a scope
+        evaluated in it or since is skipped by the round (its figures are fresh)."""
+        self._evaluated_at: dict[ScopeKey, int] = {}
+        """The receive in which each scope was last evaluated in full."""
         self._sweep_size = 0
         self._sweep_credit = 0.0
         self._last_tick: float | None = None
@@ -477,10 +482,13 @@ class Engine:
             )
         elif isinstance(ev, FeedStatus):
             if ev.state in (FeedState.LIVE, FeedState.RECOVERED):
-                # alerts held while the feed was stale are decided again, within the budget
-                for key in portfolio.scope_keys():
-                    if key.venue == ev.venue:
-                        batch.later[key] = None
+                # alerts held while the feed was stale are decided again, within the budget:
+                # the venue's scopes with an alert (a scope without one held nothing, and its
+                # prices come back through its bands)
+                prefix = ev.venue + ":"
+                for group in self.book.groups():
+                    if group.startswith(prefix):
+                        batch.later.update(dict.fromkeys(self._alerted_scopes(group)))
             feeds.append(ev)
             self.feed_states[(ev.venue, ev.channel)] = ev
             step.feeds.append(ev)
@@ -587,6 +595,7 @@ class Engine:
         self.evaluated += len(risks)
         for risk in risks:
             key = risk.key
+            self._evaluated_at[key] = self.batches
             self.portfolio.arm(key, self._thresholds(key))
             self.latest[key] = risk
             doc: dict[str, object] = status_doc(risk, self.book.firing_of(str(key)))
@@ -599,6 +608,7 @@ class Engine:
         step.risks = risks
         for key in [*vanished, *forgotten]:
             self.latest.pop(key, None)
+            self._evaluated_at.pop(key, None)
             self.sampler.forget(str(key))
             step.statuses.pop(key, None)
             step.removed.append(key)
@@ -617,6 +627,7 @@ class Engine:
         if self._full_sweep:
             self._full_sweep = False
             self._sweep_at = now
+            self._round_at = self.batches
             self._sweep_queue = deque(k for k in self.portfolio.scope_keys() if k not in fresh)
             self._sweep_size = len(self._sweep_queue)
             self._sweep_credit = float(self._sweep_size)
@@ -631,6 +642,7 @@ class Engine:
                 for venue, symbol in self._dirty:
                     queue.update(dict.fromkeys(self.portfolio.scopes_holding(venue, symbol)))
                 self._dirty.clear()
+                self._round_at = self.batches
                 self._sweep_queue.extend(queue)
                 self._sweep_size = len(queue)
             # a fractional credit, so a small book is not swept on every batch; never more
@@ -642,8 +654,13 @@ class Engine:
         if not allowed:
             return []
         n = min(math.floor(self._sweep_credit), len(self._sweep_queue), limit)
-        self._sweep_credit -= n
-        out = [self._sweep_queue.popleft() for _ in range(n)]
+        out: list[ScopeKey] = []
+        owed, evaluated, since = self._sweep_queue, self._evaluated_at, self._round_at
+        while len(out) < n and owed:
+            key = owed.popleft()
+            if evaluated.get(key, -1) < since:  # else: evaluated since the round began
+                out.append(key)
+        self._sweep_credit -= len(out)
         if not self._sweep_queue and not self._dirty:
             self._sweep_credit = 0.0  # nothing moved: no credit to hoard
         return out

@@ -308,8 +308,8 @@ def remedy(
             flags.append(f"--target-ratio {target.margin_ratio * 100:g}%")
         if target.distance is not None:
             flags.append(f"--target-distance {target.distance * 100:g}%")
-        note = f"{REDUCTION_SKIPPED}; `monitor whatif` with {' '.join(flags)} computes it"
-        return replace(base, reduce_symbol=sym, reduce_note=note)
+        skipped = f"{REDUCTION_SKIPPED}; `monitor whatif` with {' '.join(flags)} computes it"
+        return replace(base, reduce_symbol=sym, reduce_note=skipped)
     if met:
         return replace(
             base, reduce_symbol=sym, reduce_size=0.0, reduce_fraction=0.0, after_reduction=now

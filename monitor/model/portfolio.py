@@ -426,6 +426,8 @@ class Portfolio:
 
     def _on_instrument(self, inst: Instrument) -> list[ScopeKey]:
         m = self.market(inst.venue, inst.symbol)
+        if m.instrument == inst:
+            return []  # the same specification again (every reconnect): nothing changes
         m.instrument = inst
         if m.funding_interval_hours is None:
             m.funding_interval_hours = inst.funding_interval_hours
