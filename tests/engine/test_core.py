@@ -287,3 +287,48 @@ def test_the_sweep_of_a_large_book_is_paced_by_its_rate_not_its_interval() -> No
     for i in range(1, 11):  # 10 s: at most 2 scopes/s, not 40 per 5 s
         e.receive([], T0 + i, float(i))
     assert e.evaluated - base == 20
+
+
+def test_a_feed_live_again_re_decides_only_the_venues_scopes_with_an_alert() -> None:
+    # a1 on cash 1 at 100: ratio 1 / 1 = 100 % fires critical; a0 and a2 (cash 1000: 0.1 %)
+    # hold nothing. The feed comes back: only a1 is decided again (a reconnect of a
+    # 100,000-position book used to re-evaluate all of it in one go)
+    from monitor.model.events import FeedState, FeedStatus
+
+    e, _ = engine(3)
+    e.receive(
+        [
+            snapshot("a0", 1000.0, long_btc(1000.0)),
+            snapshot("a1", 1.0, long_btc(1.0)),
+            snapshot("a2", 1000.0, long_btc(1000.0)),
+        ],
+        T0,
+        0.0,
+    )
+    assert {k.split("|")[1] for k in e.book.alerts} == {"generic:a1/cross"}
+    while e.busy:
+        e.receive([], T0 + 1, 1.0)
+    step = e.receive([FeedStatus(VENUE, "prices", FeedState.LIVE)], T0 + 2, 2.0, sweep=False)
+    while e.busy:
+        step.risks += e.receive([], T0 + 2, 2.0, sweep=False).risks
+    assert [r.key.account for r in step.risks] == ["a1"]
+
+
+def test_the_sweep_skips_a_scope_evaluated_since_its_round_began() -> None:
+    e, _ = engine(5)
+    e.receive([snapshot(f"a{i}", 1000.0, long_btc(1000.0)) for i in range(5)], T0, 0.0)
+    while e.busy:
+        e.receive([], T0, 0.0)
+    base = e.evaluated
+    # a move inside every band (figures to refresh: a round of 5 owed) and, in the same
+    # receive, a new snapshot of a0 (evaluated now, at the new price): the round takes 4
+    e.receive(
+        [MarkPrice(VENUE, "BTC", 100.5), snapshot("a0", 1000.0, long_btc(1000.0))],
+        T0 + 30,
+        30.0,
+        sweep=False,
+    )
+    assert e.evaluated == base + 1
+    for i in range(31, 40):
+        e.receive([], T0 + i, float(i))
+    assert e.evaluated == base + 5

@@ -182,3 +182,20 @@ def test_instrument_schedule_replaces_a_fallback_maintenance() -> None:
     p.apply(InstrumentSpec(Instrument("hyperliquid", "BTC", table, 1.0)))
     # tier 2: 200 M / 40 − 150 M · (1/40 − 1/80)
     assert p.aggregates(key)[1] == pytest.approx(200e6 / 40 - 150e6 * (1 / 40 - 1 / 80))
+
+
+def test_the_same_instrument_specification_again_touches_nothing() -> None:
+    # every reconnect delivers the venue's whole instrument list: unchanged, it must not
+    # disarm and re-decide every holder (100,000 positions: seconds in one step)
+    from monitor.model.events import AccountSnapshot
+    from monitor.model.instruments import Instrument, MaintenanceSchedule
+    from monitor.model.positions import Position
+
+    p = Portfolio()
+    spec = InstrumentSpec(Instrument("generic", "BTC", MaintenanceSchedule.flat(0.01)))
+    pos = Position("BTC", 1.0, 100.0, mark_price=100.0)
+    p.apply(AccountSnapshot("generic", "a", 1000.0, (pos,)))
+    assert p.apply(spec) != []  # the first specification changes the maintenance
+    assert p.apply(spec) == []
+    changed = InstrumentSpec(Instrument("generic", "BTC", MaintenanceSchedule.flat(0.02)))
+    assert p.apply(changed) != []
