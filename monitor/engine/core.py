@@ -23,7 +23,9 @@ figures are not part of the bands: a large book's shock and funding figures are 
 less often, its price decisions never wait for them); a scope nothing moved is not swept at
 all, so an idle book costs nothing. A reload sweeps every scope once.
 
-Bounded work: at most ``max_evaluations`` scopes are evaluated in full per ``receive``; account
+Bounded work: inputs are applied until they have changed :data:`APPLY_WORK` holdings (the rest
+wait for the next ``receive``, in order); at most ``max_evaluations`` scopes are evaluated in
+full per ``receive``; account
 events are decided at once, prices that left their band, feeds live again and the sweep share
 the rest, and what is left is carried to the next ``receive`` (:attr:`Engine.busy`: the shell
 steps again at once, after yielding to the event loop). Owed scopes are taken **most urgent
@@ -97,6 +99,10 @@ SWEEP_RATE = 1000.0
 TICK_INTERVAL = 1.0
 #: rearms (a band check of a scope a price moved) allowed per full evaluation of the budget
 REARMS_PER_EVALUATION = 4
+#: holdings an engine receive may change by applying inputs (an instrument specification
+#: changes every holder of its instrument: 100,000 positions cost ~2 s at once); the inputs
+#: after the one that crosses it wait for the next receive, in order (:attr:`Engine.busy`)
+APPLY_WORK = 5000
 #: how much of an event a quarantine record keeps
 QUARANTINE_COPY = 300
 
@@ -269,6 +275,8 @@ class Engine:
         the shell may change it between receives to keep a step short)."""
         self.sweep_rate = SWEEP_RATE
         """Scopes the sweep evaluates per second at most (see :data:`SWEEP_RATE`)."""
+        self._deferred: list[Input] = []
+        """Inputs over the :data:`APPLY_WORK` of the receive that got them, in order."""
         self._levels: dict[str, AccountLevels] = {}
         """Each account's alert levels for its bands (kept until the rules change)."""
         self._owed = Owed()
@@ -334,7 +342,15 @@ class Engine:
         step = Step()
         batch = _Batch()
         touched, moved, quarantined = batch.touched, batch.moved, batch.quarantined
-        for item in inputs:
+        if self._deferred:
+            inputs = [*self._deferred, *inputs]
+            self._deferred = []
+        work = 0
+        for i, item in enumerate(inputs):
+            if work >= APPLY_WORK and not (self.full or self.replay):
+                self._deferred = list(inputs[i:])  # in order, first in the next receive
+                break
+            work += self._work(item)
             if isinstance(item, Mutes):
                 self.book.mutes = tuple(item.mutes)
                 continue
@@ -404,6 +420,15 @@ class Engine:
         self._maybe_ready(now if mono is None else mono, step)
         return step
 
+    def _work(self, item: Input) -> int:
+        """Holdings ``item`` changes when applied (see :data:`APPLY_WORK`)."""
+        if isinstance(item, InstrumentSpec):
+            m = self.portfolio.markets.get((item.instrument.venue, item.instrument.symbol))
+            return 1 if m is None else len(m.holdings) + 1
+        if isinstance(item, AccountSnapshot):
+            return len(item.positions) + 1
+        return 1
+
     def _alert_time(self, now: float, mono: float | None) -> float:
         """The time the alert rules measure durations with (``for``, repeats, the sweep):
         the wall clock at the first receive plus the monotonic time since (issue 10.9: an NTP
@@ -430,14 +455,15 @@ class Engine:
 
     @property
     def carried(self) -> int:
-        """Scopes left for the next receive (over the budget): to evaluate, or to check."""
-        return len(self._owed) + len(self._moved)
+        """Scopes left for the next receive (over the budget): to evaluate, or to check; and
+        inputs not applied yet."""
+        return len(self._owed) + len(self._moved) + len(self._deferred)
 
     @property
     def busy(self) -> bool:
-        """Work is owed: scopes left over by the evaluation budget, or a sweep slice due.
+        """Work is owed: inputs or scopes left over by the budgets, or a sweep slice due.
         The shell calls ``receive`` again at once (after yielding) instead of waiting."""
-        return bool(self._owed or self._moved) or (
+        return bool(self._owed or self._moved or self._deferred) or (
             self._sweep_credit >= 1.0 and bool(self._sweep_queue)
         )
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from monitor.alerts.engine import TransitionKind
 from monitor.alerts.rules import RuleKind, Severity
 from monitor.engine import Reconfigure
@@ -332,3 +334,24 @@ def test_the_sweep_skips_a_scope_evaluated_since_its_round_began() -> None:
     for i in range(31, 40):
         e.receive([], T0 + i, float(i))
     assert e.evaluated == base + 5
+
+
+def test_inputs_over_the_apply_budget_wait_for_the_next_receive_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # an instrument specification changes every holder of the instrument (100,000 positions:
+    # ~2 s at once): the inputs after the one that spends APPLY_WORK wait, in order
+    from monitor.engine import core
+    from monitor.model.events import InstrumentSpec
+    from monitor.model.instruments import Instrument, MaintenanceSchedule
+
+    e, _ = engine(4)
+    e.receive([snapshot(f"a{i}", 1000.0, long_btc(1000.0)) for i in range(4)], T0, 0.0)
+    monkeypatch.setattr(core, "APPLY_WORK", 3)
+    spec = InstrumentSpec(Instrument(VENUE, "BTC", MaintenanceSchedule.flat(0.02)))
+    e.receive([spec, MarkPrice(VENUE, "BTC", 95.0)], T0 + 1, 1.0, sweep=False)
+    btc = e.portfolio.markets[(VENUE, "BTC")]
+    assert btc.instrument == spec.instrument and btc.mark == 100.0  # the price waits
+    assert e.busy and e.carried >= 1
+    e.receive([MarkPrice(VENUE, "BTC", 96.0)], T0 + 1, 1.0, sweep=False)
+    assert btc.mark == 96.0  # 95 first, then the new 96: the order is kept
