@@ -260,7 +260,7 @@ class Engine:
         replay: bool = False,
         max_evaluations: int = 800,
         fed_manual: Iterable[AccountKey] = (),
-        sweep_slice: int = 200,
+        sweep_slice: int = 50,
         full: bool = False,
     ) -> None:
         self.rules = rules
@@ -662,15 +662,7 @@ class Engine:
             elapsed = max(now - self._sweep_at, 0.0)
             self._sweep_at = now
             if not self._sweep_queue:
-                # a round covers the scopes that moved in their band since their last full
-                # evaluation; nothing else has figures to refresh (an idle book costs nothing)
-                queue: dict[ScopeKey, None] = {}
-                for venue, symbol in self._dirty:
-                    queue.update(dict.fromkeys(self.portfolio.scopes_holding(venue, symbol)))
-                self._dirty.clear()
-                self._round_at = self.batches
-                self._sweep_queue.extend(queue)
-                self._sweep_size = len(queue)
+                self._begin_round()
             # a fractional credit, so a small book is not swept on every batch; never more
             # than one round owed
             self._sweep_credit += min(
@@ -686,10 +678,25 @@ class Engine:
             key = owed.popleft()
             if evaluated.get(key, -1) < since:  # else: evaluated since the round began
                 out.append(key)
+            if not owed and self._dirty and len(out) < n:
+                # the rest of the round was fresh: the next round (what moved since) at once
+                self._begin_round()
+                since = self._round_at
         self._sweep_credit -= len(out)
         if not self._sweep_queue and not self._dirty:
             self._sweep_credit = 0.0  # nothing moved: no credit to hoard
         return out
+
+    def _begin_round(self) -> None:
+        """A sweep round: the scopes that moved in their band since their last full
+        evaluation; nothing else has figures to refresh (an idle book costs nothing)."""
+        queue: dict[ScopeKey, None] = {}
+        for venue, symbol in self._dirty:
+            queue.update(dict.fromkeys(self.portfolio.scopes_holding(venue, symbol)))
+        self._dirty.clear()
+        self._round_at = self.batches
+        self._sweep_queue.extend(queue)
+        self._sweep_size = len(queue)
 
     # -- accounts and configuration -----------------------------------------------------------
     def _alerted_scopes(self, group: str) -> list[ScopeKey]:
