@@ -225,7 +225,7 @@ class Daemon:
         inside a store transaction)."""
         self._health_at: float | None = None
         self._frozen_scopes = 0
-        """Scopes in the book when it was last moved out of the collector's way."""
+        """Scopes and alerts in the book when it was last moved out of the collector's way."""
 
     # -- accounts ----------------------------------------------------------------------------
     def manual_snapshots(self) -> list[AccountSnapshot]:
@@ -305,14 +305,15 @@ class Daemon:
         self.engine.max_evaluations = int(min(max(budget, MIN_EVALUATIONS), MAX_EVALUATIONS))
 
     def _maybe_freeze(self) -> None:
-        """Move the book to the collector's permanent generation when it grew by a quarter
-        (manual accounts load after READY, a feed's first prices evaluate the whole book):
+        """Move the book to the collector's permanent generation when it (scopes and alerts)
+        grew by a quarter (manual accounts load after READY, a feed's first prices evaluate the
+        whole book, a crash fires an alert per position):
         otherwise each full collection walks every position and figure, ~1 s per pass at
         100,000 positions, which ran inside engine steps. The book's objects hold no cycles:
         reference counting frees them when they are replaced."""
-        scopes = len(self.engine.latest)
-        if scopes >= 1.25 * self._frozen_scopes + 1000:
-            self._frozen_scopes = scopes
+        size = len(self.engine.latest) + len(self.engine.book.alerts)
+        if size >= 1.25 * self._frozen_scopes + 1000:
+            self._frozen_scopes = size
             gc.freeze()
 
     def _became_ready(self, status: str) -> None:

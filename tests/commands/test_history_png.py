@@ -3,7 +3,6 @@ thresholds of --config; the text chart unchanged beside it."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 from pathlib import Path
@@ -12,25 +11,14 @@ import pytest
 from PIL import Image
 
 from monitor.cli import main
-from monitor.store.db import open_store
-from tests.ops.conftest import HEALTHY, fill
+from tests.ops.conftest import HEALTHY, filled_store
 
 WARNING_RGB = (0xE6, 0x9F, 0x00)
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Path:
-    path = tmp_path / "monitor.sqlite3"
-
-    async def make() -> None:
-        s = await open_store(path)
-        try:
-            await fill(s)
-        finally:
-            await s.close()
-
-    asyncio.run(make())
-    return path
+    return filled_store(tmp_path / "monitor.sqlite3")
 
 
 def _warning_pixels(png: bytes) -> int:

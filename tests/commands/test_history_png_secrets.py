@@ -4,31 +4,19 @@ never crashes on a ``$`` in a name (matplotlib would read ``$…$`` as math)."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
 from monitor.cli import main
 from monitor.ops.charts import ChartThresholds, render_png
-from monitor.store.db import open_store
 from monitor.store.history import Sample
-from tests.ops.conftest import HEALTHY, fill
+from tests.ops.conftest import HEALTHY, filled_store
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Path:
-    path = tmp_path / "monitor.sqlite3"
-
-    async def make() -> None:
-        s = await open_store(path)
-        try:
-            await fill(s)
-        finally:
-            await s.close()
-
-    asyncio.run(make())
-    return path
+    return filled_store(tmp_path / "monitor.sqlite3")
 
 
 def _config(tmp_path: Path, store: Path, label: str = "Alice desk") -> Path:

@@ -3,6 +3,7 @@ two scopes, feed health, alert state, an outbox backlog and an hour of risk hist
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -102,6 +103,20 @@ async def fill(store: Store) -> None:
                 )
             ],
         )
+
+
+def filled_store(path: Path) -> Path:
+    """A store file at ``path`` holding :func:`fill`'s rows (for commands run on it)."""
+
+    async def make() -> None:
+        s = await open_store(path)
+        try:
+            await fill(s)
+        finally:
+            await s.close()
+
+    asyncio.run(make())
+    return path
 
 
 @pytest.fixture
