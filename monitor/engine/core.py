@@ -25,15 +25,14 @@ all, so an idle book costs nothing. A reload sweeps every scope once.
 
 Bounded work: inputs are applied until they have changed :data:`APPLY_WORK` holdings (the rest
 wait for the next ``receive``, in order); at most ``max_evaluations`` scopes are evaluated in
-full per ``receive``; account
-events are decided at once, prices that left their band, feeds live again and the sweep share
-the rest, and what is left is carried to the next ``receive`` (:attr:`Engine.busy`: the shell
-steps again at once, after yielding to the event loop). Owed scopes are taken **most urgent
-first**: by the margin ratio of their last full evaluation, highest first (a scope never
-evaluated, or whose ratio was unknown, before any), so in a crash the accounts nearest
-liquidation are decided, written and notified before the comfortable ones. The shell keeps the
-sweep out of frames' batches (``receive(..., sweep=False)``) and sizes ``max_evaluations`` so a
-step stays short.
+full per ``receive``: account events are decided at once, prices that left their band, feeds
+live again and the sweep share the rest, and what is left is carried to the next ``receive``
+(:attr:`Engine.busy`: the shell steps again at once, after yielding to the event loop).
+Owed scopes are taken **most urgent first**: by the margin ratio of their last full
+evaluation, highest first (a scope never evaluated, or whose ratio was unknown, before any),
+so in a crash the accounts nearest liquidation are decided, written and notified before the
+comfortable ones. The shell keeps the sweep out of frames' batches (``receive(...,
+sweep=False)``) and sizes ``max_evaluations`` so a step stays short.
 
 Fail closed: an event that raises while it is applied is quarantined (``Step.quarantined``,
 one critical ``bad_event`` notice per account) and the engine goes on; a scope whose figures
