@@ -22,7 +22,15 @@ from pathlib import Path
 from monitor import fmt
 from monitor.config import Config, default_store_path, parse_config
 from monitor.errors import ConfigError, InputError
-from monitor.model.ids import AccountKey, PositionKey, ScopeKey, Subject, account_of
+from monitor.model.ids import (
+    AccountKey,
+    PositionKey,
+    ScopeKey,
+    Subject,
+    account_of,
+    is_scope_word,
+    near_scope_word,
+)
 from monitor.notify.render import account_label
 
 #: where systemd/monitor.service keeps its store (StateDirectory=monitor)
@@ -151,7 +159,6 @@ class Names:
 
 #: the scope words a typed name's last ``/`` segment is compared with (``isolated`` stands for
 #: ``isolated:SYMBOL``)
-_SCOPE_WORDS = ("cross", "venue-ratio", "isolated")
 
 
 def scope_typo(text: str) -> str | None:
@@ -165,22 +172,12 @@ def scope_typo(text: str) -> str | None:
     venue, sep, rest = text.partition(":")
     if not sep or venue.casefold() == "feed":
         return None
-    base = rest.partition("#")[0]
-    _, slash, seg = base.rpartition("/")
-    if not slash or not seg or seg in _SCOPE_WORDS[:2] or seg.startswith("isolated:"):
+    _, slash, seg = rest.partition("#")[0].rpartition("/")
+    if not slash or not seg or is_scope_word(seg):
         return None
-    head, colon, symbol = seg.partition(":")
-    low = head.casefold()
-    if colon:
-        near = difflib.get_close_matches(low, ["isolated"], n=1, cutoff=0.6)
-        if not near and not (len(low) >= 3 and "isolated".startswith(low)):
-            return None
-        meant = f"isolated:{symbol or 'SYMBOL'}"
-    else:
-        near = difflib.get_close_matches(low, list(_SCOPE_WORDS), n=1, cutoff=0.6)
-        if not near:
-            return None
-        meant = "isolated:SYMBOL" if near[0] == "isolated" else near[0]
+    meant = near_scope_word(seg)
+    if meant is None:
+        return None
     return (
         f"{seg!r} is not a scope; did you mean {meant!r}? (a scope is 'cross', 'venue-ratio' "
         f"or 'isolated:SYMBOL', exactly; an account whose name ends in '/{seg}' is written "

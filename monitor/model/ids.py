@@ -61,9 +61,11 @@ def _pct(m: re.Match[str]) -> str:
     return f"%{ord(m.group(0)):02X}"
 
 
-def _near_scope_word(text: str) -> str | None:
-    """The scope word ``text`` is a typo of (other capitals, 0.6 alike, ``isolate:ETH``), or
-    None. A typed name only: the formatter never writes such a segment unescaped."""
+def near_scope_word(text: str) -> str | None:
+    """The scope ``text`` (a segment that is not a scope) is a typo of, or None: a scope word in
+    other capitals, at least 0.6 alike to one (``crosss``, ``venue_ratio``), or
+    ``isolated:SYMBOL`` misspelt (``isolate:ETH``, ``iso:ETH``). For typed names only: the
+    formatter never writes such a segment unescaped."""
     head, colon, symbol = text.partition(":")
     low = head.casefold()
     if colon:
@@ -76,7 +78,8 @@ def _near_scope_word(text: str) -> str | None:
     return "isolated:SYMBOL" if found[0] == "isolated" else found[0]
 
 
-def _is_scope_word(text: str) -> bool:
+def is_scope_word(text: str) -> bool:
+    """``text`` names a scope: ``cross``, ``venue-ratio`` or ``isolated:…``."""
     return text in SCOPE_WORDS or text.startswith(ISOLATED_PREFIX)
 
 
@@ -105,7 +108,7 @@ def _encode_account(account: str) -> str:
     head, *segments = text.split("/")
     out = [head]
     for seg in segments:
-        out.append(("%2F" if _is_scope_word(_decode(seg, "account")) else "/") + seg)
+        out.append(("%2F" if is_scope_word(_decode(seg, "account")) else "/") + seg)
     return "".join(out)
 
 
@@ -155,7 +158,7 @@ def _check_account(account: str) -> None:
 def _check_scope(scope: str) -> None:
     if scope == CROSS:
         return
-    if not isinstance(scope, str) or not _is_scope_word(scope) or scope == ISOLATED_PREFIX:
+    if not isinstance(scope, str) or not is_scope_word(scope) or scope == ISOLATED_PREFIX:
         raise IdError(
             f"scope {scope!r}: a scope is {CROSS!r}, {VENUE_RATIO!r} or 'isolated:SYMBOL'"
         )
@@ -325,10 +328,10 @@ def _parse(text: str, *, lenient: bool) -> tuple[Subject, list[str]]:
     scope: str | None = None
     if slash:
         decoded = _decode(scope_text, "scope")
-        if _is_scope_word(decoded):
+        if is_scope_word(decoded):
             scope = decoded
         elif lenient and "%" not in scope_text:
-            meant = _near_scope_word(decoded)
+            meant = near_scope_word(decoded)
             if meant is not None:
                 raise IdError(
                     f"{text!r}: {decoded!r} is not a scope; did you mean {meant!r}? (an account"
