@@ -803,51 +803,51 @@ class _Eval:
             else "the position vanished while near its liquidation price"
             + (f" (last distance {last_distance:.2%})" if last_distance is not None else "")
         )
-        rec = AlertRecord(
-            key=alert_key(RuleKind.LIQUIDATED.value, subject),
-            rule=RuleKind.LIQUIDATED.value,
-            subject=subject,
-            group=str(key.account_key),
-            status=AlertStatus.FIRING,
-            severity=Severity.CRITICAL,
-            since=self.now,
+        self._notice(
+            RuleKind.LIQUIDATED,
+            subject,
+            str(key.account_key),
+            detail,
             venue=key.venue,
             symbol=symbol,
             value=last_distance,
         )
-        self._emit(
-            TransitionKind.EVENT, rec, muted=self._muted(rec, Severity.CRITICAL), detail=detail
-        )
 
     def quarantined(self, group: str, detail: str) -> None:
         """One critical notice: an event of ``group`` (an account) could not be applied."""
-        rec = AlertRecord(
-            key=alert_key(RuleKind.BAD_EVENT.value, group),
-            rule=RuleKind.BAD_EVENT.value,
-            subject=group,
-            group=group,
-            status=AlertStatus.FIRING,
-            severity=Severity.CRITICAL,
-            since=self.now,
-            venue=group.split(":", 1)[0] if ":" in group else None,
-        )
-        self._emit(
-            TransitionKind.EVENT, rec, muted=self._muted(rec, Severity.CRITICAL), detail=detail
-        )
+        venue = group.split(":", 1)[0] if ":" in group else None
+        self._notice(RuleKind.BAD_EVENT, group, group, detail, venue=venue)
 
     def adl(self, key: ScopeKey, symbol: str, detail: str) -> None:
         """One critical notice: the venue auto-deleveraged ``symbol`` of scope ``key``."""
         subject = f"{key}#{symbol}"
+        group = str(key.account_key)
+        self._notice(RuleKind.ADL, subject, group, detail, venue=key.venue, symbol=symbol)
+
+    def _notice(
+        self,
+        rule: RuleKind,
+        subject: str,
+        group: str,
+        detail: str,
+        *,
+        venue: str | None,
+        symbol: str | None = None,
+        value: float | None = None,
+    ) -> None:
+        """One critical EVENT transition (a fact the venue reported, not a state that
+        resolves): muted like any alert of its subject."""
         rec = AlertRecord(
-            key=alert_key(RuleKind.ADL.value, subject),
-            rule=RuleKind.ADL.value,
+            key=alert_key(rule.value, subject),
+            rule=rule.value,
             subject=subject,
-            group=str(key.account_key),
+            group=group,
             status=AlertStatus.FIRING,
             severity=Severity.CRITICAL,
             since=self.now,
-            venue=key.venue,
+            venue=venue,
             symbol=symbol,
+            value=value,
         )
         self._emit(
             TransitionKind.EVENT, rec, muted=self._muted(rec, Severity.CRITICAL), detail=detail
