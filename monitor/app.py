@@ -224,7 +224,7 @@ class Daemon:
         """Set at shutdown: the engine task returns after the step in hand (never cancelled
         inside a store transaction)."""
         self._health_at: float | None = None
-        self._frozen_scopes = 0
+        self._frozen_size = 0
         """Scopes and alerts in the book when it was last moved out of the collector's way."""
 
     # -- accounts ----------------------------------------------------------------------------
@@ -312,8 +312,8 @@ class Daemon:
         100,000 positions, which ran inside engine steps. The book's objects hold no cycles:
         reference counting frees them when they are replaced."""
         size = len(self.engine.latest) + len(self.engine.book.alerts)
-        if size >= 1.25 * self._frozen_scopes + 1000:
-            self._frozen_scopes = size
+        if size >= 1.25 * self._frozen_size + 1000:
+            self._frozen_size = size
             gc.freeze()
 
     def _became_ready(self, status: str) -> None:
