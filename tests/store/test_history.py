@@ -89,3 +89,50 @@ async def test_samples_status_feeds_and_funding_round_trip(tmp_path: Path) -> No
         assert [s.ts for s in await history.read_history(store, str(r.key), 0.0)] == [200.0]
     finally:
         await store.close()
+
+
+def _risks(n: int):  # type: ignore[no-untyped-def]
+    p = Portfolio()
+    pos = Position("BTC", 1.0, 100.0, maintenance=MaintenanceSchedule.flat(0.5), mark_price=100.0)
+    for i in range(n):
+        p.apply(AccountSnapshot("generic", f"a{i}", 1000.0 + i, (pos,)))
+    out = [p.risk(ScopeKey("generic", f"a{i}", "cross")) for i in range(n)]
+    assert all(r is not None for r in out)
+    return out
+
+
+async def test_record_cuts_a_large_flush_into_transactions_another_writer_can_enter(
+    tmp_path: Path,
+) -> None:
+    """A flush larger than ``rows_per_transaction`` is several transactions: a transaction
+    started while it runs (the engine's) gets the store before the flush ends, and every row
+    is written in the end."""
+    import asyncio
+
+    store = await open_store(tmp_path / "s.sqlite3")
+    try:
+        risks = _risks(25)
+        await history.record(store, [], [], [])  # nothing: one empty transaction, no error
+        statuses = []
+        for r in risks:
+            doc = history.status_doc(r)
+            doc["ts"] = 100.0
+            statuses.append((r, doc))
+        samples = [history.Sample.of(r, 100.0) for r in risks[:7]]
+        flush = asyncio.ensure_future(
+            history.record(store, samples, statuses, ["generic:gone/cross"], rows_per_transaction=4)
+        )
+        await asyncio.sleep(0)  # the flush holds the store for its first transaction
+        async with store.transaction() as conn:
+            cur = await conn.execute("SELECT count(*) FROM scope_status")
+            (seen,) = await cur.fetchone()  # type: ignore[misc]
+        assert not flush.done()
+        assert 0 <= seen < 25  # the engine got in between, not after the whole flush
+        await flush
+        view = await history.read_status(store)
+        assert sorted(s["account"] for s in view.scopes) == sorted(f"a{i}" for i in range(25))
+        assert {s["equity"] for s in view.scopes} == {r.equity for r in risks}
+        for r in risks[:7]:
+            assert len(await history.read_history(store, str(r.key), 0.0)) == 1
+    finally:
+        await store.close()
