@@ -131,10 +131,17 @@ def frame(coin: str, px: float) -> str:
     return json.dumps({"channel": "activeAssetCtx", "data": {"coin": coin, "ctx": ctx(px)}})
 
 
-def book_toml(m: Market, positions: int, rng: random.Random) -> tuple[str, int]:
-    """``[[accounts]]`` tables of manual Hyperliquid accounts holding ``positions`` positions,
-    plus the probe account; returns (toml, positions written)."""
-    out: list[str] = []
+def _g(x: float) -> float:
+    """A number as the book writes it (10 significant digits, as the TOML book always did)."""
+    return float(f"{x:.10g}")
+
+
+def book_accounts(
+    m: Market, positions: int, rng: random.Random
+) -> tuple[list[dict[str, Any]], int]:
+    """Manual Hyperliquid accounts (the keys of a manual ``[[accounts]]`` entry) holding
+    ``positions`` positions, plus the probe account; returns (accounts, positions written)."""
+    out: list[dict[str, Any]] = []
     written = 0
     n = 0
     while written < positions:
@@ -146,7 +153,7 @@ def book_toml(m: Market, positions: int, rng: random.Random) -> tuple[str, int]:
         hot = rng.random() < 0.01
         cross_notional = 0.0
         lev_acct = rng.uniform(8, 15) if hot else rng.uniform(1.5, 5)
-        rows: list[str] = []
+        rows: list[dict[str, Any]] = []
         for c in picked:
             px = m.price[c]
             notional = math.exp(rng.gauss(math.log(5_000.0), 1.0))
@@ -154,18 +161,22 @@ def book_toml(m: Market, positions: int, rng: random.Random) -> tuple[str, int]:
             size = side * notional / px
             entry = px * math.exp(rng.gauss(0.0, 0.03))
             lev = min(lev_acct, 0.8 * m.max_lev[c])
-            row = (
-                f'[[accounts.positions]]\nsymbol = "{c}"\nsize = {size:.10g}\n'
-                f"entry_price = {entry:.10g}\nmark_price = {px:.10g}\n"
-            )
+            row: dict[str, Any] = {
+                "symbol": c, "size": _g(size), "entry_price": _g(entry), "mark_price": _g(px),
+            }  # fmt: skip
             if rng.random() < 0.2:
-                row += f'margin_mode = "isolated"\nisolated_margin = {notional / lev:.10g}\n'
+                row["margin_mode"] = "isolated"
+                row["isolated_margin"] = _g(notional / lev)
             else:
                 cross_notional += notional / lev
             rows.append(row)
         out.append(
-            f'[[accounts]]\nvenue = "hyperliquid"\nname = "a{n}"\n'
-            f"cross_collateral = {max(cross_notional, 10.0):.10g}\n" + "".join(rows)
+            {
+                "venue": "hyperliquid",
+                "name": f"a{n}",
+                "cross_collateral": _g(max(cross_notional, 10.0)),
+                "positions": rows,
+            }
         )
         written += k
     # the probe: 10 PRB long at 100 with 950 collateral; equity = 950 + 10·(p − 100),
@@ -174,11 +185,48 @@ def book_toml(m: Market, positions: int, rng: random.Random) -> tuple[str, int]:
     # collateral 570: ratio 31/190 = 16 %. Use a 90 % ratio: collateral c with
     # 31 / (c − 380) ≥ 0.9 → c ≤ 414.4: c = 410 → 31/30 = 103 %; at 100 ratio 50/410 = 12 %
     out.append(
-        '[[accounts]]\nvenue = "hyperliquid"\nname = "probe"\ncross_collateral = 410\n'
-        f'[[accounts.positions]]\nsymbol = "{PROBE}"\nsize = 10\nentry_price = 100\n'
-        f"mark_price = {PROBE_SAFE}\n"
+        {
+            "venue": "hyperliquid",
+            "name": "probe",
+            "cross_collateral": 410,
+            "positions": [
+                {"symbol": PROBE, "size": 10, "entry_price": 100, "mark_price": PROBE_SAFE}
+            ],
+        }
     )
-    return "\n".join(out), written
+    return out, written
+
+
+def _toml_value(v: Any) -> str:
+    return f'"{v}"' if isinstance(v, str) else f"{v:.10g}" if isinstance(v, float) else str(v)
+
+
+def book_toml(accounts: list[dict[str, Any]]) -> str:
+    """The accounts as ``[[accounts]]`` tables."""
+    out = []
+    for a in accounts:
+        head = "".join(f"{k} = {_toml_value(v)}\n" for k, v in a.items() if k != "positions")
+        rows = "".join(
+            "[[accounts.positions]]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in r.items())
+            for r in a["positions"]
+        )
+        out.append("[[accounts]]\n" + head + rows)
+    return "\n".join(out)
+
+
+def write_book(
+    m: Market, positions: int, rng: random.Random, kind: str, folder: Path
+) -> tuple[str, int, int]:
+    """The book as the configuration's accounts: ``toml`` (``[[accounts]]`` tables) or
+    ``json`` (one ``file = "book.json"`` entry, the accounts in that file); returns (what
+    goes in the configuration, positions written, bytes of the book)."""
+    accounts, written = book_accounts(m, positions, rng)
+    if kind == "json":
+        data = json.dumps(accounts, separators=(",", ":")).encode()
+        (folder / "book.json").write_bytes(data)
+        return '[[accounts]]\nfile = "book.json"\n', written, len(data)
+    text = book_toml(accounts)
+    return text, written, len(text)
 
 
 def config_toml(m: Market, ws: str, http: str, hook: str, book: str) -> str:
@@ -314,7 +362,7 @@ async def run_daemon(args: argparse.Namespace, positions: int, full: bool) -> di
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     ws_server = await websockets.serve(srv.ws_handler, "127.0.0.1", 0, max_size=None)
     ws_port = next(iter(ws_server.sockets)).getsockname()[1]
-    book, written = book_toml(m, positions, rng)
+    book, written, book_bytes = write_book(m, positions, rng, args.book, tmp)
     cfg = tmp / "monitor.toml"
     cfg.write_text(
         config_toml(
@@ -347,7 +395,7 @@ async def run_daemon(args: argparse.Namespace, positions: int, full: bool) -> di
         sys.executable, *prof, "-m", "monitor", "run", "--config", str(cfg),
         stdout=logf, stderr=logf, env=env, cwd=tmp,
     )  # fmt: skip
-    out: dict[str, Any] = {"positions": written, "accounts_toml_bytes": len(book)}
+    out: dict[str, Any] = {"positions": written, "book": args.book, "book_bytes": book_bytes}
     try:
         out["ready_s"] = await wait_for(ready, args.ready_wait, "READY=1")
         await wait_for(lambda: PROBE in srv.subscribed, 30, "subscriptions")
@@ -520,8 +568,8 @@ def naive(args: argparse.Namespace, positions: int) -> dict[str, Any]:
 
     rng = random.Random(args.seed)
     m = Market.make(args.coins, rng)
-    book, _ = book_toml(m, positions, rng)
     with tempfile.TemporaryDirectory() as d:
+        book, _, _ = write_book(m, positions, rng, args.book, Path(d))
         cfg = Path(d) / "monitor.toml"
         cfg.write_text(
             config_toml(m, "ws://127.0.0.1:1", "http://127.0.0.1:1", "json://127.0.0.1:1/h", book)
@@ -585,6 +633,12 @@ def main() -> None:
     ap.add_argument("--ready-wait", type=float, default=600.0)
     ap.add_argument("--naive-frames", type=int, default=200)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument(
+        "--book",
+        choices=("toml", "json"),
+        default="toml",
+        help='the manual accounts as [[accounts]] tables or as one file = "book.json" entry',
+    )
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     ap.add_argument("--profile", help="run the daemon under cProfile, writing this file")
     args = ap.parse_args()

@@ -56,7 +56,17 @@ __all__ = [
 #: flush (it waited ~0.4 s at 100,000 positions: ``benchmarks/daemon.py``'s p99)
 ROWS_PER_TRANSACTION = 2000
 
-_encode = msgspec.json.Encoder()
+
+
+def _plain(obj: Any) -> Any:
+    """What msgspec cannot encode itself: ``str`` subclasses (the configuration's ``Text``
+    names reach the figures) as text."""
+    if isinstance(obj, str):
+        return str(obj)
+    raise NotImplementedError(f"cannot encode {type(obj).__name__}")
+
+
+_encode = msgspec.json.Encoder(enc_hook=_plain)
 
 
 async def record(

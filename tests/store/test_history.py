@@ -11,6 +11,7 @@ from monitor.model.instruments import MaintenanceSchedule
 from monitor.model.portfolio import Portfolio
 from monitor.model.positions import Position, ScopeKey
 from monitor.store import history
+from monitor.schema import Text
 from monitor.store.db import open_store
 
 
@@ -117,6 +118,8 @@ async def test_record_cuts_a_large_flush_into_transactions_another_writer_can_en
         for r in risks:
             doc = history.status_doc(r)
             doc["ts"] = 100.0
+            # names from the configuration are its ``Text`` (a str subclass)
+            doc["account"] = Text(doc["account"])
             statuses.append((r, doc))
         samples = [history.Sample.of(r, 100.0) for r in risks[:7]]
         flush = asyncio.ensure_future(

@@ -1,0 +1,149 @@
+"""``[[accounts]] file = "book.json"``: manual accounts from a JSON list, for books too
+large to write as TOML; errors name the book file and the entry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitor.config import AccountKind, Config, load_config
+from monitor.errors import ConfigError
+
+ENV = {"HOME": "/home/u"}
+
+TOML_ACCOUNT = """
+[[accounts]]
+venue = "bybit"
+name = "uta"
+label = "desk"
+cross_collateral = 10000
+
+[[accounts.positions]]
+symbol = "BTCUSDT"
+size = 0.5
+entry_price = 60000
+maintenance = { rate = 0.005 }
+
+[[accounts.positions]]
+symbol = "SOLUSDT"
+size = -10
+entry_price = 150
+margin_mode = "isolated"
+isolated_margin = 200
+"""
+
+JSON_ACCOUNT: dict[str, Any] = {
+    "venue": "bybit",
+    "name": "uta",
+    "label": "desk",
+    "cross_collateral": 10000,
+    "positions": [
+        {"symbol": "BTCUSDT", "size": 0.5, "entry_price": 60000, "maintenance": {"rate": 0.005}},
+        {
+            "symbol": "SOLUSDT",
+            "size": -10,
+            "entry_price": 150,
+            "margin_mode": "isolated",
+            "isolated_margin": 200,
+        },
+    ],
+}
+
+
+def _load(tmp_path: Path, toml: str, book: Any = None, raw: bytes | None = None) -> Config:
+    if raw is not None:
+        (tmp_path / "book.json").write_bytes(raw)
+    elif book is not None:
+        (tmp_path / "book.json").write_text(json.dumps(book), encoding="utf-8")
+    path = tmp_path / "monitor.toml"
+    path.write_text(toml, encoding="utf-8")
+    return load_config(path, env=ENV)
+
+
+def _error(tmp_path: Path, toml: str, book: Any = None, raw: bytes | None = None) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        _load(tmp_path, toml, book, raw)
+    return info.value
+
+
+def test_an_account_file_reads_as_the_same_accounts_as_toml(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    from_toml = _load(tmp_path / "a", "[venues.bybit]\n" + TOML_ACCOUNT)
+    other = {**JSON_ACCOUNT, "name": "second", "label": None, "positions": []}
+    from_file = _load(
+        tmp_path / "b",
+        '[venues.bybit]\n[[accounts]]\nfile = "book.json"\n',
+        [JSON_ACCOUNT, other],
+    )
+    first, second = from_file.accounts
+    assert first == from_toml.accounts[0]
+    assert first.kind is AccountKind.MANUAL and first.feed == "bybit" and first.label == "desk"
+    assert second.account == "second" and second.snapshot is not None
+    assert second.snapshot.positions == ()
+
+
+def test_an_account_file_is_relative_to_the_configuration_and_mixes_with_toml(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "books").mkdir()
+    (tmp_path / "books" / "b.json").write_text(json.dumps([{**JSON_ACCOUNT, "name": "x"}]))
+    cfg = _load(
+        tmp_path,
+        '[venues.bybit]\n[[accounts]]\nfile = "books/b.json"\n' + TOML_ACCOUNT,
+    )
+    assert [a.account for a in cfg.accounts] == ["x", "uta"]
+
+
+@pytest.mark.parametrize(
+    ("book", "raw", "field", "words"),
+    [
+        (None, b"[{", None, "not valid JSON"),
+        ({"venue": "bybit"}, None, None, "expected a JSON list of manual accounts"),
+        ([JSON_ACCOUNT, 7], None, "[1]", "expected a manual account"),
+        (
+            [
+                JSON_ACCOUNT,
+                {**JSON_ACCOUNT, "name": "b", "positions": [{"symbol": "X", "size": "ten", "entry_price": 1}]},
+            ],
+            None,
+            "[1].positions[0].size",
+            "not a number",
+        ),
+        ([{**JSON_ACCOUNT, "venu": "bybit"}], None, "[0].venu", "venue"),
+        ([{**JSON_ACCOUNT, "venue": "bybitt"}], None, "[0].venue", "did you mean 'bybit'?"),
+        ([JSON_ACCOUNT, JSON_ACCOUNT], None, "[1]", "the same account as"),
+    ],
+)
+def test_a_bad_account_file_names_the_file_the_entry_and_the_field(
+    tmp_path: Path, book: Any, raw: bytes | None, field: str | None, words: str
+) -> None:
+    err = _error(tmp_path, '[venues.bybit]\n[[accounts]]\nfile = "book.json"\n', book, raw)
+    assert err.source == str(tmp_path / "book.json")
+    assert err.field == field
+    assert words in str(err)
+
+
+def test_a_missing_account_file_names_the_configuration_key(tmp_path: Path) -> None:
+    err = _error(tmp_path, '[[accounts]]\nfile = "nope.json"\n')
+    assert err.source == str(tmp_path / "monitor.toml")
+    assert err.field == "accounts[0].file"
+    assert "no such file" in str(err) and "nope.json" in str(err)
+
+
+def test_an_account_in_a_file_and_in_toml_is_refused_naming_both(tmp_path: Path) -> None:
+    err = _error(
+        tmp_path,
+        "[venues.bybit]\n" + TOML_ACCOUNT + '\n[[accounts]]\nfile = "book.json"\n',
+        [JSON_ACCOUNT],
+    )
+    assert err.source == str(tmp_path / "book.json") and err.field == "[0]"
+    assert "the same account as accounts[0]" in str(err)
+
+
+def test_a_file_entry_takes_no_other_key(tmp_path: Path) -> None:
+    err = _error(tmp_path, '[[accounts]]\nfile = "book.json"\nname = "x"\n', [])
+    assert err.field == "accounts[0].name"
