@@ -251,17 +251,19 @@ def remedy_of(
     symbol: str | None = None,
     fraction_step: float = FRACTION_STEP,
     reduce: bool = True,
+    risk: ScopeRisk | None = None,
 ) -> Remedy | None:
     """The deposit and the reduction that bring scope ``key`` of ``portfolio`` to ``target``
     (:func:`monitor.margin.remedy.remedy`); None when the scope does not exist. Raises
-    KeyError when ``symbol`` is given and not held in that scope."""
+    KeyError when ``symbol`` is given and not held in that scope. ``risk``: the scope's
+    figures on ``portfolio`` as it is now, when the caller has them (not computed again)."""
     inputs = scope_inputs(portfolio, key)
     if inputs is None:
         return None
     rules, legs, collateral = inputs
     return remedy(
         key, rules, legs, collateral, target,
-        symbol=symbol, fraction_step=fraction_step, reduce=reduce,
+        symbol=symbol, fraction_step=fraction_step, reduce=reduce, risk=risk,
     )  # fmt: skip
 
 

@@ -276,6 +276,7 @@ def remedy(
     symbol: str | None = None,
     fraction_step: float = FRACTION_STEP,
     reduce: bool = True,
+    risk: ScopeRisk | None = None,
 ) -> Remedy:
     """The deposit and the reduction of ``symbol`` (default: the draining position) that
     bring scope ``key`` (``legs`` at their risk prices, ``collateral`` excluding uPnL, the
@@ -283,8 +284,11 @@ def remedy(
     search costs tens of evaluations; ``reduce_note`` says it was not computed). Raises
     KeyError when ``symbol`` is not held. Fails
     closed: with a position whose maintenance schedule is unknown, nothing is computed and
-    ``unknown`` says why."""
-    risk = compute_scope_risk(key, rules, legs, collateral, with_stress=False, with_shock=False)
+    ``unknown`` says why. ``risk``: the scope's figures at these legs, prices and collateral
+    when the caller has them (the engine's step, whose alert this remedy goes with), so they
+    are not computed again."""
+    if risk is None or risk.key != key:
+        risk = compute_scope_risk(key, rules, legs, collateral, with_stress=False, with_shock=False)
     now = Figures.of(risk)
     blind = [ls.leg.symbol for ls in legs if ls.leg.size != 0.0 and ls.leg.schedule is None]
     if blind:

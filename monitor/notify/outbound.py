@@ -153,8 +153,9 @@ def remedy_for(
     """The remedy for alert ``t`` on the scope its subject names (``venue:account/scope``,
     a position's ``#SYMBOL`` dropped), computed on ``portfolio`` (the engine's, at the same
     step) with :func:`monitor.whatif.remedy_of` toward :func:`remedy_target`. None when the
-    rule has no remedy or the scope is gone. Never raises (a remedy is advice: the alert goes
-    out without it rather than not at all)."""
+    rule has no remedy or the scope is gone. The transition's figures (``t.risk``, computed
+    at the same step) are the remedy's starting point. Never raises (a remedy is advice: the
+    alert goes out without it rather than not at all)."""
     target = remedy_target(t, rules)
     if target is None:
         return None
@@ -172,7 +173,9 @@ def remedy_for(
         else:
             return None
     try:
-        return remedy_of(portfolio, key, target, fraction_step=ALERT_FRACTION_STEP, reduce=reduce)
+        return remedy_of(
+            portfolio, key, target, fraction_step=ALERT_FRACTION_STEP, reduce=reduce, risk=t.risk
+        )
     except (KeyError, ValueError, ArithmeticError):
         return None
 

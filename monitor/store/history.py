@@ -57,7 +57,6 @@ __all__ = [
 ROWS_PER_TRANSACTION = 2000
 
 
-
 def _plain(obj: Any) -> Any:
     """What msgspec cannot encode itself: ``str`` subclasses (the configuration's ``Text``
     names reach the figures) as text."""

@@ -424,3 +424,35 @@ def test_the_searchs_light_figures_are_the_full_risks_figures(
         legs, collateral = reduced(rules, legs, collateral, legs[0].leg.symbol, fraction)
     full = compute_scope_risk(key, rules, legs, collateral, with_stress=False)
     assert _figures(key, rules, legs, collateral) == Figures.of(full)
+
+
+@pytest.mark.parametrize("venue", VENUES)
+@SETTINGS
+@given(data=st.data(), target=targets)
+def test_a_remedy_from_the_steps_figures_is_the_remedy_computed_afresh(
+    venue: str, data: st.DataObject, target: Target
+) -> None:
+    # an alert's remedy starts from the figures the engine computed at the same step (the
+    # transition's risk) instead of computing them again: the remedy must be the same (to
+    # the rounding of the portfolio's own sums: the alert's figures are the remedy's "now");
+    # a risk of another scope is not taken for this one
+    from monitor.whatif import remedy_of
+
+    p = book(data.draw(snapshots(venue, max_positions=3)))
+    key = data.draw(st.sampled_from(p.scope_keys()))
+    risk = p.risk(key, with_stress=False)
+    assert risk is not None
+    afresh = remedy_of(p, key, target)
+    assert same(remedy_of(p, key, target, risk=risk), afresh)
+    other = [k for k in p.scope_keys() if k != key]
+    if other:
+        assert remedy_of(p, key, target, risk=p.risk(other[0])) == afresh
+
+
+def same(a: object, b: object) -> bool:
+    """Equal, floats to 1e-9 of their size (dataclasses field by field)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return a == pytest.approx(b, rel=1e-9, abs=1e-9)
+    if dataclasses.is_dataclass(a) and type(a) is type(b):
+        return all(same(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a))
+    return a == b
