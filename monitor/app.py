@@ -181,18 +181,28 @@ class _Pending:
 
 
 class Freezer:
-    """Keeps the book (positions, figures, alerts) in the collector's permanent generation.
+    """Keeps the book (accounts, positions, figures, alerts) in the collector's permanent
+    generation.
 
     Each full collection walks every object of the oldest generation: ~0.1–0.5 s at 100,000
     positions, inside whichever engine or delivery step allocated last (the 0.4 s p99
-    frame→decision of ``benchmarks/daemon.py`` at 100,000 positions), and it found nothing:
-    the book's objects hold no cycles, reference counting frees them when replaced. So the
-    book is frozen (``gc.freeze``, constant time) when it grew by a quarter (manual accounts
-    load after READY, a feed's first prices evaluate the whole book, a crash fires an alert
-    per position) and when a tenth of it was evaluated anew since the last freeze (steady
-    frames replace figures): full collections then walk about that tenth. The young
+    frame→decision of ``benchmarks/daemon.py`` at 100,000 positions; 0.7 s steps while a
+    1,000,000-position book loaded), and it found nothing: the book's objects hold no
+    cycles, reference counting frees them when replaced. So the book is frozen
+    (``gc.freeze``, constant time) whenever it grew by :data:`FRACTION` (manual accounts
+    load, a feed's first prices evaluate the whole book, a crash fires an alert per
+    position) or that fraction of it was evaluated anew since the last freeze (steady frames
+    replace figures): a full collection then walks about that fraction. The young
     generations are collected first, so the cycles made since (a reconnect's exception and
     traceback) are freed, not frozen."""
+
+    #: allocations between young collections (CPython's default is 700): every tenth young
+    #: collection of the middle generation may start a full one, so the default ran one every
+    #: second or so under 1,000 frames/s, each 20–70 ms at 100,000 positions even with the
+    #: book frozen; young collections cost what they find either way
+    YOUNG = 10_000
+    #: the book is frozen again when it grew, or was evaluated anew, by this fraction of it
+    FRACTION = 0.1
 
     def __init__(self) -> None:
         self.size = 0  # scopes and alerts at the last freeze
@@ -200,15 +210,20 @@ class Freezer:
         self.freezes = 0
 
     def step(self, size: int, evaluated: int) -> bool:
-        """After an engine step of a book of ``size`` (scopes and alerts) that evaluated
+        """After an engine step of a book of ``size`` (accounts, scopes, alerts) that evaluated
         ``evaluated`` scopes; True when it froze."""
         self.churn += evaluated
-        grew = size >= 1.25 * self.size + 1000
-        if grew or self.churn >= 0.1 * size + 1000:
+        grew = size >= (1.0 + self.FRACTION) * self.size + 1000
+        if grew or self.churn >= self.FRACTION * size + 1000:
             self.size = size
             self.freeze()
             return True
         return False
+
+    def start(self) -> None:
+        """The daemon's collector thresholds (:data:`YOUNG`), at start-up."""
+        _, middle, old = gc.get_threshold()
+        gc.set_threshold(self.YOUNG, middle, old)
 
     def freeze(self) -> None:
         gc.collect(1)
@@ -315,11 +330,15 @@ class Daemon:
                 transitions=len(step.transitions),
                 carried=self.engine.carried,
             )
+        persisting = time.perf_counter()
         enqueued = await persist(
             self.store, step, self.channels, self.risks, now,
             engine=self.engine, labels=self.labels,
         )  # fmt: skip
-        self._size_budget(len(step.risks), time.perf_counter() - started)
+        # applying inputs is bounded apart (``APPLY_WORK``): a step of a loading book must
+        # not read as costly evaluations and starve them
+        deciding = self.engine.decide_seconds + time.perf_counter() - persisting
+        self._size_budget(len(step.risks), deciding)
         self._maybe_freeze(len(step.risks))
         if enqueued:
             self.enqueued += enqueued
@@ -331,8 +350,8 @@ class Daemon:
         return step
 
     def _size_budget(self, evaluated: int, seconds: float) -> None:
-        """Size the engine's evaluation budget so a step (receive and persist, rendering
-        included) takes about :data:`STEP_TARGET`: from the cost per evaluation of this step,
+        """Size the engine's evaluation budget so a step's deciding and persisting (rendering
+        included) take about :data:`STEP_TARGET`: from the cost per evaluation of this step,
         when it evaluated enough scopes to tell. A crash is then decided in steps of ~0.1 s,
         each written in one transaction, with the event loop (watchdog, signals, delivery)
         running between them, whatever the machine's speed or load."""
@@ -343,7 +362,9 @@ class Daemon:
 
     def _maybe_freeze(self, evaluated: int) -> None:
         """Keep the book out of the collector's full passes (:class:`Freezer`)."""
-        self.freezer.step(len(self.engine.latest) + len(self.engine.book.alerts), evaluated)
+        engine = self.engine
+        size = len(engine.portfolio.accounts) + len(engine.latest) + len(engine.book.alerts)
+        self.freezer.step(size, evaluated)
 
     def _became_ready(self, status: str) -> None:
         missing = self.engine.missing_accounts()
@@ -566,6 +587,7 @@ async def run(
             config, store, engine, worker, clock=clock, notifier=notifier,
             replay=opts.replay is not None,
         )  # fmt: skip
+        daemon.freezer.start()
         if opts.replay is not None and replay_clock is not None:
             return await _run_replay(daemon, opts.replay, opts.speed, replay_clock)
         try:

@@ -18,16 +18,16 @@ def _unfrozen() -> Iterator[None]:
     gc.unfreeze()
 
 
-def test_the_book_is_frozen_when_it_grows_by_a_quarter_or_a_tenth_is_evaluated_anew() -> None:
+def test_the_book_is_frozen_when_a_tenth_of_it_is_new_or_evaluated_anew() -> None:
     f = Freezer()
-    assert f.step(10_000, 0)  # first sight of a book: 10,000 ≥ 1.25·0 + 1,000
+    assert f.step(10_000, 0)  # first sight of a book: 10,000 ≥ 1.1·0 + 1,000
     frozen = gc.get_freeze_count()
     assert not f.step(10_000, 1_500)  # 1,500 evaluations < 10 % of 10,000 + 1,000
     assert f.step(10_000, 500)  # 2,000 evaluations since the last freeze
     assert f.churn == 0 and f.freezes == 2
-    assert not f.step(13_000, 0)  # grew by less than a quarter (+ 1,000)
-    assert f.step(14_000, 0)  # 14,000 ≥ 1.25·10,000 + 1,000
-    assert f.size == 14_000
+    assert not f.step(11_900, 0)  # grew by less than a tenth (+ 1,000)
+    assert f.step(12_000, 0)  # 12,000 ≥ 1.1·10,000 + 1,000
+    assert f.size == 12_000
     assert gc.get_freeze_count() >= frozen
 
 

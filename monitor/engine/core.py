@@ -47,6 +47,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import math
+import time
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -308,6 +309,10 @@ class Engine:
         self.feed_states: dict[tuple[str, str], FeedStatus] = {}
         self.health = Health()
         self.batches = 0
+        self.decide_seconds = 0.0
+        """Wall seconds the last receive spent deciding (rearms, evaluations, alert rules),
+        not applying its inputs: what the shell sizes ``max_evaluations`` from. A measurement
+        only; nothing the engine decides depends on it."""
         self.evaluated = 0
         """Scopes evaluated in full so far (the rest of the ticks only compared bands)."""
         self.transitions: Counter[str] = Counter()
@@ -392,6 +397,7 @@ class Engine:
         for key in moved:
             if key not in touched and key not in owed:
                 moved_q.push(key, urgency(key))
+        deciding = time.perf_counter()
         # the scopes prices took out of their band: a rearm each (cheaper than a full
         # evaluation, but not free), within a budget too
         rearms = self.max_evaluations * REARMS_PER_EVALUATION
@@ -415,6 +421,7 @@ class Engine:
             touched[key] = None
 
         self._decide(t, now, step, batch, forgotten=forgotten)
+        self.decide_seconds = time.perf_counter() - deciding
         self.batches += 1
         self._maybe_ready(now if mono is None else mono, step)
         return step

@@ -19,6 +19,7 @@ passed since its last sample, or when its margin ratio moved by ``change`` (abso
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ __all__ = [
 #: status rows a second at 100,000 positions) is cut into transactions of this size so the
 #: engine's own transaction, which waits for the store's mutex, never waits for the whole
 #: flush (it waited ~0.4 s at 100,000 positions: ``benchmarks/daemon.py``'s p99)
-ROWS_PER_TRANSACTION = 2000
+ROWS_PER_TRANSACTION = 1000
 
 
 def _plain(obj: Any) -> Any:
@@ -77,36 +78,18 @@ async def record(
     rows_per_transaction: int = ROWS_PER_TRANSACTION,
 ) -> None:
     """Write samples, the latest status of scopes and the removal of ``vanished`` scopes,
-    in transactions of at most ``rows_per_transaction`` rows each (one when they fit). Each
-    row is whole; a reader between two of them sees some scopes' figures a flush older."""
-    sample_rows = [
-        (
-            s.scope,
-            s.ts,
-            s.equity,
-            s.maintenance,
-            s.margin_ratio,
-            s.nearest_liq,
-            s.shock_down,
-            s.shock_up,
-            s.funding_day,
-            *_parts(s.scope),
-        )
-        for s in samples
-    ]
-    status_rows = [
-        (str(r.key), r.venue, r.account, doc.get("ts", 0.0), _encode.encode(doc).decode(),
-         r.key.scope)
-        for r, doc in statuses
-    ]  # fmt: skip
-    gone = [(s,) for s in vanished]
+    in transactions of at most ``rows_per_transaction`` rows each (one when they fit), each
+    chunk encoded just before its transaction (the event loop runs between them). Each row
+    is whole; a reader between two transactions sees some scopes' figures a flush older."""
     size = max(rows_per_transaction, 1)
+    sample_it, status_it, gone_it = iter(samples), iter(statuses), iter(vanished)
     while True:
-        chunk_samples, sample_rows = sample_rows[:size], sample_rows[size:]
+        chunk_samples = [_sample_row(s) for s in itertools.islice(sample_it, size)]
         room = size - len(chunk_samples)
-        chunk_status, status_rows = status_rows[:room], status_rows[room:]
+        chunk_status = [_status_row(r, doc) for r, doc in itertools.islice(status_it, room)]
         room -= len(chunk_status)
-        chunk_gone, gone = gone[: max(room, 0)], gone[max(room, 0) :]
+        chunk_gone = [(s,) for s in itertools.islice(gone_it, room)]
+        last = len(chunk_samples) + len(chunk_status) + len(chunk_gone) < size
         async with store.transaction() as conn:
             if chunk_samples:
                 await conn.executemany(
@@ -123,8 +106,28 @@ async def record(
                 )
             if chunk_gone:
                 await conn.executemany("DELETE FROM scope_status WHERE scope = ?", chunk_gone)
-        if not (sample_rows or status_rows or gone):
+        if last:
             return
+
+
+def _sample_row(s: Sample) -> tuple[Any, ...]:
+    return (
+        s.scope,
+        s.ts,
+        s.equity,
+        s.maintenance,
+        s.margin_ratio,
+        s.nearest_liq,
+        s.shock_down,
+        s.shock_up,
+        s.funding_day,
+        *_parts(s.scope),
+    )
+
+
+def _status_row(r: ScopeRisk, doc: dict[str, Any]) -> tuple[Any, ...]:
+    return (str(r.key), r.venue, r.account, doc.get("ts", 0.0), _encode.encode(doc).decode(),
+            r.key.scope)  # fmt: skip
 
 
 def _parts(scope: str) -> tuple[str | None, str | None, str | None]:
