@@ -184,37 +184,36 @@ class Freezer:
     """Keeps the book (accounts, positions, figures, alerts) in the collector's permanent
     generation.
 
-    Each full collection walks every object of the oldest generation: ~0.1–0.5 s at 100,000
-    positions, inside whichever engine or delivery step allocated last (the 0.4 s p99
-    frame→decision of ``benchmarks/daemon.py`` at 100,000 positions; 0.7 s steps while a
-    1,000,000-position book loaded), and it found nothing: the book's objects hold no
-    cycles, reference counting frees them when replaced. So the book is frozen
-    (``gc.freeze``, constant time) whenever it grew by :data:`FRACTION` (manual accounts
-    load, a feed's first prices evaluate the whole book, a crash fires an alert per
-    position) or that fraction of it was evaluated anew since the last freeze (steady frames
-    replace figures): a full collection then walks about that fraction. The young
-    generations are collected first, so the cycles made since (a reconnect's exception and
-    traceback) are freed, not frozen."""
+    Each full collection walks every object of the oldest generation, and it found nothing
+    in this daemon: the book's objects hold no cycles, reference counting frees them when
+    replaced. Left alone, those walks cost 0.1–0.5 s each at 100,000 positions, inside
+    whichever engine or delivery step allocated last (the 0.4 s p99 frame→decision of
+    ``benchmarks/daemon.py`` at 100,000 positions), and 0.3 s or more per step while a
+    1,000,000-position book loaded. So the book is frozen (``gc.freeze``, constant time)
+    whenever :data:`EVERY` accounts, scopes or alerts were added, or scopes evaluated anew
+    (each replaces its figures), since the last freeze: a full collection then walks at most
+    what that much work left behind, whatever the book's size. The young generations are
+    collected first, so the cycles made since (a reconnect's exception and traceback) are
+    freed, not frozen."""
 
     #: allocations between young collections (CPython's default is 700): every tenth young
     #: collection of the middle generation may start a full one, so the default ran one every
-    #: second or so under 1,000 frames/s, each 20–70 ms at 100,000 positions even with the
-    #: book frozen; young collections cost what they find either way
+    #: second or so under 1,000 frames/s; young collections cost what they find either way
     YOUNG = 10_000
-    #: the book is frozen again when it grew, or was evaluated anew, by this fraction of it
-    FRACTION = 0.1
+    #: the book is frozen again after this many accounts, scopes or alerts added and scopes
+    #: evaluated anew
+    EVERY = 2_000
 
     def __init__(self) -> None:
-        self.size = 0  # scopes and alerts at the last freeze
+        self.size = 0  # accounts, scopes and alerts at the last freeze
         self.churn = 0  # evaluations since
         self.freezes = 0
 
     def step(self, size: int, evaluated: int) -> bool:
-        """After an engine step of a book of ``size`` (accounts, scopes, alerts) that evaluated
-        ``evaluated`` scopes; True when it froze."""
+        """After an engine step of a book of ``size`` (accounts, scopes, alerts) that
+        evaluated ``evaluated`` scopes; True when it froze."""
         self.churn += evaluated
-        grew = size >= (1.0 + self.FRACTION) * self.size + 1000
-        if grew or self.churn >= self.FRACTION * size + 1000:
+        if max(size - self.size, 0) + self.churn >= self.EVERY:
             self.size = size
             self.freeze()
             return True

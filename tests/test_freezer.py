@@ -18,16 +18,17 @@ def _unfrozen() -> Iterator[None]:
     gc.unfreeze()
 
 
-def test_the_book_is_frozen_when_a_tenth_of_it_is_new_or_evaluated_anew() -> None:
+def test_the_book_is_frozen_after_every_2000_additions_or_evaluations() -> None:
     f = Freezer()
-    assert f.step(10_000, 0)  # first sight of a book: 10,000 ≥ 1.1·0 + 1,000
+    assert not f.step(1_500, 0)  # 1,500 accounts, scopes and alerts so far
+    assert f.step(1_500, 500)  # and 500 evaluations: 2,000
     frozen = gc.get_freeze_count()
-    assert not f.step(10_000, 1_500)  # 1,500 evaluations < 10 % of 10,000 + 1,000
-    assert f.step(10_000, 500)  # 2,000 evaluations since the last freeze
-    assert f.churn == 0 and f.freezes == 2
-    assert not f.step(11_900, 0)  # grew by less than a tenth (+ 1,000)
-    assert f.step(12_000, 0)  # 12,000 ≥ 1.1·10,000 + 1,000
-    assert f.size == 12_000
+    assert f.churn == 0 and f.size == 1_500 and f.freezes == 1
+    assert not f.step(2_500, 900)  # 1,000 added + 900 evaluated
+    assert f.step(2_500, 100)
+    assert not f.step(1_000, 1_999)  # a book that shrank counts no growth
+    assert f.step(1_000, 1)
+    assert f.freezes == 3
     assert gc.get_freeze_count() >= frozen
 
 

@@ -182,6 +182,7 @@ class Portfolio:
         self.funding_paid: dict[AccountKey, float] = {}
         self.feed_status: dict[tuple[str, str], FeedStatus] = {}
         self._seq = itertools.count(1)
+        self._undo: _Undo | None = None  # the undo of the event being applied
 
     # -- helpers ---------------------------------------------------------------------------
     def market(self, venue: str, symbol: str) -> Market:
@@ -250,6 +251,8 @@ class Portfolio:
         self._refresh(h)
         scope.holdings[pos.symbol] = h
         m.holdings.append(h)
+        if self._undo is not None:
+            self._undo.members.append((m, -1, h))
         scope.resum()
         _disarm(scope)
         return scope
@@ -258,7 +261,11 @@ class Portfolio:
         for scope in acct.scopes():
             h = scope.holdings.pop(symbol, None)
             if h is not None:
-                h.market.holdings.remove(h)
+                members = h.market.holdings
+                at = members.index(h)
+                del members[at]
+                if self._undo is not None:
+                    self._undo.members.append((h.market, at, h))
                 h.market.unarmed.pop(h, None)
                 if scope is not acct.cross:
                     del acct.isolated[symbol]
@@ -301,11 +308,14 @@ class Portfolio:
         undo = self._undo_for(event)
         if undo is None:
             return self._apply(event)
+        self._undo = undo
         try:
             return self._apply(event)
         except BaseException:
             undo.restore()
             raise
+        finally:
+            self._undo = None
 
     def _undo_for(self, event: Event) -> _Undo | None:
         """What ``event`` may change, saved before it is applied; None for the events whose
@@ -320,15 +330,15 @@ class Portfolio:
             if acct is not None:
                 for s in acct.scopes():
                     for h in s.holdings.values():
-                        undo.market(h.market, members=True)
+                        undo.market(h.market)
             positions = event.positions if isinstance(event, AccountSnapshot) else (event.position,)
             for pos in positions:
-                undo.market_at((event.venue, pos.symbol), members=True)
+                undo.market_at((event.venue, pos.symbol))
             return undo
         if isinstance(event, InstrumentSpec):
             undo = _Undo(self)
             inst = event.instrument
-            undo.market_at((inst.venue, inst.symbol), members=False)
+            undo.market_at((inst.venue, inst.symbol))
             m = self.markets.get((inst.venue, inst.symbol))
             if m is not None:
                 for h in m.holdings:
@@ -755,6 +765,7 @@ class _Undo:
         "accounts",
         "holdings",
         "markets",
+        "members",
         "new_accounts",
         "new_markets",
         "portfolio",
@@ -766,7 +777,12 @@ class _Undo:
         self.new_markets: list[tuple[str, str]] = []
         self.new_accounts: list[AccountKey] = []
         # id → saved fields; the object itself is the first item
-        self.markets: dict[int, tuple[Market, tuple[object, ...], list[Holding] | None]] = {}
+        self.markets: dict[int, tuple[Market, tuple[object, ...]]] = {}
+        # the markets' membership changes, in order, journaled by ``Portfolio._add`` (index
+        # -1: appended) and ``_remove`` (the index it was deleted at): undone in reverse, so
+        # each market's holdings list is the same list in the same order again. A journal,
+        # not a copy: a market held by 100,000 positions would be copied for every snapshot
+        self.members: list[tuple[Market, int, Holding]] = []
         self.accounts: dict[
             AccountKey, tuple[AccountState, dict[str, ScopeState], tuple[float | None, ...]]
         ] = {}
@@ -775,21 +791,17 @@ class _Undo:
         ] = {}
         self.holdings: dict[int, tuple[Holding, Leg, float, float, float, int, bool]] = {}
 
-    def market_at(self, key: tuple[str, str], *, members: bool) -> None:
+    def market_at(self, key: tuple[str, str]) -> None:
         m = self.portfolio.markets.get(key)
         if m is None:
             self.new_markets.append(key)
         else:
-            self.market(m, members=members)
+            self.market(m)
 
-    def market(self, m: Market, *, members: bool) -> None:
-        """Save the market's prices and instrument; ``members``: also which holdings it has
-        (the event may add or remove holdings on it)."""
-        saved = self.markets.get(id(m))
-        if saved is not None and (saved[2] is not None or not members):
-            return
-        fields = tuple(getattr(m, name) for name in _MARKET_FIELDS)
-        self.markets[id(m)] = (m, fields, list(m.holdings) if members else None)
+    def market(self, m: Market) -> None:
+        """Save the market's prices and instrument (its holdings are journaled)."""
+        if id(m) not in self.markets:
+            self.markets[id(m)] = (m, tuple(getattr(m, name) for name in _MARKET_FIELDS))
 
     def account(self, key: AccountKey) -> None:
         acct = self.portfolio.accounts.get(key)
@@ -832,15 +844,15 @@ class _Undo:
 
     def restore(self) -> None:
         p = self.portfolio
-        for m, fields, members in self.markets.values():
+        for m, fields in self.markets.values():
             for name, value in zip(_MARKET_FIELDS, fields, strict=True):
                 setattr(m, name, value)
-            if members is not None:
-                kept = {id(h) for h in members}
-                for h in m.holdings:
-                    if id(h) not in kept:  # added by the event
-                        m.unarmed.pop(h, None)
-                m.holdings[:] = members
+        for m, at, h in reversed(self.members):
+            if at < 0:  # added by the event: the last of its market's holdings again
+                m.holdings.pop()
+                m.unarmed.pop(h, None)
+            else:
+                m.holdings.insert(at, h)
         for mkey in self.new_markets:
             new = p.markets.pop(mkey, None)
             if new is not None:
