@@ -41,7 +41,7 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -219,10 +219,26 @@ class Freezer:
             return True
         return False
 
-    def start(self) -> None:
-        """The daemon's collector thresholds (:data:`YOUNG`), at start-up."""
+    @classmethod
+    def tune(cls) -> None:
+        """The daemon's collector thresholds (:data:`YOUNG`), first thing at start-up."""
         _, middle, old = gc.get_threshold()
-        gc.set_threshold(self.YOUNG, middle, old)
+        gc.set_threshold(cls.YOUNG, middle, old)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def paused() -> Iterator[None]:
+        """No collection while the configuration is read, then all of it frozen: it lives as
+        long as the daemon, and a 1,000,000-position book's objects were walked by ~25 full
+        collections while they were built (~9 s of a ~20 s load)."""
+        was = gc.isenabled()
+        gc.disable()
+        try:
+            yield
+        finally:
+            if was:
+                gc.enable()
+        gc.freeze()
 
     def freeze(self) -> None:
         gc.collect(1)
@@ -537,8 +553,10 @@ async def run(
 ) -> int:
     env = dict(os.environ) if env is None else env
     local.register()  # before the channels are validated
+    Freezer.tune()
     try:
-        config = load_config(opts.config_path, env=env)
+        with Freezer.paused():
+            config = load_config(opts.config_path, env=env)
     except ConfigError as exc:
         configure_logging(opts.log_level or "info", opts.log_format or "auto")
         log().error("config.invalid", error=str(exc))
@@ -586,7 +604,6 @@ async def run(
             config, store, engine, worker, clock=clock, notifier=notifier,
             replay=opts.replay is not None,
         )  # fmt: skip
-        daemon.freezer.start()
         if opts.replay is not None and replay_clock is not None:
             return await _run_replay(daemon, opts.replay, opts.speed, replay_clock)
         try:

@@ -46,3 +46,29 @@ def test_cycles_made_before_a_freeze_are_freed_not_frozen() -> None:
     Freezer().freeze()
     assert ref() is None
     assert gc.get_freeze_count() >= len(kept)
+
+
+def test_the_configuration_is_read_with_the_collector_paused_then_frozen() -> None:
+    assert gc.isenabled()
+    before = gc.get_freeze_count()
+    with Freezer.paused():
+        assert not gc.isenabled()
+        config = [_Node() for _ in range(1_000)]
+    assert gc.isenabled()
+    assert gc.get_freeze_count() >= before + len(config)
+
+
+def test_a_configuration_that_fails_to_load_leaves_the_collector_running() -> None:
+    with pytest.raises(ValueError), Freezer.paused():
+        raise ValueError("bad configuration")
+    assert gc.isenabled()
+
+
+def test_young_collections_are_every_10000_allocations() -> None:
+    saved = gc.get_threshold()
+    try:
+        Freezer.tune()
+        assert gc.get_threshold()[0] == Freezer.YOUNG == 10_000
+        assert gc.get_threshold()[1:] == saved[1:]
+    finally:
+        gc.set_threshold(*saved)
