@@ -59,7 +59,7 @@ def test_the_configuration_is_read_with_the_collector_paused_then_frozen() -> No
 
 
 def test_a_configuration_that_fails_to_load_leaves_the_collector_running() -> None:
-    with pytest.raises(ValueError), Freezer.paused():
+    with pytest.raises(ValueError, match="bad configuration"), Freezer.paused():
         raise ValueError("bad configuration")
     assert gc.isenabled()
 
