@@ -199,8 +199,10 @@ class Portfolio:
             p = pos.entry_price
         return p if p is not None else 0.0
 
-    def _leg(self, pos: Position, m: Market) -> Leg:
-        inst = m.instrument
+    def _leg(self, pos: Position, m: Market, instrument: Instrument | None = None) -> Leg:
+        """The position as the margin rules see it, filled in from the market's instrument
+        (``instrument``: from that specification instead)."""
+        inst = m.instrument if instrument is None else instrument
         schedule = pos.maintenance or (inst.maintenance if inst is not None else None)
         if pos.maintenance_fallback and inst is not None:
             schedule = inst.maintenance
@@ -319,8 +321,9 @@ class Portfolio:
 
     def _undo_for(self, event: Event) -> _Undo | None:
         """What ``event`` may change, saved before it is applied; None for the events whose
-        application cannot fail half-way (single assignments) and for a price, which
-        ``_on_price`` undoes itself as it goes (cheaper: no pass before)."""
+        application cannot fail half-way (single assignments), for a price, which
+        ``_on_price`` undoes itself as it goes (cheaper: no pass before), and for an
+        instrument, which ``_on_instrument`` computes in full before it changes anything."""
         if isinstance(event, AccountSnapshot | PositionUpdate | BalanceUpdate):
             undo = _Undo(self)
             acct = self.accounts.get(AccountKey(event.venue, event.account))
@@ -334,15 +337,6 @@ class Portfolio:
             positions = event.positions if isinstance(event, AccountSnapshot) else (event.position,)
             for pos in positions:
                 undo.market_at((event.venue, pos.symbol))
-            return undo
-        if isinstance(event, InstrumentSpec):
-            undo = _Undo(self)
-            inst = event.instrument
-            undo.market_at((inst.venue, inst.symbol))
-            m = self.markets.get((inst.venue, inst.symbol))
-            if m is not None:
-                for h in m.holdings:
-                    undo.scope(h.scope, holdings=True)
             return undo
         return None
 
@@ -438,16 +432,30 @@ class Portfolio:
         m = self.market(inst.venue, inst.symbol)
         if m.instrument == inst:
             return []  # the same specification again (every reconnect): nothing changes
+        # every figure that can raise (a maintenance schedule, a sum that overflows) is
+        # computed before anything changes, then assigned: atomic without saving the holders
+        # first (a market may have 100,000 of them). A scope holds one position per market.
+        new: list[tuple[Holding, Leg, float, float, float, float, float]] = []
+        for h in m.holdings:
+            rules = h.scope.rules
+            leg = self._leg(h.position, m, inst)
+            price = self._price_of(rules, m, h.position)
+            value = leg.size * price
+            mm = rules.maintenance(leg, price)
+            held = h.scope.holdings.values()
+            total = math.fsum(value if o is h else o.value for o in held)
+            total_mm = math.fsum(mm if o is h else o.mm for o in held)
+            new.append((h, leg, price, value, mm, total, total_mm))
         m.instrument = inst
         if m.funding_interval_hours is None:
             m.funding_interval_hours = inst.funding_interval_hours
         touched: dict[ScopeKey, None] = {}
-        for h in m.holdings:
-            h.leg = self._leg(h.position, m)
-            self._refresh(h)
-            h.scope.resum()
-            _disarm(h.scope)
-            touched[h.scope.key] = None
+        for h, leg, price, value, mm, total, total_mm in new:
+            h.leg, h.price, h.value, h.mm, h.ver = leg, price, value, mm, m.ver
+            scope = h.scope
+            scope.value, scope.mm, scope.deltas = total, total_mm, 0
+            _disarm(scope)
+            touched[scope.key] = None
         return list(touched)
 
     # -- the fast path ---------------------------------------------------------------------
