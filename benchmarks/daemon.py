@@ -41,8 +41,9 @@ Phases, in order:
 5. **SIGTERM**: time to exit.
 
 The daemon logs its longest engine batch at exit (``daemon.stopped longest_batch_s``). Peak RSS
-is ``VmHWM``; bytes per position = (RSS once READY − RSS of the same daemon on a 1-position
-book) / N.
+is ``VmHWM``; bytes per position = (RSS ``--settle`` s after READY, the book loaded and
+evaluated − RSS of the same daemon on a 1-position book once READY) / N. (Before 2026-11-30
+it took the RSS 1 s after READY, before manual accounts had loaded: it understated the cost.)
 
 **Fair naive baseline**, in this process on the same book and frames: ``Portfolio.apply`` of
 each frame's event, full ``risk`` (with stress) of the scopes it touched, ``evaluate`` of those,
@@ -410,6 +411,8 @@ async def run_daemon(args: argparse.Namespace, positions: int, full: bool) -> di
             return out
         # -- idle ----------------------------------------------------------------------------
         await asyncio.sleep(args.settle)  # the first prices' sweep settles
+        # the book loaded and evaluated (manual accounts load after READY): what it costs
+        out["rss_settled_kb"] = status_kb(proc.pid, "VmRSS")
         c0, t0 = cpu_seconds(proc.pid), time.monotonic()
         await asyncio.sleep(args.idle)
         out["idle_cpu_pct"] = 100 * (cpu_seconds(proc.pid) - c0) / (time.monotonic() - t0)
@@ -653,7 +656,7 @@ def main() -> None:
     res = asyncio.run(run_daemon(args, args.positions, full=True))
     res["rss_one_position_kb"] = base["rss_ready_kb"]
     res["bytes_per_position"] = (
-        1024 * (res["rss_ready_kb"] - base["rss_ready_kb"]) / max(res["positions"], 1)
+        1024 * (res["rss_settled_kb"] - base["rss_ready_kb"]) / max(res["positions"], 1)
     )
     # --naive-frames 0: no baseline (at 1,000,000 positions it alone takes many minutes)
     res["naive"] = naive(args, args.positions) if args.naive_frames > 0 else None
