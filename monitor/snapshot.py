@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -180,7 +181,8 @@ def snapshot_from_json(obj: Any, source: str, path: str) -> AccountSnapshot:
 def position_from_json(obj: Any, source: str, path: str) -> Position:
     o = as_mapping(obj, source, path)
     _reject_unknown(o, POSITION_KEYS, source, path)
-    symbol = string(o, "symbol", source, path)
+    # interned: a large book names a few hundred instruments a million times over
+    symbol = sys.intern(string(o, "symbol", source, path))
     size = number(o, "size", source, path)
     entry = number(o, "entry_price", source, path, positive=True)
     mode_raw = o.get("margin_mode", "cross")
