@@ -531,6 +531,7 @@ def build_engine(
         started=started,
         replay=replay,
         fed_manual=fed_manual(config),
+        timer=time.perf_counter,
     )
 
 

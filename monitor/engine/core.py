@@ -47,9 +47,8 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import math
-import time
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from monitor.alerts.engine import (
@@ -262,8 +261,12 @@ class Engine:
         fed_manual: Iterable[AccountKey] = (),
         sweep_slice: int = 50,
         full: bool = False,
+        timer: Callable[[], float] | None = None,
     ) -> None:
         self.rules = rules
+        self.timer = timer
+        """Seconds of some monotonic clock, given by the shell (``time.perf_counter``) to
+        measure :attr:`decide_seconds`; the engine reads no clock of its own."""
         self.full = full
         """Evaluate every scope an event touches, prices included (no price bands): what
         ``monitor replay`` prints, one line per touched scope and frame."""
@@ -310,9 +313,10 @@ class Engine:
         self.health = Health()
         self.batches = 0
         self.decide_seconds = 0.0
-        """Wall seconds the last receive spent deciding (rearms, evaluations, alert rules),
-        not applying its inputs: what the shell sizes ``max_evaluations`` from. A measurement
-        only; nothing the engine decides depends on it."""
+        """Seconds (by :attr:`timer`; 0 without one) the last receive spent deciding (rearms,
+        evaluations, alert rules), not applying its inputs: what the shell sizes
+        ``max_evaluations`` from. A measurement only; nothing the engine decides depends on
+        it."""
         self.evaluated = 0
         """Scopes evaluated in full so far (the rest of the ticks only compared bands)."""
         self.transitions: Counter[str] = Counter()
@@ -397,7 +401,7 @@ class Engine:
         for key in moved:
             if key not in touched and key not in owed:
                 moved_q.push(key, urgency(key))
-        deciding = time.perf_counter()
+        deciding = self.timer() if self.timer is not None else 0.0
         # the scopes prices took out of their band: a rearm each (cheaper than a full
         # evaluation, but not free), within a budget too
         rearms = self.max_evaluations * REARMS_PER_EVALUATION
@@ -421,7 +425,8 @@ class Engine:
             touched[key] = None
 
         self._decide(t, now, step, batch, forgotten=forgotten)
-        self.decide_seconds = time.perf_counter() - deciding
+        if self.timer is not None:
+            self.decide_seconds = self.timer() - deciding
         self.batches += 1
         self._maybe_ready(now if mono is None else mono, step)
         return step

@@ -355,3 +355,24 @@ def test_inputs_over_the_apply_budget_wait_for_the_next_receive_in_order(
     assert e.busy and e.carried >= 1
     e.receive([MarkPrice(VENUE, "BTC", 96.0)], T0 + 1, 1.0, sweep=False)
     assert btc.mark == 96.0  # 95 first, then the new 96: the order is kept
+
+
+def test_decide_seconds_counts_the_deciding_not_the_inputs_applied() -> None:
+    # the shell sizes the evaluation budget from ``decide_seconds``: the engine reads the
+    # timer it is given once before deciding and once after, never while applying inputs
+    readings: list[str] = []
+    ticks = iter([10.0, 10.25, 20.0, 20.5])
+
+    def timer() -> float:
+        readings.append("read")
+        return next(ticks)
+
+    eng, _ = engine(0, timer=timer)
+    snaps = [snapshot(f"a{i}", 1000.0, long_btc(1000.0)) for i in range(50)]
+    eng.receive(snaps, T0, 0.0)
+    assert eng.decide_seconds == 0.25 and len(readings) == 2
+    eng.receive([], T0 + 1, 1.0)
+    assert eng.decide_seconds == 0.5
+    untimed, _ = engine(0)
+    untimed.receive(snaps, T0, 0.0)
+    assert untimed.decide_seconds == 0.0
