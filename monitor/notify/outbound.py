@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
@@ -70,17 +69,19 @@ _HELD_RULES = frozenset(k.value for k in DIRECTIONS) - {RuleKind.OUTBOX_BACKLOG.
 class Recent:
     """How fast an alert moved: each scope's margin ratio and each position's liquidation
     distance over the last ``window`` seconds (default 15 min), one sample per ``every``
-    seconds (default 10 s) per subject, so memory stays bounded (≤ window / every + 1 samples
-    per subject). Times are seconds on one clock for every call (the shell's ``now``).
+    seconds (default 60 s) per subject, so memory stays bounded (≤ window / every + 1 samples
+    per subject, in a plain list: with a deque, whose first block alone is ~600 bytes, one
+    sample of every position cost ~840 bytes a position, a list ~180). Times are seconds on
+    one clock for every call (the shell's ``now``).
 
     The shell calls :meth:`record` with each step's recomputed scopes and passes the object
     to :func:`build_messages` as ``recent``; an alert then says ``up from 0.7100 (71.0%)
     12 min ago``: its value at the oldest sample in the window."""
 
-    def __init__(self, window: float = 900.0, every: float = 10.0) -> None:
+    def __init__(self, window: float = 900.0, every: float = 60.0) -> None:
         self.window = window
         self.every = every
-        self._by: dict[str, deque[tuple[float, float]]] = {}
+        self._by: dict[str, list[tuple[float, float]]] = {}
         self._pruned = -math.inf
 
     def _add(self, subject: str, value: float | None, now: float) -> None:
@@ -88,12 +89,16 @@ class Recent:
             return
         samples = self._by.get(subject)
         if samples is None:
-            samples = self._by[subject] = deque()
+            self._by[subject] = [(now, value)]
+            return
         if samples and now - samples[-1][0] < self.every:
             return
         samples.append((now, value))
-        while samples and now - samples[0][0] > self.window:
-            samples.popleft()
+        old = 0
+        while old < len(samples) and now - samples[old][0] > self.window:
+            old += 1
+        if old:
+            del samples[:old]
 
     def record(self, risks: Iterable[ScopeRisk], now: float) -> None:
         """Note each scope's margin ratio (subject ``venue:account/scope``) and each
