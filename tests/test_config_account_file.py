@@ -107,7 +107,11 @@ def test_an_account_file_is_relative_to_the_configuration_and_mixes_with_toml(
         (
             [
                 JSON_ACCOUNT,
-                {**JSON_ACCOUNT, "name": "b", "positions": [{"symbol": "X", "size": "ten", "entry_price": 1}]},
+                {
+                    **JSON_ACCOUNT,
+                    "name": "b",
+                    "positions": [{"symbol": "X", "size": "ten", "entry_price": 1}],
+                },
             ],
             None,
             "[1].positions[0].size",

@@ -376,3 +376,29 @@ def test_decide_seconds_counts_the_deciding_not_the_inputs_applied() -> None:
     untimed, _ = engine(0)
     untimed.receive(snaps, T0, 0.0)
     assert untimed.decide_seconds == 0.0
+
+
+def test_prices_after_one_that_crossed_many_bands_wait_for_the_next_receive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a crash's first price of a popular instrument crosses every holder's band (1,000,000
+    # positions: one 4.4 s step for 60 prices): the prices after it wait, in order
+    from monitor.engine import core
+    from monitor.model.instruments import MaintenanceSchedule
+    from monitor.model.positions import Position
+
+    eth = Position("ETH", 1.0, 100.0, maintenance=MaintenanceSchedule.flat(0.01), mark_price=100.0)
+    e, _ = engine(4)
+    e.receive([snapshot(f"a{i}", 1000.0, long_btc(1000.0), eth) for i in range(4)], T0, 0.0)
+    e.receive([MarkPrice(VENUE, "BTC", 100.0), MarkPrice(VENUE, "ETH", 100.0)], T0 + 1, 1.0)
+    while e.busy:
+        e.receive([], T0 + 1, 1.0)
+    monkeypatch.setattr(core, "APPLY_WORK", 3)
+    crash = [MarkPrice(VENUE, "BTC", 20.0), MarkPrice(VENUE, "ETH", 20.0)]
+    e.receive(crash, T0 + 2, 2.0, sweep=False)
+    markets = e.portfolio.markets
+    assert markets[(VENUE, "BTC")].mark == 20.0
+    assert markets[(VENUE, "ETH")].mark == 100.0  # 4 bands crossed ≥ 3: ETH waits
+    assert e.busy
+    e.receive([], T0 + 2, 2.0, sweep=False)
+    assert markets[(VENUE, "ETH")].mark == 20.0
