@@ -633,6 +633,45 @@ async def test_a_reload_without_a_manual_account_resolves_its_alerts(tmp_path: P
     await store.close()
 
 
+async def test_a_reload_reads_the_edited_account_file_and_keeps_it_when_broken(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    def book(collateral: float) -> str:
+        position = {
+            "symbol": "BTC",
+            "size": 1.0,
+            "entry_price": 100.0,
+            "mark_price": 100.0,
+            "maintenance": {"rate": 0.01},
+        }
+        account = {"venue": "generic", "name": "f", "cross_collateral": collateral}
+        return json.dumps([{**account, "positions": [position]}])
+
+    (tmp_path / "book.json").write_text(book(10.0))
+    d, store, clock = await _daemon(tmp_path, {"accounts": [{"file": "book.json"}]})
+    await d.step(d.manual_snapshots(), 0.0)
+    assert "liquidation_distance|generic:f/cross#BTC" in _firing(d)
+    cfg = tmp_path / "m.toml"
+    cfg.write_text(
+        f'[store]\npath = "{tmp_path / "s.sqlite3"}"\n[rules]\nfor = 0\n'
+        '[[accounts]]\nfile = "book.json"\n'
+    )
+    # a broken edit keeps the running book
+    (tmp_path / "book.json").write_bytes(b"[{")
+    assert not d.reload(cfg, {})
+    assert d.manual_snapshots()[0].cross_collateral == 10.0
+    # the collateral topped up in the file: SIGHUP, and the alert resolves
+    (tmp_path / "book.json").write_text(book(1000.0))
+    assert d.reload(cfg, {})
+    assert d.manual_snapshots()[0].cross_collateral == 1000.0
+    clock.t = 5.0
+    await d.step(d.inbox.get_nowait(), 5.0)  # what the reload queued: the book's snapshots
+    assert not any("generic:f" in k for k in _firing(d))
+    await store.close()
+
+
 async def test_replay_clock_runs_on_after_the_recording_so_retries_come_due() -> None:
     from monitor.app import ReplayClock
 
