@@ -456,7 +456,7 @@ async def test_engine_evaluates_a_scope_only_when_its_band_is_left_or_swept(
         config = dataclasses.replace(config, rules=rules)
         engine = build_engine(config, AlertState(), started=0.0)
         worker = DeliveryWorker(store, [], NoSender(), clock)  # type: ignore[arg-type]
-        daemon = Daemon(config, store, engine, worker, clock=clock, notifier=Notifier({}))  # type: ignore[arg-type]
+        daemon = Daemon(config, store, engine, worker, clock=clock, notifier=Notifier({}))
         # 1 BTC long at 100, cash −90: equity = price − 90, MM = price·0.01
         pos = Position(
             "BTC", 1.0, 100.0, maintenance=MaintenanceSchedule.flat(0.01), mark_price=100.0
@@ -532,7 +532,7 @@ async def _daemon(tmp: Path, doc: dict[str, Any] | None = None) -> Any:
     clock = _Clock()
     engine = build_engine(config, await restore_alert_state(store, clock.now()), started=0.0)
     worker = DeliveryWorker(store, [], _NoSender(), clock)  # type: ignore[arg-type]
-    daemon = Daemon(config, store, engine, worker, clock=clock, notifier=Notifier({}))  # type: ignore[arg-type]
+    daemon = Daemon(config, store, engine, worker, clock=clock, notifier=Notifier({}))
     return daemon, store, clock
 
 
