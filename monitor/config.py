@@ -649,9 +649,11 @@ class _Loader:
             if "file" in t:
                 for where, acct in self.account_file(t, prefix, venues):
                     if acct.key in seen:
-                        raise ConfigError(
-                            where[0], where[1], f"the same account as {seen[acct.key]}"
-                        )
+                        other = seen[acct.key]
+                        # an [[accounts]] entry is named with its file here ("accounts[0]"
+                        # alone reads as an entry of the JSON file)
+                        other = other if ": " in other else f"{self.source}: {other}"
+                        raise ConfigError(where[0], where[1], f"the same account as {other}")
                     seen[acct.key] = f"{where[0]}: {where[1]}"
                     out.append(acct)
                 continue
@@ -694,10 +696,14 @@ class _Loader:
         except OSError as exc:
             why = "no such file" if isinstance(exc, FileNotFoundError) else exc.strerror or exc
             raise self.fail(f"{prefix}.file", f"cannot read {file}: {why}") from None
+        # a UTF-8 byte-order mark (Windows PowerShell writes one) is skipped, as RFC 8259 allows
+        data = data.removeprefix(b"\xef\xbb\xbf")
         try:
             entries = msgspec.json.decode(data)
         except msgspec.DecodeError as exc:
             raise ConfigError(str(file), None, f"not valid JSON: {exc}") from None
+        except UnicodeDecodeError:  # msgspec checks the encoding of strings as it goes
+            raise ConfigError(str(file), None, "not UTF-8 text") from None
         if not isinstance(entries, list):
             raise ConfigError(
                 str(file), None, f"expected a JSON list of manual accounts, got {describe(entries)}"
@@ -951,7 +957,8 @@ class _Loader:
 
     def resolve(self, raw: str) -> Path:
         home = self.env.get("HOME")
-        if raw.startswith("~") and home:
+        # "~" and "~/…" only: "~x/book.json" is no file beside the home directory ("/home/ux")
+        if (raw == "~" or raw.startswith("~/")) and home:
             raw = home + raw[1:]
         p = Path(raw)
         return p if p.is_absolute() else (self.path.parent / p)

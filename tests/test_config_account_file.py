@@ -145,9 +145,56 @@ def test_an_account_in_a_file_and_in_toml_is_refused_naming_both(tmp_path: Path)
         [JSON_ACCOUNT],
     )
     assert err.source == str(tmp_path / "book.json") and err.field == "[0]"
-    assert "the same account as accounts[0]" in str(err)
+    # the TOML entry is named with its file: "accounts[0]" alone reads as book.json's
+    assert f"the same account as {tmp_path / 'monitor.toml'}: accounts[0]" in str(err)
 
 
 def test_a_file_entry_takes_no_other_key(tmp_path: Path) -> None:
     err = _error(tmp_path, '[[accounts]]\nfile = "book.json"\nname = "x"\n', [])
     assert err.field == "accounts[0].name"
+
+
+def test_an_account_file_in_another_encoding_is_refused_not_a_traceback(tmp_path: Path) -> None:
+    latin1 = '[{"venue": "bybit", "name": "caf\u00e9", "cross_collateral": 1}]'.encode("latin-1")
+    err = _error(tmp_path, '[venues.bybit]\n[[accounts]]\nfile = "book.json"\n', raw=latin1)
+    assert err.source == str(tmp_path / "book.json") and err.field is None
+    assert "not UTF-8 text" in str(err)
+
+
+def test_an_account_file_with_a_byte_order_mark_reads(tmp_path: Path) -> None:
+    # what Windows PowerShell's `Out-File -Encoding utf8` writes; RFC 8259 lets a parser skip it
+    bom = b"\xef\xbb\xbf" + json.dumps([JSON_ACCOUNT]).encode()
+    cfg = _load(tmp_path, '[venues.bybit]\n[[accounts]]\nfile = "book.json"\n', raw=bom)
+    assert [a.account for a in cfg.accounts] == ["uta"]
+
+
+def test_an_empty_account_file_is_no_accounts(tmp_path: Path) -> None:
+    cfg = _load(tmp_path, '[venues.bybit]\n[[accounts]]\nfile = "book.json"\n', [])
+    assert cfg.accounts == ()
+
+
+def test_a_directory_as_account_file_is_refused_at_its_key(tmp_path: Path) -> None:
+    (tmp_path / "book.json").mkdir()
+    err = _error(tmp_path, '[[accounts]]\nfile = "book.json"\n')
+    assert err.field == "accounts[0].file" and "Is a directory" in str(err)
+
+
+@pytest.mark.parametrize(
+    ("written", "where"),
+    [("~/book.json", "home/book.json"), ("~", "home"), ("~x/book.json", "cfg/~x/book.json")],
+)
+def test_a_tilde_is_the_home_directory_only_before_a_slash(
+    tmp_path: Path, written: str, where: str
+) -> None:
+    # "~x/book.json" is not $HOME + "x/book.json" (a sibling of the home directory)
+    (tmp_path / "cfg").mkdir()
+    err = _error_env(tmp_path, f'[[accounts]]\nfile = "{written}"\n')
+    assert f"cannot read {tmp_path / where}:" in str(err)
+
+
+def _error_env(tmp_path: Path, toml: str) -> ConfigError:
+    path = tmp_path / "cfg" / "monitor.toml"
+    path.write_text(toml, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={"HOME": str(tmp_path / "home")})
+    return info.value

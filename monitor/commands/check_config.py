@@ -34,6 +34,9 @@ _REST_TO_CCXT: Final[Mapping[str, tuple[tuple[str, ...], str]]] = {
     BYBIT: (("api", "public"), "{rest}"),
 }
 
+#: accounts and scopes listed one by one; a larger book (an ``[[accounts]] file``) is counted
+LISTED: Final = 20
+
 HELP = "validate a configuration file and print what it would monitor"
 DESCRIPTION = """\
 Load FILE exactly as `monitor run` would (venues, accounts, rules, channels, store, logging,
@@ -100,7 +103,7 @@ def summary(cfg: Config) -> str:
     if disabled:
         lines.append(f"  disabled: {', '.join(disabled)}")
     lines.append(f"accounts ({len(cfg.accounts)}):")
-    for a in cfg.accounts:
+    for a in cfg.accounts[:LISTED]:
         label = f' "{a.label}"' if a.label else ""
         if a.kind is AccountKind.ADDRESS:
             what = "parent subaccount, live" if a.parent else "address, live"
@@ -114,11 +117,19 @@ def summary(cfg: Config) -> str:
             n = len(a.snapshot.positions) if a.snapshot else 0
             prices = f"prices from {a.feed}" if a.feed else "declared prices"
             lines.append(f"  {a.venue}:{a.account}{label} (manual, {n} positions, {prices})")
+    rest = cfg.accounts[LISTED:]
+    if rest:
+        manual = [a.snapshot for a in rest if a.snapshot is not None]
+        n = sum(len(s.positions) for s in manual)
+        lines.append(f"  … and {len(rest)} more accounts ({len(manual)} manual, {n} positions)")
     scopes = cfg.known_scopes()
     live = sum(1 for a in cfg.accounts if a.kind is not AccountKind.MANUAL)
     scope_line = f"scopes known now: {len(scopes)}"
     if scopes:
-        scope_line += " (" + ", ".join(str(s) for s in scopes) + ")"
+        shown = [str(s) for s in scopes[:LISTED]]
+        if len(scopes) > LISTED:
+            shown.append(f"… and {len(scopes) - LISTED} more")
+        scope_line += " (" + ", ".join(shown) + ")"
     if live:
         scope_line += f"; the scopes of {live} live account(s) come from their feeds"
     lines.append(scope_line)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -419,3 +420,43 @@ def test_api_key_accounts_show_the_endpoints_their_private_clients_use(
     assert under("bybit:desk") == f"    rest {by.base} (set here); stream {by.ws_url}"
     assert under("okx:desk") == f"    rest {ok.base}; stream {ok.ws_url} (set here)"
     assert pm.trade_base == "https://papi.binance.com" and by.base == "http://127.0.0.1:9"
+
+
+def test_a_large_account_file_is_summarised_not_printed_account_by_account(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a book of 20,000 accounts printed 20,000 account lines and a 1 MB "scopes known now"
+    # line; the first accounts and scopes are shown, then how many more
+    book = [
+        {
+            "venue": "bybit",
+            "name": f"a{i}",
+            "cross_collateral": 100,
+            "positions": [
+                {"symbol": "BTCUSDT", "size": 1, "entry_price": 100},
+                {
+                    "symbol": "SOLUSDT",
+                    "size": -1,
+                    "entry_price": 10,
+                    "margin_mode": "isolated",
+                    "isolated_margin": 5,
+                },
+            ],
+        }
+        for i in range(500)
+    ]
+    (tmp_path / "book.json").write_text(json.dumps(book), encoding="utf-8")
+    path = tmp_path / "m.toml"
+    path.write_text('[venues.bybit]\n[[accounts]]\nfile = "book.json"\n', encoding="utf-8")
+    code, out, err = run(["check-config", str(path)], capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert "accounts (500):" in lines
+    assert "  bybit:a0 (manual, 2 positions, prices from bybit)" in lines
+    assert "  bybit:a19 (manual, 2 positions, prices from bybit)" in lines
+    assert "  bybit:a20 (manual, 2 positions, prices from bybit)" not in lines
+    assert "  … and 480 more accounts (480 manual, 960 positions)" in lines
+    assert len(lines) < 80 and max(map(len, lines)) < 1000
+    scopes = next(line for line in lines if line.startswith("scopes known now"))
+    assert scopes.startswith("scopes known now: 1000 (bybit:a0/cross, bybit:a0/isolated:SOLUSDT")
+    assert scopes.endswith(", … and 980 more)")

@@ -260,3 +260,54 @@ def test_any_event_that_raises_leaves_the_portfolio_exactly_as_it_was(
         else:
             continue
         assert fingerprint(p) == before, f"{ev!r} raised and changed the portfolio"
+
+
+# -- membership: the journal of the markets' holdings lists -----------------------------------
+MARKETS = [f"M{i}" for i in range(6)]
+
+
+def _position(symbol: str, size: float, isolated: bool) -> Position:
+    pos = huge(symbol, size, 100.0, 100.0)
+    if isolated:
+        pos = dataclasses.replace(pos, margin_mode=MarginMode.ISOLATED, isolated_margin=10.0)
+    return pos
+
+
+@st.composite
+def _books(draw: st.DrawFn) -> list[tuple[str, tuple[tuple[str, float, bool], ...]]]:
+    """Accounts (the target ``x`` among them, at any place) each holding some of MARKETS."""
+    holding = st.tuples(st.sampled_from([1.0, -2.0, 3.0]), st.booleans())
+    book = st.dictionaries(st.sampled_from(MARKETS), holding, max_size=len(MARKETS))
+    names = draw(st.lists(st.sampled_from("abcdefg"), min_size=2, max_size=6, unique=True))
+    names.insert(draw(st.integers(0, len(names))), "x")
+    return [(n, tuple((sym, size, iso) for sym, (size, iso) in draw(book).items())) for n in names]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    books=_books(),
+    after=st.dictionaries(
+        st.sampled_from([*MARKETS, "N0", "N1"]),
+        st.tuples(st.sampled_from([1.0, -5.0]), st.booleans()),
+        max_size=8,
+    ),
+    at=st.integers(0, 8),
+)
+def test_a_snapshot_raising_after_removing_and_adding_in_several_markets_restores_their_order(
+    books: list[tuple[str, tuple[tuple[str, float, bool], ...]]],
+    after: dict[str, tuple[float, bool]],
+    at: int,
+) -> None:
+    """``x`` leaves some markets, enters others, moves between cross and isolated (removed,
+    then added at the end of its market's list), then its snapshot overflows: every market's
+    holdings list is the same holdings in the same order, and no new market stays."""
+    p = Portfolio()
+    for name, held in books:
+        p.apply(AccountSnapshot(V, name, 1000.0, tuple(_position(*h) for h in held)))
+    armed_everywhere(p)
+    orders = {k: [id(h) for h in m.holdings] for k, m in p.markets.items()}
+    positions = [_position(sym, size, iso) for sym, (size, iso) in after.items()]
+    overflow = [huge("Z0", HUGE, 1.0, 1.7e5), huge("Z1", HUGE, 1.0, 1.7e5)]
+    positions[min(at, len(positions)) : min(at, len(positions))] = overflow
+    raises_and_changes_nothing(p, AccountSnapshot(V, "x", 5.0, tuple(positions)))
+    assert {k: [id(h) for h in m.holdings] for k, m in p.markets.items()} == orders
