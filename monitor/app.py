@@ -292,7 +292,8 @@ class Daemon:
         inside a store transaction)."""
         self._health_at: float | None = None
         self.freezer = Freezer()
-        """Scopes and alerts in the book when it was last moved out of the collector's way."""
+        """When the book is moved out of the collector's way (:class:`Freezer`)."""
+        self._flushing = asyncio.Lock()
 
     # -- accounts ----------------------------------------------------------------------------
     def manual_snapshots(self) -> list[AccountSnapshot]:
@@ -410,6 +411,14 @@ class Daemon:
         return self.engine.summary()
 
     async def flush(self) -> None:
+        """Write the status and history the steps left since the last flush. One flush at a
+        time: shutdown's last flush may start while the status loop's (shielded) still
+        writes a large book in several transactions; interleaved, the older one's later
+        transactions would overwrite newer figures."""
+        async with self._flushing:
+            await self._flush()
+
+    async def _flush(self) -> None:
         p, self.pending = self.pending, _Pending()
         now = self.clock.now()
         if p.samples or p.statuses or p.vanished:
@@ -460,7 +469,8 @@ class Daemon:
         apply at the engine's next step; an invalid file keeps the old one running."""
         self.notifier.reloading()
         try:
-            new = load_config(path, env=env)
+            with Freezer.paused():  # a large book's objects, built without collections
+                new = load_config(path, env=env)
         except Exception as exc:  # whatever is wrong with the new file, the old one runs on
             log().error("config.reload_failed", error=str(exc)[:500])
             self.notifier.ready(self.summary())

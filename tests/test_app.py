@@ -672,7 +672,6 @@ async def test_a_reload_reads_the_edited_account_file_and_keeps_it_when_broken(
     await store.close()
 
 
-@pytest.mark.xfail(strict=True, reason="review3: Daemon.flush needs a lock (diff in the report)")
 async def test_a_flush_started_while_another_runs_never_leaves_older_figures_behind(
     tmp_path: Path,
 ) -> None:

@@ -10,8 +10,8 @@ from monitor.model.events import AccountSnapshot, FeedState, FeedStatus, Funding
 from monitor.model.instruments import MaintenanceSchedule
 from monitor.model.portfolio import Portfolio
 from monitor.model.positions import Position, ScopeKey
-from monitor.store import history
 from monitor.schema import Text
+from monitor.store import history
 from monitor.store.db import open_store
 
 
