@@ -328,6 +328,10 @@ class Engine:
         self._full_sweep = True
         self._sweep_at: float | None = None
         self._sweep_queue: deque[ScopeKey] = deque()
+        self._round_markets: deque[tuple[str, str]] = deque()
+        """The markets of the current round whose holders are not in the queue yet: each is
+        expanded when the queue runs dry (a round of 1,000,000 positions built at once was a
+        2 s step)."""
         self._round_at = -1
         """The receive (:attr:`batches`) in which the sweep's current round began: a scope
         evaluated in it or since is skipped by the round (its figures are fresh)."""
@@ -482,7 +486,7 @@ class Engine:
         """Work is owed: inputs or scopes left over by the budgets, or a sweep slice due.
         The shell calls ``receive`` again at once (after yielding) instead of waiting."""
         return bool(self._owed or self._moved or self._deferred) or (
-            self._sweep_credit >= 1.0 and bool(self._sweep_queue)
+            self._sweep_credit >= 1.0 and bool(self._sweep_queue or self._round_markets)
         )
 
     # -- applying events ----------------------------------------------------------------------
@@ -672,6 +676,7 @@ class Engine:
             self._full_sweep = False
             self._sweep_at = now
             self._round_at = self.batches
+            self._round_markets.clear()
             self._sweep_queue = deque(k for k in self.portfolio.scope_keys() if k not in fresh)
             self._sweep_size = len(self._sweep_queue)
             self._sweep_credit = float(self._sweep_size)
@@ -679,7 +684,7 @@ class Engine:
         else:
             elapsed = max(now - self._sweep_at, 0.0)
             self._sweep_at = now
-            if not self._sweep_queue:
+            if not self._sweep_queue and not self._round_markets:
                 self._begin_round()
             # a fractional credit, so a small book is not swept on every batch; never more
             # than one round owed
@@ -689,32 +694,41 @@ class Engine:
             self._sweep_credit = min(self._sweep_credit, float(max(self._sweep_size, 1)))
         if not allowed:
             return []
-        n = min(math.floor(self._sweep_credit), len(self._sweep_queue), limit)
+        n = min(math.floor(self._sweep_credit), limit)
         out: list[ScopeKey] = []
-        owed, evaluated, since = self._sweep_queue, self._evaluated_at, self._round_at
-        while len(out) < n and owed:
-            key = owed.popleft()
-            if evaluated.get(key, -1) < since:  # else: evaluated since the round began
-                out.append(key)
-            if not owed and self._dirty and len(out) < n:
+        owed, markets = self._sweep_queue, self._round_markets
+        evaluated, since = self._evaluated_at, self._round_at
+        while len(out) < n:
+            if not owed:
+                if markets:  # the next market of the round: its holders, when it comes
+                    owed.extend(self.portfolio.scopes_holding(*markets.popleft()))
+                    continue
+                if not self._dirty:
+                    break
                 # the rest of the round was fresh: the next round (what moved since) at once
                 self._begin_round()
                 since = self._round_at
+                continue
+            key = owed.popleft()
+            if evaluated.get(key, -1) < since:  # else: evaluated since the round began
+                out.append(key)
         self._sweep_credit -= len(out)
-        if not self._sweep_queue and not self._dirty:
+        if not owed and not markets and not self._dirty:
             self._sweep_credit = 0.0  # nothing moved: no credit to hoard
         return out
 
     def _begin_round(self) -> None:
-        """A sweep round: the scopes that moved in their band since their last full
-        evaluation; nothing else has figures to refresh (an idle book costs nothing)."""
-        queue: dict[ScopeKey, None] = {}
-        for venue, symbol in self._dirty:
-            queue.update(dict.fromkeys(self.portfolio.scopes_holding(venue, symbol)))
+        """A sweep round: the scopes holding an instrument that moved since the last round
+        (nothing else has figures to refresh: an idle book costs nothing), market by market
+        as the queue runs dry (a scope holding several is evaluated once: the round skips
+        what it evaluated already). Its size, for the pace, counts positions."""
+        markets = self.portfolio.markets
+        self._round_markets.extend(self._dirty)
+        self._sweep_size = sum(
+            len(m.holdings) for key in self._dirty if (m := markets.get(key)) is not None
+        )
         self._dirty.clear()
         self._round_at = self.batches
-        self._sweep_queue.extend(queue)
-        self._sweep_size = len(queue)
 
     # -- accounts and configuration -----------------------------------------------------------
     def _alerted_scopes(self, group: str) -> list[ScopeKey]:

@@ -92,6 +92,22 @@ def test_an_idle_book_is_not_swept_and_a_moved_one_is_swept_once() -> None:
     assert e.evaluated == 10  # each of the 5 scopes swept once, then nothing again
 
 
+def test_a_scope_holding_several_moved_instruments_is_swept_once_per_round() -> None:
+    # a round goes market by market (built at once, a 1,000,000-position round was a 2 s
+    # step): a scope holding BTC and ETH, both moved, is still evaluated once
+    eth = replace(long_btc(1000.0), symbol="ETH")
+    e, _ = engine(3)
+    e.receive([snapshot(f"a{i}", 1000.0, long_btc(1000.0), eth) for i in range(3)], T0, 0.0)
+    e.receive([snapshot("b", 1000.0, replace(long_btc(1000.0), symbol="SOL"))], T0, 0.0)
+    assert e.evaluated == 4
+    moved = [MarkPrice(VENUE, "BTC", 100.5), MarkPrice(VENUE, "ETH", 100.5)]
+    assert e.receive(moved, T0 + 1, 1.0, sweep=False).risks == []
+    swept: list[ScopeKey] = []
+    for i in range(2, 12):
+        swept += [r.key for r in e.receive([], T0 + i, float(i)).risks]
+    assert sorted(k.account for k in swept) == ["a0", "a1", "a2"]  # once each; SOL unmoved
+
+
 def test_an_event_that_raises_is_quarantined_once_per_account_and_the_engine_goes_on() -> None:
     # issue 10: two positions of 1e303 at entry 1 marked at 170,000 each carry an unrealized
     # PnL of 1e303 · 169,999 ≈ 1.7e308 (finite, under 1.8e308); their sum overflows math.fsum
