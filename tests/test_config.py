@@ -49,6 +49,7 @@ def test_example_config_loads_and_documents_every_section() -> None:
         *mod.VENUE_KEYS,
         *mod.ADDRESS_ACCOUNT_KEYS,
         *mod.MANUAL_ACCOUNT_KEYS,
+        *mod.ACCOUNT_FILE_KEYS,
         *mod.API_KEY_ACCOUNT_KEYS,
         *mod.STORE_KEYS,
         *mod.LOGGING_KEYS,
