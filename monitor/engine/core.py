@@ -723,10 +723,13 @@ class Engine:
         as the queue runs dry (a scope holding several is evaluated once: the round skips
         what it evaluated already). Its size, for the pace, counts positions."""
         markets = self.portfolio.markets
-        self._round_markets.extend(self._dirty)
-        self._sweep_size = sum(
-            len(m.holdings) for key in self._dirty if (m := markets.get(key)) is not None
-        )
+        size = 0
+        for key in self._dirty:
+            m = markets.get(key)
+            if m is not None and m.holdings:  # a market nobody holds has nothing to refresh
+                self._round_markets.append(key)
+                size += len(m.holdings)
+        self._sweep_size = size
         self._dirty.clear()
         self._round_at = self.batches
 

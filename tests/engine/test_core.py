@@ -108,6 +108,23 @@ def test_a_scope_holding_several_moved_instruments_is_swept_once_per_round() -> 
     assert sorted(k.account for k in swept) == ["a0", "a1", "a2"]  # once each; SOL unmoved
 
 
+def test_a_round_begun_when_nobody_held_the_moved_instrument_does_not_stall_the_sweep() -> None:
+    # found by the fault property (a dYdX snapshot whose position status was null): the
+    # account's only position goes, the price moves (a round of markets nobody holds), the
+    # position comes back; a later move within its band must still be swept
+    e, _ = engine(1)
+    e.receive([snapshot("a0", 1000.0, long_btc(1000.0))], T0, 0.0)
+    e.receive([snapshot("a0", 1000.0)], T0 + 1, 1.0)
+    e.receive([MarkPrice(VENUE, "BTC", 100.2)], T0 + 2, 2.0)
+    for i in range(3, 10):
+        e.receive([], T0 + i, float(i))
+    e.receive([snapshot("a0", 1000.0, long_btc(1000.0))], T0 + 10, 10.0)
+    swept = e.receive([MarkPrice(VENUE, "BTC", 100.4)], T0 + 20, 20.0).risks
+    for i in range(21, 30):
+        swept += e.receive([], T0 + i, float(i)).risks
+    assert [r.positions[0].mark_price for r in swept] == [100.4]
+
+
 def test_an_event_that_raises_is_quarantined_once_per_account_and_the_engine_goes_on() -> None:
     # issue 10: two positions of 1e303 at entry 1 marked at 170,000 each carry an unrealized
     # PnL of 1e303 · 169,999 ≈ 1.7e308 (finite, under 1.8e308); their sum overflows math.fsum
