@@ -20,6 +20,7 @@ from monitor.model.portfolio import Portfolio
 from monitor.model.positions import Position, ScopeKey
 from monitor.store import alert_state, history, outbox
 from monitor.store.db import Store, open_store
+from tests.ops.botapi import BotApi
 
 #: the store's "now" (epoch s): 2023-11-14T22:13:20Z
 NOW = 1_700_000_000.0
@@ -126,3 +127,12 @@ async def filled(tmp_path: Path) -> AsyncIterator[Filled]:
     await fill(store)
     yield Filled(store, path)
     await store.close()
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[BotApi]:
+    """The Telegram Bot API stand-in on 127.0.0.1, started and stopped around a test."""
+    srv = BotApi()
+    await srv.start()
+    yield srv
+    await srv.stop()

@@ -41,14 +41,6 @@ def _text(sent: Sent) -> str:
     return html.unescape(re.sub(r"</?pre>", "", sent.text))
 
 
-@pytest.fixture
-async def api() -> AsyncIterator[BotApi]:
-    srv = BotApi()
-    await srv.start()
-    yield srv
-    await srv.stop()
-
-
 def _cfg(api: BotApi) -> TelegramBotConfig:
     return TelegramBotConfig(
         enabled=True, token=TOKEN, chat_ids=(ALLOWED,), api_url=api.url, poll_timeout=2

@@ -16,14 +16,6 @@ from tests.ops.test_bot import _ask, _cfg, _text
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[BotApi]:
-    srv = BotApi()
-    await srv.start()
-    yield srv
-    await srv.stop()
-
-
-@pytest.fixture
 async def bot(filled: Filled, api: BotApi) -> AsyncIterator[CommandBot]:
     b = CommandBot(_cfg(api), filled.store, now=lambda: NOW)
     await b.start()
