@@ -94,11 +94,8 @@ class Recent:
         if samples and now - samples[-1][0] < self.every:
             return
         samples.append((now, value))
-        old = 0
-        while old < len(samples) and now - samples[old][0] > self.window:
-            old += 1
-        if old:
-            del samples[:old]
+        while now - samples[0][0] > self.window:  # at most window / every + 1 samples
+            samples.pop(0)
 
     def record(self, risks: Iterable[ScopeRisk], now: float) -> None:
         """Note each scope's margin ratio (subject ``venue:account/scope``) and each
