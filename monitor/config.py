@@ -685,7 +685,7 @@ class _Loader:
         """``[[accounts]] file = "book.json"``: a JSON list of manual accounts, each with the
         keys of a manual ``[[accounts]]`` entry (``venue``, ``name``, ``label``,
         ``cross_collateral``, ``feed``, ``positions``), for books too large to write as TOML
-        (decoded by msgspec: 1,000,000 positions are read in 7.6 s, 28 s as TOML). A relative
+        (decoded by msgspec, several times faster than TOML: benchmarks/README.md). A relative
         path is relative to the configuration file. Errors name the book file and the entry:
         ``book.json: [12].positions[0].size: …``. Returns each account with (file, entry
         path)."""
