@@ -242,6 +242,7 @@ class AlertBook:
         "_due",
         "_heap",
         "alerts",
+        "firing",
         "held",
         "mutes",
         "peaks",
@@ -260,6 +261,8 @@ class AlertBook:
         self._by_group: dict[str, dict[str, None]] = {}
         self._due: dict[str, float] = {}
         self._heap: list[tuple[float, str]] = []
+        self.firing = 0
+        """How many of ``alerts`` are firing (kept by :meth:`put` and :meth:`drop`)."""
         self.held: dict[str, None] = {}
         """Alerts whose timer came due while a stale feed held them (re-checked every
         :data:`RECHECK` seconds, and at once when a feed recovers)."""
@@ -268,9 +271,14 @@ class AlertBook:
 
     # -- records and their indexes -------------------------------------------------------------
     def put(self, key: str, rec: AlertRecord, rules: AlertRules | None) -> None:
-        if key not in self.alerts:
+        old = self.alerts.get(key)
+        if old is None:
             self._by_scope.setdefault(scope_of(rec.subject), {})[key] = None
             self._by_group.setdefault(rec.group, {})[key] = None
+        elif old.status is AlertStatus.FIRING:
+            self.firing -= 1
+        if rec.status is AlertStatus.FIRING:
+            self.firing += 1
         self.alerts[key] = rec
         if rules is not None:
             self.schedule(key, rec, rules)
@@ -279,6 +287,8 @@ class AlertBook:
         rec = self.alerts.pop(key, None)
         if rec is None:
             return None
+        if rec.status is AlertStatus.FIRING:
+            self.firing -= 1
         for index, name in ((self._by_scope, scope_of(rec.subject)), (self._by_group, rec.group)):
             keys = index.get(name)
             if keys is not None:
@@ -417,6 +427,19 @@ def active_level(
         if active and (best is None or lv.severity.rank > best.severity.rank):
             best = lv
     return best
+
+
+_RULE_NAMES: dict[RuleKind, str] = {k: k.value for k in RuleKind}
+
+
+def _fires(levels: Sequence[Level], direction: Direction, value: float | None) -> bool:
+    """Whether ``value`` crosses the ``fire`` of any of ``levels`` (what starts an alert:
+    :func:`active_level` without a firing severity)."""
+    if value is None:
+        return False
+    if direction is Direction.ABOVE:
+        return any(value >= lv.fire for lv in levels)
+    return any(value <= lv.fire for lv in levels)
 
 
 class _Eval:
@@ -581,15 +604,19 @@ class _Eval:
         symbol: str | None = None,
         risk: ScopeRisk | None = None,
     ) -> None:
-        key = alert_key(kind.value, subject)
+        key = f"{_RULE_NAMES[kind]}|{subject}"
         self.touched.add(key)
-        rule = self.rules.rule(kind, account)
         prev = self.alerts.get(key)
-        levels = rule.levels_for(symbol) if rule is not None else ()
-        direction = DIRECTIONS[kind]
-        current = prev.severity if prev is not None and prev.status is AlertStatus.FIRING else None
         if value is not None and math.isnan(value):
             return  # unknown: proves nothing, so it neither fires nor resolves (fail closed)
+        if prev is None and value is None:
+            return  # nothing to fire on, nothing to resolve
+        rule = self.rules.rule(kind, account)
+        levels = rule.levels_for(symbol) if rule is not None else ()
+        direction = DIRECTIONS[kind]
+        if prev is None and not _fires(levels, direction, value):
+            return  # the common case of a scope evaluated again: no alert, none to start
+        current = prev.severity if prev is not None and prev.status is AlertStatus.FIRING else None
         lv = active_level(levels, direction, value, current)
         if lv is None:
             if prev is not None:

@@ -56,7 +56,6 @@ from monitor.alerts.engine import (
     AlertBook,
     AlertDelta,
     AlertState,
-    AlertStatus,
     Health,
     Observation,
     Transition,
@@ -310,6 +309,7 @@ class Engine:
         self.replay = replay
         self.ready = False
         self.latest: dict[ScopeKey, ScopeRisk] = {}
+        self._worst = WorstRatio()
         self.seen_accounts: set[AccountKey] = set()
         self.last_message: dict[str, float] = {}
         self.feed_states: dict[tuple[str, str], FeedStatus] = {}
@@ -646,6 +646,7 @@ class Engine:
             self._evaluated_at[key] = self.batches
             self.portfolio.arm(key, self._thresholds(key))
             self.latest[key] = risk
+            self._worst.record(risk)
             doc: dict[str, object] = status_doc(risk, self.book.firing_of(str(key)))
             doc["ts"] = wall
             step.statuses[key] = doc
@@ -801,12 +802,8 @@ class Engine:
 
     def summary(self) -> str:
         """One line for ``systemctl status`` and the log."""
-        firing = sum(1 for r in self.book.alerts.values() if r.status is AlertStatus.FIRING)
-        worst = max(
-            (r for r in self.latest.values() if r.margin_ratio is not None),
-            key=lambda r: r.margin_ratio or 0.0,
-            default=None,
-        )
+        firing = self.book.firing
+        worst = self.worst()
         bad: dict[FeedState, list[str]] = {FeedState.DOWN: [], FeedState.STALE: []}
         for (v, c), fs in sorted(self.feed_states.items()):
             if fs.state in bad:
@@ -821,6 +818,10 @@ class Engine:
             parts.append("stale: " + ", ".join(bad[FeedState.STALE]))
         return "; ".join(parts)
 
+    def worst(self) -> ScopeRisk | None:
+        """The latest figures of the scope with the highest margin ratio (:class:`WorstRatio`)."""
+        return self._worst.of(self.latest)
+
     @property
     def state(self) -> AlertState:
         """The alert state (a live read-only view of :attr:`book`)."""
@@ -830,6 +831,47 @@ class Engine:
     def risks(self) -> dict[ScopeKey, ScopeRisk]:
         """The latest figures of every scope evaluated in full (read-only view for renderers)."""
         return self.latest
+
+
+class WorstRatio:
+    """The scope with the highest margin ratio among the latest figures, without a pass over
+    every scope (``summary`` runs every second; a book has 10⁵ scopes).
+
+    A heap of (−margin ratio, order, scope) of every evaluation :meth:`record` was told of; an
+    entry is current while the scope's latest ratio is still its value, and stale ones are
+    dropped as they surface. Amortised O(log scopes) per record and query; the heap is rebuilt
+    from the latest figures when it holds more than twice as many entries. A ratio that is
+    None (equity ≤ 0) or NaN is not ranked."""
+
+    __slots__ = ("_heap", "_seq")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, ScopeKey]] = []
+        self._seq = 0
+
+    def record(self, risk: ScopeRisk) -> None:
+        ratio = risk.margin_ratio
+        if ratio is not None and not math.isnan(ratio):
+            self._seq += 1
+            heapq.heappush(self._heap, (-ratio, self._seq, risk.key))
+
+    def of(self, latest: Mapping[ScopeKey, ScopeRisk]) -> ScopeRisk | None:
+        """The scope of ``latest`` (scope → its latest figures, each recorded when it was
+        computed) with the highest ratio; None when none has one. Ties: the one recorded
+        first."""
+        heap = self._heap
+        if len(heap) > 2 * len(latest) + 16:
+            heap[:] = []
+            self._seq = 0
+            for r in latest.values():
+                self.record(r)
+        while heap:
+            neg, _, key = heap[0]
+            risk = latest.get(key)
+            if risk is not None and risk.margin_ratio == -neg:
+                return risk
+            heapq.heappop(heap)
+        return None
 
 
 def _typed_in(t: Transition, typed: Mapping[str, list[str]]) -> Transition:

@@ -115,6 +115,22 @@ class RuleSet:
             return [_ZERO_SEGMENT]
         return [self._segment_of(leg, i) for i in range(len(sched.tiers))]
 
+    def breakpoints(self, leg: Leg) -> list[float]:
+        """The prices (finite, > 0) where this leg's maintenance changes bracket: every finite
+        positive ``lo``/``hi`` of :meth:`segments` (a subclass that overrides ``segments``
+        overrides this too). Without building the segments: a bracket floor ``N`` (quote)
+        is the price ``N / |size|``."""
+        sched = leg.schedule
+        q = abs(leg.size)
+        if sched is None or q == 0.0:
+            return []
+        out = []
+        for t in sched.tiers[1:]:
+            b = t.floor / q
+            if b > 0.0 and math.isfinite(b):
+                out.append(b)
+        return out
+
     def maintenance(self, leg: Leg, price: float) -> float:
         """``segment(leg, price).at(price)``, computed without building the segment (the same
         arithmetic, so the same float). Subclasses that override ``segment`` override this
@@ -233,12 +249,10 @@ def shock_to_liquidation(
     for leg, p in zip(legs, prices, strict=True):
         if p <= 0.0:
             continue
-        for seg in rules.segments(leg):
-            for bound in (seg.lo, seg.hi):
-                if math.isfinite(bound) and bound > 0.0:
-                    x = bound / p - 1.0
-                    if (direction < 0 and -1.0 < x < 0.0) or (direction > 0 and x > 0.0):
-                        bps.add(x)
+        for bound in rules.breakpoints(leg):
+            x = bound / p - 1.0
+            if (direction < 0 and -1.0 < x < 0.0) or (direction > 0 and x > 0.0):
+                bps.add(x)
     limit = -1.0 if direction < 0 else 1000.0
     points = sorted(bps, reverse=direction < 0)
     points.append(limit)

@@ -69,6 +69,11 @@ class BybitRules(RuleSet):
             return [self._entry_segment(leg)]
         return RuleSet.segments(self, leg)
 
+    def breakpoints(self, leg: Leg) -> list[float]:
+        if leg.isolated:
+            return []  # valued at the entry price: one segment, whatever the price
+        return RuleSet.breakpoints(self, leg)
+
     def maintenance_rate(self, leg: Leg, price: float) -> float:
         if leg.isolated and leg.schedule is not None:
             n = leg.qty * leg.entry_price

@@ -29,6 +29,7 @@ import heapq
 import itertools
 import math
 from collections.abc import Iterable, Iterator, Mapping
+from typing import NamedTuple
 
 from monitor.margin.base import Leg, RuleSet
 from monitor.margin.registry import rules_for
@@ -132,7 +133,18 @@ class Holding:
 class ScopeState:
     """One margin pool. ``band_seq`` is non-zero while the scope is armed (fast path)."""
 
-    __slots__ = ("band_seq", "cash", "deltas", "holdings", "key", "mm", "rules", "value", "zone")
+    __slots__ = (
+        "assessed",
+        "band_seq",
+        "cash",
+        "deltas",
+        "holdings",
+        "key",
+        "mm",
+        "rules",
+        "value",
+        "zone",
+    )
 
     def __init__(self, key: ScopeKey, rules: RuleSet, cash: float) -> None:
         self.key = key
@@ -144,6 +156,9 @@ class ScopeState:
         self.deltas = 0
         self.band_seq = 0
         self.zone: int | None = None
+        self.assessed: _Assessed | None = None
+        """What ``rearm`` found when it handed the scope back for a full evaluation: reused by
+        the ``arm`` that follows when nothing it depends on changed in between."""
 
     @property
     def equity(self) -> float:
@@ -542,8 +557,12 @@ class Portfolio:
         if s is None:
             return None
         self._sync(s)
-        bounds = self._bounds(s)
-        w, s.zone = assess(s.rules, bounds, s.equity, s.mm, thresholds)
+        got, s.assessed = s.assessed, None
+        if got is not None and got.thresholds == thresholds and got.inputs == _inputs(s):
+            # ``rearm`` assessed these very figures (a crash: handed back, evaluated, armed)
+            w, s.zone = got.band, got.zone
+        else:
+            w, s.zone = assess(s.rules, self._bounds(s), s.equity, s.mm, thresholds)
         self._install(s, w)
         return w
 
@@ -572,6 +591,7 @@ class Portfolio:
         self._sync(s)
         w, now = assess(s.rules, self._bounds(s), s.equity, s.mm, thresholds)
         if now != s.zone:
+            s.assessed = _Assessed(thresholds, _inputs(s), w, now)
             return True
         self._install(s, w)
         return False
@@ -904,6 +924,27 @@ def _bump(scope: ScopeState, dv: float, dmm: float) -> None:
     scope.deltas += 1
     if scope.deltas >= RESUM_EVERY or abs(v) < 0.5 * abs(old_v) or abs(mm) < 0.5 * abs(old_mm):
         scope.resum()
+
+
+class _Assessed(NamedTuple):
+    """One ``assess`` of a scope: its arguments (``thresholds``; ``inputs``, see
+    :func:`_inputs`) and its result (``band``, ``zone``)."""
+
+    thresholds: Thresholds
+    inputs: tuple[object, ...]
+    band: float
+    zone: int
+
+
+def _inputs(s: ScopeState) -> tuple[object, ...]:
+    """Everything ``assess`` reads of a scope besides its thresholds and rules: equity,
+    maintenance, and each holding's leg and risk price, in order (a NaN never compares equal,
+    so such a scope is assessed again)."""
+    out: list[object] = [s.cash, s.value, s.mm]
+    for h in s.holdings.values():
+        out.append(h.leg)
+        out.append(h.price)
+    return tuple(out)
 
 
 def _disarm(scope: ScopeState, *, changed: bool = True) -> None:

@@ -59,6 +59,8 @@ def test_the_incremental_book_decides_as_a_fresh_one_and_its_deltas_rebuild_it(
         mine, delta = evaluate_in_place(obs, t, book, RULES)
         assert [x.id for x in mine] == [x.id for x in fresh]
         assert book.alerts == dict(state.alerts)
+        # the firing count ``summary`` shows, kept by put and drop, is the count
+        assert book.firing == sum(r.status is AlertStatus.FIRING for r in state.alerts.values())
         for rec in delta.upserts:
             stored[rec.key] = rec
         for key in delta.deletes:

@@ -1,0 +1,73 @@
+"""``Engine.summary``'s worst scope (:class:`monitor.engine.core.WorstRatio`): the same scope a
+pass over every scope's latest figures finds, without that pass."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.engine.core import WorstRatio
+from monitor.margin.risk import ScopeRisk
+from monitor.model.positions import ScopeKey
+from tests.alerts.helpers import scope
+
+KEYS = [ScopeKey("hyperliquid", f"0x{i}", "cross") for i in range(5)]
+
+# an operation: scope index, then its new margin ratio (None: equity ≤ 0; NaN: unknown), or
+# "gone" (the scope vanished)
+RATIO = st.one_of(
+    st.none(),
+    st.just(math.nan),
+    st.sampled_from([0.1, 0.5, 0.9]),  # ties are common: a repeated value must not mislead
+    st.floats(0.0, 3.0),
+)
+OP = st.tuples(st.integers(0, len(KEYS) - 1), st.one_of(RATIO, st.just("gone")))
+
+
+def _by_pass(latest: dict[ScopeKey, ScopeRisk]) -> float | None:
+    ratios = [
+        r.margin_ratio
+        for r in latest.values()
+        if r.margin_ratio is not None and not math.isnan(r.margin_ratio)
+    ]
+    return max(ratios, default=None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ops=st.lists(OP, max_size=80))
+def test_the_worst_scope_is_the_highest_current_ratio_whatever_came_before(
+    ops: list[tuple[int, float | str | None]],
+) -> None:
+    worst = WorstRatio()
+    latest: dict[ScopeKey, ScopeRisk] = {}
+    for i, ratio in ops:
+        key = KEYS[i]
+        if ratio == "gone":
+            latest.pop(key, None)
+        else:
+            assert not isinstance(ratio, str)
+            risk = scope(ratio, key=key)
+            latest[key] = risk
+            worst.record(risk)
+        got = worst.of(latest)
+        expected = _by_pass(latest)
+        if expected is None:
+            assert got is None
+        else:
+            assert got is not None and got is latest[got.key]
+            assert got.margin_ratio == expected
+
+
+def test_a_scope_that_improved_is_no_longer_the_worst() -> None:
+    """0x0 at 90 % then 10 %, 0x1 at 50 %: the worst is 0x1 (its 50 % > 0x0's current 10 %),
+    though 0x0's 90 % entry is still the heap's top until it is looked at."""
+    worst = WorstRatio()
+    latest = {KEYS[0]: scope(0.9, key=KEYS[0]), KEYS[1]: scope(0.5, key=KEYS[1])}
+    for r in latest.values():
+        worst.record(r)
+    latest[KEYS[0]] = scope(0.1, key=KEYS[0])
+    worst.record(latest[KEYS[0]])
+    got = worst.of(latest)
+    assert got is not None and got.key == KEYS[1]
