@@ -203,6 +203,53 @@ def test_a_position_event_disarms_and_forgets_the_zone() -> None:
     assert p.rearm(A, THRESHOLDS)  # so it must be evaluated, not just re-armed
 
 
+def _crossed_and_handed_back(p: Portfolio) -> None:
+    """Arm A, then move BTC far enough that A's band is left and a threshold crossed: rearm
+    hands it back for a full evaluation (and keeps what it assessed)."""
+    p.apply_fast(MarkPrice("binance_usdm", "ETH", 3_000.0))
+    p.apply_fast(MarkPrice("binance_usdm", "BTC", 50_000.0))
+    p.arm(A, THRESHOLDS)
+    assert p.apply_fast(MarkPrice("binance_usdm", "BTC", 41_000.0)) == [A]
+    assert p.rearm(A, THRESHOLDS)
+
+
+@pytest.mark.parametrize(
+    "between",
+    [
+        "nothing",
+        "the other instrument's price",
+        "the same instrument's price",
+        "a position",
+        "other thresholds",
+    ],
+)
+def test_arm_after_rearm_arms_as_a_fresh_assessment_whatever_changed_between(
+    between: str,
+) -> None:
+    """``arm`` reuses ``rearm``'s assessment only when nothing it reads changed: the band
+    and zone it gives are those of a portfolio that never rearmed."""
+    p, q = _book(), _book()
+    _crossed_and_handed_back(p)
+    _crossed_and_handed_back(q)
+    thresholds = THRESHOLDS
+    for x in (p, q):
+        if between == "the other instrument's price":
+            x.apply_fast(MarkPrice("binance_usdm", "ETH", 2_900.0))
+        elif between == "the same instrument's price":
+            x.apply_fast(MarkPrice("binance_usdm", "BTC", 40_000.0))
+        elif between == "a position":
+            x.apply_fast(PositionUpdate("binance_usdm", "a", Position("BTC", 0.5, 50_000.0)))
+    if between == "other thresholds":
+        thresholds = Thresholds(margin_ratio=(0.3,), equity=(), distance=())
+    q_state = q.scope_state(A)
+    assert q_state is not None
+    q_state.assessed = None  # q assesses afresh
+    assert p.arm(A, thresholds) == q.arm(A, thresholds)
+    p_state = p.scope_state(A)
+    assert p_state is not None and p_state.zone == q_state.zone
+    assert p_state.assessed is None  # used once
+
+
 def test_quick_equals_the_full_risk_after_lazy_ticks() -> None:
     p = _book()
     for px in (3_010.0, 2_990.0, 3_100.0):
