@@ -180,6 +180,16 @@ class AccountKey:
     def __str__(self) -> str:
         return self._text
 
+    @classmethod
+    def _checked(cls, venue: str, account: str, text: str) -> AccountKey:
+        """The key of a venue and account already checked (a :class:`ScopeKey`'s), with its
+        text form: no check, no second copy of the text."""
+        key = object.__new__(cls)
+        object.__setattr__(key, "venue", venue)
+        object.__setattr__(key, "account", account)
+        object.__setattr__(key, "_text", text)
+        return key
+
 
 @dataclass(frozen=True, slots=True, order=True)
 class ScopeKey:
@@ -191,6 +201,7 @@ class ScopeKey:
     scope: str
     _text: str = field(default="", init=False, repr=False, compare=False)
     _account: str = field(default="", init=False, repr=False, compare=False)
+    _account_key: AccountKey | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_venue(self.venue)
@@ -203,7 +214,12 @@ class ScopeKey:
 
     @property
     def account_key(self) -> AccountKey:
-        return AccountKey(self.venue, self.account)
+        """The account's key (made once per scope key: every lookup of a scope reads it)."""
+        key = self._account_key
+        if key is None:
+            key = AccountKey._checked(self.venue, self.account, self._account)
+            object.__setattr__(self, "_account_key", key)
+        return key
 
     @property
     def account_text(self) -> str:

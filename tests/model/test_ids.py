@@ -135,3 +135,16 @@ def test_user_input_normalises_alias_case_and_checksummed_address_with_notes() -
 )
 def test_covers_compares_parts_never_prefixes(target: str, subject: str, covered: bool) -> None:
     assert covers(parse_subject(target), parse_subject(subject)) is covered
+
+
+@pytest.mark.parametrize("account", ["0xAbC", "a b/c#d", "dydx1xyz/3"])
+def test_a_scope_keys_account_key_is_the_checked_key_made_once(account: str) -> None:
+    """The account key a scope key hands out (made without a second check) equals, hashes and
+    prints as the key made from scratch, and is the same object every time."""
+    key = ScopeKey("hyperliquid", account, "cross")
+    made = AccountKey("hyperliquid", account)
+    got = key.account_key
+    assert got == made and hash(got) == hash(made) and str(got) == str(made)
+    assert repr(got) == repr(made)
+    assert key.account_key is got
+    assert {got: 1}[made] == 1
