@@ -18,16 +18,17 @@ def _unfrozen() -> Iterator[None]:
     gc.unfreeze()
 
 
-def test_the_book_is_frozen_after_every_2000_additions_or_evaluations() -> None:
+def test_the_book_is_frozen_after_every_500_additions_or_evaluations() -> None:
+    assert Freezer.EVERY == 500
     f = Freezer()
-    assert not f.step(1_500, 0)  # 1,500 accounts, scopes and alerts so far
-    assert f.step(1_500, 500)  # and 500 evaluations: 2,000
+    assert not f.step(300, 0)  # 300 accounts, scopes and alerts so far
+    assert f.step(300, 200)  # and 200 evaluations: 500
     frozen = gc.get_freeze_count()
-    assert f.churn == 0 and f.size == 1_500 and f.freezes == 1
-    assert not f.step(2_500, 900)  # 1,000 added + 900 evaluated
-    assert f.step(2_500, 100)
-    assert not f.step(1_000, 1_999)  # a book that shrank counts no growth
-    assert f.step(1_000, 1)
+    assert f.churn == 0 and f.size == 300 and f.freezes == 1
+    assert not f.step(550, 200)  # 250 added + 200 evaluated
+    assert f.step(550, 50)
+    assert not f.step(100, 499)  # a book that shrank counts no growth
+    assert f.step(100, 1)
     assert f.freezes == 3
     assert gc.get_freeze_count() >= frozen
 
