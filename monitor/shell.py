@@ -23,7 +23,13 @@ from monitor.engine.core import Engine, Step
 from monitor.margin.remedy import Remedy
 from monitor.margin.risk import ScopeRisk
 from monitor.notify.channels import Channel
-from monitor.notify.outbound import Recent, RemedyOf, build_messages, remedy_for
+from monitor.notify.outbound import (
+    Recent,
+    ReductionBudget,
+    RemedyOf,
+    build_messages,
+    remedy_for,
+)
 from monitor.store import alert_state, outbox
 from monitor.store.db import Store
 
@@ -69,6 +75,7 @@ class RiskView:
     def __init__(self) -> None:
         self.by_name: dict[str, ScopeRisk] = {}
         self.recent = Recent()
+        self.reductions = ReductionBudget()
 
     def update(self, step: Step) -> None:
         for r in step.risks:
@@ -115,6 +122,7 @@ async def persist(
         remedy=_remedy(engine) if engine is not None else None,
         state=engine.state if engine is not None and feed_news else None,
         recent=risks.recent,
+        reductions=risks.reductions,
     )
     async with store.transaction() as conn:
         if step.delta is not None:

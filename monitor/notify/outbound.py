@@ -63,6 +63,41 @@ class RemedyOf(Protocol):
 #: that order) get it and the rest get the deposit, with a note
 REDUCTIONS_PER_CALL = 50
 
+#: remedies with their reduction per second across calls (:class:`ReductionBudget`): the
+#: daemon's steps are small (~0.1 s each in a crash), so a per-call bound alone let a crash
+#: compute nearly every reduction, ~0.5 ms each, on the event loop
+REDUCTIONS_PER_SECOND = 50.0
+
+
+class ReductionBudget:
+    """How many remedies get their reduction, across :func:`build_messages` calls: a token
+    bucket of ``burst`` reductions refilled at ``per_second`` (``now`` in epoch seconds; a
+    clock that steps back refills nothing). A trader's few alerts always get theirs; in a
+    crash the first each second do (the engine decides the most urgent first), the rest get
+    the deposit and a note saying ``monitor whatif`` computes the reduction."""
+
+    __slots__ = ("_at", "_tokens", "burst", "per_second")
+
+    def __init__(
+        self, per_second: float = REDUCTIONS_PER_SECOND, burst: float = REDUCTIONS_PER_SECOND
+    ) -> None:
+        self.per_second = per_second
+        self.burst = burst
+        self._tokens = burst
+        self._at: float | None = None
+
+    def take(self, now: float) -> bool:
+        """One reduction at ``now``, if the budget has one left."""
+        if self._at is not None and now > self._at:
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.per_second)
+        if self._at is None or now > self._at:
+            self._at = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+
 _HELD_RULES = frozenset(k.value for k in DIRECTIONS) - {RuleKind.OUTBOX_BACKLOG.value}
 
 
@@ -262,6 +297,7 @@ def build_messages(
     remedy: RemedyOf | None = None,
     state: AlertState | None = None,
     recent: Recent | None = None,
+    reductions: ReductionBudget | None = None,
 ) -> list[OutboundMessage]:
     """One message per (group, channel) for the unmuted transitions a channel takes
     (severity ≥ its ``min_severity``; resolves only if it ``send_resolved``).
@@ -274,7 +310,8 @@ def build_messages(
     for the first :data:`REDUCTIONS_PER_CALL`. ``state``: the alert state after the step;
     with it, each feed that fired stale or down also gets a message of its own listing the
     alerts it holds (none when it holds none). ``recent``: the recent values (:class:`Recent`)
-    that say how fast a margin-ratio or liquidation-distance alert moved.
+    that say how fast a margin-ratio or liquidation-distance alert moved. ``reductions``: the
+    budget of reductions across calls (:class:`ReductionBudget`), on top of the per-call one.
 
     A channel with ``charts = true`` gets, on a message holding a critical alert on a scope,
     the charts to attach (``attach``: :func:`chart_specs` as JSON, thresholds from
@@ -293,7 +330,10 @@ def build_messages(
             ):
                 ident = (t.subject.split("#", 1)[0], t.rule, t.severity.value)
                 if ident not in done:
-                    done[ident] = remedy(t, reduce=len(done) < REDUCTIONS_PER_CALL)
+                    reduce = len(done) < REDUCTIONS_PER_CALL and (
+                        reductions is None or reductions.take(now)
+                    )
+                    done[ident] = remedy(t, reduce=reduce)
                 r = done[ident]
                 if r is not None:
                     remedies[t.id] = r

@@ -334,3 +334,52 @@ def test_in_a_burst_the_first_scopes_get_the_reduction_and_the_rest_the_deposit_
             )
     assert "• or cut BTC by" in msgs[0].body
     assert f"• note: {REDUCTION_SKIPPED}" in msgs[-1].body and "• deposit" in msgs[-1].body
+
+
+def test_the_reduction_budget_is_a_bucket_refilled_each_second() -> None:
+    """50 a second, burst 50: 50 at T0, none left, 25 more half a second later (0.5 · 50); a
+    clock that steps back refills nothing and does not move the bucket's time back. (Times
+    are binary fractions: epoch seconds are floats.)"""
+    from monitor.notify.outbound import ReductionBudget
+
+    b = ReductionBudget(per_second=50.0, burst=50.0)
+    assert sum(b.take(T0) for _ in range(60)) == 50
+    assert sum(b.take(T0 + 0.5) for _ in range(60)) == 25
+    assert sum(b.take(T0 - 100.0) for _ in range(10)) == 0  # stepped back: nothing new
+    assert sum(b.take(T0 + 0.625) for _ in range(10)) == 6  # 0.125 s later: 6.25 more
+    assert sum(b.take(T0 + 1_000.0) for _ in range(60)) == 50  # never more than the burst
+
+
+def test_across_steps_the_budget_bounds_the_reductions_of_a_crash() -> None:
+    """A crash decided in 4 steps of 30 accounts 0.125 s apart (the daemon's steps are
+    ~0.1 s): the per-step bound (50) alone would give all 120 their reduction; the budget
+    shared across the steps (50 a second) gives 50 and 6.25 more every 0.125 s."""
+    from monitor.notify.outbound import ReductionBudget
+
+    n = 120
+    btc = Position("BTC", 1.0, 50_000.0, mark_price=50_000.0,
+                   maintenance=MaintenanceSchedule.flat(0.01))  # fmt: skip
+    p = portfolio_of([AccountSnapshot("generic", f"a{i:03d}", 600.0, (btc,)) for i in range(n)])
+    got: list[Remedy | None] = []
+
+    def remedy(t: Transition, *, reduce: bool = True) -> Remedy | None:
+        got.append(remedy_for(p, t, rules(), reduce=reduce))
+        return got[-1]
+
+    budget = ReductionBudget(per_second=50.0, burst=50.0)
+    ts = [
+        fired(id=f"t{i}", group=f"generic:a{i:03d}", subject=f"generic:a{i:03d}/cross")
+        for i in range(n)
+    ]
+    for k in range(4):
+        build_messages(ts[30 * k : 30 * (k + 1)], [text_channel()], {}, T0 + 0.125 * k,
+                       rules=rules(), remedy=remedy, reductions=budget)  # fmt: skip
+    reduced = [r is not None and r.reduce_fraction is not None for r in got]
+    # T0: 30 of 50 tokens; T0 + 0.125: 20 left + 6.25 = 26 for 30 (0.25 left); then each
+    # 0.125 s refills 6.25: 6.5 → 6 (0.5 left), 6.75 → 6
+    assert sum(reduced[:30]) == 30 and sum(reduced[30:60]) == 26
+    assert sum(reduced[60:90]) == 6 and sum(reduced[90:]) == 6
+    assert all(r is not None and r.deposit is not None for r in got)  # the deposit always
+    build_messages(ts[:30], [text_channel()], {}, T0 + 1.5, rules=rules(), remedy=remedy,
+                   reductions=budget)  # fmt: skip
+    assert sum(r is not None and r.reduce_fraction is not None for r in got[120:]) == 30
