@@ -217,6 +217,9 @@ _SECRET_CRED = re.compile(r"credential:([A-Za-z0-9_.-]+)|\$\{(?:file|cred):([A-Z
 _DYDX_MAX_PARENT = 127
 _DYDX_CHILD_STRIDE = 128
 _DYDX_MAX_SUBACCOUNT = 128_000
+#: a JSON list as its entries' raw bytes, and any JSON value (``_Loader.book_entries``)
+_RAW_LIST: Final = msgspec.json.Decoder(list[msgspec.Raw])
+_ANY: Final = msgspec.json.Decoder()
 
 
 class AccountKind(StrEnum):
@@ -698,27 +701,64 @@ class _Loader:
             raise self.fail(f"{prefix}.file", f"cannot read {file}: {why}") from None
         # a UTF-8 byte-order mark (Windows PowerShell writes one) is skipped, as RFC 8259 allows
         data = data.removeprefix(b"\xef\xbb\xbf")
+        source = str(file)
+        book = _Loader(source, self.path, self.env, secrets=self.secrets)
+        try:
+            out = book.book_entries(data, venues)
+        except Exception:  # any failure: the reference reading names it (or reads the book)
+            book = _Loader(source, self.path, self.env, secrets=self.secrets)
+            out = book.book_entries_reference(data, venues)
+        self.notes.extend(book.notes)
+        return out
+
+    def book_entries(
+        self, data: bytes, venues: dict[str, VenueConfig]
+    ) -> list[tuple[tuple[str, str], AccountConfig]]:
+        """The accounts of a JSON book, decoded one entry at a time: the list is split into
+        its entries' raw bytes first (``msgspec.Raw``, views of ``data``), each entry is then
+        decoded and validated and its dictionaries dropped before the next, so the decoded
+        book is never whole in memory (at 1M positions it was ~0.6 KB a position of
+        dictionaries, freed but left as fragmented heap). Any failure raises; the caller
+        then reads the book with :meth:`book_entries_reference`, whose error is the one
+        reported (a JSON list decodes entry by entry, so both readings accept the same
+        books and build the same accounts)."""
+        raws: list[Any] = _RAW_LIST.decode(data)
+        source = self.source
+        out: list[tuple[tuple[str, str], AccountConfig]] = []
+        for j in range(len(raws)):
+            entry = _ANY.decode(raws[j])
+            raws[j] = None
+            where = f"[{j}]"
+            if not isinstance(entry, dict):
+                raise ConfigError(source, where, "expected a manual account")
+            out.append(((source, where), self.manual_account(entry, where, venues)))
+        return out
+
+    def book_entries_reference(
+        self, data: bytes, venues: dict[str, VenueConfig]
+    ) -> list[tuple[tuple[str, str], AccountConfig]]:
+        """The accounts of a JSON book, decoded whole: the reference reading, whose errors
+        are the ones reported (the file, the entry and the field)."""
+        source = self.source
         try:
             entries = msgspec.json.decode(data)
         except msgspec.DecodeError as exc:
-            raise ConfigError(str(file), None, f"not valid JSON: {exc}") from None
+            raise ConfigError(source, None, f"not valid JSON: {exc}") from None
         except UnicodeDecodeError:  # msgspec checks the encoding of strings as it goes
-            raise ConfigError(str(file), None, "not UTF-8 text") from None
+            raise ConfigError(source, None, "not UTF-8 text") from None
         if not isinstance(entries, list):
             raise ConfigError(
-                str(file), None, f"expected a JSON list of manual accounts, got {describe(entries)}"
+                source, None, f"expected a JSON list of manual accounts, got {describe(entries)}"
             )
-        book = _Loader(str(file), self.path, self.env, secrets=self.secrets)
         out: list[tuple[tuple[str, str], AccountConfig]] = []
         for j, entry in enumerate(entries):
             where = f"[{j}]"
             if not isinstance(entry, dict):
                 raise ConfigError(
-                    str(file), where, f"expected a manual account (a JSON object), got "
+                    source, where, f"expected a manual account (a JSON object), got "
                     f"{describe(entry)}"
                 )  # fmt: skip
-            out.append(((str(file), where), book.manual_account(entry, where, venues)))
-        self.notes.extend(book.notes)
+            out.append(((source, where), self.manual_account(entry, where, venues)))
         return out
 
     def live_venue(self, venue: str, path: str, venues: dict[str, VenueConfig]) -> None:
