@@ -307,6 +307,7 @@ class AccountConfig:
     rest_url: str | None = None
     ws_url: str | None = None
     portfolio_margin: bool = False
+    _key: AccountKey | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def venue(self) -> str:
@@ -319,7 +320,13 @@ class AccountConfig:
 
     @property
     def key(self) -> AccountKey:
-        return AccountKey(self.venue, self.account)
+        """``AccountKey(venue, account)``, built once: the engine's account lists, sets and
+        reload diffs then share one key (and its text) per account instead of a copy each."""
+        key = self._key
+        if key is None:
+            key = AccountKey(self.venue, self.account)
+            object.__setattr__(self, "_key", key)
+        return key
 
     @property
     def display(self) -> str:

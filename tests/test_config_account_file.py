@@ -304,3 +304,58 @@ def test_a_book_entry_by_entry_builds_what_the_whole_list_reading_builds(tmp_pat
     fast = _Loader(file, tmp_path / "monitor.toml", ENV).book_entries(data, venues)
     ref = _Loader(file, tmp_path / "monitor.toml", ENV).book_entries_reference(data, venues)
     assert fast == ref and len(fast) == 2
+
+
+def test_positions_on_one_instrument_share_one_mark_price_object(tmp_path: Path) -> None:
+    # a book gives each position on an instrument the instrument's mark: 1,000 positions
+    # hold one float object per distinct price (32 bytes a position saved), equal values
+    book = [
+        {
+            "venue": "bybit",
+            "name": f"a{i}",
+            "cross_collateral": 1000,
+            "positions": [
+                {"symbol": "BTCUSDT", "size": 0.1, "entry_price": 60000 + i, "mark_price": 61000.5},
+                {"symbol": "ETHUSDT", "size": -1, "entry_price": 3000, "oracle_price": 3001.25},
+            ],
+        }
+        for i in range(1_000)
+    ]
+    cfg = _load(tmp_path, '[venues.bybit]\n[[accounts]]\nfile = "book.json"\n', book)
+    positions = [p for a in cfg.accounts if a.snapshot for p in a.snapshot.positions]
+    btc = [p for p in positions if p.symbol == "BTCUSDT"]
+    eth = [p for p in positions if p.symbol == "ETHUSDT"]
+    assert len(btc) == len(eth) == 1_000
+    assert {p.mark_price for p in btc} == {61000.5}
+    assert len({id(p.mark_price) for p in btc}) == 1
+    assert {p.oracle_price for p in eth} == {3001.25}
+    assert len({id(p.oracle_price) for p in eth}) == 1
+    # entry prices are each their own value
+    assert len({p.entry_price for p in btc}) == 1_000
+
+
+def test_shared_price_returns_an_equal_float_and_forgets_past_its_bound() -> None:
+    from monitor import snapshot
+
+    a = float("61000.5")
+    b = float("61000.5")
+    assert a is not b
+    assert snapshot.shared_price(a) is snapshot.shared_price(b)
+    assert snapshot.shared_price(None) is None
+    for i in range(snapshot._PRICES_MAX + 10):
+        snapshot.shared_price(1.0 + i)
+    assert len(snapshot._PRICES) <= snapshot._PRICES_MAX
+
+
+def test_an_account_key_is_built_once_and_does_not_take_part_in_equality(tmp_path: Path) -> None:
+    # the engine's account lists, sets and reload diffs hold the configuration's keys: one
+    # key object per account, equal to a key built from its venue and name
+    from monitor.model.ids import AccountKey
+
+    one = _load(tmp_path, '[venues.bybit]\n[[accounts]]\nfile = "book.json"\n', [JSON_ACCOUNT])
+    two = _load(tmp_path, '[venues.bybit]\n[[accounts]]\nfile = "book.json"\n', [JSON_ACCOUNT])
+    a, b = one.accounts[0], two.accounts[0]
+    assert a.key is a.key
+    assert a.key == AccountKey("bybit", "uta") == b.key and a.key is not b.key
+    assert a == b and hash(a) == hash(b)
+    assert repr(a).endswith("portfolio_margin=False)") and " _key=" not in repr(a)

@@ -552,10 +552,19 @@ class Portfolio:
         s.band_seq = seq
         for h in s.holdings.values():
             m = h.market
-            m.unarmed.pop(h, None)
+            unarmed = m.unarmed
+            if unarmed:
+                unarmed.pop(h, None)
+                if not unarmed:
+                    # a dict keeps its table when emptied by pops: a market whose 100,000
+                    # holdings were all unarmed at start would keep ~4 MB for none
+                    unarmed.clear()
             heapq.heappush(m.lows, (-(h.price * (1.0 - w)), seq, s))
             heapq.heappush(m.highs, (h.price * (1.0 + w), seq, s))
-            if len(m.lows) > 2 * len(m.holdings) + 16:
+            # stale entries (a re-armed scope's old band) go once they are a third of the
+            # heap: at most 1.5 entries a holding per side (each a tuple and a float, 96 B)
+            held = len(m.holdings)
+            if len(m.lows) > held + (held >> 1) + 16:
                 m.lows = [e for e in m.lows if e[2].band_seq == e[1]]
                 m.highs = [e for e in m.highs if e[2].band_seq == e[1]]
                 heapq.heapify(m.lows)

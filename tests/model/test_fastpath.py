@@ -388,3 +388,105 @@ def test_an_aggregate_that_collapses_is_resummed_not_left_with_cancellation_erro
     f_eq, f_mm = p.full_recompute(key)
     assert eq == pytest.approx(f_eq, rel=0, abs=1e-12)
     assert mm == pytest.approx(f_mm, rel=0, abs=1e-12)
+
+
+# -- the trigger heaps: stale entries compacted, live ones kept ----------------------------------
+_SYMBOLS = ("BTC", "ETH", "SOL")
+_START = {"BTC": 50_000.0, "ETH": 3_000.0, "SOL": 100.0}
+
+
+def _many(accounts: int) -> Portfolio:
+    p = Portfolio()
+    sched = MaintenanceSchedule.flat(0.01)
+    for i in range(accounts):
+        held = tuple(
+            Position(sym, (1.0 + i) * (-1.0) ** (i + j), _START[sym], maintenance=sched)
+            for j, sym in enumerate(_SYMBOLS)
+            if (i + j) % 3 != 2  # two markets of three per account
+        )
+        p.apply(AccountSnapshot("binance_usdm", f"a{i}", 1e6, held))
+    return p
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    accounts=st.integers(1, 12),
+    ops=st.lists(
+        st.one_of(
+            st.tuples(st.just("arm"), st.integers(0, 11)),
+            st.tuples(st.just("tick"), st.sampled_from(_SYMBOLS), st.floats(0.9, 1.1)),
+        ),
+        max_size=120,
+    ),
+)
+def test_the_heaps_report_what_each_scope_band_says_and_stay_compact(
+    accounts: int, ops: list[tuple[object, ...]]
+) -> None:
+    # a reference without heaps: each armed scope's band per market, as arm left it; a tick
+    # reports the unarmed scopes holding the instrument and the armed ones whose band the
+    # price left (those are disarmed). After every arm each heap holds at most 1.5 entries a
+    # holding (+16): re-arming leaves stale entries, compacted before they pile up
+    p = _many(accounts)
+    keys = [ScopeKey("binance_usdm", f"a{i}", "cross") for i in range(accounts)]
+    bands: dict[ScopeKey, dict[str, tuple[float, float]]] = {}
+    price = dict(_START)
+    for op in ops:
+        if op[0] == "arm":
+            key = keys[int(str(op[1])) % accounts]
+            w = p.arm(key, THRESHOLDS)
+            assert w is not None
+            s = p.scope_state(key)
+            assert s is not None
+            bands[key] = {
+                sym: (h.price * (1.0 - w), h.price * (1.0 + w)) for sym, h in s.holdings.items()
+            }
+            for m in p.markets.values():
+                held = len(m.holdings)
+                assert len(m.lows) == len(m.highs) <= held + held // 2 + 16
+            continue
+        sym = str(op[1])
+        factor = float(str(op[2]))
+        price[sym] = price[sym] * factor
+        px = price[sym]
+        holders = [k for k in keys if sym in p.scope_state(k).holdings]  # type: ignore[union-attr]
+        want = set()
+        for k in holders:
+            band = bands.get(k)
+            if band is None:
+                want.add(k)
+            elif not band[sym][0] <= px <= band[sym][1]:
+                want.add(k)
+                del bands[k]
+        got = p.apply_fast(MarkPrice("binance_usdm", sym, px))
+        assert len(got) == len(set(got))
+        assert set(got) == want
+        assert all(p.armed(k) == (k in bands) for k in keys)
+
+
+def test_rearming_one_scope_again_and_again_keeps_its_heaps_small() -> None:
+    # 40 holders of BTC; arming the same scope 1,000 times leaves 999 stale entries a side
+    # without compaction (1,039 a side): with it, a heap grows to 40 + 40 // 2 + 16 = 76
+    # entries, then is compacted back to its 40 live ones
+    p = _many(60)
+    btc = p.markets[("binance_usdm", "BTC")]
+    assert len(btc.holdings) == 40
+    longest = 0
+    for _ in range(1_000):
+        p.arm(ScopeKey("binance_usdm", "a0", "cross"), THRESHOLDS)
+        assert len(btc.highs) == len(btc.lows)
+        longest = max(longest, len(btc.lows))
+    assert longest == 40 + 20 + 16
+
+
+def test_a_market_whose_holdings_are_all_armed_gives_back_its_unarmed_table() -> None:
+    p = _many(50)
+    keys = [ScopeKey("binance_usdm", f"a{i}", "cross") for i in range(50)]
+    btc = p.markets[("binance_usdm", "BTC")]
+    assert len(btc.unarmed) == len(btc.holdings)  # every scope is unarmed after its snapshot
+    full = btc.unarmed.__sizeof__()
+    for k in keys:
+        p.arm(k, THRESHOLDS)
+    assert not btc.unarmed and btc.unarmed.__sizeof__() < full
+    assert p.apply_fast(MarkPrice("binance_usdm", "BTC", 50_001.0)) == []
+    p.disarm(keys[0])
+    assert p.apply_fast(MarkPrice("binance_usdm", "BTC", 50_002.0)) == [keys[0]]
