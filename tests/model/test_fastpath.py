@@ -395,22 +395,26 @@ _SYMBOLS = ("BTC", "ETH", "SOL")
 _START = {"BTC": 50_000.0, "ETH": 3_000.0, "SOL": 100.0}
 
 
-def _many(accounts: int) -> Portfolio:
+def _many(accounts: int, *, twins: bool = False) -> Portfolio:
+    """``accounts`` accounts holding two of three markets; ``twins``: accounts 2k and 2k+1
+    hold the same positions (so their bands are equal)."""
     p = Portfolio()
     sched = MaintenanceSchedule.flat(0.01)
     for i in range(accounts):
+        n = i // 2 if twins else i
         held = tuple(
-            Position(sym, (1.0 + i) * (-1.0) ** (i + j), _START[sym], maintenance=sched)
+            Position(sym, (1.0 + n) * (-1.0) ** (n + j), _START[sym], maintenance=sched)
             for j, sym in enumerate(_SYMBOLS)
-            if (i + j) % 3 != 2  # two markets of three per account
+            if (n + j) % 3 != 2  # two markets of three per account
         )
         p.apply(AccountSnapshot("binance_usdm", f"a{i}", 1e6, held))
     return p
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
     accounts=st.integers(1, 12),
+    twins=st.booleans(),
     ops=st.lists(
         st.one_of(
             st.tuples(st.just("arm"), st.integers(0, 11)),
@@ -420,16 +424,19 @@ def _many(accounts: int) -> Portfolio:
     ),
 )
 def test_the_heaps_report_what_each_scope_band_says_and_stay_compact(
-    accounts: int, ops: list[tuple[object, ...]]
+    accounts: int, twins: bool, ops: list[tuple[object, ...]]
 ) -> None:
     # a reference without heaps: each armed scope's band per market, as arm left it; a tick
-    # reports the unarmed scopes holding the instrument and the armed ones whose band the
-    # price left (those are disarmed). After every arm each heap holds at most 1.5 entries a
-    # holding (+16): re-arming leaves stale entries, compacted before they pile up
-    p = _many(accounts)
+    # reports the unarmed scopes holding the instrument, then the armed ones whose band the
+    # price left (disarmed), those below their low first by low (highest first), then those
+    # above their high by high, equal bounds in the order the scopes were armed (twins have
+    # equal bounds). After every arm each heap holds at most 1.5 entries a holding (+16):
+    # re-arming leaves stale entries, compacted before they pile up
+    p = _many(accounts, twins=twins)
     keys = [ScopeKey("binance_usdm", f"a{i}", "cross") for i in range(accounts)]
-    bands: dict[ScopeKey, dict[str, tuple[float, float]]] = {}
+    bands: dict[ScopeKey, tuple[int, dict[str, tuple[float, float]]]] = {}
     price = dict(_START)
+    armed = 0
     for op in ops:
         if op[0] == "arm":
             key = keys[int(str(op[1])) % accounts]
@@ -437,9 +444,11 @@ def test_the_heaps_report_what_each_scope_band_says_and_stay_compact(
             assert w is not None
             s = p.scope_state(key)
             assert s is not None
-            bands[key] = {
-                sym: (h.price * (1.0 - w), h.price * (1.0 + w)) for sym, h in s.holdings.items()
-            }
+            armed += 1
+            bands[key] = (
+                armed,
+                {sym: (h.price * (1.0 - w), h.price * (1.0 + w)) for sym, h in s.holdings.items()},
+            )
             for m in p.markets.values():
                 held = len(m.holdings)
                 assert len(m.lows) == len(m.highs) <= held + held // 2 + 16
@@ -449,17 +458,23 @@ def test_the_heaps_report_what_each_scope_band_says_and_stay_compact(
         price[sym] = price[sym] * factor
         px = price[sym]
         holders = [k for k in keys if sym in p.scope_state(k).holdings]  # type: ignore[union-attr]
-        want = set()
-        for k in holders:
-            band = bands.get(k)
-            if band is None:
-                want.add(k)
-            elif not band[sym][0] <= px <= band[sym][1]:
-                want.add(k)
-                del bands[k]
+        unarmed = {k for k in holders if k not in bands}
+        below = sorted(
+            (-bands[k][1][sym][0], bands[k][0], k)
+            for k in holders
+            if k in bands and bands[k][1][sym][0] > px
+        )
+        above = sorted(
+            (bands[k][1][sym][1], bands[k][0], k)
+            for k in holders
+            if k in bands and bands[k][1][sym][1] < px
+        )
+        for _, _, k in below + above:
+            del bands[k]
         got = p.apply_fast(MarkPrice("binance_usdm", sym, px))
         assert len(got) == len(set(got))
-        assert set(got) == want
+        assert set(got[: len(unarmed)]) == unarmed
+        assert got[len(unarmed) :] == [k for _, _, k in below + above]
         assert all(p.armed(k) == (k in bands) for k in keys)
 
 
@@ -490,3 +505,18 @@ def test_a_market_whose_holdings_are_all_armed_gives_back_its_unarmed_table() ->
     assert p.apply_fast(MarkPrice("binance_usdm", "BTC", 50_001.0)) == []
     p.disarm(keys[0])
     assert p.apply_fast(MarkPrice("binance_usdm", "BTC", 50_002.0)) == [keys[0]]
+
+
+def test_scopes_with_equal_bands_leave_in_the_order_they_were_armed() -> None:
+    # 30 accounts holding the same position have equal bands; armed in a shuffled order, a
+    # tick far below reports them in that order (as (bound, seq, scope) tuples did)
+    p = Portfolio()
+    sched = MaintenanceSchedule.flat(0.01)
+    for i in range(30):
+        held = (Position("BTC", 1.0, 50_000.0, maintenance=sched, mark_price=50_000.0),)
+        p.apply(AccountSnapshot("binance_usdm", f"a{i}", 20_000.0, held))
+    order = [ScopeKey("binance_usdm", f"a{(7 * i) % 30}", "cross") for i in range(30)]
+    widths = {p.arm(k, THRESHOLDS) for k in order}
+    assert len(widths) == 1 and 0.0 < next(iter(widths)) < 0.5  # one band for all
+    assert p.apply_fast(MarkPrice("binance_usdm", "BTC", 25_000.0)) == order
+    assert not any(p.armed(k) for k in order)
