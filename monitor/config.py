@@ -48,6 +48,7 @@ import importlib
 import math
 import os
 import re
+import sys
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -928,7 +929,8 @@ class _Loader:
         known = tuple(VENUE_TABLE)
         if t.venue is None:
             raise self.fail(f"{prefix}.venue", f"missing (a venue: {', '.join(known)})")
-        venue_name = canonical(t.venue)
+        # one string per venue name, not one per account (a book names one venue 100,000 times)
+        venue_name = sys.intern(canonical(t.venue))
         if venue_name not in VENUE_TABLE:
             near = difflib.get_close_matches(venue_name, known, n=1)
             hint = f"; did you mean {near[0]!r}?" if near else f" (known: {', '.join(known)})"

@@ -332,6 +332,9 @@ def test_positions_on_one_instrument_share_one_mark_price_object(tmp_path: Path)
     assert len({id(p.oracle_price) for p in eth}) == 1
     # entry prices are each their own value
     assert len({p.entry_price for p in btc}) == 1_000
+    # and the venue is one string for every account, not one each
+    venues = [a.snapshot.venue for a in cfg.accounts if a.snapshot]
+    assert set(venues) == {"bybit"} and len({id(v) for v in venues}) == 1
 
 
 def test_shared_price_returns_an_equal_float_and_forgets_past_its_bound() -> None:
