@@ -48,6 +48,7 @@ import importlib
 import math
 import os
 import re
+import sys
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -217,6 +218,9 @@ _SECRET_CRED = re.compile(r"credential:([A-Za-z0-9_.-]+)|\$\{(?:file|cred):([A-Z
 _DYDX_MAX_PARENT = 127
 _DYDX_CHILD_STRIDE = 128
 _DYDX_MAX_SUBACCOUNT = 128_000
+#: a JSON list as its entries' raw bytes, and any JSON value (``_Loader.book_entries``)
+_RAW_LIST: Final = msgspec.json.Decoder(list[msgspec.Raw])
+_ANY: Final = msgspec.json.Decoder()
 
 
 class AccountKind(StrEnum):
@@ -304,6 +308,7 @@ class AccountConfig:
     rest_url: str | None = None
     ws_url: str | None = None
     portfolio_margin: bool = False
+    _key: AccountKey | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def venue(self) -> str:
@@ -316,7 +321,13 @@ class AccountConfig:
 
     @property
     def key(self) -> AccountKey:
-        return AccountKey(self.venue, self.account)
+        """``AccountKey(venue, account)``, built once: the engine's account lists, sets and
+        reload diffs then share one key (and its text) per account instead of a copy each."""
+        key = self._key
+        if key is None:
+            key = AccountKey(self.venue, self.account)
+            object.__setattr__(self, "_key", key)
+        return key
 
     @property
     def display(self) -> str:
@@ -698,27 +709,64 @@ class _Loader:
             raise self.fail(f"{prefix}.file", f"cannot read {file}: {why}") from None
         # a UTF-8 byte-order mark (Windows PowerShell writes one) is skipped, as RFC 8259 allows
         data = data.removeprefix(b"\xef\xbb\xbf")
+        source = str(file)
+        book = _Loader(source, self.path, self.env, secrets=self.secrets)
+        try:
+            out = book.book_entries(data, venues)
+        except Exception:  # any failure: the reference reading names it (or reads the book)
+            book = _Loader(source, self.path, self.env, secrets=self.secrets)
+            out = book.book_entries_reference(data, venues)
+        self.notes.extend(book.notes)
+        return out
+
+    def book_entries(
+        self, data: bytes, venues: dict[str, VenueConfig]
+    ) -> list[tuple[tuple[str, str], AccountConfig]]:
+        """The accounts of a JSON book, decoded one entry at a time: the list is split into
+        its entries' raw bytes first (``msgspec.Raw``, views of ``data``), each entry is then
+        decoded and validated and its dictionaries dropped before the next, so the decoded
+        book is never whole in memory (at 1M positions it was ~0.6 KB a position of
+        dictionaries, freed but left as fragmented heap). Any failure raises; the caller
+        then reads the book with :meth:`book_entries_reference`, whose error is the one
+        reported (a JSON list decodes entry by entry, so both readings accept the same
+        books and build the same accounts)."""
+        raws: list[Any] = _RAW_LIST.decode(data)
+        source = self.source
+        out: list[tuple[tuple[str, str], AccountConfig]] = []
+        for j in range(len(raws)):
+            entry = _ANY.decode(raws[j])
+            raws[j] = None
+            where = f"[{j}]"
+            if not isinstance(entry, dict):
+                raise ConfigError(source, where, "expected a manual account")
+            out.append(((source, where), self.manual_account(entry, where, venues)))
+        return out
+
+    def book_entries_reference(
+        self, data: bytes, venues: dict[str, VenueConfig]
+    ) -> list[tuple[tuple[str, str], AccountConfig]]:
+        """The accounts of a JSON book, decoded whole: the reference reading, whose errors
+        are the ones reported (the file, the entry and the field)."""
+        source = self.source
         try:
             entries = msgspec.json.decode(data)
         except msgspec.DecodeError as exc:
-            raise ConfigError(str(file), None, f"not valid JSON: {exc}") from None
+            raise ConfigError(source, None, f"not valid JSON: {exc}") from None
         except UnicodeDecodeError:  # msgspec checks the encoding of strings as it goes
-            raise ConfigError(str(file), None, "not UTF-8 text") from None
+            raise ConfigError(source, None, "not UTF-8 text") from None
         if not isinstance(entries, list):
             raise ConfigError(
-                str(file), None, f"expected a JSON list of manual accounts, got {describe(entries)}"
+                source, None, f"expected a JSON list of manual accounts, got {describe(entries)}"
             )
-        book = _Loader(str(file), self.path, self.env, secrets=self.secrets)
         out: list[tuple[tuple[str, str], AccountConfig]] = []
         for j, entry in enumerate(entries):
             where = f"[{j}]"
             if not isinstance(entry, dict):
                 raise ConfigError(
-                    str(file), where, f"expected a manual account (a JSON object), got "
+                    source, where, f"expected a manual account (a JSON object), got "
                     f"{describe(entry)}"
                 )  # fmt: skip
-            out.append(((str(file), where), book.manual_account(entry, where, venues)))
-        self.notes.extend(book.notes)
+            out.append(((source, where), self.manual_account(entry, where, venues)))
         return out
 
     def live_venue(self, venue: str, path: str, venues: dict[str, VenueConfig]) -> None:
@@ -881,7 +929,8 @@ class _Loader:
         known = tuple(VENUE_TABLE)
         if t.venue is None:
             raise self.fail(f"{prefix}.venue", f"missing (a venue: {', '.join(known)})")
-        venue_name = canonical(t.venue)
+        # one string per venue name, not one per account (a book names one venue 100,000 times)
+        venue_name = sys.intern(canonical(t.venue))
         if venue_name not in VENUE_TABLE:
             near = difflib.get_close_matches(venue_name, known, n=1)
             hint = f"; did you mean {near[0]!r}?" if near else f" (known: {', '.join(known)})"

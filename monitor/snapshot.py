@@ -209,12 +209,34 @@ def position_from_json(obj: Any, source: str, path: str) -> Position:
         else maintenance_from_json(maint, source, join(path, "maintenance")),
         fee_rate=opt_number(o, "fee_rate", source, path, non_negative=True),
         initial_margin_rate=opt_number(o, "initial_margin_rate", source, path, non_negative=True),
-        mark_price=opt_number(o, "mark_price", source, path, positive=True),
-        oracle_price=opt_number(o, "oracle_price", source, path, positive=True),
+        mark_price=shared_price(opt_number(o, "mark_price", source, path, positive=True)),
+        oracle_price=shared_price(opt_number(o, "oracle_price", source, path, positive=True)),
         funding_rate=opt_number(o, "funding_rate", source, path),
         funding_interval_hours=interval,
         venue_liquidation_price=opt_number(o, "liquidation_price", source, path),
     )
+
+
+#: one float object per price value (``shared_price``); cleared past ``_PRICES_MAX`` entries so
+#: a book of distinct prices cannot grow it without bound
+_PRICES: dict[float, float] = {}
+_PRICES_MAX = 65536
+
+
+def shared_price(value: float | None) -> float | None:
+    """``value`` itself, or an equal float read before: a book gives every position on one
+    instrument the same ``mark_price``, and a million positions would otherwise hold a
+    million copies of a few hundred prices (32 bytes each). For prices > 0 only (a dict
+    finds -0.0 equal to 0.0; the readers refuse a price ≤ 0 and a NaN)."""
+    if value is None:
+        return None
+    got = _PRICES.get(value)
+    if got is not None:
+        return got
+    if len(_PRICES) >= _PRICES_MAX:
+        _PRICES.clear()
+    _PRICES[value] = value
+    return value
 
 
 def maintenance_from_json(obj: Any, source: str, path: str) -> MaintenanceSchedule:

@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from monitor.config import AccountKind, Config, load_config
-from monitor.errors import ConfigError
+from monitor.config import AccountKind, Config, _Loader, load_config
+from monitor.errors import ConfigError, InputError
 
 ENV = {"HOME": "/home/u"}
 
@@ -198,3 +200,165 @@ def _error_env(tmp_path: Path, toml: str) -> ConfigError:
     with pytest.raises(ConfigError) as info:
         load_config(path, env={"HOME": str(tmp_path / "home")})
     return info.value
+
+
+# -- the book is decoded one entry at a time (memory); the whole-list reading is the reference
+
+
+def _reference(tmp_path: Path, data: bytes) -> Any:
+    """What the whole-list reading (``_Loader.book_entries_reference``) makes of ``data``:
+    the accounts it builds, or the ConfigError/InputError it raises."""
+    file = tmp_path / "book.json"
+    loader = _Loader(str(file), tmp_path / "monitor.toml", ENV)
+    venues = load_config(_write(tmp_path, "[venues.bybit]\n"), env=ENV).venues
+    try:
+        return [acct for _, acct in loader.book_entries_reference(data, dict(venues))]
+    except (ConfigError, InputError) as exc:
+        return ConfigError(exc.source, exc.field, str(exc.problem))
+
+
+def _write(tmp_path: Path, toml: str) -> Path:
+    path = tmp_path / "monitor.toml"
+    path.write_text(toml, encoding="utf-8")
+    return path
+
+
+_ENTRY_VARIANTS: list[Any] = [
+    JSON_ACCOUNT,
+    {**JSON_ACCOUNT, "name": "b", "positions": [{"symbol": "X", "size": "ten", "entry_price": 1}]},
+    {**JSON_ACCOUNT, "name": "c", "cross_collateral": True},
+    {**JSON_ACCOUNT, "name": "  "},
+    {**JSON_ACCOUNT, "venu": "bybit"},
+    {"venue": "bybit", "name": "d", "cross_collateral": 5, "positions": []},
+    {"venue": "bybit", "name": "e", "cross_collateral": 5, "positions": [{"symbol": "X"}]},
+    7,
+    "text",
+    [],
+]
+# raw JSON an entry may be written as: valid ones, and ones only a full decode refuses (a
+# number out of range, a string that is not UTF-8) after an entry that is valid JSON
+_RAW_VARIANTS: list[bytes] = [
+    b'{"venue":"bybit","name":"f","cross_collateral":1e400}',
+    b'{"venue":"bybit","name":"caf\xe9","cross_collateral":1}',
+    b'{"venue":"bybit","name":"g","cross_collateral":1,"positions":[{"symbol":"Y",'
+    b'"size":2,"entry_price":3,"mark_price":2.5}]}',
+]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    picks=st.lists(
+        st.integers(0, len(_ENTRY_VARIANTS) + len(_RAW_VARIANTS) - 1),
+        min_size=0,
+        max_size=5,
+        unique=True,
+    )
+)
+def test_a_book_read_entry_by_entry_is_the_whole_list_reading(
+    tmp_path: Path, picks: list[int]
+) -> None:
+    # the same accounts in the same order, or the same error (file, entry, field, words),
+    # whatever mix of good and bad entries the book holds (each variant names its own
+    # account: the check for an account named twice spans files and is not the reading's)
+    parts = [
+        json.dumps(_ENTRY_VARIANTS[i]).encode()
+        if i < len(_ENTRY_VARIANTS)
+        else _RAW_VARIANTS[i - len(_ENTRY_VARIANTS)]
+        for i in picks
+    ]
+    data = b"[" + b",".join(parts) + b"]"
+    (tmp_path / "book.json").write_bytes(data)
+    want = _reference(tmp_path, data)
+    path = _write(tmp_path, '[venues.bybit]\n[[accounts]]\nfile = "book.json"\n')
+    try:
+        got: Any = list(load_config(path, env=ENV).accounts)
+    except ConfigError as exc:
+        got = exc
+    if isinstance(want, ConfigError):
+        assert isinstance(got, ConfigError)
+        assert (got.source, got.field, got.problem) == (want.source, want.field, want.problem)
+    else:
+        assert got == want
+
+
+def test_a_semantic_error_before_a_number_out_of_range_reports_the_json_error(
+    tmp_path: Path,
+) -> None:
+    # entry [0] is valid JSON with a bad field; entry [1] holds a number no float can hold:
+    # the whole-list reading refuses the JSON first, and so does the entry-by-entry one
+    data = (
+        b'[{"venue":"bybit","name":"a","cross_collateral":"x"},'
+        b'{"venue":"bybit","name":"b","cross_collateral":1e400}]'
+    )
+    err = _error(tmp_path, '[venues.bybit]\n[[accounts]]\nfile = "book.json"\n', raw=data)
+    assert err.field is None and "not valid JSON" in str(err) and "out of range" in str(err)
+
+
+def test_a_book_entry_by_entry_builds_what_the_whole_list_reading_builds(tmp_path: Path) -> None:
+    book = [JSON_ACCOUNT, {**JSON_ACCOUNT, "name": "second", "venue": "bybit"}]
+    data = json.dumps(book).encode()
+    venues = dict(load_config(_write(tmp_path, "[venues.bybit]\n"), env=ENV).venues)
+    file = str(tmp_path / "book.json")
+    fast = _Loader(file, tmp_path / "monitor.toml", ENV).book_entries(data, venues)
+    ref = _Loader(file, tmp_path / "monitor.toml", ENV).book_entries_reference(data, venues)
+    assert fast == ref and len(fast) == 2
+
+
+def test_positions_on_one_instrument_share_one_mark_price_object(tmp_path: Path) -> None:
+    # a book gives each position on an instrument the instrument's mark: 1,000 positions
+    # hold one float object per distinct price (32 bytes a position saved), equal values
+    book = [
+        {
+            "venue": "bybit",
+            "name": f"a{i}",
+            "cross_collateral": 1000,
+            "positions": [
+                {"symbol": "BTCUSDT", "size": 0.1, "entry_price": 60000 + i, "mark_price": 61000.5},
+                {"symbol": "ETHUSDT", "size": -1, "entry_price": 3000, "oracle_price": 3001.25},
+            ],
+        }
+        for i in range(1_000)
+    ]
+    cfg = _load(tmp_path, '[venues.bybit]\n[[accounts]]\nfile = "book.json"\n', book)
+    positions = [p for a in cfg.accounts if a.snapshot for p in a.snapshot.positions]
+    btc = [p for p in positions if p.symbol == "BTCUSDT"]
+    eth = [p for p in positions if p.symbol == "ETHUSDT"]
+    assert len(btc) == len(eth) == 1_000
+    assert {p.mark_price for p in btc} == {61000.5}
+    assert len({id(p.mark_price) for p in btc}) == 1
+    assert {p.oracle_price for p in eth} == {3001.25}
+    assert len({id(p.oracle_price) for p in eth}) == 1
+    # entry prices are each their own value
+    assert len({p.entry_price for p in btc}) == 1_000
+    # and the venue is one string for every account, not one each
+    venues = [a.snapshot.venue for a in cfg.accounts if a.snapshot]
+    assert set(venues) == {"bybit"} and len({id(v) for v in venues}) == 1
+
+
+def test_shared_price_returns_an_equal_float_and_forgets_past_its_bound() -> None:
+    from monitor import snapshot
+
+    a = float("61000.5")
+    b = float("61000.5")
+    assert a is not b
+    assert snapshot.shared_price(a) is snapshot.shared_price(b)
+    assert snapshot.shared_price(None) is None
+    for i in range(snapshot._PRICES_MAX + 10):
+        snapshot.shared_price(1.0 + i)
+    assert len(snapshot._PRICES) <= snapshot._PRICES_MAX
+
+
+def test_an_account_key_is_built_once_and_does_not_take_part_in_equality(tmp_path: Path) -> None:
+    # the engine's account lists, sets and reload diffs hold the configuration's keys: one
+    # key object per account, equal to a key built from its venue and name
+    from monitor.model.ids import AccountKey
+
+    one = _load(tmp_path, '[venues.bybit]\n[[accounts]]\nfile = "book.json"\n', [JSON_ACCOUNT])
+    two = _load(tmp_path, '[venues.bybit]\n[[accounts]]\nfile = "book.json"\n', [JSON_ACCOUNT])
+    a, b = one.accounts[0], two.accounts[0]
+    assert a.key is a.key
+    assert a.key == AccountKey("bybit", "uta") == b.key and a.key is not b.key
+    assert a == b and hash(a) == hash(b)
+    assert repr(a).endswith("portfolio_margin=False)") and " _key=" not in repr(a)

@@ -72,8 +72,9 @@ RESUM_EVERY = 4096
 class Market:
     """One instrument's market state. ``ver`` counts the price changes seen (the lazy refresh
     of holdings compares it); ``lows``/``highs`` are the trigger heaps of the armed scopes
-    holding it (``(-low, seq, scope)`` and ``(high, seq, scope)``; an entry is live while
-    ``seq == scope.band_seq``); ``unarmed`` the holdings whose scope has no band."""
+    holding it (:class:`Band` entries: ``-low`` and ``high``, each with its scope and the
+    scope's ``band_seq`` when installed; an entry is live while ``seq == scope.band_seq``);
+    ``unarmed`` the holdings whose scope has no band."""
 
     __slots__ = (
         "funding_interval_hours",
@@ -104,13 +105,30 @@ class Market:
         self.instrument: Instrument | None = None
         self.holdings: list[Holding] = []
         self.ver = 0
-        self.lows: list[tuple[float, int, ScopeState]] = []
-        self.highs: list[tuple[float, int, ScopeState]] = []
+        self.lows: list[Band] = []
+        self.highs: list[Band] = []
         self.unarmed: dict[Holding, None] = {}
         # (id(schedule), isolated, fee rate) → (schedule, slope per unit of size, jump)
         self.slopes: dict[
             tuple[int, bool, float], tuple[MaintenanceSchedule | None, float, float]
         ] = {}
+
+
+class Band(float):
+    """One entry of a market's trigger heap: the bound itself (``-low`` in ``lows``, ``high``
+    in ``highs``), carrying its ``scope`` and the scope's ``band_seq`` when it was installed
+    (``seq``). A float, so ``heapq`` compares entries in C; 64 bytes where a ``(bound, seq,
+    scope)`` tuple and its float take 96 (two entries a holding: 64 B a position less).
+    Entries with equal bounds are ordered by ``seq`` where the order is visible
+    (``Portfolio._on_price_fast``), as the tuples were."""
+
+    __slots__ = ("scope", "seq")
+    scope: ScopeState
+    seq: int
+
+
+def _armed_order(e: Band) -> tuple[float, int]:
+    return (e, e.seq)
 
 
 class Holding:
@@ -520,16 +538,20 @@ class Portfolio:
         if m.unarmed:
             out.extend(dict.fromkeys(h.scope.key for h in m.unarmed))
         lows, highs = m.lows, m.highs
-        while lows and -lows[0][0] > price:
-            _, seq, scope = heapq.heappop(lows)
-            if scope.band_seq == seq:
-                _disarm(scope, changed=False)
-                out.append(scope.key)
-        while highs and highs[0][0] < price:
-            _, seq, scope = heapq.heappop(highs)
-            if scope.band_seq == seq:
-                _disarm(scope, changed=False)
-                out.append(scope.key)
+        if lows and -lows[0] > price:
+            hits: list[Band] = []
+            while lows and -lows[0] > price:
+                e = heapq.heappop(lows)
+                if e.scope.band_seq == e.seq:
+                    hits.append(e)
+            _left(hits, out)
+        if highs and highs[0] < price:
+            hits = []
+            while highs and highs[0] < price:
+                e = heapq.heappop(highs)
+                if e.scope.band_seq == e.seq:
+                    hits.append(e)
+            _left(hits, out)
         return out
 
     def _bounds(self, s: ScopeState) -> list[LegBound]:
@@ -571,12 +593,25 @@ class Portfolio:
         s.band_seq = seq
         for h in s.holdings.values():
             m = h.market
-            m.unarmed.pop(h, None)
-            heapq.heappush(m.lows, (-(h.price * (1.0 - w)), seq, s))
-            heapq.heappush(m.highs, (h.price * (1.0 + w), seq, s))
-            if len(m.lows) > 2 * len(m.holdings) + 16:
-                m.lows = [e for e in m.lows if e[2].band_seq == e[1]]
-                m.highs = [e for e in m.highs if e[2].band_seq == e[1]]
+            unarmed = m.unarmed
+            if unarmed:
+                unarmed.pop(h, None)
+                if not unarmed:
+                    # a dict keeps its table when emptied by pops: a market whose 100,000
+                    # holdings were all unarmed at start would keep ~4 MB for none
+                    unarmed.clear()
+            lo = Band(-(h.price * (1.0 - w)))
+            lo.scope, lo.seq = s, seq
+            hi = Band(h.price * (1.0 + w))
+            hi.scope, hi.seq = s, seq
+            heapq.heappush(m.lows, lo)
+            heapq.heappush(m.highs, hi)
+            # stale entries (a re-armed scope's old band) go once they are a third of the
+            # heap: at most 1.5 entries a holding per side (64 B each)
+            held = len(m.holdings)
+            if len(m.lows) > held + (held >> 1) + 16:
+                m.lows = [e for e in m.lows if e.scope.band_seq == e.seq]
+                m.highs = [e for e in m.highs if e.scope.band_seq == e.seq]
                 heapq.heapify(m.lows)
                 heapq.heapify(m.highs)
 
@@ -945,6 +980,17 @@ def _inputs(s: ScopeState) -> tuple[object, ...]:
         out.append(h.leg)
         out.append(h.price)
     return tuple(out)
+
+
+def _left(hits: list[Band], out: list[ScopeKey]) -> None:
+    """Disarm the scopes of the live entries ``hits`` (popped in bound order) and report them,
+    equal bounds in the order their scopes were armed (``seq``)."""
+    if len(hits) > 1:
+        hits.sort(key=_armed_order)  # stable; the bounds are already in order
+    for e in hits:
+        scope = e.scope
+        _disarm(scope, changed=False)
+        out.append(scope.key)
 
 
 def _disarm(scope: ScopeState, *, changed: bool = True) -> None:

@@ -435,3 +435,135 @@ def test_an_aggregate_that_collapses_is_resummed_not_left_with_cancellation_erro
     f_eq, f_mm = p.full_recompute(key)
     assert eq == pytest.approx(f_eq, rel=0, abs=1e-12)
     assert mm == pytest.approx(f_mm, rel=0, abs=1e-12)
+
+
+# -- the trigger heaps: stale entries compacted, live ones kept ----------------------------------
+_SYMBOLS = ("BTC", "ETH", "SOL")
+_START = {"BTC": 50_000.0, "ETH": 3_000.0, "SOL": 100.0}
+
+
+def _many(accounts: int, *, twins: bool = False) -> Portfolio:
+    """``accounts`` accounts holding two of three markets; ``twins``: accounts 2k and 2k+1
+    hold the same positions (so their bands are equal)."""
+    p = Portfolio()
+    sched = MaintenanceSchedule.flat(0.01)
+    for i in range(accounts):
+        n = i // 2 if twins else i
+        held = tuple(
+            Position(sym, (1.0 + n) * (-1.0) ** (n + j), _START[sym], maintenance=sched)
+            for j, sym in enumerate(_SYMBOLS)
+            if (n + j) % 3 != 2  # two markets of three per account
+        )
+        p.apply(AccountSnapshot("binance_usdm", f"a{i}", 1e6, held))
+    return p
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    accounts=st.integers(1, 12),
+    twins=st.booleans(),
+    ops=st.lists(
+        st.one_of(
+            st.tuples(st.just("arm"), st.integers(0, 11)),
+            st.tuples(st.just("tick"), st.sampled_from(_SYMBOLS), st.floats(0.9, 1.1)),
+        ),
+        max_size=120,
+    ),
+)
+def test_the_heaps_report_what_each_scope_band_says_and_stay_compact(
+    accounts: int, twins: bool, ops: list[tuple[object, ...]]
+) -> None:
+    # a reference without heaps: each armed scope's band per market, as arm left it; a tick
+    # reports the unarmed scopes holding the instrument, then the armed ones whose band the
+    # price left (disarmed), those below their low first by low (highest first), then those
+    # above their high by high, equal bounds in the order the scopes were armed (twins have
+    # equal bounds). After every arm each heap holds at most 1.5 entries a holding (+16):
+    # re-arming leaves stale entries, compacted before they pile up
+    p = _many(accounts, twins=twins)
+    keys = [ScopeKey("binance_usdm", f"a{i}", "cross") for i in range(accounts)]
+    bands: dict[ScopeKey, tuple[int, dict[str, tuple[float, float]]]] = {}
+    price = dict(_START)
+    armed = 0
+    for op in ops:
+        if op[0] == "arm":
+            key = keys[int(str(op[1])) % accounts]
+            w = p.arm(key, THRESHOLDS)
+            assert w is not None
+            s = p.scope_state(key)
+            assert s is not None
+            armed += 1
+            bands[key] = (
+                armed,
+                {sym: (h.price * (1.0 - w), h.price * (1.0 + w)) for sym, h in s.holdings.items()},
+            )
+            for m in p.markets.values():
+                held = len(m.holdings)
+                assert len(m.lows) == len(m.highs) <= held + held // 2 + 16
+            continue
+        sym = str(op[1])
+        factor = float(str(op[2]))
+        price[sym] = price[sym] * factor
+        px = price[sym]
+        holders = [k for k in keys if sym in p.scope_state(k).holdings]  # type: ignore[union-attr]
+        unarmed = {k for k in holders if k not in bands}
+        below = sorted(
+            (-bands[k][1][sym][0], bands[k][0], k)
+            for k in holders
+            if k in bands and bands[k][1][sym][0] > px
+        )
+        above = sorted(
+            (bands[k][1][sym][1], bands[k][0], k)
+            for k in holders
+            if k in bands and bands[k][1][sym][1] < px
+        )
+        for _, _, k in below + above:
+            del bands[k]
+        got = p.apply_fast(MarkPrice("binance_usdm", sym, px))
+        assert len(got) == len(set(got))
+        assert set(got[: len(unarmed)]) == unarmed
+        assert got[len(unarmed) :] == [k for _, _, k in below + above]
+        assert all(p.armed(k) == (k in bands) for k in keys)
+
+
+def test_rearming_one_scope_again_and_again_keeps_its_heaps_small() -> None:
+    # 40 holders of BTC; arming the same scope 1,000 times leaves 999 stale entries a side
+    # without compaction (1,039 a side): with it, a heap grows to 40 + 40 // 2 + 16 = 76
+    # entries, then is compacted back to its 40 live ones
+    p = _many(60)
+    btc = p.markets[("binance_usdm", "BTC")]
+    assert len(btc.holdings) == 40
+    longest = 0
+    for _ in range(1_000):
+        p.arm(ScopeKey("binance_usdm", "a0", "cross"), THRESHOLDS)
+        assert len(btc.highs) == len(btc.lows)
+        longest = max(longest, len(btc.lows))
+    assert longest == 40 + 20 + 16
+
+
+def test_a_market_whose_holdings_are_all_armed_gives_back_its_unarmed_table() -> None:
+    p = _many(50)
+    keys = [ScopeKey("binance_usdm", f"a{i}", "cross") for i in range(50)]
+    btc = p.markets[("binance_usdm", "BTC")]
+    assert len(btc.unarmed) == len(btc.holdings)  # every scope is unarmed after its snapshot
+    full = btc.unarmed.__sizeof__()
+    for k in keys:
+        p.arm(k, THRESHOLDS)
+    assert not btc.unarmed and btc.unarmed.__sizeof__() < full
+    assert p.apply_fast(MarkPrice("binance_usdm", "BTC", 50_001.0)) == []
+    p.disarm(keys[0])
+    assert p.apply_fast(MarkPrice("binance_usdm", "BTC", 50_002.0)) == [keys[0]]
+
+
+def test_scopes_with_equal_bands_leave_in_the_order_they_were_armed() -> None:
+    # 30 accounts holding the same position have equal bands; armed in a shuffled order, a
+    # tick far below reports them in that order (as (bound, seq, scope) tuples did)
+    p = Portfolio()
+    sched = MaintenanceSchedule.flat(0.01)
+    for i in range(30):
+        held = (Position("BTC", 1.0, 50_000.0, maintenance=sched, mark_price=50_000.0),)
+        p.apply(AccountSnapshot("binance_usdm", f"a{i}", 20_000.0, held))
+    order = [ScopeKey("binance_usdm", f"a{(7 * i) % 30}", "cross") for i in range(30)]
+    widths = {p.arm(k, THRESHOLDS) for k in order}
+    assert len(widths) == 1 and 0.0 < next(iter(widths)) < 0.5  # one band for all
+    assert p.apply_fast(MarkPrice("binance_usdm", "BTC", 25_000.0)) == order
+    assert not any(p.armed(k) for k in order)
