@@ -149,7 +149,11 @@ class RuleSet:
         sched = leg.schedule
         if sched is None:
             return 0.0
-        return sched.bracket(leg.qty * price).rate + self._fee(leg)
+        rate = sched.bracket(leg.qty * price).rate
+        fee = self._fee(leg)
+        # the tier's own float when there is no fee (x + 0.0 is x for x != 0): one float per
+        # tier instead of one per position in the figures the engine keeps
+        return rate if fee == 0.0 and rate != 0.0 else rate + fee
 
     def initial_margin(self, leg: Leg, price: float) -> float | None:
         """Initial margin at ``price``: IMF where known, else notional / leverage."""

@@ -86,6 +86,7 @@ class Market:
         "mark",
         "oracle",
         "priced",
+        "rate_h",
         "slopes",
         "symbol",
         "unarmed",
@@ -105,6 +106,8 @@ class Market:
         self.instrument: Instrument | None = None
         self.holdings: list[Holding] = []
         self.ver = 0
+        #: (funding_rate, interval, funding_rate / interval) of the last ``risk`` division
+        self.rate_h: tuple[float, float, float] | None = None
         self.lows: list[Band] = []
         self.highs: list[Band] = []
         self.unarmed: dict[Holding, None] = {}
@@ -756,7 +759,12 @@ class Portfolio:
             rate_h: float | None = None
             if m.funding_rate is not None:
                 interval = m.funding_interval_hours or rules.default_funding_interval_hours
-                rate_h = m.funding_rate / interval
+                last = m.rate_h  # one float per market, not per holding, in the figures kept
+                if last is not None and last[0] is m.funding_rate and last[1] == interval:
+                    rate_h = last[2]
+                else:
+                    rate_h = m.funding_rate / interval
+                    m.rate_h = (m.funding_rate, interval, rate_h)
             fprice = rules.funding_price(m.mark, m.oracle)
             if h.leg.schedule is None:
                 warnings.append(f"{h.leg.symbol}: maintenance schedule unknown")
