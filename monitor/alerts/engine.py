@@ -438,8 +438,14 @@ def _fires(levels: Sequence[Level], direction: Direction, value: float | None) -
     if value is None:
         return False
     if direction is Direction.ABOVE:
-        return any(value >= lv.fire for lv in levels)
-    return any(value <= lv.fire for lv in levels)
+        for lv in levels:
+            if value >= lv.fire:
+                return True
+        return False
+    for lv in levels:
+        if value <= lv.fire:
+            return True
+    return False
 
 
 class _Eval:
