@@ -111,6 +111,8 @@ def _secret_key(key: str) -> bool:
         if len(_SECRET_KEYS) < _KEY_CACHE_MAX:
             _SECRET_KEYS[key] = found
     return found
+
+
 _METHOD_LEVELS: Final[dict[str, int]] = {
     "debug": logging.DEBUG,
     "info": logging.INFO,

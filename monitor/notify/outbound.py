@@ -39,8 +39,8 @@ from monitor.notify.render import (
     group_title,
     labelled_scope,
     notify_type,
-    render_group,
     render_held,
+    render_titled,
 )
 from monitor.ops.charts import ChartSpec, account_of, encode_specs, thresholds_from_rules
 from monitor.store.outbox import OutboundMessage
@@ -315,8 +315,9 @@ def build_messages(
                 continue
             sub = AlertGroup(group.group, mine)
             title = group_title(sub, labels=labels)
-            rendered = render_group(
+            rendered = render_titled(
                 sub,
+                title,
                 risks,
                 ch.format,
                 ch.body_limit(title),

@@ -116,10 +116,22 @@ class Rendered:
 
 def iso(ts: float) -> str:
     """UTC ISO 8601 with a ``Z``, to the second (the raw number when out of the calendar)."""
-    try:
-        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    except (OverflowError, ValueError, OSError):
-        return f"{ts:.0f} (epoch s)"
+    text = _ISO.get(ts)
+    if text is None:
+        try:
+            text = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        except (OverflowError, ValueError, OSError):
+            text = f"{ts:.0f} (epoch s)"
+        if len(_ISO) >= _ISO_MAX:
+            _ISO.clear()
+        _ISO[ts] = text
+    return text
+
+
+#: :func:`iso` of recent times (a burst's alerts share a few: their step's, their since);
+#: emptied when it reaches :data:`_ISO_MAX` entries
+_ISO: dict[float, str] = {}
+_ISO_MAX = 4096
 
 
 def duration(seconds: float) -> str:
@@ -216,6 +228,8 @@ def one_line(text: str) -> str:
     may hold them: C0/C1 controls, DEL, line separators, bidi overrides and isolates,
     zero-width characters) replaced by spaces: one rendered line never becomes two, and a
     name never reorders or hides the text around it."""
+    if text.isprintable():  # none of them is printable: the common case skips the regex
+        return text
     return _CONTROL.sub(" ", text)
 
 
@@ -351,7 +365,7 @@ def _clear_of(t: Transition, rules: AlertRules | None) -> float | None:
 
 def _how_bad(t: Transition, rules: AlertRules | None) -> str:
     """The value against the level, said truthfully."""
-    direction = DIRECTIONS[RuleKind(t.rule)]
+    direction = _DIRECTION[t.rule]
     value = rule_value(t.rule, t.value)
     sev = t.severity.value
     if _past_liquidation(t.rule, t.value):
@@ -373,6 +387,10 @@ def _how_bad(t: Transition, rules: AlertRules | None) -> str:
     if clear is None:
         return text
     return f"{text} {rule_value(t.rule, clear)}"
+
+
+#: :data:`DIRECTIONS` by the rule's name
+_DIRECTION: dict[str, Direction] = {k.value: d for k, d in DIRECTIONS.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -420,10 +438,15 @@ def transition_line(
     ``labels``: ``venue:account`` → the account's label. ``rules``: the alert rules, to name
     the clear level of a repeat that no longer crosses its fire level. ``move``: where the
     value stood a while ago (``up from 71.0% 12 min ago``)."""
+    return _transition_line(t, who(t.group, labels), rules, move)
+
+
+def _transition_line(t: Transition, name: str, rules: AlertRules | None, move: Move | None) -> str:
+    """:func:`transition_line` with ``name``, :func:`who` of ``t.group``, given."""
     verb = _verb(t)
     sev = t.severity.value.upper()
     place = where(t.subject, t.group)
-    head = f"{verb} {sev}: {who(t.group, labels)}" + (f", {place}" if place else "")
+    head = f"{verb} {sev}: {name}" + (f", {place}" if place else "")
     head += f": {_label(t)}"
     if t.kind is TransitionKind.EVENT or t.rule not in DIRECTIONS:
         return f"{head}" + (f" ({t.detail})" if t.detail else "") + f" at {iso(t.at)}"
@@ -656,11 +679,41 @@ def render_group(
     ``rules``: for the clear levels named by repeats. ``remedies``: transition id → the
     remedy computed for it (:func:`monitor.notify.outbound.remedy_for`). ``moves``:
     transition id → where its value stood a while ago (:class:`monitor.notify.outbound.Recent`)."""
-    title = group_title(group, labels=labels)
+    return render_titled(
+        group,
+        group_title(group, labels=labels),
+        risks,
+        fmt,
+        limit,
+        labels=labels,
+        rules=rules,
+        remedies=remedies,
+        moves=moves,
+    )
+
+
+def render_titled(
+    group: AlertGroup,
+    title: str,
+    risks: Mapping[str, ScopeRisk],
+    fmt: str = TEXT,
+    limit: int | None = None,
+    *,
+    labels: Mapping[str, str] | None = None,
+    rules: AlertRules | None = None,
+    remedies: Mapping[str, Remedy] | None = None,
+    moves: Mapping[str, Move] | None = None,
+) -> Rendered:
+    """:func:`render_group` with its ``title`` (:func:`group_title` of ``group`` and
+    ``labels``) already made (the caller needed it for the body's limit)."""
     lines: list[str] = []
+    names: dict[str, str] = {}  # group → who(group): the same for every line of a group
     for t in group.transitions:
         move = (moves or {}).get(t.id)
-        lines.append(_styled(transition_line(t, labels, rules, move), fmt, bold=True))
+        name = names.get(t.group)
+        if name is None:
+            name = names[t.group] = who(t.group, labels)
+        lines.append(_styled(_transition_line(t, name, rules, move), fmt, bold=True))
     by_scope: dict[str, list[Remedy]] = {}
     for t in group.transitions:
         r = (remedies or {}).get(t.id)
