@@ -168,15 +168,16 @@ def rule_value(rule: str, x: float | None) -> str:
         return "n/a"
     if math.isinf(x):
         return "∞ (equity ≤ 0)" if rule == RuleKind.MARGIN_RATIO else "∞"
+    # x is finite from here: pct() and money() would only check it again
     if rule in _PERCENT:
-        return pct(x)
+        return numfmt.pct(x)
     if rule == RuleKind.MARGIN_RATIO:
         return f"{x:.4f} ({x * 100:.1f}%)"
     if rule == RuleKind.FUNDING_RUNWAY:
         return numfmt.hours(x)
     if rule == RuleKind.OUTBOX_BACKLOG:
         return f"{x:.0f}"
-    return money(x)
+    return numfmt.money(x)
 
 
 def md_escape(text: str) -> str:
