@@ -36,6 +36,7 @@ from monitor.notify.render import (
     REMEDY_RULES,
     Move,
     Rendered,
+    RenderMemo,
     group_title,
     labelled_scope,
     notify_type,
@@ -303,6 +304,8 @@ def build_messages(
             m = recent.move(t, now)
             if m is not None:
                 moves[t.id] = m
+    memo = RenderMemo()  # the plain lines, made once for every channel
+    titles: dict[tuple[str, ...], str] = {}  # the transition ids of a message → its title
     for group in group_transitions(transitions):
         for ch in channels:
             mine = tuple(
@@ -314,7 +317,10 @@ def build_messages(
             if not mine:
                 continue
             sub = AlertGroup(group.group, mine)
-            title = group_title(sub, labels=labels)
+            ids = tuple(t.id for t in mine)
+            title = titles.get(ids)
+            if title is None:
+                title = titles[ids] = group_title(sub, labels=labels)
             rendered = render_titled(
                 sub,
                 title,
@@ -325,6 +331,7 @@ def build_messages(
                 rules=rules,
                 remedies=remedies,
                 moves=moves,
+                memo=memo,
             )
             # an alert ENDED by its position or scope going away is no success
             resolved_only = all(

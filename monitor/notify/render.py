@@ -693,6 +693,37 @@ def render_group(
     )
 
 
+class RenderMemo:
+    """The plain (unstyled) lines made for one batch of messages, reused by the next channel
+    that renders the same alerts (only the styling differs by channel): each transition's
+    line by its id (with ``names``, :func:`who` by group), each remedy's and each scope's
+    lines by the object (kept, so an id is never reused). Valid for one set of ``risks``,
+    ``labels``, ``rules``, ``remedies`` and ``moves``: one :func:`render_titled` caller's
+    batch."""
+
+    __slots__ = ("_remedies", "_scopes", "lines", "names")
+
+    def __init__(self) -> None:
+        self.lines: dict[str, str] = {}
+        self.names: dict[str, str] = {}
+        self._remedies: dict[int, tuple[Remedy, list[str]]] = {}
+        self._scopes: dict[int, tuple[ScopeRisk, list[str]]] = {}
+
+    def remedy(self, r: Remedy) -> list[str]:
+        """:func:`remedy_lines` of ``r``."""
+        hit = self._remedies.get(id(r))
+        if hit is None or hit[0] is not r:
+            hit = self._remedies[id(r)] = (r, remedy_lines(r))
+        return hit[1]
+
+    def scope(self, risk: ScopeRisk, labels: Mapping[str, str] | None) -> list[str]:
+        """:func:`scope_lines` of ``risk`` (``labels``: the batch's)."""
+        hit = self._scopes.get(id(risk))
+        if hit is None or hit[0] is not risk:
+            hit = self._scopes[id(risk)] = (risk, scope_lines(risk, labels))
+        return hit[1]
+
+
 def render_titled(
     group: AlertGroup,
     title: str,
@@ -704,17 +735,24 @@ def render_titled(
     rules: AlertRules | None = None,
     remedies: Mapping[str, Remedy] | None = None,
     moves: Mapping[str, Move] | None = None,
+    memo: RenderMemo | None = None,
 ) -> Rendered:
     """:func:`render_group` with its ``title`` (:func:`group_title` of ``group`` and
-    ``labels``) already made (the caller needed it for the body's limit)."""
+    ``labels``) already made (the caller needed it for the body's limit). ``memo``: the
+    plain lines already made for another channel in the same batch (the same ``risks``,
+    ``labels``, ``rules``, ``remedies`` and ``moves``), reused and added to."""
+    if memo is None:
+        memo = RenderMemo()
     lines: list[str] = []
-    names: dict[str, str] = {}  # group → who(group): the same for every line of a group
     for t in group.transitions:
-        move = (moves or {}).get(t.id)
-        name = names.get(t.group)
-        if name is None:
-            name = names[t.group] = who(t.group, labels)
-        lines.append(_styled(_transition_line(t, name, rules, move), fmt, bold=True))
+        line = memo.lines.get(t.id)
+        if line is None:
+            name = memo.names.get(t.group)
+            if name is None:
+                name = memo.names[t.group] = who(t.group, labels)
+            move = (moves or {}).get(t.id)
+            line = memo.lines[t.id] = _transition_line(t, name, rules, move)
+        lines.append(_styled(line, fmt, bold=True))
     by_scope: dict[str, list[Remedy]] = {}
     for t in group.transitions:
         r = (remedies or {}).get(t.id)
@@ -727,7 +765,7 @@ def render_titled(
         lines.append("")
         lines.append(_styled(f"What to do on {labelled_scope(scope_key, labels)}:", fmt))
         for r in found:
-            for line in remedy_lines(r):
+            for line in memo.remedy(r):
                 lines.append(_styled(line, fmt))
     seen: set[str] = set()
     for t in group.transitions:
@@ -737,7 +775,7 @@ def render_titled(
             continue
         seen.add(scope_subject)
         lines.append("")
-        for line in scope_lines(risk, labels):
+        for line in memo.scope(risk, labels):
             lines.append(_styled(line, fmt))
     lines.append("")
     lines.append(f"at {iso(group.at)}")
