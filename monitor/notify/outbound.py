@@ -304,8 +304,10 @@ def build_messages(
             m = recent.move(t, now)
             if m is not None:
                 moves[t.id] = m
-    memo = RenderMemo()  # the plain lines, made once for every channel
-    titles: dict[tuple[str, ...], str] = {}  # the transition ids of a message → its title
+    # several channels: the plain lines, made once for all of them, and each set of alerts'
+    # title (kept until the end of the batch: not worth it for one channel)
+    memo = RenderMemo() if len(channels) > 1 else None
+    titles: dict[tuple[str, ...], str] = {}
     for group in group_transitions(transitions):
         for ch in channels:
             mine = tuple(
@@ -317,10 +319,14 @@ def build_messages(
             if not mine:
                 continue
             sub = AlertGroup(group.group, mine)
-            ids = tuple(t.id for t in mine)
-            title = titles.get(ids)
-            if title is None:
-                title = titles[ids] = group_title(sub, labels=labels)
+            if memo is None:
+                title = group_title(sub, labels=labels)
+            else:
+                ids = tuple(t.id for t in mine)
+                found = titles.get(ids)
+                if found is None:
+                    found = titles[ids] = group_title(sub, labels=labels)
+                title = found
             rendered = render_titled(
                 sub,
                 title,

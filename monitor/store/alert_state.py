@@ -142,11 +142,13 @@ async def save_delta(conn: aiosqlite.Connection, delta: AlertDelta, now: float) 
         await conn.executemany(
             "INSERT INTO alert_state (key, doc, updated_at) VALUES (?, ?, ?) "
             "ON CONFLICT(key) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at",
-            [(rec.key, _dump(rec), now) for rec in delta.upserts],
+            # rows made as SQLite takes them (in its thread), each freed once bound: tens of
+            # thousands of rows alive at once would drive the collector through full passes
+            ((rec.key, _dump(rec), now) for rec in delta.upserts),
         )
     if delta.deletes:
         await conn.executemany(
-            "DELETE FROM alert_state WHERE key = ?", [(k,) for k in delta.deletes]
+            "DELETE FROM alert_state WHERE key = ?", ((k,) for k in delta.deletes)
         )
     if delta.peaks:
         await _save_peaks(conn, delta.peaks)
@@ -175,7 +177,7 @@ async def record_transitions(conn: aiosqlite.Connection, transitions: Iterable[T
     await conn.executemany(
         "INSERT OR IGNORE INTO transitions (id, key, kind, rule, severity, grp, subject, at, "
         "value, threshold, muted, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
+        (  # rows made as SQLite takes them (see save_delta)
             (
                 t.id,
                 t.key,
@@ -191,7 +193,7 @@ async def record_transitions(conn: aiosqlite.Connection, transitions: Iterable[T
                 t.detail,
             )
             for t in transitions
-        ],
+        ),
     )
 
 
