@@ -35,13 +35,28 @@ def num(x: float | None, sig: int = 6, *, sign: bool = False, group: bool = True
         return DASH
     if x == 0.0:
         return "+0" if sign else "0"
-    mag = math.floor(math.log10(abs(x)))
-    places = max(sig - 1 - mag, 0)
-    text = f"{abs(x):{',' if group else ''}.{places}f}"
+    ax = -x if x < 0 else x
+    places = sig - 1 - math.floor(math.log10(ax))
+    places = max(places, 0)
+    text = format(ax, _spec(places, group))
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     prefix = "-" if x < 0 else ("+" if sign else "")
     return prefix + text
+
+
+#: format specs ``,.{places}f`` (grouped) and ``.{places}f`` for the usual places
+_SPECS: dict[bool, tuple[str, ...]] = {
+    True: tuple(f",.{n}f" for n in range(40)),
+    False: tuple(f".{n}f" for n in range(40)),
+}
+
+
+def _spec(places: int, group: bool) -> str:
+    """The format spec of :func:`num`: ``places`` decimals, thousands grouped or not."""
+    if places < 40:
+        return _SPECS[group][places]
+    return f"{',' if group else ''}.{places}f"
 
 
 def price(x: float | None) -> str:
@@ -72,7 +87,7 @@ def pct(x: float | None, places: int = 2, *, sign: bool = False) -> str:
     if x is None or not math.isfinite(x):
         return DASH
     p = x * 100.0
-    text = f"{p:.{places}f}"
+    text = format(p, _spec(places, False)) if places >= 0 else f"{p:.{places}f}"
     if p != 0.0 and float(text) == 0.0:
         text = num(p, 2)
     if sign and p > 0 and not text.startswith("+"):

@@ -36,6 +36,7 @@ reads the current level. Loggers are not cached on first use, so a later ``confi
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -93,6 +94,25 @@ def escape_controls(text: str, *, keep_newlines: bool = False) -> str:
 _BOT_TOKEN = re.compile(r"\b\d+:[A-Za-z0-9_-]{30,}")
 _URL_PASSWORD = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@?#]*:)[^\s@/?#]+(@)")
 _SECRET_KEY = re.compile(r"(?i)(password|passwd|secret|token|api_?key|credential)")
+_URL_MASK: Final = rf"\1{MASK}\2"
+#: values that no processor changes (exactly these types: a subclass may render otherwise)
+_SCALARS: Final = frozenset({int, float, bool})
+#: key name → whether it names a secret (key names are the code's own: few, and reused on
+#: every line; the cache stops growing at :data:`_KEY_CACHE_MAX` names)
+_SECRET_KEYS: dict[str, bool] = {}
+_KEY_CACHE_MAX: Final = 4096
+
+
+def _secret_key(key: str) -> bool:
+    """Whether the key ``key`` names a secret (``password``, ``api_key``, ``token``...)."""
+    found = _SECRET_KEYS.get(key)
+    if found is None:
+        found = _SECRET_KEY.search(key) is not None
+        if len(_SECRET_KEYS) < _KEY_CACHE_MAX:
+            _SECRET_KEYS[key] = found
+    return found
+
+
 _METHOD_LEVELS: Final[dict[str, int]] = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -129,8 +149,14 @@ class Redactor:
         for secret in self._secrets:
             if secret in value:
                 value = value.replace(secret, MASK)
+        # both patterns need a colon, the URL one "://" (and MASK holds neither): most log
+        # strings (event names, levels, severities) skip the regexes
+        if ":" not in value:
+            return value
         value = _BOT_TOKEN.sub(MASK, value)
-        return _URL_PASSWORD.sub(rf"\1{MASK}\2", value)
+        if "://" not in value:
+            return value
+        return _URL_PASSWORD.sub(_URL_MASK, value)
 
     def value(self, value: Any) -> Any:
         if isinstance(value, str):
@@ -144,7 +170,7 @@ class Redactor:
         return value
 
     def _item(self, key: object, value: Any) -> Any:
-        if isinstance(key, str) and _SECRET_KEY.search(key) and isinstance(value, str) and value:
+        if isinstance(key, str) and _secret_key(key) and isinstance(value, str) and value:
             return MASK
         return self.value(value)
 
@@ -152,7 +178,12 @@ class Redactor:
         for key in list(event_dict):
             if key.startswith("_"):
                 continue  # ProcessorFormatter's _record/_from_structlog
-            event_dict[key] = self._item(key, event_dict[key])
+            value = event_dict[key]
+            kind = type(value)
+            if kind is str:  # the common case, inline (what _item does for a plain str)
+                event_dict[key] = MASK if value and _secret_key(key) else self.text(value)
+            elif value is not None and kind not in _SCALARS:  # scalars pass as they are
+                event_dict[key] = self._item(key, value)
         return event_dict
 
 
@@ -196,11 +227,17 @@ class ControlEscaper:
         for key in list(event_dict):
             if key.startswith("_"):
                 continue  # ProcessorFormatter's _record/_from_structlog
-            value = self.value(event_dict[key], keep_newlines=key in self.keep_lines)
-            safe = escape_controls(key)
-            if safe != key:
-                del event_dict[key]
-            event_dict[safe] = value
+            value = event_dict[key]
+            kind = type(value)
+            if kind is str:  # the common case, inline (what value() does for a plain str)
+                pattern = _CONTROL_NO_LF if key in self.keep_lines else _CONTROL
+                if pattern.search(value) is not None:
+                    event_dict[key] = pattern.sub(_escape, value)
+            elif value is not None and kind not in _SCALARS:  # scalars pass as they are
+                event_dict[key] = self.value(value, keep_newlines=key in self.keep_lines)
+            if _CONTROL.search(key) is not None:
+                value = event_dict.pop(key)
+                event_dict[escape_controls(key)] = value
         return event_dict
 
 
@@ -247,6 +284,18 @@ _SYSLOG: Final[dict[str, int]] = {
     "error": 3,
     "critical": 2,
 }
+
+
+class _JSONRenderer(structlog.processors.JSONRenderer):
+    """structlog's ``JSONRenderer(sort_keys=False)`` (``json.dumps`` with its fallback for
+    other objects), its encoder made once instead of per line: the same text."""
+
+    def __init__(self) -> None:
+        super().__init__(sort_keys=False)
+        self._encoder = json.JSONEncoder(**self._dumps_kw)
+
+    def __call__(self, logger: WrappedLogger, name: str, event_dict: EventDict) -> str:
+        return self._encoder.encode(event_dict)
 
 
 class _JournalPrefix:
@@ -310,7 +359,7 @@ def configure_logging(
         renderer = structlog.dev.ConsoleRenderer(colors=bool(callable(isatty) and isatty()))
     else:
         tail = [structlog.processors.dict_tracebacks, _REDACTOR, ControlEscaper()]
-        renderer = structlog.processors.JSONRenderer(sort_keys=False)
+        renderer = _JSONRenderer()
         if on_journal(out) if journald is None else journald:
             renderer = _JournalPrefix(renderer)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from monitor.alerts.engine import AlertState, Transition
+from monitor.alerts.engine import AlertState, Transition, TransitionKind
 from monitor.alerts.rules import RuleKind
 from monitor.engine.core import Engine, Step
 from monitor.margin.remedy import Remedy
@@ -32,6 +32,9 @@ from monitor.notify.outbound import (
 )
 from monitor.store import alert_state, outbox
 from monitor.store.db import Store
+
+#: the log event of each transition kind (``alert.fired``...)
+_EVENTS: dict[TransitionKind, str] = {k: f"alert.{k.value}" for k in TransitionKind}
 
 
 def log() -> Any:
@@ -129,13 +132,16 @@ async def persist(
             await alert_state.save_delta(conn, step.delta, now)
         await alert_state.record_transitions(conn, step.transitions)
         await outbox.enqueue(conn, messages)
-    for t in step.transitions:
-        log().info(
-            f"alert.{t.kind.value}",
-            key=t.key,
-            severity=t.severity.value,
-            value=t.value,
-            threshold=t.threshold,
-            muted=t.muted,
-        )
+    if step.transitions:
+        # one logger for the step's lines (bound now, so it is the current configuration's)
+        info = log().bind().info
+        for t in step.transitions:
+            info(
+                _EVENTS[t.kind],
+                key=t.key,
+                severity=t.severity.value,
+                value=t.value,
+                threshold=t.threshold,
+                muted=t.muted,
+            )
     return len(messages)

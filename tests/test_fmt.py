@@ -128,3 +128,51 @@ def test_thinning_never_loses_the_global_maximum(values: list[float], rows: int)
 def test_flag_values_are_not_grouped() -> None:
     assert fmt.num(95000.0, 10, group=False) == "95000"
     assert fmt.num(-10.0, 10, sign=True, group=False) == "-10"
+
+
+# -- the format specs made once: the same text as the specs built per call ------------------
+
+
+def _num_reference(x: float | None, sig: int = 6, *, sign: bool = False, group: bool = True) -> str:
+    if x is None or not math.isfinite(x):
+        return fmt.DASH
+    if x == 0.0:
+        return "+0" if sign else "0"
+    mag = math.floor(math.log10(abs(x)))
+    places = max(sig - 1 - mag, 0)
+    text = f"{abs(x):{',' if group else ''}.{places}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    prefix = "-" if x < 0 else ("+" if sign else "")
+    return prefix + text
+
+
+def _pct_reference(x: float | None, places: int = 2, *, sign: bool = False) -> str:
+    if x is None or not math.isfinite(x):
+        return fmt.DASH
+    p = x * 100.0
+    text = f"{p:.{places}f}"
+    if p != 0.0 and float(text) == 0.0:
+        text = _num_reference(p, 2)
+    if sign and p > 0 and not text.startswith("+"):
+        text = "+" + text
+    return f"{text}%"
+
+
+@given(
+    st.one_of(st.none(), st.floats(), st.sampled_from([5e-324, 1e-300, 1e300, -0.0])),
+    st.integers(1, 20),
+    st.booleans(),
+    st.booleans(),
+)
+def test_num_is_the_reference_text(x: float | None, sig: int, sign: bool, group: bool) -> None:
+    assert fmt.num(x, sig, sign=sign, group=group) == _num_reference(x, sig, sign=sign, group=group)
+
+
+@given(
+    st.one_of(st.none(), st.floats(), st.sampled_from([1e-7, 5e-324, -1e-9])),
+    st.integers(0, 45),
+    st.booleans(),
+)
+def test_pct_is_the_reference_text(x: float | None, places: int, sign: bool) -> None:
+    assert fmt.pct(x, places, sign=sign) == _pct_reference(x, places, sign=sign)

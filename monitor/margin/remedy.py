@@ -49,7 +49,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from monitor.margin.base import RuleSet
+from monitor.margin.base import Leg, RuleSet
 from monitor.margin.risk import (
     LegState,
     ScopeRisk,
@@ -229,6 +229,21 @@ def reduced(
     if idx is None:
         raise KeyError(symbol)
     ls = legs[idx]
+    new_leg, new_collateral = _closing(rules, ls, collateral, fraction)
+    out = list(legs)
+    if new_leg is None:
+        del out[idx]
+    else:
+        margin = new_collateral if ls.isolated_margin is not None else None
+        out[idx] = replace(ls, leg=new_leg, isolated_margin=margin)
+    return out, new_collateral
+
+
+def _closing(
+    rules: RuleSet, ls: LegState, collateral: float, fraction: float
+) -> tuple[Leg | None, float]:
+    """:func:`reduced` for the leg ``ls`` alone: the leg left after closing ``fraction`` of it
+    (None when all of it is closed) and the scope's new collateral."""
     leg = ls.leg
     closed = leg.size * fraction
     if leg.isolated and rules.name not in ISOLATED_MARGIN_KEPT:
@@ -240,27 +255,27 @@ def reduced(
         # arrives (= realized PnL), so equity is unchanged but for the close fee
         fee = leg.fee_rate * abs(closed) * ls.price
         new_collateral = collateral + closed * (ls.price - leg.entry_price) - fee
-    out = list(legs)
     if fraction >= 1.0:
-        del out[idx]
-    else:
-        new_leg = replace(leg, size=leg.size - closed)
-        margin = new_collateral if ls.isolated_margin is not None else None
-        out[idx] = replace(ls, leg=new_leg, isolated_margin=margin)
-    return out, new_collateral
+        return None, new_collateral
+    return replace(leg, size=leg.size - closed), new_collateral
 
 
 def _figures(key: ScopeKey, rules: RuleSet, legs: Sequence[LegState], collateral: float) -> Figures:
     """The headline figures of the scope, with :func:`compute_scope_risk`'s formulas
     (equity, maintenance, margin ratio, nearest liquidation distance) and none of its other
     figures: a remedy's search evaluates the scope tens of times."""
-    equity = collateral + math.fsum(ls.leg.size * (ls.price - ls.leg.entry_price) for ls in legs)
-    maintenance = math.fsum(rules.maintenance(ls.leg, ls.price) for ls in legs)
+    return _figures_at(rules, [(ls.leg, ls.price) for ls in legs], collateral)
+
+
+def _figures_at(rules: RuleSet, held: Sequence[tuple[Leg, float]], collateral: float) -> Figures:
+    """:func:`_figures` of the legs ``held`` as (leg, risk price) pairs."""
+    equity = collateral + math.fsum(leg.size * (price - leg.entry_price) for leg, price in held)
+    maintenance = math.fsum(rules.maintenance(leg, price) for leg, price in held)
     liquidatable = is_liquidatable(equity, maintenance)
     nearest: float | None = None
-    for ls in legs:
-        liq = rules.liquidation_price(ls.leg, ls.price, equity, maintenance)
-        dist = liquidation_distance(ls.leg.size, ls.price, liq, liquidatable)
+    for leg, price in held:
+        liq = rules.liquidation_price(leg, price, equity, maintenance)
+        dist = liquidation_distance(leg.size, price, liq, liquidatable)
         if dist is not None and (nearest is None or dist < nearest):
             nearest = dist
     return Figures(equity, maintenance, margin_ratio(maintenance, equity), nearest, liquidatable)
@@ -305,7 +320,8 @@ def remedy(
     base = Remedy(key, target, now, met, deposit, after_deposit, None, None, None, None)
     if sym is None:
         return replace(base, reduce_note="no position to reduce")
-    leg = next(ls.leg for ls in legs if ls.leg.symbol == sym)
+    idx = next(i for i, ls in enumerate(legs) if ls.leg.symbol == sym)
+    leg = legs[idx].leg
     if not reduce and not met:
         flags = []
         if target.margin_ratio is not None:
@@ -313,16 +329,24 @@ def remedy(
         if target.distance is not None:
             flags.append(f"--target-distance {target.distance * 100:g}%")
         skipped = f"{REDUCTION_SKIPPED}; `monitor whatif` with {' '.join(flags)} computes it"
-        return replace(base, reduce_symbol=sym, reduce_note=skipped)
+        return Remedy(key, target, now, met, deposit, after_deposit, sym, None, None, None, skipped)
     if met:
         return replace(
             base, reduce_symbol=sym, reduce_size=0.0, reduce_fraction=0.0, after_reduction=now
         )
+    held = [(ls.leg, ls.price) for ls in legs]
 
     def ok(x: float) -> tuple[bool, Figures]:
-        new_legs, new_coll = reduced(rules, legs, collateral, sym, x)
-        fig = _figures(key, rules, new_legs, new_coll)
-        return meets(fig, target, has_positions=bool(new_legs)), fig
+        # reduced() and _figures() without the LegState copies: only the leg and the
+        # collateral change
+        new_leg, new_coll = _closing(rules, legs[idx], collateral, x)
+        at = held.copy()
+        if new_leg is None:
+            del at[idx]
+        else:
+            at[idx] = (new_leg, held[idx][1])
+        fig = _figures_at(rules, at, new_coll)
+        return meets(fig, target, has_positions=bool(at)), fig
 
     full_ok, full_fig = ok(1.0)
     if not full_ok:

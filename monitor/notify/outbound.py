@@ -36,11 +36,12 @@ from monitor.notify.render import (
     REMEDY_RULES,
     Move,
     Rendered,
+    RenderMemo,
     group_title,
     labelled_scope,
     notify_type,
-    render_group,
     render_held,
+    render_titled,
 )
 from monitor.ops.charts import ChartSpec, account_of, encode_specs, thresholds_from_rules
 from monitor.store.outbox import OutboundMessage
@@ -343,6 +344,10 @@ def build_messages(
             m = recent.move(t, now)
             if m is not None:
                 moves[t.id] = m
+    # several channels: the plain lines, made once for all of them, and each set of alerts'
+    # title (kept until the end of the batch: not worth it for one channel)
+    memo = RenderMemo() if len(channels) > 1 else None
+    titles: dict[tuple[str, ...], str] = {}
     for group in group_transitions(transitions):
         for ch in channels:
             mine = tuple(
@@ -354,9 +359,17 @@ def build_messages(
             if not mine:
                 continue
             sub = AlertGroup(group.group, mine)
-            title = group_title(sub, labels=labels)
-            rendered = render_group(
+            if memo is None:
+                title = group_title(sub, labels=labels)
+            else:
+                ids = tuple(t.id for t in mine)
+                found = titles.get(ids)
+                if found is None:
+                    found = titles[ids] = group_title(sub, labels=labels)
+                title = found
+            rendered = render_titled(
                 sub,
+                title,
                 risks,
                 ch.format,
                 ch.body_limit(title),
@@ -364,6 +377,7 @@ def build_messages(
                 rules=rules,
                 remedies=remedies,
                 moves=moves,
+                memo=memo,
             )
             # an alert ENDED by its position or scope going away is no success
             resolved_only = all(

@@ -116,10 +116,22 @@ class Rendered:
 
 def iso(ts: float) -> str:
     """UTC ISO 8601 with a ``Z``, to the second (the raw number when out of the calendar)."""
-    try:
-        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    except (OverflowError, ValueError, OSError):
-        return f"{ts:.0f} (epoch s)"
+    text = _ISO.get(ts)
+    if text is None:
+        try:
+            text = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        except (OverflowError, ValueError, OSError):
+            text = f"{ts:.0f} (epoch s)"
+        if len(_ISO) >= _ISO_MAX:
+            _ISO.clear()
+        _ISO[ts] = text
+    return text
+
+
+#: :func:`iso` of recent times (a burst's alerts share a few: their step's, their since);
+#: emptied when it reaches :data:`_ISO_MAX` entries
+_ISO: dict[float, str] = {}
+_ISO_MAX = 4096
 
 
 def duration(seconds: float) -> str:
@@ -156,15 +168,16 @@ def rule_value(rule: str, x: float | None) -> str:
         return "n/a"
     if math.isinf(x):
         return "∞ (equity ≤ 0)" if rule == RuleKind.MARGIN_RATIO else "∞"
+    # x is finite from here: pct() and money() would only check it again
     if rule in _PERCENT:
-        return pct(x)
+        return numfmt.pct(x)
     if rule == RuleKind.MARGIN_RATIO:
         return f"{x:.4f} ({x * 100:.1f}%)"
     if rule == RuleKind.FUNDING_RUNWAY:
         return numfmt.hours(x)
     if rule == RuleKind.OUTBOX_BACKLOG:
         return f"{x:.0f}"
-    return money(x)
+    return numfmt.money(x)
 
 
 def md_escape(text: str) -> str:
@@ -216,6 +229,8 @@ def one_line(text: str) -> str:
     may hold them: C0/C1 controls, DEL, line separators, bidi overrides and isolates,
     zero-width characters) replaced by spaces: one rendered line never becomes two, and a
     name never reorders or hides the text around it."""
+    if text.isprintable():  # none of them is printable: the common case skips the regex
+        return text
     return _CONTROL.sub(" ", text)
 
 
@@ -351,7 +366,7 @@ def _clear_of(t: Transition, rules: AlertRules | None) -> float | None:
 
 def _how_bad(t: Transition, rules: AlertRules | None) -> str:
     """The value against the level, said truthfully."""
-    direction = DIRECTIONS[RuleKind(t.rule)]
+    direction = _DIRECTION[t.rule]
     value = rule_value(t.rule, t.value)
     sev = t.severity.value
     if _past_liquidation(t.rule, t.value):
@@ -373,6 +388,10 @@ def _how_bad(t: Transition, rules: AlertRules | None) -> str:
     if clear is None:
         return text
     return f"{text} {rule_value(t.rule, clear)}"
+
+
+#: :data:`DIRECTIONS` by the rule's name
+_DIRECTION: dict[str, Direction] = {k.value: d for k, d in DIRECTIONS.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -420,10 +439,15 @@ def transition_line(
     ``labels``: ``venue:account`` → the account's label. ``rules``: the alert rules, to name
     the clear level of a repeat that no longer crosses its fire level. ``move``: where the
     value stood a while ago (``up from 71.0% 12 min ago``)."""
+    return _transition_line(t, who(t.group, labels), rules, move)
+
+
+def _transition_line(t: Transition, name: str, rules: AlertRules | None, move: Move | None) -> str:
+    """:func:`transition_line` with ``name``, :func:`who` of ``t.group``, given."""
     verb = _verb(t)
     sev = t.severity.value.upper()
     place = where(t.subject, t.group)
-    head = f"{verb} {sev}: {who(t.group, labels)}" + (f", {place}" if place else "")
+    head = f"{verb} {sev}: {name}" + (f", {place}" if place else "")
     head += f": {_label(t)}"
     if t.kind is TransitionKind.EVENT or t.rule not in DIRECTIONS:
         return f"{head}" + (f" ({t.detail})" if t.detail else "") + f" at {iso(t.at)}"
@@ -656,11 +680,79 @@ def render_group(
     ``rules``: for the clear levels named by repeats. ``remedies``: transition id → the
     remedy computed for it (:func:`monitor.notify.outbound.remedy_for`). ``moves``:
     transition id → where its value stood a while ago (:class:`monitor.notify.outbound.Recent`)."""
-    title = group_title(group, labels=labels)
+    return render_titled(
+        group,
+        group_title(group, labels=labels),
+        risks,
+        fmt,
+        limit,
+        labels=labels,
+        rules=rules,
+        remedies=remedies,
+        moves=moves,
+    )
+
+
+class RenderMemo:
+    """The plain (unstyled) lines made for one batch of messages, reused by the next channel
+    that renders the same alerts (only the styling differs by channel): each transition's
+    line by its id (with ``names``, :func:`who` by group), each remedy's and each scope's
+    lines by the object (kept, so an id is never reused). Valid for one set of ``risks``,
+    ``labels``, ``rules``, ``remedies`` and ``moves``: one :func:`render_titled` caller's
+    batch."""
+
+    __slots__ = ("_remedies", "_scopes", "lines", "names")
+
+    def __init__(self) -> None:
+        self.lines: dict[str, str] = {}
+        self.names: dict[str, str] = {}
+        self._remedies: dict[int, tuple[Remedy, list[str]]] = {}
+        self._scopes: dict[int, tuple[ScopeRisk, list[str]]] = {}
+
+    def remedy(self, r: Remedy) -> list[str]:
+        """:func:`remedy_lines` of ``r``."""
+        hit = self._remedies.get(id(r))
+        if hit is None or hit[0] is not r:
+            hit = self._remedies[id(r)] = (r, remedy_lines(r))
+        return hit[1]
+
+    def scope(self, risk: ScopeRisk, labels: Mapping[str, str] | None) -> list[str]:
+        """:func:`scope_lines` of ``risk`` (``labels``: the batch's)."""
+        hit = self._scopes.get(id(risk))
+        if hit is None or hit[0] is not risk:
+            hit = self._scopes[id(risk)] = (risk, scope_lines(risk, labels))
+        return hit[1]
+
+
+def render_titled(
+    group: AlertGroup,
+    title: str,
+    risks: Mapping[str, ScopeRisk],
+    fmt: str = TEXT,
+    limit: int | None = None,
+    *,
+    labels: Mapping[str, str] | None = None,
+    rules: AlertRules | None = None,
+    remedies: Mapping[str, Remedy] | None = None,
+    moves: Mapping[str, Move] | None = None,
+    memo: RenderMemo | None = None,
+) -> Rendered:
+    """:func:`render_group` with its ``title`` (:func:`group_title` of ``group`` and
+    ``labels``) already made (the caller needed it for the body's limit). ``memo``: the
+    plain lines already made for another channel in the same batch (the same ``risks``,
+    ``labels``, ``rules``, ``remedies`` and ``moves``), reused and added to."""
+    if memo is None:
+        memo = RenderMemo()
     lines: list[str] = []
     for t in group.transitions:
-        move = (moves or {}).get(t.id)
-        lines.append(_styled(transition_line(t, labels, rules, move), fmt, bold=True))
+        line = memo.lines.get(t.id)
+        if line is None:
+            name = memo.names.get(t.group)
+            if name is None:
+                name = memo.names[t.group] = who(t.group, labels)
+            move = (moves or {}).get(t.id)
+            line = memo.lines[t.id] = _transition_line(t, name, rules, move)
+        lines.append(_styled(line, fmt, bold=True))
     by_scope: dict[str, list[Remedy]] = {}
     for t in group.transitions:
         r = (remedies or {}).get(t.id)
@@ -673,7 +765,7 @@ def render_group(
         lines.append("")
         lines.append(_styled(f"What to do on {labelled_scope(scope_key, labels)}:", fmt))
         for r in found:
-            for line in remedy_lines(r):
+            for line in memo.remedy(r):
                 lines.append(_styled(line, fmt))
     seen: set[str] = set()
     for t in group.transitions:
@@ -683,7 +775,7 @@ def render_group(
             continue
         seen.add(scope_subject)
         lines.append("")
-        for line in scope_lines(risk, labels):
+        for line in memo.scope(risk, labels):
             lines.append(_styled(line, fmt))
     lines.append("")
     lines.append(f"at {iso(group.at)}")

@@ -17,6 +17,7 @@ a restart that detection starts from the first snapshot.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import fields
 from typing import Any
@@ -30,11 +31,53 @@ from monitor.store.db import Store
 _FIELDS = tuple(f.name for f in fields(AlertRecord))
 
 
-def _dump(rec: AlertRecord) -> str:
+def _dump_reference(rec: AlertRecord) -> str:
+    """The record as a JSON object: its fields in order, compact, NaN/Infinity allowed,
+    ASCII only (what :func:`_dump` writes faster)."""
     # a flat record of scalars: no need for dataclasses.asdict's recursive deep copy
     return json.dumps(
         {name: getattr(rec, name) for name in _FIELDS}, allow_nan=True, separators=(",", ":")
     )
+
+
+#: each field's ``"name":`` as json.dumps writes the key
+_KEYS = tuple(json.dumps(name) + ":" for name in _FIELDS)
+_FLOAT_REPR = float.__repr__
+_INT_REPR = int.__repr__
+_STRING = json.encoder.encode_basestring_ascii
+
+
+def _dump(rec: AlertRecord) -> str:
+    """:func:`_dump_reference`'s text, written field by field: a string (an enum's too) as
+    json.dumps writes it, a float as its repr (``NaN``, ``Infinity``, ``-Infinity`` when not
+    finite), None, booleans and ints as JSON; any other value: the reference's text."""
+    parts = []
+    for key, name in zip(_KEYS, _FIELDS, strict=True):
+        v = getattr(rec, name)
+        kind = type(v)
+        if kind is float:
+            if math.isnan(v):
+                text = "NaN"
+            elif v == math.inf:
+                text = "Infinity"
+            elif v == -math.inf:
+                text = "-Infinity"
+            else:
+                text = _FLOAT_REPR(v)
+        elif v is None:
+            text = "null"
+        elif isinstance(v, str):
+            text = _STRING(v)
+        elif v is True:
+            text = "true"
+        elif v is False:
+            text = "false"
+        elif kind is int:
+            text = _INT_REPR(v)
+        else:
+            return _dump_reference(rec)
+        parts.append(key + text)
+    return "{" + ",".join(parts) + "}"
 
 
 def _load(doc: str) -> AlertRecord:
@@ -99,11 +142,13 @@ async def save_delta(conn: aiosqlite.Connection, delta: AlertDelta, now: float) 
         await conn.executemany(
             "INSERT INTO alert_state (key, doc, updated_at) VALUES (?, ?, ?) "
             "ON CONFLICT(key) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at",
-            [(rec.key, _dump(rec), now) for rec in delta.upserts],
+            # rows made as SQLite takes them (in its thread), each freed once bound: tens of
+            # thousands of rows alive at once would drive the collector through full passes
+            ((rec.key, _dump(rec), now) for rec in delta.upserts),
         )
     if delta.deletes:
         await conn.executemany(
-            "DELETE FROM alert_state WHERE key = ?", [(k,) for k in delta.deletes]
+            "DELETE FROM alert_state WHERE key = ?", ((k,) for k in delta.deletes)
         )
     if delta.peaks:
         await _save_peaks(conn, delta.peaks)
@@ -132,7 +177,7 @@ async def record_transitions(conn: aiosqlite.Connection, transitions: Iterable[T
     await conn.executemany(
         "INSERT OR IGNORE INTO transitions (id, key, kind, rule, severity, grp, subject, at, "
         "value, threshold, muted, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
+        (  # rows made as SQLite takes them (see save_delta)
             (
                 t.id,
                 t.key,
@@ -148,7 +193,7 @@ async def record_transitions(conn: aiosqlite.Connection, transitions: Iterable[T
                 t.detail,
             )
             for t in transitions
-        ],
+        ),
     )
 
 
