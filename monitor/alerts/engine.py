@@ -437,12 +437,13 @@ def _fires(levels: Sequence[Level], direction: Direction, value: float | None) -
     :func:`active_level` without a firing severity)."""
     if value is None:
         return False
+    # loops, not any(generator): this runs for every rule of every scope evaluated
     if direction is Direction.ABOVE:
-        for lv in levels:
+        for lv in levels:  # noqa: SIM110
             if value >= lv.fire:
                 return True
         return False
-    for lv in levels:
+    for lv in levels:  # noqa: SIM110
         if value <= lv.fire:
             return True
     return False
