@@ -984,8 +984,10 @@ class _Assessed(NamedTuple):
 
 def _inputs(s: ScopeState) -> tuple[object, ...]:
     """Everything ``assess`` reads of a scope besides its thresholds and rules: equity,
-    maintenance, and each holding's leg and risk price, in order (a NaN never compares equal,
-    so such a scope is assessed again)."""
+    maintenance, and each holding's leg and risk price, in order. Tuples compare items by
+    identity first, so the very NaN object kept since ``rearm`` compares equal and its
+    assessment is reused: sound, as ``assess`` is a pure function of these (a NaN read anew
+    is another object and is assessed again)."""
     out: list[object] = [s.cash, s.value, s.mm]
     for h in s.holdings.values():
         out.append(h.leg)
