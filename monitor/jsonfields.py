@@ -42,7 +42,10 @@ def to_float(value: Any, source: str, path: str) -> float:
     if isinstance(value, bool):
         raise InputError(source, path, f"expected a number, got {_kind(value)}")
     if isinstance(value, int | float):
-        out = float(value)
+        try:
+            out = float(value)
+        except OverflowError:  # an integer past float's range (JSON allows any number of digits)
+            raise InputError(source, path, "must be finite, got an integer out of range") from None
     elif isinstance(value, str):
         try:
             out = float(value.strip())

@@ -15,7 +15,8 @@ The standard library's root logger (websockets, ccxt, apprise, aiosqlite) is rou
 ``structlog.stdlib.ProcessorFormatter`` with the same processors plus a ``logger`` key naming
 the library.
 
-Redaction masks, in every string value (nested too, exception texts included): Telegram-style
+Redaction masks, in every string value (nested too; exceptions, bytes and sets as the text
+they are written as): Telegram-style
 bot tokens (``123456:AA…``), the password in ``scheme://user:password@host`` URLs, the values of
 keys named like ``password``/``token``/``secret``, and every string passed to
 :func:`register_secret`.
@@ -165,12 +166,19 @@ class Redactor:
             return {k: self._item(k, v) for k, v in value.items()}
         if isinstance(value, list | tuple):
             return type(value)(self.value(v) for v in value)
-        if isinstance(value, BaseException):
+        if isinstance(value, BaseException | bytes | bytearray | set | frozenset):
+            # the renderers write these as their repr (JSON's fallback, the console's repr):
+            # the same text, masked
             return self.text(repr(value))
         return value
 
     def _item(self, key: object, value: Any) -> Any:
-        if isinstance(key, str) and _secret_key(key) and isinstance(value, str) and value:
+        if (
+            isinstance(key, str)
+            and _secret_key(key)
+            and isinstance(value, str | bytes | bytearray)
+            and value
+        ):
             return MASK
         return self.value(value)
 

@@ -56,6 +56,13 @@ class Text(str):
 
 
 def _hook(tp: type, value: Any) -> Any:
+    try:
+        return _typed(tp, value)
+    except OverflowError:  # an integer past float's range (a JSON book may hold any number)
+        raise ValueError("must be finite, got an integer out of range") from None
+
+
+def _typed(tp: type, value: Any) -> Any:
     if tp is Seconds:
         return Seconds(duration_seconds(value))
     if tp is Interval:

@@ -469,6 +469,9 @@ class _Eval:
         """Keys changed by this evaluation → whether the key existed before it."""
         self.peaks_changed: dict[str, None] = {}
         self.stale_changed = False
+        self.event_ids: dict[str, int] = {}
+        """Ids of this evaluation's EVENT transitions → how many have it (two ADL fills of
+        one position in one batch: the second is ``…/event#1``)."""
 
     @property
     def stale(self) -> Mapping[str, str]:
@@ -520,9 +523,17 @@ class _Eval:
         detail: str = "",
         risk: ScopeRisk | None = None,
     ) -> None:
+        tid = f"{rec.key}@{self.wall:.6f}/{kind.value}"
+        if kind is TransitionKind.EVENT:
+            # notices are facts, each its own: ids unique within the batch (the history's
+            # primary key; the renderers key figures by id)
+            seen = self.event_ids.get(tid, 0)
+            self.event_ids[tid] = seen + 1
+            if seen:
+                tid = f"{tid}#{seen}"
         self.out.append(
             Transition(
-                id=f"{rec.key}@{self.wall:.6f}/{kind.value}",
+                id=tid,
                 kind=kind,
                 key=rec.key,
                 rule=rec.rule,

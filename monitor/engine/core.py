@@ -646,7 +646,7 @@ class Engine:
             self._evaluated_at[key] = self.batches
             self.portfolio.arm(key, self._thresholds(key))
             self.latest[key] = risk
-            self._worst.record(risk)
+            self._worst.record(risk, self.latest)
             doc: dict[str, object] = status_doc(risk, self.book.firing_of(str(key)))
             doc["ts"] = wall
             step.statuses[key] = doc
@@ -849,11 +849,30 @@ class WorstRatio:
         self._heap: list[tuple[float, int, ScopeKey]] = []
         self._seq = 0
 
-    def record(self, risk: ScopeRisk) -> None:
+    def record(self, risk: ScopeRisk, latest: Mapping[ScopeKey, ScopeRisk]) -> None:
+        """``risk``, just stored in ``latest`` (scope → its latest figures). The heap is
+        rebuilt from ``latest`` here too, so it stays bounded when :meth:`of` is never asked
+        (a replay, a report: one entry per evaluation would pile up)."""
+        heap = self._heap
+        if len(heap) > 3 * len(latest) + 16:
+            self._rebuild(latest)  # ``risk`` among them
+            return
         ratio = risk.margin_ratio
         if ratio is not None and not math.isnan(ratio):
             self._seq += 1
-            heapq.heappush(self._heap, (-ratio, self._seq, risk.key))
+            heapq.heappush(heap, (-ratio, self._seq, risk.key))
+
+    def _rebuild(self, latest: Mapping[ScopeKey, ScopeRisk]) -> None:
+        # in O(scopes) (heapify): a few ms at 40,000 scopes, once per twice as many
+        # evaluations
+        heap = self._heap
+        heap[:] = [
+            (-r.margin_ratio, i, k)
+            for i, (k, r) in enumerate(latest.items())
+            if r.margin_ratio is not None and not math.isnan(r.margin_ratio)
+        ]
+        heapq.heapify(heap)
+        self._seq = len(latest)
 
     def of(self, latest: Mapping[ScopeKey, ScopeRisk]) -> ScopeRisk | None:
         """The scope of ``latest`` (scope → its latest figures, each recorded when it was
@@ -861,15 +880,7 @@ class WorstRatio:
         first."""
         heap = self._heap
         if len(heap) > 3 * len(latest) + 16:
-            # rebuilt in O(scopes) (heapify): a few ms at 40,000 scopes, once per twice as
-            # many evaluations
-            heap[:] = [
-                (-r.margin_ratio, i, k)
-                for i, (k, r) in enumerate(latest.items())
-                if r.margin_ratio is not None and not math.isnan(r.margin_ratio)
-            ]
-            heapq.heapify(heap)
-            self._seq = len(latest)
+            self._rebuild(latest)
         while heap:
             neg, _, key = heap[0]
             risk = latest.get(key)

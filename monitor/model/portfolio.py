@@ -610,9 +610,12 @@ class Portfolio:
             heapq.heappush(m.lows, lo)
             heapq.heappush(m.highs, hi)
             # stale entries (a re-armed scope's old band) go once they are a third of the
-            # heap: at most 1.5 entries a holding per side (64 B each)
+            # heap: at most 1.5 entries a holding per side (64 B each). Each side is checked:
+            # in a trend the fast path pops one side only (a falling price empties ``lows``),
+            # and the other would keep every re-arm's stale entry
             held = len(m.holdings)
-            if len(m.lows) > held + (held >> 1) + 16:
+            limit = held + (held >> 1) + 16
+            if len(m.lows) > limit or len(m.highs) > limit:
                 m.lows = [e for e in m.lows if e.scope.band_seq == e.seq]
                 m.highs = [e for e in m.highs if e.scope.band_seq == e.seq]
                 heapq.heapify(m.lows)
@@ -981,8 +984,10 @@ class _Assessed(NamedTuple):
 
 def _inputs(s: ScopeState) -> tuple[object, ...]:
     """Everything ``assess`` reads of a scope besides its thresholds and rules: equity,
-    maintenance, and each holding's leg and risk price, in order (a NaN never compares equal,
-    so such a scope is assessed again)."""
+    maintenance, and each holding's leg and risk price, in order. Tuples compare items by
+    identity first, so the very NaN object kept since ``rearm`` compares equal and its
+    assessment is reused: sound, as ``assess`` is a pure function of these (a NaN read anew
+    is another object and is assessed again)."""
     out: list[object] = [s.cash, s.value, s.mm]
     for h in s.holdings.values():
         out.append(h.leg)

@@ -73,9 +73,10 @@ REDUCTIONS_PER_SECOND = 50.0
 class ReductionBudget:
     """How many remedies get their reduction, across :func:`build_messages` calls: a token
     bucket of ``burst`` reductions refilled at ``per_second`` (``now`` in epoch seconds; a
-    clock that steps back refills nothing). A trader's few alerts always get theirs; in a
-    crash the first each second do (the engine decides the most urgent first), the rest get
-    the deposit and a note saying ``monitor whatif`` computes the reduction."""
+    clock that steps back refills nothing, and refilling resumes from its new time). A
+    trader's few alerts always get theirs; in a crash the first each second do (the engine
+    decides the most urgent first), the rest get the deposit and a note saying ``monitor
+    whatif`` computes the reduction."""
 
     __slots__ = ("_at", "_tokens", "burst", "per_second")
 
@@ -91,8 +92,9 @@ class ReductionBudget:
         """One reduction at ``now``, if the budget has one left."""
         if self._at is not None and now > self._at:
             self._tokens = min(self.burst, self._tokens + (now - self._at) * self.per_second)
-        if self._at is None or now > self._at:
-            self._at = now
+        # a clock stepped back refills nothing, and the bucket's time follows it: kept at the
+        # old time, a clock set back an hour would refill nothing for that hour
+        self._at = now
         if self._tokens >= 1.0:
             self._tokens -= 1.0
             return True

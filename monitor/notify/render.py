@@ -695,19 +695,37 @@ def render_group(
 
 class RenderMemo:
     """The plain (unstyled) lines made for one batch of messages, reused by the next channel
-    that renders the same alerts (only the styling differs by channel): each transition's
-    line by its id (with ``names``, :func:`who` by group), each remedy's and each scope's
-    lines by the object (kept, so an id is never reused). Valid for one set of ``risks``,
+    that renders the same alerts (only the styling differs by channel): each transition's,
+    each remedy's and each scope's lines by the object (kept, so an id is never reused; not
+    by the transition's id, which two notices of one subject in one batch share, e.g. two
+    ADL fills), with ``names``, :func:`who` by group. Valid for one set of ``risks``,
     ``labels``, ``rules``, ``remedies`` and ``moves``: one :func:`render_titled` caller's
     batch."""
 
-    __slots__ = ("_remedies", "_scopes", "lines", "names")
+    __slots__ = ("_lines", "_remedies", "_scopes", "names")
 
     def __init__(self) -> None:
-        self.lines: dict[str, str] = {}
+        self._lines: dict[int, tuple[Transition, str]] = {}
         self.names: dict[str, str] = {}
         self._remedies: dict[int, tuple[Remedy, list[str]]] = {}
         self._scopes: dict[int, tuple[ScopeRisk, list[str]]] = {}
+
+    def line(
+        self,
+        t: Transition,
+        labels: Mapping[str, str] | None,
+        rules: AlertRules | None,
+        moves: Mapping[str, Move] | None,
+    ) -> str:
+        """:func:`transition_line` of ``t`` (``labels``, ``rules``, ``moves``: the batch's)."""
+        hit = self._lines.get(id(t))
+        if hit is None or hit[0] is not t:
+            name = self.names.get(t.group)
+            if name is None:
+                name = self.names[t.group] = who(t.group, labels)
+            move = (moves or {}).get(t.id)
+            hit = self._lines[id(t)] = (t, _transition_line(t, name, rules, move))
+        return hit[1]
 
     def remedy(self, r: Remedy) -> list[str]:
         """:func:`remedy_lines` of ``r``."""
@@ -745,14 +763,7 @@ def render_titled(
         memo = RenderMemo()
     lines: list[str] = []
     for t in group.transitions:
-        line = memo.lines.get(t.id)
-        if line is None:
-            name = memo.names.get(t.group)
-            if name is None:
-                name = memo.names[t.group] = who(t.group, labels)
-            move = (moves or {}).get(t.id)
-            line = memo.lines[t.id] = _transition_line(t, name, rules, move)
-        lines.append(_styled(line, fmt, bold=True))
+        lines.append(_styled(memo.line(t, labels, rules, moves), fmt, bold=True))
     by_scope: dict[str, list[Remedy]] = {}
     for t in group.transitions:
         r = (remedies or {}).get(t.id)

@@ -50,7 +50,7 @@ def test_the_worst_scope_is_the_highest_current_ratio_whatever_came_before(
             assert not isinstance(ratio, str)
             risk = scope(ratio, key=key)
             latest[key] = risk
-            worst.record(risk)
+            worst.record(risk, latest)
         got = worst.of(latest)
         expected = _by_pass(latest)
         if expected is None:
@@ -66,8 +66,26 @@ def test_a_scope_that_improved_is_no_longer_the_worst() -> None:
     worst = WorstRatio()
     latest = {KEYS[0]: scope(0.9, key=KEYS[0]), KEYS[1]: scope(0.5, key=KEYS[1])}
     for r in latest.values():
-        worst.record(r)
+        worst.record(r, latest)
     latest[KEYS[0]] = scope(0.1, key=KEYS[0])
-    worst.record(latest[KEYS[0]])
+    worst.record(latest[KEYS[0]], latest)
     got = worst.of(latest)
     assert got is not None and got.key == KEYS[1]
+
+
+def test_the_heap_stays_bounded_when_the_worst_is_never_asked() -> None:
+    """A replay evaluates scopes and never asks for the summary: 10,000 evaluations of 5
+    scopes keep at most 3 · 5 + 16 + 1 = 32 entries (one per evaluation: 10,000), and the
+    worst is still the highest current ratio (0x4's last, 0.9 > the others' 0.1..0.4)."""
+    worst = WorstRatio()
+    latest: dict[ScopeKey, ScopeRisk] = {}
+    longest = 0
+    for n in range(10_000):
+        key = KEYS[n % 5]
+        latest[key] = scope(0.1 * (n % 5) + (0.5 if n == 9_999 else 0.0), key=key)
+        worst.record(latest[key], latest)
+        longest = max(longest, len(worst._heap))
+    assert longest <= 3 * 5 + 16 + 1
+    got = worst.of(latest)
+    assert got is not None and got.key == KEYS[4]
+    assert got.margin_ratio == 0.1 * 4 + 0.5

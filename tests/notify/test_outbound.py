@@ -338,16 +338,28 @@ def test_in_a_burst_the_first_scopes_get_the_reduction_and_the_rest_the_deposit_
 
 def test_the_reduction_budget_is_a_bucket_refilled_each_second() -> None:
     """50 a second, burst 50: 50 at T0, none left, 25 more half a second later (0.5 · 50); a
-    clock that steps back refills nothing and does not move the bucket's time back. (Times
-    are binary fractions: epoch seconds are floats.)"""
+    clock that steps back refills nothing, then refills from its new time. (Times are binary
+    fractions: epoch seconds are floats.)"""
     from monitor.notify.outbound import ReductionBudget
 
     b = ReductionBudget(per_second=50.0, burst=50.0)
     assert sum(b.take(T0) for _ in range(60)) == 50
     assert sum(b.take(T0 + 0.5) for _ in range(60)) == 25
     assert sum(b.take(T0 - 100.0) for _ in range(10)) == 0  # stepped back: nothing new
-    assert sum(b.take(T0 + 0.625) for _ in range(10)) == 6  # 0.125 s later: 6.25 more
+    assert sum(b.take(T0 - 99.875) for _ in range(10)) == 6  # 0.125 s later: 6.25 more
     assert sum(b.take(T0 + 1_000.0) for _ in range(60)) == 50  # never more than the burst
+
+
+def test_a_clock_set_back_an_hour_does_not_starve_the_reductions_for_an_hour() -> None:
+    """The bucket emptied at T0, then the wall clock set back an hour (NTP) and running on
+    from there: one second later (T0 − 3600 + 1) the bucket has refilled 1 · 50 = 50, as it
+    would on a clock that never stepped; kept at T0, it would stay empty until T0."""
+    from monitor.notify.outbound import ReductionBudget
+
+    b = ReductionBudget(per_second=50.0, burst=50.0)
+    assert sum(b.take(T0) for _ in range(60)) == 50
+    assert sum(b.take(T0 - 3_600.0) for _ in range(10)) == 0  # the step itself: nothing new
+    assert sum(b.take(T0 - 3_599.0) for _ in range(60)) == 50
 
 
 def test_across_steps_the_budget_bounds_the_reductions_of_a_crash() -> None:
