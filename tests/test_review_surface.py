@@ -388,3 +388,37 @@ def test_a_mute_on_an_address_covers_its_hip3_dex_positions() -> None:
     assert not is_muted([mute], other, "margin_ratio", False, 1000.0)
     dex_mute = Mute(f"hyperliquid:{ADDR}@xyz", 2000.0)
     assert not is_muted([dex_mute], f"hyperliquid:{ADDR}/cross", "margin_ratio", False, 1000.0)
+
+
+def test_the_summary_names_an_underwater_scope_as_the_worst() -> None:
+    """Two accounts: one at a 10 % ratio, one whose equity fell below zero (ratio None): the
+    summary names the underwater one as the worst, never the 10 % one (fail closed)."""
+    from monitor.alerts.rules import AlertRules
+    from monitor.engine.core import Engine
+    from monitor.model.events import AccountSnapshot, MarkPrice
+    from monitor.model.instruments import MaintenanceSchedule
+    from monitor.model.positions import Position
+
+    sched = MaintenanceSchedule.flat(0.01)
+    engine = Engine(AlertRules.default())
+    # healthy: 1 BTC at 100, 100 collateral: equity 100, maintenance 1 → ratio 1 %
+    # underwater: 1 BTC long from 100 with 5 of collateral, price 90: equity 5 − 10 = −5
+    engine.receive(
+        [
+            AccountSnapshot(
+                "generic", "ok", 100.0, (Position("BTC", 1.0, 100.0, maintenance=sched),)
+            ),
+            AccountSnapshot(
+                "generic", "under", 5.0, (Position("BTC", 1.0, 100.0, maintenance=sched),)
+            ),
+            MarkPrice("generic", "BTC", 90.0),
+        ],
+        100.0,
+        1.0,
+    )
+    for _ in range(20):
+        if not engine.busy:
+            break
+        engine.receive([], 100.0, 1.0)
+    summary = engine.summary()
+    assert "worst: equity ≤ 0, LIQUIDATABLE (generic:under/cross)" in summary, summary

@@ -809,8 +809,14 @@ class Engine:
             if fs.state in bad:
                 bad[fs.state].append(f"{v}/{c}")
         parts = [f"{len(self.latest)} scopes"]
-        if worst is not None and worst.margin_ratio is not None:
-            parts.append(f"worst margin ratio {worst.margin_ratio * 100:.1f}% ({worst.key})")
+        if worst is not None:
+            ratio = worst.margin_ratio
+            if ratio is None:  # ranked first: it has positions and no equity left
+                parts.append(f"worst: equity ≤ 0, LIQUIDATABLE ({worst.key})")
+            elif math.isnan(ratio):  # ranked first: unknown alarms (fail closed)
+                parts.append(f"worst: margin ratio unknown ({worst.key})")
+            else:
+                parts.append(f"worst margin ratio {ratio * 100:.1f}% ({worst.key})")
         parts.append(f"{firing} alerts firing")
         if bad[FeedState.DOWN]:
             parts.append("down: " + ", ".join(bad[FeedState.DOWN]))
@@ -840,8 +846,10 @@ class WorstRatio:
     A heap of (−margin ratio, order, scope) of every evaluation :meth:`record` was told of; an
     entry is current while the scope's latest ratio is still its value, and stale ones are
     dropped as they surface. Amortised O(log scopes) per record and query; the heap is rebuilt
-    from the latest figures when it holds more than three times as many entries. A ratio that is
-    None (equity ≤ 0) or NaN is not ranked."""
+    from the latest figures when it holds more than three times as many entries. Fail closed:
+    a scope holding positions whose ratio is None (equity ≤ 0) or NaN (unknown) ranks above
+    every finite ratio (:func:`_rank`); a scope without positions and no ratio is not
+    ranked."""
 
     __slots__ = ("_heap", "_seq")
 
@@ -857,19 +865,19 @@ class WorstRatio:
         if len(heap) > 3 * len(latest) + 16:
             self._rebuild(latest)  # ``risk`` among them
             return
-        ratio = risk.margin_ratio
-        if ratio is not None and not math.isnan(ratio):
+        rank = _rank(risk)
+        if rank is not None:
             self._seq += 1
-            heapq.heappush(heap, (-ratio, self._seq, risk.key))
+            heapq.heappush(heap, (-rank, self._seq, risk.key))
 
     def _rebuild(self, latest: Mapping[ScopeKey, ScopeRisk]) -> None:
         # in O(scopes) (heapify): a few ms at 40,000 scopes, once per twice as many
         # evaluations
         heap = self._heap
         heap[:] = [
-            (-r.margin_ratio, i, k)
+            (-rank, i, k)
             for i, (k, r) in enumerate(latest.items())
-            if r.margin_ratio is not None and not math.isnan(r.margin_ratio)
+            if (rank := _rank(r)) is not None
         ]
         heapq.heapify(heap)
         self._seq = len(latest)
@@ -884,10 +892,20 @@ class WorstRatio:
         while heap:
             neg, _, key = heap[0]
             risk = latest.get(key)
-            if risk is not None and risk.margin_ratio == -neg:
+            if risk is not None and _rank(risk) == -neg:
                 return risk
             heapq.heappop(heap)
         return None
+
+
+def _rank(risk: ScopeRisk) -> float | None:
+    """How bad a scope is for :class:`WorstRatio`: its margin ratio; ``inf`` when it holds
+    positions and the ratio is None (equity ≤ 0) or NaN (unknown); None (not ranked) for a
+    scope without positions and no ratio."""
+    ratio = risk.margin_ratio
+    if ratio is None:
+        return math.inf if risk.positions else None
+    return math.inf if math.isnan(ratio) else ratio
 
 
 def _typed_in(t: Transition, typed: Mapping[str, list[str]]) -> Transition:

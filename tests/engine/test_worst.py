@@ -15,40 +15,44 @@ from tests.alerts.helpers import scope
 
 KEYS = [ScopeKey("hyperliquid", f"0x{i}", "cross") for i in range(5)]
 
-# an operation: scope index, then its new margin ratio (None: equity ≤ 0; NaN: unknown), or
-# "gone" (the scope vanished)
+# an operation: scope index, its new margin ratio (None: equity ≤ 0; NaN: unknown) and
+# whether it holds positions, or "gone" (the scope vanished)
 RATIO = st.one_of(
     st.none(),
     st.just(math.nan),
     st.sampled_from([0.1, 0.5, 0.9]),  # ties are common: a repeated value must not mislead
     st.floats(0.0, 3.0),
 )
-OP = st.tuples(st.integers(0, len(KEYS) - 1), st.one_of(RATIO, st.just("gone")))
+OP = st.tuples(st.integers(0, len(KEYS) - 1), st.one_of(RATIO, st.just("gone")), st.booleans())
+
+
+def _badness(r: ScopeRisk) -> float | None:
+    """Fail closed: a scope with positions and no equity left, or whose ratio is unknown,
+    is worse than any ratio; an empty scope without a ratio is not ranked."""
+    if r.margin_ratio is None:
+        return math.inf if r.positions else None
+    return math.inf if math.isnan(r.margin_ratio) else r.margin_ratio
 
 
 def _by_pass(latest: dict[ScopeKey, ScopeRisk]) -> float | None:
-    ratios = [
-        r.margin_ratio
-        for r in latest.values()
-        if r.margin_ratio is not None and not math.isnan(r.margin_ratio)
-    ]
-    return max(ratios, default=None)
+    ranks = [b for r in latest.values() if (b := _badness(r)) is not None]
+    return max(ranks, default=None)
 
 
 @settings(max_examples=300, deadline=None)
 @given(ops=st.lists(OP, max_size=80))
 def test_the_worst_scope_is_the_highest_current_ratio_whatever_came_before(
-    ops: list[tuple[int, float | str | None]],
+    ops: list[tuple[int, float | str | None, bool]],
 ) -> None:
     worst = WorstRatio()
     latest: dict[ScopeKey, ScopeRisk] = {}
-    for i, ratio in ops:
+    for i, ratio, held in ops:
         key = KEYS[i]
         if ratio == "gone":
             latest.pop(key, None)
         else:
             assert not isinstance(ratio, str)
-            risk = scope(ratio, key=key)
+            risk = scope(ratio, key=key, positions=None if held else ())
             latest[key] = risk
             worst.record(risk, latest)
         got = worst.of(latest)
@@ -57,7 +61,7 @@ def test_the_worst_scope_is_the_highest_current_ratio_whatever_came_before(
             assert got is None
         else:
             assert got is not None and got is latest[got.key]
-            assert got.margin_ratio == expected
+            assert _badness(got) == expected
 
 
 def test_a_scope_that_improved_is_no_longer_the_worst() -> None:
@@ -89,3 +93,25 @@ def test_the_heap_stays_bounded_when_the_worst_is_never_asked() -> None:
     got = worst.of(latest)
     assert got is not None and got.key == KEYS[4]
     assert got.margin_ratio == 0.1 * 4 + 0.5
+
+
+def test_the_summary_names_an_underwater_or_unknown_scope_before_any_ratio() -> None:
+    """0x0 at 95 %, 0x1 with positions and equity ≤ 0 (ratio None): the worst is 0x1; then
+    0x1 with an unknown ratio (NaN) stays the worst; an empty scope without a ratio never is."""
+    worst = WorstRatio()
+    latest = {
+        KEYS[0]: scope(0.95, key=KEYS[0]),
+        KEYS[1]: scope(None, key=KEYS[1]),
+        KEYS[2]: scope(None, key=KEYS[2], positions=()),
+    }
+    for r in latest.values():
+        worst.record(r, latest)
+    got = worst.of(latest)
+    assert got is not None and got.key == KEYS[1]
+    latest[KEYS[1]] = scope(math.nan, key=KEYS[1])
+    worst.record(latest[KEYS[1]], latest)
+    got = worst.of(latest)
+    assert got is not None and got.key == KEYS[1]
+    del latest[KEYS[1]]
+    got = worst.of(latest)
+    assert got is not None and got.key == KEYS[0]
