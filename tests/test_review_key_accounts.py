@@ -146,9 +146,15 @@ async def test_a_key_account_without_a_price_feed_alerts_on_its_margin_ratio_and
             assert " down " not in shown, shown  # no feed reported down
             await mock.close("BTCUSDT", 60_000.0)
             await until(lambda: "RESOLVED" in alerts(tmp_path), 30, "the resolve")
-            closed = await status(cfg, "--json")
-            doc = json.loads(closed)
-            (scope,) = doc["scopes"]
+            # the status is written every second, after the alert: wait for the flush
+            loop = asyncio.get_running_loop()
+            end = loop.time() + 10.0
+            while True:
+                closed = await status(cfg, "--json")
+                (scope,) = json.loads(closed)["scopes"]
+                if scope["positions"] == 0 or loop.time() > end:
+                    break
+                await asyncio.sleep(0.5)
             assert scope["positions"] == 0 and scope["equity"] == pytest.approx(10_000.0)
         assert_no_secret(tmp_path, shown, closed)
 
