@@ -429,24 +429,8 @@ def active_level(
     return best
 
 
+#: each rule's name, read without the enum's ``value`` property (every rule of every scope)
 _RULE_NAMES: dict[RuleKind, str] = {k: k.value for k in RuleKind}
-
-
-def _fires(levels: Sequence[Level], direction: Direction, value: float | None) -> bool:
-    """Whether ``value`` crosses the ``fire`` of any of ``levels`` (what starts an alert:
-    :func:`active_level` without a firing severity)."""
-    if value is None:
-        return False
-    # loops, not any(generator): this runs for every rule of every scope evaluated
-    if direction is Direction.ABOVE:
-        for lv in levels:  # noqa: SIM110
-            if value >= lv.fire:
-                return True
-        return False
-    for lv in levels:  # noqa: SIM110
-        if value <= lv.fire:
-            return True
-    return False
 
 
 class _Eval:
@@ -622,7 +606,7 @@ class _Eval:
         symbol: str | None = None,
         risk: ScopeRisk | None = None,
     ) -> None:
-        key = f"{_RULE_NAMES[kind]}|{subject}"
+        key = alert_key(_RULE_NAMES[kind], subject)
         self.touched.add(key)
         prev = self.alerts.get(key)
         if value is not None and math.isnan(value):
@@ -632,8 +616,6 @@ class _Eval:
         rule = self.rules.rule(kind, account)
         levels = rule.levels_for(symbol) if rule is not None else ()
         direction = DIRECTIONS[kind]
-        if prev is None and not _fires(levels, direction, value):
-            return  # the common case of a scope evaluated again: no alert, none to start
         current = prev.severity if prev is not None and prev.status is AlertStatus.FIRING else None
         lv = active_level(levels, direction, value, current)
         if lv is None:
