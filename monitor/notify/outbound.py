@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
@@ -108,9 +109,11 @@ class Recent:
     """How fast an alert moved: each scope's margin ratio and each position's liquidation
     distance over the last ``window`` seconds (default 15 min), one sample per ``every``
     seconds (default 60 s) per subject, so memory stays bounded (≤ window / every + 1 samples
-    per subject, in a plain list: with a deque, whose first block alone is ~600 bytes, one
-    sample of every position cost ~840 bytes a position, a list ~180). Times are seconds on
-    one clock for every call (the shell's ``now``).
+    per subject). Times are seconds on one clock for every call (the shell's ``now``).
+
+    A subject's samples are one ``array('d')`` of (time, value) pairs, oldest first: 16 B a
+    sample. Kept as a list of tuples, a subject's 16 samples (what a daemon whose prices move
+    holds after 15 minutes) cost ~1,300 bytes more a position than this.
 
     The shell calls :meth:`record` with each step's recomputed scopes and passes the object
     to :func:`build_messages` as ``recent``; an alert then says ``up from 0.7100 (71.0%)
@@ -119,7 +122,8 @@ class Recent:
     def __init__(self, window: float = 900.0, every: float = 60.0) -> None:
         self.window = window
         self.every = every
-        self._by: dict[str, list[tuple[float, float]]] = {}
+        self._by: dict[str, array[float]] = {}
+        """subject → [t0, v0, t1, v1, …] (seconds, value), oldest first"""
         self._pruned = -math.inf
 
     def _add(self, subject: str, value: float | None, now: float) -> None:
@@ -127,13 +131,14 @@ class Recent:
             return
         samples = self._by.get(subject)
         if samples is None:
-            self._by[subject] = [(now, value)]
+            self._by[subject] = array("d", (now, value))
             return
-        if samples and now - samples[-1][0] < self.every:
+        if samples and now - samples[-2] < self.every:
             return
-        samples.append((now, value))
-        while now - samples[0][0] > self.window:  # at most window / every + 1 samples
-            samples.pop(0)
+        samples.append(now)
+        samples.append(value)
+        while now - samples[0] > self.window:  # at most window / every + 1 samples
+            del samples[:2]
 
     def record(self, risks: Iterable[ScopeRisk], now: float) -> None:
         """Note each scope's margin ratio (subject ``venue:account/scope``) and each
@@ -145,23 +150,28 @@ class Recent:
                 self._add(f"{scope}#{p.symbol}", p.liquidation_distance, now)
         if now - self._pruned > self.window:
             self._pruned = now
-            for subject in [
-                k for k, v in self._by.items() if not v or now - v[-1][0] > self.window
-            ]:
+            for subject in [k for k, v in self._by.items() if not v or now - v[-2] > self.window]:
                 del self._by[subject]
+
+    def samples(self, subject: str) -> list[tuple[float, float]]:
+        """``subject``'s samples as (time, value), oldest first (a copy)."""
+        flat = self._by.get(subject)
+        if flat is None:
+            return []
+        return list(zip(flat[0::2], flat[1::2], strict=True))
 
     def move(self, t: Transition, now: float) -> Move | None:
         """Where ``t``'s value stood at the oldest sample of the window (margin ratio and
         liquidation distance alerts only); None without a sample at least ``every`` old."""
         if t.rule not in REMEDY_RULES:
             return None
-        samples = self._by.get(t.subject)
-        if not samples:
+        flat = self._by.get(t.subject)
+        if not flat:
             return None
-        for at, value in samples:
-            age = now - at
+        for i in range(0, len(flat), 2):
+            age = now - flat[i]
             if age <= self.window:
-                return Move(value, age) if age >= self.every else None
+                return Move(flat[i + 1], age) if age >= self.every else None
         return None
 
 
