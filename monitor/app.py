@@ -381,7 +381,7 @@ class Daemon:
     def _maybe_freeze(self, evaluated: int) -> None:
         """Keep the book out of the collector's full passes (:class:`Freezer`)."""
         engine = self.engine
-        size = len(engine.portfolio.accounts) + len(engine.latest) + len(engine.book.alerts)
+        size = len(engine.portfolio.accounts) + len(engine.ratios) + len(engine.book.alerts)
         self.freezer.step(size, evaluated)
 
     def _became_ready(self, status: str) -> None:
@@ -804,7 +804,7 @@ async def _run_replay(daemon: Daemon, path: Path, speed: float, clock: ReplayClo
         )
         print(
             f"replay of {path} finished: {daemon.engine.batches} batches, "
-            f"{len(daemon.engine.latest)} scopes, "
+            f"{len(daemon.engine.ratios)} scopes, "
             f"{bad} bad frames; alert transitions: {counts}; notifications undelivered: {left}",
             file=sys.stderr,
         )

@@ -628,7 +628,7 @@ async def test_a_reload_without_a_manual_account_resolves_its_alerts(tmp_path: P
     assert d.engine.transitions["event"] == 0  # a removed account is not a liquidation
     assert d.engine.portfolio.scope_keys() == []
     # and its scope leaves `status` at once: the step removed it
-    assert not d.engine.latest
+    assert not d.engine.ratios
     assert "generic:old/cross" in d.pending.vanished
     await store.close()
 

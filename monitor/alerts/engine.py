@@ -299,6 +299,11 @@ class AlertBook:
         self.held.pop(key, None)
         return rec
 
+    def has_alerts(self, scope: str) -> bool:
+        """``scope`` (``venue:account/scope``) has an alert, its own or one of its
+        positions', pending or firing."""
+        return scope in self._by_scope
+
     def keys_of(self, scope: str) -> list[str]:
         """Keys of the alerts of ``scope`` and of its positions (a copy: safe to change)."""
         return list(self._by_scope.get(scope, ()))

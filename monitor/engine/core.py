@@ -316,7 +316,12 @@ class Engine:
         self.started = started
         self.replay = replay
         self.ready = False
-        self.latest: dict[ScopeKey, ScopeRisk] = {}
+        self.ratios: dict[ScopeKey, float | None] = {}
+        """Each scope evaluated in full: its margin ratio at its latest evaluation
+        (:func:`latest_ratio`: ``inf`` for positions and equity ≤ 0, NaN unknown, None for no
+        positions and no ratio), what the summary and the order of owed work read. The full
+        figures are not kept here: each step carries those it computed (:attr:`Step.risks`),
+        and the shell keeps those of scopes with alerts for later messages."""
         self._worst = WorstRatio()
         self.seen_accounts: set[AccountKey] = set()
         self.last_message: dict[str, float] = {}
@@ -481,8 +486,7 @@ class Engine:
     def _urgency(self, key: ScopeKey) -> float:
         """Order of owed work (lower first): minus the margin ratio of the scope's last full
         evaluation; a scope never evaluated or whose ratio was unknown comes first."""
-        risk = self.latest.get(key)
-        ratio = None if risk is None else risk.margin_ratio
+        ratio = self.ratios.get(key)
         if ratio is None or not math.isfinite(ratio):
             return -math.inf
         return -ratio
@@ -560,7 +564,7 @@ class Engine:
         """The scope holding ``symbol`` in the account: its isolated scope when there is one,
         else the cross pool."""
         iso = ScopeKey(venue, account, isolated_scope(symbol))
-        if self.portfolio.scope_state(iso) is not None or iso in self.latest:
+        if self.portfolio.scope_state(iso) is not None or iso in self.ratios:
             return iso
         return ScopeKey(venue, account, CROSS_SCOPE)
 
@@ -581,7 +585,11 @@ class Engine:
             batch.liquidated.append((key, ev.symbol))
             batch.touched[key] = None
             return
-        batch.deleveraged.append((key, ev, self.latest.get(key)))
+        # the pool as it stands before the fill: a venue sends the fill before the
+        # position it changed (dYdX: in the same frame; the portfolio has the events applied
+        # so far, so a position update after the fill is not in it yet)
+        before = self.portfolio.risk(key, with_stress=False)
+        batch.deleveraged.append((key, ev, before))
         batch.touched[key] = None
 
     def _thresholds(self, key: ScopeKey) -> Thresholds:
@@ -658,8 +666,8 @@ class Engine:
             key = risk.key
             self._evaluated_at[key] = self.batches
             self.portfolio.arm(key, self._thresholds(key))
-            self.latest[key] = risk
-            self._worst.record(risk, self.latest)
+            ratio = self.ratios[key] = latest_ratio(risk)
+            self._worst.record(key, ratio, self.ratios)
             doc: dict[str, object] = status_doc(risk, self.book.firing_of(str(key)))
             doc["ts"] = wall
             step.statuses[key] = doc
@@ -669,7 +677,7 @@ class Engine:
                 step.samples.append(sample)
         step.risks = risks
         for key in [*vanished, *forgotten]:
-            self.latest.pop(key, None)
+            self.ratios.pop(key, None)
             self._evaluated_at.pop(key, None)
             self.sampler.forget(str(key))
             step.statuses.pop(key, None)
@@ -832,15 +840,15 @@ class Engine:
         for (v, c), fs in sorted(self.feed_states.items()):
             if fs.state in bad:
                 bad[fs.state].append(f"{v}/{c}")
-        parts = [f"{len(self.latest)} scopes"]
+        parts = [f"{len(self.ratios)} scopes"]
         if worst is not None:
-            ratio = worst.margin_ratio
-            if ratio is None:  # ranked first: it has positions and no equity left
-                parts.append(f"worst: equity ≤ 0, LIQUIDATABLE ({worst.key})")
+            key, ratio = worst
+            if ratio == math.inf:  # ranked first: it has positions and no equity left
+                parts.append(f"worst: equity ≤ 0, LIQUIDATABLE ({key})")
             elif math.isnan(ratio):  # ranked first: unknown alarms (fail closed)
-                parts.append(f"worst: margin ratio unknown ({worst.key})")
+                parts.append(f"worst: margin ratio unknown ({key})")
             else:
-                parts.append(f"worst margin ratio {ratio * 100:.1f}% ({worst.key})")
+                parts.append(f"worst margin ratio {ratio * 100:.1f}% ({key})")
         parts.append(f"{firing} alerts firing")
         if bad[FeedState.DOWN]:
             parts.append("down: " + ", ".join(bad[FeedState.DOWN]))
@@ -848,32 +856,28 @@ class Engine:
             parts.append("stale: " + ", ".join(bad[FeedState.STALE]))
         return "; ".join(parts)
 
-    def worst(self) -> ScopeRisk | None:
-        """The latest figures of the scope with the highest margin ratio (:class:`WorstRatio`)."""
-        return self._worst.of(self.latest)
+    def worst(self) -> tuple[ScopeKey, float] | None:
+        """The scope with the highest latest margin ratio and that ratio (as in
+        :attr:`ratios`; :class:`WorstRatio`); None when no scope has one."""
+        return self._worst.of(self.ratios)
 
     @property
     def state(self) -> AlertState:
         """The alert state (a live read-only view of :attr:`book`)."""
         return self.book.view()
 
-    @property
-    def risks(self) -> dict[ScopeKey, ScopeRisk]:
-        """The latest figures of every scope evaluated in full (read-only view for renderers)."""
-        return self.latest
-
 
 class WorstRatio:
-    """The scope with the highest margin ratio among the latest figures, without a pass over
-    every scope (``summary`` runs every second; a book has 10⁵ scopes).
+    """The scope with the highest latest margin ratio, without a pass over every scope
+    (``summary`` runs every second; a book has 10⁵ scopes).
 
-    A heap of (−margin ratio, order, scope) of every evaluation :meth:`record` was told of; an
-    entry is current while the scope's latest ratio is still its value, and stale ones are
-    dropped as they surface. Amortised O(log scopes) per record and query; the heap is rebuilt
-    from the latest figures when it holds more than three times as many entries. Fail closed:
-    a scope holding positions whose ratio is None (equity ≤ 0) or NaN (unknown) ranks above
-    every finite ratio (:func:`_rank`); a scope without positions and no ratio is not
-    ranked."""
+    A heap of (−rank, order, scope) of every evaluation :meth:`record` was told of; an entry
+    is current while the scope's latest ratio still has its rank, and stale ones are dropped
+    as they surface. Amortised O(log scopes) per record and query; the heap is rebuilt from
+    the latest ratios when it holds more than three times as many entries. Fail closed: a
+    scope holding positions with equity ≤ 0 (ratio ``inf``, :func:`latest_ratio`) or whose
+    ratio is NaN (unknown) ranks above every finite ratio (:func:`_rank`); a scope without
+    positions and no ratio (None) is not ranked."""
 
     __slots__ = ("_heap", "_seq")
 
@@ -881,20 +885,22 @@ class WorstRatio:
         self._heap: list[tuple[float, int, ScopeKey]] = []
         self._seq = 0
 
-    def record(self, risk: ScopeRisk, latest: Mapping[ScopeKey, ScopeRisk]) -> None:
-        """``risk``, just stored in ``latest`` (scope → its latest figures). The heap is
-        rebuilt from ``latest`` here too, so it stays bounded when :meth:`of` is never asked
-        (a replay, a report: one entry per evaluation would pile up)."""
+    def record(
+        self, key: ScopeKey, ratio: float | None, latest: Mapping[ScopeKey, float | None]
+    ) -> None:
+        """``key``'s ``ratio``, just stored in ``latest`` (scope → its latest ratio). The
+        heap is rebuilt from ``latest`` here too, so it stays bounded when :meth:`of` is never
+        asked (a replay, a report: one entry per evaluation would pile up)."""
         heap = self._heap
         if len(heap) > 3 * len(latest) + 16:
-            self._rebuild(latest)  # ``risk`` among them
+            self._rebuild(latest)  # ``key`` among them
             return
-        rank = _rank(risk)
+        rank = _rank(ratio)
         if rank is not None:
             self._seq += 1
-            heapq.heappush(heap, (-rank, self._seq, risk.key))
+            heapq.heappush(heap, (-rank, self._seq, key))
 
-    def _rebuild(self, latest: Mapping[ScopeKey, ScopeRisk]) -> None:
+    def _rebuild(self, latest: Mapping[ScopeKey, float | None]) -> None:
         # in O(scopes) (heapify): a few ms at 40,000 scopes, once per twice as many
         # evaluations
         heap = self._heap
@@ -906,29 +912,37 @@ class WorstRatio:
         heapq.heapify(heap)
         self._seq = len(latest)
 
-    def of(self, latest: Mapping[ScopeKey, ScopeRisk]) -> ScopeRisk | None:
-        """The scope of ``latest`` (scope → its latest figures, each recorded when it was
-        computed) with the highest ratio; None when none has one. Ties: the one recorded
-        first."""
+    def of(self, latest: Mapping[ScopeKey, float | None]) -> tuple[ScopeKey, float] | None:
+        """The scope of ``latest`` (scope → its latest ratio, each recorded when computed)
+        with the highest rank, and its ratio; None when none is ranked. Ties: the one
+        recorded first."""
         heap = self._heap
         if len(heap) > 3 * len(latest) + 16:
             self._rebuild(latest)
         while heap:
             neg, _, key = heap[0]
-            risk = latest.get(key)
-            if risk is not None and _rank(risk) == -neg:
-                return risk
+            ratio = latest.get(key)
+            if ratio is not None and _rank(ratio) == -neg:
+                return key, ratio
             heapq.heappop(heap)
         return None
 
 
-def _rank(risk: ScopeRisk) -> float | None:
-    """How bad a scope is for :class:`WorstRatio`: its margin ratio; ``inf`` when it holds
-    positions and the ratio is None (equity ≤ 0) or NaN (unknown); None (not ranked) for a
-    scope without positions and no ratio."""
+def latest_ratio(risk: ScopeRisk) -> float | None:
+    """What :attr:`Engine.ratios` keeps of ``risk``: its margin ratio (maintenance / equity,
+    NaN when unknown); ``inf`` when it holds positions and equity ≤ 0 (the ratio is None:
+    liquidatable); None without positions and without a ratio."""
     ratio = risk.margin_ratio
     if ratio is None:
         return math.inf if risk.positions else None
+    return ratio
+
+
+def _rank(ratio: float | None) -> float | None:
+    """How bad a scope is for :class:`WorstRatio`: its ratio (:func:`latest_ratio`), NaN
+    (unknown) ranked ``inf`` with equity ≤ 0 (fail closed); None: not ranked."""
+    if ratio is None:
+        return None
     return math.inf if math.isnan(ratio) else ratio
 
 

@@ -1,5 +1,6 @@
 """``Engine.summary``'s worst scope (:class:`monitor.engine.core.WorstRatio`): the same scope a
-pass over every scope's latest figures finds, without that pass."""
+pass over every scope's latest figures finds, without that pass, from the one ratio per scope
+the engine keeps (:func:`monitor.engine.core.latest_ratio`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.engine.core import WorstRatio
+from monitor.engine.core import WorstRatio, latest_ratio
 from monitor.margin.risk import ScopeRisk
 from monitor.model.positions import ScopeKey
 from tests.alerts.helpers import scope
@@ -39,6 +40,27 @@ def _by_pass(latest: dict[ScopeKey, ScopeRisk]) -> float | None:
     return max(ranks, default=None)
 
 
+def _ratios(latest: dict[ScopeKey, ScopeRisk]) -> dict[ScopeKey, float | None]:
+    """What the engine keeps of the figures (``Engine.ratios``)."""
+    return {k: latest_ratio(r) for k, r in latest.items()}
+
+
+def _record(worst: WorstRatio, latest: dict[ScopeKey, ScopeRisk], key: ScopeKey) -> None:
+    worst.record(key, latest_ratio(latest[key]), _ratios(latest))
+
+
+def _of(worst: WorstRatio, latest: dict[ScopeKey, ScopeRisk]) -> ScopeRisk | None:
+    """The figures of the scope ``worst`` names (checking the ratio it gives is that
+    scope's)."""
+    got = worst.of(_ratios(latest))
+    if got is None:
+        return None
+    key, ratio = got
+    kept = latest_ratio(latest[key])
+    assert ratio is kept or (math.isnan(ratio) and kept is not None and math.isnan(kept))
+    return latest[key]
+
+
 @settings(max_examples=300, deadline=None)
 @given(ops=st.lists(OP, max_size=80))
 def test_the_worst_scope_is_the_highest_current_ratio_whatever_came_before(
@@ -54,8 +76,8 @@ def test_the_worst_scope_is_the_highest_current_ratio_whatever_came_before(
             assert not isinstance(ratio, str)
             risk = scope(ratio, key=key, positions=None if held else ())
             latest[key] = risk
-            worst.record(risk, latest)
-        got = worst.of(latest)
+            _record(worst, latest, key)
+        got = _of(worst, latest)
         expected = _by_pass(latest)
         if expected is None:
             assert got is None
@@ -69,11 +91,11 @@ def test_a_scope_that_improved_is_no_longer_the_worst() -> None:
     though 0x0's 90 % entry is still the heap's top until it is looked at."""
     worst = WorstRatio()
     latest = {KEYS[0]: scope(0.9, key=KEYS[0]), KEYS[1]: scope(0.5, key=KEYS[1])}
-    for r in latest.values():
-        worst.record(r, latest)
+    for k in latest:
+        _record(worst, latest, k)
     latest[KEYS[0]] = scope(0.1, key=KEYS[0])
-    worst.record(latest[KEYS[0]], latest)
-    got = worst.of(latest)
+    _record(worst, latest, KEYS[0])
+    got = _of(worst, latest)
     assert got is not None and got.key == KEYS[1]
 
 
@@ -87,10 +109,10 @@ def test_the_heap_stays_bounded_when_the_worst_is_never_asked() -> None:
     for n in range(10_000):
         key = KEYS[n % 5]
         latest[key] = scope(0.1 * (n % 5) + (0.5 if n == 9_999 else 0.0), key=key)
-        worst.record(latest[key], latest)
+        _record(worst, latest, key)
         longest = max(longest, len(worst._heap))
     assert longest <= 3 * 5 + 16 + 1
-    got = worst.of(latest)
+    got = _of(worst, latest)
     assert got is not None and got.key == KEYS[4]
     assert got.margin_ratio == 0.1 * 4 + 0.5
 
@@ -104,14 +126,14 @@ def test_the_summary_names_an_underwater_or_unknown_scope_before_any_ratio() -> 
         KEYS[1]: scope(None, key=KEYS[1]),
         KEYS[2]: scope(None, key=KEYS[2], positions=()),
     }
-    for r in latest.values():
-        worst.record(r, latest)
-    got = worst.of(latest)
+    for k in latest:
+        _record(worst, latest, k)
+    got = _of(worst, latest)
     assert got is not None and got.key == KEYS[1]
     latest[KEYS[1]] = scope(math.nan, key=KEYS[1])
-    worst.record(latest[KEYS[1]], latest)
-    got = worst.of(latest)
+    _record(worst, latest, KEYS[1])
+    got = _of(worst, latest)
     assert got is not None and got.key == KEYS[1]
     del latest[KEYS[1]]
-    got = worst.of(latest)
+    got = _of(worst, latest)
     assert got is not None and got.key == KEYS[0]
