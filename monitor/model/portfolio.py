@@ -219,6 +219,9 @@ class Portfolio:
         self.feed_status: dict[tuple[str, str], FeedStatus] = {}
         self._seq = itertools.count(1)
         self._undo: _Undo | None = None  # the undo of the event being applied
+        self.crossing: dict[Market, None] = {}
+        """Markets whose last price left bands not all reported yet (``apply_fast`` with a
+        ``limit``): :meth:`cross` reports the rest."""
 
     # -- helpers ---------------------------------------------------------------------------
     def market(self, venue: str, symbol: str) -> Market:
@@ -495,7 +498,7 @@ class Portfolio:
         return list(touched)
 
     # -- the fast path ---------------------------------------------------------------------
-    def apply_fast(self, event: Event) -> list[ScopeKey]:
+    def apply_fast(self, event: Event, limit: int | None = None) -> list[ScopeKey]:
         """Apply one event on the fast path; return the scopes that need a decision now.
 
         Contract (see :mod:`monitor.model.fastpath`):
@@ -504,7 +507,11 @@ class Portfolio:
           instrument whose band the new risk price left (they are disarmed) and every
           **unarmed** scope holding it. Holdings are not refreshed here: ``quick``, ``risk``,
           ``aggregates`` and ``scope_state`` bring a scope up to date when it is read. Cost:
-          O(1) plus O(log n) per scope reported.
+          O(1) plus O(log n) per scope reported. With ``limit``, at most about ``limit``
+          band entries are taken off the heaps (entries with the bound of the last one taken
+          go with it): the market is then in :attr:`crossing` and :meth:`cross` reports the
+          rest, nearest bound first (a crash's first price crosses the bands of every holder
+          of a popular instrument: 210,000 at 1,000,000 positions).
         * A ``FundingRate`` only updates the market (returns ``[]``): funding figures are not
           part of the bands; re-evaluate them on a slower cadence (``risk`` of every scope).
         * Every other event goes through :meth:`apply`, which disarms the scopes it touches,
@@ -514,7 +521,7 @@ class Portfolio:
         reported on every tick of its instruments. ``apply`` and ``apply_fast`` may be mixed.
         """
         if isinstance(event, MarkPrice):
-            return self._on_price_fast(event)
+            return self._on_price_fast(event, limit)
         if isinstance(event, FundingRate):
             m = self.market(event.venue, event.symbol)
             m.funding_rate = event.rate
@@ -522,7 +529,7 @@ class Portfolio:
             return []
         return self.apply(event)
 
-    def _on_price_fast(self, ev: MarkPrice) -> list[ScopeKey]:
+    def _on_price_fast(self, ev: MarkPrice, limit: int | None = None) -> list[ScopeKey]:
         m = self.markets.get((ev.venue, ev.symbol))
         if m is None:
             m = self.market(ev.venue, ev.symbol)
@@ -540,22 +547,60 @@ class Portfolio:
         out: list[ScopeKey] = []
         if m.unarmed:
             out.extend(dict.fromkeys(h.scope.key for h in m.unarmed))
+        self._cross(m, price, out, limit)
+        return out
+
+    def cross(self, limit: int) -> list[ScopeKey]:
+        """The scopes whose band an earlier price left and ``apply_fast`` did not report
+        (over its ``limit``): those the market's current price is still out of, nearest
+        bound first, taking about ``limit`` heap entries at most (:attr:`crossing` keeps
+        the markets with more)."""
+        out: list[ScopeKey] = []
+        for m in list(self.crossing):
+            if limit <= 0:
+                break
+            del self.crossing[m]
+            price = None
+            if m.holdings and m.mark is not None:
+                price = m.holdings[0].scope.rules.risk_price(m.mark, m.oracle)
+            if price is not None:
+                limit -= self._cross(m, price, out, limit)
+        return out
+
+    def _cross(self, m: Market, price: float, out: list[ScopeKey], limit: int | None) -> int:
+        """Report (``out``) and disarm the scopes whose band ``price`` is out of, at most
+        about ``limit`` heap entries (None: all); return the entries taken. Equal bounds go
+        together, in the order their scopes were armed."""
+        taken = 0
+        budget = math.inf if limit is None else limit
         lows, highs = m.lows, m.highs
         if lows and -lows[0] > price:
             hits: list[Band] = []
+            last: Band | None = None
             while lows and -lows[0] > price:
-                e = heapq.heappop(lows)
+                if taken >= budget and lows[0] != last:
+                    break
+                e = last = heapq.heappop(lows)
+                taken += 1
                 if e.scope.band_seq == e.seq:
                     hits.append(e)
             _left(hits, out)
-        if highs and highs[0] < price:
+        if highs and highs[0] < price and taken < budget:
             hits = []
+            last = None
             while highs and highs[0] < price:
-                e = heapq.heappop(highs)
+                if taken >= budget and highs[0] != last:
+                    break
+                e = last = heapq.heappop(highs)
+                taken += 1
                 if e.scope.band_seq == e.seq:
                     hits.append(e)
             _left(hits, out)
-        return out
+        if (lows and -lows[0] > price) or (highs and highs[0] < price):
+            self.crossing[m] = None
+        else:
+            self.crossing.pop(m, None)
+        return taken
 
     def _bounds(self, s: ScopeState) -> list[LegBound]:
         rules = s.rules

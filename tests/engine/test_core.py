@@ -475,3 +475,35 @@ def test_a_slice_looks_at_a_bounded_number_of_queued_scopes_and_the_round_still_
             break
     assert sorted(swept) == sorted([f"a{j:02d}" for j in range(30)] + [f"b{j}" for j in range(6)])
     assert len(swept) == len(set(swept))  # each once
+
+
+def test_a_price_crossing_more_bands_than_a_receive_may_apply_is_reported_over_receives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """30 accounts at 1 BTC from 100 on 10.00..10.29 of cash; BTC → 90.5 takes every scope
+    out of its band and past critical. With room for 4 bands a receive, the first receive
+    reports a few of them and the next receives the rest: the same criticals in the end as
+    with unbounded room."""
+
+    def crash(work: int) -> tuple[list[str], list[int]]:
+        monkeypatch.setattr("monitor.engine.core.APPLY_WORK", work)
+        e, _ = engine(30, max_evaluations=100)
+        books = [snapshot(f"a{i}", 10.0 + 0.01 * i, long_btc(10.0 + 0.01 * i)) for i in range(30)]
+        e.receive(books, T0, 0.0)
+        while e.busy:
+            e.receive([], T0, 0.0)
+        step = e.receive([MarkPrice(VENUE, "BTC", 90.5)], T0 + 1, 1.0, sweep=False)
+        fired = [t for t in step.transitions if t.kind is TransitionKind.FIRED]
+        sizes = [len(step.risks)]
+        while e.carried:
+            s = e.receive([], T0 + 1, 1.0, sweep=False)
+            sizes.append(len(s.risks))
+            fired += [t for t in s.transitions if t.kind is TransitionKind.FIRED]
+        return sorted(f"{t.group}:{t.severity.value}" for t in fired), sizes
+
+    whole, whole_sizes = crash(5000)
+    bounded, sizes = crash(4)
+    assert whole_sizes == [30]  # unbounded room: every crossed scope in the first receive
+    assert sizes[0] <= 4 and len(sizes) >= 30 // 4 and sum(sizes) == 30  # a few at a time
+    # at 90.5: equity 0.5 + 0.01·i, maintenance 0.905: ratio ≥ 0.905 / 0.79 > 90 % for all
+    assert bounded == whole == sorted(f"generic:a{i}:critical" for i in range(30))
