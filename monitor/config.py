@@ -80,6 +80,7 @@ from monitor.model.venues import VENUES as VENUE_TABLE
 from monitor.schema import (
     Fraction,
     Interval,
+    Name,
     Number,
     Text,
     convert,
@@ -107,7 +108,7 @@ class _VenueTable(msgspec.Struct, **_FORBID):
 
 class _AddressAccountTable(msgspec.Struct, **_FORBID):
     id: Text
-    label: Text | None = None
+    label: Name | None = None
     parent: bool = False
 
 
@@ -117,7 +118,7 @@ class _ApiKeyAccountTable(msgspec.Struct, **_FORBID):
     secret: Text | None = None
     password: Text | None = None
     allow_trading_key: bool = False
-    label: Text | None = None
+    label: Name | None = None
     rest_url: Text | None = None
     ws_url: Text | None = None
     portfolio_margin: bool = False
@@ -125,8 +126,8 @@ class _ApiKeyAccountTable(msgspec.Struct, **_FORBID):
 
 class _ManualAccountTable(msgspec.Struct, **_FORBID):
     venue: Text | None = None
-    name: Text | None = None
-    label: Text | None = None
+    name: Name | None = None
+    label: Name | None = None
     cross_collateral: Number | None = None
     feed: Text | None = None
     positions: list[dict[str, Any]] = []
