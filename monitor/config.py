@@ -656,6 +656,9 @@ class _Loader:
     ) -> tuple[AccountConfig, ...]:
         out: list[AccountConfig] = []
         seen: dict[AccountKey, str] = {}
+        #: label → (entry, account) of the account that has it (alerts name an account by
+        #: its label: two accounts with one label would be told apart by nobody)
+        labels: dict[str, tuple[str, AccountConfig]] = {}
         for i, t in enumerate(entries):
             prefix = f"accounts[{i}]"
             if "file" in t:
@@ -667,6 +670,7 @@ class _Loader:
                         other = other if ": " in other else f"{self.source}: {other}"
                         raise ConfigError(where[0], where[1], f"the same account as {other}")
                     seen[acct.key] = f"{where[0]}: {where[1]}"
+                    self.unique_label(acct, where, labels)
                     out.append(acct)
                 continue
             if "id" in t:
@@ -688,8 +692,37 @@ class _Loader:
             if acct.key in seen:
                 raise self.fail(prefix, f"the same account as {seen[acct.key]}")
             seen[acct.key] = prefix
+            self.unique_label(acct, (self.source, prefix), labels)
             out.append(acct)
         return tuple(out)
+
+    def unique_label(
+        self,
+        acct: AccountConfig,
+        where: tuple[str, str],
+        labels: dict[str, tuple[str, AccountConfig]],
+    ) -> None:
+        """Note ``acct``'s label (as written, stripped; compared case-sensitively) or raise
+        ``ConfigError(file, "<entry>.label", …)`` naming the account that has it already.
+        ``where``: (file, entry path) of ``acct``."""
+        label = acct.label
+        if label is None:
+            return
+        other = labels.get(label)
+        if other is None:
+            labels[label] = (f"{where[0]}: {where[1]}", acct)
+            return
+        # the other entry named with its file unless it is in this one
+        other_where = other[0].removeprefix(f"{where[0]}: ")
+        raise ConfigError(
+            where[0],
+            f"{where[1]}.label",
+            redact(
+                f"{label!r} (of {acct.key}) is already the label of {other_where} "
+                f"({other[1].key}): give each account its own label, or alerts cannot "
+                "tell the two apart"
+            ),
+        )
 
     def account_file(
         self, raw: Mapping[str, Any], prefix: str, venues: dict[str, VenueConfig]

@@ -92,7 +92,7 @@ def test_an_account_file_is_relative_to_the_configuration_and_mixes_with_toml(
     tmp_path: Path,
 ) -> None:
     (tmp_path / "books").mkdir()
-    (tmp_path / "books" / "b.json").write_text(json.dumps([{**JSON_ACCOUNT, "name": "x"}]))
+    (tmp_path / "books" / "b.json").write_text(json.dumps([{**JSON_ACCOUNT, "name": "x", "label": "x"}]))
     cfg = _load(
         tmp_path,
         '[venues.bybit]\n[[accounts]]\nfile = "books/b.json"\n' + TOML_ACCOUNT,

@@ -1,7 +1,7 @@
 """Account names and labels: no invisible control or format character (Unicode Cc/Cf: the
 bidi overrides of Trojan Source, zero-width characters, C0/C1 controls) in a manual account's
 name or any account's label, in TOML and in a JSON book alike; the error names the file, the
-key and the character's code point. Labels are unique across the configuration."""
+key and the character's code point."""
 
 from __future__ import annotations
 
