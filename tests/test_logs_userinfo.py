@@ -44,6 +44,7 @@ def _reset() -> Iterator[None]:
         # with a scheme: the URL pattern and this one agree
         ("smtps://alice:hunter2@smtp.example.com", "smtps://alice:***@smtp.example.com"),
         ("s://u:p@ss@h", "s://u:***@h"),
+        ("u:" + "p" * 256 + "@h", "u:***@h"),  # the longest password masked
     ],
 )
 def test_a_schemeless_user_password_at_host_has_its_password_masked(text: str, masked: str) -> None:
