@@ -80,10 +80,12 @@ from monitor.model.venues import VENUES as VENUE_TABLE
 from monitor.schema import (
     Fraction,
     Interval,
+    Name,
     Number,
     Text,
     convert,
     field_names,
+    join,
 )
 from monitor.snapshot import position_from_json
 from monitor.units import describe
@@ -107,7 +109,7 @@ class _VenueTable(msgspec.Struct, **_FORBID):
 
 class _AddressAccountTable(msgspec.Struct, **_FORBID):
     id: Text
-    label: Text | None = None
+    label: Name | None = None
     parent: bool = False
 
 
@@ -117,7 +119,7 @@ class _ApiKeyAccountTable(msgspec.Struct, **_FORBID):
     secret: Text | None = None
     password: Text | None = None
     allow_trading_key: bool = False
-    label: Text | None = None
+    label: Name | None = None
     rest_url: Text | None = None
     ws_url: Text | None = None
     portfolio_margin: bool = False
@@ -125,8 +127,8 @@ class _ApiKeyAccountTable(msgspec.Struct, **_FORBID):
 
 class _ManualAccountTable(msgspec.Struct, **_FORBID):
     venue: Text | None = None
-    name: Text | None = None
-    label: Text | None = None
+    name: Name | None = None
+    label: Name | None = None
     cross_collateral: Number | None = None
     feed: Text | None = None
     positions: list[dict[str, Any]] = []
@@ -221,6 +223,12 @@ _DYDX_MAX_SUBACCOUNT = 128_000
 #: a JSON list as its entries' raw bytes, and any JSON value (``_Loader.book_entries``)
 _RAW_LIST: Final = msgspec.json.Decoder(list[msgspec.Raw])
 _ANY: Final = msgspec.json.Decoder()
+#: in valid JSON: a string, whole (escapes and all), with the colon after it if it is a key
+_JSON_STRING: Final = re.compile(rb'"(?:[^"\\]|\\.)*"(\s*:)?', re.S)
+#: a key's closing quote, blanks, its colon (the quick count of ``":`` misses these keys)
+_SPACED_COLON: Final = re.compile(rb'"\s+:')
+#: in valid JSON: a string (a key with its colon), a bracket or a comma
+_JSON_TOKEN: Final = re.compile(rb'"(?:[^"\\]|\\.)*"\s*:?|[{}\[\],]', re.S)
 
 
 class AccountKind(StrEnum):
@@ -655,6 +663,9 @@ class _Loader:
     ) -> tuple[AccountConfig, ...]:
         out: list[AccountConfig] = []
         seen: dict[AccountKey, str] = {}
+        #: label → (entry, account) of the account that has it (alerts name an account by
+        #: its label: two accounts with one label would be told apart by nobody)
+        labels: dict[str, tuple[str, AccountConfig]] = {}
         for i, t in enumerate(entries):
             prefix = f"accounts[{i}]"
             if "file" in t:
@@ -666,6 +677,7 @@ class _Loader:
                         other = other if ": " in other else f"{self.source}: {other}"
                         raise ConfigError(where[0], where[1], f"the same account as {other}")
                     seen[acct.key] = f"{where[0]}: {where[1]}"
+                    self.unique_label(acct, where, labels)
                     out.append(acct)
                 continue
             if "id" in t:
@@ -687,8 +699,37 @@ class _Loader:
             if acct.key in seen:
                 raise self.fail(prefix, f"the same account as {seen[acct.key]}")
             seen[acct.key] = prefix
+            self.unique_label(acct, (self.source, prefix), labels)
             out.append(acct)
         return tuple(out)
+
+    def unique_label(
+        self,
+        acct: AccountConfig,
+        where: tuple[str, str],
+        labels: dict[str, tuple[str, AccountConfig]],
+    ) -> None:
+        """Note ``acct``'s label (as written, stripped; compared case-sensitively) or raise
+        ``ConfigError(file, "<entry>.label", …)`` naming the account that has it already.
+        ``where``: (file, entry path) of ``acct``."""
+        label = acct.label
+        if label is None:
+            return
+        other = labels.get(label)
+        if other is None:
+            labels[label] = (f"{where[0]}: {where[1]}", acct)
+            return
+        # the other entry named with its file unless it is in this one
+        other_where = other[0].removeprefix(f"{where[0]}: ")
+        raise ConfigError(
+            where[0],
+            f"{where[1]}.label",
+            redact(
+                f"{label!r} (of {acct.key}) is already the label of {other_where} "
+                f"({other[1].key}): give each account its own label, or alerts cannot "
+                "tell the two apart"
+            ),
+        )
 
     def account_file(
         self, raw: Mapping[str, Any], prefix: str, venues: dict[str, VenueConfig]
@@ -734,8 +775,11 @@ class _Loader:
         source = self.source
         out: list[tuple[tuple[str, str], AccountConfig]] = []
         for j in range(len(raws)):
-            entry = _ANY.decode(raws[j])
+            raw = bytes(raws[j])
+            entry = _ANY.decode(raw)
             raws[j] = None
+            if _keys_repeated(raw, entry):  # the reference reading names the key
+                raise ValueError(f"[{j}]: a key written twice in one object")
             where = f"[{j}]"
             if not isinstance(entry, dict):
                 raise ConfigError(source, where, "expected a manual account")
@@ -746,7 +790,9 @@ class _Loader:
         self, data: bytes, venues: dict[str, VenueConfig]
     ) -> list[tuple[tuple[str, str], AccountConfig]]:
         """The accounts of a JSON book, decoded whole: the reference reading, whose errors
-        are the ones reported (the file, the entry and the field)."""
+        are the ones reported (the file, the entry and the field). A key written twice in one
+        object is refused, named with its path (``[3].positions[0].size``): a JSON reader
+        keeps the last and would drop the first without a word."""
         source = self.source
         try:
             entries = msgspec.json.decode(data)
@@ -758,9 +804,23 @@ class _Loader:
             raise ConfigError(
                 source, None, f"expected a JSON list of manual accounts, got {describe(entries)}"
             )
+        # msgspec, like most JSON readers, keeps the last of two equal keys in one object:
+        # the first would be ignored without a word
+        repeated = _repeated_key(data) if _keys_repeated(data, entries) else None
         out: list[tuple[tuple[str, str], AccountConfig]] = []
         for j, entry in enumerate(entries):
             where = f"[{j}]"
+            if repeated is not None and repeated[0][0] == j:
+                path, key = repeated
+                field_ = ""
+                for seg in path:
+                    field_ = join(field_, seg)
+                raise ConfigError(
+                    source,
+                    join(field_, key),
+                    f"the key {key!r} is written twice in one object (only the last would "
+                    "count): write it once",
+                )
             if not isinstance(entry, dict):
                 raise ConfigError(
                     source, where, f"expected a manual account (a JSON object), got "
@@ -1173,6 +1233,69 @@ def _url_target(url: str) -> str:
     host = rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
     more = "/…" if len(rest) > len(host) + 1 or "@" in rest.split("/", 1)[0] else ""
     return f"{scheme}{sep}{host}{more}"
+
+
+def _keys_decoded(value: list[Any] | dict[str, Any]) -> int:
+    """How many keys the dictionaries in ``value`` (nested ones too) hold."""
+    n = 0
+    todo: list[Any] = [value]
+    while todo:
+        v = todo.pop()
+        if type(v) is dict:
+            n += len(v)
+            v = v.values()
+        for x in v:
+            kind = type(x)
+            if kind is dict or kind is list:
+                todo.append(x)
+    return n
+
+
+def _keys_repeated(text: bytes, value: Any) -> bool:
+    """Whether an object of the valid JSON ``text``, decoded as ``value``, holds a key twice
+    (a dictionary holds one key fewer for each repeat: the keys written and the keys decoded
+    are then not as many). The quick count of ``":`` is every key (unless blanks stand
+    before its colon: then the exact count) plus any string that starts with ``:`` or holds
+    ``\\":``, so it equals the keys decoded only when no key repeats; any other count is
+    checked with the exact one."""
+    kind = type(value)
+    if kind is not dict and kind is not list:
+        return False
+    decoded = _keys_decoded(value)
+    if text.count(b'":') == decoded and _SPACED_COLON.search(text) is None:
+        return False
+    found = _JSON_STRING.findall(text)
+    return len(found) - found.count(b"") != decoded
+
+
+def _repeated_key(text: bytes) -> tuple[list[str | int], str] | None:
+    """The first key (in the order written) repeated in one object of the valid JSON
+    ``text``: the path of that object (list indices and keys) and the key, decoded (so
+    ``"a"`` and ``"\\u0061"`` are one key). None if no key repeats."""
+    # one frame per open bracket: [keys seen, current key] for an object, [None, index] for
+    # a list; the current key or index of every frame but the last is the path
+    frames: list[list[Any]] = []
+    for m in _JSON_TOKEN.finditer(text):
+        token = m.group()
+        first = token[:1]
+        if first == b'"':
+            if token.endswith(b":"):
+                key = _ANY.decode(token[:-1].rstrip())
+                frame = frames[-1]
+                if key in frame[0]:
+                    return [f[1] for f in frames[:-1]], key
+                frame[0].add(key)
+                frame[1] = key
+        elif first == b"{":
+            frames.append([set(), ""])
+        elif first == b"[":
+            frames.append([None, 0])
+        elif first == b",":
+            if frames[-1][0] is None:
+                frames[-1][1] += 1
+        else:
+            frames.pop()
+    return None
 
 
 def _optional(module: str, name: str) -> Any:

@@ -17,7 +17,8 @@ the library.
 
 Redaction masks, in every string value (nested too; exceptions, bytes and sets as the text
 they are written as): Telegram-style
-bot tokens (``123456:AA…``), the password in ``scheme://user:password@host`` URLs, the values of
+bot tokens (``123456:AA…``), the password in ``scheme://user:password@host`` URLs and in a
+``user:password@host`` written without a scheme (:data:`_USERINFO_PASSWORD`), the values of
 keys named like ``password``/``token``/``secret``, and every string passed to
 :func:`register_secret`.
 
@@ -96,6 +97,23 @@ _BOT_TOKEN = re.compile(r"\b\d+:[A-Za-z0-9_-]{30,}")
 _URL_PASSWORD = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@?#]*:)[^\s@/?#]+(@)")
 _SECRET_KEY = re.compile(r"(?i)(password|passwd|secret|token|api_?key|credential)")
 _URL_MASK: Final = rf"\1{MASK}\2"
+#: the password of ``user:password@host`` written without a scheme (an SMTP host string
+#: ``alice:hunter2@smtp.example.com:587``, a library's error text). The user starts a word (not
+#: after a colon: ``a:b:c@h`` is user ``a``); the password runs to the last ``@`` of the word
+#: that a host follows (no blank, ``/``, ``?``, ``#`` or bracket; not starting with ``:``,
+#: which an IPv6 ``fe80::1`` would). Not a password: a time or an ISO timestamp
+#: (``12:30:01@``), a ``mailto:`` address, and a Hyperliquid ``0x…@dex`` account in a
+#: ``venue:account`` name (``hyperliquid:0xabc…@xyz/cross``): its ``0x``-hex part. A password
+#: is at most 256 characters (the bound keeps a long word of ``(a:b@)`` linear to scan).
+_USERINFO_PASSWORD = re.compile(
+    r"(?<![\w.~%+:-])"
+    r"(?!(?:\d{4}-\d\d-\d\d[T ])?\d{1,2}:\d\d)"
+    r"(?!(?i:mailto):)"
+    r"([\w.~%+-]+:)"
+    r"(?!0[xX][0-9a-fA-F]*(?:\u2026[0-9a-fA-F]*)?@)"
+    r"[^\s:/?#\[\]@][^\s/?#\[\]]{0,255}"
+    r"(@)(?=[\w\[])"
+)
 #: values that no processor changes (exactly these types: a subclass may render otherwise)
 _SCALARS: Final = frozenset({int, float, bool})
 #: key name → whether it names a secret (key names are the code's own: few, and reused on
@@ -150,14 +168,17 @@ class Redactor:
         for secret in self._secrets:
             if secret in value:
                 value = value.replace(secret, MASK)
-        # both patterns need a colon, the URL one "://" (and MASK holds neither): most log
-        # strings (event names, levels, severities) skip the regexes
+        # every pattern needs a colon, the URL one "://", the user:password one "@" (and MASK
+        # holds none of them): most log strings (event names, levels, severities) skip the
+        # regexes
         if ":" not in value:
             return value
         value = _BOT_TOKEN.sub(MASK, value)
-        if "://" not in value:
+        if "://" in value:
+            value = _URL_PASSWORD.sub(_URL_MASK, value)
+        if "@" not in value:
             return value
-        return _URL_PASSWORD.sub(_URL_MASK, value)
+        return _USERINFO_PASSWORD.sub(_URL_MASK, value)
 
     def value(self, value: Any) -> Any:
         if isinstance(value, str):

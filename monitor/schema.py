@@ -11,7 +11,8 @@ The configuration's tables are declared as ``msgspec.Struct`` classes with
   :class:`Seconds` (durations, :func:`monitor.units.duration_seconds`), :class:`Interval`
   (a duration > 0), :class:`Fraction`
   (``0.8`` or ``"80%"``), :class:`Number` (a finite number), :class:`Text` (a non-empty
-  string, stripped).
+  string, stripped), :class:`Name` (a :class:`Text` without control or format characters:
+  account names and labels).
 
 Messages go through :func:`monitor.logs.redact`, so a secret never appears in an error.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, TypeVar
 
@@ -55,6 +57,17 @@ class Text(str):
     __slots__ = ()
 
 
+class Name(Text):
+    """A :class:`Text` shown to people as a name (an account's name, a label): no control
+    (Unicode category Cc) or format (Cf) character in it. Those include the bidi marks,
+    embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F,
+    U+061C), which make a name display as another (Trojan Source), and the zero-width ones
+    (U+200B, U+200D, U+FEFF), which make two names look alike. The error names the first
+    such character's code point (``U+202E``)."""
+
+    __slots__ = ()
+
+
 def _hook(tp: type, value: Any) -> Any:
     try:
         return _typed(tp, value)
@@ -83,11 +96,31 @@ def _typed(tp: type, value: Any) -> Any:
         if not math.isfinite(value):
             raise ValueError(f"must be finite, got {value!r}")
         return Number(value)
-    if tp is Text:
+    if tp is Text or tp is Name:
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f"expected a non-empty string, got {describe(value)}")
-        return Text(value.strip())
+        text = value.strip()
+        if tp is Text:
+            return Text(text)
+        if not text.isprintable():  # False for every Cc and Cf character (and a few more)
+            _check_name(text)
+        return Name(text)
     raise NotImplementedError(tp)
+
+
+def _check_name(text: str) -> None:
+    """Raise ``ValueError`` naming the first control (Cc) or format (Cf) character of
+    ``text``; other characters :meth:`str.isprintable` refuses (a no-break space, a private
+    use or unassigned code point) pass."""
+    for char in text:
+        if unicodedata.category(char) in ("Cc", "Cf"):
+            code = f"U+{ord(char):04X}"
+            what = unicodedata.name(char, "")
+            named = f"{code} ({what})" if what else code
+            raise ValueError(
+                f"holds {named}, an invisible control or format character that can make an "
+                "alert show another name than this one: remove it"
+            )
 
 
 _AT: Final = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)

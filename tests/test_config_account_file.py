@@ -92,7 +92,9 @@ def test_an_account_file_is_relative_to_the_configuration_and_mixes_with_toml(
     tmp_path: Path,
 ) -> None:
     (tmp_path / "books").mkdir()
-    (tmp_path / "books" / "b.json").write_text(json.dumps([{**JSON_ACCOUNT, "name": "x"}]))
+    (tmp_path / "books" / "b.json").write_text(
+        json.dumps([{**JSON_ACCOUNT, "name": "x", "label": "x"}])
+    )
     cfg = _load(
         tmp_path,
         '[venues.bybit]\n[[accounts]]\nfile = "books/b.json"\n' + TOML_ACCOUNT,
@@ -122,6 +124,27 @@ def test_an_account_file_is_relative_to_the_configuration_and_mixes_with_toml(
         ([{**JSON_ACCOUNT, "venu": "bybit"}], None, "[0].venu", "venue"),
         ([{**JSON_ACCOUNT, "venue": "bybitt"}], None, "[0].venue", "did you mean 'bybit'?"),
         ([JSON_ACCOUNT, JSON_ACCOUNT], None, "[1]", "the same account as"),
+        # a key written twice in one object (JSON readers keep the last one silently)
+        (
+            None,
+            b'[{"venue":"bybit","name":"a","cross_collateral":1,"name":"b"}]',
+            "[0].name",
+            "the key 'name' is written twice in one object",
+        ),
+        (
+            None,
+            b'[{"venue":"bybit","name":"a","cross_collateral":1},'
+            b'{"venue":"bybit","name":"b","cross_collateral":1,"positions":[{"symbol":"X",'
+            b'"size":1,"entry_price":2},{"symbol":"Y","size":1,"entry_price":2,"size" :-1}]}]',
+            "[1].positions[1].size",
+            "the key 'size' is written twice",
+        ),
+        (
+            None,
+            b'[{"venue":"bybit","name":"a","n\\u0061me":"b","cross_collateral":1}]',
+            "[0].name",
+            "written twice",
+        ),
     ],
 )
 def test_a_bad_account_file_names_the_file_the_entry_and_the_field(
@@ -242,6 +265,17 @@ _RAW_VARIANTS: list[bytes] = [
     b'{"venue":"bybit","name":"caf\xe9","cross_collateral":1}',
     b'{"venue":"bybit","name":"g","cross_collateral":1,"positions":[{"symbol":"Y",'
     b'"size":2,"entry_price":3,"mark_price":2.5}]}',
+    # a key written twice: at the top of the entry, in a position (blanks before the colon),
+    # and spelt with an escape
+    b'{"venue":"bybit","name":"h","name":"h2","cross_collateral":1}',
+    b'{"venue":"bybit","name":"i","cross_collateral":1,"positions":[{"symbol":"Z",'
+    b'"size":1,"size" :2,"entry_price":3}]}',
+    b'{"venue":"bybit","n\\u0061me":"k","name":"k","cross_collateral":1}',
+    # valid, and what a quick count of '":' miscounts: a string starting with ':' or holding
+    # an escaped quote and a colon, blanks before colons, one key in two nested objects
+    b'{"venue":"bybit","name":"j","label":":j \\":","cross_collateral":1}',
+    b'{"venue" : "bybit", "name"\n: "l", "cross_collateral" :1, "positions": [{"symbol" :'
+    b' "L", "size": 1, "entry_price": 2, "maintenance": {"rate": 0.01}}]}',
 ]
 
 
@@ -297,13 +331,51 @@ def test_a_semantic_error_before_a_number_out_of_range_reports_the_json_error(
 
 
 def test_a_book_entry_by_entry_builds_what_the_whole_list_reading_builds(tmp_path: Path) -> None:
+    # (the last two: valid books a quick count of keys miscounts, read without a fallback)
     book = [JSON_ACCOUNT, {**JSON_ACCOUNT, "name": "second", "venue": "bybit"}]
-    data = json.dumps(book).encode()
+    data = json.dumps(book).encode()[:-1] + b"," + b",".join(_RAW_VARIANTS[-2:]) + b"]"
     venues = dict(load_config(_write(tmp_path, "[venues.bybit]\n"), env=ENV).venues)
     file = str(tmp_path / "book.json")
     fast = _Loader(file, tmp_path / "monitor.toml", ENV).book_entries(data, venues)
     ref = _Loader(file, tmp_path / "monitor.toml", ENV).book_entries_reference(data, venues)
-    assert fast == ref and len(fast) == 2
+    assert fast == ref and len(fast) == 4
+
+
+def test_a_key_written_twice_is_refused_by_both_readings_and_named_by_the_reference(
+    tmp_path: Path,
+) -> None:
+    # the entry-by-entry reading refuses the entry (any failure hands the book to the
+    # reference reading, whose error is reported): it must not keep the last "size"
+    data = (
+        b'[{"venue":"bybit","name":"a","cross_collateral":1,"positions":[{"symbol":"X",'
+        b'"size":1,"entry_price":2,"maintenance":{"rate":0.01,"rate":0.5}}]}]'
+    )
+    venues = dict(load_config(_write(tmp_path, "[venues.bybit]\n"), env=ENV).venues)
+    file = str(tmp_path / "book.json")
+    with pytest.raises(ValueError, match="written twice"):
+        _Loader(file, tmp_path / "monitor.toml", ENV).book_entries(data, venues)
+    with pytest.raises(ConfigError) as info:
+        _Loader(file, tmp_path / "monitor.toml", ENV).book_entries_reference(data, venues)
+    assert (info.value.source, info.value.field) == (file, "[0].positions[0].maintenance.rate")
+    assert "the key 'rate' is written twice in one object" in info.value.problem
+
+
+def test_equal_keys_in_different_objects_are_not_a_repeat(tmp_path: Path) -> None:
+    # "symbol" in each position, "rate" in an entry's position and its maintenance: each
+    # object names each key once
+    book = [
+        {
+            **JSON_ACCOUNT,
+            "positions": [
+                {"symbol": "A", "size": 1, "entry_price": 2, "maintenance": {"rate": 0.01}},
+                {"symbol": "B", "size": 1, "entry_price": 2, "fee_rate": 0.001},
+            ],
+        }
+    ]
+    data = json.dumps(book, indent=2).encode()  # indented: a newline after many quotes
+    cfg = _load(tmp_path, '[venues.bybit]\n[[accounts]]\nfile = "book.json"\n', raw=data)
+    [acct] = cfg.accounts
+    assert acct.snapshot is not None and len(acct.snapshot.positions) == 2
 
 
 def test_positions_on_one_instrument_share_one_mark_price_object(tmp_path: Path) -> None:

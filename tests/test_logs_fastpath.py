@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from monitor.logs import (
     _BOT_TOKEN,
     _URL_PASSWORD,
+    _USERINFO_PASSWORD,
     MASK,
     ControlEscaper,
     Redactor,
@@ -63,7 +64,8 @@ def _reference_text(secrets: tuple[str, ...], value: str) -> str:
         if secret in value:
             value = value.replace(secret, MASK)
     value = _BOT_TOKEN.sub(MASK, value)
-    return _URL_PASSWORD.sub(rf"\1{MASK}\2", value)
+    value = _URL_PASSWORD.sub(rf"\1{MASK}\2", value)
+    return _USERINFO_PASSWORD.sub(rf"\1{MASK}\2", value)
 
 
 def _reference_escaper(keep: frozenset[str], event: dict[str, Any]) -> dict[str, Any]:
@@ -84,6 +86,7 @@ def _reference_escaper(keep: frozenset[str], event: dict[str, Any]) -> dict[str,
 @example(f"a {BOT} b", [])
 @example("see https://user:pw@host/x", [])
 @example("s://u:p@h and 12:" + "A" * 31, ["x"])
+@example("u:p@h and a:b:c@x", [])
 def test_redactor_text_equals_every_pattern_applied(text: str, secrets: list[str]) -> None:
     r = Redactor()
     for s in secrets:
