@@ -485,6 +485,8 @@ def load_config(
         raise ConfigError(source, None, "not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, None, f"not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(source, None, "not valid TOML: nested too deeply") from None
     return parse_config(doc, path, env=env, secrets=secrets)
 
 
@@ -800,6 +802,8 @@ class _Loader:
             raise ConfigError(source, None, f"not valid JSON: {exc}") from None
         except UnicodeDecodeError:  # msgspec checks the encoding of strings as it goes
             raise ConfigError(source, None, "not UTF-8 text") from None
+        except RecursionError:
+            raise ConfigError(source, None, "not valid JSON: nested too deeply") from None
         if not isinstance(entries, list):
             raise ConfigError(
                 source, None, f"expected a JSON list of manual accounts, got {describe(entries)}"

@@ -61,9 +61,11 @@ class Name(Text):
     """A :class:`Text` shown to people as a name (an account's name, a label): no control
     (Unicode category Cc) or format (Cf) character in it. Those include the bidi marks,
     embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F,
-    U+061C), which make a name display as another (Trojan Source), and the zero-width ones
-    (U+200B, U+200D, U+FEFF), which make two names look alike. The error names the first
-    such character's code point (``U+202E``)."""
+    U+061C), which make a name display as another (Trojan Source), and the zero-width space
+    and byte-order mark (U+200B, U+FEFF), which make two names look alike. The zero-width
+    non-joiner and joiner (U+200C, U+200D) are allowed: Persian and Indic words and emoji
+    sequences need them. The error names the first refused character's code point
+    (``U+202E``)."""
 
     __slots__ = ()
 
@@ -108,12 +110,17 @@ def _typed(tp: type, value: Any) -> Any:
     raise NotImplementedError(tp)
 
 
+#: format characters a name may hold: the zero-width non-joiner and joiner (Persian and Indic
+#: spelling, emoji sequences such as 👩‍💻)
+_JOINERS: Final = frozenset("\u200c\u200d")
+
+
 def _check_name(text: str) -> None:
     """Raise ``ValueError`` naming the first control (Cc) or format (Cf) character of
     ``text``; other characters :meth:`str.isprintable` refuses (a no-break space, a private
     use or unassigned code point) pass."""
     for char in text:
-        if unicodedata.category(char) in ("Cc", "Cf"):
+        if unicodedata.category(char) in ("Cc", "Cf") and char not in _JOINERS:
             code = f"U+{ord(char):04X}"
             what = unicodedata.name(char, "")
             named = f"{code} ({what})" if what else code

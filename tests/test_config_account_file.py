@@ -434,3 +434,20 @@ def test_an_account_key_is_built_once_and_does_not_take_part_in_equality(tmp_pat
     assert a.key == AccountKey("bybit", "uta") == b.key and a.key is not b.key
     assert a == b and hash(a) == hash(b)
     assert repr(a).endswith("portfolio_margin=False)") and " _key=" not in repr(a)
+
+
+def test_a_book_or_config_nested_too_deeply_is_a_config_error_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    deep = "[" * 20_000 + "]" * 20_000
+    (tmp_path / "book.json").write_text(deep, encoding="utf-8")
+    cfg = tmp_path / "monitor.toml"
+    cfg.write_text('[venues.bybit]\n[[accounts]]\nfile = "book.json"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(cfg, env={})
+    assert info.value.source == str(tmp_path / "book.json")
+    assert "nested too deeply" in info.value.problem
+    cfg.write_text("x = " + "[" * 20_000 + "]" * 20_000 + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(cfg, env={})
+    assert info.value.source == str(cfg) and "nested too deeply" in info.value.problem

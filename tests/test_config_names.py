@@ -19,7 +19,7 @@ from monitor.errors import ConfigError
 ENV = {"HOME": "/home/u"}
 HL = "0x" + "1a" * 20
 
-#: the bidi controls the brief names, a zero-width space and joiner, a BOM, C0 and C1 controls
+#: the bidi controls, a zero-width space, a BOM, C0 and C1 controls
 HIDDEN = [
     *(chr(c) for c in range(0x202A, 0x202F)),
     *(chr(c) for c in range(0x2066, 0x206A)),
@@ -27,7 +27,6 @@ HIDDEN = [
     "\u200f",
     "\u061c",
     "\u200b",
-    "\u200d",
     "\ufeff",
     "\x1b",
     "\x00",
@@ -117,3 +116,16 @@ def test_names_and_labels_without_control_or_format_characters_are_kept(text: st
     [acct] = parse_config(doc, Path("monitor.toml"), env=ENV).accounts
     assert acct.account == acct.label == text.strip()
     assert all(unicodedata.category(c) not in ("Cc", "Cf") for c in acct.account)
+
+
+@pytest.mark.parametrize(
+    "name", ["\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", "desk \U0001f469\u200d\U0001f4bb"]
+)
+def test_the_zero_width_joiners_of_persian_words_and_emoji_sequences_are_kept(name: str) -> None:
+    # "می‌خواهم" needs U+200C; 👩‍💻 is woman + U+200D + laptop
+    doc = {
+        "venues": {"bybit": {}},
+        "accounts": [{"venue": "bybit", "name": name, "label": name, "cross_collateral": 1}],
+    }
+    [acct] = parse_config(doc, Path("monitor.toml"), env=ENV).accounts
+    assert acct.account == acct.label == name
