@@ -44,6 +44,10 @@ The daemon logs its longest engine batch at exit (``daemon.stopped longest_batch
 is ``VmHWM``; bytes per position = (RSS ``--settle`` s after READY, the book loaded and
 evaluated − RSS of the same daemon on a 1-position book once READY) / N. (Before 2026-11-30
 it took the RSS 1 s after READY, before manual accounts had loaded: it understated the cost.)
+``bytes_per_position_steady``: the same from the RSS 2 s after the steady phase. What a daemon
+keeps per position grows while prices move, up to 15 minutes (the recent values an alert
+quotes, "up from 71.0% 12 min ago": one sample a minute per scope and position), so a run with
+``--steady 960`` measures what a long-running daemon holds.
 
 **Fair naive baseline**, in this process on the same book and frames: ``Portfolio.apply`` of
 each frame's event, full ``risk`` (with stress) of the scopes it touched, ``evaluate`` of those,
@@ -453,6 +457,9 @@ async def run_daemon(args: argparse.Namespace, positions: int, full: bool) -> di
         if hot:
             sent_probe.append((await srv.send(frame(PROBE, PROBE_SAFE)), False))
         await asyncio.sleep(2.0)
+        # what the daemon holds once prices have moved for a while (the recent values of
+        # every position re-evaluated: one sample a minute, 15 at most)
+        out["rss_steady_kb"] = status_kb(proc.pid, "VmRSS")
         # -- crash ---------------------------------------------------------------------------
         db = sqlite3.connect(f"file:{tmp / 'monitor.sqlite3'}?mode=ro", uri=True, timeout=30)
         crash_start = time.time()
@@ -657,6 +664,9 @@ def main() -> None:
     res["rss_one_position_kb"] = base["rss_ready_kb"]
     res["bytes_per_position"] = (
         1024 * (res["rss_settled_kb"] - base["rss_ready_kb"]) / max(res["positions"], 1)
+    )
+    res["bytes_per_position_steady"] = (
+        1024 * (res["rss_steady_kb"] - base["rss_ready_kb"]) / max(res["positions"], 1)
     )
     # --naive-frames 0: no baseline (at 1,000,000 positions it alone takes many minutes)
     res["naive"] = naive(args, args.positions) if args.naive_frames > 0 else None
