@@ -57,7 +57,6 @@ from monitor.engine import Engine, Input, Mutes, OutboxHealth, Reconfigure, Step
 from monitor.errors import ConfigError, FatalError, InputError, ParseError
 from monitor.extras import Extras, start_extras
 from monitor.logs import configure_logging, set_level
-from monitor.margin.risk import ScopeRisk
 from monitor.model.events import (
     AccountSnapshot,
     Event,
@@ -65,7 +64,7 @@ from monitor.model.events import (
     FeedStatus,
     FundingPayment,
 )
-from monitor.model.positions import AccountKey
+from monitor.model.positions import AccountKey, ScopeKey
 from monitor.notify import local
 from monitor.notify.channels import Channel
 from monitor.notify.delivery import DeliveryWorker
@@ -158,7 +157,8 @@ class _Pending:
     """Status and history deltas of the steps since the last flush (written once a second)."""
 
     samples: list[history.Sample] = field(default_factory=list)
-    statuses: dict[str, tuple[ScopeRisk, dict[str, Any]]] = field(default_factory=dict)
+    statuses: dict[str, tuple[ScopeKey, dict[str, Any]]] = field(default_factory=dict)
+    """scope name → (scope, its status document): the figures themselves are not kept"""
     vanished: set[str] = field(default_factory=set)
     feeds: dict[tuple[str, str], FeedStatus] = field(default_factory=dict)
     funding: list[FundingPayment] = field(default_factory=list)
@@ -168,7 +168,7 @@ class _Pending:
             scope = str(risk.key)
             doc = step.statuses.get(risk.key)
             if doc is not None:
-                self.statuses[scope] = (risk, dict(doc))
+                self.statuses[scope] = (risk.key, dict(doc))
                 self.vanished.discard(scope)
         for key in step.removed:
             scope = str(key)

@@ -28,7 +28,6 @@ from typing import Any
 import msgspec
 
 from monitor.engine.status import Sample, Sampler, status_doc
-from monitor.margin.risk import ScopeRisk
 from monitor.model.events import FeedStatus, FundingPayment
 from monitor.model.ids import AccountKey, IdError, ScopeKey, parse_subject
 from monitor.store.db import Store, scope_parts
@@ -72,12 +71,13 @@ _encode = msgspec.json.Encoder(enc_hook=_plain)
 async def record(
     store: Store,
     samples: Iterable[Sample],
-    statuses: Iterable[tuple[ScopeRisk, dict[str, Any]]],
+    statuses: Iterable[tuple[ScopeKey, dict[str, Any]]],
     vanished: Iterable[str] = (),
     *,
     rows_per_transaction: int = ROWS_PER_TRANSACTION,
 ) -> None:
-    """Write samples, the latest status of scopes and the removal of ``vanished`` scopes,
+    """Write samples, the latest status of scopes (``statuses``: scope, its
+    :func:`status_doc`) and the removal of ``vanished`` scopes,
     in transactions of at most ``rows_per_transaction`` rows each (one when they fit), each
     chunk encoded just before its transaction (the event loop runs between them). Each row
     is whole; a reader between two transactions sees some scopes' figures a flush older."""
@@ -86,7 +86,7 @@ async def record(
     while True:
         chunk_samples = [_sample_row(s) for s in itertools.islice(sample_it, size)]
         room = size - len(chunk_samples)
-        chunk_status = [_status_row(r, doc) for r, doc in itertools.islice(status_it, room)]
+        chunk_status = [_status_row(k, doc) for k, doc in itertools.islice(status_it, room)]
         room -= len(chunk_status)
         chunk_gone = [(s,) for s in itertools.islice(gone_it, room)]
         last = len(chunk_samples) + len(chunk_status) + len(chunk_gone) < size
@@ -125,9 +125,9 @@ def _sample_row(s: Sample) -> tuple[Any, ...]:
     )
 
 
-def _status_row(r: ScopeRisk, doc: dict[str, Any]) -> tuple[Any, ...]:
-    return (str(r.key), r.venue, r.account, doc.get("ts", 0.0), _encode.encode(doc).decode(),
-            r.key.scope)  # fmt: skip
+def _status_row(key: ScopeKey, doc: dict[str, Any]) -> tuple[Any, ...]:
+    return (str(key), key.venue, key.account, doc.get("ts", 0.0), _encode.encode(doc).decode(),
+            key.scope)  # fmt: skip
 
 
 def _parts(scope: str) -> tuple[str | None, str | None, str | None]:

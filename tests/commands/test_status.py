@@ -69,7 +69,7 @@ async def make_store(
     for r in p.risks(include_empty_cross=True):
         doc = history.status_doc(r, names if r.key.scope == "cross" else ())
         doc["ts"] = updated_at
-        statuses.append((r, doc))
+        statuses.append((r.key, doc))
     store = await open_store(path)
     try:
         await history.record(store, [], statuses)

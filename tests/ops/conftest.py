@@ -62,7 +62,7 @@ async def fill(store: Store) -> None:
     for r in (alice, bob):
         doc = history.status_doc(r, ["critical:margin_ratio"] if r is bob else [])
         doc["ts"] = NOW - 1.0
-        statuses.append((r, doc))
+        statuses.append((r.key, doc))
     samples = [history.Sample.of(risk("alice", 20.0, m, 0.1), t) for t, m in dip()]
     await history.record(store, samples, statuses)
     await history.record_feeds(

@@ -35,7 +35,7 @@ async def test_child_and_dex_accounts_carry_their_parents_label(tmp_path: Path) 
         for r in p.risks():
             doc = history.status_doc(r)
             doc["ts"] = NOW
-            statuses.append((r, doc))
+            statuses.append((r.key, doc))
         await history.record(store, [], statuses)
         labels = {f"hyperliquid:{ADDR}": "Main desk", f"dydx:{DYDX}/0": "dYdX desk"}
         snap = await StoreMetricsSource(store, labels=labels, now=lambda: NOW).metrics_snapshot()

@@ -44,7 +44,7 @@ async def test_samples_status_feeds_and_funding_round_trip(tmp_path: Path) -> No
         doc = history.status_doc(r, ["warning:margin_ratio"])
         doc["ts"] = 100.0
         await history.record(
-            store, [history.Sample.of(r, 100.0), history.Sample.of(r, 200.0)], [(r, doc)]
+            store, [history.Sample.of(r, 100.0), history.Sample.of(r, 200.0)], [(r.key, doc)]
         )
         got = await history.read_history(store, str(r.key), 150.0)
         assert [s.ts for s in got] == [200.0]
@@ -120,7 +120,7 @@ async def test_record_cuts_a_large_flush_into_transactions_another_writer_can_en
             doc["ts"] = 100.0
             # names from the configuration are its ``Text`` (a str subclass)
             doc["account"] = Text(doc["account"])
-            statuses.append((r, doc))
+            statuses.append((r.key, doc))
         samples = [history.Sample.of(r, 100.0) for r in risks[:7]]
         flush = asyncio.ensure_future(
             history.record(store, samples, statuses, ["generic:gone/cross"], rows_per_transaction=4)
