@@ -436,7 +436,9 @@ class Engine:
             if key not in touched:
                 owed.push(key, urgency(key))
         for key in moved:
-            if key not in touched and key not in owed:
+            # a scope already queued keeps its place (``push`` would too, after its urgency:
+            # a popular instrument's tick reports every holder not armed yet, again)
+            if key not in touched and key not in owed and key not in moved_q:
                 moved_q.push(key, urgency(key))
         deciding = self.timer() if self.timer is not None else 0.0
         # the scopes prices took out of their band: a rearm each (cheaper than a full
