@@ -103,8 +103,11 @@ _URL_MASK: Final = rf"\1{MASK}\2"
 #: that a host follows (no blank, ``/``, ``?``, ``#`` or bracket; not starting with ``:``,
 #: which an IPv6 ``fe80::1`` would). Not a password: a time or an ISO timestamp
 #: (``12:30:01@``), a ``mailto:`` address, and a Hyperliquid ``0x…@dex`` account in a
-#: ``venue:account`` name (``hyperliquid:0xabc…@xyz/cross``): its ``0x``-hex part. A password
-#: is at most 256 characters (the bound keeps a long word of ``(a:b@)`` linear to scan).
+#: ``venue:account`` name (``hyperliquid:0xabc…@xyz/cross``): its ``0x``-hex part; and a host
+#: with a ``/`` after it (without a scheme a credential has no path; a name has one: a manual
+#: account ``bybit:ops@desk/cross``, a transition id ``…#BTC/USDT:USDT@1777636801.000000/fired``).
+#: A password and the host looked at are at most 256 characters (the bounds keep a long word
+#: of ``(a:b@)`` linear to scan).
 _USERINFO_PASSWORD = re.compile(
     r"(?<![\w.~%+:-])"
     r"(?!(?:\d{4}-\d\d-\d\d[T ])?\d{1,2}:\d\d)"
@@ -112,7 +115,7 @@ _USERINFO_PASSWORD = re.compile(
     r"([\w.~%+-]+:)"
     r"(?!0[xX][0-9a-fA-F]*(?:\u2026[0-9a-fA-F]*)?@)"
     r"[^\s:/?#\[\]@][^\s/?#\[\]]{0,255}"
-    r"(@)(?=[\w\[])"
+    r"(@)(?=[\w\[])(?![^\s/?#]{0,255}/)"
 )
 #: values that no processor changes (exactly these types: a subclass may render otherwise)
 _SCALARS: Final = frozenset({int, float, bool})

@@ -64,8 +64,9 @@ class Name(Text):
     U+061C), which make a name display as another (Trojan Source), and the zero-width space
     and byte-order mark (U+200B, U+FEFF), which make two names look alike. The zero-width
     non-joiner and joiner (U+200C, U+200D) are allowed: Persian and Indic words and emoji
-    sequences need them. The error names the first refused character's code point
-    (``U+202E``)."""
+    sequences need them; so are the tags of a subdivision flag (🏴, tag digits or lower-case
+    letters, U+E007F: England, Scotland, Wales), and only there. The error names the first
+    refused character's code point (``U+202E``)."""
 
     __slots__ = ()
 
@@ -113,13 +114,18 @@ def _typed(tp: type, value: Any) -> Any:
 #: format characters a name may hold: the zero-width non-joiner and joiner (Persian and Indic
 #: spelling, emoji sequences such as 👩‍💻)
 _JOINERS: Final = frozenset("\u200c\u200d")
+#: a subdivision flag (Unicode TS #51 emoji tag sequence: 🏴 England, Scotland, Wales): the
+#: black flag, tag letters and digits (format characters), a cancel tag; its tags are kept
+_TAG_FLAG: Final = re.compile(
+    "\U0001f3f4[\U000e0030-\U000e0039\U000e0061-\U000e007a]{1,6}\U000e007f"
+)
 
 
 def _check_name(text: str) -> None:
     """Raise ``ValueError`` naming the first control (Cc) or format (Cf) character of
     ``text``; other characters :meth:`str.isprintable` refuses (a no-break space, a private
     use or unassigned code point) pass."""
-    for char in text:
+    for char in _TAG_FLAG.sub("\U0001f3f4", text):
         if unicodedata.category(char) in ("Cc", "Cf") and char not in _JOINERS:
             code = f"U+{ord(char):04X}"
             what = unicodedata.name(char, "")
