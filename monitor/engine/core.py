@@ -1001,9 +1001,15 @@ def _dydx_parent(group: str) -> str | None:
 
 
 def _figures(r: ScopeRisk | None) -> str:
+    """A pool's equity, maintenance and margin ratio, for the ADL notice: the ratio is
+    "∞ (equity ≤ 0)" past zero equity (liquidatable, not unknown) and "unknown" when NaN."""
     if r is None:
         return "unknown"
-    ratio = "unknown" if r.margin_ratio is None else f"{r.margin_ratio:.2%}"
+    mr = r.margin_ratio
+    if mr is None:
+        ratio = "∞ (equity ≤ 0)" if r.positions else "n/a (no positions)"
+    else:
+        ratio = "unknown" if math.isnan(mr) else f"{mr:.2%}"
     return f"equity {r.equity:,.2f}, maintenance {r.maintenance_margin:,.2f}, margin ratio {ratio}"
 
 

@@ -507,3 +507,14 @@ def test_a_price_crossing_more_bands_than_a_receive_may_apply_is_reported_over_r
     assert sizes[0] <= 4 and len(sizes) >= 30 // 4 and sum(sizes) == 30  # a few at a time
     # at 90.5: equity 0.5 + 0.01·i, maintenance 0.905: ratio ≥ 0.905 / 0.79 > 90 % for all
     assert bounded == whole == sorted(f"generic:a{i}:critical" for i in range(30))
+
+
+def test_the_adl_notice_says_a_pool_past_zero_equity_is_liquidatable_not_unknown() -> None:
+    # 2 BTC long from 100 on 10 of cash: at 94, equity 10 − 12 = −2 (no ratio: ≤ 0)
+    e, _ = engine(1)
+    e.receive([snapshot("a0", 10.0, long_btc(10.0, size=2.0))], T0, 0.0)
+    e.receive([MarkPrice(VENUE, "BTC", 94.0)], T0 + 1, 1.0)
+    step = e.receive([Deleveraged(VENUE, "a0", "BTC", -1.0, 94.0)], T0 + 2, 2.0)
+    [adl] = [t for t in step.transitions if t.rule == RuleKind.ADL.value]
+    assert "pool before: equity -2.00, maintenance 1.88, margin ratio ∞ (equity ≤ 0)" in adl.detail
+    assert "unknown" not in adl.detail
