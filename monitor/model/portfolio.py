@@ -571,32 +571,13 @@ class Portfolio:
         """Report (``out``) and disarm the scopes whose band ``price`` is out of, at most
         about ``limit`` heap entries (None: all); return the entries taken. Equal bounds go
         together, in the order their scopes were armed."""
-        taken = 0
         budget = math.inf if limit is None else limit
         lows, highs = m.lows, m.highs
-        if lows and -lows[0] > price:
-            hits: list[Band] = []
-            last: Band | None = None
-            while lows and -lows[0] > price:
-                if taken >= budget and lows[0] != last:
-                    break
-                e = last = heapq.heappop(lows)
-                taken += 1
-                if e.scope.band_seq == e.seq:
-                    hits.append(e)
-            _left(hits, out)
-        if highs and highs[0] < price and taken < budget:
-            hits = []
-            last = None
-            while highs and highs[0] < price:
-                if taken >= budget and highs[0] != last:
-                    break
-                e = last = heapq.heappop(highs)
-                taken += 1
-                if e.scope.band_seq == e.seq:
-                    hits.append(e)
-            _left(hits, out)
-        if (lows and -lows[0] > price) or (highs and highs[0] < price):
+        # ``lows`` holds -low: a price below a low is an entry below -price
+        taken = _take(lows, -price, budget, out)
+        if taken < budget:
+            taken += _take(highs, price, budget - taken, out)
+        if (lows and lows[0] < -price) or (highs and highs[0] < price):
             self.crossing[m] = None
         else:
             self.crossing.pop(m, None)
@@ -1038,6 +1019,24 @@ def _inputs(s: ScopeState) -> tuple[object, ...]:
         out.append(h.leg)
         out.append(h.price)
     return tuple(out)
+
+
+def _take(heap: list[Band], below: float, budget: float, out: list[ScopeKey]) -> int:
+    """Pop the entries of ``heap`` below ``below``, about ``budget`` of them at most (those
+    equal to the last one taken go with it), and report the scopes of the live ones
+    (:func:`_left`); return the entries popped."""
+    hits: list[Band] = []
+    last: Band | None = None
+    taken = 0
+    while heap and heap[0] < below:
+        if taken >= budget and heap[0] != last:
+            break
+        e = last = heapq.heappop(heap)
+        taken += 1
+        if e.scope.band_seq == e.seq:
+            hits.append(e)
+    _left(hits, out)
+    return taken
 
 
 def _left(hits: list[Band], out: list[ScopeKey]) -> None:
