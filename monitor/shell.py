@@ -206,19 +206,17 @@ def _prepare(
 
 async def write(store: Store, prepared: Prepared) -> int:
     """Write a prepared step's alert state delta, transitions and outbox rows in **one**
-    transaction, in one call on SQLite's thread (:meth:`~monitor.store.db.Store.write_many`),
-    then log each transition (``alert.fired``...: after the commit, so a line in the log is a
-    decision on disk); return the outbox rows written (new ones: wake delivery when > 0).
-    Raises what the store raises (:func:`~monitor.store.db.is_store_failure`)."""
+    transaction, then log each transition (``alert.fired``...: after the commit, so a line
+    in the log is a decision on disk); return the outbox rows written (wake delivery when
+    > 0). Raises what the store raises (:func:`~monitor.store.db.is_store_failure`)."""
     if prepared.empty:
         return 0
     step, messages = prepared.step, prepared.messages
-    statements = [
-        *(alert_state.delta_statements(step.delta, prepared.now) if step.delta else ()),
-        alert_state.transition_statement(step.transitions),
-        outbox.enqueue_statement(messages),
-    ]
-    changed = await store.write_many(statements)
+    async with store.transaction() as conn:
+        if step.delta is not None:
+            await alert_state.save_delta(conn, step.delta, prepared.now)
+        await alert_state.record_transitions(conn, step.transitions)
+        await outbox.enqueue(conn, messages)
     if step.transitions:
         # one logger for the step's lines (bound now, so it is the current configuration's)
         info = log().bind().info
@@ -231,4 +229,4 @@ async def write(store: Store, prepared: Prepared) -> int:
                 threshold=t.threshold,
                 muted=t.muted,
             )
-    return changed[-1]
+    return len(messages)

@@ -26,7 +26,7 @@ import aiosqlite
 
 from monitor.alerts.engine import AlertDelta, AlertRecord, AlertState, AlertStatus, Transition
 from monitor.alerts.rules import Severity
-from monitor.store.db import Statement, Store
+from monitor.store.db import Store
 
 _FIELDS = tuple(f.name for f in fields(AlertRecord))
 
@@ -124,51 +124,36 @@ async def _save_meta(conn: aiosqlite.Connection, name: str, doc: str) -> None:
     await conn.execute(_UPSERT_META, (name, doc))
 
 
-def _peak_statements(peaks: Iterable[tuple[str, float | None]]) -> list[Statement]:
-    rows = list(peaks)
-    up = [(PEAK + s, repr(float(p))) for s, p in rows if p is not None]
-    gone = [(PEAK + s,) for s, p in rows if p is None]
-    out: list[Statement] = []
-    if up:
-        out.append((_UPSERT_META, up))
-    if gone:
-        out.append(("DELETE FROM engine_meta WHERE name = ?", gone))
-    return out
-
-
 async def _save_peaks(
     conn: aiosqlite.Connection, peaks: Iterable[tuple[str, float | None]]
 ) -> None:
-    for sql, rows in _peak_statements(peaks):
-        await conn.executemany(sql, rows)
-
-
-_UPSERT_ALERT = (
-    "INSERT INTO alert_state (key, doc, updated_at) VALUES (?, ?, ?) "
-    "ON CONFLICT(key) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at"
-)
-
-
-def delta_statements(delta: AlertDelta, now: float) -> list[Statement]:
-    """The statements that persist one step's changes: O(size of the delta)."""
-    out: list[Statement] = []
-    if delta.upserts:
-        # rows made as SQLite takes them (in its thread), each freed once bound: tens of
-        # thousands of rows alive at once would drive the collector through full passes
-        out.append((_UPSERT_ALERT, ((rec.key, _dump(rec), now) for rec in delta.upserts)))
-    if delta.deletes:
-        out.append(("DELETE FROM alert_state WHERE key = ?", ((k,) for k in delta.deletes)))
-    if delta.peaks:
-        out.extend(_peak_statements(delta.peaks))
-    if delta.stale is not None:
-        out.append((_UPSERT_META, [("stale", json.dumps(dict(delta.stale)))]))
-    return out
+    rows = list(peaks)
+    up = [(PEAK + s, repr(float(p))) for s, p in rows if p is not None]
+    gone = [(PEAK + s,) for s, p in rows if p is None]
+    if up:
+        await conn.executemany(_UPSERT_META, up)
+    if gone:
+        await conn.executemany("DELETE FROM engine_meta WHERE name = ?", gone)
 
 
 async def save_delta(conn: aiosqlite.Connection, delta: AlertDelta, now: float) -> None:
     """Persist one step's changes (inside the caller's transaction): O(size of the delta)."""
-    for sql, rows in delta_statements(delta, now):
-        await conn.executemany(sql, rows)
+    if delta.upserts:
+        await conn.executemany(
+            "INSERT INTO alert_state (key, doc, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at",
+            # rows made as SQLite takes them (in its thread), each freed once bound: tens of
+            # thousands of rows alive at once would drive the collector through full passes
+            ((rec.key, _dump(rec), now) for rec in delta.upserts),
+        )
+    if delta.deletes:
+        await conn.executemany(
+            "DELETE FROM alert_state WHERE key = ?", ((k,) for k in delta.deletes)
+        )
+    if delta.peaks:
+        await _save_peaks(conn, delta.peaks)
+    if delta.stale is not None:
+        await _save_meta(conn, "stale", json.dumps(dict(delta.stale)))
 
 
 async def migrate_peaks(conn: aiosqlite.Connection) -> int:
@@ -188,17 +173,11 @@ async def migrate_peaks(conn: aiosqlite.Connection) -> int:
     return len(peaks)
 
 
-_INSERT_TRANSITION = (
-    "INSERT OR IGNORE INTO transitions (id, key, kind, rule, severity, grp, subject, at, "
-    "value, threshold, muted, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
-
-def transition_statement(transitions: Iterable[Transition]) -> Statement:
-    """The statement that adds ``transitions`` to the history (an id seen before is kept)."""
-    return (
-        _INSERT_TRANSITION,
-        (  # rows made as SQLite takes them (see delta_statements)
+async def record_transitions(conn: aiosqlite.Connection, transitions: Iterable[Transition]) -> None:
+    await conn.executemany(
+        "INSERT OR IGNORE INTO transitions (id, key, kind, rule, severity, grp, subject, at, "
+        "value, threshold, muted, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (  # rows made as SQLite takes them (see save_delta)
             (
                 t.id,
                 t.key,
@@ -216,10 +195,6 @@ def transition_statement(transitions: Iterable[Transition]) -> Statement:
             for t in transitions
         ),
     )
-
-
-async def record_transitions(conn: aiosqlite.Connection, transitions: Iterable[Transition]) -> None:
-    await conn.executemany(*transition_statement(transitions))
 
 
 async def load(store: Store) -> AlertState:

@@ -22,7 +22,7 @@ import fcntl
 import json
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -304,10 +304,6 @@ CREATE TABLE daemon_status (
 """Append-only: each entry is one migration script; never edit a released one."""
 
 
-Statement = tuple[str, Iterable[Sequence[object]]]
-"""One SQL statement and the rows to run it with (``executemany``): :meth:`Store.write_many`."""
-
-
 class StoreLockedError(FatalError):
     """Another process holds the store (exit code 3)."""
 
@@ -352,40 +348,6 @@ class Store:
                     await self.conn.execute("ROLLBACK")
                 raise
             await self.conn.execute("COMMIT")
-
-    async def write_many(self, statements: Sequence[Statement]) -> list[int]:
-        """Run each ``(sql, rows)`` of ``statements`` (``executemany``, in order) inside one
-        ``BEGIN IMMEDIATE`` … ``COMMIT`` (rollback on any error), one at a time with
-        :meth:`transaction`; first :meth:`check_file`. Returns the rows each statement
-        changed (``total_changes`` before and after it).
-
-        The whole transaction is one call on SQLite's thread: it goes on while the event
-        loop's thread is busy (the engine deciding the next step), where the statements of
-        :meth:`transaction` each wait for the loop. ``rows`` may be a generator (run on that
-        thread: make it read nothing that changes meanwhile)."""
-
-        def run(conn: sqlite3.Connection) -> list[int]:
-            conn.execute("BEGIN IMMEDIATE")
-            changed: list[int] = []
-            try:
-                for sql, rows in statements:
-                    before = conn.total_changes
-                    conn.executemany(sql, rows)
-                    changed.append(conn.total_changes - before)
-            except BaseException:
-                if conn.in_transaction:  # as in :meth:`transaction`
-                    conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return changed
-
-        async with self._mutex:
-            self.check_file()
-            # aiosqlite runs every call as a function on its connection's thread; this is
-            # one (its ``_execute``: no public way to run several statements in one hop)
-            conn = self.conn
-            call: Callable[[Callable[[], list[int]]], Awaitable[list[int]]] = conn._execute
-            return await call(lambda: run(conn._conn))
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[aiosqlite.Connection]:

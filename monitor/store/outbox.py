@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import aiosqlite
 
-from monitor.store.db import Statement, Store
+from monitor.store.db import Store
 
 PENDING = "pending"
 SENDING = "sending"
@@ -80,10 +80,11 @@ def _item(row: Sequence[object]) -> OutboxItem:
     return OutboxItem(*row)  # type: ignore[arg-type]
 
 
-def enqueue_statement(messages: Iterable[OutboundMessage]) -> Statement:
-    """The statement that inserts ``messages``; duplicates by ``idem_key`` are ignored (the
-    rows it changes are the new ones)."""
-    return (
+async def enqueue(conn: aiosqlite.Connection, messages: Iterable[OutboundMessage]) -> int:
+    """Insert ``messages`` (inside the caller's transaction); duplicates by ``idem_key`` are
+    ignored. Returns how many rows were new."""
+    before = conn.total_changes
+    await conn.executemany(
         "INSERT OR IGNORE INTO outbox (idem_key, channel, grp, severity, title, body, "
         "body_format, notify_type, created_at, next_attempt_at, attach) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -104,13 +105,6 @@ def enqueue_statement(messages: Iterable[OutboundMessage]) -> Statement:
             for m in messages
         ],
     )
-
-
-async def enqueue(conn: aiosqlite.Connection, messages: Iterable[OutboundMessage]) -> int:
-    """Insert ``messages`` (inside the caller's transaction); duplicates by ``idem_key`` are
-    ignored. Returns how many rows were new."""
-    before = conn.total_changes
-    await conn.executemany(*enqueue_statement(messages))
     return conn.total_changes - before
 
 
