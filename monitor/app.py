@@ -72,7 +72,7 @@ from monitor.notify.last_gasp import describe_store_failure, is_store_failure, l
 from monitor.notify.outbound import labels_of
 from monitor.notify.sender import AppriseSender, Sender
 from monitor.sdnotify import Notifier, watchdog_interval, watchdog_loop
-from monitor.shell import Prepared, RiskView, prepare, restore_alert_state, write
+from monitor.shell import RiskView, persist, restore_alert_state
 from monitor.store import history
 from monitor.store.db import Store, StoreLockedError, open_store
 from monitor.store.mutes import active_mutes
@@ -296,8 +296,6 @@ class Daemon:
         self.freezer = Freezer()
         """When the book is moved out of the collector's way (:class:`Freezer`)."""
         self._flushing = asyncio.Lock()
-        self._writing: asyncio.Task[None] | None = None
-        """The write of the last step, while it runs (:meth:`begin_step`)."""
 
     # -- accounts ----------------------------------------------------------------------------
     def manual_snapshots(self) -> list[AccountSnapshot]:
@@ -322,19 +320,8 @@ class Daemon:
         return out
 
     async def step(self, events: Sequence[Input], now: float) -> Step:
-        """One engine step, written: :meth:`begin_step`, then :meth:`settled`."""
-        step = await self.begin_step(events, now)
-        await self.settled()
-        return step
-
-    async def begin_step(self, events: Sequence[Input], now: float) -> Step:
         """One engine step: the due store inputs and queued controls, then ``events``;
-        render its messages, then start writing it (:meth:`_write`) and return.
-
-        The write (SQLite's thread) overlaps the next step's engine work and rendering (the
-        event loop's thread): a crash is decided and written on both cores. At most one
-        write is in flight: this step's starts when the last one has committed, so steps are
-        written one at a time, in order (:meth:`settled` waits for it and raises its error)."""
+        persist the outcome and wake delivery."""
         controls = list(self.controls)
         self.controls.clear()
         inputs: list[Input] = [*controls, *await self._refresh(now), *events]
@@ -361,47 +348,24 @@ class Daemon:
                 transitions=len(step.transitions),
                 carried=self.engine.carried,
             )
-        rendering = time.perf_counter()
-        prepared = prepare(
-            step, self.channels, self.risks, now, engine=self.engine, labels=self.labels
-        )
+        persisting = time.perf_counter()
+        enqueued = await persist(
+            self.store, step, self.channels, self.risks, now,
+            engine=self.engine, labels=self.labels,
+        )  # fmt: skip
         # applying inputs is bounded apart (``APPLY_WORK``): a step of a loading book must
         # not read as costly evaluations and starve them
-        deciding = self.engine.decide_seconds + time.perf_counter() - rendering
+        deciding = self.engine.decide_seconds + time.perf_counter() - persisting
         self._size_budget(len(step.risks), deciding)
         self._maybe_freeze(len(step.risks))
-        self.engine_beat = self.clock.monotonic()
-        await self.settled()  # the last step's write, overlapped with this step so far
-        if prepared.empty:
-            self._written(step, 0)
-        else:
-            self._writing = asyncio.create_task(self._write(prepared), name="engine-write")
-        return step
-
-    async def _write(self, prepared: Prepared) -> None:
-        self._written(prepared.step, await write(self.store, prepared))
-
-    def _written(self, step: Step, enqueued: int) -> None:
-        """After a step's write: wake delivery, queue its statuses and history for the
-        flush, and say READY when it made the engine ready."""
         if enqueued:
             self.enqueued += enqueued
             self.worker.wake()
         self.pending.add(step)
+        self.engine_beat = self.clock.monotonic()
         if step.ready is not None:
             self._became_ready(step.ready)
-
-    async def settled(self) -> None:
-        """Wait until the last step is written; raise its write's error (a store failure
-        ends the engine task, as a failed write inside the step did)."""
-        writing = self._writing
-        if writing is None:
-            return
-        try:
-            await asyncio.shield(writing)  # cancelling the waiter never cuts a transaction
-        finally:
-            if writing.done() and self._writing is writing:
-                self._writing = None
+        return step
 
     def _size_budget(self, evaluated: int, seconds: float) -> None:
         """Size the engine's evaluation budget so a step's deciding and persisting (rendering
@@ -432,31 +396,16 @@ class Daemon:
     async def engine_loop(self) -> None:
         """The one engine task: a batch of events, or an idle tick every second. While the
         engine owes work (scopes over its per-batch budget, a sweep slice) it steps again
-        at once, after yielding, so the watchdog, signals and delivery run between slices;
-        the last step's write overlaps the next step (:meth:`begin_step`). Before waiting
-        for events, and before it returns, every step is written."""
-        try:
-            while not self.stop_requested:
-                if self.engine.busy:
-                    self.idle.set()
-                    await asyncio.sleep(0)
-                    events = self.inbox.get_nowait()
-                else:
-                    await self.settled()
-                    self.idle.set()
-                    events = await self.inbox.get_batch(idle_after=TICK_INTERVAL)
-                self.idle.clear()
-                await self.begin_step(events, self.clock.now())
-            await self.settled()
-        finally:
-            writing = self._writing
-            if writing is not None and not writing.done():
-                # cancelled, or failed elsewhere: the write in flight still ends its
-                # transaction, and its failure is said
-                try:
-                    await asyncio.shield(writing)
-                except Exception as exc:
-                    log().error("engine.write_failed", error=repr(exc))
+        at once, after yielding, so the watchdog, signals and delivery run between slices."""
+        while not self.stop_requested:
+            self.idle.set()
+            if self.engine.busy:
+                await asyncio.sleep(0)
+                events = self.inbox.get_nowait()
+            else:
+                events = await self.inbox.get_batch(idle_after=TICK_INTERVAL)
+            self.idle.clear()
+            await self.step(events, self.clock.now())
 
     # -- status, history ----------------------------------------------------------------------
     def summary(self) -> str:

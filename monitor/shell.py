@@ -7,17 +7,12 @@ so a crash before the commit loses nothing that was promised (the state is the o
 the same transitions come again) and a crash after it loses nothing either (the outbox is
 durable). The idempotency key of an outbox row is ``sha1(transition ids of the group) :
 channel`` (:mod:`monitor.notify.outbound`).
-
-``persist`` is :func:`prepare` (render the messages: CPU, on the event loop's thread) then
-:func:`write` (the transaction: SQLite's thread). The daemon overlaps a step's write with the
-engine's next step (:meth:`monitor.app.Daemon.begin_step`); the writes stay one at a time, in
-step order.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -37,7 +32,6 @@ from monitor.notify.outbound import (
 )
 from monitor.store import alert_state, outbox
 from monitor.store.db import Store
-from monitor.store.outbox import OutboundMessage
 
 #: the log event of each transition kind (``alert.fired``...)
 _EVENTS: dict[TransitionKind, str] = {k: f"alert.{k.value}" for k in TransitionKind}
@@ -110,22 +104,6 @@ class RiskView:
                 by_name.pop(name, None)
 
 
-@dataclass(frozen=True, slots=True)
-class Prepared:
-    """One step made ready to write (:func:`prepare`): its alert state delta and transitions,
-    and the outbox rows rendered from them. Holds no reference the engine changes later
-    (``AlertDelta`` holds frozen records; the messages are rendered text), so the write may
-    run while the engine takes its next step."""
-
-    step: Step
-    messages: list[OutboundMessage]
-    now: float
-
-    @property
-    def empty(self) -> bool:
-        return self.step.delta is None and not self.step.transitions
-
-
 async def persist(
     store: Store,
     step: Step,
@@ -139,36 +117,20 @@ async def persist(
     """Write ``step``'s alert state delta, transitions and outbox rows in one transaction
     and log them; return the number of outbox rows written (wake delivery when > 0).
 
-    :func:`prepare` then :func:`write`: see them for ``engine`` and ``labels``."""
-    return await write(store, prepare(step, channels, risks, now, engine=engine, labels=labels))
-
-
-def prepare(
-    step: Step,
-    channels: Sequence[Channel],
-    risks: RiskView,
-    now: float,
-    *,
-    engine: Engine | None = None,
-    labels: Mapping[str, str] | None = None,
-) -> Prepared:
-    """Render ``step``'s messages (the CPU-bound half of persisting it, on the caller's
-    thread) and log its quarantined events.
-
     With ``engine`` the messages carry the remedy (from its portfolio and rules) and, for a
     stale feed, the alerts it holds; ``labels`` (``venue:account`` → label) name accounts.
     With ``engine``, ``risks`` keeps afterwards only the figures of scopes with an alert
-    (:meth:`RiskView.settle`). Call it before the engine's next step: the remedies read the
-    engine's portfolio as this step left it."""
+    (:meth:`RiskView.settle`)."""
     risks.update(step)
     try:
-        return _prepare(step, channels, risks, now, engine=engine, labels=labels)
+        return await _persist(store, step, channels, risks, now, engine=engine, labels=labels)
     finally:
         if engine is not None:
             risks.settle(step, engine.book.has_alerts)
 
 
-def _prepare(
+async def _persist(
+    store: Store,
     step: Step,
     channels: Sequence[Channel],
     risks: RiskView,
@@ -176,7 +138,7 @@ def _prepare(
     *,
     engine: Engine | None,
     labels: Mapping[str, str] | None,
-) -> Prepared:
+) -> int:
     risks.recent.record(step.risks, now)
     for q in step.quarantined:
         log().error(
@@ -187,7 +149,7 @@ def _prepare(
             event=q.event,
         )
     if step.delta is None and not step.transitions:
-        return Prepared(step, [], now)
+        return 0
     feed_news = any(t.rule == RuleKind.FEED_STALE.value for t in step.transitions)
     messages = build_messages(
         step.transitions,
@@ -201,20 +163,9 @@ def _prepare(
         recent=risks.recent,
         reductions=risks.reductions,
     )
-    return Prepared(step, messages, now)
-
-
-async def write(store: Store, prepared: Prepared) -> int:
-    """Write a prepared step's alert state delta, transitions and outbox rows in **one**
-    transaction, then log each transition (``alert.fired``...: after the commit, so a line
-    in the log is a decision on disk); return the outbox rows written (wake delivery when
-    > 0). Raises what the store raises (:func:`~monitor.store.db.is_store_failure`)."""
-    if prepared.empty:
-        return 0
-    step, messages = prepared.step, prepared.messages
     async with store.transaction() as conn:
         if step.delta is not None:
-            await alert_state.save_delta(conn, step.delta, prepared.now)
+            await alert_state.save_delta(conn, step.delta, now)
         await alert_state.record_transitions(conn, step.transitions)
         await outbox.enqueue(conn, messages)
     if step.transitions:
