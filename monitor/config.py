@@ -83,9 +83,12 @@ from monitor.schema import (
     Interval,
     Name,
     Number,
+    Symbol,
     Text,
     convert,
     field_names,
+    hidden_char,
+    hidden_problem,
     join,
 )
 from monitor.snapshot import position_from_json
@@ -103,7 +106,7 @@ class _VenueTable(msgspec.Struct, **_FORBID):
     poll_interval: Interval | None = None
     stale_after: Interval | None = None
     ping_interval: Interval | None = None
-    symbols: list[Text] = []
+    symbols: list[Symbol] = []
     options: dict[str, Any] = {}
     urls: dict[str, Any] = {}
 
@@ -1076,6 +1079,8 @@ class _Loader:
         for j, item in enumerate(t.positions):
             ppath = f"{prefix}.positions[{j}]"
             pos = position_from_json(item, self.source, ppath)
+            if not pos.symbol.isprintable() and (bad := hidden_char(pos.symbol)) is not None:
+                raise self.fail(f"{ppath}.symbol", hidden_problem(bad, "symbol"))
             if pos.symbol in symbols:
                 raise self.fail(f"{ppath}.symbol", f"a second position in {pos.symbol!r}")
             symbols.add(pos.symbol)
