@@ -107,3 +107,12 @@ def test_real_venue_symbols_are_kept_as_written(tmp_path: Path) -> None:
     assert snapshot is not None
     assert [p.symbol for p in snapshot.positions] == REAL
     assert list(cfg.venues["bybit"].symbols) == REAL
+
+
+@pytest.mark.parametrize("char", ["\u2028", "\u2029"], ids=lambda c: f"U+{ord(c):04X}")
+def test_a_line_separator_in_a_position_symbol_is_refused(tmp_path: Path, char: str) -> None:
+    path = _toml(tmp_path, [f"BTC{char}USDT"])
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env=ENV)
+    assert info.value.field == "accounts[0].positions[0].symbol"
+    assert f"U+{ord(char):04X}" in info.value.problem
