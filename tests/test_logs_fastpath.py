@@ -18,12 +18,12 @@ from hypothesis import strategies as st
 from monitor.logs import (
     _BOT_TOKEN,
     _URL_PASSWORD,
-    _USERINFO_PASSWORD,
     MASK,
     ControlEscaper,
     Redactor,
     configure_logging,
     escape_controls,
+    mask_userinfo,
     reset_logging,
 )
 
@@ -65,7 +65,7 @@ def _reference_text(secrets: tuple[str, ...], value: str) -> str:
             value = value.replace(secret, MASK)
     value = _BOT_TOKEN.sub(MASK, value)
     value = _URL_PASSWORD.sub(rf"\1{MASK}\2", value)
-    return _USERINFO_PASSWORD.sub(rf"\1{MASK}\2", value)
+    return mask_userinfo(value)
 
 
 def _reference_escaper(keep: frozenset[str], event: dict[str, Any]) -> dict[str, Any]:
