@@ -20,7 +20,9 @@ they are written as): Telegram-style
 bot tokens (``123456:AA…``), the password in ``scheme://user:password@host`` URLs and in a
 ``user:password@host`` written without a scheme (:func:`mask_userinfo`: a password of any
 length and characters, failing closed; e-mail fields ``to:bob@example.com``, Hyperliquid
-``0x…@dex`` accounts, scope keys and transition ids are left whole), the values of keys named
+``0x…@dex`` accounts, scope keys and transition ids are left whole), apprise's privacy marks
+of a token inside a URL (``tgram://1...9/``, ``...abcd``: a token's first and last or last
+four characters, in apprise's own debug lines), the values of keys named
 like ``password``/``token``/``secret``, and every string passed to :func:`register_secret`.
 
 Control characters are neutralised in every string value (nested values, dict keys and
@@ -96,6 +98,13 @@ def escape_controls(text: str, *, keep_newlines: bool = False) -> str:
 
 _BOT_TOKEN = re.compile(r"\b\d+:[A-Za-z0-9_-]{30,}")
 _URL_PASSWORD = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@?#]*:)[^\s@/?#]+(@)")
+#: apprise's privacy marks of a token in a URL (its ``url(privacy=True)``, in its own log
+#: lines): ``X...Y`` (the first and last characters) and ``...WXYZ`` (the last four), each a
+#: whole part between URL separators
+_PRIVACY_MARK = re.compile(
+    r"(?<=[/@:=])(?:[^\s/@:?&=#.]\.\.\.[^\s/@:?&=#.]|\.\.\.[^\s/@:?&=#.]{1,4})"
+    r"(?=[\s/@:?&=#]|\Z)"
+)
 _SECRET_KEY = re.compile(r"(?i)(password|passwd|secret|token|api_?key|credential)")
 _URL_MASK: Final = rf"\1{MASK}\2"
 #: a word (a run of non-blanks) with a ``:`` before an ``@``: where a ``user:password@host``
@@ -288,6 +297,8 @@ class Redactor:
         value = _BOT_TOKEN.sub(MASK, value)
         if "://" in value:
             value = _URL_PASSWORD.sub(_URL_MASK, value)
+            if "..." in value:
+                value = _PRIVACY_MARK.sub(MASK, value)
         if "@" not in value:
             return value
         return mask_userinfo(value)
