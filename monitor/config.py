@@ -1297,15 +1297,15 @@ def _label_problem(
     :meth:`_Loader.label_ids`). ``ids``: each account's id (casefolded) → its index;
     ``parents``: each dYdX parent's (address, subaccount) → its index."""
     if label.casefold() == MONITOR:
-        return "is how `monitor mute` and `history` name the monitor itself"
+        return "is the name of the monitor itself"
     try:
         subject = parse_user(label).subject
     except IdError:
         return None  # not an id: a plain label
     if isinstance(subject, MonitorKey):  # pragma: no cover - caught by the casefold above
-        return "is how `monitor mute` and `history` name the monitor itself"
+        return "is the name of the monitor itself"
     if isinstance(subject, FeedKey):
-        return f"is how `monitor mute` and `history` name the feed {subject}"
+        return f"is the name of the feed {subject}"
     key = account_of(subject)
     if key is None:  # pragma: no cover - every other subject has an account
         return None

@@ -230,7 +230,7 @@ def mask_userinfo(text: str) -> str:
     any character but a blank: ``/?#[]@:`` too). Not a password (left whole): what
     :func:`_credential_at` and :func:`_not_a_password` say is a name, a time, an e-mail
     field or a host and port. Linear in ``len(text)``: each word is found once by
-    :data:`_AT_WORD`, its ``@`` read right to left with bounded look-backs, its users left
+    :data:`_AT_WORD`, its ``@`` read left to right with bounded look-backs, its users left
     to right with bounded or disjoint checks."""
     return _AT_WORD.sub(_mask_word, text)
 

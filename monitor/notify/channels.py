@@ -354,8 +354,8 @@ def channel_form(url: str) -> str:
     ``scheme://`` then: ``***@`` for a user and password; the host and port when the host
     reads as a public name or address (:func:`_public_host`), else ``***``; each path
     segment that is a plain word (``hooks``, ``services``) or a number (a Telegram chat
-    ``-1001234``), every other one ``***``; the query's keys with ``…`` for their values
-    (a key that looks like a token: ``***``); ``#…`` for a fragment. A local channel
+    ``-1001234``), every other one ``***``; the query's keys with ``***`` for their values
+    (a key that looks like a token: ``***`` too); ``#…`` for a fragment. A local channel
     (``monitorfile://``, ``monitorconsole://``) is shown whole (through the log redactor).
     Not a URL: ``<not a URL>``."""
     scheme, sep, rest = url.strip().partition("://")
@@ -385,7 +385,7 @@ def channel_form(url: str) -> str:
     if qmark:
         keys = [item.partition("=")[0] for item in query.split("&") if item]
         shown += "?" + "&".join(
-            f"{k if _QUERY_KEY.fullmatch(k) and not _secret_like(k) else '***'}=…" for k in keys
+            f"{k if _QUERY_KEY.fullmatch(k) and not _secret_like(k) else '***'}=***" for k in keys
         )
     if hash_:
         shown += "#…"
