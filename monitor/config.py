@@ -63,6 +63,7 @@ from monitor.config_rules import override_keys, rule_notes
 from monitor.errors import ConfigError, InputError
 from monitor.logs import FORMATS, LEVELS, redact, register_secret
 from monitor.model.events import AccountSnapshot
+from monitor.model.ids import MONITOR, FeedKey, IdError, MonitorKey, account_of, parse_user
 from monitor.model.positions import CROSS_SCOPE, AccountKey, ScopeKey
 from monitor.model.venues import (
     BINANCE_USDM,
@@ -82,9 +83,12 @@ from monitor.schema import (
     Interval,
     Name,
     Number,
+    Symbol,
     Text,
     convert,
     field_names,
+    hidden_char,
+    hidden_problem,
     join,
 )
 from monitor.snapshot import position_from_json
@@ -102,7 +106,7 @@ class _VenueTable(msgspec.Struct, **_FORBID):
     poll_interval: Interval | None = None
     stale_after: Interval | None = None
     ping_interval: Interval | None = None
-    symbols: list[Text] = []
+    symbols: list[Symbol] = []
     options: dict[str, Any] = {}
     urls: dict[str, Any] = {}
 
@@ -664,6 +668,8 @@ class _Loader:
         self, entries: list[dict[str, Any]], venues: dict[str, VenueConfig]
     ) -> tuple[AccountConfig, ...]:
         out: list[AccountConfig] = []
+        #: (file, entry path) of each account of ``out``, for :meth:`label_ids`
+        places: list[tuple[str, str]] = []
         seen: dict[AccountKey, str] = {}
         #: label → (entry, account) of the account that has it (alerts name an account by
         #: its label: two accounts with one label would be told apart by nobody)
@@ -681,6 +687,7 @@ class _Loader:
                     seen[acct.key] = f"{where[0]}: {where[1]}"
                     self.unique_label(acct, where, labels)
                     out.append(acct)
+                    places.append(where)
                 continue
             if "id" in t:
                 venue = str(t["id"]).partition(":")[0] if isinstance(t["id"], str) else ""
@@ -703,7 +710,50 @@ class _Loader:
             seen[acct.key] = prefix
             self.unique_label(acct, (self.source, prefix), labels)
             out.append(acct)
+            places.append((self.source, prefix))
+        self.label_ids(out, places)
         return tuple(out)
+
+    def label_ids(self, accounts: list[AccountConfig], places: list[tuple[str, str]]) -> None:
+        """Raise ``ConfigError(file, "<entry>.label", …)`` for a label that reads as a name
+        ``monitor mute``/``history``/``status`` take (they try a label first, in any case:
+        :meth:`monitor.commands._store.Names.by_label`): another account's ``venue:account``
+        id (any case, an old venue spelling, a checksummed address), a dex or child account
+        of it, a scope or position of any configured account (its own too: a mute by that
+        label would silence the whole account), a feed (``feed:VENUE``) or ``monitor``. A
+        label equal to its account's own id stays allowed (it names that account either way);
+        so does a label with a ``:`` that names no configured account (``desk:main``).
+        ``places``: (file, entry path) of each of ``accounts``."""
+        risky = [
+            i
+            for i, a in enumerate(accounts)
+            if a.label is not None and (":" in a.label or a.label.casefold() == MONITOR)
+        ]
+        if not risky:
+            return
+        ids = {str(a.key).casefold(): i for i, a in enumerate(accounts)}
+        parents = {
+            (a.address, a.subaccount): i
+            for i, a in enumerate(accounts)
+            if a.parent and a.address is not None
+        }
+        for i in risky:
+            acct, where = accounts[i], places[i]
+            label = acct.label
+            assert label is not None
+            problem = _label_problem(
+                label, acct, accounts=accounts, where=where, places=places, ids=ids, parents=parents
+            )
+            if problem is not None:
+                raise ConfigError(
+                    where[0],
+                    f"{where[1]}.label",
+                    redact(
+                        f"{label!r} (the label of {acct.key}) {problem}: `monitor mute`, "
+                        "`history` and `status` read a label before an id, and alerts head "
+                        "with the label; choose another label"
+                    ),
+                )
 
     def unique_label(
         self,
@@ -1029,6 +1079,8 @@ class _Loader:
         for j, item in enumerate(t.positions):
             ppath = f"{prefix}.positions[{j}]"
             pos = position_from_json(item, self.source, ppath)
+            if not pos.symbol.isprintable() and (bad := hidden_char(pos.symbol)) is not None:
+                raise self.fail(f"{ppath}.symbol", hidden_problem(bad, "symbol"))
             if pos.symbol in symbols:
                 raise self.fail(f"{ppath}.symbol", f"a second position in {pos.symbol!r}")
             symbols.add(pos.symbol)
@@ -1229,6 +1281,64 @@ def _dydx_child_of(key: str, accounts: tuple[AccountConfig, ...]) -> bool:
         a.parent and a.address == address and n % _DYDX_CHILD_STRIDE == a.subaccount
         for a in accounts
     )
+
+
+def _label_problem(
+    label: str,
+    acct: AccountConfig,
+    *,
+    accounts: list[AccountConfig],
+    where: tuple[str, str],
+    places: list[tuple[str, str]],
+    ids: Mapping[str, int],
+    parents: Mapping[tuple[str, int | None], int],
+) -> str | None:
+    """What ``label`` (of ``acct``, at ``where``) would be taken for, or None (see
+    :meth:`_Loader.label_ids`). ``ids``: each account's id (casefolded) → its index;
+    ``parents``: each dYdX parent's (address, subaccount) → its index."""
+    if label.casefold() == MONITOR:
+        return "is the name of the monitor itself"
+    try:
+        subject = parse_user(label).subject
+    except IdError:
+        return None  # not an id: a plain label
+    if isinstance(subject, MonitorKey):  # pragma: no cover - caught by the casefold above
+        return "is the name of the monitor itself"
+    if isinstance(subject, FeedKey):
+        return f"is the name of the feed {subject}"
+    key = account_of(subject)
+    if key is None:  # pragma: no cover - every other subject has an account
+        return None
+    owner = ids.get(str(key).casefold())
+    if owner is None and key.venue == HYPERLIQUID and "@" in key.account:
+        # a HIP-3 dex account 0x…@dex belongs to the address 0x…
+        owner = ids.get(f"{key.venue}:{key.account.partition('@')[0]}".casefold())
+    if owner is None and key.venue == DYDX:
+        address, _, num = key.account.partition("/")
+        if num.isascii() and num.isdigit():
+            owner = parents.get((address.casefold(), int(num) % _DYDX_CHILD_STRIDE))
+    if owner is None:
+        return None
+    other = accounts[owner]
+    same_id = str(subject).casefold() == str(other.key).casefold()
+    kind = (
+        "dex or child account"
+        if isinstance(subject, AccountKey)
+        else "scope"
+        if isinstance(subject, ScopeKey)
+        else "position"
+    )
+    if other is acct:
+        if same_id:
+            return None  # its own id
+        return (
+            f"names {subject}, a {kind} of its own account: a mute by this label would "
+            "silence the whole account"
+        )
+    other_where = f"{places[owner][0]}: {places[owner][1]}".removeprefix(f"{where[0]}: ")
+    if same_id:
+        return f"is the id of {other_where} ({other.key})"
+    return f"names {subject}, a {kind} of {other_where} ({other.key})"
 
 
 def _url_target(url: str) -> str:

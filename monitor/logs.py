@@ -18,9 +18,12 @@ the library.
 Redaction masks, in every string value (nested too; exceptions, bytes and sets as the text
 they are written as): Telegram-style
 bot tokens (``123456:AA…``), the password in ``scheme://user:password@host`` URLs and in a
-``user:password@host`` written without a scheme (:data:`_USERINFO_PASSWORD`), the values of
-keys named like ``password``/``token``/``secret``, and every string passed to
-:func:`register_secret`.
+``user:password@host`` written without a scheme (:func:`mask_userinfo`: a password of any
+length and characters, failing closed; e-mail fields ``to:bob@example.com``, Hyperliquid
+``0x…@dex`` accounts, scope keys and transition ids are left whole), apprise's privacy marks
+of a token inside a URL (``tgram://1...9/``, ``...abcd``: a token's first and last or last
+four characters, in apprise's own debug lines), the values of keys named
+like ``password``/``token``/``secret``, and every string passed to :func:`register_secret`.
 
 Control characters are neutralised in every string value (nested values, dict keys and
 exception texts too), in JSON and on the console alike, after redaction: a venue-chosen
@@ -95,28 +98,143 @@ def escape_controls(text: str, *, keep_newlines: bool = False) -> str:
 
 _BOT_TOKEN = re.compile(r"\b\d+:[A-Za-z0-9_-]{30,}")
 _URL_PASSWORD = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@?#]*:)[^\s@/?#]+(@)")
+#: apprise's privacy marks of a token in a URL (its ``url(privacy=True)``, in its own log
+#: lines): ``X...Y`` (the first and last characters) and ``...WXYZ`` (the last four), each a
+#: whole part between URL separators
+_PRIVACY_MARK = re.compile(
+    r"(?<=[/@:=])(?:[^\s/@:?&=#.]\.\.\.[^\s/@:?&=#.]|\.\.\.[^\s/@:?&=#.]{1,4})"
+    r"(?=[\s/@:?&=#]|\Z)"
+)
 _SECRET_KEY = re.compile(r"(?i)(password|passwd|secret|token|api_?key|credential)")
 _URL_MASK: Final = rf"\1{MASK}\2"
-#: the password of ``user:password@host`` written without a scheme (an SMTP host string
-#: ``alice:hunter2@smtp.example.com:587``, a library's error text). The user starts a word (not
-#: after a colon: ``a:b:c@h`` is user ``a``); the password runs to the last ``@`` of the word
-#: that a host follows (no blank, ``/``, ``?``, ``#`` or bracket; not starting with ``:``,
-#: which an IPv6 ``fe80::1`` would). Not a password: a time or an ISO timestamp
-#: (``12:30:01@``), a ``mailto:`` address, and a Hyperliquid ``0x…@dex`` account in a
-#: ``venue:account`` name (``hyperliquid:0xabc…@xyz/cross``): its ``0x``-hex part; and a host
-#: with a ``/`` after it (without a scheme a credential has no path; a name has one: a manual
-#: account ``bybit:ops@desk/cross``, a transition id ``…#BTC/USDT:USDT@1777636801.000000/fired``).
-#: A password and the host looked at are at most 256 characters (the bounds keep a long word
-#: of ``(a:b@)`` linear to scan).
-_USERINFO_PASSWORD = re.compile(
-    r"(?<![\w.~%+:-])"
-    r"(?!(?:\d{4}-\d\d-\d\d[T ])?\d{1,2}:\d\d)"
-    r"(?!(?i:mailto):)"
-    r"([\w.~%+-]+:)"
-    r"(?!0[xX][0-9a-fA-F]*(?:\u2026[0-9a-fA-F]*)?@)"
-    r"[^\s:/?#\[\]@][^\s/?#\[\]]{0,255}"
-    r"(@)(?=[\w\[])(?![^\s/?#]{0,255}/)"
-)
+#: a word (a run of non-blanks) with a ``:`` before an ``@``: where a ``user:password@host``
+#: written without a scheme can be (an SMTP host string ``alice:hunter2@smtp.example.com:587``,
+#: a library's error text). Anchored at a word's start (``(?<!\S)``), so each word is read
+#: once: linear in the text.
+_AT_WORD: Final = re.compile(r"(?<!\S)[^\s:]*:\S*@\S*")
+#: a user: a run of ``[\w.~%+-]`` that starts a word or follows a character outside it and
+#: ``:`` (not after a ``:``: ``a:b:c@h`` is user ``a``, password ``b:c``)
+_USER: Final = re.compile(r"(?<![\w.~%+:-])[\w.~%+-]+:")
+#: a time or an ISO timestamp at a user's start (``12:30:01@``, ``2026-11-30T12:30:01Z@``)
+_TIME: Final = re.compile(r"(?:\d{4}-\d\d-\d\d[T ])?\d{1,2}:\d\d")
+#: e-mail field words: ``to:bob@example.com`` is a recipient, not user ``to`` with password
+#: ``bob`` (only when what follows is an address's local part, without ``:`` or ``@``)
+_ADDRESS_WORDS: Final = frozenset({"mailto", "to", "cc", "bcc", "from", "reply-to", "sender"})
+_LOCAL_PART: Final = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]{1,64}")
+#: a port then a path or a query: ``host:443/ws/btcusdt@markPrice``, ``localhost:25?from=a@b``
+_PORT_THEN_PATH: Final = re.compile(r"\d{1,5}[/?]")
+#: what may follow the ``@`` of a credential: its host (a name, an IPv4 or ``[IPv6]``)
+_HOST_START: Final = re.compile(r"[\w\[]")
+#: the characters that end a host: ``/`` starts a path, ``?`` a query, ``#`` a fragment
+_AFTER_HOST: Final = re.compile(r"[/?#]")
+#: a Hyperliquid address (or its short form ``0x1111…1111``) right after a ``:``, before the
+#: ``@`` of its dex: ``hyperliquid:0x…@xyz``, ``clearinghouseState:0x…@xyz``
+_HL_TAIL: Final = re.compile("0[xX][0-9a-fA-F]*(?:\u2026[0-9a-fA-F]*)?")
+_HL_TAIL_MAX: Final = 128
+#: a scope before the ``@`` of a Hyperliquid spot symbol (``@107``): ``…/cross#@107``,
+#: ``…/isolated:@107``, ``…/isolated:X#@107``
+_SCOPE_TAIL: Final = re.compile(r"/(?:(?:cross|venue-ratio|isolated:[^\s/#]*)#|isolated:)")
+_SCOPE_TAIL_MAX: Final = 256
+_HEX_OR_ELLIPSIS: Final = frozenset("0123456789abcdefABCDEFxX\u2026")
+
+
+def _credential_at(word: str) -> int:
+    """The index of the ``@`` of ``word`` that ends a credential's password, or -1: the last
+    ``@`` a credential's host may follow, not counting those in the query or fragment of an
+    earlier one whose host reads as a host name (``…@smtp.example.com:587?to=bob@example.com``
+    ends at the first ``@``).
+
+    Not such an ``@`` (a name's, never a credential's): one without a host character after
+    it; one whose host has a path after it (the first ``/``, ``?`` or ``#`` after it is a
+    ``/``: without a scheme a credential has no path, a name has one: ``bybit:ops@desk/cross``,
+    a transition id ``…@1777636801.000000/fired``); one after ``:0x…`` (a Hyperliquid
+    ``0x…@dex`` account); one after a scope and ``#`` or after ``/isolated:`` (a Hyperliquid
+    spot symbol ``@107`` in a position key). Left to right, each character read a bounded
+    number of times."""
+    found = -1
+    end = len(word)
+    sep = -1  # the index of the first /?# after the current '@' (end: none)
+    i = word.find("@")
+    while 0 <= i < end:
+        if sep <= i:
+            m = _AFTER_HOST.search(word, i + 1)
+            sep = m.start() if m is not None else len(word)
+        after = word[sep] if sep < len(word) else ""
+        if after != "/" and _HOST_START.match(word, i + 1) and not _name_before(word, i):
+            found = i
+            if after and _looks_like_host(word[i + 1 : sep]):
+                end = sep  # the '@'s of its query or fragment end no password
+        i = word.find("@", i + 1, end)
+    return found
+
+
+def _looks_like_host(text: str) -> bool:
+    """A host name, an address or a port: ``smtp.example.com``, ``localhost``, ``h:587``,
+    ``[::1]``."""
+    return "." in text or ":" in text or text.startswith("[") or text.casefold() == "localhost"
+
+
+def _name_before(word: str, at: int) -> bool:
+    """Whether the ``@`` at ``at`` ends a Hyperliquid address or a position key's scope (see
+    :func:`_credential_at`); looks back a bounded distance."""
+    if at == 0:
+        return False
+    c = word[at - 1]
+    if c in _HEX_OR_ELLIPSIS:
+        k = word.rfind(":", max(0, at - _HL_TAIL_MAX), at)
+        if k >= 0 and _HL_TAIL.fullmatch(word, k + 1, at):
+            return True
+    if c in "#:":
+        k = word.rfind("/", max(0, at - _SCOPE_TAIL_MAX), at)
+        if k >= 0 and _SCOPE_TAIL.fullmatch(word, k, at):
+            return True
+    return False
+
+
+def _not_a_password(word: str, start: int, colon: int, at: int) -> bool:
+    """Whether ``word[colon:at]``, after the user ``word[start:colon - 1]``, is no password:
+    empty; after a time (``12:30:01@``); starting with ``:`` (an IPv6 ``fe80::1``) or ``//``
+    (a scheme's ``https://user@host``); an e-mail address's local part after an e-mail field
+    word (``to:bob@example.com``, ``mailto:``); a port and a path or query after a host name
+    (``fstream.binance.com:443/ws/btcusdt@markPrice``, ``localhost:25?from=a@b``; not after
+    an ``@``: ``bob@example.com:2024/pw@smtp`` is a credential)."""
+    if colon == at or _TIME.match(word, start) or word[colon] == ":":
+        return True
+    if word.startswith("//", colon):
+        return True
+    user = word[start : colon - 1]
+    if user.casefold() in _ADDRESS_WORDS and _LOCAL_PART.fullmatch(word, colon, at):
+        return True
+    return (
+        _PORT_THEN_PATH.match(word, colon, at) is not None
+        and ("." in user or user.casefold() == "localhost")
+        and (start == 0 or word[start - 1] != "@")
+    )
+
+
+def _mask_word(m: re.Match[str]) -> str:
+    word = m.group()
+    at = _credential_at(word)
+    if at < 0:
+        return word
+    for user in _USER.finditer(word, 0, at):
+        if not _not_a_password(word, user.start(), user.end(), at):
+            return word[: user.end()] + MASK + word[at:]
+    return word
+
+
+def mask_userinfo(text: str) -> str:
+    """``text`` with the password of each ``user:password@host`` written without a scheme
+    masked (``alice:***@smtp.example.com:587``). Fails closed: the password is everything
+    between the first user's ``:`` and the word's last ``@`` that a host follows (any length,
+    any character but a blank: ``/?#[]@:`` too). Not a password (left whole): what
+    :func:`_credential_at` and :func:`_not_a_password` say is a name, a time, an e-mail
+    field or a host and port. Linear in ``len(text)``: each word is found once by
+    :data:`_AT_WORD`, its ``@`` read left to right with bounded look-backs, its users left
+    to right with bounded or disjoint checks."""
+    return _AT_WORD.sub(_mask_word, text)
+
+
 #: values that no processor changes (exactly these types: a subclass may render otherwise)
 _SCALARS: Final = frozenset({int, float, bool})
 #: key name → whether it names a secret (key names are the code's own: few, and reused on
@@ -179,9 +297,11 @@ class Redactor:
         value = _BOT_TOKEN.sub(MASK, value)
         if "://" in value:
             value = _URL_PASSWORD.sub(_URL_MASK, value)
+            if "..." in value:
+                value = _PRIVACY_MARK.sub(MASK, value)
         if "@" not in value:
             return value
-        return _USERINFO_PASSWORD.sub(_URL_MASK, value)
+        return mask_userinfo(value)
 
     def value(self, value: Any) -> Any:
         if isinstance(value, str):

@@ -12,7 +12,9 @@ The configuration's tables are declared as ``msgspec.Struct`` classes with
   (a duration > 0), :class:`Fraction`
   (``0.8`` or ``"80%"``), :class:`Number` (a finite number), :class:`Text` (a non-empty
   string, stripped), :class:`Name` (a :class:`Text` without control or format characters:
-  account names and labels).
+  account names and labels), :class:`Symbol` (the same rule for an instrument's symbol).
+
+:func:`hidden_char` is that rule for other strings (the symbols of manual positions).
 
 Messages go through :func:`monitor.logs.redact`, so a secret never appears in an error.
 """
@@ -62,11 +64,20 @@ class Name(Text):
     (Unicode category Cc) or format (Cf) character in it. Those include the bidi marks,
     embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F,
     U+061C), which make a name display as another (Trojan Source), and the zero-width space
-    and byte-order mark (U+200B, U+FEFF), which make two names look alike. The zero-width
+    and byte-order mark (U+200B, U+FEFF), which make two names look alike; nor a line or
+    paragraph separator (U+2028, U+2029: Zl, Zp), which splits a one-line log line or alert
+    title in two (every other line break, NEL U+0085 too, is a Cc). The zero-width
     non-joiner and joiner (U+200C, U+200D) are allowed: Persian and Indic words and emoji
     sequences need them; so are the tags of a subdivision flag (🏴, tag digits or lower-case
     letters, U+E007F: England, Scotland, Wales), and only there. The error names the first
     refused character's code point (``U+202E``)."""
+
+    __slots__ = ()
+
+
+class Symbol(Text):
+    """A :class:`Text` naming an instrument as its venue writes it (``BTC``, ``xyz:TSLA``,
+    ``@107``, ``BTC/USDT:USDT``): no control or format character, as in a :class:`Name`."""
 
     __slots__ = ()
 
@@ -108,9 +119,21 @@ def _typed(tp: type, value: Any) -> Any:
         if not text.isprintable():  # False for every Cc and Cf character (and a few more)
             _check_name(text)
         return Name(text)
+    if tp is Symbol:
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"expected a non-empty string, got {describe(value)}")
+        text = value.strip()
+        if not text.isprintable():
+            _check_name(text, "symbol")
+        return Symbol(text)
     raise NotImplementedError(tp)
 
 
+#: the Unicode categories a name refuses: controls (Cc: C0, DEL, C1, NEL among them), format
+#: characters (Cf) and the line and paragraph separators (Zl U+2028, Zp U+2029), which end a
+#: line wherever ``str.splitlines``, a chat client or a terminal reads them (every other
+#: line break ``str.splitlines`` knows is a Cc)
+_HIDDEN: Final = frozenset({"Cc", "Cf", "Zl", "Zp"})
 #: format characters a name may hold: the zero-width non-joiner and joiner (Persian and Indic
 #: spelling, emoji sequences such as 👩‍💻)
 _JOINERS: Final = frozenset("\u200c\u200d")
@@ -121,19 +144,38 @@ _TAG_FLAG: Final = re.compile(
 )
 
 
-def _check_name(text: str) -> None:
-    """Raise ``ValueError`` naming the first control (Cc) or format (Cf) character of
-    ``text``; other characters :meth:`str.isprintable` refuses (a no-break space, a private
-    use or unassigned code point) pass."""
+def hidden_char(text: str) -> str | None:
+    """The first character of ``text`` that a :class:`Name` refuses, as its code point and
+    Unicode name (``"U+202E (RIGHT-TO-LEFT OVERRIDE)"``), or None: a control (Cc) or format
+    (Cf) character but the joiners and a subdivision flag's tags, or a line or paragraph
+    separator (U+2028, U+2029: Zl, Zp). Other characters
+    :meth:`str.isprintable` refuses (a no-break space, a private use or unassigned code
+    point) pass. Text that :meth:`str.isprintable` accepts has none (the quick test)."""
+    if text.isprintable():
+        return None
     for char in _TAG_FLAG.sub("\U0001f3f4", text):
-        if unicodedata.category(char) in ("Cc", "Cf") and char not in _JOINERS:
+        if unicodedata.category(char) in _HIDDEN and char not in _JOINERS:
             code = f"U+{ord(char):04X}"
             what = unicodedata.name(char, "")
-            named = f"{code} ({what})" if what else code
-            raise ValueError(
-                f"holds {named}, an invisible control or format character that can make an "
-                "alert show another name than this one: remove it"
-            )
+            return f"{code} ({what})" if what else code
+    return None
+
+
+def hidden_problem(named: str, what: str = "name") -> str:
+    """The message for a ``what`` (``name``, ``symbol``) holding the character ``named``
+    (as :func:`hidden_char` gives it)."""
+    return (
+        f"holds {named}, an invisible control, format or line-breaking character that can "
+        f"make an alert show another {what} than this one: remove it"
+    )
+
+
+def _check_name(text: str, what: str = "name") -> None:
+    """Raise ``ValueError`` naming the first character of ``text`` :func:`hidden_char`
+    finds."""
+    named = hidden_char(text)
+    if named is not None:
+        raise ValueError(hidden_problem(named, what))
 
 
 _AT: Final = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)

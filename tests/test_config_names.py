@@ -101,7 +101,7 @@ def test_a_book_entry_name_with_a_control_character_names_the_book_entry_and_cod
 
 @given(
     st.text(
-        st.characters(exclude_categories=["Cc", "Cf", "Cs"]),
+        st.characters(exclude_categories=["Cc", "Cf", "Cs", "Zl", "Zp"]),
         min_size=1,
         max_size=12,
     ).filter(lambda s: s.strip() != "")
@@ -129,3 +129,36 @@ def test_the_zero_width_joiners_of_persian_words_and_emoji_sequences_are_kept(na
     }
     [acct] = parse_config(doc, Path("monitor.toml"), env=ENV).accounts
     assert acct.account == acct.label == name
+
+
+@pytest.mark.parametrize("char", ["\u2028", "\u2029"], ids=lambda c: f"U+{ord(c):04X}")
+@pytest.mark.parametrize("key", ["name", "label"])
+def test_a_line_or_paragraph_separator_in_a_name_or_label_is_refused(
+    tmp_path: Path, char: str, key: str
+) -> None:
+    # U+2028/U+2029 (Zl/Zp) break a line wherever str.splitlines, a chat client or a
+    # terminal reads them: a one-line alert title or log line would show as two
+    text = _toml_string(f"desk{char}forged: all clear")
+    other = "label" if key == "name" else "name"
+    err = _error(
+        tmp_path,
+        f"[venues.bybit]\n[[accounts]]\nvenue = 'bybit'\n{key} = {text}\n{other} = 'x'\n"
+        "cross_collateral = 1\n",
+    )
+    assert err.field == f"accounts[0].{key}"
+    assert f"U+{ord(char):04X}" in err.problem
+    assert char not in str(err)
+
+
+def test_every_line_break_str_splitlines_knows_is_refused_in_a_name() -> None:
+    # the characters str.splitlines() breaks at: the C0/C1 ones (Cc) and U+2028/U+2029
+    breaks = [c for c in map(chr, range(0x3000)) if len(f"a{c}b".splitlines()) == 2]
+    assert "\u2028" in breaks and "\u2029" in breaks and "\x85" in breaks
+    for char in breaks:
+        doc = {
+            "venues": {"bybit": {}},
+            "accounts": [{"venue": "bybit", "name": f"a{char}b", "cross_collateral": 1}],
+        }
+        with pytest.raises(ConfigError) as info:
+            parse_config(doc, Path("monitor.toml"), env=ENV)
+        assert f"U+{ord(char):04X}" in info.value.problem

@@ -17,13 +17,14 @@ from hypothesis import strategies as st
 
 from monitor.logs import (
     _BOT_TOKEN,
+    _PRIVACY_MARK,
     _URL_PASSWORD,
-    _USERINFO_PASSWORD,
     MASK,
     ControlEscaper,
     Redactor,
     configure_logging,
     escape_controls,
+    mask_userinfo,
     reset_logging,
 )
 
@@ -37,7 +38,19 @@ class Tone(enum.StrEnum):
 #: text that may hold colons, URLs, bot tokens, secret-looking words and control characters
 _text = st.lists(
     st.sampled_from(
-        [*"ab:/@9_-x ", "://", "s://u:p@h", "12:", "A" * 31, BOT, "\x1b", "\n", "\u202e", "é"]
+        [
+            *"ab:/@9_-x ",
+            "://",
+            "s://u:p@h",
+            "12:",
+            "A" * 31,
+            BOT,
+            "\x1b",
+            "\n",
+            "\u202e",
+            "é",
+            "...",
+        ]
     ),
     max_size=12,
 ).map("".join)
@@ -65,7 +78,9 @@ def _reference_text(secrets: tuple[str, ...], value: str) -> str:
             value = value.replace(secret, MASK)
     value = _BOT_TOKEN.sub(MASK, value)
     value = _URL_PASSWORD.sub(rf"\1{MASK}\2", value)
-    return _USERINFO_PASSWORD.sub(rf"\1{MASK}\2", value)
+    if "://" in value:  # apprise's marks are masked only inside a URL
+        value = _PRIVACY_MARK.sub(MASK, value)
+    return mask_userinfo(value)
 
 
 def _reference_escaper(keep: frozenset[str], event: dict[str, Any]) -> dict[str, Any]:
@@ -87,6 +102,7 @@ def _reference_escaper(keep: frozenset[str], event: dict[str, Any]) -> dict[str,
 @example("see https://user:pw@host/x", [])
 @example("s://u:p@h and 12:" + "A" * 31, ["x"])
 @example("u:p@h and a:b:c@x", [])
+@example("tgram://1...9/ and x...y", [])
 def test_redactor_text_equals_every_pattern_applied(text: str, secrets: list[str]) -> None:
     r = Redactor()
     for s in secrets:

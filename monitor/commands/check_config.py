@@ -419,7 +419,7 @@ def _channel_lines(cfg: Config) -> list[str]:
         if isinstance(url, str) and url.lower().startswith(LOCAL_SCHEMES):
             shown = redact(url)  # a local file or the console: no secret, the path matters
         elif isinstance(redacted, str):
-            shown = redact(redacted)  # the channel's own privacy form (apprise)
+            shown = redact(redacted)  # the channel's masked form (channels.channel_form)
         else:
             urls = _urls_of(ch)
             shown = ", ".join(mask_url(u) for u in urls) if urls else "(no URL)"

@@ -34,8 +34,10 @@ percent-encoded (path, query, either case) and, for a URL password, the base64 o
 than :data:`MIN_SECRET_LENGTH` (6) characters is never masked as a substring (it would turn
 unrelated text such as ``error=400`` into ``error=***``); :meth:`Channel.scrub` masks it
 only where it stands alone (no letter or digit on either side), and its base64 form is still
-masked. A channel shows itself only by its name and its redacted URL (apprise's privacy form),
-never the real one, in ``repr``, logs and errors.
+masked. A channel shows itself only by its name and :func:`channel_form` of its URL, never the
+real one, in ``repr``, logs, the outbox's alerts and errors. apprise's own privacy form is not
+used for that: it keeps a token's first and last characters (``tgram://1...9/``), the last
+four of some (``...abcd``) and a token typed into a webhook's path whole.
 
 Format: ``text`` is plain text; ``markdown`` is CommonMark that apprise converts to each
 service's dialect; ``html`` is HTML. A Telegram channel (``tgram://``) written ``markdown`` or
@@ -319,6 +321,77 @@ def query_keys(plugin: type) -> tuple[frozenset[str], frozenset[str]]:
     return _QUERY_KEYS[plugin]
 
 
+#: the local channels (:mod:`monitor.notify.local`): no secret in them, shown whole
+_LOCAL_SCHEMES: Final = ("monitorfile", "monitorconsole")
+_DNS_LABEL: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_IPV4: Final = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
+_IPV6: Final = re.compile(r"\[[0-9A-Fa-f:.]{2,45}\]")
+#: a path segment shown as is: a word (letters, '-', '_', '.') or a number (a chat id)
+_PLAIN_SEGMENT: Final = re.compile(r"[A-Za-z][A-Za-z_.-]{0,23}|-?\d{1,15}")
+_QUERY_KEY: Final = re.compile(r"[A-Za-z0-9_+:.-]{1,40}")
+
+
+def _public_host(host: str) -> bool:
+    """Whether ``host`` (as written) reads as a host name or address, not a token: an IPv4 or
+    ``[IPv6]`` address, ``localhost``, or a lower-case DNS name with a dot, an alphabetic
+    top-level label and no label that looks like a token (:func:`_secret_like`). A bot
+    token (``123456789:AA…``), a webhook id, a name in capitals or with a random label are
+    not."""
+    if host == "localhost" or _IPV4.fullmatch(host) or _IPV6.fullmatch(host):
+        return True
+    labels = host.split(".")
+    return (
+        len(labels) >= 2
+        and labels[-1].isalpha()
+        and all(_DNS_LABEL.fullmatch(label) and not _secret_like(label) for label in labels)
+    )
+
+
+def channel_form(url: str) -> str:
+    """How a channel's ``url`` is shown (logs, the outbox, alerts, ``check-config``): our
+    own masked form, which shows nothing of a secret, not even its first character.
+
+    ``scheme://`` then: ``***@`` for a user and password; the host and port when the host
+    reads as a public name or address (:func:`_public_host`), else ``***``; each path
+    segment that is a plain word (``hooks``, ``services``) or a number (a Telegram chat
+    ``-1001234``), every other one ``***``; the query's keys with ``***`` for their values
+    (a key that looks like a token: ``***`` too); ``#…`` for a fragment. A local channel
+    (``monitorfile://``, ``monitorconsole://``) is shown whole (through the log redactor).
+    Not a URL: ``<not a URL>``."""
+    scheme, sep, rest = url.strip().partition("://")
+    if not sep or not scheme or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
+        return "<not a URL>"
+    scheme = scheme.lower()
+    if scheme in _LOCAL_SCHEMES:
+        return redact(url.strip())
+    rest, hash_, _fragment = rest.partition("#")
+    rest, qmark, query = rest.partition("?")
+    authority, slash, path = rest.partition("/")
+    _userinfo, at, hostport = authority.rpartition("@")
+    if hostport.startswith("["):
+        host, _, tail = hostport.partition("]")
+        host += "]"
+        port_sep, port = tail[:1], tail[1:]
+        ok = tail == "" or (port_sep == ":" and port.isascii() and port.isdigit())
+    else:
+        host, port_sep, port = hostport.partition(":")
+        ok = not port_sep or (port.isascii() and port.isdigit())
+    shown = f"{scheme}://" + ("***@" if at else "")
+    shown += f"{host}{port_sep}{port}" if ok and _public_host(host) else "***" if hostport else ""
+    if slash:
+        shown += "/" + "/".join(
+            seg if not seg or _PLAIN_SEGMENT.fullmatch(seg) else "***" for seg in path.split("/")
+        )
+    if qmark:
+        keys = [item.partition("=")[0] for item in query.split("&") if item]
+        shown += "?" + "&".join(
+            f"{k if _QUERY_KEY.fullmatch(k) and not _secret_like(k) else '***'}=***" for k in keys
+        )
+    if hash_:
+        shown += "#…"
+    return shown
+
+
 def _secret_like(key: str) -> bool:
     """True for a query key that looks like a token rather than a name: over 24 characters,
     or 12 and more mixing letters and digits."""
@@ -417,38 +490,6 @@ def _inspect(url: str) -> tuple[str, str, list[str], bool] | None:
     )
 
 
-_SECRETISH = re.compile(r"(?i)(token|key|pass|secret|auth|sig)")
-
-
-def _mask_query(url: str) -> str:
-    """Mask query values that carry headers (``+H=v``), payload fields (``:k=v``) or look
-    secret (``token=``, ``apikey=``, ...): apprise's privacy form keeps those in clear."""
-    head, sep, query = url.partition("?")
-    if not sep:
-        return url
-    parts = []
-    for item in query.split("&"):
-        k, eq, _v = item.partition("=")
-        if eq and (k.startswith(("+", "%2B", "%2b", ":", "-")) or _SECRETISH.search(k)):
-            parts.append(f"{k}=***")
-        else:
-            parts.append(item)
-    return head + "?" + "&".join(parts)
-
-
-def _only_given_params(redacted: str, original: str) -> str:
-    """Drop the query parameters apprise adds with its defaults (``overflow=upstream``,
-    ``retry=0``, ...): keep those the user wrote."""
-    head, sep, query = redacted.partition("?")
-    if not sep:
-        return redacted
-    given = {
-        unquote(item.partition("=")[0]) for item in urlsplit(original).query.split("&") if item
-    }
-    kept = [item for item in query.split("&") if unquote(item.partition("=")[0]) in given]
-    return head + ("?" + "&".join(kept) if kept else "")
-
-
 def _defaults(url: str, kind: str = "other") -> dict[str, object]:
     scheme = urlsplit(url).scheme.lower()
     if kind == "telegram" or scheme in ("tgram", "telegram"):
@@ -506,16 +547,14 @@ def parse_channel(
             f"not a URL apprise can use (scheme {scheme!r}; the rest is not shown, it may hold "
             "a secret)",
         )
-    redacted, kind, unread, attachments = inspected
+    _privacy, kind, unread, attachments = inspected
     if unread:
         raise ConfigError(source, f"{path}.url", mask(unread[0], secrets))
     if "url_file" in table:
         redacted = f"{urlsplit(url).scheme}://… (credential {table['url_file']})"
-    # apprise's privacy form percent-encodes the path and cuts it at ';', '?' and '#':
-    # mask every spelling of the secret and of each of those pieces
-    pieces = [*secrets, *(p for s in secrets for p in re.split(r"[;?#]", s) if len(p) >= 4)]
-    redacted = mask(redacted, sorted({f for p in pieces for f in _spellings(p)}))
-    redacted = _mask_query(redact(_only_given_params(redacted, url)))
+    else:
+        # a plain word of the path may be a substituted secret: masked by its spellings
+        redacted = redact(mask(channel_form(url), secrets))
     opts: dict[str, object] = _defaults(url, kind)
     opts.update({k: v for k, v in table.items() if k not in ("url", "url_file")})
     min_sev = opts.get("min_severity", "warning")
@@ -598,14 +637,14 @@ def adhoc_channel(url: str, index: int) -> Channel:
     inspected = _inspect(raw)
     if inspected is None:
         raise ConfigError("--url", f"url[{index}]", f"not a URL apprise can use: {redact(raw)}")
-    redacted, kind, unread, _ = inspected
+    _privacy, kind, unread, _ = inspected
     if unread:
         raise ConfigError("--url", f"url[{index}]", redact(unread[0]))
     opts = _defaults(raw, kind)
     return Channel(
         name=f"url{index}",
         url=raw,
-        redacted=_mask_query(redact(_only_given_params(redacted, raw))),
+        redacted=redact(channel_form(raw)),
         min_severity=Severity.INFO,
         max_length=opts.get("max_length"),  # type: ignore[arg-type]
         kind=kind,
