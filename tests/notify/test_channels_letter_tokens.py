@@ -1,0 +1,117 @@
+"""A token made of letters only is masked in a channel's shown form (``Channel.redacted``,
+``Channel.label``: the outbox's log lines and "delivery failing" alerts).
+
+:func:`monitor.notify.channels.channel_form` showed every path segment of up to 24 letters
+as a plain word. A Slack webhook token is 24 characters of ``[A-Za-z0-9]``: about 1.5 % of
+them hold no digit ((52/62)^24 ≈ 0.0146) and were shown whole; a Gotify application token
+(15 characters, ``A`` and 14 of ``[A-Za-z0-9._-]``) has no digit about 9 % of the time. A
+plain word is now lower case (a capital first allowed: ``Alerts``); a mixed-case run of
+letters is masked like any other token."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from monitor.clock import FakeClock
+from monitor.notify.channels import Channel, adhoc_channel, channel_form, parse_channels
+from monitor.notify.delivery import DeliveryConfig, DeliveryWorker
+from monitor.notify.sender import AppriseSender
+from monitor.store import outbox
+from monitor.store.db import Store, open_store
+from monitor.store.outbox import OutboundMessage
+from tests.notify.conftest import WebhookServer
+
+#: a Slack webhook token (24 characters) that happens to hold no digit
+SLACK_TOKEN = "XbVqTnLwRmKsPdYcHgZfJaEu"
+#: a Gotify application token (15 characters) that happens to hold no digit
+GOTIFY_TOKEN = "AbKqLmNoPrStUvW"
+
+
+def _pieces(secret: str, size: int = 4) -> set[str]:
+    return {secret[i : i + size] for i in range(len(secret) - size + 1)}
+
+
+def _leaks(text: str, secret: str) -> list[str]:
+    return sorted(p for p in _pieces(secret) if p in text)
+
+
+def _one(url: str) -> Channel:
+    (ch,) = parse_channels({"c": {"url": url}}, "t", env={}, credentials_dir=None)
+    return ch
+
+
+@pytest.mark.parametrize(
+    ("url", "shown", "secret"),
+    [
+        (
+            f"https://hooks.slack.com/services/T1JJ3T3L2/A1BRTD4JD/{SLACK_TOKEN}",
+            "https://hooks.slack.com/services/***/***/***",
+            SLACK_TOKEN,
+        ),
+        (f"slack://T1JJ3T3L2/A1BRTD4JD/{SLACK_TOKEN}", "slack://***/***/***", SLACK_TOKEN),
+        (
+            f"gotify://gotify.example.com/{GOTIFY_TOKEN}",
+            "gotify://gotify.example.com/***",
+            GOTIFY_TOKEN,
+        ),
+    ],
+)
+def test_a_token_of_letters_only_is_masked_in_the_channels_name(
+    url: str, shown: str, secret: str
+) -> None:
+    ch = _one(url)
+    assert ch.redacted == shown  # was …/XbVqTnLwRmKsPdYcHgZfJaEu, …/AbKqLmNoPrStUvW
+    assert _leaks(ch.label, secret) == []
+    assert adhoc_channel(url, 0).redacted == shown
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("x://h.io/hooks/services/send", "x://h.io/hooks/services/send"),
+        ("x://h.io/Alerts/desk-ops/a.b_c", "x://h.io/Alerts/desk-ops/a.b_c"),
+        ("x://h.io/-1001234567890", "x://h.io/-1001234567890"),
+        ("x://h.io/AlErTs/aBc", "x://h.io/***/***"),
+    ],
+)
+def test_lower_case_words_and_numbers_stay_shown(url: str, shown: str) -> None:
+    assert channel_form(url) == shown
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    s = await open_store(tmp_path / "m.db")
+    yield s
+    await s.close()
+
+
+async def test_a_failing_webhook_with_a_letters_only_token_logs_no_part_of_it(
+    store: Store, webhook: WebhookServer
+) -> None:
+    webhook.down = True
+    ch = _one(f"json://127.0.0.1:{webhook.port}/services/{SLACK_TOKEN}")
+    clock = FakeClock()
+    async with store.transaction() as conn:
+        await outbox.enqueue(
+            conn,
+            [OutboundMessage("k", "c", "g", "critical", "t", "b", "text", "failure", clock.now())],
+        )
+    worker = DeliveryWorker(
+        store,
+        [ch],
+        AppriseSender(),
+        clock,
+        config=DeliveryConfig(base_backoff=5.0, jitter=0.0, max_age=60.0),
+        rng=random.Random(3),
+    )
+    with capture_logs() as logs:
+        assert await worker.step() == 0
+    assert webhook.attempts == 1  # apprise posted to the loopback server, which answered 500
+    (retry,) = [e for e in logs if e["event"] == "outbox.retry"]
+    assert retry["channel"] == f"c (json://127.0.0.1:{webhook.port}/services/***)"
+    assert _leaks(repr(logs), SLACK_TOKEN) == []
