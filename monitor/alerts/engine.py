@@ -782,7 +782,9 @@ class _Eval:
     ) -> None:
         """Positions of ``key`` that are gone now (``cur``: symbol → liquidation distance of
         those it holds): one that was within ``liquidated_near`` of its liquidation price is
-        reported liquidated (unconfirmed), and the alerts on every position it no longer
+        reported liquidated (unconfirmed; judged by its kept distance or, when none was kept
+        after a reload or a restart, by its liquidation-distance alert's last value, which
+        ``near`` may now cover), and the alerts on every position it no longer
         holds resolve ("position closed"; also those restored after a restart, whose position
         closed while the daemon was away)."""
         subject = str(key)
@@ -797,6 +799,12 @@ class _Eval:
             rec = self.alerts[k]
             _, sep, sym = rec.subject.partition("#")
             if sep and sym not in cur:
+                # no distance kept (a reload raised ``near`` or switched the notice on, a
+                # restart): its distance alert holds the last one (fail closed)
+                dist = rec.value if rec.rule == RuleKind.LIQUIDATION_DISTANCE.value else None
+                near = dist is not None and dist <= self.rules.liquidated_near
+                if near and rec.subject not in self.events_done:
+                    self._liquidated(key, sym, confirmed=False, last_distance=dist)
                 self.touched.add(k)
                 self._resolve(rec, "position closed", risk)
         # kept: only the positions whose closing would say "liquidated" (within
