@@ -155,23 +155,31 @@ def _credential_at(word: str) -> int:
     end = len(word)
     sep = -1  # the index of the first /?# after the current '@' (end: none)
     i = word.find("@")
+    dot = -1  # the last '.' or ':' before ``sep`` (after the first '@' that found it)
     while 0 <= i < end:
         if sep <= i:
             m = _AFTER_HOST.search(word, i + 1)
             sep = m.start() if m is not None else len(word)
+            dot = max(word.rfind(".", i + 1, sep), word.rfind(":", i + 1, sep))
         after = word[sep] if sep < len(word) else ""
         if after != "/" and _HOST_START.match(word, i + 1) and not _name_before(word, i):
             found = i
-            if after and _looks_like_host(word[i + 1 : sep]):
+            if after and end != sep and _looks_like_host(word, i + 1, sep, dot):
                 end = sep  # the '@'s of its query or fragment end no password
         i = word.find("@", i + 1, end)
     return found
 
 
-def _looks_like_host(text: str) -> bool:
-    """A host name, an address or a port: ``smtp.example.com``, ``localhost``, ``h:587``,
-    ``[::1]``."""
-    return "." in text or ":" in text or text.startswith("[") or text.casefold() == "localhost"
+def _looks_like_host(word: str, start: int, stop: int, dot: int) -> bool:
+    """Whether ``word[start:stop]`` is a host name, an address or a port:
+    ``smtp.example.com``, ``localhost``, ``h:587``, ``[::1]``. ``dot``: the index of the
+    last ``.`` or ``:`` before ``stop`` (-1: none), so that the text is not read again for
+    each ``@`` of one stretch (which made a word of many ``@`` quadratic)."""
+    return (
+        dot >= start
+        or word.startswith("[", start)
+        or (stop - start == 9 and word[start:stop].casefold() == "localhost")
+    )
 
 
 def _name_before(word: str, at: int) -> bool:
