@@ -731,7 +731,11 @@ class _Loader:
         ]
         if not risky:
             return
-        ids = {str(a.key).casefold(): i for i, a in enumerate(accounts)}
+        #: each account's id (casefolded) → the accounts that have it (ids differing only in
+        #: case: manual names are case-sensitive, a label is read in any case)
+        ids: dict[str, list[int]] = {}
+        for i, a in enumerate(accounts):
+            ids.setdefault(str(a.key).casefold(), []).append(i)
         parents = {
             (a.address, a.subaccount): i
             for i, a in enumerate(accounts)
@@ -1290,12 +1294,18 @@ def _label_problem(
     accounts: list[AccountConfig],
     where: tuple[str, str],
     places: list[tuple[str, str]],
-    ids: Mapping[str, int],
+    ids: Mapping[str, list[int]],
     parents: Mapping[tuple[str, int | None], int],
 ) -> str | None:
     """What ``label`` (of ``acct``, at ``where``) would be taken for, or None (see
-    :meth:`_Loader.label_ids`). ``ids``: each account's id (casefolded) → its index;
+    :meth:`_Loader.label_ids`). ``ids``: each account's id (casefolded) → the indexes of the
+    accounts that have it (another account before ``acct``: ``bybit:A`` beside ``bybit:a``);
     ``parents``: each dYdX parent's (address, subaccount) → its index."""
+
+    def owner_of(text: str) -> int | None:
+        found = ids.get(text.casefold(), ())
+        return next((o for o in found if accounts[o] is not acct), found[0] if found else None)
+
     if label.casefold() == MONITOR:
         return "is the name of the monitor itself"
     try:
@@ -1309,10 +1319,10 @@ def _label_problem(
     key = account_of(subject)
     if key is None:  # pragma: no cover - every other subject has an account
         return None
-    owner = ids.get(str(key).casefold())
+    owner = owner_of(str(key))
     if owner is None and key.venue == HYPERLIQUID and "@" in key.account:
         # a HIP-3 dex account 0x…@dex belongs to the address 0x…
-        owner = ids.get(f"{key.venue}:{key.account.partition('@')[0]}".casefold())
+        owner = owner_of(f"{key.venue}:{key.account.partition('@')[0]}")
     if owner is None and key.venue == DYDX:
         address, _, num = key.account.partition("/")
         if num.isascii() and num.isdigit():
