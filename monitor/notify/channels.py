@@ -255,6 +255,14 @@ def _secret_forms(url: str, values: list[str]) -> tuple[str, ...]:
     return tuple(sorted((f for f in forms if f), key=len, reverse=True))
 
 
+def _register_hidden(url: str) -> None:
+    """Register with the log redactor every spelling of :func:`hidden_parts` of ``url`` (of
+    :data:`MIN_SECRET_LENGTH` characters or more)."""
+    for f in _secret_forms(url, hidden_parts(url)):
+        if len(f) >= MIN_SECRET_LENGTH:
+            register_secret(f)
+
+
 def _credential(name: str, source: str, path: str, credentials_dir: Path | None) -> str:
     if credentials_dir is None:
         raise ConfigError(
@@ -395,6 +403,31 @@ def channel_form(url: str) -> str:
     return shown
 
 
+def hidden_parts(url: str) -> list[str]:
+    """The parts of ``url`` that :func:`channel_form` masks in the host and the path, as
+    written: the host and port when the host is no public name (a bot token, a webhook id),
+    each path segment that is not a plain word or number (a token typed into the path).
+    apprise's and urllib3's debug lines write the URL whole (``JSON POST URL: …/TOKEN``):
+    :func:`parse_channel` registers these with the log redactor. The query's values and the
+    userinfo are not among them (a URL password is registered by :func:`_secret_forms`; a
+    query value may be a plain word such as ``markdown`` that the log must keep)."""
+    scheme, sep, rest = url.strip().partition("://")
+    if not sep or scheme.lower() in _LOCAL_SCHEMES:
+        return []
+    rest = rest.partition("#")[0].partition("?")[0]
+    authority, _, path = rest.partition("/")
+    hostport = authority.rpartition("@")[2]
+    if hostport.startswith("["):
+        host, _, tail = hostport.partition("]")
+        host += "]"
+        ok = tail == "" or (tail[:1] == ":" and tail[1:].isascii() and tail[1:].isdigit())
+    else:
+        host, port_sep, port = hostport.partition(":")
+        ok = not port_sep or (port.isascii() and port.isdigit())
+    out = [] if not hostport or (ok and _public_host(host)) else [hostport]
+    return out + [seg for seg in path.split("/") if seg and not _PLAIN_SEGMENT.fullmatch(seg)]
+
+
 def _secret_like(key: str) -> bool:
     """True for a query key that looks like a token rather than a name: over 24 characters,
     or 12 and more mixing letters and digits."""
@@ -528,6 +561,7 @@ def parse_channel(
             raw.strip(), source, f"{path}.url", env=env, credentials_dir=credentials_dir
         )
         secrets = list(forms)
+        _register_hidden(url)  # before apprise reads it (it logs the URL at debug)
     else:
         ref = table["url_file"]
         if not isinstance(ref, str) or not ref:
@@ -637,6 +671,7 @@ def adhoc_channel(url: str, index: int) -> Channel:
     local = local_url_problem(raw)
     if local is not None:
         raise ConfigError("--url", f"url[{index}]", local)
+    _register_hidden(raw)  # before apprise reads it (it logs the URL at debug)
     inspected = _inspect(raw)
     if inspected is None:
         raise ConfigError("--url", f"url[{index}]", f"not a URL apprise can use: {redact(raw)}")

@@ -1,0 +1,89 @@
+"""A token typed into a channel URL's path or host (not through ``${ENV}``) stays out of the
+log at ``level = "debug"``.
+
+apprise writes the URL whole in its own debug lines (``Loaded JSON URL: json://…/TOKEN``,
+``JSON POST URL: http://…/TOKEN``) and so does urllib3 (``"POST /services/TOKEN HTTP/1.1"``):
+only ``${ENV}``/``${file:…}`` values and a URL password were registered with the log
+redactor, so a webhook token written into the URL reached journald whole once an operator
+turned debug logging on to look at a failing channel. The parts of the URL its shown form
+masks (:func:`monitor.notify.channels.channel_form`: a host that is no public name, every
+path segment that is not a plain word or number) are now registered as secrets too."""
+
+from __future__ import annotations
+
+import io
+import random
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from monitor.clock import FakeClock
+from monitor.logs import configure_logging, reset_logging
+from monitor.notify.channels import adhoc_channel, parse_channels
+from monitor.notify.delivery import DeliveryConfig, DeliveryWorker
+from monitor.notify.sender import AppriseSender
+from monitor.store import outbox
+from monitor.store.db import Store, open_store
+from monitor.store.outbox import OutboundMessage
+from tests.notify.conftest import WebhookServer
+
+#: typed into the URL, no ${ENV}: letters and digits, as webhook tokens are
+TOKEN = "Wh7kTok3nQpL9xZ2vB4n"
+#: for the ad hoc (``--url``) channel
+ADHOC_TOKEN = "Ad9hocT0kenRr5Ss6Tt7"
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    s = await open_store(tmp_path / "m.db")
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+def debug_log() -> Iterator[io.StringIO]:
+    reset_logging()
+    out = io.StringIO()
+    configure_logging("debug", "json", stream=out)
+    yield out
+    reset_logging()
+
+
+async def _fail_once(store: Store, url: str, *, adhoc: bool) -> None:
+    if adhoc:
+        ch = adhoc_channel(url, 0)
+    else:
+        (ch,) = parse_channels({"c": {"url": url}}, "t", env={}, credentials_dir=None)
+    clock = FakeClock()
+    async with store.transaction() as conn:
+        await outbox.enqueue(
+            conn,
+            [
+                OutboundMessage(
+                    "k", ch.name, "g", "critical", "t", "b", "text", "failure", clock.now()
+                )
+            ],
+        )
+    worker = DeliveryWorker(
+        store,
+        [ch],
+        AppriseSender(),
+        clock,
+        config=DeliveryConfig(base_backoff=5.0, jitter=0.0, max_age=60.0),
+        rng=random.Random(3),
+    )
+    assert await worker.step() == 0
+
+
+@pytest.mark.parametrize(("token", "adhoc"), [(TOKEN, False), (ADHOC_TOKEN, True)])
+async def test_a_token_typed_into_a_webhook_path_is_not_in_the_debug_log(
+    store: Store, webhook: WebhookServer, debug_log: io.StringIO, token: str, adhoc: bool
+) -> None:
+    webhook.down = True
+    await _fail_once(store, f"json://127.0.0.1:{webhook.port}/services/{token}", adhoc=adhoc)
+    assert webhook.attempts == 1  # apprise posted to the loopback server, which answered 500
+    text = debug_log.getvalue()
+    assert "JSON POST URL: http://127.0.0.1" in text  # apprise's debug line is there…
+    assert "/services/***" in text  # …with the path word kept and the token masked
+    assert token not in text
