@@ -403,18 +403,29 @@ def channel_form(url: str) -> str:
     return shown
 
 
+#: a query key whose value is a secret (``token``, ``apikey``, ``password``, ``auth``...)
+_SECRETISH: Final = re.compile(r"(?i)(token|key|pass|secret|auth|sig)")
+
+
 def hidden_parts(url: str) -> list[str]:
     """The parts of ``url`` that :func:`channel_form` masks in the host and the path, as
     written: the host and port when the host is no public name (a bot token, a webhook id),
-    each path segment that is not a plain word or number (a token typed into the path).
+    each path segment that is not a plain word or number (a token typed into the path), and
+    the query's values of a key that sends them as a header, a GET parameter or a payload
+    field (``+H=v``, ``-k=v``, ``:k=v``) or is named like a secret (``token``, ``apikey``...;
+    another value may be a plain word such as ``markdown`` that the log must keep).
     apprise's and urllib3's debug lines write the URL whole (``JSON POST URL: …/TOKEN``):
-    :func:`parse_channel` registers these with the log redactor. The query's values and the
-    userinfo are not among them (a URL password is registered by :func:`_secret_forms`; a
-    query value may be a plain word such as ``markdown`` that the log must keep)."""
+    :func:`parse_channel` registers these with the log redactor. The userinfo is not among
+    them (a URL password is registered by :func:`_secret_forms`)."""
     scheme, sep, rest = url.strip().partition("://")
     if not sep or scheme.lower() in _LOCAL_SCHEMES:
         return []
-    rest = rest.partition("#")[0].partition("?")[0]
+    rest, _, query = rest.partition("#")[0].partition("?")
+    values: list[str] = []
+    for item in query.split("&"):
+        k, _, v = item.partition("=")
+        if v and (k.startswith(("+", "%2B", "%2b", ":", "-")) or _SECRETISH.search(k)):
+            values += [v, unquote(v)]
     authority, _, path = rest.partition("/")
     hostport = authority.rpartition("@")[2]
     if hostport.startswith("["):
@@ -425,7 +436,8 @@ def hidden_parts(url: str) -> list[str]:
         host, port_sep, port = hostport.partition(":")
         ok = not port_sep or (port.isascii() and port.isdigit())
     out = [] if not hostport or (ok and _public_host(host)) else [hostport]
-    return out + [seg for seg in path.split("/") if seg and not _PLAIN_SEGMENT.fullmatch(seg)]
+    out += [seg for seg in path.split("/") if seg and not _PLAIN_SEGMENT.fullmatch(seg)]
+    return out + values
 
 
 def _secret_like(key: str) -> bool:

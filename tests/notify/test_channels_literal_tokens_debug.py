@@ -7,7 +7,8 @@ only ``${ENV}``/``${file:…}`` values and a URL password were registered with t
 redactor, so a webhook token written into the URL reached journald whole once an operator
 turned debug logging on to look at a failing channel. The parts of the URL its shown form
 masks (:func:`monitor.notify.channels.channel_form`: a host that is no public name, every
-path segment that is not a plain word or number) are now registered as secrets too."""
+path segment that is not a plain word or number) and the query values sent as a header or
+a GET parameter (``+H=…``, ``-k=…``) or named like a secret are now registered as secrets."""
 
 from __future__ import annotations
 
@@ -87,3 +88,18 @@ async def test_a_token_typed_into_a_webhook_path_is_not_in_the_debug_log(
     assert "JSON POST URL: http://127.0.0.1" in text  # apprise's debug line is there…
     assert "/services/***" in text  # …with the path word kept and the token masked
     assert token not in text
+
+
+async def test_a_token_in_a_header_or_get_parameter_of_the_query_is_not_in_the_debug_log(
+    store: Store, webhook: WebhookServer, debug_log: io.StringIO
+) -> None:
+    webhook.down = True
+    header, param = "Hd8rT0kenAa1Bb2Cc3Dd", "Gp7aramT0kEe4Ff5Gg6H"
+    url = (
+        f"json://127.0.0.1:{webhook.port}/services?+X-Auth={header}&-token={param}&format=markdown"
+    )
+    await _fail_once(store, url, adhoc=False)
+    assert webhook.attempts == 1
+    text = debug_log.getvalue()
+    assert "Loaded JSON URL: json://127.0.0.1" in text
+    assert header not in text and param not in text
