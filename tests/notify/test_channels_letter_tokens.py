@@ -10,21 +10,16 @@ letters is masked like any other token."""
 
 from __future__ import annotations
 
-import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
 
-from monitor.clock import FakeClock
 from monitor.notify.channels import Channel, adhoc_channel, channel_form, parse_channels
-from monitor.notify.delivery import DeliveryConfig, DeliveryWorker
-from monitor.notify.sender import AppriseSender
-from monitor.store import outbox
 from monitor.store.db import Store, open_store
-from monitor.store.outbox import OutboundMessage
 from tests.notify.conftest import WebhookServer
+from tests.notify.once import try_once
 
 #: a Slack webhook token (24 characters) that happens to hold no digit
 SLACK_TOKEN = "XbVqTnLwRmKsPdYcHgZfJaEu"
@@ -95,22 +90,8 @@ async def test_a_failing_webhook_with_a_letters_only_token_logs_no_part_of_it(
 ) -> None:
     webhook.down = True
     ch = _one(f"json://127.0.0.1:{webhook.port}/services/{SLACK_TOKEN}")
-    clock = FakeClock()
-    async with store.transaction() as conn:
-        await outbox.enqueue(
-            conn,
-            [OutboundMessage("k", "c", "g", "critical", "t", "b", "text", "failure", clock.now())],
-        )
-    worker = DeliveryWorker(
-        store,
-        [ch],
-        AppriseSender(),
-        clock,
-        config=DeliveryConfig(base_backoff=5.0, jitter=0.0, max_age=60.0),
-        rng=random.Random(3),
-    )
     with capture_logs() as logs:
-        assert await worker.step() == 0
+        assert await try_once(store, ch) == 0
     assert webhook.attempts == 1  # apprise posted to the loopback server, which answered 500
     (retry,) = [e for e in logs if e["event"] == "outbox.retry"]
     assert retry["channel"] == f"c (json://127.0.0.1:{webhook.port}/services/***)"

@@ -13,21 +13,16 @@ a GET parameter (``+H=…``, ``-k=…``) or named like a secret are now register
 from __future__ import annotations
 
 import io
-import random
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from monitor.clock import FakeClock
 from monitor.logs import configure_logging, reset_logging
 from monitor.notify.channels import adhoc_channel, parse_channels
-from monitor.notify.delivery import DeliveryConfig, DeliveryWorker
-from monitor.notify.sender import AppriseSender
-from monitor.store import outbox
 from monitor.store.db import Store, open_store
-from monitor.store.outbox import OutboundMessage
 from tests.notify.conftest import WebhookServer
+from tests.notify.once import try_once
 
 #: typed into the URL, no ${ENV}: letters and digits, as webhook tokens are
 TOKEN = "Wh7kTok3nQpL9xZ2vB4n"
@@ -56,25 +51,7 @@ async def _fail_once(store: Store, url: str, *, adhoc: bool) -> None:
         ch = adhoc_channel(url, 0)
     else:
         (ch,) = parse_channels({"c": {"url": url}}, "t", env={}, credentials_dir=None)
-    clock = FakeClock()
-    async with store.transaction() as conn:
-        await outbox.enqueue(
-            conn,
-            [
-                OutboundMessage(
-                    "k", ch.name, "g", "critical", "t", "b", "text", "failure", clock.now()
-                )
-            ],
-        )
-    worker = DeliveryWorker(
-        store,
-        [ch],
-        AppriseSender(),
-        clock,
-        config=DeliveryConfig(base_backoff=5.0, jitter=0.0, max_age=60.0),
-        rng=random.Random(3),
-    )
-    assert await worker.step() == 0
+    assert await try_once(store, ch) == 0
 
 
 @pytest.mark.parametrize(("token", "adhoc"), [(TOKEN, False), (ADHOC_TOKEN, True)])

@@ -8,7 +8,6 @@ path segments that are plain words or numbers (``hooks``, ``-1001234``), every o
 
 from __future__ import annotations
 
-import random
 from collections.abc import AsyncIterator, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -16,14 +15,10 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from monitor.clock import FakeClock
 from monitor.notify.channels import Channel, adhoc_channel, channel_form, parse_channels
-from monitor.notify.delivery import DeliveryConfig, DeliveryWorker
-from monitor.notify.sender import AppriseSender
-from monitor.store import outbox
 from monitor.store.db import Store, open_store
-from monitor.store.outbox import OutboundMessage
 from tests.notify.conftest import TG_TOKEN, TelegramStandIn, WebhookServer, free_port
+from tests.notify.once import try_once
 
 HOOK_TOKEN = "T0k3nAbCdEf9876xyzQ"
 PASSWORD = "hunter2-Pass"
@@ -134,26 +129,8 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 async def _fail_once(store: Store, ch: Channel) -> list[MutableMapping[str, Any]]:
     """Queue one row for ``ch``, let the real worker and apprise try it once; the logs."""
-    clock = FakeClock()
-    async with store.transaction() as conn:
-        await outbox.enqueue(
-            conn,
-            [
-                OutboundMessage(
-                    "k", ch.name, "g", "critical", "t", "b", "text", "failure", clock.now()
-                )
-            ],
-        )
-    w = DeliveryWorker(
-        store,
-        [ch],
-        AppriseSender(),
-        clock,
-        config=DeliveryConfig(base_backoff=5.0, jitter=0.0, max_age=60.0),
-        rng=random.Random(3),
-    )
     with capture_logs() as logs:
-        assert await w.step() == 0
+        assert await try_once(store, ch) == 0
     return logs
 
 
