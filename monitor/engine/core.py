@@ -272,7 +272,7 @@ class Engine:
         replay: bool = False,
         max_evaluations: int = 800,
         fed_manual: Iterable[AccountKey] = (),
-        sweep_slice: int = 50,
+        sweep_slice: int = 20,
         full: bool = False,
         timer: Callable[[], float] | None = None,
     ) -> None:
@@ -286,7 +286,10 @@ class Engine:
         self.max_evaluations = max_evaluations
         self.sweep_slice = sweep_slice
         """Scopes the sweep evaluates per receive at most: under load the sweep falls behind
-        (its refresh interval stretches) rather than delay the price decisions.
+        (its refresh interval stretches) rather than delay the price decisions. A slice is a
+        step a price frame may wait behind: 50 scopes (~5–10 ms at 100,000 positions) set
+        ``benchmarks/daemon.py``'s p99 frame→decision at 9–12 ms, 20 at 2.8–7.5 ms (with
+        :data:`~monitor.store.history.ROWS_PER_TRANSACTION` 250; three runs).
         ``max_evaluations``: scopes evaluated in full per receive at most (the rest is owed;
         the shell may change it between receives to keep a step short)."""
         self.sweep_rate = SWEEP_RATE

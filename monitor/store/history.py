@@ -53,8 +53,11 @@ __all__ = [
 #: rows one transaction of :func:`record` writes at most: a flush of a large book (40,000
 #: status rows a second at 100,000 positions) is cut into transactions of this size so the
 #: engine's own transaction, which waits for the store's mutex, never waits for the whole
-#: flush (it waited ~0.4 s at 100,000 positions: ``benchmarks/daemon.py``'s p99)
-ROWS_PER_TRANSACTION = 1000
+#: flush (it waited ~0.4 s at 100,000 positions: ``benchmarks/daemon.py``'s p99). At 1,000
+#: rows a chunk's encoding and transaction still held a price decision up to ~20 ms (with the
+#: engine's sweep slices, the p99 of 10–22 ms at 100,000 positions; 250 and 20-scope slices:
+#: 2.8–7.5 ms, three runs)
+ROWS_PER_TRANSACTION = 250
 
 
 def _plain(obj: Any) -> Any:
