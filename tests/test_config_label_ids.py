@@ -8,37 +8,14 @@ id (any case, an old venue spelling) stays allowed: it names that account either
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from monitor.commands._store import Names
-from monitor.config import Config, load_config
-from monitor.errors import ConfigError
+from tests.test_config_labels import HL, _error, _load, _manual
 
-ENV = {"HOME": "/home/u", "K": "key-123456", "S": "secret-123456"}
-HL = "0x" + "1a" * 20
 DYDX = "dydx1" + "q" * 38
-
-
-def _manual(name: str, label: str | None) -> str:
-    text = f"[[accounts]]\nvenue = 'bybit'\nname = '{name}'\ncross_collateral = 1\n"
-    return text + (f"label = {json.dumps(label)}\n" if label is not None else "")
-
-
-def _load(tmp_path: Path, toml: str, book: list[dict[str, object]] | None = None) -> Config:
-    if book is not None:
-        (tmp_path / "book.json").write_text(json.dumps(book), encoding="utf-8")
-    path = tmp_path / "monitor.toml"
-    path.write_text("[venues.bybit]\n" + toml, encoding="utf-8")
-    return load_config(path, env=ENV)
-
-
-def _error(tmp_path: Path, toml: str, book: list[dict[str, object]] | None = None) -> ConfigError:
-    with pytest.raises(ConfigError) as info:
-        _load(tmp_path, toml, book)
-    return info.value
 
 
 def test_a_label_equal_to_another_accounts_id_is_refused_naming_both(tmp_path: Path) -> None:
