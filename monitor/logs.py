@@ -97,7 +97,9 @@ def escape_controls(text: str, *, keep_newlines: bool = False) -> str:
 
 
 _BOT_TOKEN = re.compile(r"\b\d+:[A-Za-z0-9_-]{30,}")
-_URL_PASSWORD = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@?#]*:)[^\s@/?#]+(@)")
+#: ``scheme://user:password@``; the password runs to the last ``@`` before the path (an ``@``
+#: typed unencoded into a password: ``p@ss`` is masked whole, not up to its first ``@``)
+_URL_PASSWORD = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@?#]*:)[^\s/?#]+(@)")
 #: apprise's privacy marks of a token in a URL (its ``url(privacy=True)``, in its own log
 #: lines): ``X...Y`` (the first and last characters) and ``...WXYZ`` (the last four), each a
 #: whole part between URL separators

@@ -44,6 +44,9 @@ def _reset() -> Iterator[None]:
         ("alice:#?/[]@smtp.example.com", "alice:***@smtp.example.com"),
         ("alice:?start@smtp.example.com", "alice:***@smtp.example.com"),
         ("alice:/start@smtp.example.com", "alice:***@smtp.example.com"),
+        # a scheme URL whose password holds an unencoded '@': masked up to the last '@'
+        ("https://alice:p@ss@host/x", "https://alice:***@host/x"),
+        ("json://u:a@b@c@hooks.example.com/x", "json://u:***@hooks.example.com/x"),
         # a scheme URL whose password holds '/': the URL pattern stops, this one masks it
         ("smtps://alice:pa/ss@smtp.example.com", "smtps://alice:***@smtp.example.com"),
         # an e-mail field word is a user like any other when a password follows it
