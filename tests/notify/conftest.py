@@ -33,10 +33,13 @@ import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
+
+from monitor.store.db import Store, open_store
 
 TG_TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"  # a made-up token of the real shape
 
@@ -394,3 +397,11 @@ def tgram_schema(telegram: TelegramStandIn) -> Iterator[str]:
     assert manager.add(plugin, force=True)
     yield f"tgramtest://{TG_TOKEN}/-1001234567890"
     manager.remove("tgramtest", unload=False)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    """A real store in ``tmp_path`` (a test file may define its own, seeded one)."""
+    s = await open_store(tmp_path / "m.db")
+    yield s
+    await s.close()

@@ -10,14 +10,11 @@ letters is masked like any other token."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 from structlog.testing import capture_logs
 
 from monitor.notify.channels import Channel, adhoc_channel, channel_form, parse_channels
-from monitor.store.db import Store, open_store
+from monitor.store.db import Store
 from tests.notify.conftest import WebhookServer
 from tests.notify.once import try_once
 
@@ -76,13 +73,6 @@ def test_a_token_of_letters_only_is_masked_in_the_channels_name(
 )
 def test_lower_case_words_and_numbers_stay_shown(url: str, shown: str) -> None:
     assert channel_form(url) == shown
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await open_store(tmp_path / "m.db")
-    yield s
-    await s.close()
 
 
 async def test_a_failing_webhook_with_a_letters_only_token_logs_no_part_of_it(

@@ -13,14 +13,13 @@ a GET parameter (``+H=…``, ``-k=…``) or named like a secret are now register
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
 from monitor.logs import configure_logging, reset_logging
 from monitor.notify.channels import adhoc_channel, parse_channels
-from monitor.store.db import Store, open_store
+from monitor.store.db import Store
 from tests.notify.conftest import WebhookServer
 from tests.notify.once import try_once
 
@@ -28,13 +27,6 @@ from tests.notify.once import try_once
 TOKEN = "Wh7kTok3nQpL9xZ2vB4n"
 #: for the ad hoc (``--url``) channel
 ADHOC_TOKEN = "Ad9hocT0kenRr5Ss6Tt7"
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await open_store(tmp_path / "m.db")
-    yield s
-    await s.close()
 
 
 @pytest.fixture

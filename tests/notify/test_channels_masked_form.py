@@ -8,15 +8,14 @@ path segments that are plain words or numbers (``hooks``, ``-1001234``), every o
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, MutableMapping
-from pathlib import Path
+from collections.abc import MutableMapping
 from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
 from monitor.notify.channels import Channel, adhoc_channel, channel_form, parse_channels
-from monitor.store.db import Store, open_store
+from monitor.store.db import Store
 from tests.notify.conftest import TG_TOKEN, TelegramStandIn, WebhookServer, free_port
 from tests.notify.once import try_once
 
@@ -118,13 +117,6 @@ def test_an_adhoc_channel_is_shown_in_the_same_masked_form(url: str, shown: str)
 )
 def test_channel_form_rules(url: str, shown: str) -> None:
     assert channel_form(url) == shown
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await open_store(tmp_path / "m.db")
-    yield s
-    await s.close()
 
 
 async def _fail_once(store: Store, ch: Channel) -> list[MutableMapping[str, Any]]:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import random
 import tempfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,13 +18,6 @@ from monitor.store import outbox
 from monitor.store.db import Store, open_store
 from monitor.store.outbox import OutboundMessage
 from tests.notify.conftest import TelegramStandIn, WebhookServer
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await open_store(tmp_path / "m.db")
-    yield s
-    await s.close()
 
 
 def one(url: str, **opts: object) -> Channel:

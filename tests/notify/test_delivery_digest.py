@@ -8,10 +8,8 @@ import asyncio
 import random
 import re
 import tempfile
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,13 +23,6 @@ from monitor.store.outbox import OutboundMessage
 from tests.notify.conftest import WebhookServer
 
 TOKEN = re.compile(r"row-(\d+)-(\w+)")
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await open_store(tmp_path / "m.db")
-    yield s
-    await s.close()
 
 
 def hook(url: str) -> Channel:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -16,16 +14,9 @@ from monitor.notify.channels import Channel, parse_channels
 from monitor.notify.delivery import DeliveryConfig, DeliveryWorker
 from monitor.notify.sender import IDEMPOTENCY_HEADER, AppriseSender
 from monitor.store import outbox
-from monitor.store.db import Store, open_store
+from monitor.store.db import Store
 from monitor.store.outbox import OutboundMessage
 from tests.notify.conftest import SmtpServer, TelegramStandIn, WebhookServer
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    s = await open_store(tmp_path / "m.db")
-    yield s
-    await s.close()
 
 
 def chan(name: str, url: str, **opts: object) -> Channel:
