@@ -1083,7 +1083,7 @@ class _Loader:
         for j, item in enumerate(t.positions):
             ppath = f"{prefix}.positions[{j}]"
             pos = position_from_json(item, self.source, ppath)
-            if not pos.symbol.isprintable() and (bad := hidden_char(pos.symbol)) is not None:
+            if (bad := hidden_char(pos.symbol)) is not None:
                 raise self.fail(f"{ppath}.symbol", hidden_problem(bad, "symbol"))
             if pos.symbol in symbols:
                 raise self.fail(f"{ppath}.symbol", f"a second position in {pos.symbol!r}")

@@ -110,22 +110,13 @@ def _typed(tp: type, value: Any) -> Any:
         if not math.isfinite(value):
             raise ValueError(f"must be finite, got {value!r}")
         return Number(value)
-    if tp is Text or tp is Name:
+    if tp is Text or tp is Name or tp is Symbol:
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f"expected a non-empty string, got {describe(value)}")
         text = value.strip()
-        if tp is Text:
-            return Text(text)
-        if not text.isprintable():  # False for every Cc and Cf character (and a few more)
-            _check_name(text)
-        return Name(text)
-    if tp is Symbol:
-        if not isinstance(value, str) or not value.strip():
-            raise ValueError(f"expected a non-empty string, got {describe(value)}")
-        text = value.strip()
-        if not text.isprintable():
-            _check_name(text, "symbol")
-        return Symbol(text)
+        if tp is not Text:
+            _check_name(text, "symbol" if tp is Symbol else "name")
+        return tp(text)
     raise NotImplementedError(tp)
 
 
