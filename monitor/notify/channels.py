@@ -357,6 +357,21 @@ def _public_host(host: str) -> bool:
     )
 
 
+def _host_port(hostport: str) -> tuple[str, str, str, bool]:
+    """``host[:port]`` of a URL's authority (``[IPv6]`` too) as (host, ``":"`` or ``""``,
+    port, whether the port is absent or all digits)."""
+    if hostport.startswith("["):
+        host, _, tail = hostport.partition("]")
+        port_sep, port = tail[:1], tail[1:]
+        return host + "]", port_sep, port, tail == "" or (port_sep == ":" and _digits(port))
+    host, port_sep, port = hostport.partition(":")
+    return host, port_sep, port, not port_sep or _digits(port)
+
+
+def _digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
 def channel_form(url: str) -> str:
     """How a channel's ``url`` is shown (logs, the outbox, alerts, ``check-config``): our
     own masked form, which shows nothing of a secret, not even its first character.
@@ -379,14 +394,7 @@ def channel_form(url: str) -> str:
     rest, qmark, query = rest.partition("?")
     authority, slash, path = rest.partition("/")
     _userinfo, at, hostport = authority.rpartition("@")
-    if hostport.startswith("["):
-        host, _, tail = hostport.partition("]")
-        host += "]"
-        port_sep, port = tail[:1], tail[1:]
-        ok = tail == "" or (port_sep == ":" and port.isascii() and port.isdigit())
-    else:
-        host, port_sep, port = hostport.partition(":")
-        ok = not port_sep or (port.isascii() and port.isdigit())
+    host, port_sep, port, ok = _host_port(hostport)
     shown = f"{scheme}://" + ("***@" if at else "")
     shown += f"{host}{port_sep}{port}" if ok and _public_host(host) else "***" if hostport else ""
     if slash:
@@ -428,13 +436,7 @@ def hidden_parts(url: str) -> list[str]:
             values += [v, unquote(v)]
     authority, _, path = rest.partition("/")
     hostport = authority.rpartition("@")[2]
-    if hostport.startswith("["):
-        host, _, tail = hostport.partition("]")
-        host += "]"
-        ok = tail == "" or (tail[:1] == ":" and tail[1:].isascii() and tail[1:].isdigit())
-    else:
-        host, port_sep, port = hostport.partition(":")
-        ok = not port_sep or (port.isascii() and port.isdigit())
+    host, _, _, ok = _host_port(hostport)
     out = [] if not hostport or (ok and _public_host(host)) else [hostport]
     out += [seg for seg in path.split("/") if seg and not _PLAIN_SEGMENT.fullmatch(seg)]
     return out + values
