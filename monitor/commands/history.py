@@ -10,7 +10,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -176,7 +176,7 @@ def main(args: argparse.Namespace) -> int:
         doc = {
             "scope": name,
             "label": names.label(scope.account_key),
-            "samples": [{k: _finite(v) for k, v in asdict(s).items()} for s in samples],
+            "samples": [{k: _finite(getattr(s, k)) for k in _COLUMNS} for s in samples],
         }
         print(json.dumps(doc))
     elif args.png is not None:
@@ -234,6 +234,10 @@ async def _read(path: Any, scope: str, since: float) -> tuple[list[history.Sampl
         return await history.read_history(store, scope, since), await history.scopes(store)
     finally:
         await store.close()
+
+
+#: the figures of a sample ``--json`` prints (a sample's ``key`` is the store's business)
+_COLUMNS = tuple(f.name for f in fields(history.Sample) if f.name != "key")
 
 
 def thin(samples: list[history.Sample], rows: int) -> list[history.Sample]:

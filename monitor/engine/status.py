@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.margin.risk import ScopeRisk
+from monitor.model.ids import ScopeKey
 
 
 def _finite(x: float | None) -> float | None:
@@ -31,10 +32,15 @@ class Sample:
     shock_down: float | None
     shock_up: float | None
     funding_day: float | None
+    key: ScopeKey | None = field(default=None, compare=False, repr=False)
+    """The scope's key when the sample was taken from a :class:`ScopeRisk` (the store reads
+    its venue, account and scope name from it instead of parsing ``scope``); None when read
+    back from the store."""
 
     @classmethod
     def of(cls, risk: ScopeRisk, ts: float) -> Sample:
         return cls(
+            key=risk.key,
             scope=str(risk.key),
             ts=ts,
             equity=_finite(risk.equity),

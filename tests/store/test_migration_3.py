@@ -224,3 +224,31 @@ async def test_history_rows_keep_the_parts_of_their_scope_key(tmp_path: Path) ->
         assert [s.scope for s in await history.read_history(store, odd, 0.0)] == [odd]
     finally:
         await store.close()
+
+
+async def test_a_sample_taken_from_a_scope_key_writes_its_parts_without_parsing(
+    tmp_path: Path,
+) -> None:
+    # the daemon's samples carry their key: the columns come from it, and the parse cache
+    # (what held ~100 B a position at 40,000 scopes) is not filled
+    from monitor.model.ids import ScopeKey
+    from monitor.store import history
+
+    history._PARTS.clear()
+    key = ScopeKey("okx", "a#b", "isolated:X/Y")
+    sample = history.Sample(str(key), 1.0, 1.0, 0.5, 0.5, 0.1, 0.2, 0.2, 0.0, key=key)
+    store = await open_store(tmp_path / "h.db")
+    try:
+        await history.record(store, [sample], [])
+        async with store.read() as conn:
+            rows = await conn.execute_fetchall(
+                "SELECT scope, venue, account, scope_name FROM risk_history"
+            )
+        assert [tuple(r) for r in rows] == [
+            ("okx:a%23b/isolated:X%2FY", "okx", "a#b", "isolated:X/Y")
+        ]
+        assert history._PARTS == {}
+        # read back, a sample has no key and equals the one written
+        assert await history.read_history(store, str(key), 0.0) == [sample]
+    finally:
+        await store.close()
