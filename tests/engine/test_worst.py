@@ -100,21 +100,21 @@ def test_a_scope_that_improved_is_no_longer_the_worst() -> None:
 
 
 def test_the_heap_stays_bounded_when_the_worst_is_never_asked() -> None:
-    """A replay evaluates scopes and never asks for the summary: 10,000 evaluations of 5
-    scopes keep at most 3 · 5 + 16 + 1 = 32 entries (one per evaluation: 10,000), and the
-    worst is still the highest current ratio (0x4's last, 0.9 > the others' 0.1..0.4)."""
+    """A replay evaluates scopes and never asks for the summary: 20,000 evaluations of 1,000
+    scopes keep at most 1.5 · 1,000 + 16 + 1 = 1,517 entries (one per evaluation: 20,000; at
+    the old bound of three entries a scope, 3,017), and the worst is still the highest
+    current ratio (scope 999's last, 0.5 + 0.999 · 0.4 > the others' ≤ 0.4)."""
+    keys = [ScopeKey("hyperliquid", f"0x{i:x}", "cross") for i in range(1_000)]
     worst = WorstRatio()
-    latest: dict[ScopeKey, ScopeRisk] = {}
+    latest: dict[ScopeKey, float | None] = {}
     longest = 0
-    for n in range(10_000):
-        key = KEYS[n % 5]
-        latest[key] = scope(0.1 * (n % 5) + (0.5 if n == 9_999 else 0.0), key=key)
-        _record(worst, latest, key)
+    for n in range(20_000):
+        i = n % 1_000
+        latest[keys[i]] = 0.4 * i / 1_000 + (0.5 if n == 19_999 else 0.0)
+        worst.record(keys[i], latest[keys[i]], latest)
         longest = max(longest, len(worst._heap))
-    assert longest <= 3 * 5 + 16 + 1
-    got = _of(worst, latest)
-    assert got is not None and got.key == KEYS[4]
-    assert got.margin_ratio == 0.1 * 4 + 0.5
+    assert 1_000 <= longest <= 1.5 * 1_000 + 16 + 1
+    assert worst.of(latest) == (keys[999], 0.4 * 999 / 1_000 + 0.5)
 
 
 def test_the_summary_names_an_underwater_or_unknown_scope_before_any_ratio() -> None:
