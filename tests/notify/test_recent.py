@@ -64,7 +64,7 @@ values = st.one_of(
 held = st.one_of(st.just("closed"), values)  # a position's distance, or not held
 
 
-def _risk(name: str, ratio: float | None, distances: tuple[float | None | str, ...]) -> ScopeRisk:
+def _risk(name: str, ratio: float | None, distances: tuple[float | str | None, ...]) -> ScopeRisk:
     held_now = tuple(
         dataclasses.replace(position(sym), liquidation_distance=d)
         for sym, d in zip(SYMBOLS, distances, strict=True)
@@ -104,7 +104,7 @@ def _fired(subject: str, at: float, rule: str = "margin_ratio") -> Transition:
     later=st.floats(min_value=0.0, max_value=1_000.0),
 )
 def test_the_rows_say_what_the_plain_model_says_as_positions_open_and_close(
-    steps: list[tuple[float, str, float | None, tuple[float | None | str, ...]]],
+    steps: list[tuple[float, str, float | None, tuple[float | str | None, ...]]],
     window: float,
     every: float,
     later: float,
