@@ -557,7 +557,9 @@ class Engine:
             # never connected has no "last message"
             self.last_message[venue] = max(self.last_message.get(venue, 0.0), ev.ts_recv)
         if isinstance(ev, AccountSnapshot):
-            self.seen_accounts.add(AccountKey(ev.venue, ev.account))
+            seen = AccountKey(ev.venue, ev.account)
+            held = portfolio.accounts.get(seen)
+            self.seen_accounts.add(seen if held is None else held.key)  # one key an account
             # a snapshot is the whole account: scopes with active alerts (restored after a
             # restart) that it no longer has are gone
             for key in self._alerted_scopes(f"{ev.venue}:{ev.account}"):

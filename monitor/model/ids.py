@@ -212,6 +212,23 @@ class ScopeKey:
         object.__setattr__(self, "_account", account)
         object.__setattr__(self, "_text", f"{account}/{encode_scope(self.scope)}")
 
+    @classmethod
+    def of(cls, account: AccountKey, scope: str) -> ScopeKey:
+        """The key of ``account``'s pool ``scope``, sharing ``account`` and its text form
+        (what a book of 10⁵ scopes keeps: a second copy of the account's text and key was
+        ~50 B a position). Equal to ``ScopeKey(account.venue, account.account, scope)``;
+        raises :class:`IdError` for a bad ``scope``."""
+        _check_scope(scope)
+        key = object.__new__(cls)
+        text = account._text
+        object.__setattr__(key, "venue", account.venue)
+        object.__setattr__(key, "account", account.account)
+        object.__setattr__(key, "scope", scope)
+        object.__setattr__(key, "_account", text)
+        object.__setattr__(key, "_text", f"{text}/{encode_scope(scope)}")
+        object.__setattr__(key, "_account_key", account)
+        return key
+
     @property
     def account_key(self) -> AccountKey:
         """The account's key (made once per scope key: every lookup of a scope reads it)."""

@@ -197,7 +197,7 @@ class AccountState:
     def __init__(self, key: AccountKey, rules: RuleSet) -> None:
         self.key = key
         self.rules = rules
-        self.cross = ScopeState(ScopeKey(key.venue, key.account, CROSS_SCOPE), rules, 0.0)
+        self.cross = ScopeState(ScopeKey.of(key, CROSS_SCOPE), rules, 0.0)
         self.isolated: dict[str, ScopeState] = {}
         self.venue_figures: tuple[float | None, float | None, float | None] = (None, None, None)
 
@@ -282,9 +282,7 @@ class Portfolio:
         m = self._seed_market(acct.key.venue, pos)
         if pos.margin_mode is MarginMode.ISOLATED:
             cash = (pos.isolated_margin or 0.0) - pos.size * pos.entry_price
-            scope = ScopeState(
-                ScopeKey(acct.key.venue, acct.key.account, pos.scope), acct.rules, cash
-            )
+            scope = ScopeState(ScopeKey.of(acct.key, pos.scope), acct.rules, cash)
             acct.isolated[pos.symbol] = scope
         else:
             scope = acct.cross

@@ -148,3 +148,27 @@ def test_a_scope_keys_account_key_is_the_checked_key_made_once(account: str) -> 
     assert repr(got) == repr(made)
     assert key.account_key is got
     assert {got: 1}[made] == 1
+
+
+@pytest.mark.parametrize(
+    ("account", "scope"),
+    [
+        (AccountKey("hyperliquid", "0xabc"), "cross"),
+        (AccountKey("okx", "a#b"), "isolated:X/Y"),
+        (AccountKey("dydx", "dydx1abc/128"), "venue-ratio"),
+    ],
+)
+def test_a_scope_key_made_of_its_account_key_is_the_same_key_sharing_its_text(
+    account: AccountKey, scope: str
+) -> None:
+    made = ScopeKey.of(account, scope)
+    plain = ScopeKey(account.venue, account.account, scope)
+    assert made == plain and hash(made) == hash(plain) and str(made) == str(plain)
+    assert made.account_key is account  # the account's key itself, not a copy
+    assert made.account_text is str(account)  # and its text form
+    assert parse_subject(str(made)) == plain
+
+
+def test_a_scope_key_made_of_an_account_key_checks_the_scope() -> None:
+    with pytest.raises(IdError):
+        ScopeKey.of(AccountKey("bybit", "a"), "isolated:")
