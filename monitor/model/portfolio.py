@@ -633,12 +633,12 @@ class Portfolio:
             hi.scope, hi.seq = s, seq
             heapq.heappush(m.lows, lo)
             heapq.heappush(m.highs, hi)
-            # stale entries (a re-armed scope's old band) go once they are a third of the
-            # heap: at most 1.5 entries a holding per side (64 B each). Each side is checked:
+            # stale entries (a re-armed scope's old band) go once they are a fifth of the
+            # heap: at most 1.25 entries a holding per side (56 B each). Each side is checked:
             # in a trend the fast path pops one side only (a falling price empties ``lows``),
             # and the other would keep every re-arm's stale entry
             held = len(m.holdings)
-            limit = held + (held >> 1) + 16
+            limit = held + (held >> 2) + 16
             if len(m.lows) > limit or len(m.highs) > limit:
                 m.lows = [e for e in m.lows if e.scope.band_seq == e.seq]
                 m.highs = [e for e in m.highs if e.scope.band_seq == e.seq]

@@ -477,7 +477,7 @@ def test_the_heaps_report_what_each_scope_band_says_and_stay_compact(
     # reports the unarmed scopes holding the instrument, then the armed ones whose band the
     # price left (disarmed), those below their low first by low (highest first), then those
     # above their high by high, equal bounds in the order the scopes were armed (twins have
-    # equal bounds). After every arm each heap holds at most 1.5 entries a holding (+16):
+    # equal bounds). After every arm each heap holds at most 1.25 entries a holding (+16):
     # re-arming leaves stale entries, compacted before they pile up
     p = _many(accounts, twins=twins)
     keys = [ScopeKey("binance_usdm", f"a{i}", "cross") for i in range(accounts)]
@@ -498,7 +498,7 @@ def test_the_heaps_report_what_each_scope_band_says_and_stay_compact(
             )
             for m in p.markets.values():
                 held = len(m.holdings)
-                assert len(m.lows) == len(m.highs) <= held + held // 2 + 16
+                assert len(m.lows) == len(m.highs) <= held + held // 4 + 16
             continue
         sym = str(op[1])
         factor = float(str(op[2]))
@@ -527,7 +527,7 @@ def test_the_heaps_report_what_each_scope_band_says_and_stay_compact(
 
 def test_rearming_one_scope_again_and_again_keeps_its_heaps_small() -> None:
     # 40 holders of BTC; arming the same scope 1,000 times leaves 999 stale entries a side
-    # without compaction (1,039 a side): with it, a heap grows to 40 + 40 // 2 + 16 = 76
+    # without compaction (1,039 a side): with it, a heap grows to 40 + 40 // 4 + 16 = 66
     # entries, then is compacted back to its 40 live ones
     p = _many(60)
     btc = p.markets[("binance_usdm", "BTC")]
@@ -537,7 +537,7 @@ def test_rearming_one_scope_again_and_again_keeps_its_heaps_small() -> None:
         p.arm(ScopeKey("binance_usdm", "a0", "cross"), THRESHOLDS)
         assert len(btc.highs) == len(btc.lows)
         longest = max(longest, len(btc.lows))
-    assert longest == 40 + 20 + 16
+    assert longest == 40 + 10 + 16
 
 
 def test_a_market_whose_holdings_are_all_armed_gives_back_its_unarmed_table() -> None:

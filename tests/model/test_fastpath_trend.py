@@ -18,7 +18,7 @@ def test_a_steady_fall_that_rearms_every_holder_keeps_both_heaps_compact() -> No
     # tick down 0.5 % for 600 ticks (50,000 → 50,000 · 0.995^600 ≈ 2,470); a holder whose
     # band the price leaves is re-armed (80 re-arms). Without compacting ``highs`` it keeps
     # one stale entry per re-arm (20 live + 80 stale = 100); with it, at most
-    # 20 + 20 // 2 + 16 = 46 entries a side
+    # 20 + 20 // 4 + 16 = 41 entries a side
     p = Portfolio()
     sched = MaintenanceSchedule.flat(0.01)
     keys = []
@@ -39,4 +39,4 @@ def test_a_steady_fall_that_rearms_every_holder_keeps_both_heaps_compact() -> No
                 p.arm(k, THRESHOLDS)
         longest = max(longest, len(m.lows), len(m.highs))
     assert rearms >= 60  # every holder re-armed several times: 60 stale entries at least
-    assert longest <= 20 + 10 + 16
+    assert longest <= 20 + 5 + 16
