@@ -477,7 +477,23 @@ async def run_daemon(args: argparse.Namespace, positions: int, full: bool) -> di
                 for c in [*m.coins, PROBE]:
                     await srv.send(frame(c, m.price.get(c, PROBE_SAFE)))
 
-        ticker = asyncio.create_task(keepalive())
+        async def aftershocks() -> None:
+            # --crash-rate: the market keeps ticking while the daemon works through the crash
+            # (the steady phase's random walk, from the crashed prices)
+            sent, start = 0, time.monotonic()
+            while True:
+                due = int((time.monotonic() - start) * args.crash_rate) + 1
+                while sent < due:
+                    i = rng.choices(range(len(m.coins)), weights=m.weights)[0]
+                    c = m.coins[i]
+                    share = m.weights[i] / total_w
+                    sigma = step_scale[c] * math.sqrt(1.0 / (86400.0 * args.crash_rate * share))
+                    m.price[c] *= math.exp(rng.gauss(0.0, sigma * args.stress))
+                    await srv.send(frame(c, m.price[c]))
+                    sent += 1
+                await asyncio.sleep(min(1.0 / args.crash_rate, 0.005))
+
+        ticker = asyncio.create_task(keepalive() if args.crash_rate <= 0 else aftershocks())
         q = (
             "SELECT count(*), max(at) FROM transitions WHERE severity = 'critical' "
             "AND kind IN ('fired', 'escalated', 'event') AND at >= ? AND subject NOT LIKE ?"
@@ -645,6 +661,13 @@ def main() -> None:
     ap.add_argument("--settle", type=float, default=8.0, help="seconds after READY before idle")
     ap.add_argument("--stress", type=float, default=1.0, help="× the price steps")
     ap.add_argument("--crash-wait", type=float, default=120.0)
+    ap.add_argument(
+        "--crash-rate",
+        type=float,
+        default=0.0,
+        help="frames/s the market keeps sending after the crash (0: one frame an instrument "
+        "every 10 s, a keepalive)",
+    )
     ap.add_argument("--ready-wait", type=float, default=600.0)
     ap.add_argument(
         "--naive-frames", type=int, default=200, help="frames of the naive baseline (0: none)"
