@@ -443,8 +443,8 @@ class Engine:
             if key not in touched:
                 owed.push(key, urgency(key))
         for key in moved:
-            # a scope already queued keeps its place (``push`` would too, after its urgency:
-            # a popular instrument's tick reports every holder not armed yet, again)
+            # a scope already queued keeps its place (``push`` would too, after its urgency;
+            # another of its instruments may report it again)
             if key not in touched and key not in owed and key not in moved_q:
                 moved_q.push(key, urgency(key))
         deciding = self.timer() if self.timer is not None else 0.0
@@ -644,7 +644,8 @@ class Engine:
             if key.account_key in self.fed_manual:
                 unpriced = self.portfolio.unpriced(key)
                 if unpriced and not waiting_over:
-                    self._waiting[key] = None  # a price tick reports it (never armed)
+                    # not armed: the first tick of each instrument not priced yet reports it
+                    self._waiting[key] = None
                     continue
                 self._waiting.pop(key, None)
                 if unpriced:

@@ -91,7 +91,8 @@ def test_a_price_back_inside_the_band_drops_what_was_not_reported_yet() -> None:
     first = p.apply_fast(MarkPrice(VENUE, "BTC", 40_000.0), limit=3)
     assert len(first) == 3 and p.crossing
     # back at 50,000 before the rest were reported: they never left their band at this
-    # price (only the 3 reported, unarmed since, are reported again)
-    assert p.apply_fast(MarkPrice(VENUE, "BTC", 50_000.0), limit=3) == first
+    # price, and the 3 reported (unarmed since) are the caller's: none is reported again
+    assert p.apply_fast(MarkPrice(VENUE, "BTC", 50_000.0), limit=3) == []
     assert not p.crossing
     assert all(p.armed(k) for k in keys if k not in first)
+    assert not any(p.armed(k) for k in first)

@@ -168,17 +168,29 @@ A = ScopeKey("binance_usdm", "a", "cross")
 B = ScopeKey("binance_usdm", "b", "cross")
 
 
-def test_unarmed_scopes_are_reported_on_every_tick_and_armed_ones_only_when_leaving() -> None:
+def test_unarmed_scopes_are_reported_once_an_instrument_and_armed_ones_only_when_leaving() -> None:
+    # A holds BTC and ETH, B holds ETH; both are unarmed after their snapshots
     p = _book()
     assert p.apply_fast(MarkPrice("binance_usdm", "ETH", 3_001.0)) == [A, B]
     w = p.arm(A, THRESHOLDS)
     assert w is not None and w > 0.0
     assert p.armed(A)
-    assert p.apply_fast(MarkPrice("binance_usdm", "ETH", 3_002.0)) == [B]
+    # B is still unarmed, but ETH reported it already: it is the caller's to decide (a
+    # crash's holders waiting for their evaluation are not reported by every tick again)
+    assert p.apply_fast(MarkPrice("binance_usdm", "ETH", 3_002.0)) == []
+    assert not p.armed(B)
+    p.disarm(A)  # disarmed again: the next tick of each of its instruments reports it, once
+    assert p.apply_fast(MarkPrice("binance_usdm", "ETH", 3_001.0)) == [A]
+    assert p.apply_fast(MarkPrice("binance_usdm", "ETH", 3_002.0)) == []
+    assert p.apply_fast(MarkPrice("binance_usdm", "BTC", 50_000.0)) == [A]
+    p.arm(A, THRESHOLDS)
     p.arm(B, THRESHOLDS)
     assert p.apply_fast(MarkPrice("binance_usdm", "ETH", 3_001.5)) == []
     assert p.apply_fast(MarkPrice("binance_usdm", "BTC", 50_000.0 * (1.0 + w) * 1.001)) == [A]
     assert not p.armed(A)
+    # A left its band on BTC: ETH's next tick reports it too (once), BTC's does not again
+    assert p.apply_fast(MarkPrice("binance_usdm", "BTC", 50_000.0 * (1.0 + w) * 1.002)) == []
+    assert p.apply_fast(MarkPrice("binance_usdm", "ETH", 3_001.0)) == [A]
     assert p.apply_fast(MarkPrice("binance_usdm", "SOL", 100.0)) == []
 
 
@@ -474,14 +486,18 @@ def test_the_heaps_report_what_each_scope_band_says_and_stay_compact(
     accounts: int, twins: bool, ops: list[tuple[object, ...]]
 ) -> None:
     # a reference without heaps: each armed scope's band per market, as arm left it; a tick
-    # reports the unarmed scopes holding the instrument, then the armed ones whose band the
-    # price left (disarmed), those below their low first by low (highest first), then those
-    # above their high by high, equal bounds in the order the scopes were armed (twins have
-    # equal bounds). After every arm each heap holds at most 1.25 entries a holding (+16):
-    # re-arming leaves stale entries, compacted before they pile up
+    # reports the unarmed scopes holding the instrument that its ticks have not reported
+    # since they lost their band (``pending``), then the armed ones whose band the price
+    # left (disarmed: pending in their other markets), those below their low first by low
+    # (highest first), then those above their high by high, equal bounds in the order the
+    # scopes were armed (twins have equal bounds). After every arm each heap holds at most
+    # 1.25 entries a holding (+16): re-arming leaves stale entries, compacted before they
+    # pile up
     p = _many(accounts, twins=twins)
     keys = [ScopeKey("binance_usdm", f"a{i}", "cross") for i in range(accounts)]
     bands: dict[ScopeKey, tuple[int, dict[str, tuple[float, float]]]] = {}
+    held_by = {k: set(p.scope_state(k).holdings) for k in keys}  # type: ignore[union-attr]
+    pending = {sym: {k for k in keys if sym in held_by[k]} for sym in _SYMBOLS}
     price = dict(_START)
     armed = 0
     for op in ops:
@@ -492,6 +508,8 @@ def test_the_heaps_report_what_each_scope_band_says_and_stay_compact(
             s = p.scope_state(key)
             assert s is not None
             armed += 1
+            for waiting in pending.values():
+                waiting.discard(key)
             bands[key] = (
                 armed,
                 {sym: (h.price * (1.0 - w), h.price * (1.0 + w)) for sym, h in s.holdings.items()},
@@ -504,8 +522,9 @@ def test_the_heaps_report_what_each_scope_band_says_and_stay_compact(
         factor = float(str(op[2]))
         price[sym] = price[sym] * factor
         px = price[sym]
-        holders = [k for k in keys if sym in p.scope_state(k).holdings]  # type: ignore[union-attr]
-        unarmed = {k for k in holders if k not in bands}
+        holders = [k for k in keys if sym in held_by[k]]
+        unarmed = set(pending[sym])
+        assert all(k not in bands for k in unarmed)
         below = sorted(
             (-bands[k][1][sym][0], bands[k][0], k)
             for k in holders
@@ -518,6 +537,9 @@ def test_the_heaps_report_what_each_scope_band_says_and_stay_compact(
         )
         for _, _, k in below + above:
             del bands[k]
+            for other in held_by[k] - {sym}:
+                pending[other].add(k)
+        pending[sym].clear()
         got = p.apply_fast(MarkPrice("binance_usdm", sym, px))
         assert len(got) == len(set(got))
         assert set(got[: len(unarmed)]) == unarmed
