@@ -567,8 +567,11 @@ async def run_daemon(args: argparse.Namespace, positions: int, full: bool) -> di
             lat.sort()
             out["latency_ms"] = {
                 "p50": 1000 * statistics.median(lat),
+                "p90": 1000 * lat[min(len(lat) - 1, int(0.90 * len(lat)))],
                 "p99": 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))],
                 "max": 1000 * lat[-1],
+                # with 50 probes p99 is the second slowest: the slowest few, to judge it
+                "slowest": [round(1000 * x, 1) for x in lat[-5:]],
             }
         stopped = [d for d in logs if d.get("event") == "daemon.stopped"]
         if stopped:
