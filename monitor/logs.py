@@ -17,10 +17,13 @@ the library.
 
 Redaction masks, in every string value (nested too; exceptions, bytes and sets as the text
 they are written as): Telegram-style
-bot tokens (``123456:AA…``), the password in ``scheme://user:password@host`` URLs and in a
-``user:password@host`` written without a scheme (:func:`mask_userinfo`: a password of any
-length and characters, failing closed; e-mail fields ``to:bob@example.com``, Hyperliquid
-``0x…@dex`` accounts, scope keys and transition ids are left whole), apprise's privacy marks
+bot tokens (``123456:AA…``), the password in ``scheme://user:password@host`` URLs
+(:func:`mask_url_passwords`: any characters, ``?#/@:`` and blanks too, failing closed; the
+host shown when an ``@`` in the path or query follows it; the user of ``alice://pw@host``
+under an uncommon scheme) and in a ``user:password@host`` written without a scheme
+(:func:`mask_userinfo`: a password of any length and characters but blanks, failing closed;
+e-mail fields ``to:bob@example.com``, Hyperliquid ``0x…@dex`` accounts, IPv6 addresses, scope
+keys and transition ids are left whole), apprise's privacy marks
 of a token inside a URL (``tgram://1...9/``, ``...abcd``: a token's first and last or last
 four characters, in apprise's own debug lines), the values of keys named
 like ``password``/``token``/``secret``, and every string passed to :func:`register_secret`.
@@ -97,9 +100,28 @@ def escape_controls(text: str, *, keep_newlines: bool = False) -> str:
 
 
 _BOT_TOKEN = re.compile(r"\b\d+:[A-Za-z0-9_-]{30,}")
-#: ``scheme://user:password@``; the password runs to the last ``@`` before the path (an ``@``
-#: typed unencoded into a password: ``p@ss`` is masked whole, not up to its first ``@``)
-_URL_PASSWORD = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@?#]*:)[^\s/?#]+(@)")
+#: a URL's user after ``://``: up to its ``:`` (a password follows) or ``@`` (none does)
+_URL_USER: Final = re.compile(r"[^\s:/@?#\[]*")
+#: the characters of a scheme, read back from ``://`` (at most :data:`_SCHEME_MAX`)
+_SCHEME_CHARS: Final = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-"
+)
+_SCHEME_MAX: Final = 64
+#: schemes whose ``scheme://user@host`` shows its user (a URL's user, not a password typed
+#: after a ``user:``: ``alice://pw@host`` is masked, ``https://bob@host`` is not)
+_URL_SCHEMES: Final = frozenset(
+    {
+        "http", "https", "ws", "wss", "ftp", "ftps", "sftp", "ssh", "git", "smtp", "smtps",
+        "imap", "imaps", "pop3", "pop3s", "mailto", "mailtos", "redis", "rediss", "postgres",
+        "postgresql", "mysql", "mongodb", "amqp", "amqps", "mqtt", "mqtts", "ldap", "ldaps",
+        "socks4", "socks5", "socks5h", "file",
+    }
+)  # fmt: skip
+#: a port, then a path, query, fragment, blank or the end: ``host:443/ws``, ``host:8080 and``
+_URL_PORT: Final = re.compile(r"\d{1,5}(?:[/?#\s]|\Z)")
+#: what ends the stretch after a URL's ``@``: a path, a query, a fragment or another ``@``
+_STRETCH_END: Final = re.compile(r"[/?#@]")
+_BLANK: Final = re.compile(r"\s")
 #: apprise's privacy marks of a token in a URL (its ``url(privacy=True)``, in its own log
 #: lines): ``X...Y`` (the first and last characters) and ``...WXYZ`` (the last four), each a
 #: whole part between URL separators
@@ -108,7 +130,6 @@ _PRIVACY_MARK = re.compile(
     r"(?=[\s/@:?&=#]|\Z)"
 )
 _SECRET_KEY = re.compile(r"(?i)(password|passwd|secret|token|api_?key|credential)")
-_URL_MASK: Final = rf"\1{MASK}\2"
 #: a word (a run of non-blanks) with a ``:`` before an ``@``: where a ``user:password@host``
 #: written without a scheme can be (an SMTP host string ``alice:hunter2@smtp.example.com:587``,
 #: a library's error text). Anchored at a word's start (``(?<!\S)``), so each word is read
@@ -117,6 +138,11 @@ _AT_WORD: Final = re.compile(r"(?<!\S)[^\s:]*:\S*@\S*")
 #: a user: a run of ``[\w.~%+-]`` that starts a word or follows a character outside it and
 #: ``:`` (not after a ``:``: ``a:b:c@h`` is user ``a``, password ``b:c``)
 _USER: Final = re.compile(r"(?<![\w.~%+:-])[\w.~%+-]+:")
+#: a URL's userinfo as :func:`mask_url_passwords` leaves it (``user``, ``user:***``)
+_USERINFO: Final = re.compile(r"[^\s/@?#\[]*")
+_USERINFO_MAX: Final = 256
+#: an IPv6 address (``fe80::1``, ``2001:db8::1``): a ``::`` after it is no password's start
+_IPV6ISH: Final = re.compile(r"[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{0,4}){2,7}")
 #: a time or an ISO timestamp at a user's start (``12:30:01@``, ``2026-11-30T12:30:01Z@``)
 _TIME: Final = re.compile(r"(?:\d{4}-\d\d-\d\d[T ])?\d{1,2}:\d\d")
 #: e-mail field words: ``to:bob@example.com`` is a recipient, not user ``to`` with password
@@ -138,6 +164,113 @@ _HL_TAIL_MAX: Final = 128
 _SCOPE_TAIL: Final = re.compile(r"/(?:(?:cross|venue-ratio|isolated:[^\s/#]*)#|isolated:)")
 _SCOPE_TAIL_MAX: Final = 256
 _HEX_OR_ELLIPSIS: Final = frozenset("0123456789abcdefABCDEFxX\u2026")
+
+
+def _url_password_end(text: str, start: int, stop: int) -> int:
+    """The index of the ``@`` in ``text[start:stop]`` that ends a URL's password, or -1.
+
+    Left to right over the ``@`` a host may follow (a word character or ``[``): the first
+    one whose host (the stretch to the next ``/``, ``?``, ``#`` or the end, without an ``@``)
+    reads as a host name, an address or ``localhost`` (:func:`_looks_like_host`) ends it, and
+    the ``@`` after it are its path's or query's (``…:pw@smtp.gmail.com:587/?from=a@b.com``);
+    else the last (``p@ss@host/x``, ``a@b/c@host``: a password holding an ``@`` is masked
+    whole). Each character is read a bounded number of times."""
+    found = -1
+    i = text.find("@", start, stop)
+    while i >= 0:
+        m = _STRETCH_END.search(text, i + 1, stop)
+        end = m.start() if m is not None else stop
+        if end < stop and text[end] == "@":
+            i = end  # this '@' is the password's: the next one may end it
+            continue
+        if end > i + 1 and _HOST_START.match(text, i + 1):
+            found = i
+            dot = max(text.rfind(".", i + 1, end), text.rfind(":", i + 1, end))
+            if _looks_like_host(text, i + 1, end, dot):
+                return i
+        i = text.find("@", end, stop)
+    return found
+
+
+def _scheme_before(text: str, sep: int) -> str:
+    """The scheme before the ``://`` at ``sep`` (at most :data:`_SCHEME_MAX` characters)."""
+    k = sep
+    while k > 0 and sep - k < _SCHEME_MAX and text[k - 1] in _SCHEME_CHARS:
+        k -= 1
+    return text[k:sep]
+
+
+def mask_url_passwords(text: str) -> str:
+    """``text`` with the password of each ``scheme://user:password@host`` masked
+    (``https://alice:***@host/x``), and the user of a ``scheme://user@host`` whose scheme is
+    no common one (:data:`_URL_SCHEMES`: ``alice://pw@host`` is a user ``alice`` and a
+    password ``//pw`` as much as a URL). Fails closed: the password is any text, ``/?#@:``
+    and blanks too (a passphrase), up to the ``@`` :func:`_url_password_end` finds in its
+    word, or, when that word holds none and is no port (``host:8080 and …``), in the
+    first later word of the line that holds an ``@``. Not a password: a port after a host
+    name (``host.example.com:443/ws/btcusdt@markPrice``; a port after a bare word such as
+    ``alice:2024/pw@host`` is masked). Each URL is read up to the next ``://`` at most, so
+    the scan is linear in ``len(text)``."""
+    out: list[str] = []
+    pos = 0  # text[:pos] is written to out
+    sep = text.find("://")
+    while sep >= 0:
+        user = _URL_USER.match(text, sep + 3)
+        assert user is not None  # the pattern matches the empty string
+        at = user.end()
+        # the next URL; not a '://' right after the user: a password starting with '//'
+        nxt = text.find("://", at + 1)
+        limit = len(text) if nxt < 0 else nxt
+        if sep < pos or at >= limit:
+            sep = nxt
+            continue
+        if text[at] == "@":
+            if user.end() > user.start() and (
+                _scheme_before(text, sep).casefold() not in _URL_SCHEMES
+            ):
+                out += (text[pos : user.start()], MASK)
+                pos = at
+            sep = nxt
+            continue
+        if text[at] != ":":
+            sep = nxt
+            continue
+        begin = at + 1
+        end = _url_password_from(text, begin, limit, text[user.start() : at])
+        if end >= 0:
+            out += (text[pos:begin], MASK)
+            pos = end
+        sep = nxt
+    if not out:
+        return text
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _url_password_from(text: str, begin: int, limit: int, user: str) -> int:
+    """The index of the ``@`` ending the password that starts at ``begin`` (the URL's user
+    ``user``; the next URL at ``limit``), or -1 (see :func:`mask_url_passwords`)."""
+    blank = _BLANK.search(text, begin, limit)
+    word_end = blank.start() if blank is not None else limit
+    port = _URL_PORT.match(text, begin, limit)
+    if port is not None and ("." in user or user.casefold() == "localhost"):
+        return -1  # host.example.com:443/…: a host and its port
+    end = _url_password_end(text, begin, word_end)
+    if end >= 0 or blank is None or word_end == begin or port is not None:
+        return end
+    # a password holding blanks: the first later word of the line holding an '@'
+    line = text.find("\n", word_end, limit)
+    stop = limit if line < 0 else line
+    i = text.find("@", word_end, stop)
+    while i >= 0:
+        after = _BLANK.search(text, i, stop)
+        end = _url_password_end(text, i, after.start() if after is not None else stop)
+        if end >= 0:
+            return end
+        if after is None:
+            return -1
+        i = text.find("@", after.start(), stop)
+    return -1
 
 
 def _credential_at(word: str) -> int:
@@ -203,14 +336,19 @@ def _name_before(word: str, at: int) -> bool:
 
 def _not_a_password(word: str, start: int, colon: int, at: int) -> bool:
     """Whether ``word[colon:at]``, after the user ``word[start:colon - 1]``, is no password:
-    empty; after a time (``12:30:01@``); starting with ``:`` (an IPv6 ``fe80::1``) or ``//``
-    (a scheme's ``https://user@host``); an e-mail address's local part after an e-mail field
-    word (``to:bob@example.com``, ``mailto:``); a port and a path or query after a host name
-    (``fstream.binance.com:443/ws/btcusdt@markPrice``, ``localhost:25?from=a@b``; not after
-    an ``@``: ``bob@example.com:2024/pw@smtp`` is a credential)."""
-    if colon == at or _TIME.match(word, start) or word[colon] == ":":
+    empty; after a time (``12:30:01@``); starting with ``:`` in an IPv6 address (``fe80::1``;
+    ``alice::pw@host`` is a password); starting with ``//`` (a scheme's ``https://…``) or
+    after ``://`` (a URL's user): :func:`mask_url_passwords` reads URLs; an e-mail address's
+    local part after an e-mail field word (``to:bob@example.com``, ``mailto:``); a port and a
+    path or query after a host name (``fstream.binance.com:443/ws/btcusdt@markPrice``,
+    ``localhost:25?from=a@b``; not after an ``@``: ``bob@example.com:2024/pw@smtp`` is a
+    credential, unless that ``@`` ends a URL's userinfo: :func:`_url_host`)."""
+    if colon == at or _TIME.match(word, start):
         return True
-    if word.startswith("//", colon):
+    if word[colon] == ":" and _IPV6ISH.fullmatch(word, start, at):
+        return True
+    if word.startswith("//", colon) or (start >= 3 and word.startswith("://", start - 3)):
+        # a URL's scheme, or a user after it: :func:`mask_url_passwords` reads those
         return True
     user = word[start : colon - 1]
     if user.casefold() in _ADDRESS_WORDS and _LOCAL_PART.fullmatch(word, colon, at):
@@ -218,8 +356,16 @@ def _not_a_password(word: str, start: int, colon: int, at: int) -> bool:
     return (
         _PORT_THEN_PATH.match(word, colon, at) is not None
         and ("." in user or user.casefold() == "localhost")
-        and (start == 0 or word[start - 1] != "@")
+        and (start == 0 or word[start - 1] != "@" or _url_host(word, start))
     )
+
+
+def _url_host(word: str, start: int) -> bool:
+    """Whether ``word[start:]`` follows the ``@`` that ends a URL's userinfo (``://user@``,
+    ``://user:***@``, a password without ``/``): it is the URL's host, not a user. Looks
+    back at most :data:`_USERINFO_MAX` characters."""
+    k = word.rfind("://", max(0, start - _USERINFO_MAX), start - 1)
+    return k >= 0 and _USERINFO.fullmatch(word, k + 3, start - 1) is not None
 
 
 def _mask_word(m: re.Match[str]) -> str:
@@ -306,7 +452,7 @@ class Redactor:
             return value
         value = _BOT_TOKEN.sub(MASK, value)
         if "://" in value:
-            value = _URL_PASSWORD.sub(_URL_MASK, value)
+            value = mask_url_passwords(value)
             if "..." in value:
                 value = _PRIVACY_MARK.sub(MASK, value)
         if "@" not in value:

@@ -18,12 +18,12 @@ from hypothesis import strategies as st
 from monitor.logs import (
     _BOT_TOKEN,
     _PRIVACY_MARK,
-    _URL_PASSWORD,
     MASK,
     ControlEscaper,
     Redactor,
     configure_logging,
     escape_controls,
+    mask_url_passwords,
     mask_userinfo,
     reset_logging,
 )
@@ -77,7 +77,7 @@ def _reference_text(secrets: tuple[str, ...], value: str) -> str:
         if secret in value:
             value = value.replace(secret, MASK)
     value = _BOT_TOKEN.sub(MASK, value)
-    value = _URL_PASSWORD.sub(rf"\1{MASK}\2", value)
+    value = mask_url_passwords(value)
     if "://" in value:  # apprise's marks are masked only inside a URL
         value = _PRIVACY_MARK.sub(MASK, value)
     return mask_userinfo(value)

@@ -192,7 +192,9 @@ N = 200_000  # characters: a quadratic scan would step ~N²/2 = 2·10^10 times
         ("12:30:01@" * (N // 9), "12:30:01@" * (N // 9)),
         ("|h.x:1/" * (N // 7) + "@h", "|h.x:1/" * (N // 7) + "@h"),
         ("|to:" * (N // 4) + "@h", "|to:***@h"),
-        ("|a::" * (N // 4) + "@h", "|a::" * (N // 4) + "@h"),
+        # users whose password starts with ':' (no IPv6 address): masked from the first
+        ("|a::" * (N // 4) + "@h", "|a:***@h"),
+        ("|f::" * (N // 4) + "@h", "|f:***@h"),
         # hosts with a query, each ending the search for the password's end
         ("a:p" + "@h.x?" * (N // 5), "a:***" + "@h.x?" * (N // 5)),
     ],
@@ -208,6 +210,7 @@ N = 200_000  # characters: a quadratic scan would step ~N²/2 = 2·10^10 times
         "ports",
         "fields",
         "ipv6",
+        "ipv6-hex",
         "queries",
     ],
 )

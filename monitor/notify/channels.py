@@ -338,6 +338,41 @@ _IPV6: Final = re.compile(r"\[[0-9A-Fa-f:.]{2,45}\]")
 #: or a number (a chat id). A mixed-case run of letters is a token (a Slack webhook token
 #: holds no digit 1.5 % of the time, a Gotify one 9 %): masked
 _PLAIN_SEGMENT: Final = re.compile(r"[A-Za-z][a-z_.-]{0,23}|-?\d{1,15}")
+#: schemes whose path holds a bearer secret, every segment masked (a plain word too): those
+#: whose apprise plugin puts a token it marks private after the host (Discord's and Slack's
+#: webhook tokens, Gotify's, Mattermost's and the Apprise API's token...; a test reads
+#: apprise to keep this complete) and ntfy's, whose topics apprise does not mark but whoever
+#: knows one reads its alerts
+SECRET_PATH_SCHEMES: Final = frozenset(
+    {
+        "acs", "apprise", "apprises", "awswhatsapp", "azure", "bark", "barks", "discord",
+        "fcm", "fluxer", "fluxers", "gchat", "goalert", "goalerts", "gotify", "gotifys",
+        "groupme", "guilded", "hassio", "hassios", "incidentio", "kakao", "kakaotalk",
+        "kumulos", "mailgun", "mmost", "mmosts", "nctalk", "nctalks", "notica", "noticas",
+        "notifico", "notificos", "notifyapp", "ntfy", "ntfys", "o365", "octopush", "pjet",
+        "pjets", "prowl", "pushdeer", "pushdeers", "pushed", "reddit", "ringc", "ryver",
+        "sendpulse", "ses", "slack", "smtp2go", "sns", "sparkpost", "synology", "synologys",
+        "tweet", "twitter", "workflow", "workflows", "x", "zoom", "zulip",
+    }
+)  # fmt: skip
+#: webhooks (apprise's json, form and xml, and its native ``https://`` forms such as
+#: ``https://discord.com/api/webhooks/ID/TOKEN``): any path segment may be a token; only
+#: these common path words, ``v1``-like versions and numbers are shown
+_WEBHOOK_SCHEMES: Final = frozenset(
+    {"json", "jsons", "form", "forms", "xml", "xmls", "http", "https"}
+)
+_PATH_WORDS: Final = frozenset(
+    {
+        "api", "apis", "hook", "hooks", "webhook", "webhooks", "services", "service",
+        "notify", "notifications", "notification", "alert", "alerts", "event", "events",
+        "incoming", "message", "messages", "send", "post", "push", "json", "xml", "form",
+        "rest", "trigger", "triggers",
+    }
+)  # fmt: skip
+_PATH_NUMBER_OR_VERSION: Final = re.compile(r"-?\d{1,15}|v\d{1,3}")
+#: ntfy: ``mode=cloud`` in the query reads the host as one more topic
+_NTFY_CLOUD: Final = re.compile(r"(?i)(?:^|&)mode=cloud(?:&|$)")
+_NTFY_HOST: Final = "ntfy.sh"
 _QUERY_KEY: Final = re.compile(r"[A-Za-z0-9_+:.-]{1,40}")
 
 
@@ -372,15 +407,43 @@ def _digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+def _segment_shown(scheme: str, seg: str) -> bool:
+    """Whether the path segment ``seg`` of a ``scheme://`` URL is shown as is: never for
+    :data:`SECRET_PATH_SCHEMES`; for :data:`_WEBHOOK_SCHEMES` a common path word
+    (:data:`_PATH_WORDS`), a version (``v1``) or a number; for any other scheme a plain
+    lower-case word or a number (apprise's public targets: a Telegram chat, a device)."""
+    if not seg:
+        return True
+    if scheme in SECRET_PATH_SCHEMES:
+        return False
+    if scheme in _WEBHOOK_SCHEMES:
+        return seg in _PATH_WORDS or _PATH_NUMBER_OR_VERSION.fullmatch(seg) is not None
+    return _PLAIN_SEGMENT.fullmatch(seg) is not None
+
+
+def _host_shown(scheme: str, host: str, ok: bool, path: str, query: str) -> bool:
+    """Whether the host (and port) of a ``scheme://`` URL is shown: a public name or address
+    (:func:`_public_host`); for ntfy only when it is the server, not a topic (apprise reads
+    the host as a topic without a path after it or with ``mode=cloud``, unless it is
+    ``ntfy.sh``)."""
+    if not (ok and _public_host(host)):
+        return False
+    if scheme in ("ntfy", "ntfys") and host != _NTFY_HOST:
+        return bool(path.strip("/")) and _NTFY_CLOUD.search(query) is None
+    return True
+
+
 def channel_form(url: str) -> str:
     """How a channel's ``url`` is shown (logs, the outbox, alerts, ``check-config``): our
     own masked form, which shows nothing of a secret, not even its first character.
 
     ``scheme://`` then: ``***@`` for a user and password; the host and port when the host
-    reads as a public name or address (:func:`_public_host`), else ``***``; each path
-    segment that is a plain lower-case word (``hooks``, ``services``, ``Alerts``; not a
-    mixed-case token of letters) or a number (a Telegram chat
-    ``-1001234``), every other one ``***``; the query's keys with ``***`` for their values
+    reads as a public name or address (:func:`_public_host`; not an ntfy topic), else
+    ``***``; each path segment :func:`_segment_shown` shows (none of a scheme whose path holds
+    a secret, :data:`SECRET_PATH_SCHEMES`: ntfy topics, Gotify or Discord tokens; a common
+    path word, a version or a number of a webhook's: ``hooks``, ``v1``; a plain lower-case
+    word or a number of any other scheme's: a Telegram chat ``-1001234``), every other one
+    ``***``; the query's keys with ``***`` for their values
     (a key that looks like a token: ``***`` too); ``#…`` for a fragment. A local channel
     (``monitorfile://``, ``monitorconsole://``) is shown whole (through the log redactor).
     Not a URL: ``<not a URL>``."""
@@ -396,10 +459,13 @@ def channel_form(url: str) -> str:
     _userinfo, at, hostport = authority.rpartition("@")
     host, port_sep, port, ok = _host_port(hostport)
     shown = f"{scheme}://" + ("***@" if at else "")
-    shown += f"{host}{port_sep}{port}" if ok and _public_host(host) else "***" if hostport else ""
+    if _host_shown(scheme, host, ok, path, query):
+        shown += f"{host}{port_sep}{port}"
+    elif hostport:
+        shown += "***"
     if slash:
         shown += "/" + "/".join(
-            seg if not seg or _PLAIN_SEGMENT.fullmatch(seg) else "***" for seg in path.split("/")
+            seg if _segment_shown(scheme, seg) else "***" for seg in path.split("/")
         )
     if qmark:
         keys = [item.partition("=")[0] for item in query.split("&") if item]
@@ -417,28 +483,45 @@ _SECRETISH: Final = re.compile(r"(?i)(token|key|pass|secret|auth|sig)")
 
 def hidden_parts(url: str) -> list[str]:
     """The parts of ``url`` that :func:`channel_form` masks in the host and the path, as
-    written: the host and port when the host is no public name (a bot token, a webhook id),
-    each path segment that is not a plain word or number (a token typed into the path), and
-    the query's values of a key that sends them as a header, a GET parameter or a payload
-    field (``+H=v``, ``-k=v``, ``:k=v``) or is named like a secret (``token``, ``apikey``...;
-    another value may be a plain word such as ``markdown`` that the log must keep).
+    written: the host and port when the host is no public name (a bot token, a webhook id)
+    or is an ntfy topic, each path segment :func:`channel_form` masks (a token typed into
+    the path, an ntfy topic; a plain lower-case word a webhook's path masks is given with
+    its ``/``, ``/word``: it may be a route name used elsewhere in the log), ntfy's
+    ``?to=`` topics, and the query's values of a key that sends them as a header, a GET
+    parameter or a payload field (``+H=v``, ``-k=v``, ``:k=v``) or is named like a secret
+    (``token``, ``apikey``...; another value may be a plain word such as ``markdown`` that
+    the log must keep).
     apprise's and urllib3's debug lines write the URL whole (``JSON POST URL: …/TOKEN``):
     :func:`parse_channel` registers these with the log redactor. The userinfo is not among
     them (a URL password is registered by :func:`_secret_forms`)."""
     scheme, sep, rest = url.strip().partition("://")
-    if not sep or scheme.lower() in _LOCAL_SCHEMES:
+    scheme = scheme.lower()
+    if not sep or scheme in _LOCAL_SCHEMES:
         return []
     rest, _, query = rest.partition("#")[0].partition("?")
+    topics = scheme in ("ntfy", "ntfys")
     values: list[str] = []
     for item in query.split("&"):
         k, _, v = item.partition("=")
-        if v and (k.startswith(("+", "%2B", "%2b", ":", "-")) or _SECRETISH.search(k)):
+        if v and (
+            k.startswith(("+", "%2B", "%2b", ":", "-"))
+            or _SECRETISH.search(k)
+            or (topics and k.lower() == "to")  # ntfy's ?to=TOPIC
+        ):
             values += [v, unquote(v)]
     authority, _, path = rest.partition("/")
     hostport = authority.rpartition("@")[2]
     host, _, _, ok = _host_port(hostport)
-    out = [] if not hostport or (ok and _public_host(host)) else [hostport]
-    out += [seg for seg in path.split("/") if seg and not _PLAIN_SEGMENT.fullmatch(seg)]
+    out = [] if not hostport or _host_shown(scheme, host, ok, path, query) else [hostport]
+    for seg in path.split("/"):
+        if _segment_shown(scheme, seg):
+            continue
+        if scheme in _WEBHOOK_SCHEMES and _PLAIN_SEGMENT.fullmatch(seg):
+            # a route name ("closed", "monitor") as much as a token: with its '/', as the
+            # URLs apprise and urllib3 log hold it, so the word stays readable elsewhere
+            out.append("/" + seg)
+        else:
+            out.append(seg)
     return out + values
 
 

@@ -5,7 +5,9 @@ Commands, answered only in the chats listed in ``[telegram_bot] chat_ids``:
 * ``/status``: every scope's margin ratio, nearest liquidation distance, shock to
   liquidation, equity and alerts; every feed's state and the age of its last message.
 * ``/scope NAME``: one scope's figures. NAME is a scope as ``monitor status`` prints it
-  (``venue:account/scope``) or any unique part of one (``0x1111``, ``alice/cross``).
+  (``venue:account/scope``), its account's whole label in any case (``main desk`` for
+  ``Main desk``; read before a part of a name, as ``monitor status`` does) or any unique
+  part of a scope's name (``0x1111``, ``alice/cross``).
 * ``/history NAME [6h]``: a PNG chart of the scope's margin ratio and liquidation distance
   over the period (default ``history_hours``), thresholds drawn.
 * ``/mute TARGET 2h [--critical] [--rule RULE] [--force] [reason…]``, ``/unmute TARGET
@@ -191,14 +193,38 @@ def match_scopes(name: str, scopes: Sequence[str]) -> list[str]:
     return [s for s in scopes if low in s.lower()]
 
 
-def by_label(name: str, scopes: Sequence[str], labels: Mapping[str, str]) -> list[str]:
-    """The scopes of the accounts whose label contains ``name`` (any case): ``/scope main
-    desk`` finds ``Main desk``'s scopes."""
+def labelled(name: str, labels: Mapping[str, str]) -> list[str]:
+    """The accounts (``venue:account``) labelled ``name``: the whole label, in any case,
+    blanks around either ignored (as ``monitor mute``/``history``/``status``:
+    ``Names.by_label``), never a part of it (``desk`` is not ``desk2``). Several when labels
+    differ only in case (``Desk``, ``desk``)."""
     low = name.strip().casefold()
     if not low:
         return []
-    accounts = [a for a, label in labels.items() if low in label.casefold()]
+    return [a for a, label in labels.items() if label.strip().casefold() == low]
+
+
+def by_label(name: str, scopes: Sequence[str], labels: Mapping[str, str]) -> list[str]:
+    """The scopes of the accounts labelled ``name`` (:func:`labelled`): ``/scope main desk``
+    finds ``Main desk``'s scopes, ``/scope desk`` none of them."""
+    accounts = labelled(name, labels)
     return [s for s in scopes if any(s.startswith(a + "/") for a in accounts)]
+
+
+def find_scopes(
+    name: str, scopes: Sequence[str], labels: Mapping[str, str]
+) -> tuple[list[str], list[str]]:
+    """What ``name`` designates among ``scopes``, and the accounts labelled ``name``: the
+    scope itself when ``name`` is one; else the scopes of the accounts whose label is
+    ``name`` (:func:`by_label`) when there are such accounts (a label is read before a part
+    of an id, as by ``monitor mute``/``status``: none found then means they have no scope
+    yet); else every scope holding ``name`` (:func:`match_scopes`)."""
+    if name in scopes:
+        return [name], []
+    accounts = labelled(name, labels)
+    if accounts:
+        return [s for s in scopes if any(s.startswith(a + "/") for a in accounts)], accounts
+    return match_scopes(name, scopes), []
 
 
 def chunks(text: str, size: int = CHUNK) -> list[str]:
@@ -479,21 +505,28 @@ class CommandBot:
         if not name:
             await self._reply(update, "name a scope: " + (", ".join(known[:10]) or "none yet"))
             return None
-        found = match_scopes(name, known) or by_label(name, known, self.labels)
+        found, accounts = find_scopes(name, known, self.labels)
         if len(found) == 1:
             return found[0]
-        if not found:
+        shown = ", ".join(known[:10]) or "none"
+        if accounts and not found:
+            which = ", ".join(accounts[:10])
+            verb = "has" if len(accounts) == 1 else "have"
             await self._reply(
-                update, f"no scope matches {name!r}; known: " + (", ".join(known[:10]) or "none")
+                update,
+                f"{name!r} is the label of {which}, which {verb} no scope yet; known: {shown}",
             )
+        elif not found:
+            await self._reply(update, f"no scope matches {name!r}; known: {shown}")
         else:
-            await self._reply(update, f"{name!r} matches several:\n" + "\n".join(found[:20]))
+            several = (labelled_scope(s, self.labels) for s in found[:20])
+            await self._reply(update, f"{name!r} matches several:\n" + "\n".join(several))
         return None
 
     async def _names_one(self, name: str) -> bool:
         """Whether ``name`` designates exactly one known scope."""
         known = sorted(set(await history.scopes(self.store)) | await self._status_scopes())
-        return len(match_scopes(name, known) or by_label(name, known, self.labels)) == 1
+        return len(find_scopes(name, known, self.labels)[0]) == 1
 
     async def _status_scopes(self) -> set[str]:
         return {str(s["scope_key"]) for s in (await history.read_status(self.store)).scopes}

@@ -52,14 +52,14 @@ async def test_a_failed_channel_is_named_and_exit_1(tmp_path: Path, webhook: Web
         "--url",
         webhook.url(),
         "--url",
-        "json://127.0.0.1:1/closed",
+        "json://127.0.0.1:1/hooks",
         "--timeout",
         "5",
     )
     assert rc == 1
     ok, failed = out.splitlines()
     assert ok.startswith("url0  json://127.0.0.1:") and ok.endswith("  ok")
-    assert failed.startswith("url1  json://127.0.0.1:1/closed") and "FAILED: " in failed
+    assert failed.startswith("url1  json://127.0.0.1:1/hooks") and "FAILED: " in failed
 
 
 async def test_an_unusable_channel_is_reported_and_the_others_are_still_sent(

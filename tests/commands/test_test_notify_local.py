@@ -31,14 +31,14 @@ async def monitor(*args: str, cwd: Path) -> tuple[int, str, str]:
 async def test_a_local_file_shows_its_path_and_a_failure_is_one_line(tmp_path: Path) -> None:
     rc, out, err = await monitor(
         "test-notify", "--url", "monitorfile://out/alerts.txt",
-        "--url", "json://127.0.0.1:1/closed", "--timeout", "5",
+        "--url", "json://127.0.0.1:1/hooks", "--timeout", "5",
         cwd=tmp_path,
     )  # fmt: skip
     assert rc == 1
     ok, failed = out.splitlines()
     assert ok == "url0  monitorfile://out/alerts.txt  ok"
     assert (tmp_path / "out" / "alerts.txt").read_text().startswith("monitor: test notification")
-    assert failed.startswith("url1  json://127.0.0.1:1/closed  FAILED: ")
+    assert failed.startswith("url1  json://127.0.0.1:1/hooks  FAILED: ")
     assert err == ""  # the reason is in the line above, not repeated as a JSON log line
 
 

@@ -65,10 +65,10 @@ def test_a_token_of_letters_only_is_masked_in_the_channels_name(
 @pytest.mark.parametrize(
     ("url", "shown"),
     [
-        ("x://h.io/hooks/services/send", "x://h.io/hooks/services/send"),
-        ("x://h.io/Alerts/desk-ops/a.b_c", "x://h.io/Alerts/desk-ops/a.b_c"),
-        ("x://h.io/-1001234567890", "x://h.io/-1001234567890"),
-        ("x://h.io/AlErTs/aBc", "x://h.io/***/***"),
+        ("other://h.io/hooks/services/send", "other://h.io/hooks/services/send"),
+        ("other://h.io/Alerts/desk-ops/a.b_c", "other://h.io/Alerts/desk-ops/a.b_c"),
+        ("other://h.io/-1001234567890", "other://h.io/-1001234567890"),
+        ("other://h.io/AlErTs/aBc", "other://h.io/***/***"),
     ],
 )
 def test_lower_case_words_and_numbers_stay_shown(url: str, shown: str) -> None:

@@ -60,9 +60,9 @@ def _one(url: str, env: dict[str, str] | None = None, **opts: object) -> Channel
             "json://hooks.example.com/services/***",
         ),
         (
-            f"jsons://hooks.example.com/x?-token={HOOK_TOKEN}",
+            f"jsons://hooks.example.com/hooks?-token={HOOK_TOKEN}",
             {},
-            "jsons://hooks.example.com/x?-token=***",
+            "jsons://hooks.example.com/hooks?-token=***",
         ),
     ],
 )
@@ -81,7 +81,9 @@ def test_a_channel_shows_scheme_public_host_and_plain_path_words_only(
     [
         (f"tgram://{TG_TOKEN}/-100", "tgram://***/-100"),
         (f"json://127.0.0.1:9/hooks/{HOOK_TOKEN}", "json://127.0.0.1:9/hooks/***"),
-        ("json://127.0.0.1:1/closed", "json://127.0.0.1:1/closed"),
+        # a webhook's path word that is no common one may be a token: masked
+        ("json://127.0.0.1:1/closed", "json://127.0.0.1:1/***"),
+        ("json://127.0.0.1:1/hooks", "json://127.0.0.1:1/hooks"),
         ("discord://1234567890123456789/abcdefghijklmnopqrstuvwxyz012345", "discord://***/***"),
         ("slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ", "slack://***/***/***"),
         (
@@ -97,21 +99,23 @@ def test_an_adhoc_channel_is_shown_in_the_same_masked_form(url: str, shown: str)
 @pytest.mark.parametrize(
     ("url", "shown"),
     [
+        # ``other://``: no apprise scheme (``x://`` is apprise's X/Twitter, whose path holds
+        # its keys: every segment masked, tests/notify/test_channels_path_secrets.py)
         # a host that is no public name: a bot token, a webhook id, capitals, a random label
-        ("x://123456789:AAHsecret/", "x://***/"),
-        ("x://Hooks.Example.com/", "x://***/"),
-        ("x://a1b2c3d4e5f6g7h8.example.com/", "x://***/"),
-        ("x://h.example.com:notaport/", "x://***/"),
+        ("other://123456789:AAHsecret/", "other://***/"),
+        ("other://Hooks.Example.com/", "other://***/"),
+        ("other://a1b2c3d4e5f6g7h8.example.com/", "other://***/"),
+        ("other://h.example.com:notaport/", "other://***/"),
         # public ones
-        ("x://h.example.com:8443/a", "x://h.example.com:8443/a"),
-        ("x://localhost/a", "x://localhost/a"),
-        ("x://[::1]:9/a", "x://[::1]:9/a"),
-        ("x://10.0.0.2/a", "x://10.0.0.2/a"),
+        ("other://h.example.com:8443/a", "other://h.example.com:8443/a"),
+        ("other://localhost/a", "other://localhost/a"),
+        ("other://[::1]:9/a", "other://[::1]:9/a"),
+        ("other://10.0.0.2/a", "other://10.0.0.2/a"),
         # path words: plain words and numbers shown, anything else masked
-        ("x://h.io/api/v1/send", "x://h.io/api/***/send"),
-        ("x://h.io/a%20b/-42/+15551234567", "x://h.io/***/-42/***"),
-        ("x://h.io/a#frag", "x://h.io/a#…"),
-        ("x://h.io/?to=a@b.c&Secret12345678Key=1", "x://h.io/?to=***&***=***"),
+        ("other://h.io/api/v1/send", "other://h.io/api/***/send"),
+        ("other://h.io/a%20b/-42/+15551234567", "other://h.io/***/-42/***"),
+        ("other://h.io/a#frag", "other://h.io/a#…"),
+        ("other://h.io/?to=a@b.c&Secret12345678Key=1", "other://h.io/?to=***&***=***"),
         ("not a url", "<not a URL>"),
     ],
 )

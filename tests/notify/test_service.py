@@ -285,7 +285,7 @@ async def test_expired_channel_raises_delivery_failing_through_the_working_one(
     clock = FakeClock()
     chans = parse_channels(
         {
-            "dead": {"url": "json://127.0.0.1:1/closed", "min_severity": "info", "timeout": 5},
+            "dead": {"url": "json://127.0.0.1:1/hooks", "min_severity": "info", "timeout": 5},
             "hook": {"url": webhook.url(), "min_severity": "info"},
         },
         "t",
@@ -314,7 +314,7 @@ async def test_expired_channel_raises_delivery_failing_through_the_working_one(
     messages = [doc["message"] for _, doc in webhook.posts]
     assert len(messages) == 2
     assert "FIRING CRITICAL: monitor: notification delivery failing" in messages[1]
-    assert "dead (json://127.0.0.1:1/closed" in messages[1]
+    assert "dead (json://127.0.0.1:1/hooks" in messages[1]
     await store.close()
 
 
