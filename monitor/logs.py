@@ -206,8 +206,9 @@ def mask_url_passwords(text: str) -> str:
     no common one (:data:`_URL_SCHEMES`: ``alice://pw@host`` is a user ``alice`` and a
     password ``//pw`` as much as a URL). Fails closed: the password is any text, ``/?#@:``
     and blanks too (a passphrase), up to the ``@`` :func:`_url_password_end` finds in its
-    word, or, when that word holds none and is no port (``host:8080 and …``), in the
-    first later word of the line that holds an ``@``. Not a password: a port after a host
+    word (its last ``@`` when no host follows any: ``smtp://alice:pw@:587``), or, when
+    that word holds none and is no port (``host:8080 and …``), in the first later word of
+    the line that holds an ``@``. Not a password: a port after a host
     name (``host.example.com:443/ws/btcusdt@markPrice``; a port after a bare word such as
     ``alice:2024/pw@host`` is masked). Each URL is read up to the next ``://`` at most, so
     the scan is linear in ``len(text)``."""
@@ -256,6 +257,10 @@ def _url_password_from(text: str, begin: int, limit: int, user: str) -> int:
     if port is not None and ("." in user or user.casefold() == "localhost"):
         return -1  # host.example.com:443/…: a host and its port
     end = _url_password_end(text, begin, word_end)
+    if end < 0:
+        # no host after any '@' of its word (an empty host: ``smtp://alice:pw@:587``, a
+        # ``${HOST}`` left empty): its last '@' ends the password all the same
+        end = text.rfind("@", begin, word_end)
     if end >= 0 or blank is None or word_end == begin or port is not None:
         return end
     # a password holding blanks: the first later word of the line holding an '@'
