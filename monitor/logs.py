@@ -204,14 +204,15 @@ def mask_url_passwords(text: str) -> str:
     """``text`` with the password of each ``scheme://user:password@host`` masked
     (``https://alice:***@host/x``), and the user of a ``scheme://user@host`` whose scheme is
     no common one (:data:`_URL_SCHEMES`: ``alice://pw@host`` is a user ``alice`` and a
-    password ``//pw`` as much as a URL). Fails closed: the password is any text, ``/?#@:``
-    and blanks too (a passphrase), up to the ``@`` :func:`_url_password_end` finds in its
-    word (its last ``@`` when no host follows any: ``smtp://alice:pw@:587``), or, when
-    that word holds none and is no port (``host:8080 and …``), in the first later word of
-    the line that holds an ``@``. Not a password: a port after a host
-    name (``host.example.com:443/ws/btcusdt@markPrice``; a port after a bare word such as
-    ``alice:2024/pw@host`` is masked). Each URL is read up to the next ``://`` at most, so
-    the scan is linear in ``len(text)``."""
+    password ``//pw`` as much as a URL; the password after a user that is an e-mail address,
+    its ``@`` unencoded: ``smtps://alice@example.com:***@host/``). Fails closed: the password
+    is any text, ``/?#@:`` and blanks too (a passphrase), up to the ``@``
+    :func:`_url_password_end` finds in its word (its last ``@`` when no host follows any:
+    ``smtp://alice:pw@:587``), or, when that word holds none and is no port (``host:8080
+    and …``), in the first later word of the line that holds an ``@``. Not a password: a
+    port after a host name (``host.example.com:443/ws/btcusdt@markPrice``; a port after a
+    bare word such as ``alice:2024/pw@host`` is masked). Each URL is read up to the next
+    ``://`` at most, so the scan is linear in ``len(text)``."""
     out: list[str] = []
     pos = 0  # text[:pos] is written to out
     sep = text.find("://")
@@ -231,6 +232,17 @@ def mask_url_passwords(text: str) -> str:
             ):
                 out += (text[pos : user.start()], MASK)
                 pos = at
+            # an e-mail address typed as the user (``smtps://alice@example.com:pw@host/``):
+            # the password follows its domain's ':' (a host's port is told apart as below)
+            domain = _URL_USER.match(text, at + 1)
+            assert domain is not None
+            colon = domain.end()
+            if domain.start() < colon < limit and text[colon] == ":":
+                begin = colon + 1
+                end = _url_password_from(text, begin, limit, text[domain.start() : colon])
+                if end >= 0:
+                    out += (text[pos:begin], MASK)
+                    pos = end
             sep = nxt
             continue
         if text[at] != ":":

@@ -1,7 +1,9 @@
 """A URL's password is masked when no host follows its ``@`` (an empty host: a ``${HOST}``
 left empty, a URL an exception quotes as invalid): ``smtp://alice:hunter2@:587``. The
 rewritten URL scan read the password's end as the ``@`` a host follows, and with none it
-showed the password whole (the scan before it masked these)."""
+showed the password whole (the scan before it masked these). A URL whose user is an e-mail
+address typed with its ``@`` (``smtps://alice@example.com:pw@smtp.gmail.com:465/``) hides its
+password too (both scans showed it when a path or query followed the host)."""
 
 from __future__ import annotations
 
@@ -55,4 +57,39 @@ def test_an_invalid_url_quoted_by_an_exception_shows_none_of_its_password() -> N
     ],
 )
 def test_a_host_and_port_before_an_at_in_the_path_stays_shown(text: str) -> None:
+    assert redact(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        # an e-mail address typed as the user, its '@' unencoded, then a path or a query
+        (
+            "smtps://alice@example.com:hunter2@smtp.gmail.com:465/",
+            "smtps://alice@example.com:***@smtp.gmail.com:465/",
+        ),
+        (
+            "https://alice@example.com:hunter2@hooks.example.com/x",
+            "https://alice@example.com:***@hooks.example.com/x",
+        ),
+        (
+            "login smtp://ops@desk.example.com:hunter2@mail.local/ failed",
+            "login smtp://ops@desk.example.com:***@mail.local/ failed",
+        ),
+    ],
+)
+def test_a_url_whose_user_is_an_e_mail_address_hides_its_password(text: str, masked: str) -> None:
+    assert redact(text) == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a user, then a host and its port: no password
+        "wss://bob@fstream.binance.com:443/ws/btcusdt@markPrice",
+        "https://bob@host.example.com:8443/x?from=a@b.com",
+        "https://bob@host.example.com/path@x",
+    ],
+)
+def test_a_url_user_then_a_host_and_port_stays_shown(text: str) -> None:
     assert redact(text) == text
