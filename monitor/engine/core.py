@@ -658,6 +658,11 @@ class Engine:
             else:
                 risks.append(risk)
                 by_key[key] = risk
+        if forgotten and by_key:
+            # a scope a reload forgot and an event after it (a second reload's snapshot, in
+            # the same receive) brought back is monitored: forgetting it now would resolve
+            # the alerts this evaluation decided, and its band would keep that decision
+            forgotten = [key for key in forgotten if key not in by_key]
         deleveraged = [
             (key, ev.symbol, _adl_detail(ev, before, by_key.get(key)))
             for key, ev, before in batch.deleveraged
