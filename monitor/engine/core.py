@@ -61,7 +61,10 @@ from monitor.alerts.engine import (
     Health,
     Observation,
     Transition,
+    account_held,
     evaluate_in_place,
+    held_accounts,
+    held_venues,
     scope_of,
 )
 from monitor.alerts.mutes import Mute
@@ -311,6 +314,10 @@ class Engine:
         the typed-in marks while the feed has not priced them (issue 10.8), for at most
         ``ready_timeout``; after that they are, and their alerts say so."""
         self._waiting: dict[ScopeKey, None] = {}
+        self._held: dict[ScopeKey, None] = {}
+        """Scopes evaluated while a stale feed held their alerts: their band keeps the zone of
+        that evaluation, whose decision was held, so the feed's recovery decides them again
+        (a scope with no alert then may have crossed a level meanwhile)."""
         self._clock = started
         self._dirty: dict[tuple[str, str], None] = {}
         """Instruments (venue, symbol) whose price or funding moved since the sweep last
@@ -572,12 +579,16 @@ class Engine:
         elif isinstance(ev, FeedStatus):
             if ev.state in (FeedState.LIVE, FeedState.RECOVERED):
                 # alerts held while the feed was stale are decided again, within the budget:
-                # the venue's scopes with an alert (a scope without one held nothing, and its
-                # prices come back through its bands)
+                # the venue's scopes with an alert
                 prefix = ev.venue + ":"
                 for group in self.book.groups():
                     if group.startswith(prefix):
                         batch.later.update(dict.fromkeys(self._alerted_scopes(group)))
+                # and those evaluated while held, with or without an alert
+                decided = [key for key in self._held if key.venue == ev.venue]
+                for key in decided:
+                    del self._held[key]
+                batch.later.update(dict.fromkeys(decided))
             feeds.append(ev)
             self.feed_states[(ev.venue, ev.channel)] = ev
             step.feeds.append(ev)
@@ -707,7 +718,14 @@ class Engine:
                 self.sampler.taken(sample)
                 step.samples.append(sample)
         step.risks = risks
+        stale = self.book.stale
+        if stale and risks:
+            venues, accounts = held_venues(stale), held_accounts(stale)
+            for risk in risks:
+                if risk.venue in venues or account_held(str(risk.key.account_key), accounts):
+                    self._held[risk.key] = None  # its decision held: see :attr:`_held`
         for key in [*vanished, *forgotten]:
+            self._held.pop(key, None)
             self.ratios.pop(key, None)
             self._evaluated_at.pop(key, None)
             self.sampler.forget(str(key))
