@@ -24,7 +24,9 @@ Phases, in order:
 
 1. **start-up**: from the spawn to ``READY=1`` on the notify socket;
 2. **idle** (``--idle`` s, no frames, from ``--settle`` s after READY so that the sweep the
-   first prices cause is over): the daemon's CPU (utime + stime from ``/proc``), % of a core;
+   first prices cause is over; a ``--settle`` over the feed's 60 s staleness limit, the 1M
+   runs', sees the feed go stale and reconnect before the idle phase): the daemon's CPU
+   (utime + stime from ``/proc``), % of a core;
 3. **steady** (``--steady`` s at ``--rate`` frames/s): random instruments (Zipf), log-normal steps
    of ``--daily-vol`` scaled to the pace; plus 5 probe frames/s on an instrument of its own
    held by one probe account, alternating between a price where its margin ratio is 10 % and one
@@ -33,11 +35,11 @@ Phases, in order:
    (logged after the transaction commits), wall clock on both sides;
 4. **crash**: every instrument's price × 0.7, the frames spread over 1 s. Then: time from the
    last crash frame until the last critical transition is seen committed (``transitions``
-   table polled every 0.1 s from this process; waits until the count is still for 5 s, at most
-   ``--crash-wait`` s), and to the last webhook post (still for 5 s); negative when all were
-   in before the last (least popular) instrument's frame. Also: when the first, half and 90 %
-   of those criticals were seen committed (the engine decides the scopes nearest liquidation
-   first), and the first post;
+   table polled every 0.1 s from this process; waits until the count is still for ``--still`` s
+   (default 5), at most ``--crash-wait`` s), and to the last webhook post (still as long);
+   negative when all were in before the last (least popular) instrument's frame. Also: when
+   the first, half and 90 % of those criticals were seen committed (the engine decides the
+   scopes nearest liquidation first), and the first post;
 5. **SIGTERM**: time to exit.
 
 The daemon logs its longest engine batch at exit (``daemon.stopped longest_batch_s``). Peak RSS
@@ -413,7 +415,14 @@ async def run_daemon(args: argparse.Namespace, positions: int, full: bool) -> di
         out["rss_ready_kb"] = status_kb(proc.pid, "VmRSS")
         if not full:
             return out
+
         # -- idle ----------------------------------------------------------------------------
+        async def keepalive() -> None:  # the venue keeps pushing (a feed silent 60 s is stale)
+            while True:
+                await asyncio.sleep(10.0)
+                for c in [*m.coins, PROBE]:
+                    await srv.send(frame(c, m.price.get(c, PROBE_SAFE)))
+
         await asyncio.sleep(args.settle)  # the first prices' sweep settles
         # the book loaded and evaluated (manual accounts load after READY): what it costs
         out["rss_settled_kb"] = status_kb(proc.pid, "VmRSS")
@@ -471,17 +480,15 @@ async def run_daemon(args: argparse.Namespace, positions: int, full: bool) -> di
             last_frame = await srv.send(frame(c, m.price[c]))
             await asyncio.sleep(per)
 
-        async def keepalive() -> None:  # the venue keeps pushing (a feed silent 60 s is stale)
-            while True:
-                await asyncio.sleep(10.0)
-                for c in [*m.coins, PROBE]:
-                    await srv.send(frame(c, m.price.get(c, PROBE_SAFE)))
-
         async def aftershocks() -> None:
             # --crash-rate: the market keeps ticking while the daemon works through the crash
-            # (the steady phase's random walk, from the crashed prices)
-            sent, start = 0, time.monotonic()
+            # (the steady phase's random walk, from the crashed prices); the probe's coin too,
+            # every 10 s, or its subscription goes stale and the venue's alerts are held
+            sent, start, probed = 0, time.monotonic(), time.monotonic()
             while True:
+                if time.monotonic() - probed >= 10.0:
+                    probed = time.monotonic()
+                    await srv.send(frame(PROBE, m.price.get(PROBE, PROBE_SAFE)))
                 due = int((time.monotonic() - start) * args.crash_rate) + 1
                 while sent < due:
                     i = rng.choices(range(len(m.coins)), weights=m.weights)[0]
@@ -512,14 +519,14 @@ async def run_daemon(args: argparse.Namespace, positions: int, full: bool) -> di
                 last_count, still_since = count, time.monotonic()
                 changed_at = time.time()  # seen committed by this poll (0.1 s resolution)
                 seen.append((changed_at, count))
-            elif time.monotonic() - still_since >= 5.0 and len(srv.posts) > posts_before:
+            elif time.monotonic() - still_since >= args.still and len(srv.posts) > posts_before:
                 break
-        # delivery: posts still for 5 s
+        # delivery: posts still for --still s
         last_posts, still_since = -1, time.monotonic()
         while time.monotonic() < crash_deadline:
             if len(srv.posts) != last_posts:
                 last_posts, still_since = len(srv.posts), time.monotonic()
-            elif time.monotonic() - still_since >= 5.0:
+            elif time.monotonic() - still_since >= args.still:
                 break
             await asyncio.sleep(0.2)
         ticker.cancel()
@@ -664,6 +671,14 @@ def main() -> None:
     ap.add_argument("--settle", type=float, default=8.0, help="seconds after READY before idle")
     ap.add_argument("--stress", type=float, default=1.0, help="× the price steps")
     ap.add_argument("--crash-wait", type=float, default=120.0)
+    ap.add_argument(
+        "--still",
+        type=float,
+        default=5.0,
+        help="the crash is over when no critical was committed (and no post made) for this "
+        "many seconds; with --crash-rate, a step that stalls that long ends the count early: "
+        "raise it",
+    )
     ap.add_argument(
         "--crash-rate",
         type=float,
