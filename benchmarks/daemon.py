@@ -433,6 +433,18 @@ async def run_daemon(args: argparse.Namespace, positions: int, full: bool) -> di
         sent_probe: list[tuple[float, bool]] = []
         step_scale = {c: (0.03 if c == "BTC" else 0.04 if c == "ETH" else 0.06) for c in m.coins}
         total_w = sum(m.weights)
+
+        def walk(rate: float) -> str:
+            """One frame of the random walk at ``rate`` frames/s: a coin drawn by popularity
+            (Zipf), its price moved by a log-normal step of its volatility scaled to the pace;
+            returns the coin."""
+            i = rng.choices(range(len(m.coins)), weights=m.weights)[0]
+            c = m.coins[i]
+            share = m.weights[i] / total_w
+            sigma = step_scale[c] * math.sqrt(1.0 / (86400.0 * rate * share))
+            m.price[c] *= math.exp(rng.gauss(0.0, sigma * args.stress))
+            return c
+
         c0, t0 = cpu_seconds(proc.pid), time.monotonic()
         n_frames = int(args.rate * args.steady)
         interval = 1.0 / args.rate
@@ -444,11 +456,7 @@ async def run_daemon(args: argparse.Namespace, positions: int, full: bool) -> di
             now_m = time.monotonic()
             due = int((now_m - start) / interval) + 1
             while frames_sent < min(due, n_frames):
-                i = rng.choices(range(len(m.coins)), weights=m.weights)[0]
-                c = m.coins[i]
-                share = m.weights[i] / total_w
-                sigma = step_scale[c] * math.sqrt(1.0 / (86400.0 * args.rate * share))
-                m.price[c] *= math.exp(rng.gauss(0.0, sigma * args.stress))
+                c = walk(args.rate)
                 await srv.send(frame(c, m.price[c]))
                 frames_sent += 1
             if now_m >= next_probe:
@@ -491,11 +499,7 @@ async def run_daemon(args: argparse.Namespace, positions: int, full: bool) -> di
                     await srv.send(frame(PROBE, m.price.get(PROBE, PROBE_SAFE)))
                 due = int((time.monotonic() - start) * args.crash_rate) + 1
                 while sent < due:
-                    i = rng.choices(range(len(m.coins)), weights=m.weights)[0]
-                    c = m.coins[i]
-                    share = m.weights[i] / total_w
-                    sigma = step_scale[c] * math.sqrt(1.0 / (86400.0 * args.crash_rate * share))
-                    m.price[c] *= math.exp(rng.gauss(0.0, sigma * args.stress))
+                    c = walk(args.crash_rate)
                     await srv.send(frame(c, m.price[c]))
                     sent += 1
                 await asyncio.sleep(min(1.0 / args.crash_rate, 0.005))
@@ -577,7 +581,7 @@ async def run_daemon(args: argparse.Namespace, positions: int, full: bool) -> di
                 "p90": 1000 * lat[min(len(lat) - 1, int(0.90 * len(lat)))],
                 "p99": 1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))],
                 "max": 1000 * lat[-1],
-                # with 50 probes p99 is the second slowest: the slowest few, to judge it
+                # with 50 probes p99 is the slowest (index 49): the slowest few, to judge it
                 "slowest": [round(1000 * x, 1) for x in lat[-5:]],
             }
         stopped = [d for d in logs if d.get("event") == "daemon.stopped"]
