@@ -116,7 +116,8 @@ class Recent:
     ``symbols`` (a tuple shared by the scopes holding the same symbols); NaN where a value
     was unknown. A row is 8 B a value: a scope and its positions share its time and one
     array, where one array a subject (``scope`` and ``scope#SYMBOL``) cost ~190 B a
-    position at one sample (in-process at 50,000 positions).
+    position at one sample (tracemalloc of the daemon at 50,000 positions, see
+    ``benchmarks/README.md``).
 
     Subjects are the transitions' (:attr:`Transition.subject`): ``venue:account/scope`` for
     the margin ratio and ``…#SYMBOL`` for a position's distance.
@@ -193,7 +194,12 @@ class Recent:
         position's liquidation distance (``…#SYMBOL``) at ``now``; a scope none of whose
         values is known gets no row."""
         nan = math.nan
+        every, by = self.every, self._by
         for r in risks:
+            scope = str(r.key)
+            got = by.get(scope)
+            if got is not None and got[1] and now - got[1][-len(got[0]) - 2] < every:
+                continue  # a row less than ``every`` old: nothing to build (``_row`` says so)
             ratio = r.margin_ratio
             values = [ratio if ratio is not None and math.isfinite(ratio) else nan]
             known = not math.isnan(values[0])
@@ -205,7 +211,7 @@ class Recent:
                 else:
                     values.append(nan)
             if known:
-                self._row(str(r.key), tuple(p.symbol for p in r.positions), values, now)
+                self._row(scope, tuple(p.symbol for p in r.positions), values, now)
         if now - self._pruned > self.window:
             self._pruned = now
             gone = [
