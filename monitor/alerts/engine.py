@@ -1026,6 +1026,46 @@ def _unknown_figures(risk: ScopeRisk) -> str:
     return ", ".join(bad)
 
 
+def decision_held(risk: ScopeRisk, book: AlertBook, rules: AlertRules) -> bool:
+    """Whether deciding ``risk`` could change the alert state, were its decision not held
+    by a stale feed: a dry run of the threshold rules of :meth:`_Eval.scope` (nothing is
+    changed). True when the scope or one of its positions has an alert (it may resolve or
+    escalate), or when a rule of the scope or of a position has a level active for its
+    value; False for a scope with no alert whose figures cross no level.
+
+    The engine keeps only these scopes to decide again when the feed recovers: the others'
+    decision ("no alert") is the one recovery would make. The equity peak a held decision
+    does not raise is not a reason: recovery would sample it at its own prices, as the next
+    evaluation does. Unknown figures are not either: they alarm even while held.
+
+    Cost: O(rules × positions), no allocation beyond the rule lookups."""
+    subject = str(risk.key)
+    if book.has_alerts(subject):
+        return True
+    account = str(risk.key.account_key)
+    peak = book.peaks.get(subject)
+    rule_of, directions = rules.rule, DIRECTIONS
+    for kind in SCOPE_RULES:
+        value = _scope_value(kind, risk, peak)
+        if value is None or math.isnan(value):
+            continue
+        rule = rule_of(kind, account)
+        if rule is not None and active_level(rule.levels_for(None), directions[kind], value, None):
+            return True
+    distance = rule_of(RuleKind.LIQUIDATION_DISTANCE, account)
+    funding = rule_of(RuleKind.FUNDING_RATE, account)
+    for p in risk.positions:
+        for rule, kind, value in (
+            (distance, RuleKind.LIQUIDATION_DISTANCE, p.liquidation_distance),
+            (funding, RuleKind.FUNDING_RATE, _annualized(p)),
+        ):
+            if rule is None or value is None or math.isnan(value):
+                continue
+            if active_level(rule.levels_for(p.symbol), directions[kind], value, None):
+                return True
+    return False
+
+
 def _scope_value(kind: RuleKind, risk: ScopeRisk, peak: float | None) -> float | None:
     if kind is RuleKind.MARGIN_RATIO:
         if risk.margin_ratio is not None:

@@ -62,6 +62,7 @@ from monitor.alerts.engine import (
     Observation,
     Transition,
     account_held,
+    decision_held,
     evaluate_in_place,
     held_accounts,
     held_venues,
@@ -315,9 +316,12 @@ class Engine:
         ``ready_timeout``; after that they are, and their alerts say so."""
         self._waiting: dict[ScopeKey, None] = {}
         self._held: dict[ScopeKey, None] = {}
-        """Scopes evaluated while a stale feed held their alerts: their band keeps the zone of
-        that evaluation, whose decision was held, so the feed's recovery decides them again
-        (a scope with no alert then may have crossed a level meanwhile)."""
+        """Scopes evaluated while a stale feed held their alerts, whose decision could change
+        the alert state (:func:`~monitor.alerts.engine.decision_held`): their band keeps the
+        zone of that evaluation, whose decision was held, so the feed's recovery decides them
+        again (a scope with no alert then may have crossed a level meanwhile). A scope held
+        in the quiet zone is not kept: recovery would decide "no alert" too, and at 1,000,000
+        positions a feed stale through a start-up's sweep held ~400,000 of them."""
         self._clock = started
         self._dirty: dict[tuple[str, str], None] = {}
         """Instruments (venue, symbol) whose price or funding moved since the sweep last
@@ -464,7 +468,9 @@ class Engine:
                 continue
             rearms -= 1
             if self._rearm(maybe):
-                owed.push(maybe, urgency(maybe))
+                # urgent by where the price took it, not by its last evaluation's ratio: a
+                # scope last seen safe that crossed into critical comes before a backlog
+                owed.push(maybe, self._urgency_now(maybe))
         budget = max(self.max_evaluations - len(touched), 0)
         taken = 0
         while taken < budget and owed:
@@ -515,6 +521,11 @@ class Engine:
         if ratio is None or not math.isfinite(ratio):
             return -math.inf
         return -ratio
+
+    def _urgency_now(self, key: ScopeKey) -> float:
+        """:meth:`_urgency` from the scope's quick figures at the latest prices."""
+        ratio = self.portfolio.quick_ratio(key)
+        return -ratio if math.isfinite(ratio) else -math.inf
 
     @property
     def carried(self) -> int:
@@ -718,12 +729,20 @@ class Engine:
                 self.sampler.taken(sample)
                 step.samples.append(sample)
         step.risks = risks
-        stale = self.book.stale
+        stale, held = self.book.stale, self._held
         if stale and risks:
             venues, accounts = held_venues(stale), held_accounts(stale)
+            book, rules = self.book, self.rules
             for risk in risks:
-                if risk.venue in venues or account_held(str(risk.key.account_key), accounts):
-                    self._held[risk.key] = None  # its decision held: see :attr:`_held`
+                if not (risk.venue in venues or account_held(str(risk.key.account_key), accounts)):
+                    held.pop(risk.key, None)  # decided: nothing held
+                elif decision_held(risk, book, rules):
+                    held[risk.key] = None  # its decision held: see :attr:`_held`
+                else:
+                    held.pop(risk.key, None)  # recovery would decide "no alert" too
+        elif held:
+            for risk in risks:
+                held.pop(risk.key, None)
         for key in [*vanished, *forgotten]:
             self._held.pop(key, None)
             self.ratios.pop(key, None)

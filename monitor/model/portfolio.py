@@ -672,6 +672,18 @@ class Portfolio:
         self._install(s, w)
         return False
 
+    def quick_ratio(self, key: ScopeKey) -> float:
+        """The scope's margin ratio (maintenance / equity, a fraction) from its quick figures
+        at the latest prices: ``inf`` when equity ≤ 0, NaN for a scope the portfolio does not
+        hold. O(1) after the sync ``rearm`` did; what orders a scope a price moved among the
+        owed work, by where it is now rather than where its last evaluation left it."""
+        s = self._state(key)
+        if s is None:
+            return math.nan
+        self._sync(s)
+        equity = s.equity
+        return s.mm / equity if equity > 0.0 else math.inf
+
     def crossed(self, key: ScopeKey, thresholds: Thresholds) -> bool:
         """Whether the scope's quick figures crossed any of ``thresholds`` since it was last
         armed (with the same thresholds); True when it never was, or changed since (a

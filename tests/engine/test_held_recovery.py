@@ -11,6 +11,8 @@ equity = c + p − 100 and maintenance = 0.01·p. Cash 10 at 100: 1 / 10 = 10 %.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from monitor.alerts.engine import AlertStatus
 from monitor.alerts.rules import Severity
 from monitor.engine import Engine
@@ -18,6 +20,10 @@ from monitor.model.events import BalanceUpdate, FeedState, FeedStatus, MarkPrice
 from tests.engine.helpers import T0, VENUE, engine, long_btc, snapshot
 
 KEY = "margin_ratio|generic:a0/cross"
+
+
+def _margin_alerts(e: Engine) -> list[str]:
+    return [k for k in e.state.alerts if k.startswith("margin_ratio|")]
 
 
 def _critical(e: Engine) -> bool:
@@ -67,3 +73,87 @@ def test_a_scope_still_held_by_another_stale_channel_is_decided_when_that_one_re
     assert KEY not in e.state.alerts  # still held by the stale funding channel
     e.receive([FeedStatus(VENUE, "funding", FeedState.LIVE)], T0 + 4, 4.0, sweep=False)
     assert _critical(e)
+
+
+# -- what recovery decides again: only the scopes whose held decision could differ ------------
+
+
+def test_scopes_evaluated_in_the_quiet_zone_while_held_are_not_decided_again() -> None:
+    """Recovery decides "no alert" for a scope whose held evaluation crossed no level, as
+    that evaluation would have: it is not queued again (at 1,000,000 positions a feed stale
+    through the start-up sweep queued ~400,000). The one that crossed a level is."""
+    e, _ = engine(4)
+    e.receive(
+        [
+            *(snapshot(f"a{i}", 10.0, long_btc(10.0)) for i in range(4)),
+            MarkPrice(VENUE, "BTC", 100),
+        ],
+        T0,
+        0.0,
+    )
+    e.receive([FeedStatus(VENUE, "prices", FeedState.STALE)], T0 + 1, 1.0, sweep=False)
+    # every scope evaluated while held: three stay at 10 % or 9.1 %, a3 drops to 95.2 %
+    held = e.receive(
+        [
+            BalanceUpdate(VENUE, "a0", cross_collateral=11.0),
+            BalanceUpdate(VENUE, "a1", cross_collateral=10.5),
+            BalanceUpdate(VENUE, "a2", cross_collateral=12.0),
+            BalanceUpdate(VENUE, "a3", cross_collateral=1.05),
+        ],
+        T0 + 2,
+        2.0,
+        sweep=False,
+    )
+    assert len(held.risks) == 4 and not _margin_alerts(e)
+    live = e.receive([FeedStatus(VENUE, "prices", FeedState.LIVE)], T0 + 3, 3.0, sweep=False)
+    assert [str(r.key) for r in live.risks] == ["generic:a3/cross"]
+    assert _margin_alerts(e) == ["margin_ratio|generic:a3/cross"]
+
+
+def test_a_scope_back_in_the_quiet_zone_before_recovery_is_not_decided_again() -> None:
+    e, _ = engine(1)
+    e.receive([snapshot("a0", 10.0, long_btc(10.0)), MarkPrice(VENUE, "BTC", 100.0)], T0, 0.0)
+    e.receive([FeedStatus(VENUE, "prices", FeedState.STALE)], T0 + 1, 1.0, sweep=False)
+    e.receive([BalanceUpdate(VENUE, "a0", cross_collateral=1.05)], T0 + 2, 2.0, sweep=False)
+    # held at 95.2 %, then back to 10 % while still held: nothing left to decide
+    e.receive([BalanceUpdate(VENUE, "a0", cross_collateral=10.0)], T0 + 3, 3.0, sweep=False)
+    live = e.receive([FeedStatus(VENUE, "prices", FeedState.LIVE)], T0 + 4, 4.0, sweep=False)
+    assert live.risks == [] and not _margin_alerts(e)
+    # and its band is the quiet one: a tick that takes it to critical is decided at once
+    e.receive([BalanceUpdate(VENUE, "a0", cross_collateral=1.2)], T0 + 5, 5.0, sweep=False)
+    e.receive([MarkPrice(VENUE, "BTC", 99.9)], T0 + 6, 6.0, sweep=False)
+    assert _critical(e)  # 0.999 / 1.1 = 90.8 %
+
+
+def test_a_scope_a_price_moved_to_critical_comes_before_a_backlog_of_safer_scopes() -> None:
+    """Owed work is ordered by urgency, the highest margin ratio first. A scope a price took
+    out of its band is ordered by its ratio at that price, not by its last evaluation's: the
+    ETH holder, last seen at 50 %, crossed to 99 % and is decided in the same receive,
+    ahead of ten scopes at 83 % that the feed's recovery queued (one evaluation a receive).
+
+    Figures: 1 BTC long at 100 with cash 1.2: 1 / 1.2 = 83.3 % (warning, pending). 1 ETH long
+    at 100 with cash 2: 1 / 2 = 50 %; at 99, (0.99) / (2 − 1) = 99 % (critical)."""
+    e, _ = engine(11)
+    eth = replace(long_btc(2.0), symbol="ETH")
+    e.receive(
+        [
+            *(snapshot(f"a{i}", 1.2, long_btc(1.2)) for i in range(10)),
+            snapshot("a10", 2.0, eth),
+            MarkPrice(VENUE, "BTC", 100.0),
+            MarkPrice(VENUE, "ETH", 100.0),
+        ],
+        T0,
+        0.0,
+    )
+    assert len(e.state.alerts) == 10  # the warnings, pending their `for`
+    e.receive([FeedStatus(VENUE, "prices", FeedState.STALE)], T0 + 1, 1.0, sweep=False)
+    e.max_evaluations = 1
+    step = e.receive(
+        [FeedStatus(VENUE, "prices", FeedState.LIVE), MarkPrice(VENUE, "ETH", 99.0)],
+        T0 + 2,
+        2.0,
+        sweep=False,
+    )
+    assert [str(r.key) for r in step.risks] == ["generic:a10/cross"]
+    alert = e.state.alerts["margin_ratio|generic:a10/cross"]
+    assert alert.severity is Severity.CRITICAL and alert.status is AlertStatus.FIRING

@@ -281,6 +281,11 @@ def test_quick_equals_the_full_risk_after_lazy_ticks() -> None:
     assert q.nearest_liquidation_distance == r.nearest_liquidation_distance
     assert q.liquidatable == r.liquidatable
     assert p.quick(ScopeKey("binance_usdm", "zz", "cross")) is None
+    # the ratio that orders owed work: maintenance / equity, infinite at equity ≤ 0
+    assert p.quick_ratio(A) == q.margin_ratio == pytest.approx(790.0 / 7_000.0)
+    p.apply_fast(MarkPrice("binance_usdm", "BTC", 30_000.0))  # equity −11,000
+    assert p.quick_ratio(A) == math.inf
+    assert math.isnan(p.quick_ratio(ScopeKey("binance_usdm", "zz", "cross")))
 
 
 # -- soundness ---------------------------------------------------------------------------------
