@@ -3,9 +3,10 @@
 Run::
 
     .venv/bin/python benchmarks/daemon.py                      # 2,000 positions, about a minute
-    .venv/bin/python benchmarks/daemon.py --positions 100000   # the README table
-    .venv/bin/python benchmarks/daemon.py --positions 1000000 --book json --naive-frames 0 \
-        --settle 240 --crash-wait 900                          # the 1M run (about 30 min)
+    .venv/bin/python benchmarks/daemon.py --positions 100000 --rate 1000 --naive-frames 20 \\
+        --settle 45 --crash-wait 90                            # the README table, ~4 min
+    .venv/bin/python benchmarks/daemon.py --positions 1000000 --book json --rate 1000 \\
+        --naive-frames 0 --settle 300 --crash-wait 900         # the 1M run, ~15 min
 
 What runs (everything on 127.0.0.1, bounded in count and time):
 
@@ -28,11 +29,11 @@ Phases, in order:
    runs', sees the feed go stale and reconnect before the idle phase): the daemon's CPU
    (utime + stime from ``/proc``), % of a core;
 3. **steady** (``--steady`` s at ``--rate`` frames/s): random instruments (Zipf), log-normal steps
-   of ``--daily-vol`` scaled to the pace; plus 5 probe frames/s on an instrument of its own
-   held by one probe account, alternating between a price where its margin ratio is 10 % and one
-   where it is critical: each probe frame fires or resolves an alert. **Frame→decision** is the
-   time from the probe frame's send to the daemon's ``alert.fired`` / ``alert.resolved`` log line
-   (logged after the transaction commits), wall clock on both sides;
+   of a 6 % daily volatility (× ``--stress``) scaled to the pace; plus 5 probe frames/s on an
+   instrument of its own held by one probe account, alternating between a price where its margin
+   ratio is 10 % and one where it is critical: each probe frame fires or resolves an alert.
+   **Frame→decision** is the time from the probe frame's send to the daemon's ``alert.fired`` /
+   ``alert.resolved`` log line (logged after the transaction commits), wall clock on both sides;
 4. **crash**: every instrument's price × 0.7, the frames spread over 1 s. Then: time from the
    last crash frame until the last critical transition is seen committed (``transitions``
    table polled every 0.1 s from this process; waits until the count is still for ``--still`` s
@@ -666,15 +667,30 @@ def naive(args: argparse.Namespace, positions: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--positions", type=int, default=2000)
-    ap.add_argument("--coins", type=int, default=60)
+    run = __doc__.split("Run::", 1)[1].split("What runs", 1)[0]
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0],
+        epilog="examples:" + run + "The module's docstring says what each phase measures.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ap.add_argument(
+        "--positions",
+        type=int,
+        default=2000,
+        help="positions in the seeded book, over positions/5 manual accounts (default 2000)",
+    )
+    ap.add_argument("--coins", type=int, default=60, help="instruments the feed lists")
     ap.add_argument("--rate", type=float, default=200.0, help="steady frames/s")
     ap.add_argument("--steady", type=float, default=10.0, help="seconds of steady frames")
     ap.add_argument("--idle", type=float, default=10.0, help="seconds of idle")
     ap.add_argument("--settle", type=float, default=8.0, help="seconds after READY before idle")
     ap.add_argument("--stress", type=float, default=1.0, help="× the price steps")
-    ap.add_argument("--crash-wait", type=float, default=120.0)
+    ap.add_argument(
+        "--crash-wait",
+        type=float,
+        default=120.0,
+        help="seconds at most to wait for the crash's criticals to be committed and posted",
+    )
     ap.add_argument(
         "--still",
         type=float,
@@ -690,11 +706,13 @@ def main() -> None:
         help="frames/s the market keeps sending after the crash (0: one frame an instrument "
         "every 10 s, a keepalive)",
     )
-    ap.add_argument("--ready-wait", type=float, default=600.0)
+    ap.add_argument(
+        "--ready-wait", type=float, default=600.0, help="seconds at most to wait for READY=1"
+    )
     ap.add_argument(
         "--naive-frames", type=int, default=200, help="frames of the naive baseline (0: none)"
     )
-    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--seed", type=int, default=7, help="the book's and the prices' seed")
     ap.add_argument(
         "--book",
         choices=("toml", "json"),
