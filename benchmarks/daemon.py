@@ -44,9 +44,11 @@ Phases, in order:
 5. **SIGTERM**: time to exit.
 
 The daemon logs its longest engine batch at exit (``daemon.stopped longest_batch_s``). Peak RSS
-is ``VmHWM``; bytes per position = (RSS ``--settle`` s after READY, the book loaded and
-evaluated − RSS of the same daemon on a 1-position book once READY) / N. (Before 2026-11-30
-it took the RSS 1 s after READY, before manual accounts had loaded: it understated the cost.)
+is ``VmHWM`` (also read at READY and after the settle, ``peak_rss_ready_kb`` and
+``peak_rss_settled_kb``: which phase reached it); bytes per position = (RSS ``--settle`` s
+after READY, the book loaded and evaluated − RSS of the same daemon on a 1-position book once
+READY) / N. (Before 2026-11-30 it took the RSS 1 s after READY, before manual accounts had
+loaded: it understated the cost.)
 ``bytes_per_position_steady``: the same from the RSS 2 s after the steady phase. What a daemon
 keeps per position grows while prices move, up to 15 minutes (the recent values an alert
 quotes, "up from 71.0% 12 min ago": one sample a minute per scope and position), so a run with
@@ -414,6 +416,7 @@ async def run_daemon(args: argparse.Namespace, positions: int, full: bool) -> di
         await wait_for(lambda: PROBE in srv.subscribed, 30, "subscriptions")
         await asyncio.sleep(1.0)  # the first REST prices are applied
         out["rss_ready_kb"] = status_kb(proc.pid, "VmRSS")
+        out["peak_rss_ready_kb"] = status_kb(proc.pid, "VmHWM")  # where the peak is reached
         if not full:
             return out
 
@@ -427,6 +430,7 @@ async def run_daemon(args: argparse.Namespace, positions: int, full: bool) -> di
         await asyncio.sleep(args.settle)  # the first prices' sweep settles
         # the book loaded and evaluated (manual accounts load after READY): what it costs
         out["rss_settled_kb"] = status_kb(proc.pid, "VmRSS")
+        out["peak_rss_settled_kb"] = status_kb(proc.pid, "VmHWM")
         c0, t0 = cpu_seconds(proc.pid), time.monotonic()
         await asyncio.sleep(args.idle)
         out["idle_cpu_pct"] = 100 * (cpu_seconds(proc.pid) - c0) / (time.monotonic() - t0)
