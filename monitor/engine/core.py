@@ -559,7 +559,10 @@ class Engine:
             self._account_event(ev, batch)
             return
         if isinstance(ev, MarkPrice | FundingRate) and not self.full:
-            self._dirty[(ev.venue, ev.symbol)] = None
+            if not portfolio.unchanged(ev):
+                # its holders' figures (funding, shock) are refreshed by the next sweep round;
+                # a repeated value changes none, and starts no round
+                self._dirty[(ev.venue, ev.symbol)] = None
             for key in portfolio.apply_fast(ev, room):
                 moved[key] = None
         elif isinstance(ev, InstrumentSpec) and not self.full:

@@ -531,6 +531,19 @@ class Portfolio:
             return []
         return self.apply(event)
 
+    def unchanged(self, ev: MarkPrice | FundingRate) -> bool:
+        """Whether applying ``ev`` would leave its market as it is: a price event repeating a
+        mark (and oracle, when it has one) the market already has from a price event, or a
+        funding event repeating its rate and interval. No figure of a holder can change, so
+        nothing needs refreshing (venues push unchanged values: a keepalive, a quiet book).
+        A market not known yet is not unchanged. O(1)."""
+        m = self.markets.get((ev.venue, ev.symbol))
+        if m is None:
+            return False
+        if isinstance(ev, MarkPrice):
+            return m.priced and m.mark == ev.mark and (ev.oracle is None or m.oracle == ev.oracle)
+        return m.funding_rate == ev.rate and m.funding_interval_hours == ev.interval_hours
+
     def _on_price_fast(self, ev: MarkPrice, limit: int | None = None) -> list[ScopeKey]:
         m = self.markets.get((ev.venue, ev.symbol))
         if m is None:
