@@ -300,6 +300,10 @@ CREATE TABLE daemon_status (
     # 4: an outbox row may carry chart requests (monitor/ops/charts.py ChartSpec, JSON): the
     # delivery worker renders them at send time and attaches the PNGs
     "ALTER TABLE outbox ADD COLUMN attach TEXT;",
+    # 5: the pending rows of each channel in order, without a scan of the whole outbox (a
+    # crash queues tens of thousands of rows; the delivery worker asks for each channel's
+    # oldest before every send: monitor/store/outbox.py)
+    "CREATE INDEX outbox_pending ON outbox (channel, id) WHERE status = 'pending';",
 )
 """Append-only: each entry is one migration script; never edit a released one."""
 

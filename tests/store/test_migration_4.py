@@ -28,7 +28,7 @@ async def test_rows_written_before_migration_4_survive_it_without_an_attachment(
 
     store = await open_store(path)
     try:
-        assert await store.schema_version() == len(MIGRATIONS) == 4
+        assert await store.schema_version() == len(MIGRATIONS) >= 4
         async with store.transaction() as conn:
             new = OutboundMessage(
                 "k2", "tg", "g", "critical", "t", "b", "text", "failure", 6.0, '[{"scope":"x"}]'
