@@ -85,6 +85,32 @@ async def test_a_backlog_over_digest_after_goes_as_digests_naming_every_account(
     assert {i.status for i in await outbox.items(store)} == {"delivered"}
 
 
+async def test_a_backlog_goes_digest_after_digest_in_one_trip_of_the_worker(
+    store: Store, webhook: WebhookServer
+) -> None:
+    """The channel's task sends the next digest at once while more than ``digest_after`` rows
+    wait, instead of going back to the loop's questions to the store (which, in a crash,
+    each waited for an engine step): one ``step`` delivers the whole backlog, in order. A
+    rate limit still spaces the sends: the task stops at the first send it may not make."""
+    clock = FakeClock()
+    await put_rows(
+        store, [(f"hyperliquid:0x{n:04x}", "critical", "fired") for n in range(25)], clock.now()
+    )
+    w = worker(store, hook(webhook.url()), clock, digest_after=3, digest=10)
+    assert await w.step() == 25
+    assert received(webhook) == [list(range(10)), list(range(10, 20)), list(range(20, 25))]
+    assert await w.step() == 0
+
+    (limited,) = parse_channels(
+        {"c": {"url": webhook.url(), "min_interval": "1s"}}, "t", env={}, credentials_dir=None
+    )
+    await put_rows(store, [(f"dydx:a{n}", "critical", "fired") for n in range(25)], clock.now())
+    w = worker(store, limited, clock, digest_after=3, digest=10)
+    assert await w.step() == 10
+    clock.advance(1.0)
+    assert await w.step() == 10
+
+
 async def test_up_to_digest_after_rows_each_go_alone_with_their_own_key(
     store: Store, webhook: WebhookServer
 ) -> None:
