@@ -40,7 +40,11 @@ Phases, in order:
    (default 5), at most ``--crash-wait`` s), and to the last webhook post (still as long);
    negative when all were in before the last (least popular) instrument's frame. Also: when
    the first, half and 90 % of those criticals were seen committed (the engine decides the
-   scopes nearest liquidation first), and the first post;
+   scopes nearest liquidation first), and the first post. ``crash_delivered_s`` is the last
+   post of any kind, which includes what follows the crash (resolutions as the sweep
+   re-evaluates, later escalations); ``crash_criticals_delivered_s`` is when the last message
+   carrying a critical was delivered (the outbox's ``delivered_at`` of critical rows queued
+   since the crash): the issue's "delivered within 10 s";
 5. **SIGTERM**: time to exit.
 
 The daemon logs its longest engine batch at exit (``daemon.stopped longest_batch_s``). Peak RSS
@@ -548,6 +552,13 @@ async def run_daemon(args: argparse.Namespace, positions: int, full: bool) -> di
         undelivered = db.execute(
             "SELECT count(*) FROM outbox WHERE status NOT IN ('delivered', 'expired', 'failed')"
         ).fetchone()[0]
+        # the last message carrying a critical (the target), apart from the posts of
+        # what follows the crash (resolutions, later escalations) that crash_delivered_s counts
+        last_critical = db.execute(
+            "SELECT max(delivered_at) FROM outbox WHERE severity = 'critical' "
+            "AND notify_type = 'failure' AND created_at >= ? AND grp NOT LIKE '%:probe'",
+            (crash_start,),
+        ).fetchone()[0]
         db.close()
         crash_posts = srv.posts[posts_before:]
         out["crash_criticals"] = count
@@ -559,6 +570,9 @@ async def run_daemon(args: argparse.Namespace, positions: int, full: bool) -> di
         out["crash_posts"] = len(crash_posts)
         out["crash_delivered_s"] = (crash_posts[-1] - last_frame) if crash_posts else None
         out["crash_first_post_s"] = (crash_posts[0] - last_frame) if crash_posts else None
+        out["crash_criticals_delivered_s"] = (
+            (last_critical - last_frame) if last_critical is not None else None
+        )
         out["crash_undelivered"] = undelivered
         out["crash_timed_out"] = time.monotonic() >= crash_deadline
         out["peak_rss_kb"] = status_kb(proc.pid, "VmHWM")
