@@ -27,7 +27,9 @@ Phases, in order:
 2. **idle** (``--idle`` s, no frames, from ``--settle`` s after READY so that the sweep the
    first prices cause is over; a ``--settle`` over the feed's 60 s staleness limit, the 1M
    runs', sees the feed go stale and reconnect before the idle phase): the daemon's CPU
-   (utime + stime from ``/proc``), % of a core;
+   (utime + stime from ``/proc``), % of a core. With ``--keepalive`` every instrument's
+   unchanged price goes out every 10 s through the settle and the idle phase, as a live venue
+   keeps pushing (the feed never goes stale);
 3. **steady** (``--steady`` s at ``--rate`` frames/s): random instruments (Zipf), log-normal steps
    of a 6 % daily volatility (× ``--stress``) scaled to the pace; plus 5 probe frames/s on an
    instrument of its own held by one probe account, alternating between a price where its margin
@@ -431,12 +433,15 @@ async def run_daemon(args: argparse.Namespace, positions: int, full: bool) -> di
                 for c in [*m.coins, PROBE]:
                     await srv.send(frame(c, m.price.get(c, PROBE_SAFE)))
 
+        quiet = asyncio.create_task(keepalive()) if args.keepalive else None
         await asyncio.sleep(args.settle)  # the first prices' sweep settles
         # the book loaded and evaluated (manual accounts load after READY): what it costs
         out["rss_settled_kb"] = status_kb(proc.pid, "VmRSS")
         out["peak_rss_settled_kb"] = status_kb(proc.pid, "VmHWM")
         c0, t0 = cpu_seconds(proc.pid), time.monotonic()
         await asyncio.sleep(args.idle)
+        if quiet is not None:
+            quiet.cancel()
         out["idle_cpu_pct"] = 100 * (cpu_seconds(proc.pid) - c0) / (time.monotonic() - t0)
         # -- steady frames with probes -------------------------------------------------------
         sent_probe: list[tuple[float, bool]] = []
@@ -729,6 +734,12 @@ def main() -> None:
         default=0.0,
         help="frames/s the market keeps sending after the crash (0: one frame an instrument "
         "every 10 s, a keepalive)",
+    )
+    ap.add_argument(
+        "--keepalive",
+        action="store_true",
+        help="through the settle and idle phases, send every instrument's unchanged price "
+        "every 10 s (a live venue never goes silent; the feed then never goes stale)",
     )
     ap.add_argument(
         "--ready-wait", type=float, default=600.0, help="seconds at most to wait for READY=1"
