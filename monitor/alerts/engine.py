@@ -1034,9 +1034,13 @@ def decision_held(risk: ScopeRisk, book: AlertBook, rules: AlertRules) -> bool:
     value; False for a scope with no alert whose figures cross no level.
 
     The engine keeps only these scopes to decide again when the feed recovers: the others'
-    decision ("no alert") is the one recovery would make. The equity peak a held decision
-    does not raise is not a reason: recovery would sample it at its own prices, as the next
-    evaluation does. Unknown figures are not either: they alarm even while held.
+    decision ("no alert") is the one recovery would make. Also True when the scope has a
+    drawdown rule and its equity is above its recorded peak (or it has none): a held
+    decision does not record the peak, and the band the scope keeps has no equity level
+    above the old peak's ``peak·(1 + slack)``, so nothing but a decision would record the
+    rally's top; a fall from it would then measure drawdown from the stale peak, and a sweep
+    would record the fallen equity as the peak. Unknown figures are not a reason: they alarm
+    even while held.
 
     Cost: O(rules × positions), no allocation beyond the rule lookups."""
     subject = str(risk.key)
@@ -1045,6 +1049,10 @@ def decision_held(risk: ScopeRisk, book: AlertBook, rules: AlertRules) -> bool:
     account = str(risk.key.account_key)
     peak = book.peaks.get(subject)
     rule_of, directions = rules.rule, DIRECTIONS
+    if risk.equity > 0 and (peak is None or risk.equity > peak):
+        drawdown = rule_of(RuleKind.DRAWDOWN, account)
+        if drawdown is not None and drawdown.levels_for(None):
+            return True  # a peak :meth:`_Eval.scope` would record
     for kind in SCOPE_RULES:
         value = _scope_value(kind, risk, peak)
         if value is None or math.isnan(value):

@@ -320,8 +320,9 @@ class Engine:
         the alert state (:func:`~monitor.alerts.engine.decision_held`): their band keeps the
         zone of that evaluation, whose decision was held, so the feed's recovery decides them
         again (a scope with no alert then may have crossed a level meanwhile). A scope held
-        in the quiet zone is not kept: recovery would decide "no alert" too, and at 1,000,000
-        positions a feed stale through a start-up's sweep held ~400,000 of them."""
+        in the quiet zone, with no new equity peak to record, is not kept: recovery would
+        decide "no alert" too, and at 1,000,000 positions a feed stale through a start-up's
+        sweep held ~400,000 of them."""
         self._clock = started
         self._dirty: dict[tuple[str, str], None] = {}
         """Instruments (venue, symbol) whose price or funding moved since the sweep last

@@ -255,7 +255,12 @@ class DeliveryWorker:
 
     async def _spawn(self) -> None:
         now = self.clock.now()
-        for name, due in (await outbox.due_channels(self.store, now)).items():
+        due_now = await outbox.due_channels(self.store, now)
+        if self._stopping:
+            # :meth:`drain` began while the store answered: its own rounds send now (a task
+            # started here would make it stop stepping and give up on the backlog)
+            return
+        for name, due in due_now.items():
             if name in self._inflight or not self._ready(name, now):
                 continue
             task = asyncio.create_task(self._deliver(name, now, due), name=f"deliver:{name}")

@@ -2,8 +2,9 @@
 decision a stale feed held could change anything once the feed recovers.
 
 The property ties it to the real evaluation: on a book with no alert for the scope, it says
-True exactly when deciding the scope (not held) creates an alert; a scope with an alert is
-always True. Hand cases pin one rule of each shape."""
+True exactly when deciding the scope (not held) creates an alert or records a new equity
+peak (the rules have a drawdown rule); a scope with an alert is always True. Hand cases pin
+one rule of each shape."""
 
 from __future__ import annotations
 
@@ -56,6 +57,12 @@ def _decided_alerts(risk: ScopeRisk, book: AlertBook) -> list[str]:
     return book.keys_of(str(risk.key))
 
 
+def _decision_changes(risk: ScopeRisk, book: AlertBook) -> bool:
+    """Whether deciding ``risk``, not held, on ``book`` creates an alert or records a peak."""
+    peaks = dict(book.peaks)
+    return bool(_decided_alerts(risk, book)) or book.peaks != peaks
+
+
 def _book(peak: float | None) -> AlertBook:
     state = AlertState(peaks={} if peak is None else {str(KEY): peak})
     return AlertBook(state, RULES)
@@ -87,11 +94,11 @@ risks = st.builds(
 
 @settings(max_examples=300, deadline=None)
 @given(risks, st.one_of(st.none(), st.floats(1.0, 6000.0)))
-def test_on_a_quiet_book_it_is_true_exactly_when_deciding_creates_an_alert(
+def test_on_a_quiet_book_it_is_true_exactly_when_deciding_creates_an_alert_or_a_peak(
     risk: ScopeRisk, peak: float | None
 ) -> None:
     dry = decision_held(risk, _book(peak), RULES)
-    assert dry is bool(_decided_alerts(risk, _book(peak)))
+    assert dry is _decision_changes(risk, _book(peak))
 
 
 @settings(max_examples=100, deadline=None)
@@ -110,16 +117,25 @@ def test_it_changes_nothing() -> None:
 
 
 def test_the_quiet_zone_and_one_rule_of_each_shape() -> None:
-    quiet = scope(0.1, positions=(position(liq=50.0),))  # ratio 10 %, 50 % from liquidation
-    assert not decision_held(quiet, _book(None), RULES)
+    # ratio 10 %, 50 % from liquidation, equity 1000 at its peak
+    quiet = scope(0.1, positions=(position(liq=50.0),))
+    assert not decision_held(quiet, _book(1000.0), RULES)
+    # equity 1000 above its peak 900, or without one: a peak to record (the drawdown rule)
+    assert decision_held(quiet, _book(900.0), RULES)
+    assert decision_held(quiet, _book(None), RULES)
+    no_drawdown = replace(
+        RULES,
+        thresholds={**RULES.thresholds, RuleKind.DRAWDOWN: ThresholdRule(RuleKind.DRAWDOWN, ())},
+    )
+    assert not decision_held(quiet, _book(None), no_drawdown)
     # the account's override (critical at 60 %), not the default (warning at 80 %)
-    assert decision_held(scope(0.65), _book(None), RULES)
+    assert decision_held(scope(0.65), _book(1000.0), RULES)
     # drawdown from the kept peak: (1000 − 700) / 1000 = 30 % ≥ warning 25 %
     assert decision_held(scope(0.1, equity=700.0), _book(1000.0), RULES)
     # a position 3 % from its liquidation price
-    assert decision_held(scope(0.1, positions=(position(liq=97.0),)), _book(None), RULES)
+    assert decision_held(scope(0.1, positions=(position(liq=97.0),)), _book(1000.0), RULES)
     # BTC's own funding bound: 0.00007 /h · 8760 = 61 % APR ≥ 50 %; ETH's 1.0 is not crossed
     btc = position("BTC", funding_per_hour=0.00007, size=0.0001)
     eth = position("ETH", funding_per_hour=0.00007, size=0.0001)
-    assert decision_held(scope(0.1, positions=(btc,)), _book(None), RULES)
-    assert not decision_held(scope(0.1, positions=(eth,)), _book(None), RULES)
+    assert decision_held(scope(0.1, positions=(btc,)), _book(1000.0), RULES)
+    assert not decision_held(scope(0.1, positions=(eth,)), _book(1000.0), RULES)
