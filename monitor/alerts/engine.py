@@ -52,6 +52,7 @@ from monitor.alerts.rules import (
 )
 from monitor.margin.risk import PositionRisk, ScopeRisk
 from monitor.model.events import FeedState, FeedStatus
+from monitor.model.fastpath import PEAK_SLACK
 from monitor.model.positions import ScopeKey
 
 HOURS_PER_YEAR = 24.0 * 365.0
@@ -1035,11 +1036,16 @@ def decision_held(risk: ScopeRisk, book: AlertBook, rules: AlertRules) -> bool:
 
     The engine keeps only these scopes to decide again when the feed recovers: the others'
     decision ("no alert") is the one recovery would make. Also True when the scope has a
-    drawdown rule and its equity is above its recorded peak (or it has none): a held
-    decision does not record the peak, and the band the scope keeps has no equity level
-    above the old peak's ``peak·(1 + slack)``, so nothing but a decision would record the
-    rally's top; a fall from it would then measure drawdown from the stale peak, and a sweep
-    would record the fallen equity as the peak. Unknown figures are not a reason: they alarm
+    drawdown rule and its equity is above its recorded peak by more than the band's
+    :data:`~monitor.model.fastpath.PEAK_SLACK` (or it has none): a held decision does not
+    record the peak, and the band the scope keeps has no equity level above the old peak's
+    ``peak·(1 + slack)``, so nothing but a decision would record the rally's top; a fall from
+    it would then measure drawdown from the stale peak, and a sweep would record the fallen
+    equity as the peak. Within the slack the band still watches ``peak·(1 + slack)``, and
+    the recorded peak lags the true one by less than the slack, as between any two
+    evaluations. A scope with no peak yet (a new one, or every scope on a fresh store) is
+    always kept: on a fresh store whose feed was stale through the start-up evaluation, its
+    recovery decides the whole book again. Unknown figures are not a reason: they alarm
     even while held.
 
     Cost: O(rules × positions), no allocation beyond the rule lookups."""
@@ -1049,10 +1055,10 @@ def decision_held(risk: ScopeRisk, book: AlertBook, rules: AlertRules) -> bool:
     account = str(risk.key.account_key)
     peak = book.peaks.get(subject)
     rule_of, directions = rules.rule, DIRECTIONS
-    if risk.equity > 0 and (peak is None or risk.equity > peak):
+    if risk.equity > 0 and (peak is None or risk.equity > peak * (1.0 + PEAK_SLACK)):
         drawdown = rule_of(RuleKind.DRAWDOWN, account)
         if drawdown is not None and drawdown.levels_for(None):
-            return True  # a peak :meth:`_Eval.scope` would record
+            return True  # a peak :meth:`_Eval.scope` would record, past the band's slack
     for kind in SCOPE_RULES:
         value = _scope_value(kind, risk, peak)
         if value is None or math.isnan(value):

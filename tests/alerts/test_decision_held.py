@@ -22,6 +22,7 @@ from monitor.alerts.engine import (
 )
 from monitor.alerts.rules import AlertRules, Level, RuleKind, Severity, ThresholdRule
 from monitor.margin.risk import ScopeRisk
+from monitor.model.fastpath import PEAK_SLACK
 from tests.alerts.helpers import KEY, position, scope
 
 T0 = 1_700_000_000.0
@@ -58,9 +59,13 @@ def _decided_alerts(risk: ScopeRisk, book: AlertBook) -> list[str]:
 
 
 def _decision_changes(risk: ScopeRisk, book: AlertBook) -> bool:
-    """Whether deciding ``risk``, not held, on ``book`` creates an alert or records a peak."""
-    peaks = dict(book.peaks)
-    return bool(_decided_alerts(risk, book)) or book.peaks != peaks
+    """Whether deciding ``risk``, not held, on ``book`` creates an alert or records a peak
+    (a first one, or one past the band's slack above the old: within it, the band still
+    watches ``peak·(1 + PEAK_SLACK)``)."""
+    old = book.peaks.get(str(risk.key))
+    alerts = bool(_decided_alerts(risk, book))
+    new = book.peaks.get(str(risk.key))
+    return alerts or (new != old and (old is None or new > old * (1.0 + PEAK_SLACK)))
 
 
 def _book(peak: float | None) -> AlertBook:
@@ -120,9 +125,11 @@ def test_the_quiet_zone_and_one_rule_of_each_shape() -> None:
     # ratio 10 %, 50 % from liquidation, equity 1000 at its peak
     quiet = scope(0.1, positions=(position(liq=50.0),))
     assert not decision_held(quiet, _book(1000.0), RULES)
-    # equity 1000 above its peak 900, or without one: a peak to record (the drawdown rule)
+    # equity 1000 above its peak 900, or without one: a peak to record (the drawdown rule);
+    # above 990 by less than the slack (2 %): the band still watches 990 · 1.02
     assert decision_held(quiet, _book(900.0), RULES)
     assert decision_held(quiet, _book(None), RULES)
+    assert not decision_held(quiet, _book(990.0), RULES)
     no_drawdown = replace(
         RULES,
         thresholds={**RULES.thresholds, RuleKind.DRAWDOWN: ThresholdRule(RuleKind.DRAWDOWN, ())},
