@@ -22,6 +22,7 @@ from monitor.alerts.engine import (
 )
 from monitor.alerts.rules import AlertRules, Level, RuleKind, Severity, ThresholdRule
 from monitor.margin.risk import ScopeRisk
+from monitor.model.events import FeedState, FeedStatus
 from monitor.model.fastpath import PEAK_SLACK
 from tests.alerts.helpers import KEY, position, scope
 
@@ -60,12 +61,12 @@ def _decided_alerts(risk: ScopeRisk, book: AlertBook) -> list[str]:
 
 def _decision_changes(risk: ScopeRisk, book: AlertBook) -> bool:
     """Whether deciding ``risk``, not held, on ``book`` creates an alert or records a peak
-    (a first one, or one past the band's slack above the old: within it, the band still
-    watches ``peak·(1 + PEAK_SLACK)``)."""
+    (past the band's slack above the old: within it, the band still watches
+    ``peak·(1 + PEAK_SLACK)``; a first peak a held evaluation records too)."""
     old = book.peaks.get(str(risk.key))
     alerts = bool(_decided_alerts(risk, book))
     new = book.peaks.get(str(risk.key))
-    return alerts or (new != old and (old is None or new > old * (1.0 + PEAK_SLACK)))
+    return alerts or (old is not None and new is not None and new > old * (1.0 + PEAK_SLACK))
 
 
 def _book(peak: float | None) -> AlertBook:
@@ -125,10 +126,11 @@ def test_the_quiet_zone_and_one_rule_of_each_shape() -> None:
     # ratio 10 %, 50 % from liquidation, equity 1000 at its peak
     quiet = scope(0.1, positions=(position(liq=50.0),))
     assert not decision_held(quiet, _book(1000.0), RULES)
-    # equity 1000 above its peak 900, or without one: a peak to record (the drawdown rule);
-    # above 990 by less than the slack (2 %): the band still watches 990 · 1.02
+    # equity 1000 above its peak 900: a peak to record (the drawdown rule); without one the
+    # held evaluation records it itself; above 990 by less than the slack (2 %): the band
+    # still watches 990 · 1.02
     assert decision_held(quiet, _book(900.0), RULES)
-    assert decision_held(quiet, _book(None), RULES)
+    assert not decision_held(quiet, _book(None), RULES)  # the held evaluation records it
     assert not decision_held(quiet, _book(990.0), RULES)
     no_drawdown = replace(
         RULES,
@@ -146,3 +148,15 @@ def test_the_quiet_zone_and_one_rule_of_each_shape() -> None:
     eth = position("ETH", funding_per_hour=0.00007, size=0.0001)
     assert decision_held(scope(0.1, positions=(btc,)), _book(1000.0), RULES)
     assert not decision_held(scope(0.1, positions=(eth,)), _book(1000.0), RULES)
+
+
+def test_a_held_evaluation_records_a_first_peak_and_no_later_one() -> None:
+    """Held figures decide nothing, but a scope with no peak gets its first from them (its
+    band then watches the rally above it); a peak it has is not raised while held."""
+    stale = Observation(feeds=[FeedStatus("hyperliquid", "prices", FeedState.STALE)])
+    book = _book(None)
+    evaluate_in_place(stale, T0, book, RULES)
+    evaluate_in_place(Observation(risks=[scope(0.1, equity=800.0)]), T0 + 1, book, RULES)
+    assert book.peaks == {str(KEY): 800.0}
+    evaluate_in_place(Observation(risks=[scope(0.1, equity=900.0)]), T0 + 2, book, RULES)
+    assert book.peaks == {str(KEY): 800.0} and not book.keys_of(str(KEY))

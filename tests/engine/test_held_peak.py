@@ -39,12 +39,13 @@ def test_a_peak_made_while_held_still_measures_the_drawdown_after_recovery(chann
     assert alert is not None and alert.severity is Severity.CRITICAL  # 53.3 %
 
 
-def test_a_scope_first_seen_while_held_records_its_peak_at_recovery() -> None:
-    """The account stream is stale from the start: the scope's only evaluation is held, so
-    it has no peak and its band no level from one. Recovery decides it (peak 100); the rally
-    to equity 200 leaves the band of 100·1.02 (peak 200) and the fall to 40 is a drawdown of
-    (200 − 40) / 200 = 80 % ≥ 50 %. Before the fix nothing evaluated it until the sweep, which
-    recorded 40 as the peak."""
+def test_a_scope_first_seen_while_held_records_its_first_peak_and_measures_from_it() -> None:
+    """The account stream is stale from the start: the scope's only evaluation is held. It
+    records the scope's first peak (100) all the same, so its band watches 100·1.02: the
+    rally to equity 200 after recovery is evaluated (peak 200) and the fall to 40 is a
+    drawdown of (200 − 40) / 200 = 80 % ≥ 50 %. Before the fix nothing evaluated it until
+    the sweep, which recorded 40 as the peak. Recovery does not decide it again: its held
+    decision (no alert, its first peak recorded) is the one recovery would make."""
     e, _ = engine(1, r=rules(RuleKind.MARGIN_RATIO, RuleKind.DRAWDOWN))
     e.receive(
         [
@@ -55,8 +56,9 @@ def test_a_scope_first_seen_while_held_records_its_peak_at_recovery() -> None:
         T0,
         0.0,
     )
-    assert "generic:a0/cross" not in e.state.peaks  # held: not recorded
-    e.receive([FeedStatus(VENUE, "account:a0", FeedState.LIVE)], T0 + 1, 1.0, sweep=False)
+    assert e.state.peaks["generic:a0/cross"] == 100.0  # held: a first peak all the same
+    live = e.receive([FeedStatus(VENUE, "account:a0", FeedState.LIVE)], T0 + 1, 1.0, sweep=False)
+    assert live.risks == []
     e.receive([MarkPrice(VENUE, "BTC", 200.0)], T0 + 2, 2.0, sweep=False)  # equity 200
     e.receive([MarkPrice(VENUE, "BTC", 40.0)], T0 + 3, 3.0, sweep=False)  # equity 40
     e.receive([], T0 + 20, 20.0)
