@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,15 +78,24 @@ async def record(
     vanished: Iterable[str] = (),
     *,
     rows_per_transaction: int = ROWS_PER_TRANSACTION,
-) -> None:
+    cut: Callable[[], bool] | None = None,
+) -> int:
     """Write samples, the latest status of scopes (``statuses``: scope, its
     :func:`status_doc`) and the removal of ``vanished`` scopes,
     in transactions of at most ``rows_per_transaction`` rows each (one when they fit), each
     chunk encoded just before its transaction (the event loop runs between them). Each row
-    is whole; a reader between two transactions sees some scopes' figures a flush older."""
+    is whole; a reader between two transactions sees some scopes' figures a flush older.
+
+    ``cut``: asked before each transaction; once it says True the status rows not written
+    yet are left out (the samples, which are history, and the removals still go). A status
+    row is a cache of figures the engine computes again after a restart: a shutdown cuts them
+    rather than spend seconds on them. Returns how many status rows were left out."""
     size = max(rows_per_transaction, 1)
     sample_it, status_it, gone_it = iter(samples), iter(statuses), iter(vanished)
+    left_out = 0
     while True:
+        if cut is not None and cut():
+            left_out += sum(1 for _ in status_it)
         chunk_samples = [_sample_row(s) for s in itertools.islice(sample_it, size)]
         room = size - len(chunk_samples)
         chunk_status = [_status_row(k, doc) for k, doc in itertools.islice(status_it, room)]
@@ -110,7 +119,7 @@ async def record(
             if chunk_gone:
                 await conn.executemany("DELETE FROM scope_status WHERE scope = ?", chunk_gone)
         if last:
-            return
+            return left_out
 
 
 def _sample_row(s: Sample) -> tuple[Any, ...]:

@@ -139,3 +139,34 @@ async def test_record_cuts_a_large_flush_into_transactions_another_writer_can_en
             assert len(await history.read_history(store, str(r.key), 0.0)) == 1
     finally:
         await store.close()
+
+
+async def test_a_cut_leaves_the_status_rows_out_and_writes_every_sample(tmp_path: Path) -> None:
+    """At shutdown the last flush gets a budget for status rows (a cache the engine computes
+    again after a restart); the samples (history) and removals all go. ``cut`` is asked
+    before each transaction: here it says stop after the first, of 3 rows."""
+    store = await open_store(tmp_path / "s.sqlite3")
+    try:
+        r = _risk()
+        keys = [ScopeKey("generic", f"a{i}", "cross") for i in range(5)]
+        docs = [(k, {**history.status_doc(r, []), "ts": 1.0}) for k in keys]
+        await history.record(store, [], docs[:1])  # a0's row, to be removed
+        samples = [history.Sample.of(r, float(t)) for t in range(1, 5)]
+        asked: list[int] = []
+
+        def cut() -> bool:
+            asked.append(1)
+            return len(asked) > 1
+
+        left_out = await history.record(
+            store, samples, docs[1:], [str(keys[0])], rows_per_transaction=3, cut=cut
+        )
+        # 1st transaction: 3 samples; then cut: the 4th sample and the removal, no status
+        assert left_out == 4
+        assert [s.ts for s in await history.read_history(store, str(r.key), 0.0)] == [1, 2, 3, 4]
+        assert (await history.read_status(store)).scopes == []
+        # without a cut every row goes
+        assert await history.record(store, [], docs[1:]) == 0
+        assert len((await history.read_status(store)).scopes) == 4
+    finally:
+        await store.close()
