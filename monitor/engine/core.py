@@ -518,15 +518,11 @@ class Engine:
     def _urgency(self, key: ScopeKey) -> float:
         """Order of owed work (lower first): minus the margin ratio of the scope's last full
         evaluation; a scope never evaluated or whose ratio was unknown comes first."""
-        ratio = self.ratios.get(key)
-        if ratio is None or not math.isfinite(ratio):
-            return -math.inf
-        return -ratio
+        return _urgency_of(self.ratios.get(key))
 
     def _urgency_now(self, key: ScopeKey) -> float:
         """:meth:`_urgency` from the scope's quick figures at the latest prices."""
-        ratio = self.portfolio.quick_ratio(key)
-        return -ratio if math.isfinite(ratio) else -math.inf
+        return _urgency_of(self.portfolio.quick_ratio(key))
 
     @property
     def carried(self) -> int:
@@ -738,12 +734,12 @@ class Engine:
             venues, accounts = held_venues(stale), held_accounts(stale)
             book, rules = self.book, self.rules
             for risk in risks:
-                if not (risk.venue in venues or account_held(str(risk.key.account_key), accounts)):
-                    held.pop(risk.key, None)  # decided: nothing held
-                elif decision_held(risk, book, rules):
+                if (
+                    risk.venue in venues or account_held(str(risk.key.account_key), accounts)
+                ) and decision_held(risk, book, rules):
                     held[risk.key] = None  # its decision held: see :attr:`_held`
                 else:
-                    held.pop(risk.key, None)  # recovery would decide "no alert" too
+                    held.pop(risk.key, None)  # decided, or recovery would decide the same
         elif held:
             for risk in risks:
                 held.pop(risk.key, None)
@@ -1038,6 +1034,14 @@ def _typed_in(t: Transition, typed: Mapping[str, list[str]]) -> Transition:
         + ": the feed has not priced it yet"
     )
     return dataclasses.replace(t, detail=f"{t.detail}; {note}" if t.detail else note)
+
+
+def _urgency_of(ratio: float | None) -> float:
+    """A margin ratio as an urgency of owed work (lower first): minus the ratio; an unknown
+    one (None, NaN) or ``inf`` (equity ≤ 0) first of all (fail closed)."""
+    if ratio is None or not math.isfinite(ratio):
+        return -math.inf
+    return -ratio
 
 
 def _quarantine(item: Event, exc: Exception) -> Quarantined:

@@ -121,30 +121,29 @@ async def resume(store: Store) -> int:
 # waits for a retry, so a "resolved" never arrives before the "fired" it ends.
 #
 # The queries below use the partial index ``outbox_pending (channel, id) WHERE status =
-# 'pending'`` (migration 5): the status is a literal (an SQLite that does not plan with the
-# bound values cannot match a parameter to the index's WHERE), and the walk over channels
+# 'pending'`` (migration 5): the status is written into the SQL as a literal (an SQLite that
+# does not plan with the bound values cannot match a parameter to the index's WHERE), and the
+# walk over channels
 # names the index (without it SQLite picks ``outbox_due`` and scans every pending row).
 # Each costs O(channels · log rows). Before, each scanned every pending row: 5–17 ms a
 # question at 20,000 rows and 49–180 ms at 200,000 (a crash's backlog at 100,000 and at
 # 1,000,000 positions), two or three of them before every send (``benchmarks/outbox.py``).
-assert PENDING == "pending"
+_IS_PENDING = f"status = '{PENDING}'"
 _CHANNELS = (
     "WITH RECURSIVE c(channel) AS ("
-    "SELECT min(channel) FROM outbox INDEXED BY outbox_pending WHERE status = 'pending' "
+    f"SELECT min(channel) FROM outbox INDEXED BY outbox_pending WHERE {_IS_PENDING} "
     "UNION ALL SELECT (SELECT min(o.channel) FROM outbox o INDEXED BY outbox_pending "
-    "WHERE o.status = 'pending' AND o.channel > c.channel) FROM c WHERE c.channel IS NOT NULL) "
+    f"WHERE o.{_IS_PENDING} AND o.channel > c.channel) FROM c WHERE c.channel IS NOT NULL) "
     "SELECT c.channel, (SELECT h.next_attempt_at FROM outbox h "
-    "WHERE h.status = 'pending' AND h.channel = c.channel ORDER BY h.id LIMIT 1) "
+    f"WHERE h.{_IS_PENDING} AND h.channel = c.channel ORDER BY h.id LIMIT 1) "
     "FROM c WHERE c.channel IS NOT NULL"
 )
 _DUE = (
     "SELECT count(*) FROM (SELECT next_attempt_at FROM outbox "
-    "WHERE status = 'pending' AND channel = ? ORDER BY id LIMIT ?) WHERE next_attempt_at <= ?"
+    f"WHERE {_IS_PENDING} AND channel = ? ORDER BY id LIMIT ?) WHERE next_attempt_at <= ?"
 )
 
-_CLAIM = (
-    f"SELECT {_COLUMNS} FROM outbox WHERE status = 'pending' AND channel = ? ORDER BY id LIMIT ?"
-)
+_CLAIM = f"SELECT {_COLUMNS} FROM outbox WHERE {_IS_PENDING} AND channel = ? ORDER BY id LIMIT ?"
 
 
 async def due_channels(store: Store, now: float, upto: int = 1000) -> dict[str, int]:
