@@ -370,6 +370,47 @@ class Store:
             self._lock_fd = None
 
 
+async def _migrate(conn: aiosqlite.Connection, number: int, script: Migration) -> bool:
+    """Apply migration ``number`` unless the store has it; return whether it was applied.
+
+    The version is read inside the migration's ``BEGIN IMMEDIATE``: another process opening
+    the same old store at the same instant (``monitor mute`` while the daemon starts) waits
+    for this one's transaction, then finds the migration applied, instead of running it a
+    second time ("index … already exists")."""
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        if await _version(conn) >= number:
+            await conn.execute("ROLLBACK")
+            return False
+        if isinstance(script, str):
+            for statement in _statements(script):
+                await conn.execute(statement)
+        else:
+            await script(conn)
+        await conn.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
+    except BaseException:
+        await conn.execute("ROLLBACK")
+        raise
+    await conn.execute("COMMIT")
+    return True
+
+
+def _statements(script: str) -> list[str]:
+    """The SQL statements of ``script``, each whole (a trigger's body keeps its ``;``):
+    ``executescript`` would commit the open transaction first."""
+    out: list[str] = []
+    buf = ""
+    for part in script.split(";"):
+        buf += part + ";"
+        if sqlite3.complete_statement(buf):
+            if buf.strip(" \n\t;"):
+                out.append(buf.strip())
+            buf = ""
+    if buf.strip(" \n\t;"):
+        raise ValueError(f"incomplete SQL statement in a migration: {buf.strip()[:80]!r}")
+    return out
+
+
 async def _version(conn: aiosqlite.Connection) -> int:
     rows = list(await conn.execute_fetchall("SELECT max(version) FROM schema_version"))
     value = rows[0][0] if rows else None
@@ -444,24 +485,10 @@ async def open_store(
             "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
             "applied_at REAL NOT NULL DEFAULT (CAST(strftime('%s', 'now') AS REAL)))"
         )
-        current = await _version(conn)
+        current = await _version(conn)  # an up-to-date store takes no write lock
         for number, script in enumerate(migrations, start=1):
-            if number <= current:
+            if number <= current or not await _migrate(conn, number, script):
                 continue
-            if isinstance(script, str):
-                await conn.executescript(
-                    f"BEGIN IMMEDIATE;\n{script}\n"
-                    f"INSERT INTO schema_version (version) VALUES ({number});\nCOMMIT;"
-                )
-            else:
-                await conn.execute("BEGIN IMMEDIATE")
-                try:
-                    await script(conn)
-                    await conn.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
-                except BaseException:
-                    await conn.execute("ROLLBACK")
-                    raise
-                await conn.execute("COMMIT")
             log().info("store.migrated", path=str(path), version=number)
     except sqlite3.Error as exc:
         await conn.close()
