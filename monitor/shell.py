@@ -11,7 +11,7 @@ channel`` (:mod:`monitor.notify.outbound`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -22,6 +22,8 @@ from monitor.alerts.rules import RuleKind
 from monitor.engine.core import Engine, Step
 from monitor.margin.remedy import Remedy
 from monitor.margin.risk import ScopeRisk
+from monitor.model.ids import IdError, ScopeKey, parse_subject
+from monitor.model.portfolio import Portfolio
 from monitor.notify.channels import Channel
 from monitor.notify.outbound import (
     Recent,
@@ -72,15 +74,16 @@ def _remedy(engine: Engine) -> RemedyOf:
 
 
 class RiskView:
-    """The latest figures per scope name for the renderers, and the recent values that say
-    how fast an alert moved.
+    """The figures per scope name for the renderers, and the recent values that say how fast
+    an alert moved.
 
-    ``by_name`` holds the figures of the step being written, and keeps after it only those
-    of scopes with an alert (pending or firing): a later transition of theirs that was not
-    computed with figures (a ``for`` delay run out, a repeat, a liquidation notice) shows
-    these. A scope without alerts needs none kept (its next transition comes from an
-    evaluation, with its figures): every scope's figures kept, with the engine's copy, were
-    ~530 bytes a position (in-process at 50,000 positions)."""
+    ``by_name`` holds the figures of the step being written. With an engine, nothing else is
+    kept: a later transition that carries no figures of its own (a ``for`` delay run out, a
+    repeat, a notice) shows the scope's figures at the latest prices, computed from the
+    engine's portfolio when its message is built (:class:`LiveFigures`). Keeping every
+    alerted scope's last figures instead cost ~2.5 KB a scope (in-process, after a crash at
+    100,000 positions): ~0.5 GB at 10⁶ positions once most have an alert. Without an engine
+    (a bare pipeline), ``by_name`` keeps the last figures of every scope."""
 
     def __init__(self) -> None:
         self.by_name: dict[str, ScopeRisk] = {}
@@ -94,14 +97,62 @@ class RiskView:
         for k in step.removed:
             self.by_name.pop(str(k), None)
 
-    def settle(self, step: Step, alerted: Callable[[str], bool]) -> None:
-        """After ``step``'s messages: drop its figures of scopes ``alerted`` says have no
-        alert now."""
-        by_name = self.by_name
-        for r in step.risks:
-            name = str(r.key)
-            if not alerted(name):
-                by_name.pop(name, None)
+    def figures(self, engine: Engine | None) -> Mapping[str, ScopeRisk]:
+        """What the renderers read for the step being written: ``by_name``, and with
+        ``engine`` the figures of any other scope at the latest prices."""
+        if engine is None:
+            return self.by_name
+        return LiveFigures(self.by_name, engine.portfolio)
+
+    def settle(self) -> None:
+        """After a step's messages (with an engine): drop its figures."""
+        self.by_name.clear()
+
+
+class LiveFigures(Mapping[str, ScopeRisk]):
+    """Figures by scope name (``venue:account/scope``): the step's own (``step``), else the
+    scope's at the portfolio's latest prices (``Portfolio.risk`` without the stress table,
+    as the engine evaluates), computed on the first lookup and kept for this object's life
+    (one step's messages). A name that is not a scope, or a scope the portfolio does not
+    hold (liquidated, removed), has none. Iterating gives the step's figures only."""
+
+    __slots__ = ("_memo", "_portfolio", "_step")
+
+    def __init__(self, step: Mapping[str, ScopeRisk], portfolio: Portfolio) -> None:
+        self._step = step
+        self._portfolio = portfolio
+        self._memo: dict[str, ScopeRisk | None] = {}
+
+    def __getitem__(self, name: str) -> ScopeRisk:
+        got = self._step.get(name)
+        if got is not None:
+            return got
+        if name in self._memo:
+            got = self._memo[name]
+        else:
+            got = self._memo[name] = self._compute(name)
+        if got is None:
+            raise KeyError(name)
+        return got
+
+    def _compute(self, name: str) -> ScopeRisk | None:
+        try:
+            key = parse_subject(name)
+        except IdError:
+            return None
+        if not isinstance(key, ScopeKey):
+            return None
+        try:
+            return self._portfolio.risk(key, with_stress=False)
+        except Exception as exc:  # a message goes out without figures rather than not at all
+            log().warning("figures.unavailable", scope=name, error=repr(exc)[:200])
+            return None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._step)
+
+    def __len__(self) -> int:
+        return len(self._step)
 
 
 async def persist(
@@ -117,16 +168,16 @@ async def persist(
     """Write ``step``'s alert state delta, transitions and outbox rows in one transaction
     and log them; return the number of outbox rows written (wake delivery when > 0).
 
-    With ``engine`` the messages carry the remedy (from its portfolio and rules) and, for a
-    stale feed, the alerts it holds; ``labels`` (``venue:account`` → label) name accounts.
-    With ``engine``, ``risks`` keeps afterwards only the figures of scopes with an alert
-    (:meth:`RiskView.settle`)."""
+    With ``engine`` the messages carry the remedy (from its portfolio and rules), the figures
+    of scopes the step did not evaluate (:class:`LiveFigures`) and, for a stale feed, the
+    alerts it holds; ``labels`` (``venue:account`` → label) name accounts. With ``engine``,
+    ``risks`` keeps no figures after the step (:meth:`RiskView.settle`)."""
     risks.update(step)
     try:
         return await _persist(store, step, channels, risks, now, engine=engine, labels=labels)
     finally:
         if engine is not None:
-            risks.settle(step, engine.book.has_alerts)
+            risks.settle()
 
 
 async def _persist(
@@ -154,7 +205,7 @@ async def _persist(
     messages = build_messages(
         step.transitions,
         channels,
-        risks.by_name,
+        risks.figures(engine),
         now,
         labels=labels,
         rules=engine.rules if engine is not None else None,
