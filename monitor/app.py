@@ -431,18 +431,29 @@ class Daemon:
     def cut_statuses(self, after: float) -> None:
         """From ``after`` seconds on, flushes (the one under way included) leave the scope
         status rows they have not written out: at shutdown, a cache the engine computes again
-        after a restart (the samples, which are history, all go)."""
+        after a restart (the samples, which are history, all go). From now on they write in
+        larger transactions (``history.record``'s ``hurry``)."""
         self._cut_at = self.clock.monotonic() + after
 
     def _cut(self) -> bool:
         return self._cut_at is not None and self.clock.monotonic() >= self._cut_at
+
+    def _exiting(self) -> bool:
+        """Shutting down (:meth:`cut_statuses` was called): no engine step waits for the
+        store, so a flush writes its rows in larger transactions."""
+        return self._cut_at is not None
 
     async def _flush(self) -> None:
         p, self.pending = self.pending, _Pending()
         now = self.clock.now()
         if p.samples or p.statuses or p.vanished:
             self.statuses_left_out += await history.record(
-                self.store, p.samples, p.statuses.values(), p.vanished, cut=self._cut
+                self.store,
+                p.samples,
+                p.statuses.values(),
+                p.vanished,
+                cut=self._cut,
+                hurry=self._exiting,
             )
         last_message = dict(self.engine.last_message)
         if p.feeds or last_message:

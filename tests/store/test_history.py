@@ -170,3 +170,30 @@ async def test_a_cut_leaves_the_status_rows_out_and_writes_every_sample(tmp_path
         assert len((await history.read_status(store)).scopes) == 4
     finally:
         await store.close()
+
+
+async def test_once_hurried_the_rest_goes_in_one_large_transaction(tmp_path: Path) -> None:
+    """At shutdown no engine step waits for the store: after ``hurry`` says so, the flush
+    writes :data:`history.EXIT_ROWS_PER_TRANSACTION` rows a transaction instead of
+    ``rows_per_transaction`` (each one a round trip to the store's thread and a commit)."""
+    store = await open_store(tmp_path / "s.sqlite3")
+    try:
+        r = _risk()
+        samples = [history.Sample.of(r, float(t)) for t in range(1, 31)]
+        begun: list[str] = []
+        await store.conn.set_trace_callback(
+            lambda sql: begun.append(sql) if sql.startswith("BEGIN") else None
+        )
+        asked: list[int] = []
+
+        def hurry() -> bool:
+            asked.append(1)
+            return len(asked) > 1
+
+        assert await history.record(store, samples, [], rows_per_transaction=3, hurry=hurry) == 0
+        await store.conn.set_trace_callback(None)
+        # 3 rows, then the other 27 at once (10 transactions of 3 without the hurry)
+        assert len(begun) == 2
+        assert len(await history.read_history(store, str(r.key), 0.0)) == 30
+    finally:
+        await store.close()
