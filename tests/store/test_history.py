@@ -191,7 +191,7 @@ async def test_once_hurried_the_rest_goes_in_one_large_transaction(tmp_path: Pat
             return len(asked) > 1
 
         assert await history.record(store, samples, [], rows_per_transaction=3, hurry=hurry) == 0
-        await store.conn.set_trace_callback(None)
+        await store.conn.set_trace_callback(lambda sql: None)
         # 3 rows, then the other 27 at once (10 transactions of 3 without the hurry)
         assert len(begun) == 2
         assert len(await history.read_history(store, str(r.key), 0.0)) == 30
