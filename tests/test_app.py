@@ -762,3 +762,48 @@ def states_detail(events: list[Any]) -> str:
     from monitor.model.events import FeedStatus
 
     return " ".join(e.detail for e in events if isinstance(e, FeedStatus))
+
+
+async def test_a_flush_that_fell_behind_writes_larger_transactions(tmp_path: Path) -> None:
+    """A flush covering many seconds of steps (the flushes fell behind the engine, as in a
+    crash at 10⁶ positions) writes more rows a transaction, so it catches up instead of
+    leaving the backlog to the shutdown; one that keeps up writes 250 a transaction."""
+    from monitor.app import FLUSH_CATCH_UP, flush_rows
+    from monitor.model.events import AccountSnapshot
+    from monitor.store import history
+
+    assert flush_rows(1.0) == flush_rows(0.2) == flush_rows(0.0) == history.ROWS_PER_TRANSACTION
+    assert flush_rows(4.0) == 4 * history.ROWS_PER_TRANSACTION
+    assert flush_rows(1e6) == int(FLUSH_CATCH_UP * history.ROWS_PER_TRANSACTION)
+
+    d, store, clock = await _daemon(tmp_path)
+    names = [f"a{i:04d}" for i in range(1000)]
+    begun: list[str] = []
+
+    async def book(collateral: float, t: float) -> tuple[int, int]:
+        """(rows the flush writes, transactions it takes for them)"""
+        clock.t = t
+        await d.step([AccountSnapshot("generic", n, collateral, (_near("BTC"),)) for n in names], t)
+        while d.engine.busy:
+            await d.step([], t)
+        rows = len(d.pending.statuses) + len(d.pending.samples)
+        begun.clear()
+        await d.flush()
+        return rows, len(begun) - 2  # less the feeds' and the daemon's status
+
+    try:
+        await store.conn.set_trace_callback(
+            lambda sql: begun.append(sql) if sql.startswith("BEGIN") else None
+        )
+        # the first flush covers one interval: 250 rows a transaction
+        rows, transactions = await book(10.0, 1.0)
+        assert rows == 2 * len(names)  # a status row and a sample a scope
+        assert transactions == rows // 250 == 8
+        # the next covers 4 s of steps: 1,000 rows a transaction
+        rows, transactions = await book(20.0, 5.0)
+        assert rows == 2 * len(names)
+        assert transactions == rows // 1000 == 2
+        await store.conn.set_trace_callback(lambda sql: None)
+        assert len((await history.read_status(store)).scopes) == len(names)
+    finally:
+        await store.close()
