@@ -246,6 +246,12 @@ class ScopeKey:
     def __str__(self) -> str:
         return self._text
 
+    def __hash__(self) -> int:
+        # the text's hash, which a str caches: the generated one hashed a tuple of the three
+        # fields on every lookup (a scope key is looked up several times per evaluation).
+        # Equal keys have equal texts, so equal hashes
+        return hash(self._text)
+
 
 @dataclass(frozen=True, slots=True, order=True)
 class PositionKey:
