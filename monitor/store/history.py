@@ -82,6 +82,7 @@ async def record(
     vanished: Iterable[str] = (),
     *,
     rows_per_transaction: int = ROWS_PER_TRANSACTION,
+    samples_per_transaction: int | None = None,
     cut: Callable[[], bool] | None = None,
     hurry: Callable[[], bool] | None = None,
 ) -> int:
@@ -90,6 +91,9 @@ async def record(
     in transactions of at most ``rows_per_transaction`` rows each (one when they fit), each
     chunk encoded just before its transaction (the event loop runs between them). Each row
     is whole; a reader between two transactions sees some scopes' figures a flush older.
+    ``samples_per_transaction`` (default ``rows_per_transaction``): the samples a transaction
+    takes at most; the status rows and removals fill what is left of
+    ``rows_per_transaction`` (a transaction of more samples than that writes samples only).
 
     ``cut``: asked before each transaction; once it says True the status rows not written
     yet are left out (the samples, which are history, and the removals still go). A status
@@ -98,6 +102,7 @@ async def record(
     says True (nothing waits for the store's mutex any more) the rest goes in transactions
     of :data:`EXIT_ROWS_PER_TRANSACTION` rows. Returns how many status rows were left out."""
     size = max(rows_per_transaction, 1)
+    sample_size = max(samples_per_transaction or size, 1)
     sample_it, status_it, gone_it = iter(samples), iter(statuses), iter(vanished)
     left_out = 0
     while True:
@@ -105,12 +110,13 @@ async def record(
             left_out += sum(1 for _ in status_it)
         if hurry is not None and size < EXIT_ROWS_PER_TRANSACTION and hurry():
             size = EXIT_ROWS_PER_TRANSACTION
-        chunk_samples = [_sample_row(s) for s in itertools.islice(sample_it, size)]
-        room = size - len(chunk_samples)
+            sample_size = max(sample_size, size)
+        chunk_samples = [_sample_row(s) for s in itertools.islice(sample_it, sample_size)]
+        room = max(size - len(chunk_samples), 0)
         chunk_status = [_status_row(k, doc) for k, doc in itertools.islice(status_it, room)]
-        room -= len(chunk_status)
-        chunk_gone = [(s,) for s in itertools.islice(gone_it, room)]
-        last = len(chunk_samples) + len(chunk_status) + len(chunk_gone) < size
+        chunk_gone = [(s,) for s in itertools.islice(gone_it, room - len(chunk_status))]
+        # the last: the samples ran out, and so did the rest (it had room it did not fill)
+        last = len(chunk_samples) < sample_size and len(chunk_status) + len(chunk_gone) < room
         async with store.transaction() as conn:
             if chunk_samples:
                 await conn.executemany(

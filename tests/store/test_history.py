@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.model.events import AccountSnapshot, FeedState, FeedStatus, FundingPayment
 from monitor.model.instruments import MaintenanceSchedule
@@ -197,3 +201,43 @@ async def test_once_hurried_the_rest_goes_in_one_large_transaction(tmp_path: Pat
         assert len(await history.read_history(store, str(r.key), 0.0)) == 30
     finally:
         await store.close()
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n_samples=st.integers(0, 30),
+    n_statuses=st.integers(0, 30),
+    n_gone=st.integers(0, 5),
+    rows=st.integers(1, 12),
+    samples_rows=st.one_of(st.none(), st.integers(1, 40)),
+)
+def test_every_row_is_written_whatever_the_transaction_sizes(
+    n_samples: int, n_statuses: int, n_gone: int, rows: int, samples_rows: int | None
+) -> None:
+    """The loop's end (samples ran out, and the rest did not fill its room) never leaves a
+    row behind, for any mix of samples, status rows and removals and any sizes, with a
+    samples' size above, equal to or below the rows' one."""
+
+    async def run(path: Path) -> None:
+        store = await open_store(path)
+        try:
+            r = _risk()
+            keys = [ScopeKey("generic", f"a{i}", "cross") for i in range(n_statuses + n_gone)]
+            docs = [(k, {**history.status_doc(r, []), "ts": 1.0}) for k in keys]
+            await history.record(store, [], docs[n_statuses:])  # the rows to remove
+            samples = [history.Sample.of(r, float(t)) for t in range(n_samples)]
+            await history.record(
+                store,
+                samples,
+                docs[:n_statuses],
+                [str(k) for k in keys[n_statuses:]],
+                rows_per_transaction=rows,
+                samples_per_transaction=samples_rows,
+            )
+            assert len(await history.read_history(store, str(r.key), -1.0)) == n_samples
+            assert len((await history.read_status(store)).scopes) == n_statuses
+        finally:
+            await store.close()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        asyncio.run(run(Path(tmp) / "s.sqlite3"))
