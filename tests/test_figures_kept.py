@@ -110,6 +110,9 @@ def test_live_figures_are_the_steps_own_else_the_portfolios_and_none_for_what_is
     assert figures.get("generic:gone/cross") is None  # not held
     assert figures.get("generic:acct") is None  # an account, not a scope
     assert figures.get("feed:generic") is None
+    # the venue's own ratio is a scope key but no pool: none, and no error
+    assert figures.get("generic:acct/venue-ratio") is None
+    assert portfolio.risk(ScopeKey("generic", "acct", "venue-ratio")) is None
     assert figures.get("not a subject at all") is None
     assert list(figures) == ["generic:other/cross"] and len(figures) == 1
 

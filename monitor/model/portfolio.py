@@ -765,7 +765,10 @@ class Portfolio:
             return None
         if key.scope == CROSS_SCOPE:
             return acct.cross
-        return acct.isolated.get(key.scope.split(":", 1)[1])
+        _, sep, symbol = key.scope.partition(":")
+        if not sep:
+            return None  # not a pool the portfolio holds (the venue's own ratio)
+        return acct.isolated.get(symbol)
 
     def unpriced(self, key: ScopeKey) -> list[str]:
         """Symbols of the scope no price event has priced yet (valued at the snapshot's own
