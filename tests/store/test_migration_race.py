@@ -69,3 +69,23 @@ def test_statements_keep_a_trigger_whole_and_refuse_a_truncated_script() -> None
     assert conn.execute("SELECT a, note FROM t").fetchall() == [(2, "x;y")]
     with pytest.raises(ValueError, match="incomplete SQL"):
         _statements("CREATE TRIGGER u AFTER INSERT ON t BEGIN SELECT 1")
+
+
+async def test_a_migration_script_ending_in_a_comment_applies(tmp_path: Path) -> None:
+    # a one-line script with its reason after it, the style of migrations 4 and 5: run whole
+    # by executescript before, it now runs statement by statement and must not take the
+    # comment after the last ';' for a truncated statement
+    migrations = (
+        MIGRATIONS[0],
+        "CREATE INDEX mutes_target ON mutes (target); -- mute lookups by target",
+    )
+    store = await open_store(tmp_path / "m.db", migrations=migrations)
+    try:
+        assert await store.schema_version() == 2
+        async with store.read() as conn:
+            rows = await conn.execute_fetchall(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'mutes_target'"
+            )
+        assert [r[0] for r in rows] == ["mutes_target"]
+    finally:
+        await store.close()
