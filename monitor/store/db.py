@@ -389,7 +389,10 @@ async def _migrate(conn: aiosqlite.Connection, number: int, script: Migration) -
             await script(conn)
         await conn.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
     except BaseException:
-        await conn.execute("ROLLBACK")
+        # SQLite may have ended the transaction itself (a full disk): a ROLLBACK then would
+        # raise "no transaction is active" and hide the real error
+        if conn.in_transaction:
+            await conn.execute("ROLLBACK")
         raise
     await conn.execute("COMMIT")
     return True
