@@ -780,9 +780,13 @@ def render_titled(
                 lines.append(_styled(line, fmt))
     seen: set[str] = set()
     for t in group.transitions:
+        if t.kind is TransitionKind.RESOLVED:
+            continue  # shows no figures: none asked for (``risks`` may compute them)
         scope_subject = t.subject.split("#", 1)[0]
+        if scope_subject in seen:
+            continue
         risk = t.risk or risks.get(scope_subject)
-        if risk is None or scope_subject in seen or t.kind is TransitionKind.RESOLVED:
+        if risk is None:
             continue
         seen.add(scope_subject)
         lines.append("")

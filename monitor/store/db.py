@@ -389,7 +389,10 @@ async def _migrate(conn: aiosqlite.Connection, number: int, script: Migration) -
             await script(conn)
         await conn.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
     except BaseException:
-        await conn.execute("ROLLBACK")
+        # SQLite may have ended the transaction itself (a full disk): a ROLLBACK then would
+        # raise "no transaction is active" and hide the real error
+        if conn.in_transaction:
+            await conn.execute("ROLLBACK")
         raise
     await conn.execute("COMMIT")
     return True
@@ -397,17 +400,23 @@ async def _migrate(conn: aiosqlite.Connection, number: int, script: Migration) -
 
 def _statements(script: str) -> list[str]:
     """The SQL statements of ``script``, each whole (a trigger's body keeps its ``;``):
-    ``executescript`` would commit the open transaction first."""
+    ``executescript`` would commit the open transaction first. What follows the last ``;``
+    (a comment, a last statement without its ``;``) is one more statement, ended on a line
+    of its own so that a trailing ``-- comment`` cannot swallow the ``;``."""
     out: list[str] = []
     buf = ""
-    for part in script.split(";"):
+    parts = script.split(";")
+    for part in parts[:-1]:
         buf += part + ";"
         if sqlite3.complete_statement(buf):
             if buf.strip(" \n\t;"):
                 out.append(buf.strip())
             buf = ""
+    buf += parts[-1]
     if buf.strip(" \n\t;"):
-        raise ValueError(f"incomplete SQL statement in a migration: {buf.strip()[:80]!r}")
+        if not sqlite3.complete_statement(buf + "\n;"):
+            raise ValueError(f"incomplete SQL statement in a migration: {buf.strip()[:80]!r}")
+        out.append(buf.strip() + "\n;")
     return out
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
+from monitor.errors import FatalError
 from monitor.store.db import MIGRATIONS, open_store
 
 
@@ -69,3 +70,45 @@ def test_statements_keep_a_trigger_whole_and_refuse_a_truncated_script() -> None
     assert conn.execute("SELECT a, note FROM t").fetchall() == [(2, "x;y")]
     with pytest.raises(ValueError, match="incomplete SQL"):
         _statements("CREATE TRIGGER u AFTER INSERT ON t BEGIN SELECT 1")
+
+
+async def test_a_migration_script_ending_in_a_comment_applies(tmp_path: Path) -> None:
+    # a one-line script with its reason after it, the style of migrations 4 and 5: run whole
+    # by executescript before, it now runs statement by statement and must not take the
+    # comment after the last ';' for a truncated statement
+    migrations = (
+        MIGRATIONS[0],
+        "CREATE INDEX mutes_target ON mutes (target); -- mute lookups by target",
+    )
+    store = await open_store(tmp_path / "m.db", migrations=migrations)
+    try:
+        assert await store.schema_version() == 2
+        async with store.read() as conn:
+            rows = await conn.execute_fetchall(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'mutes_target'"
+            )
+        assert [r[0] for r in rows] == ["mutes_target"]
+    finally:
+        await store.close()
+
+
+async def test_a_migration_sqlite_rolled_back_itself_reports_its_own_error(
+    tmp_path: Path,
+) -> None:
+    # SQLite ends the transaction itself on some errors (a full disk: SQLITE_FULL rolls it
+    # back); the migration's ROLLBACK then failed with "no transaction is active" and the
+    # operator saw that instead of the cause
+    async def fails_after_sqlite_rolled_back(conn: aiosqlite.Connection) -> None:
+        await conn.execute("ROLLBACK")  # as SQLite does on SQLITE_FULL
+        raise sqlite3.OperationalError("database or disk is full")
+
+    with pytest.raises(FatalError, match="disk is full"):
+        await open_store(
+            tmp_path / "m.db", migrations=(MIGRATIONS[0], fails_after_sqlite_rolled_back)
+        )
+    # the lock was released and nothing of migration 2 is recorded
+    store = await open_store(tmp_path / "m.db", migrations=MIGRATIONS[:1])
+    try:
+        assert await store.schema_version() == 1
+    finally:
+        await store.close()
