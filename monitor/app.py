@@ -161,18 +161,20 @@ class RunOptions:
 
 
 def flush_rows(span: float) -> int:
-    """Samples a flush writes per transaction when it covers ``span`` seconds of steps:
-    :data:`history.ROWS_PER_TRANSACTION` while the flushes keep up (one a
-    :data:`STATUS_INTERVAL`), more as they fall behind, up to :data:`FLUSH_CATCH_UP` times
-    as many. Each transaction of a flush waits for an engine step; in a crash at 10⁶
+    """Samples a flush writes per transaction when it covers ``span`` seconds of steps (since
+    the previous flush started: its own duration, then the :data:`STATUS_INTERVAL` the
+    status loop sleeps): :data:`history.ROWS_PER_TRANSACTION` while the flushes keep up
+    (the previous one took less than an interval), more as they fall behind (as many times
+    as the previous flush took intervals), up to :data:`FLUSH_CATCH_UP` times as many.
+    Each transaction of a flush waits for an engine step; in a crash at 10⁶
     positions the steps are ~0.1 s and the evaluations ~2,000 a second (a sample each), more
     than 250 rows a step can write: the samples fell minutes behind, and the shutdown wrote
     their backlog. The status rows keep 250 a transaction: a flush that falls behind writes
     each scope's latest only (fewer rows, while the engine needs the time), and shutdown
     gives them a budget (:data:`EXIT_STATUS_BUDGET`). Writing every one of them as well made
     the crash at 10⁶ positions ~25 % slower (two runs)."""
-    ratio = span / STATUS_INTERVAL if span > 0.0 else 1.0
-    return int(history.ROWS_PER_TRANSACTION * min(max(ratio, 1.0), FLUSH_CATCH_UP))
+    behind = (span - STATUS_INTERVAL) / STATUS_INTERVAL
+    return int(history.ROWS_PER_TRANSACTION * min(max(behind, 1.0), FLUSH_CATCH_UP))
 
 
 @dataclass
