@@ -123,8 +123,8 @@ async def resume(store: Store) -> int:
 # The queries below use the partial index ``outbox_pending (channel, id) WHERE status =
 # 'pending'`` (migration 5): the status is written into the SQL as a literal (an SQLite that
 # does not plan with the bound values cannot match a parameter to the index's WHERE), and the
-# walk over channels
-# names the index (without it SQLite picks ``outbox_due`` and scans every pending row).
+# walk over channels names the index (without it SQLite picks ``outbox_due`` and scans every
+# pending row).
 # Each costs O(channels · log rows). Before, each scanned every pending row: 5–17 ms a
 # question at 20,000 rows and 49–180 ms at 200,000 (a crash's backlog at 100,000 and at
 # 1,000,000 positions), two or three of them before every send (``benchmarks/outbox.py``).
