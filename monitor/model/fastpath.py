@@ -142,6 +142,23 @@ def zone(
     return assess(rules, legs, equity, maintenance, thresholds, band=False)[1]
 
 
+def headline_zone(equity: float, maintenance: float, thresholds: Thresholds) -> tuple[int, int]:
+    """The low bits of :func:`zone` that need no position: equity against each equity
+    threshold (0 first), then maintenance against ``r·equity`` for each margin ratio (1 first);
+    returns ``(bits, mask)``. O(thresholds), from the scope's aggregates alone. Two scopes'
+    states with the same thresholds whose headline bits differ have different zones (the
+    rest of :func:`zone` is the liquidation-distance bits, above ``mask``)."""
+    bits = 0
+    n = 0
+    for e in (0.0, *thresholds.equity):
+        bits |= (equity >= e) << n
+        n += 1
+    for r in (1.0, *thresholds.margin_ratio):
+        bits |= (maintenance >= r * equity) << n
+        n += 1
+    return bits, (1 << n) - 1
+
+
 def assess(
     rules: RuleSet,
     legs: Sequence[LegBound],

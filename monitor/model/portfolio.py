@@ -58,6 +58,7 @@ from monitor.model.fastpath import (
     QuickRisk,
     Thresholds,
     assess,
+    headline_zone,
     maintenance_slope,
     unit_leg,
     zone,
@@ -678,6 +679,12 @@ class Portfolio:
         if s is None or s.zone is None:
             return True
         self._sync(s)
+        bits, mask = headline_zone(s.equity, s.mm, thresholds)
+        if bits != s.zone & mask:
+            # an equity or margin-ratio threshold was crossed (a crash: most scopes): the
+            # decision changes whatever the distances say, so they are not assessed here;
+            # ``arm`` assesses the scope once it is evaluated
+            return True
         w, now = assess(s.rules, self._bounds(s), s.equity, s.mm, thresholds)
         if now != s.zone:
             s.assessed = _Assessed(thresholds, _inputs(s), w, now)

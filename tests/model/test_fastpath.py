@@ -17,6 +17,7 @@ from monitor.model.fastpath import (
     Thresholds,
     assess,
     band_width,
+    headline_zone,
     maintenance_slope,
     unit_leg,
     zone,
@@ -138,6 +139,36 @@ def test_zone_changes_when_equity_crosses_a_threshold() -> None:
     assert zone(r, lb, 1_001.0, 0.0, th) == zone(r, lb, 5_000.0, 0.0, th)
 
 
+@SETTINGS
+@given(
+    equity=st.floats(-1e7, 1e7) | st.just(math.nan) | st.just(math.inf),
+    maintenance=st.floats(0.0, 1e7),
+    ratios=st.lists(st.floats(0.01, 2.0), max_size=6),
+    equities=st.lists(st.floats(-1e6, 1e7), max_size=6),
+    distances=st.lists(st.floats(0.001, 0.999), max_size=4),
+)
+def test_headline_zone_is_the_low_bits_of_the_zone(
+    equity: float,
+    maintenance: float,
+    ratios: list[float],
+    equities: list[float],
+    distances: list[float],
+) -> None:
+    """``headline_zone`` needs no position, and its bits are exactly the bits ``assess``
+    gives below its mask (what lets ``rearm`` skip the distances once they differ)."""
+    th = Thresholds(margin_ratio=tuple(ratios), equity=tuple(equities), distance=tuple(distances))
+    sched = MaintenanceSchedule.flat(0.01)
+    lb = [
+        LegBound(_leg(2.0, sched), 100.0, 0.02, 0.0),
+        LegBound(_leg(-1.0, sched), 90.0, 0.01, 0.0),
+    ]
+    bits, mask = headline_zone(equity, maintenance, th)
+    assert mask == (1 << (2 + len(ratios) + len(equities))) - 1
+    assert bits & ~mask == 0
+    whole = assess(rules_for("generic"), lb, equity, maintenance, th)[1]
+    assert whole & mask == bits
+
+
 # -- the engine --------------------------------------------------------------------------------
 def _book() -> Portfolio:
     p = Portfolio()
@@ -213,6 +244,30 @@ def test_a_position_event_disarms_and_forgets_the_zone() -> None:
     assert not p.armed(A)
     assert p.crossed(A, THRESHOLDS)  # no zone recorded since the change
     assert p.rearm(A, THRESHOLDS)  # so it must be evaluated, not just re-armed
+
+
+def test_rearm_hands_back_a_scope_whose_margin_ratio_crossed_without_assessing_it() -> None:
+    """A margin-ratio threshold crossed is a changed decision whatever the liquidation
+    distances say: ``rearm`` hands the scope back without the distances' assessment (none
+    kept for ``arm``), and ``arm`` then assesses it afresh: the same band and zone as a
+    portfolio that never rearmed."""
+    p, q = _book(), _book()
+    th = Thresholds(margin_ratio=(0.1,), distance=(0.05,))  # 8 % → 11.9 %
+    for x in (p, q):
+        x.apply_fast(MarkPrice("binance_usdm", "ETH", 3_000.0))
+        x.apply_fast(MarkPrice("binance_usdm", "BTC", 50_000.0))
+        x.arm(A, th)
+        assert x.apply_fast(MarkPrice("binance_usdm", "ETH", 3_300.0)) == [A]
+    s = p.scope_state(A)
+    assert s is not None and s.zone is not None
+    before = s.zone
+    bits, mask = headline_zone(s.equity, s.mm, th)
+    assert bits != before & mask  # the short ETH lost 3,000: the ratio crossed 10 %
+    assert p.rearm(A, th)
+    assert s.assessed is None  # nothing assessed for arm to reuse
+    assert p.arm(A, th) == q.arm(A, th)
+    q_state = q.scope_state(A)
+    assert q_state is not None and s.zone == q_state.zone != before
 
 
 def _crossed_and_handed_back(p: Portfolio) -> None:
