@@ -37,6 +37,11 @@ is written as its Python escape instead (:func:`escape_controls`: ``\\x1b``, ``\
 ``\\u202e``), so the line stays one line and the terminal shows, never obeys, it. The one
 exception: the console's multi-line traceback (``exception``/``stack``) keeps its line breaks.
 
+Each line is written and flushed at once (journald gets it while the daemon idles), under a
+lock per stream so lines never interleave; only within :func:`burst` (a run of lines written
+together, e.g. a step's ``alert.fired`` lines) do our lines wait in the stream's buffer, flushed
+once as the burst ends, an exception too.
+
 The level can change at runtime (``set_level``, e.g. on SIGHUP): the filter is a processor that
 reads the current level. Loggers are not cached on first use, so a later ``configure_logging``
 (or ``structlog.testing.capture_logs`` in a test) applies to module-level loggers too.
@@ -50,8 +55,11 @@ import os
 import re
 import sys
 import threading
+import weakref
 from collections.abc import Mapping
-from typing import Any, Final, TextIO
+from contextvars import ContextVar, Token
+from types import TracebackType
+from typing import IO, Any, Final, TextIO
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
@@ -637,6 +645,137 @@ class _JournalPrefix:
         return f"<{_SYSLOG.get(level, 6)}>{text}"
 
 
+#: the lock of each stream our lines go to (as structlog's ``WriteLogger`` keeps one): the
+#: loggers of every configuration writing to one stream share it, so lines never interleave
+_STREAM_LOCKS: weakref.WeakKeyDictionary[IO[Any], threading.Lock] = weakref.WeakKeyDictionary()
+_STREAM_LOCKS_LOCK: Final = threading.Lock()
+
+
+def _stream_lock(stream: IO[Any]) -> threading.Lock:
+    with _STREAM_LOCKS_LOCK:
+        lock = _STREAM_LOCKS.get(stream)
+        if lock is None:
+            lock = _STREAM_LOCKS[stream] = threading.Lock()
+        return lock
+
+
+class Burst:
+    """A run of log lines flushed once, at its end (made by :func:`burst`).
+
+    While it is open, the lines our loggers write from the thread that opened it, in its
+    context (the code inside the ``with`` and tasks started there), are written to their
+    stream without a flush; its exit flushes each stream written to, once, also when the body
+    raises (the body's exception propagates; a flush's error is raised when the body raised
+    none). Lines from other threads and from other tasks' contexts are flushed at once, as
+    outside a burst. A burst opened inside an open one adds nothing: the outer one flushes.
+    Meant for a synchronous run of lines: lines wait in the buffer until the exit, so the
+    body must not ``await`` (the daemon could idle with them unwritten)."""
+
+    __slots__ = ("_streams", "_token", "open", "owner")
+
+    def __init__(self) -> None:
+        self.open = False
+        self.owner = 0
+        self._token: Token[Burst | None] | None = None
+        #: id(stream) -> stream: the streams written to without a flush
+        self._streams: dict[int, IO[Any]] = {}
+
+    def defer(self, stream: IO[Any]) -> None:
+        """Note that a line was written to ``stream`` unflushed (its exit flushes it)."""
+        self._streams[id(stream)] = stream
+
+    def __enter__(self) -> Burst:
+        current = _BURST.get()
+        if current is not None and current.open and current.owner == threading.get_ident():
+            return self  # nested: the outer burst flushes
+        self.open = True
+        self.owner = threading.get_ident()
+        self._token = _BURST.set(self)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        token = self._token
+        if token is None:
+            return
+        self.open = False
+        self._token = None
+        try:
+            _BURST.reset(token)
+        except ValueError:  # exited in another context than it was entered in
+            _BURST.set(None)
+        streams, self._streams = list(self._streams.values()), {}
+        error: Exception | None = None
+        for stream in streams:
+            try:
+                with _stream_lock(stream):
+                    stream.flush()
+            except Exception as e:  # the other streams are flushed all the same
+                error = error or e
+        if error is not None and exc_type is None:
+            raise error
+
+
+#: the burst open in this context, if any
+_BURST: ContextVar[Burst | None] = ContextVar("monitor_logs_burst", default=None)
+
+
+def burst() -> Burst:
+    """A context manager under which our log lines are flushed once, at its end::
+
+        with logs.burst():
+            for t in step.transitions:
+                info("alert.fired", key=t.key, ...)
+
+    The same text as without it (see :class:`Burst`); only the flushes (a write system call
+    each) are saved: one per burst instead of one per line."""
+    return Burst()
+
+
+class LineLogger:
+    """structlog's ``WriteLogger``: writes each rendered line and a newline to ``stream`` under
+    the stream's lock, and flushes it, unless an open :func:`burst` of this thread and
+    context defers the flush to its end."""
+
+    __slots__ = ("_flush", "_lock", "_stream", "_write")
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._write = stream.write
+        self._flush = stream.flush
+        self._lock = _stream_lock(stream)
+
+    def __repr__(self) -> str:
+        return f"<LineLogger(stream={self._stream!r})>"
+
+    def msg(self, message: str) -> None:
+        with self._lock:
+            self._write(message + "\n")
+            current = _BURST.get()
+            if current is None or not current.open or current.owner != threading.get_ident():
+                self._flush()
+            else:
+                current.defer(self._stream)
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
+
+
+class LineLoggerFactory:
+    """structlog's ``logger_factory`` making :class:`LineLogger` on ``stream`` (positional
+    arguments, the logger name structlog passes, are ignored)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def __call__(self, *args: Any) -> LineLogger:
+        return LineLogger(self.stream)
+
+
 def on_journal(stream: TextIO, env: Mapping[str, str] | None = None) -> bool:
     """True when ``stream`` is the journal connection systemd names in ``$JOURNAL_STREAM``
     (``device:inode``; compared, not just tested for presence, as systemd.exec(5) advises)."""
@@ -692,7 +831,7 @@ def configure_logging(
         processors=[_FILTER, *shared, *tail, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
         context_class=dict,
-        logger_factory=structlog.WriteLoggerFactory(file=out),
+        logger_factory=LineLoggerFactory(out),
         # False: a logger cached on first use would keep this stream and chain forever and
         # ignore later configure() calls (ours on reload, structlog.testing.capture_logs)
         cache_logger_on_first_use=False,
