@@ -99,8 +99,10 @@ def _escape(m: re.Match[str]) -> str:
 def escape_controls(text: str, *, keep_newlines: bool = False) -> str:
     """``text`` with every control character written as its Python escape (``"\\x1b"``,
     ``"\\n"``, ``"\\u202e"``; see :data:`_CONTROL`). Text without any is returned as is
-    (the common case costs one regex search). ``keep_newlines``: leave ``\\n`` alone (a
-    traceback's line breaks)."""
+    (the common case: printable ASCII, two string methods; else one regex search).
+    ``keep_newlines``: leave ``\\n`` alone (a traceback's line breaks)."""
+    if text.isascii() and text.isprintable():
+        return text  # _CONTROL's only ASCII characters, C0 and DEL, are all unprintable
     pattern = _CONTROL_NO_LF if keep_newlines else _CONTROL
     if pattern.search(text) is None:
         return text
@@ -108,6 +110,8 @@ def escape_controls(text: str, *, keep_newlines: bool = False) -> str:
 
 
 _BOT_TOKEN = re.compile(r"\b\d+:[A-Za-z0-9_-]{30,}")
+#: the shortest text :data:`_BOT_TOKEN` matches: a digit, ``:`` and 30 characters
+_BOT_TOKEN_MIN: Final = 32
 #: a URL's user after ``://``: up to its ``:`` (a password follows) or ``@`` (none does)
 _URL_USER: Final = re.compile(r"[^\s:/@?#\[]*")
 #: the characters of a scheme, read back from ``://`` (at most :data:`_SCHEME_MAX`)
@@ -475,7 +479,8 @@ class Redactor:
         # regexes
         if ":" not in value:
             return value
-        value = _BOT_TOKEN.sub(MASK, value)
+        if len(value) >= _BOT_TOKEN_MIN:  # a timestamp (27 characters) skips it
+            value = _BOT_TOKEN.sub(MASK, value)
         if "://" in value:
             value = mask_url_passwords(value)
             if "..." in value:
@@ -508,15 +513,22 @@ class Redactor:
         return self.value(value)
 
     def __call__(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
-        for key in list(event_dict):
-            if key.startswith("_"):
-                continue  # ProcessorFormatter's _record/_from_structlog
-            value = event_dict[key]
+        secrets = self._secrets
+        # values are replaced, keys never added or removed: iterating the dict itself is safe
+        for key, value in event_dict.items():
             kind = type(value)
             if kind is str:  # the common case, inline (what _item does for a plain str)
-                event_dict[key] = MASK if value and _secret_key(key) else self.text(value)
-            elif value is not None and kind not in _SCALARS:  # scalars pass as they are
-                event_dict[key] = self._item(key, value)
+                if not value or key.startswith("_"):
+                    continue  # "" stays ""; ProcessorFormatter's _record/_from_structlog
+                secret = _SECRET_KEYS.get(key)
+                if secret is None:
+                    secret = _secret_key(key)
+                if secret:
+                    event_dict[key] = MASK
+                elif secrets or ":" in value:  # else text() returns it as it is
+                    event_dict[key] = self.text(value)
+            elif value is not None and kind not in _SCALARS and not key.startswith("_"):
+                event_dict[key] = self._item(key, value)  # scalars pass as they are
         return event_dict
 
 
@@ -557,20 +569,20 @@ class ControlEscaper:
         return value
 
     def __call__(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
-        for key in list(event_dict):
+        # printable ASCII (two string methods) holds no control character (escape_controls)
+        for key, value in list(event_dict.items()):
             if key.startswith("_"):
                 continue  # ProcessorFormatter's _record/_from_structlog
-            value = event_dict[key]
             kind = type(value)
             if kind is str:  # the common case, inline (what value() does for a plain str)
-                pattern = _CONTROL_NO_LF if key in self.keep_lines else _CONTROL
-                if pattern.search(value) is not None:
-                    event_dict[key] = pattern.sub(_escape, value)
+                if not (value.isascii() and value.isprintable()):
+                    pattern = _CONTROL_NO_LF if key in self.keep_lines else _CONTROL
+                    if pattern.search(value) is not None:
+                        event_dict[key] = pattern.sub(_escape, value)
             elif value is not None and kind not in _SCALARS:  # scalars pass as they are
                 event_dict[key] = self.value(value, keep_newlines=key in self.keep_lines)
-            if _CONTROL.search(key) is not None:
-                value = event_dict.pop(key)
-                event_dict[escape_controls(key)] = value
+            if not (key.isascii() and key.isprintable()) and _CONTROL.search(key) is not None:
+                event_dict[escape_controls(key)] = event_dict.pop(key)
         return event_dict
 
 
