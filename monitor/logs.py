@@ -37,6 +37,11 @@ is written as its Python escape instead (:func:`escape_controls`: ``\\x1b``, ``\
 ``\\u202e``), so the line stays one line and the terminal shows, never obeys, it. The one
 exception: the console's multi-line traceback (``exception``/``stack``) keeps its line breaks.
 
+Each line is written and flushed at once (journald gets it while the daemon idles), under a
+lock per stream so lines never interleave; only within :func:`burst` (a run of lines written
+together, e.g. a step's ``alert.fired`` lines) do our lines wait in the stream's buffer, flushed
+once as the burst ends, an exception too.
+
 The level can change at runtime (``set_level``, e.g. on SIGHUP): the filter is a processor that
 reads the current level. Loggers are not cached on first use, so a later ``configure_logging``
 (or ``structlog.testing.capture_logs`` in a test) applies to module-level loggers too.
@@ -50,8 +55,11 @@ import os
 import re
 import sys
 import threading
+import weakref
 from collections.abc import Mapping
-from typing import Any, Final, TextIO
+from contextvars import ContextVar, Token
+from types import TracebackType
+from typing import IO, Any, Final, TextIO
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
@@ -91,8 +99,10 @@ def _escape(m: re.Match[str]) -> str:
 def escape_controls(text: str, *, keep_newlines: bool = False) -> str:
     """``text`` with every control character written as its Python escape (``"\\x1b"``,
     ``"\\n"``, ``"\\u202e"``; see :data:`_CONTROL`). Text without any is returned as is
-    (the common case costs one regex search). ``keep_newlines``: leave ``\\n`` alone (a
-    traceback's line breaks)."""
+    (the common case: printable ASCII, two string methods; else one regex search).
+    ``keep_newlines``: leave ``\\n`` alone (a traceback's line breaks)."""
+    if text.isascii() and text.isprintable():
+        return text  # _CONTROL's only ASCII characters, C0 and DEL, are all unprintable
     pattern = _CONTROL_NO_LF if keep_newlines else _CONTROL
     if pattern.search(text) is None:
         return text
@@ -100,6 +110,8 @@ def escape_controls(text: str, *, keep_newlines: bool = False) -> str:
 
 
 _BOT_TOKEN = re.compile(r"\b\d+:[A-Za-z0-9_-]{30,}")
+#: the shortest text :data:`_BOT_TOKEN` matches: a digit, ``:`` and 30 characters
+_BOT_TOKEN_MIN: Final = 32
 #: a URL's user after ``://``: up to its ``:`` (a password follows) or ``@`` (none does)
 _URL_USER: Final = re.compile(r"[^\s:/@?#\[]*")
 #: the characters of a scheme, read back from ``://`` (at most :data:`_SCHEME_MAX`)
@@ -467,7 +479,8 @@ class Redactor:
         # regexes
         if ":" not in value:
             return value
-        value = _BOT_TOKEN.sub(MASK, value)
+        if len(value) >= _BOT_TOKEN_MIN:  # a timestamp (27 characters) skips it
+            value = _BOT_TOKEN.sub(MASK, value)
         if "://" in value:
             value = mask_url_passwords(value)
             if "..." in value:
@@ -500,15 +513,22 @@ class Redactor:
         return self.value(value)
 
     def __call__(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
-        for key in list(event_dict):
-            if key.startswith("_"):
-                continue  # ProcessorFormatter's _record/_from_structlog
-            value = event_dict[key]
+        secrets = self._secrets
+        # values are replaced, keys never added or removed: iterating the dict itself is safe
+        for key, value in event_dict.items():
             kind = type(value)
             if kind is str:  # the common case, inline (what _item does for a plain str)
-                event_dict[key] = MASK if value and _secret_key(key) else self.text(value)
-            elif value is not None and kind not in _SCALARS:  # scalars pass as they are
-                event_dict[key] = self._item(key, value)
+                if not value or key.startswith("_"):
+                    continue  # "" stays ""; ProcessorFormatter's _record/_from_structlog
+                secret = _SECRET_KEYS.get(key)
+                if secret is None:
+                    secret = _secret_key(key)
+                if secret:
+                    event_dict[key] = MASK
+                elif secrets or ":" in value:  # else text() returns it as it is
+                    event_dict[key] = self.text(value)
+            elif value is not None and kind not in _SCALARS and not key.startswith("_"):
+                event_dict[key] = self._item(key, value)  # scalars pass as they are
         return event_dict
 
 
@@ -549,20 +569,20 @@ class ControlEscaper:
         return value
 
     def __call__(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
-        for key in list(event_dict):
+        # printable ASCII (two string methods) holds no control character (escape_controls)
+        for key, value in list(event_dict.items()):
             if key.startswith("_"):
                 continue  # ProcessorFormatter's _record/_from_structlog
-            value = event_dict[key]
             kind = type(value)
             if kind is str:  # the common case, inline (what value() does for a plain str)
-                pattern = _CONTROL_NO_LF if key in self.keep_lines else _CONTROL
-                if pattern.search(value) is not None:
-                    event_dict[key] = pattern.sub(_escape, value)
+                if not (value.isascii() and value.isprintable()):
+                    pattern = _CONTROL_NO_LF if key in self.keep_lines else _CONTROL
+                    if pattern.search(value) is not None:
+                        event_dict[key] = pattern.sub(_escape, value)
             elif value is not None and kind not in _SCALARS:  # scalars pass as they are
                 event_dict[key] = self.value(value, keep_newlines=key in self.keep_lines)
-            if _CONTROL.search(key) is not None:
-                value = event_dict.pop(key)
-                event_dict[escape_controls(key)] = value
+            if not (key.isascii() and key.isprintable()) and _CONTROL.search(key) is not None:
+                event_dict[escape_controls(key)] = event_dict.pop(key)
         return event_dict
 
 
@@ -637,6 +657,137 @@ class _JournalPrefix:
         return f"<{_SYSLOG.get(level, 6)}>{text}"
 
 
+#: the lock of each stream our lines go to (as structlog's ``WriteLogger`` keeps one): the
+#: loggers of every configuration writing to one stream share it, so lines never interleave
+_STREAM_LOCKS: weakref.WeakKeyDictionary[IO[Any], threading.Lock] = weakref.WeakKeyDictionary()
+_STREAM_LOCKS_LOCK: Final = threading.Lock()
+
+
+def _stream_lock(stream: IO[Any]) -> threading.Lock:
+    with _STREAM_LOCKS_LOCK:
+        lock = _STREAM_LOCKS.get(stream)
+        if lock is None:
+            lock = _STREAM_LOCKS[stream] = threading.Lock()
+        return lock
+
+
+class Burst:
+    """A run of log lines flushed once, at its end (made by :func:`burst`).
+
+    While it is open, the lines our loggers write from the thread that opened it, in its
+    context (the code inside the ``with`` and tasks started there), are written to their
+    stream without a flush; its exit flushes each stream written to, once, also when the body
+    raises (the body's exception propagates; a flush's error is raised when the body raised
+    none). Lines from other threads and from other tasks' contexts are flushed at once, as
+    outside a burst. A burst opened inside an open one adds nothing: the outer one flushes.
+    Meant for a synchronous run of lines: lines wait in the buffer until the exit, so the
+    body must not ``await`` (the daemon could idle with them unwritten)."""
+
+    __slots__ = ("_streams", "_token", "open", "owner")
+
+    def __init__(self) -> None:
+        self.open = False
+        self.owner = 0
+        self._token: Token[Burst | None] | None = None
+        #: id(stream) -> stream: the streams written to without a flush
+        self._streams: dict[int, IO[Any]] = {}
+
+    def defer(self, stream: IO[Any]) -> None:
+        """Note that a line was written to ``stream`` unflushed (its exit flushes it)."""
+        self._streams[id(stream)] = stream
+
+    def __enter__(self) -> Burst:
+        current = _BURST.get()
+        if current is not None and current.open and current.owner == threading.get_ident():
+            return self  # nested: the outer burst flushes
+        self.open = True
+        self.owner = threading.get_ident()
+        self._token = _BURST.set(self)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        token = self._token
+        if token is None:
+            return
+        self.open = False
+        self._token = None
+        try:
+            _BURST.reset(token)
+        except ValueError:  # exited in another context than it was entered in
+            _BURST.set(None)
+        streams, self._streams = list(self._streams.values()), {}
+        error: Exception | None = None
+        for stream in streams:
+            try:
+                with _stream_lock(stream):
+                    stream.flush()
+            except Exception as e:  # the other streams are flushed all the same
+                error = error or e
+        if error is not None and exc_type is None:
+            raise error
+
+
+#: the burst open in this context, if any
+_BURST: ContextVar[Burst | None] = ContextVar("monitor_logs_burst", default=None)
+
+
+def burst() -> Burst:
+    """A context manager under which our log lines are flushed once, at its end::
+
+        with logs.burst():
+            for t in step.transitions:
+                info("alert.fired", key=t.key, ...)
+
+    The same text as without it (see :class:`Burst`); only the flushes (a write system call
+    each) are saved: one per burst instead of one per line."""
+    return Burst()
+
+
+class LineLogger:
+    """structlog's ``WriteLogger``: writes each rendered line and a newline to ``stream`` under
+    the stream's lock, and flushes it, unless an open :func:`burst` of this thread and
+    context defers the flush to its end."""
+
+    __slots__ = ("_flush", "_lock", "_stream", "_write")
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._write = stream.write
+        self._flush = stream.flush
+        self._lock = _stream_lock(stream)
+
+    def __repr__(self) -> str:
+        return f"<LineLogger(stream={self._stream!r})>"
+
+    def msg(self, message: str) -> None:
+        with self._lock:
+            self._write(message + "\n")
+            current = _BURST.get()
+            if current is None or not current.open or current.owner != threading.get_ident():
+                self._flush()
+            else:
+                current.defer(self._stream)
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
+
+
+class LineLoggerFactory:
+    """structlog's ``logger_factory`` making :class:`LineLogger` on ``stream`` (positional
+    arguments, the logger name structlog passes, are ignored)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def __call__(self, *args: Any) -> LineLogger:
+        return LineLogger(self.stream)
+
+
 def on_journal(stream: TextIO, env: Mapping[str, str] | None = None) -> bool:
     """True when ``stream`` is the journal connection systemd names in ``$JOURNAL_STREAM``
     (``device:inode``; compared, not just tested for presence, as systemd.exec(5) advises)."""
@@ -692,7 +843,7 @@ def configure_logging(
         processors=[_FILTER, *shared, *tail, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
         context_class=dict,
-        logger_factory=structlog.WriteLoggerFactory(file=out),
+        logger_factory=LineLoggerFactory(out),
         # False: a logger cached on first use would keep this stream and chain forever and
         # ignore later configure() calls (ours on reload, structlog.testing.capture_logs)
         cache_logger_on_first_use=False,
