@@ -38,6 +38,7 @@ import dataclasses
 import gc
 import os
 import signal
+import sqlite3
 import sys
 import time
 from collections import deque
@@ -327,6 +328,7 @@ class Daemon:
         self._flushed_at: float | None = None
         """Monotonic time of the last flush's start: what the next one covers."""
         self.statuses_left_out = 0
+        self._checkpoint_failing = False
 
     # -- accounts ----------------------------------------------------------------------------
     def manual_snapshots(self) -> list[AccountSnapshot]:
@@ -501,6 +503,24 @@ class Daemon:
         )
         self.notifier.status(summary)
 
+    async def checkpoint(self) -> None:
+        """Copy the store's WAL into its database beside the writes, not inside one of them
+        (:meth:`Store.checkpoint`; the live daemon's store leaves it to this, once a second
+        after the flush). A failure is logged once until a checkpoint succeeds again: the
+        store's own connection still checkpoints once the WAL is large
+        (:data:`~monitor.store.db.WAL_SAFETY_PAGES`), and a store that cannot be written
+        stops the daemon through its writes."""
+        try:
+            await self.store.checkpoint()
+        except sqlite3.Error as exc:
+            if not self._checkpoint_failing:
+                log().warning("store.checkpoint_failed", error=str(exc)[:200])
+            self._checkpoint_failing = True
+            return
+        if self._checkpoint_failing:
+            log().info("store.checkpoint_recovered")
+        self._checkpoint_failing = False
+
     async def status_loop(self) -> None:
         last_prune = -PRUNE_INTERVAL
         while True:
@@ -508,6 +528,7 @@ class Daemon:
             # shielded: a shutdown cancelling this task never cuts a transaction in half (the
             # flush finishes; the next one waits for the store's mutex)
             await asyncio.shield(asyncio.ensure_future(self.flush()))
+            await asyncio.shield(asyncio.ensure_future(self.checkpoint()))
             mono = self.clock.monotonic()
             if mono - last_prune >= PRUNE_INTERVAL:
                 last_prune = mono
@@ -676,6 +697,9 @@ async def run(
         )  # fmt: skip
         if opts.replay is not None and replay_clock is not None:
             return await _run_replay(daemon, opts.replay, opts.speed, replay_clock)
+        # the live daemon's commits never copy the WAL into the database themselves: the
+        # status loop checkpoints beside them (a crash's steps took it in turns otherwise)
+        await store.checkpoint_apart()
         try:
             return await _run_live(daemon, opts.config_path, env)
         except FatalError as exc:  # an optional part that cannot start (a taken metrics port)

@@ -19,6 +19,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -815,3 +816,57 @@ async def test_a_flush_that_fell_behind_writes_its_samples_in_larger_transaction
         assert len((await history.read_status(store)).scopes) == len(names)
     finally:
         await store.close()
+
+
+async def test_the_status_loop_checkpoints_the_store(tmp_path: Path) -> None:
+    """Each turn of the status loop, after its flush, copies the WAL into the database file
+    (the live daemon's own commits leave that to it): the flushed status row reaches the
+    file itself, read here without the WAL."""
+    from monitor.model.events import AccountSnapshot
+
+    d, store, _ = await _daemon(tmp_path)
+    path = tmp_path / "s.sqlite3"
+    try:
+        await store.checkpoint_apart()
+        await d.step([AccountSnapshot("generic", "a", 1_000.0, (_near("BTC"),))], 0.0)
+        assert _status_rows_in_file(path) == 0  # in the WAL only, if anywhere yet
+        loop = asyncio.create_task(d.status_loop())
+        try:
+            await until(lambda: _status_rows_in_file(path) == 1, 5, "the row in the file")
+        finally:
+            loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
+    finally:
+        await store.close()
+
+
+async def test_a_failing_checkpoint_is_reported_once_until_one_succeeds(tmp_path: Path) -> None:
+    from structlog.testing import capture_logs
+
+    d, store, _ = await _daemon(tmp_path)
+    path = tmp_path / "s.sqlite3"
+    try:
+        os.rename(path, tmp_path / "away.sqlite3")
+        with capture_logs() as logs:
+            for _ in range(3):
+                await d.checkpoint()  # never raises: the writes stop a daemon, not this
+            os.rename(tmp_path / "away.sqlite3", path)
+            await d.checkpoint()
+            await d.checkpoint()
+        events = [e["event"] for e in logs if e["event"].startswith("store.checkpoint")]
+        assert events == ["store.checkpoint_failed", "store.checkpoint_recovered"]
+        assert "moved or deleted" in logs[0]["error"]
+    finally:
+        await store.close()
+
+
+def _status_rows_in_file(path: Path) -> int:
+    """Scope status rows in the database file itself, its WAL ignored (``immutable``)."""
+    conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+    try:
+        return int(conn.execute("SELECT count(*) FROM scope_status").fetchone()[0])
+    except sqlite3.OperationalError:  # not even the schema is in the file yet
+        return 0
+    finally:
+        conn.close()

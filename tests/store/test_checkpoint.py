@@ -1,0 +1,100 @@
+"""WAL checkpoints beside the writes (issue 12): once ``checkpoint_apart`` ran, the store's
+own commits leave the WAL to grow (up to the safety net) and ``Store.checkpoint`` copies it
+into the database on a connection of its own, while a transaction is open too."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from monitor.store.db import Store, open_store
+
+ROW = "x" * 3000  # about a page a row
+
+
+def _wal_bytes(path: Path) -> int:
+    wal = Path(f"{path}-wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
+async def _write(store: Store, rows: int, start: int = 0) -> None:
+    async with store.transaction() as conn:
+        await conn.execute("CREATE TABLE IF NOT EXISTS filler (id INTEGER PRIMARY KEY, v TEXT)")
+        await conn.executemany(
+            "INSERT INTO filler (id, v) VALUES (?, ?)", ((start + i, ROW) for i in range(rows))
+        )
+
+
+async def test_commits_leave_the_wal_to_the_checkpointer(tmp_path: Path) -> None:
+    path = tmp_path / "m.sqlite3"
+    store = await open_store(path)
+    try:
+        await store.checkpoint_apart()
+        for i in range(6):  # ~1,500 pages: past SQLite's default 1,000-page auto-checkpoint
+            await _write(store, 250, start=i * 250)
+        grown = _wal_bytes(path)
+        assert grown > 1_000 * 4096  # no commit copied it into the database
+        busy, frames, done = await store.checkpoint()
+        assert busy == 0 and frames > 1_000 and done == frames
+        await _write(store, 10, start=10_000)  # a complete checkpoint: the WAL starts over
+        assert _wal_bytes(path) == grown  # reused from its start, not grown
+        busy, frames, done = await store.checkpoint()
+        assert frames < 50 and done == frames
+    finally:
+        await store.close()
+    # the data is all there, and the close left no WAL behind
+    assert _wal_bytes(path) == 0
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT count(*) FROM filler").fetchone()[0] == 1_510
+    finally:
+        conn.close()
+
+
+async def test_without_it_a_commit_checkpoints_as_sqlite_does_by_default(tmp_path: Path) -> None:
+    """The control: the same writes with SQLite's default leave no large WAL (what the
+    first test tells apart)."""
+    path = tmp_path / "m.sqlite3"
+    store = await open_store(path)
+    try:
+        for i in range(6):
+            await _write(store, 250, start=i * 250)
+        _, frames, _ = await store.checkpoint()
+        assert frames < 1_000
+    finally:
+        await store.close()
+
+
+async def test_a_checkpoint_runs_while_a_transaction_is_open(tmp_path: Path) -> None:
+    """It takes neither the store's lock nor SQLite's write lock: a writer in the middle of
+    its transaction does not hold it up, and what that writer commits later is kept."""
+    path = tmp_path / "m.sqlite3"
+    store = await open_store(path)
+    try:
+        await store.checkpoint_apart()
+        await _write(store, 300)
+        async with store.transaction() as conn:
+            await conn.execute("INSERT INTO filler (id, v) VALUES (?, ?)", (99_999, "late"))
+            busy, frames, done = await store.checkpoint()
+            assert busy == 0 and done == frames > 0
+        async with store.read() as conn:
+            got = await conn.execute_fetchall("SELECT v FROM filler WHERE id = 99999")
+        assert [r[0] for r in got] == ["late"]
+    finally:
+        await store.close()
+
+
+async def test_a_checkpoint_of_a_moved_store_fails_and_creates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "m.sqlite3"
+    store = await open_store(path)
+    try:
+        await _write(store, 5)
+        os.rename(path, tmp_path / "moved.sqlite3")
+        with pytest.raises(sqlite3.OperationalError, match="moved or deleted"):
+            await store.checkpoint()
+        assert not path.exists()
+    finally:
+        await store.close()
