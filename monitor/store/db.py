@@ -353,9 +353,12 @@ class Store:
     def _checkpoint(self) -> tuple[int, int, int]:
         conn = self._checkpointer
         if conn is None:
-            # mode=rw: never creates a database where the store was
+            # mode=rw: never creates a database where the store was. The path percent-
+            # encoded (as_uri): a '#', '?' or '%' in it is the file's own character, not a
+            # URI's fragment, query or escape ('store#1' would open a new empty 'store')
+            uri = Path(self.path).absolute().as_uri()
             conn = sqlite3.connect(
-                f"file:{self.path}?mode=rw", uri=True, isolation_level=None,
+                f"{uri}?mode=rw", uri=True, isolation_level=None,
                 check_same_thread=False, timeout=1.0,
             )  # fmt: skip
             self._checkpointer = conn

@@ -98,3 +98,22 @@ async def test_a_checkpoint_of_a_moved_store_fails_and_creates_nothing(tmp_path:
         assert not path.exists()
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("name", ["store#1.sqlite3", "store?x.sqlite3", "store%41.sqlite3"])
+async def test_a_store_path_with_uri_characters_is_checkpointed_and_nothing_created(
+    tmp_path: Path, name: str
+) -> None:
+    """The checkpointer opens the store as an SQLite URI: a ``#``, ``?`` or ``%`` in the
+    path is the store's own character, never a fragment, query or escape (``store#1`` read
+    as a URI is a new empty database ``store``, checkpointed instead of the store)."""
+    path = tmp_path / name
+    store = await open_store(path)
+    try:
+        await store.checkpoint_apart()
+        await _write(store, 300)
+        busy, frames, done = await store.checkpoint()
+        assert busy == 0 and frames > 0 and done == frames  # this store's WAL, copied
+    finally:
+        await store.close()
+    assert sorted(os.listdir(tmp_path)) == [name, f"{name}.lock"]
