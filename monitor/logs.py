@@ -570,9 +570,12 @@ class ControlEscaper:
 
     def __call__(self, logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
         # printable ASCII (two string methods) holds no control character (escape_controls)
-        for key, value in list(event_dict.items()):
+        moved = False
+        for key, seen in list(event_dict.items()):
             if key.startswith("_"):
                 continue  # ProcessorFormatter's _record/_from_structlog
+            # a key escaped earlier may have landed on this one: then it is read anew
+            value = event_dict[key] if moved else seen
             kind = type(value)
             if kind is str:  # the common case, inline (what value() does for a plain str)
                 if not (value.isascii() and value.isprintable()):
@@ -583,6 +586,7 @@ class ControlEscaper:
                 event_dict[key] = self.value(value, keep_newlines=key in self.keep_lines)
             if not (key.isascii() and key.isprintable()) and _CONTROL.search(key) is not None:
                 event_dict[escape_controls(key)] = event_dict.pop(key)
+                moved = True
         return event_dict
 
 

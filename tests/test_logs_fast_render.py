@@ -233,6 +233,10 @@ def _render(event: dict[str, Any], keep: frozenset[str], *, old: bool) -> str:
 @example({"stack": "line 1\nline 2\x1b", "exception": ["a\nb"], "_record": "\x1b"}, True)
 @example({"k": {"api_key": b"raw", "n": [("\u2028", Tone.LOUD)]}, "url": "s://u:s3cr:et@h"}, True)
 @example({"e": "1:" + "A" * 30, "f": "1:" + "A" * 29, "g": "x" * 26 + "hunter2"}, False)
+# a key with a control character whose escaped spelling is a later key: the escaped value
+# moved there is what that later key reads (as before), not the value it held
+@example({"x\ny": "a\x1b", "x\\ny": "b\x1b"}, False)
+@example({"x\ny": {"k": 1}, "x\\ny": "b\u2028", "z": "c"}, True)
 def test_a_line_renders_as_the_processors_before_the_fast_checks_rendered_it(
     event: dict[str, Any], keep_stack: bool
 ) -> None:

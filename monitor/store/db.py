@@ -22,6 +22,7 @@ import fcntl
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -330,6 +331,11 @@ class Store:
         self._file = (st.st_dev, st.st_ino)
         self._checkpointer: sqlite3.Connection | None = None
         self._checkpointing = asyncio.Lock()
+        #: held by the worker thread while it uses ``_checkpointer`` and by ``close`` while
+        #: it closes it: a cancelled ``checkpoint`` releases ``_checkpointing`` at once, its
+        #: thread runs on (closing a connection under it crashes the process)
+        self._checkpointer_lock = threading.Lock()
+        self._closed = False
 
     async def checkpoint_apart(self, safety_pages: int = WAL_SAFETY_PAGES) -> None:
         """Move WAL checkpoints off the writes: the store's connection checkpoints only once
@@ -345,17 +351,29 @@ class Store:
         still needs; the next commit after a complete one starts the WAL over. Returns
         SQLite's ``(busy, frames in the WAL, frames checkpointed)``. Raises
         ``sqlite3.Error`` (a store failure, as for a write), also when the file was moved
-        or replaced (:meth:`check_file`)."""
+        or replaced (:meth:`check_file`); ``sqlite3.ProgrammingError`` once the store is
+        closed."""
         async with self._checkpointing:
+            if self._closed:
+                raise sqlite3.ProgrammingError("the store is closed")
             self.check_file()
             return await asyncio.to_thread(self._checkpoint)
 
     def _checkpoint(self) -> tuple[int, int, int]:
+        with self._checkpointer_lock:
+            if self._closed:  # closed while this waited for a worker thread
+                raise sqlite3.ProgrammingError("the store is closed")
+            return self._checkpoint_locked()
+
+    def _checkpoint_locked(self) -> tuple[int, int, int]:
         conn = self._checkpointer
         if conn is None:
-            # mode=rw: never creates a database where the store was
+            # mode=rw: never creates a database where the store was. The path percent-
+            # encoded (as_uri): a '#', '?' or '%' in it is the file's own character, not a
+            # URI's fragment, query or escape ('store#1' would open a new empty 'store')
+            uri = Path(self.path).absolute().as_uri()
             conn = sqlite3.connect(
-                f"file:{self.path}?mode=rw", uri=True, isolation_level=None,
+                f"{uri}?mode=rw", uri=True, isolation_level=None,
                 check_same_thread=False, timeout=1.0,
             )  # fmt: skip
             self._checkpointer = conn
@@ -403,11 +421,17 @@ class Store:
         async with self.read() as conn:
             return await _version(conn)
 
-    async def close(self) -> None:
-        async with self._checkpointing:
+    def _close_checkpointer(self) -> None:
+        with self._checkpointer_lock:  # after a (cancelled) checkpoint's thread is done
+            self._closed = True
             if self._checkpointer is not None:
                 self._checkpointer.close()
                 self._checkpointer = None
+
+    async def close(self) -> None:
+        async with self._checkpointing:
+            self._closed = True  # no checkpoint starts from now on
+            await asyncio.to_thread(self._close_checkpointer)
         await self.conn.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)

@@ -4,6 +4,8 @@ into the database on a connection of its own, while a transaction is open too.""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import sqlite3
 from pathlib import Path
@@ -98,3 +100,64 @@ async def test_a_checkpoint_of_a_moved_store_fails_and_creates_nothing(tmp_path:
         assert not path.exists()
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("name", ["store#1.sqlite3", "store?x.sqlite3", "store%41.sqlite3"])
+async def test_a_store_path_with_uri_characters_is_checkpointed_and_nothing_created(
+    tmp_path: Path, name: str
+) -> None:
+    """The checkpointer opens the store as an SQLite URI: a ``#``, ``?`` or ``%`` in the
+    path is the store's own character, never a fragment, query or escape (``store#1`` read
+    as a URI is a new empty database ``store``, checkpointed instead of the store)."""
+    path = tmp_path / name
+    store = await open_store(path)
+    try:
+        await store.checkpoint_apart()
+        await _write(store, 300)
+        busy, frames, done = await store.checkpoint()
+        assert busy == 0 and frames > 0 and done == frames  # this store's WAL, copied
+    finally:
+        await store.close()
+    assert sorted(os.listdir(tmp_path)) == [name, f"{name}.lock"]
+
+
+def _open_fds(path: Path) -> int:
+    """This process's file descriptors open on ``path`` (Linux: /proc/self/fd)."""
+    n = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            n += os.readlink(f"/proc/self/fd/{fd}") == str(path)
+    return n
+
+
+async def test_a_checkpoint_after_close_fails_and_opens_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "m.sqlite3"
+    store = await open_store(path)
+    await _write(store, 5)
+    await store.checkpoint()
+    await store.close()
+    assert _open_fds(path) == 0
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        await store.checkpoint()
+    assert _open_fds(path) == 0  # no connection left open on a store that was closed
+
+
+async def test_close_waits_for_a_cancelled_checkpoints_thread(tmp_path: Path) -> None:
+    """Cancelling ``checkpoint`` cannot stop its worker thread: ``close`` waits for that
+    thread rather than closing the connection under it (or missing the one it is opening,
+    left open on the closed store)."""
+    path = tmp_path / "m.sqlite3"
+    store = await open_store(path)
+    try:
+        await store.checkpoint_apart()
+        for i in range(20):  # ~6,000 pages: a checkpoint that takes a while
+            await _write(store, 300, start=i * 300)
+        job = asyncio.ensure_future(store.checkpoint())
+        await asyncio.sleep(0.002)  # the worker thread has started
+        job.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await job
+    finally:
+        await store.close()
+    await asyncio.sleep(0.5)  # a thread left running would have finished by now
+    assert _open_fds(path) == 0
