@@ -98,6 +98,11 @@ def log() -> Any:
 _TYPE_RANK = {"success": 0, "info": 1, "warning": 2, "failure": 3}
 
 
+#: due rows counted per channel at most (:func:`monitor.store.outbox.due_channels`), unless
+#: ``digest_after`` needs more
+DUE_COUNT = 1000
+
+
 @dataclass(frozen=True, slots=True)
 class DeliveryConfig:
     """Seconds throughout. ``batch``: rows claimed per channel per send. ``max_backoff``: the
@@ -255,7 +260,7 @@ class DeliveryWorker:
 
     async def _spawn(self) -> None:
         now = self.clock.now()
-        due_now = await outbox.due_channels(self.store, now)
+        due_now = await outbox.due_channels(self.store, now, upto=self._due_upto())
         if self._stopping:
             # :meth:`drain` began while the store answered: its own rounds send now (a task
             # started here would make it stop stepping and give up on the backlog)
@@ -301,12 +306,18 @@ class DeliveryWorker:
         digest after digest, see :meth:`_deliver`); returns how many rows were delivered. For
         tests and :meth:`drain`; :meth:`run` never waits for a whole round."""
         now = self.clock.now()
-        due = await outbox.due_channels(self.store, now)
+        due = await outbox.due_channels(self.store, now, upto=self._due_upto())
         names = [n for n in due if n not in self._inflight and self._ready(n, now)]
         if not names:
             return 0
         counts = await asyncio.gather(*(self._deliver(n, now, due[n]) for n in names))
         return sum(counts)
+
+    def _due_upto(self) -> int:
+        """How many of a channel's due rows to count: enough to tell more than
+        ``digest_after`` (a larger ``digest_after`` than the store's default count of 1,000
+        would never have seen a backlog to digest)."""
+        return max(DUE_COUNT, self.config.digest_after + 1)
 
     def _ready(self, name: str, now: float) -> bool:
         lim = self._limits.get(name)

@@ -111,6 +111,23 @@ async def test_a_backlog_goes_digest_after_digest_in_one_trip_of_the_worker(
     assert await w.step() == 10
 
 
+async def test_a_digest_after_beyond_the_default_count_still_digests_a_backlog(
+    store: Store, webhook: WebhookServer
+) -> None:
+    """The worker counts a channel's due rows up to ``digest_after + 1``: with
+    ``digest_after`` 1,000 (the store's default count), 1,005 due rows start with a digest
+    (counted as 1,000 before, they went one post a row). The 405 left are no longer more
+    than ``digest_after``: they go alone, as any short queue does."""
+    clock = FakeClock()
+    await put_rows(
+        store, [(f"dydx:a{n % 50}", "critical", "fired") for n in range(1_005)], clock.now()
+    )
+    w = worker(store, hook(webhook.url()), clock, digest_after=1_000, digest=600)
+    assert await w.step() == 600
+    assert [len(p) for p in received(webhook)] == [600]
+    assert [i.status for i in await outbox.items(store)].count("delivered") == 600
+
+
 async def test_up_to_digest_after_rows_each_go_alone_with_their_own_key(
     store: Store, webhook: WebhookServer
 ) -> None:
