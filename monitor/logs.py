@@ -520,10 +520,7 @@ class Redactor:
             if kind is str:  # the common case, inline (what _item does for a plain str)
                 if not value or key.startswith("_"):
                     continue  # "" stays ""; ProcessorFormatter's _record/_from_structlog
-                secret = _SECRET_KEYS.get(key)
-                if secret is None:
-                    secret = _secret_key(key)
-                if secret:
+                if _secret_key(key):
                     event_dict[key] = MASK
                 elif secrets or ":" in value:  # else text() returns it as it is
                     event_dict[key] = self.text(value)
@@ -584,8 +581,9 @@ class ControlEscaper:
                         event_dict[key] = pattern.sub(_escape, value)
             elif value is not None and kind not in _SCALARS:  # scalars pass as they are
                 event_dict[key] = self.value(value, keep_newlines=key in self.keep_lines)
-            if not (key.isascii() and key.isprintable()) and _CONTROL.search(key) is not None:
-                event_dict[escape_controls(key)] = event_dict.pop(key)
+            escaped = escape_controls(key)  # the key itself when it holds no control
+            if escaped is not key:
+                event_dict[escaped] = event_dict.pop(key)
                 moved = True
         return event_dict
 
