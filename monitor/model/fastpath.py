@@ -145,9 +145,10 @@ def zone(
 def headline_zone(equity: float, maintenance: float, thresholds: Thresholds) -> tuple[int, int]:
     """The low bits of :func:`zone` that need no position: equity against each equity
     threshold (0 first), then maintenance against ``r·equity`` for each margin ratio (1 first);
-    returns ``(bits, mask)``. O(thresholds), from the scope's aggregates alone. Two scopes'
-    states with the same thresholds whose headline bits differ have different zones (the
-    rest of :func:`zone` is the liquidation-distance bits, above ``mask``)."""
+    returns ``(bits, mask)``. O(thresholds), from the scope's aggregates alone; :func:`assess`
+    starts its zone with them. Two scopes' states with the same thresholds whose headline
+    bits differ have different zones (the rest of :func:`zone` is the liquidation-distance
+    bits, above ``mask``)."""
     bits = 0
     n = 0
     for e in (0.0, *thresholds.equity):
@@ -179,16 +180,12 @@ def assess(
         a += lb.leg.qty * lb.price
         b += lb.slope * lb.price
         j += lb.jump
-    bits = 0
-    n = 0
+    bits, mask = headline_zone(equity, maintenance, thresholds)
+    n = mask.bit_length()
     for e in (0.0, *thresholds.equity):
-        bits |= (equity >= e) << n
-        n += 1
         if w > 0.0:
             w = min(w, _room(abs(equity - e), 0.0, a))
     for r in (1.0, *thresholds.margin_ratio):
-        bits |= (maintenance >= r * equity) << n
-        n += 1
         if w > 0.0:
             w = min(w, _room(abs(r * equity - maintenance), j, r * a + b)) if r > 0.0 else 0.0
     ds = thresholds.distance
