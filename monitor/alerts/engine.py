@@ -449,6 +449,7 @@ class _Eval:
     ) -> None:
         self.now = now
         self.wall = now if wall is None else wall
+        self._wall_text = f"{self.wall:.6f}"  # in every transition's id
         self.rules = rules
         self.book = book
         self.alerts: Mapping[str, AlertRecord] = book.alerts
@@ -515,7 +516,7 @@ class _Eval:
         detail: str = "",
         risk: ScopeRisk | None = None,
     ) -> None:
-        tid = f"{rec.key}@{self.wall:.6f}/{kind.value}"
+        tid = f"{rec.key}@{self._wall_text}/{kind.value}"
         if kind is TransitionKind.EVENT:
             # notices are facts, each its own: ids unique within the batch (the history's
             # primary key; the renderers key figures by id)
@@ -615,22 +616,57 @@ class _Eval:
         risk: ScopeRisk | None = None,
     ) -> None:
         key = alert_key(_RULE_NAMES[kind], subject)
-        self.touched.add(key)
         prev = self.alerts.get(key)
-        if value is not None and math.isnan(value):
-            return  # unknown: proves nothing, so it neither fires nor resolves (fail closed)
-        if prev is None and value is None:
-            return  # nothing to fire on, nothing to resolve
-        rule = self.rules.rule(kind, account)
-        levels = rule.levels_for(symbol) if rule is not None else ()
         direction = DIRECTIONS[kind]
-        current = prev.severity if prev is not None and prev.status is AlertStatus.FIRING else None
-        lv = active_level(levels, direction, value, current)
-        if lv is None:
-            if prev is not None:
+        if prev is None:
+            # the common case (every rule of every scope evaluated): nothing active, and
+            # nothing to add to ``touched`` unless a record is made (the timers only look at
+            # keys that have one)
+            if value is None or math.isnan(value):
+                return  # nothing to fire on (unknown proves nothing: fail closed)
+            rule = self.rules.rule(kind, account)
+            if rule is None:
+                return
+            lv = active_level(rule.levels_for(symbol), direction, value, None)
+            if lv is None:
+                return
+            self.touched.add(key)
+            if lv.severity is Severity.CRITICAL:
+                # fires at once (a critical has no ``for``): the record :meth:`_fire` would
+                # make of a pending one, made once (a crash makes one per scope and position)
+                name = _RULE_NAMES[kind]
+                muted = is_muted(self.mutes, subject, name, True, self.wall)
+                rec = AlertRecord(
+                    key=key,
+                    rule=name,
+                    subject=subject,
+                    group=group,
+                    status=AlertStatus.FIRING,
+                    severity=lv.severity,
+                    since=self.now,
+                    venue=venue,
+                    symbol=symbol,
+                    fired_at=self.now,
+                    last_sent=None if muted else self.now,
+                    value=value,
+                    threshold=lv.fire,
+                    peak=value,
+                )
+                self._emit(TransitionKind.FIRED, rec, muted=muted, risk=risk)
+                self._put(key, rec)
+                return
+        else:
+            self.touched.add(key)
+            if value is not None and math.isnan(value):
+                return  # unknown: proves nothing, so it neither fires nor resolves (fail closed)
+            rule = self.rules.rule(kind, account)
+            levels = rule.levels_for(symbol) if rule is not None else ()
+            current = prev.severity if prev.status is AlertStatus.FIRING else None
+            lv = active_level(levels, direction, value, current)
+            if lv is None:
                 rec = prev if value is None else replace(prev, value=value)
                 self._resolve(rec, "", risk)
-            return
+                return
         assert value is not None  # a level is only active for a value
         if prev is None or prev.status is AlertStatus.PENDING:
             wait = 0.0

@@ -58,6 +58,26 @@ def test_critical_fires_at_once_without_waiting_for() -> None:
     assert state.alerts[MR_KEY].status is AlertStatus.FIRING
 
 
+def test_a_new_critical_is_recorded_as_a_warning_that_fires_at_once_would_be() -> None:
+    """The critical's own path (one record, made firing) against the general one (a pending
+    record that fires within the same evaluation: a warning with no ``for``): the same
+    record but for its severity and threshold, and the same transition but for those."""
+    rules = only_mr_rules(pending_for=0.0)
+    muted = with_mutes(AlertState(), [Mute("hyperliquid:0xabc", T0 + 3600, critical=True)])
+    for state in (AlertState(), muted):
+        crit_ts, crit = run([(T0, 0.95)], rules, state)  # critical 0.9
+        warn_ts, warn = run([(T0, 0.85)], rules, state)  # warning 0.8, fires at once
+        c, w = crit.alerts[MR_KEY], warn.alerts[MR_KEY]
+        assert c.severity is Severity.CRITICAL and w.severity is Severity.WARNING
+        assert (
+            replace(c, severity=w.severity, threshold=w.threshold, value=w.value, peak=w.peak) == w
+        )
+        assert (c.value, c.peak, c.threshold) == (0.95, 0.95, 0.9)
+        assert len(crit_ts) == len(warn_ts) == 1
+        same = {"severity": warn_ts[0].severity, "threshold": 0.8, "value": 0.85, "peak": 0.85}
+        assert replace(crit_ts[0], **same, risk=warn_ts[0].risk, id=warn_ts[0].id) == warn_ts[0]
+
+
 def test_warning_waits_for_its_for_duration() -> None:
     rules = only_mr_rules(pending_for=60.0)
     # 0.82 ≥ 0.8 → pending at T0; still pending at T0+59; fires at T0+60 (= since + for)
