@@ -7,10 +7,11 @@ tell, with a comparison per tick, whether a price move can change an alert decis
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from monitor.alerts.rules import AlertRules, Level, RuleKind
+from monitor.alerts.rules import AlertRules, Level, RuleKind, Severity, ThresholdRule
 from monitor.model.fastpath import PEAK_SLACK, Thresholds
 
 
@@ -27,6 +28,11 @@ class AccountLevels:
     equity: tuple[float, ...]
     drawdown: tuple[float, ...]
     distance: tuple[float, ...]
+    critical: tuple[float, float, float] = (math.inf, -math.inf, math.inf)
+    """Where the critical level of the margin ratio (a fraction, fires at or above), equity
+    (quote, at or below) and drawdown (a fraction of the peak, at or above) rule fires; ``inf``,
+    ``-inf``, ``inf`` for a rule with no critical level (or disabled). What orders a crash's
+    owed work: the scopes these quick figures put at critical first."""
 
 
 def account_levels(rules: AlertRules, account: str) -> AccountLevels:
@@ -48,7 +54,21 @@ def account_levels(rules: AlertRules, account: str) -> AccountLevels:
         equity=tuple(_values(eq.levels_for(None)) if eq is not None else ()),
         drawdown=tuple(_values(dd.levels_for(None)) if dd is not None else ()),
         distance=tuple(sorted(set(distance))),
+        critical=(
+            _critical_fire(mr, math.inf),
+            _critical_fire(eq, -math.inf),
+            _critical_fire(dd, math.inf),
+        ),
     )
+
+
+def _critical_fire(rule: ThresholdRule | None, none: float) -> float:
+    """Where ``rule``'s critical level fires (its account-wide table), else ``none``."""
+    if rule is not None:
+        for lv in rule.levels_for(None):
+            if lv.severity is Severity.CRITICAL:
+                return lv.fire
+    return none
 
 
 def thresholds_from_rules(

@@ -198,35 +198,45 @@ class Owed:
     """Scopes owed work, the most urgent first (a heap with membership; pure).
 
     ``push(key, urgency)``: lower urgency comes out first, ties in arrival order; a key
-    already owed keeps its place. ``discard`` forgets a key (its heap entry is skipped when
-    it surfaces). Cost: O(log n) per push and pop."""
+    already owed keeps its place, or moves up to ``urgency`` when that is lower (more urgent:
+    a scope a later price put at critical); it never moves down. ``discard`` forgets a key
+    (its heap entries are skipped when they surface). Cost: O(log n) per push and pop."""
 
     __slots__ = ("_heap", "_in", "_seq")
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, ScopeKey]] = []
-        self._in: dict[ScopeKey, None] = {}
+        self._in: dict[ScopeKey, float] = {}
+        """Each owed key → its urgency (the heap entry that counts; older ones are skipped)."""
         self._seq = 0
 
     def push(self, key: ScopeKey, urgency: float) -> None:
-        if key in self._in:
+        was = self._in.get(key)
+        if was is not None and not urgency < was:
             return
-        self._in[key] = None
+        self._in[key] = urgency
         self._seq += 1
         heapq.heappush(self._heap, (urgency, self._seq, key))
+        if was is not None:
+            self._compact()
 
     def pop(self) -> ScopeKey | None:
         heap, owed = self._heap, self._in
         while heap:
-            key = heapq.heappop(heap)[2]
-            if key in owed:
+            urgency, _, key = heapq.heappop(heap)
+            if owed.get(key) == urgency:
                 del owed[key]
                 return key
         return None
 
     def discard(self, key: ScopeKey) -> None:
-        if self._in.pop(key, 0) is None and len(self._heap) > 2 * len(self._in) + 1024:
-            self._heap = [e for e in self._heap if e[2] in self._in]
+        if self._in.pop(key, None) is not None:
+            self._compact()
+
+    def _compact(self) -> None:
+        if len(self._heap) > 2 * len(self._in) + 1024:  # the superseded entries go
+            owed = self._in
+            self._heap = [e for e in self._heap if owed.get(e[2]) == e[0]]
             heapq.heapify(self._heap)
 
     def __contains__(self, key: object) -> bool:
@@ -455,9 +465,15 @@ class Engine:
             if key not in touched:
                 owed.push(key, urgency(key))
         for key in moved:
-            # a scope already queued keeps its place (``push`` would too, after its urgency;
-            # another of its instruments may report it again)
-            if key not in touched and key not in owed and key not in moved_q:
+            # a scope queued to be checked keeps its place (another of its instruments may
+            # report it again); one owed a full evaluation moves up if this price put it at
+            # critical (a crash's prices come over several receives: a scope holding two
+            # instruments may be owed, not critical yet, when its second one's price comes)
+            if key in touched or key in moved_q:
+                continue
+            if key in owed:
+                owed.push(key, self._urgency_now(key))
+            else:
                 moved_q.push(key, urgency(key))
         deciding = self.timer() if self.timer is not None else 0.0
         # the scopes prices took out of their band: a rearm each (cheaper than a full
@@ -521,8 +537,23 @@ class Engine:
         return _urgency_of(self.ratios.get(key))
 
     def _urgency_now(self, key: ScopeKey) -> float:
-        """:meth:`_urgency` from the scope's quick figures at the latest prices."""
-        return _urgency_of(self.portfolio.quick_ratio(key))
+        """:meth:`_urgency` from the scope's quick figures at the latest prices, and before
+        every other a scope they put at the critical level of its margin-ratio, equity or
+        drawdown rule (:attr:`AccountLevels.critical`): in a crash, the scopes whose critical
+        alert fires go first (by ratio), then the rest (the drawdown criticals of scopes
+        far from their maintenance came last when only the ratio ordered them)."""
+        equity, mm = self.portfolio.quick_figures(key)
+        if not equity > 0.0:
+            return -math.inf  # equity ≤ 0 (inf ratio), or not held / NaN (unknown)
+        ratio = mm / equity
+        urgency = _urgency_of(ratio)
+        mr, floor, drawdown = self._account_levels(key.account_text).critical
+        if ratio >= mr or equity <= floor:
+            return urgency - 1.0
+        peak = self.book.peaks.get(str(key))
+        if peak is not None and peak > 0.0 and peak - equity >= drawdown * peak:
+            return urgency - 1.0
+        return urgency
 
     @property
     def carried(self) -> int:
@@ -641,12 +672,16 @@ class Engine:
     def _thresholds(self, key: ScopeKey) -> Thresholds:
         """The alert levels the scope's price band is built from (its peak for drawdown)."""
         account = key.account_text
+        peak = self.book.peaks.get(str(key))
+        levels = self._account_levels(account)
+        return thresholds_from_rules(self.rules, account, peak, levels=levels)
+
+    def _account_levels(self, account: str) -> AccountLevels:
         levels = self._levels.get(account)
         if levels is None:
             got = account_levels(self.rules, account)
             levels = self._levels[account] = self._shared_levels.setdefault(got, got)
-        peak = self.book.peaks.get(str(key))
-        return thresholds_from_rules(self.rules, account, peak, levels=levels)
+        return levels
 
     def _rearm(self, key: ScopeKey) -> bool:
         return self.portfolio.rearm(key, self._thresholds(key))
@@ -1037,11 +1072,13 @@ def _typed_in(t: Transition, typed: Mapping[str, list[str]]) -> Transition:
 
 
 def _urgency_of(ratio: float | None) -> float:
-    """A margin ratio as an urgency of owed work (lower first): minus the ratio; an unknown
-    one (None, NaN) or ``inf`` (equity ≤ 0) first of all (fail closed)."""
+    """A margin ratio as an urgency of owed work (lower first), in (−1, 0]: −r/(1 + r), which
+    orders as −r does and leaves room below −1 for :meth:`Engine._urgency_now`'s critical
+    scopes; an unknown one (None, NaN) or ``inf`` (equity ≤ 0) first of all (fail closed)."""
     if ratio is None or not math.isfinite(ratio):
         return -math.inf
-    return -ratio
+    r = max(ratio, 0.0)
+    return -r / (1.0 + r)
 
 
 def _quarantine(item: Event, exc: Exception) -> Quarantined:

@@ -695,14 +695,23 @@ class Portfolio:
     def quick_ratio(self, key: ScopeKey) -> float:
         """The scope's margin ratio (maintenance / equity, a fraction) from its quick figures
         at the latest prices: ``inf`` when equity ≤ 0, NaN for a scope the portfolio does not
-        hold. O(1) after the sync ``rearm`` did; what orders a scope a price moved among the
-        owed work, by where it is now rather than where its last evaluation left it."""
+        hold. O(1) after the sync ``rearm`` did."""
+        equity, mm = self.quick_figures(key)
+        if math.isnan(equity):
+            return math.nan
+        return mm / equity if equity > 0.0 else math.inf
+
+    def quick_figures(self, key: ScopeKey) -> tuple[float, float]:
+        """The scope's (equity, maintenance margin), quote, from its quick figures at the
+        latest prices (the aggregates its bands are checked with); (NaN, NaN) for a scope the
+        portfolio does not hold. O(1) after the sync ``rearm`` did; what orders a scope a
+        price moved among the owed work, by where it is now rather than where its last
+        evaluation left it."""
         s = self._state(key)
         if s is None:
-            return math.nan
+            return math.nan, math.nan
         self._sync(s)
-        equity = s.equity
-        return s.mm / equity if equity > 0.0 else math.inf
+        return s.equity, s.mm
 
     def crossed(self, key: ScopeKey, thresholds: Thresholds) -> bool:
         """Whether the scope's quick figures crossed any of ``thresholds`` since it was last

@@ -12,6 +12,7 @@ import pytest
 from monitor.alerts.engine import TransitionKind
 from monitor.alerts.rules import RuleKind, Severity
 from monitor.engine import Reconfigure
+from monitor.engine.core import Owed
 from monitor.model.events import (
     AccountSnapshot,
     Deleveraged,
@@ -19,7 +20,8 @@ from monitor.model.events import (
     MarkPrice,
     VenueMarginRatio,
 )
-from monitor.model.positions import AccountKey, ScopeKey
+from monitor.model.instruments import MaintenanceSchedule
+from monitor.model.positions import AccountKey, Position, ScopeKey
 from tests.engine.helpers import T0, VENUE, engine, long_btc, rules, snapshot
 
 
@@ -549,3 +551,44 @@ def test_the_adl_notice_says_a_pool_past_zero_equity_is_liquidatable_not_unknown
     [adl] = [t for t in step.transitions if t.rule == RuleKind.ADL.value]
     assert "pool before: equity -2.00, maintenance 1.88, margin ratio ∞ (equity ≤ 0)" in adl.detail
     assert "unknown" not in adl.detail
+
+
+def test_in_a_crash_a_scope_its_drawdown_puts_at_critical_comes_before_higher_ratios() -> None:
+    # five accounts whose margin ratio goes up to a warning at 90 (1 BTC, maintenance 30 %:
+    # 27 / (c − 10) = 82–87 %, drawdown 10 / c < 25 %) and one far from its maintenance
+    # (0.1 %: ratio 4.5 %) whose equity falls 12 → 2 (drawdown 83 %: critical at 50 %). Ordered
+    # by ratio alone it came last; its critical alert goes first
+    r = rules(RuleKind.MARGIN_RATIO, RuleKind.DRAWDOWN)
+    e, _ = engine(6, r=r, max_evaluations=2)
+
+    def pos(rate: float) -> Position:
+        return replace(long_btc(0.0), maintenance=MaintenanceSchedule.flat(rate))
+
+    snaps = [snapshot(f"a{i}", 41.0 + 0.5 * i, pos(0.3)) for i in range(5)]
+    e.receive([*snaps, snapshot("a5", 12.0, pos(0.001))], T0, 0.0)
+    assert e.state.alerts == {}
+    order: list[str] = []
+    fired: list[tuple[str, str]] = []
+    step = e.receive([MarkPrice(VENUE, "BTC", 90.0)], T0 + 1, 1.0, sweep=False)
+    while True:
+        order += [x.key.account for x in step.risks]
+        fired += [(t.subject, t.rule) for t in step.transitions]
+        if not e.carried:
+            break
+        step = e.receive([], T0 + 1, 1.0, sweep=False)
+    assert sorted(order) == [f"a{i}" for i in range(6)]  # every one moved to a new zone
+    assert order[0] == "a5"
+    assert fired == [("generic:a5/cross", "drawdown")]  # the warnings wait for their `for`
+    assert order[1:] == ["a0", "a1", "a2", "a3", "a4"]  # then by ratio
+
+
+def test_owed_work_moves_up_to_a_lower_urgency_never_down() -> None:
+    owed = Owed()
+    keys = [ScopeKey(VENUE, f"a{i}", "cross") for i in range(4)]
+    for key, urgency in zip(keys, (-0.5, -0.4, -0.3, -0.2), strict=True):
+        owed.push(key, urgency)
+    owed.push(keys[3], -1.5)  # a later price put it at critical: first now
+    owed.push(keys[0], 0.0)  # never down
+    owed.discard(keys[1])
+    assert len(owed) == 3 and keys[1] not in owed
+    assert [owed.pop() for _ in range(4)] == [keys[3], keys[0], keys[2], None]
