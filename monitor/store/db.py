@@ -3,8 +3,9 @@
 ``await open_store(path)`` creates the parent directories, takes an exclusive lock on
 ``<real path>.lock`` (:func:`lock_path`: beside the file ``path`` resolves to, so two
 spellings of one store share it; ``fcntl.flock``; a second process gets :class:`StoreLockedError`, a
-:class:`~monitor.errors.FatalError`), opens the database in WAL mode and applies every
-migration in :data:`MIGRATIONS` not yet applied. A path that cannot be created or written
+:class:`~monitor.errors.FatalError`), opens the database in WAL mode (a WAL file that starts
+over is cut back to :data:`WAL_LIMIT_BYTES`) and applies every migration in :data:`MIGRATIONS`
+not yet applied. A path that cannot be created or written
 gives one :class:`~monitor.errors.FatalError` naming it.
 
 Writes go through ``async with store.transaction() as conn:`` (``BEGIN IMMEDIATE`` …
@@ -357,7 +358,8 @@ class Store:
         """A passive WAL checkpoint on a connection of its own, in a worker thread: it takes
         neither this store's lock nor SQLite's write lock, so transactions go on meanwhile
         (SQLite runs the copy without Python's GIL, on another core). Copies what no reader
-        still needs; the next commit after a complete one starts the WAL over. Returns
+        still needs; the next commit after a complete one starts the WAL over, and cuts a
+        WAL file larger than :data:`WAL_LIMIT_BYTES` back to that size. Returns
         SQLite's ``(busy, frames in the WAL, frames checkpointed)``. Raises
         ``sqlite3.Error`` (a store failure, as for a write), also when the file was moved
         or replaced (:meth:`check_file`); ``sqlite3.ProgrammingError`` once the store is
