@@ -200,6 +200,20 @@ async def _persist(
             error=q.error,
             event=q.event,
         )
+    for f in step.figures_failed:
+        # once per scope until it recovers (the engine decides it as unknown meanwhile)
+        log().error(
+            "engine.scope_figures_failed",
+            venue=f.key.venue,
+            account=f.key.account,
+            scope=f.key.scope,
+            stage=f.stage,
+            error=f.error,
+        )
+    for key in step.figures_recovered:
+        log().info(
+            "engine.scope_figures_recovered", venue=key.venue, account=key.account, scope=key.scope
+        )
     if step.delta is None and not step.transitions:
         return 0
     feed_news = any(t.rule == RuleKind.FEED_STALE.value for t in step.transitions)

@@ -38,7 +38,14 @@ sweep=False)``) and sizes ``max_evaluations`` so a step stays short.
 
 Fail closed: an event that raises while it is applied is quarantined (``Step.quarantined``,
 one critical ``bad_event`` notice per account) and the engine goes on; a scope whose figures
-are not finite alarms (``margin_unknown``) and resolves nothing.
+are not finite alarms (``margin_unknown``) and resolves nothing. So does a scope whose
+figures raise when it is evaluated (a margin-model bug on an odd tier, a sum that
+overflows): it is decided as unknown (NaN figures), the other scopes of the receive as ever;
+the failure is reported once until the scope recovers (``Step.figures_failed``,
+``Step.figures_recovered``: the shell logs them), and the scope, kept without a price band,
+is evaluated again on each price of its instruments until its figures compute. A scope
+whose band cannot be built (``Portfolio.arm`` raises) is decided on its figures and
+evaluated in full on each price instead of re-checked against a band.
 
 Times: ``now`` is epoch seconds (UTC) as the alert rules see it (the recording's time in a
 replay); ``mono`` is the shell's monotonic clock, used for readiness only.
@@ -61,6 +68,7 @@ from monitor.alerts.engine import (
     Health,
     Observation,
     Transition,
+    TransitionKind,
     account_held,
     decision_held,
     evaluate_in_place,
@@ -69,10 +77,10 @@ from monitor.alerts.engine import (
     scope_of,
 )
 from monitor.alerts.mutes import Mute
-from monitor.alerts.rules import AlertRules
+from monitor.alerts.rules import AlertRules, RuleKind
 from monitor.alerts.thresholds import AccountLevels, account_levels, thresholds_from_rules
 from monitor.engine.status import Sample, Sampler, status_doc
-from monitor.margin.risk import ScopeRisk
+from monitor.margin.risk import PositionRisk, ScopeRisk
 from monitor.model.events import (
     AccountSnapshot,
     BalanceUpdate,
@@ -121,6 +129,8 @@ SWEEP_EXPAND = 512
 APPLY_WORK = 5000
 #: how much of an event a quarantine record keeps
 QUARANTINE_COPY = 300
+#: how much of an exception's text a :class:`FiguresFailed` keeps (type and message)
+FIGURES_ERROR_COPY = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +175,21 @@ class Quarantined:
     event: str
 
 
+@dataclass(frozen=True, slots=True)
+class FiguresFailed:
+    """A scope whose figures raised when it was evaluated, reported once until it recovers.
+
+    ``stage``: ``"figures"`` (``Portfolio.risk`` raised: the scope was decided as unknown)
+    or ``"band"`` (``Portfolio.arm`` raised: decided on its figures, evaluated in full on
+    each price meanwhile). ``error``: ``"Type: message"``, at most
+    :data:`FIGURES_ERROR_COPY` characters (no figures of the scope beyond what the message
+    says)."""
+
+    key: ScopeKey
+    stage: str
+    error: str
+
+
 @dataclass(slots=True)
 class Step:
     """What the shell must do after one ``receive``.
@@ -175,6 +200,8 @@ class Step:
     documents; ``removed``: scopes gone from the book (vanished or forgotten), whose status
     rows go; ``samples``: risk-history rows; ``feeds``: feed status changes; ``funding``:
     funding the venue booked; ``quarantined``: events that could not be applied;
+    ``figures_failed``: scopes whose figures began to raise in this receive (each once until
+    it recovers), ``figures_recovered``: scopes whose figures compute again;
     ``ready``: the status line, once, when the engine becomes ready.
     """
 
@@ -187,6 +214,8 @@ class Step:
     feeds: list[FeedStatus] = field(default_factory=list)
     funding: list[FundingPayment] = field(default_factory=list)
     quarantined: list[Quarantined] = field(default_factory=list)
+    figures_failed: list[FiguresFailed] = field(default_factory=list)
+    figures_recovered: list[ScopeKey] = field(default_factory=list)
     ready: str | None = None
 
     @property
@@ -370,6 +399,13 @@ class Engine:
         self.transitions: Counter[str] = Counter()
         self.quarantine_count: Counter[str] = Counter()
         self._quarantined_accounts: set[str] = set()
+        self.figures_failures: Counter[str] = Counter()
+        """Evaluations whose figures or band raised, per venue (every one, not once per
+        scope)."""
+        self._failing: dict[ScopeKey, None] = {}
+        """Scopes whose last evaluation raised (:class:`FiguresFailed`): reported when they
+        enter, kept without a band and evaluated in full on their next price (``_rearm``)
+        until an evaluation succeeds."""
         self._full_sweep = True
         self._sweep_at: float | None = None
         self._sweep_queue: deque[ScopeKey] = deque()
@@ -541,8 +577,12 @@ class Engine:
         every other a scope they put at the critical level of its margin-ratio, equity or
         drawdown rule (:attr:`AccountLevels.critical`): in a crash, the scopes whose critical
         alert fires go first (by ratio), then the rest (the drawdown criticals of scopes
-        far from their maintenance came last when only the ratio ordered them)."""
-        equity, mm = self.portfolio.quick_figures(key)
+        far from their maintenance came last when only the ratio ordered them). First of all
+        (unknown) when the figures raise: its evaluation decides it fail-closed (``_decide``)."""
+        try:
+            equity, mm = self.portfolio.quick_figures(key)
+        except Exception:
+            return -math.inf
         if not equity > 0.0:
             return -math.inf  # equity ≤ 0 (inf ratio), or not held / NaN (unknown)
         ratio = mm / equity
@@ -684,7 +724,15 @@ class Engine:
         return levels
 
     def _rearm(self, key: ScopeKey) -> bool:
-        return self.portfolio.rearm(key, self._thresholds(key))
+        """``Portfolio.rearm``; True (evaluate it in full) for a scope whose last evaluation
+        raised, or whose quick figures raise now: ``_decide`` decides it fail-closed."""
+        failing = self._failing
+        if failing and key in failing:
+            return True
+        try:
+            return self.portfolio.rearm(key, self._thresholds(key))
+        except Exception:
+            return True
 
     # -- deciding -----------------------------------------------------------------------------
     def _decide(
@@ -696,6 +744,7 @@ class Engine:
         vanished: list[ScopeKey] = []
         by_key: dict[ScopeKey, ScopeRisk] = {}
         typed: dict[str, list[str]] = {}
+        failed: dict[ScopeKey, str] = {}  # figures that raised: the exception's type
         waiting_over = self._waiting_over()
         for key in batch.touched:
             if key.account_key in self.fed_manual:
@@ -709,7 +758,11 @@ class Engine:
                     typed[str(key)] = unpriced
             # without the stress table: nothing the daemon decides or shows reads it (the
             # commands that print it compute their own); shock figures are computed
-            risk = self.portfolio.risk(key, with_stress=False)
+            try:
+                risk = self.portfolio.risk(key, with_stress=False)
+            except Exception as exc:  # fail closed: unknown, never the end of the engine
+                failed[key] = self._figures_failed(key, "figures", exc, step)
+                risk = self._unknown_risk(key, failed[key])
             if risk is None:
                 vanished.append(key)
             else:
@@ -746,14 +799,31 @@ class Engine:
             step.delta = delta
         if typed:
             transitions = [_typed_in(t, typed) for t in transitions]
+        if failed:
+            why = {str(k): v for k, v in failed.items()}
+            transitions = [_raised_in(t, why) for t in transitions]
         step.transitions = transitions
         for t in transitions:
             self.transitions[t.kind.value] += 1
         self.evaluated += len(risks)
+        failing = self._failing
         for risk in risks:
             key = risk.key
             self._evaluated_at[key] = self.batches
-            self.portfolio.arm(key, self._thresholds(key))
+            if failed and key in failed:
+                self.portfolio.disarm(key)  # no band: its next price evaluates it again
+            else:
+                try:
+                    self.portfolio.arm(key, self._thresholds(key))
+                except Exception as exc:
+                    # decided on its figures; without a band (an old one would keep a zone
+                    # these figures left), each price of its instruments evaluates it
+                    self.portfolio.disarm(key)
+                    self._figures_failed(key, "band", exc, step)
+                else:
+                    if failing and key in failing:
+                        del failing[key]
+                        step.figures_recovered.append(key)
             ratio = self.ratios[key] = latest_ratio(risk)
             self._worst.record(key, ratio, self.ratios)
             doc: dict[str, object] = status_doc(risk, self.book.firing_of(str(key)))
@@ -780,11 +850,86 @@ class Engine:
                 held.pop(risk.key, None)
         for key in [*vanished, *forgotten]:
             self._held.pop(key, None)
+            self._failing.pop(key, None)
             self.ratios.pop(key, None)
             self._evaluated_at.pop(key, None)
             self.sampler.forget(str(key))
             step.statuses.pop(key, None)
             step.removed.append(key)
+
+    def _figures_failed(self, key: ScopeKey, stage: str, exc: Exception, step: Step) -> str:
+        """Count a failed evaluation of ``key`` (``stage``: see :class:`FiguresFailed`) and
+        report it in ``step`` unless the scope was failing already; return the exception's
+        type name."""
+        self.figures_failures[key.venue] += 1
+        kind = type(exc).__name__
+        if key not in self._failing:
+            self._failing[key] = None
+            error = f"{kind}: {exc}"[:FIGURES_ERROR_COPY]
+            step.figures_failed.append(FiguresFailed(key, stage, error))
+        return kind
+
+    def _unknown_risk(self, key: ScopeKey, kind: str) -> ScopeRisk:
+        """The figures of a scope whose figures raised (``kind``: the exception's type), as
+        unknown: NaN where the alert rules read a figure, so the scope alarms
+        ``margin_unknown`` and fires or resolves nothing else; its positions by symbol
+        (size, entry, the market's last mark: inputs, not figures), so none reads as
+        closed; the venue's own figures as it reported them. Reads the portfolio's state
+        and computes nothing (it runs where the figures raised)."""
+        nan = math.nan
+        acct = self.portfolio.accounts.get(key.account_key)
+        scope = None if acct is None else next((s for s in acct.scopes() if s.key == key), None)
+        positions = []
+        for h in () if scope is None else scope.holdings.values():
+            leg, pos, mark = h.leg, h.position, h.market.mark
+            positions.append(
+                PositionRisk(
+                    symbol=leg.symbol,
+                    size=leg.size,
+                    entry_price=leg.entry_price,
+                    mark_price=nan if mark is None else mark,
+                    notional=nan,
+                    unrealized_pnl=nan,
+                    margin_mode="isolated" if leg.isolated else "cross",
+                    maintenance_margin=nan,
+                    maintenance_rate=nan,
+                    initial_margin=None,
+                    liquidation_price=None,
+                    liquidation_distance=None,
+                    loss_if_liquidated=None,
+                    funding_rate_per_hour=None,
+                    funding_cost_per_day=nan,
+                    leverage=leg.leverage,
+                    venue_liquidation_price=pos.venue_liquidation_price,
+                    venue_margin_used=pos.venue_margin_used,
+                )
+            )
+        cross = acct is not None and scope is acct.cross
+        veq, vfree, vmm = acct.venue_figures if acct is not None and cross else (None, None, None)
+        return ScopeRisk(
+            key=key,
+            equity=nan,
+            collateral=nan,
+            maintenance_margin=nan,
+            initial_margin=None,
+            margin_ratio=nan,
+            free_collateral=None,
+            liquidatable=False,
+            positions=tuple(positions),
+            funding_cost_per_hour=nan,
+            funding_cost_per_day=nan,
+            funding_runway_hours=None,
+            shock_down=None,
+            shock_up=None,
+            stress=(),
+            collateral_at_risk=nan,
+            nearest_liquidation_distance=None,
+            drain_symbol=None,
+            venue_equity=veq,
+            venue_free_collateral=vfree,
+            venue_maintenance=vmm,
+            warnings=(f"its figures could not be computed ({kind})",),
+        )
 
     def _sweep(
         self, now: float, allowed: bool, limit: int, fresh: Mapping[ScopeKey, None]
@@ -1071,6 +1216,15 @@ def _typed_in(t: Transition, typed: Mapping[str, list[str]]) -> Transition:
     return dataclasses.replace(t, detail=f"{t.detail}; {note}" if t.detail else note)
 
 
+def _raised_in(t: Transition, failed: Mapping[str, str]) -> Transition:
+    """``t`` saying why, when it is the ``margin_unknown`` alert of a scope whose figures
+    raised (``failed``: scope name → the exception's type) and does not resolve it."""
+    kind = failed.get(t.subject)
+    if kind is None or t.rule != RuleKind.MARGIN_UNKNOWN.value or t.kind is TransitionKind.RESOLVED:
+        return t
+    return dataclasses.replace(t, detail=f"{t.detail}; its figures raised {kind} (see the log)")
+
+
 def _urgency_of(ratio: float | None) -> float:
     """A margin ratio as an urgency of owed work (lower first), in (−1, 0]: −r/(1 + r), which
     orders as −r does and leaves room below −1 for :meth:`Engine._urgency_now`'s critical
@@ -1134,6 +1288,7 @@ def rule_sets_for(venues: Iterable[tuple[str, str]]) -> dict[str, str]:
 
 __all__ = [
     "Engine",
+    "FiguresFailed",
     "Input",
     "Mutes",
     "OutboxHealth",

@@ -263,11 +263,14 @@ class Portfolio:
         )
 
     def _refresh(self, h: Holding) -> None:
+        """``h`` at its market's latest price. Atomic: every figure that can raise (the
+        maintenance of an odd tier) is computed before any is assigned, so a refresh that
+        raises leaves the holding as its scope's aggregates counted it (``_sync`` adds the
+        difference only when this returns)."""
         rules = h.scope.rules
-        h.price = self._price_of(rules, h.market, h.position)
-        h.value = h.leg.size * h.price
-        h.mm = rules.maintenance(h.leg, h.price)
-        h.ver = h.market.ver
+        price = self._price_of(rules, h.market, h.position)
+        mm = rules.maintenance(h.leg, price)
+        h.price, h.value, h.mm, h.ver = price, h.leg.size * price, mm, h.market.ver
 
     def _seed_market(self, venue: str, pos: Position) -> Market:
         m = self.market(venue, pos.symbol)

@@ -3,8 +3,9 @@
 ``await open_store(path)`` creates the parent directories, takes an exclusive lock on
 ``<real path>.lock`` (:func:`lock_path`: beside the file ``path`` resolves to, so two
 spellings of one store share it; ``fcntl.flock``; a second process gets :class:`StoreLockedError`, a
-:class:`~monitor.errors.FatalError`), opens the database in WAL mode and applies every
-migration in :data:`MIGRATIONS` not yet applied. A path that cannot be created or written
+:class:`~monitor.errors.FatalError`), opens the database in WAL mode (a WAL file that starts
+over is cut back to :data:`WAL_LIMIT_BYTES`) and applies every migration in :data:`MIGRATIONS`
+not yet applied. A path that cannot be created or written
 gives one :class:`~monitor.errors.FatalError` naming it.
 
 Writes go through ``async with store.transaction() as conn:`` (``BEGIN IMMEDIATE`` …
@@ -317,6 +318,15 @@ class StoreLockedError(FatalError):
 #: once :meth:`Store.checkpoint_apart` moved checkpoints to their own connection: a safety net
 #: (~40 MiB) for when those stop (a reader holding the WAL, an error), not the usual path
 WAL_SAFETY_PAGES = 10_000
+#: the size (bytes) to which the commit that starts the WAL over after a complete checkpoint
+#: truncates a larger WAL file (``PRAGMA journal_size_limit``, set on every connection of the
+#: store); without it SQLite reuses the file from its start and never shrinks it, so a crash
+#: (the WAL up to the ~40 MiB safety net) or a reader holding the WAL (no bound at all) left
+#: that size on disk for good. 16 MiB: four times the WAL at which SQLite checkpoints by
+#: default (1,000 pages), which the status loop's checkpoint once a second is meant to keep
+#: it under, so a reset seldom truncates (a truncated file is regrown by the next writes);
+#: well under the safety net, so what a crash grew goes back to the disk at its first reset
+WAL_LIMIT_BYTES = 16 * 1024 * 1024
 
 
 class Store:
@@ -348,7 +358,8 @@ class Store:
         """A passive WAL checkpoint on a connection of its own, in a worker thread: it takes
         neither this store's lock nor SQLite's write lock, so transactions go on meanwhile
         (SQLite runs the copy without Python's GIL, on another core). Copies what no reader
-        still needs; the next commit after a complete one starts the WAL over. Returns
+        still needs; the next commit after a complete one starts the WAL over, and cuts a
+        WAL file larger than :data:`WAL_LIMIT_BYTES` back to that size. Returns
         SQLite's ``(busy, frames in the WAL, frames checkpointed)``. Raises
         ``sqlite3.Error`` (a store failure, as for a write), also when the file was moved
         or replaced (:meth:`check_file`); ``sqlite3.ProgrammingError`` once the store is
@@ -376,6 +387,10 @@ class Store:
                 f"{uri}?mode=rw", uri=True, isolation_level=None,
                 check_same_thread=False, timeout=1.0,
             )  # fmt: skip
+            # per connection: the truncation itself is done by the writer's commit that
+            # restarts the WAL (its own limit, set in ``open_store``); set here too, so no
+            # connection that checkpoints this store runs without it
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}")
             self._checkpointer = conn
         row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         busy, frames, done = (int(v) for v in row)
@@ -558,6 +573,9 @@ async def open_store(
         await conn.execute("PRAGMA journal_mode = WAL")
         await conn.execute("PRAGMA synchronous = NORMAL")
         await conn.execute("PRAGMA foreign_keys = ON")
+        # its commit after a complete checkpoint (the status loop's, or its own at
+        # ``wal_autocheckpoint``) truncates a WAL grown past the limit: WAL_LIMIT_BYTES
+        await conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}")
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, "
             "applied_at REAL NOT NULL DEFAULT (CAST(strftime('%s', 'now') AS REAL)))"

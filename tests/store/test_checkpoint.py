@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.store.db import Store, open_store
+from monitor.store.db import WAL_LIMIT_BYTES, WAL_SAFETY_PAGES, Store, open_store
 
 ROW = "x" * 3000  # about a page a row
 
@@ -161,3 +161,25 @@ async def test_close_waits_for_a_cancelled_checkpoints_thread(tmp_path: Path) ->
         await store.close()
     await asyncio.sleep(0.5)  # a thread left running would have finished by now
     assert _open_fds(path) == 0
+
+
+async def test_a_wal_grown_past_the_limit_is_truncated_at_its_next_reset(tmp_path: Path) -> None:
+    """A crash (or a reader holding the WAL) grows it far past its usual size, and SQLite
+    keeps a WAL file at its largest size for good unless ``journal_size_limit`` is set: the
+    first commit after a complete checkpoint (the status loop's, as the daemon runs it) starts
+    the WAL over and truncates the file to the limit."""
+    path = tmp_path / "m.sqlite3"
+    store = await open_store(path)
+    try:
+        await store.checkpoint_apart()
+        pages = WAL_LIMIT_BYTES // 4096 + 500  # past the limit, short of the safety net
+        assert pages < WAL_SAFETY_PAGES
+        for i in range(0, pages, 500):
+            await _write(store, 500, start=i)
+        assert _wal_bytes(path) > WAL_LIMIT_BYTES
+        busy, frames, done = await store.checkpoint()
+        assert busy == 0 and done == frames  # complete: the next commit starts the WAL over
+        await _write(store, 10, start=100_000)
+        assert 0 < _wal_bytes(path) <= WAL_LIMIT_BYTES
+    finally:
+        await store.close()
