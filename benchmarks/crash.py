@@ -23,7 +23,11 @@ collector as ``monitor run`` sets it (``monitor.app.Freezer``: its thresholds, t
 as it grows). Before 2026-12-01 this harness left the collector at Python's defaults: its full
 collections walked the whole book, CPU the daemon does not spend (22.1 against 17.1 s of one
 100k crash). The crash is timed with ``time.process_time`` (every thread of this process:
-SQLite's too), from the crash's frames to the last step.
+SQLite's too), from the crash's frames to the last step; ``criticals_half_cpu_s`` and
+``criticals_all_cpu_s`` are the crash's CPU by the end of the step that wrote half and the last
+of its critical alerts (``criticals``: critical transitions fired, escalated or told, as
+``daemon.py`` counts them), the in-process side of ``daemon.py``'s time to every critical
+written.
 
 The **fair naive baseline** (``daemon.naive``, the same function ``daemon.py`` runs): apply each
 crash frame's event, recompute in full only the scopes it touched and evaluate them, no store.
@@ -35,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import platform
 import random
@@ -51,7 +56,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import daemon as bench  # noqa: E402  (benchmarks/daemon.py: the book, the frames, the baseline)
 
-from monitor.alerts.engine import AlertState  # noqa: E402
+from monitor.alerts.engine import AlertState, TransitionKind  # noqa: E402
+from monitor.alerts.rules import Severity  # noqa: E402
 from monitor.app import Freezer, build_engine  # noqa: E402
 from monitor.config import Config, load_config  # noqa: E402
 from monitor.logs import configure_logging  # noqa: E402
@@ -61,6 +67,9 @@ from monitor.store.db import open_store  # noqa: E402
 from monitor.venues.hyperliquid.parse import HyperliquidParser  # noqa: E402
 
 HOOK = "json://127.0.0.1:1/h"
+CRITICAL = Severity.CRITICAL
+#: the transitions ``daemon.py`` counts as the crash's criticals (a critical alert told)
+ALERTING = frozenset({TransitionKind.FIRED, TransitionKind.ESCALATED, TransitionKind.EVENT})
 
 
 def crash_once(positions: int, seed: int, coins: int) -> dict[str, Any]:
@@ -94,7 +103,8 @@ async def _crash(config: Config, m: Any, tmp: Path) -> dict[str, Any]:
         parser = HyperliquidParser()
         risks = RiskView()
         labels = labels_of(config.accounts)
-        clock = {"now": time.time(), "mono": 0.0, "since_checkpoint": 0.0}
+        clock = {"now": time.time(), "mono": 0.0, "since_checkpoint": 0.0, "cpu": 0.0}
+        criticals: list[tuple[float, int]] = []
         freezer = Freezer()
 
         async def step(inputs: list[Any], sweep: bool) -> tuple[int, int, float]:
@@ -106,6 +116,10 @@ async def _crash(config: Config, m: Any, tmp: Path) -> dict[str, Any]:
             freezer.step(size, len(got.risks))
             took = time.process_time() - t0
             clock["since_checkpoint"] += took
+            clock["cpu"] += took
+            crit = sum(1 for t in got.transitions if t.severity is CRITICAL and t.kind in ALERTING)
+            if crit:
+                criticals.append((clock["cpu"], crit))  # (the crash's CPU so far, criticals)
             if clock["since_checkpoint"] >= 1.0 and apart is not None:
                 clock["since_checkpoint"] = 0.0  # the status loop's, once a second
                 await store.checkpoint()
@@ -145,12 +159,18 @@ async def _crash(config: Config, m: Any, tmp: Path) -> dict[str, Any]:
         crash = [
             e for c in m.coins for e in parser.parse(bench.frame(c, m.price[c] * bench.CRASH), now)
         ]
+        criticals.clear()
+        clock["cpu"] = 0.0
         t0 = time.process_time()
         steps, evaluated, transitions, longest = await drain(crash, False)
         cpu = time.process_time() - t0
+        total = sum(n for _, n in criticals)
         return {
             "load_cpu_s": round(load, 3),
             "crash_cpu_s": round(cpu, 3),
+            "criticals": total,
+            "criticals_half_cpu_s": round(_when(criticals, total / 2), 3),
+            "criticals_all_cpu_s": round(_when(criticals, total), 3),
             "steps": steps,
             "evaluated": evaluated,
             "transitions": transitions,
@@ -158,6 +178,16 @@ async def _crash(config: Config, m: Any, tmp: Path) -> dict[str, Any]:
         }
     finally:
         await store.close()
+
+
+def _when(criticals: list[tuple[float, int]], count: float) -> float:
+    """The crash's CPU (s) by the end of the step that wrote the ``count``-th critical."""
+    seen = 0
+    for cpu, n in criticals:
+        seen += n
+        if seen >= count:
+            return cpu
+    return math.nan
 
 
 def main() -> None:
@@ -188,6 +218,7 @@ def main() -> None:
         "positions": args.positions,
         "repeats": runs,
         "crash_cpu_s_median": median,
+        "criticals_all_cpu_s_median": statistics.median(r["criticals_all_cpu_s"] for r in runs),
         "naive_crash_compute_s": round(naive["crash_compute_s"], 3),
         "ratio_to_naive": round(median / naive["crash_compute_s"], 3),
         "machine": f"{platform.machine()} {os.cpu_count()} CPU, Python {platform.python_version()}",
