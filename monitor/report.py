@@ -5,7 +5,8 @@ The table (``monitor inspect``) prints numbers with :mod:`monitor.fmt`: prices b
 digits and no exponent (``40,000,000``), the funding runway in days and hours. A scope's state
 is ``LIQUIDATABLE`` at a margin ratio of 1 or more (the boundary included) or with equity at
 or below zero, ``no positions`` for a pool without positions (an account holding only isolated
-positions has an empty cross pool: it cannot be liquidated), else ``not liquidatable``.
+positions has an empty cross pool: it cannot be liquidated), ``UNKNOWN`` when its figures
+could not be computed (NaN, the engine's fail-closed figures), else ``not liquidatable``.
 Venue-chosen strings (account ids, symbols, warnings) have their control characters
 replaced by spaces."""
 
@@ -171,11 +172,17 @@ def _price(x: float | None) -> str:
 
 def scope_state(r: ScopeRisk) -> str:
     """``LIQUIDATABLE`` (margin ratio ≥ 1, or equity ≤ 0 with positions), ``no positions``
-    (``no positions, negative balance`` when the pool owes), else ``not liquidatable``."""
+    (``no positions, negative balance`` when the pool owes, ``no positions, equity unknown``
+    when its equity could not be computed), ``UNKNOWN`` when the figures could not be
+    computed (:attr:`ScopeRisk.figures_unknown`), else ``not liquidatable``."""
     if not r.positions:
+        if math.isnan(r.equity):
+            return "no positions, equity unknown"
         return "no positions" if r.equity >= 0.0 else "no positions, negative balance"
     if r.liquidatable or r.margin_ratio is None or r.margin_ratio >= 1.0:
         return "LIQUIDATABLE"
+    if r.figures_unknown:
+        return "UNKNOWN"
     return "not liquidatable"
 
 

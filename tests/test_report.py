@@ -64,3 +64,16 @@ def test_control_characters_in_venue_strings_do_not_break_the_table() -> None:
     assert "\x1b" not in table
     assert table.splitlines()[0] == "generic ac [2Jct  [cross]"
     assert any(line.split()[0] == "BT" and line.split()[1] == "C" for line in table.splitlines())
+
+
+def test_a_scope_whose_figures_are_unknown_is_unknown_in_the_table() -> None:
+    """NaN figures (a scope whose computation raised) are never "not liquidatable"."""
+    from dataclasses import replace
+
+    snap = AccountSnapshot("generic", "acct", 500.0, (pos("BTC", 1.0, 50_000.0, 50_000.0),))
+    (risk,) = risks_of([snap])
+    nan = float("nan")
+    unknown = replace(risk, equity=nan, maintenance_margin=nan, margin_ratio=nan)
+    assert scope_state(unknown) == "UNKNOWN"
+    assert render_table([unknown]).splitlines()[2].endswith("UNKNOWN")
+    assert scope_state(replace(unknown, positions=())) == "no positions, equity unknown"

@@ -104,6 +104,19 @@ class ScopeRisk:
         return self.key.scope
 
     @property
+    def figures_unknown(self) -> bool:
+        """Whether the scope's figures could not be computed: equity, maintenance or margin
+        ratio NaN (the engine's fail-closed figures of a scope whose computation raised,
+        ``Engine._unknown_risk``). Such a scope is neither liquidatable nor "not
+        liquidatable": its state is unknown, and every reader says so."""
+        ratio = self.margin_ratio
+        return (
+            math.isnan(self.equity)
+            or math.isnan(self.maintenance_margin)
+            or (ratio is not None and math.isnan(ratio))
+        )
+
+    @property
     def shock_to_liquidation(self) -> float | None:
         """The smaller of the down and up shocks: how far a market-wide move may go."""
         vals = [v for v in (self.shock_down, self.shock_up) if v is not None]

@@ -468,13 +468,19 @@ def _transition_line(t: Transition, name: str, rules: AlertRules | None, move: M
 
 
 def _scope_state(risk: ScopeRisk) -> str:
+    """The scope's state in words. Figures that could not be computed (NaN) read as unknown:
+    a NaN margin ratio compares false with 1, which read "not liquidatable"."""
     if not risk.positions:
         # an empty pool cannot be liquidated; a negative balance is still a debt
+        if math.isnan(risk.equity):
+            return "no positions, equity unknown"
         return "no positions" if risk.equity >= 0.0 else "no positions, negative balance"
     if risk.margin_ratio is None:
         return "LIQUIDATABLE (equity at or below zero)"
     if risk.liquidatable or risk.margin_ratio >= 1.0:
         return "LIQUIDATABLE (maintenance ≥ equity)"
+    if risk.figures_unknown:
+        return "UNKNOWN (its figures could not be computed)"
     return "not liquidatable"
 
 

@@ -28,7 +28,9 @@ monitor_bot_ignored_updates_total                  (none)                       
 Fail closed: a scope whose margin ratio cannot be computed because it is liquidatable (equity
 ≤ 0) exports ``monitor_scope_margin_ratio`` as ``+Inf``, so ``monitor_scope_margin_ratio >= 1``
 fires; other unknown figures are left out (no sample) rather than exported as a reassuring
-number. ``monitor_feed_state`` is an enum: 1 for the feed's current state, 0 for the others.
+number (a scope whose figures could not be computed has no ``monitor_scope_liquidatable``
+sample either; its ``monitor_scope_updated_timestamp_seconds`` is there, its figures are
+not). ``monitor_feed_state`` is an enum: 1 for the feed's current state, 0 for the others.
 """
 
 from __future__ import annotations
@@ -121,7 +123,9 @@ def families(snap: MetricsSnapshot) -> list[Metric]:
             _add(ratio, labels, s.margin_ratio)
         _add(dist, labels, s.nearest_liquidation_distance)
         _add(shock, labels, s.shock_to_liquidation)
-        liq.add_metric(labels, 1.0 if s.liquidatable else 0.0)
+        if s.liquidatable or s.equity is not None:
+            # figures that could not be computed (no equity) are not "not liquidatable"
+            liq.add_metric(labels, 1.0 if s.liquidatable else 0.0)
         _add(upd, labels, s.updated_at)
 
     state = GaugeMetricFamily(

@@ -309,6 +309,9 @@ async def test_the_daemon_path_logs_a_failing_scope_once_and_sends_its_alert(
         recovered = [x for x in logged if x["event"] == "engine.scope_figures_recovered"]
         assert [(x["account"], x["scope"]) for x in recovered] == [("a1", "cross")]
         bodies = [row.body for row in await outbox.items(store)]
-        assert any("cannot compute margin for generic:a1/cross" in b for b in bodies), bodies
+        (body,) = [b for b in bodies if "cannot compute margin for generic:a1/cross" in b]
+        # figures nobody could compute never read as a reassuring state
+        assert "margin ratio n/a: UNKNOWN (its figures could not be computed)" in body
+        assert "not liquidatable" not in body
     finally:
         await store.close()

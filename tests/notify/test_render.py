@@ -312,3 +312,21 @@ def test_an_unknown_value_claims_no_side_of_any_level() -> None:
         tr(TransitionKind.REPEAT, value=float("nan")), None, AlertRules.default()
     )
     assert line == ("STILL FIRING CRITICAL: hyperliquid:0xabc, cross: margin ratio n/a")
+
+
+def test_a_scope_whose_figures_are_unknown_reads_unknown_never_not_liquidatable() -> None:
+    """The engine's fail-closed figures (NaN) of a scope whose computation raised: the
+    state line says unknown; a NaN ratio compares false with 1 and read "not liquidatable"."""
+    from dataclasses import replace
+
+    nan = float("nan")
+    unknown = replace(scope(0.5), equity=nan, maintenance_margin=nan, margin_ratio=nan)
+    assert unknown.figures_unknown and not scope(0.5).figures_unknown
+    (state, *_) = scope_lines(unknown)
+    assert state.endswith("margin ratio n/a: UNKNOWN (its figures could not be computed)")
+    # no positions: the balance is unknown too, not a negative one
+    (empty, *_) = scope_lines(replace(unknown, positions=()))
+    assert empty.endswith(": no positions, equity unknown")
+    # a venue that says the scope is liquidatable is believed over unknown figures
+    (liq, *_) = scope_lines(replace(unknown, liquidatable=True))
+    assert liq.endswith("LIQUIDATABLE (maintenance ≥ equity)")

@@ -295,3 +295,37 @@ async def test_healthz_follows_a_health_object(filled: Filled) -> None:
         assert (await _get(srv.url + "/healthz"))[0] == 200
         clock[0] = 6.0
         assert (await _get(srv.url + "/healthz"))[2] == "engine silent for 6s (limit 5s)\n"
+
+
+async def test_a_scope_whose_figures_are_unknown_exports_no_liquidatable_sample(
+    tmp_path: Path,
+) -> None:
+    """The status row of a scope whose figures raised (NaN figures, written as nulls) has no
+    ``monitor_scope_liquidatable`` sample: a 0 there would read "not liquidatable"."""
+    from dataclasses import replace
+
+    from monitor.store import history
+    from monitor.store.db import open_store
+    from tests.ops.conftest import risk
+
+    nan = math.nan
+    known = risk("alice", 1000.0)
+    unknown = replace(risk("carol", 1000.0), equity=nan, maintenance_margin=nan, margin_ratio=nan)
+    store = await open_store(tmp_path / "m.db")
+    try:
+        docs = [(r.key, history.status_doc(r, [])) for r in (known, unknown)]
+        for _, doc in docs:
+            doc["ts"] = NOW - 1.0
+        await history.record(store, [], docs)
+        source = StoreMetricsSource(
+            store, labels={}, frames=list, batch=None, bot_ignored=lambda: 0, now=lambda: NOW
+        )
+        async with await serve_metrics(LOOPBACK, source, lambda: (True, "")) as srv:
+            _, _, text = await _get(srv.url + "/metrics")
+    finally:
+        await store.close()
+    got = _samples(text)
+    assert got[("monitor_scope_liquidatable", _scope("cross", "alice"))] == 0.0
+    assert ("monitor_scope_liquidatable", _scope("cross", "carol")) not in got
+    assert ("monitor_scope_margin_ratio", _scope("cross", "carol")) not in got
+    assert got[("monitor_scope_updated_timestamp_seconds", _scope("cross", "carol"))] == NOW - 1.0
