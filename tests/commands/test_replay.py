@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
 from monitor.cli import main
-from monitor.venues.recording import JsonlRecorder
+from monitor.commands.replay import printer
+from monitor.model.events import AccountSnapshot
+from monitor.model.instruments import MaintenanceSchedule, Tier
+from monitor.model.portfolio import Portfolio
+from monitor.model.positions import Position, ScopeKey
+from monitor.venues.recording import Batch, JsonlRecorder, Record
 
 FEEDS = Path(__file__).parents[1] / "fixtures" / "feeds"
 DEMO = Path(__file__).parents[2] / "config" / "demo_recording.jsonl"
@@ -120,3 +126,52 @@ def test_negative_speed_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[st
     path = recording(tmp_path / "r.jsonl")
     assert main(["replay", str(path), "--speed", "-2"]) == 2
     assert "speed" in capsys.readouterr().err
+
+
+class _Faulty(MaintenanceSchedule):
+    """A flat 1 % schedule whose bracket lookup raises while ``broken`` (a margin-model bug
+    on an odd tier). Fault injection through a ``Position``'s public ``maintenance``."""
+
+    broken: ClassVar[bool] = False
+
+    def index_for(self, notional: float) -> int:
+        if type(self).broken:
+            raise RuntimeError("odd tier")
+        return super().index_for(notional)
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_a_scope_whose_figures_raise_is_printed_unknown_and_the_replay_goes_on(
+    as_json: bool,
+) -> None:
+    """The printer recomputes each touched scope's figures: one that raises is printed
+    without figures, with the error (before: the exception ended ``monitor replay``)."""
+    portfolio = Portfolio()
+    flat = MaintenanceSchedule.flat(0.01)
+    faulty = _Faulty((Tier(0.0, 0.01),))
+    btc = Position("BTC", 1.0, 100.0, maintenance=faulty, mark_price=100.0)
+    eth = Position("ETH", 1.0, 100.0, maintenance=flat, mark_price=100.0)
+    portfolio.apply(AccountSnapshot("generic", "bad", 10.0, (btc,)))
+    portfolio.apply(AccountSnapshot("generic", "good", 10.0, (eth,)))
+    bad, good = ScopeKey("generic", "bad", "cross"), ScopeKey("generic", "good", "cross")
+    batch = Batch(Record(20.0, "generic", "c", "{}"), (), (bad, good), portfolio)
+    out: list[str] = []
+    _Faulty.broken = True
+    try:
+        printer(as_json, out.append)(batch)
+    finally:
+        _Faulty.broken = False
+    assert len(out) == 2
+    if as_json:
+        first, second = (json.loads(x) for x in out)
+        assert first["scope"] == "generic:bad/cross"
+        assert first["equity"] is None and first["margin_ratio"] is None
+        assert first["error"] == "RuntimeError: odd tier"
+        # the other scope: 0.01·100 / 10 = 10 %
+        assert second["margin_ratio"] == pytest.approx(0.1) and "error" not in second
+    else:
+        assert out[0].endswith(
+            "generic:bad/cross equity=- mm=- ratio=- nearest_liq=- "
+            "unknown (RuntimeError: odd tier)\n"
+        )
+        assert "ratio=10.00%" in out[1]
