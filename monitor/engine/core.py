@@ -705,7 +705,10 @@ class Engine:
         # the pool as it stands before the fill: a venue sends the fill before the
         # position it changed (dYdX: in the same frame; the portfolio has the events applied
         # so far, so a position update after the fill is not in it yet)
-        before = self.portfolio.risk(key, with_stress=False)
+        try:
+            before: ScopeRisk | None = self.portfolio.risk(key, with_stress=False)
+        except Exception:  # fail closed: the fill is told with the pool's figures unknown,
+            before = None  # and the scope's own evaluation alarms margin_unknown
         batch.deleveraged.append((key, ev, before))
         batch.touched[key] = None
 
@@ -1262,14 +1265,15 @@ def _dydx_parent(group: str) -> str | None:
 
 def _figures(r: ScopeRisk | None) -> str:
     """A pool's equity, maintenance and margin ratio, for the ADL notice: the ratio is
-    "∞ (equity ≤ 0)" past zero equity (liquidatable, not unknown) and "unknown" when NaN."""
-    if r is None:
+    "∞ (equity ≤ 0)" past zero equity (liquidatable, not unknown); the whole is "unknown"
+    when the figures could not be computed (NaN: :attr:`ScopeRisk.figures_unknown`)."""
+    if r is None or r.figures_unknown:
         return "unknown"
     mr = r.margin_ratio
     if mr is None:
         ratio = "∞ (equity ≤ 0)" if r.positions else "n/a (no positions)"
     else:
-        ratio = "unknown" if math.isnan(mr) else f"{mr:.2%}"
+        ratio = f"{mr:.2%}"
     return f"equity {r.equity:,.2f}, maintenance {r.maintenance_margin:,.2f}, margin ratio {ratio}"
 
 

@@ -315,3 +315,27 @@ async def test_the_daemon_path_logs_a_failing_scope_once_and_sends_its_alert(
         assert "not liquidatable" not in body
     finally:
         await store.close()
+
+
+def test_an_adl_fill_on_a_scope_whose_figures_raise_is_still_told_as_an_adl() -> None:
+    """The venue's ADL fill reads the pool's figures before it (``Portfolio.risk``): when
+    they raise, the fill is still the ADL notice, with the pool's figures unknown, beside
+    ``margin_unknown`` (before: the exception made the whole event a ``bad_event`` notice,
+    and the ADL itself was never told)."""
+    from monitor.alerts.rules import RuleKind
+    from monitor.model.events import Deleveraged
+
+    _Faulty.broken = False
+    try:
+        e, _ = engine(1)
+        e.receive([snapshot("a0", 10.0, _faulty_btc())], T0, 0.0)
+        _Faulty.broken = True
+        step = e.receive([Deleveraged(VENUE, "a0", "BTC", -1.0, 94.0)], T0 + 1, 1.0)
+        rules = sorted(t.rule for t in step.transitions)
+        assert rules == [RuleKind.ADL.value, "margin_unknown"]
+        (adl,) = [t for t in step.transitions if t.rule == RuleKind.ADL.value]
+        assert adl.severity is Severity.CRITICAL
+        assert "the venue auto-deleveraged (ADL) BTC: sold 1 at 94" in adl.detail
+        assert "pool before: unknown; after: unknown" in adl.detail
+    finally:
+        _Faulty.broken = False
