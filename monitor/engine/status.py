@@ -80,7 +80,9 @@ class Sampler:
 
 
 def status_doc(risk: ScopeRisk, active_alerts: Sequence[str] = ()) -> dict[str, Any]:
-    """The figures ``monitor status`` shows for one scope."""
+    """The figures ``monitor status`` shows for one scope: a figure that is not finite is
+    ``None`` (JSON null), and ``liquidatable`` is ``None`` too when the figures could not be
+    computed (:attr:`ScopeRisk.figures_unknown`: unknown, never a reassuring false)."""
     return {
         "venue": risk.venue,
         "account": risk.account,
@@ -93,6 +95,6 @@ def status_doc(risk: ScopeRisk, active_alerts: Sequence[str] = ()) -> dict[str, 
         "funding_cost_per_day": _finite(risk.funding_cost_per_day),
         "collateral_at_risk": _finite(risk.collateral_at_risk),
         "positions": len(risk.positions),
-        "liquidatable": risk.liquidatable,
+        "liquidatable": None if risk.figures_unknown else risk.liquidatable,
         "active_alerts": list(active_alerts),
     }

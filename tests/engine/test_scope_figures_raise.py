@@ -93,6 +93,7 @@ def test_a_scope_whose_figures_raise_alarms_unknown_and_the_others_are_decided()
     assert "worst: margin ratio unknown (generic:a1/cross)" in e.summary()
     doc = step.statuses[_cross("a1")]
     assert doc["margin_ratio"] is None and doc["equity"] is None and doc["positions"] == 3
+    assert doc["liquidatable"] is None  # unknown: `monitor status --json` never says false
 
     # the next BTC price tries it again: still failing, not reported again, nothing resolved
     step = e.receive([MarkPrice(VENUE, "BTC", 100.5)], T0 + 3, 3.0)
