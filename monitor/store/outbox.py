@@ -5,7 +5,10 @@ Row life: ``pending`` → (claimed) ``sending`` → ``delivered`` | back to ``pe
 later ``next_attempt_at`` | ``failed`` (too old). ``idem_key`` (unique) is the idempotency
 key of the message for that channel: enqueueing it twice stores it once. A process that dies
 between sending and marking leaves the row ``sending``; :func:`resume` at start puts it back
-to ``pending``, so a crash re-sends a message at most once.
+to ``pending``, so a crash re-sends a message at most once. (The delivery worker claims a
+webhook backlog several digests at a time and marks them delivered in the transaction that
+claims the next: a crash mid-way leaves those digests' rows ``sending`` too, sent or not, and
+they go again, each alone.)
 
 A row that was tried before (``attempts > 0``: after a failure, a timeout, or a crash
 mid-send) may have reached its endpoint; :func:`claim` never puts it in a batch with other
