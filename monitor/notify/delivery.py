@@ -20,7 +20,10 @@ dropped or reordered. A digest the webhook answered with an error status (certai
 received) may be formed again; one that timed out (it may have arrived) is sent again as the
 same digest, with the same key, so the receiver can drop the repeat; one refused for good is
 split (each row goes alone, so only the refused row fails). So 18,000 messages after a crash
-are 90 requests, not 18,000. Results:
+are 90 requests, not 18,000. A backlog is claimed ``claim_digests`` digests (default 4) at a
+time, sent one after another (never two of a channel at once), and marked delivered in the
+transaction that claims the next ones: in a crash each store transaction waits for an engine
+step, and a digest took two (see :meth:`DeliveryWorker._deliver`). Results:
 
 * delivered → rows ``delivered``;
 * ``format`` (the service refused the markup, e.g. Telegram's "can't parse entities") → the
@@ -109,7 +112,9 @@ class DeliveryConfig:
     longest wait between two tries of a failing channel (its probe interval).
     ``chart_timeout``: the longest wait for a message's charts before it goes without.
     ``digest_after``: more rows than this due on a webhook channel go as digests of up to
-    ``digest`` rows (see the module docstring)."""
+    ``digest`` rows (see the module docstring); ``claim_digests``: how many digests' rows a
+    backlog's transaction claims at once (sent one after another; see
+    :meth:`DeliveryWorker._deliver`)."""
 
     base_backoff: float = 2.0
     max_backoff: float = 10.0
@@ -121,6 +126,7 @@ class DeliveryConfig:
     chart_timeout: float = 20.0
     digest_after: int = 20
     digest: int = 200
+    claim_digests: int = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,48 +339,95 @@ class DeliveryWorker:
     async def _deliver(self, name: str, now: float, due: int = 1) -> int:
         """Send ``name``'s due rows: one send, or, while a webhook channel has more than
         ``digest_after`` rows due (a crash's backlog), one digest after another in this task
-        without going back to the loop between them. Each trip through the loop asks the store
-        which channels are due and when their oldest rows are; the store's one connection also
-        serves the engine's step transactions, so while a crash keeps the engine busy each
-        question waited about one step: two of a digest's four store round trips. Returns
-        the rows delivered."""
-        total = 0
-        while True:
-            sent = await self._deliver_one(name, now, due)
-            total += sent
-            due -= sent
-            channel = self._channels.get(name)
-            if (
-                sent == 0
-                or self._stopping
-                or channel is None
-                or channel.kind != "webhook"
-                or due <= self.config.digest_after
-            ):
-                return total
-            now = self.clock.now()
-            if not self._ready(name, now):
-                return total
+        without going back to the loop between them. Returns the rows delivered.
 
-    async def _deliver_one(self, name: str, now: float, due: int = 1) -> int:
+        The store's one connection and lock also serve the engine's step transactions: while
+        a crash keeps the engine busy, each transaction here waits about one engine step (of
+        ~0.1 s). So a backlog is claimed ``claim_digests`` digests at a time, sent one after
+        another, and the next transaction marks them delivered (each with the time its send
+        ended), puts back the rows not sent and claims the next ones: one transaction for
+        several digests, where a digest took two (its claim, its mark). A send that fails
+        settles the digests sent before it, puts the ones after it back (unsent, uncounted:
+        they are formed again) and records its own result as before. Cancelled (no
+        :meth:`drain`), the claimed rows stay ``sending``: sent or not, they are sent again
+        at the next start (:func:`monitor.store.outbox.resume`), each alone."""
         channel = self._channels.get(name)
-        limit = self._limit(channel, due)
         again = self._again.pop(name, frozenset())
-        if again:
-            limit = len(again)
-        items = await outbox.claim(
-            self.store,
-            name,
-            now,
-            limit,
-            alone=lambda i: i.attempts > 0 and i.id not in self._unsent and i.id not in again,
+        digests = bool(again) or (
+            channel is not None and channel.kind == "webhook" and due > self.config.digest_after
         )
-        if again and any(i.id not in again for i in items):
-            # a digest is resent as it was: rows enqueued since wait for the next send
-            await outbox.release(self.store, [i.id for i in items if i.id not in again])
-            items = [i for i in items if i.id in again]
-        if not items:
-            return 0
+        # delivered rows (id, when) and rows claimed but not sent, for the next transaction
+        delivered: list[tuple[int, float]] = []
+        unsent: list[int] = []
+        total = 0
+        first = True
+        try:
+            while True:
+                if not first:
+                    now = self.clock.now()
+                    if self._stopping or not self._ready(name, now):
+                        return total
+                if again:
+                    limit = len(again)
+                elif digests:
+                    limit = self.config.digest * max(self.config.claim_digests, 1)
+                else:
+                    limit = self._limit(channel, due)
+                alone = functools.partial(self._alone, again=again)
+                items = await outbox.claim(
+                    self.store, name, now, limit, alone=alone, delivered=delivered, release=unsent
+                )
+                delivered, unsent = [], []
+                if again and any(i.id not in again for i in items):
+                    # a digest is resent as it was: rows enqueued since wait for the next send
+                    await outbox.release(self.store, [i.id for i in items if i.id not in again])
+                    items = [i for i in items if i.id in again]
+                if not items:
+                    return total
+                if not first and len(items) <= self.config.digest_after and not alone(items[0]):
+                    # the backlog is over: the last few go one by one (the loop's next
+                    # rounds); a row that must go alone is sent here, and the digests go on
+                    unsent = [i.id for i in items]
+                    return total
+                channel = self._channels.get(name)
+                sent, unsent, go_on = await self._send_claimed(
+                    name, channel, items, now, digests=digests, again=bool(again),
+                    delivered=delivered,
+                )  # fmt: skip
+                total += sent
+                again = frozenset()
+                first = False
+                if not (go_on and digests):
+                    return total
+        except asyncio.CancelledError:
+            delivered, unsent = [], []  # left "sending": resumed at the next start
+            raise
+        finally:
+            if delivered or unsent:
+                await outbox.settle(self.store, delivered, unsent)
+
+    def _alone(self, item: OutboxItem, *, again: frozenset[int]) -> bool:
+        """Whether ``item`` must go alone (:func:`monitor.store.outbox.claim`): tried before,
+        unless the service answered its last try with an error status (it certainly did not
+        arrive) or it belongs to the digest resent as it was (``again``)."""
+        return item.attempts > 0 and item.id not in self._unsent and item.id not in again
+
+    async def _send_claimed(
+        self,
+        name: str,
+        channel: Channel | None,
+        items: list[OutboxItem],
+        now: float,
+        *,
+        digests: bool,
+        again: bool,
+        delivered: list[tuple[int, float]],
+    ) -> tuple[int, list[int], bool]:
+        """Send the claimed ``items`` (oldest first) as messages, in order: as many digests
+        as they make when ``digests``, else one message. Appends each delivered row (id, time
+        its send ended) to ``delivered``; returns the rows delivered, the ids claimed and
+        not sent (for the caller to put back), and whether all went well (the caller may
+        claim more)."""
         if channel is None:
             await outbox.mark_failed(self.store, [i.id for i in items], "channel not configured")
             log().warning(
@@ -382,24 +435,67 @@ class DeliveryWorker:
             )
             reason = "channel not configured"
             self._note(name, name, items, error=reason, kind="unconfigured", now=now)
-            return 0
+            return 0, [], False
         expired = [i for i in items if now - i.created_at > self.config.max_age]
         if expired:
             await self._fail(channel, expired, "too old: gave up after max_age", "expired")
-        items = [i for i in items if now - i.created_at <= self.config.max_age]
-        if not items:
-            return 0
-        fmt = items[0].body_format
-        same: list[OutboxItem] = []
-        for i in items:
-            if i.body_format != fmt:
-                break
-            same.append(i)
-        longest = batch_title([i.title for i in same])
-        body, used = combine([i.body for i in same], channel.body_limit(longest))
-        batch, rest = items[:used], items[used:]
-        if rest:
-            await outbox.release(self.store, [i.id for i in rest])
+            items = [i for i in items if now - i.created_at <= self.config.max_age]
+        total = 0
+        pos = 0
+        while pos < len(items):
+            if pos:
+                now = self.clock.now()
+                if (
+                    not digests
+                    or again
+                    or self._stopping
+                    or not self._ready(name, now)
+                    or len(items) - pos <= self.config.digest_after
+                ):
+                    break
+            per = self.config.digest if digests and not again else len(items)
+            group = items[pos : pos + per]
+            fmt = group[0].body_format
+            same: list[OutboxItem] = []
+            for i in group:
+                if i.body_format != fmt:
+                    break
+                same.append(i)
+            longest = batch_title([i.title for i in same])
+            body, used = combine([i.body for i in same], channel.body_limit(longest))
+            batch = group[:used]
+            rest = [i.id for i in items[pos + used :]]
+            if rest and (not digests or again):
+                # the only message of this claim: the rest go back before it is sent (a
+                # crash mid-send leaves them pending, not "sending")
+                await outbox.release(self.store, rest)
+                items, rest = items[: pos + used], []
+            ok = await self._send_one(
+                channel, batch, body, fmt, now, delivered=delivered, rest=rest
+            )
+            if not ok:
+                return total, [], False
+            total += used
+            pos += used
+        return total, [i.id for i in items[pos:]], True
+
+    async def _send_one(
+        self,
+        channel: Channel,
+        batch: list[OutboxItem],
+        body: str,
+        fmt: str,
+        now: float,
+        *,
+        delivered: list[tuple[int, float]],
+        rest: list[int],
+    ) -> bool:
+        """Send ``batch`` as one message with ``body``. Delivered: its rows join
+        ``delivered``. Not delivered: the ``delivered`` rows are marked and the ``rest``
+        (claimed behind it) put back first, then the result recorded by its kind; returns
+        whether it was delivered."""
+        name = channel.name
+        used = len(batch)
         # the subject counts the alerts and names every account with its worst severity
         title = batch_title([i.title for i in batch])
         ntype = max((i.notify_type for i in batch), key=lambda t: _TYPE_RANK.get(t, 1))
@@ -418,7 +514,7 @@ class DeliveryWorker:
         self._unsent.difference_update(ids)
         attempts = max(i.attempts + 1 for i in batch)
         if result.ok:
-            await outbox.mark_delivered(self.store, ids, done)
+            delivered.extend((i, done) for i in ids)
             self.delivered += len(batch)
             self._recovered(name, channel.label, done)
             log().info(
@@ -429,10 +525,13 @@ class DeliveryWorker:
                 attempts=attempts,
                 plain_text=plain,
             )
-            return len(batch)
+            return True
+        await outbox.settle(self.store, delivered, rest)
+        delivered.clear()
         error = result.error or result.status
         if result.kind in (PERMANENT, FORMAT):
-            return await self._refused(channel, batch, result, error, done)
+            await self._refused(channel, batch, result, error, done)
+            return False
         if result.retry_after is not None:
             delay = result.retry_after
             self._limits[name].pause(done + delay)
@@ -442,7 +541,7 @@ class DeliveryWorker:
         oldest = min(i.created_at for i in batch)
         if retry_at - oldest > self.config.max_age:
             await self._fail(channel, batch, error, "expired")
-            return 0
+            return False
         await outbox.mark_retry(self.store, ids, retry_at, error)
         if result.answered:
             self._unsent.update(ids)
@@ -457,7 +556,7 @@ class DeliveryWorker:
             retry_after=result.retry_after,
             error=error,
         )
-        return 0
+        return False
 
     async def _send(
         self,

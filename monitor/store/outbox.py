@@ -5,7 +5,10 @@ Row life: ``pending`` → (claimed) ``sending`` → ``delivered`` | back to ``pe
 later ``next_attempt_at`` | ``failed`` (too old). ``idem_key`` (unique) is the idempotency
 key of the message for that channel: enqueueing it twice stores it once. A process that dies
 between sending and marking leaves the row ``sending``; :func:`resume` at start puts it back
-to ``pending``, so a crash re-sends a message at most once.
+to ``pending``, so a crash re-sends a message at most once. (The delivery worker claims a
+webhook backlog several digests at a time and marks them delivered in the transaction that
+claims the next: a crash mid-way leaves those digests' rows ``sending`` too, sent or not, and
+they go again, each alone.)
 
 A row that was tried before (``attempts > 0``: after a failure, a timeout, or a crash
 mid-send) may have reached its endpoint; :func:`claim` never puts it in a batch with other
@@ -185,12 +188,22 @@ async def claim(
     limit: int,
     *,
     alone: Callable[[OutboxItem], bool] = tried_before,
+    delivered: Sequence[tuple[int, float]] = (),
+    release: Sequence[int] = (),
 ) -> list[OutboxItem]:
     """Claim up to ``limit`` rows of ``channel`` in order, oldest first, stopping at the first
     one not due at ``now``: ``sending``, ``attempts + 1``. A row for which ``alone`` is true
     (by default: tried before) goes alone: when the oldest is such a row, only it is claimed;
-    otherwise the claim stops before the first such row."""
+    otherwise the claim stops before the first such row.
+
+    In the same transaction, first: the ``delivered`` rows (``(id, delivered_at)``, epoch s)
+    are marked delivered and the ``release`` rows put back as :func:`release` does, so a
+    worker going through a backlog settles what it sent and claims what it sends next in
+    one transaction (each waits for the store's lock)."""
     async with store.transaction() as conn:
+        await _settle(conn, delivered, release)
+        if limit <= 0:
+            return []
         pending = list(
             await conn.execute_fetchall(
                 _CLAIM,
@@ -216,18 +229,42 @@ async def claim(
 async def release(store: Store, ids: Iterable[int]) -> None:
     """Put claimed rows back, unsent and uncounted (e.g. they did not fit a coalesced message)."""
     async with store.transaction() as conn:
-        await conn.executemany(
-            "UPDATE outbox SET status = ?, claimed_at = NULL, attempts = attempts - 1 "
-            "WHERE id = ? AND status = ?",
-            [(PENDING, i, SENDING) for i in ids],
-        )
+        await _settle(conn, (), ids)
 
 
 async def mark_delivered(store: Store, ids: Iterable[int], now: float) -> None:
     async with store.transaction() as conn:
+        await _settle(conn, [(i, now) for i in ids], ())
+
+
+async def settle(
+    store: Store, delivered: Sequence[tuple[int, float]] = (), release: Sequence[int] = ()
+) -> None:
+    """In one transaction (none when both are empty): mark the ``delivered`` rows
+    (``(id, delivered_at)``, epoch s) delivered and put the ``release`` rows back, unsent and
+    uncounted (as :func:`release`)."""
+    if not delivered and not release:
+        return
+    async with store.transaction() as conn:
+        await _settle(conn, delivered, release)
+
+
+async def _settle(
+    conn: aiosqlite.Connection, delivered: Iterable[tuple[int, float]], release: Iterable[int]
+) -> None:
+    """Inside the caller's transaction: see :func:`settle`."""
+    marks = [(DELIVERED, at, i) for i, at in delivered]
+    if marks:
         await conn.executemany(
             "UPDATE outbox SET status = ?, delivered_at = ?, last_error = NULL WHERE id = ?",
-            [(DELIVERED, now, i) for i in ids],
+            marks,
+        )
+    back = [(PENDING, i, SENDING) for i in release]
+    if back:
+        await conn.executemany(
+            "UPDATE outbox SET status = ?, claimed_at = NULL, attempts = attempts - 1 "
+            "WHERE id = ? AND status = ?",
+            back,
         )
 
 
