@@ -229,8 +229,9 @@ class Owed:
 
     ``push(key, urgency)``: lower urgency comes out first, ties in arrival order; a key
     already owed keeps its place, or moves up to ``urgency`` when that is lower (more urgent:
-    a scope a later price put at critical); it never moves down. ``discard`` forgets a key
-    (its heap entries are skipped when they surface). Cost: O(log n) per push and pop."""
+    a scope a later price put at critical); it never moves down. NaN counts as ``-inf``.
+    ``discard`` forgets a key (its heap entries are skipped when they surface). Cost:
+    O(log n) per push and pop."""
 
     __slots__ = ("_heap", "_in", "_seq")
 
@@ -241,6 +242,8 @@ class Owed:
         self._seq = 0
 
     def push(self, key: ScopeKey, urgency: float) -> None:
+        if math.isnan(urgency):  # NaN (unknown): first of all, as ``-inf`` (fail closed)
+            urgency = -math.inf
         was = self._in.get(key)
         if was is not None and not urgency < was:
             return

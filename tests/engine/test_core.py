@@ -5,6 +5,7 @@ equity (critical at 0.9, clear 0.85)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import pytest
@@ -633,3 +634,17 @@ def test_a_scope_waiting_for_its_feed_is_decided_at_its_last_instruments_first_p
     assert e.receive([MarkPrice(VENUE, "BTC", 95.0)], T0 + 1, 1.0).risks == []
     step = e.receive([MarkPrice(VENUE, "ETH", 99.0)], T0 + 2, 2.0)
     assert [r.key for r in step.risks] == [_cross("a0")]
+
+
+def test_owed_work_at_an_unknown_urgency_comes_out_first_and_is_never_lost() -> None:
+    # NaN compares false with everything: kept as the key's urgency, no heap entry ever
+    # matched it, so ``pop`` skipped the key for good while ``in`` still said it was owed
+    # (nothing could owe it again: a scope never evaluated again). Unknown is first of all
+    owed = Owed()
+    keys = [ScopeKey(VENUE, f"a{i}", "cross") for i in range(3)]
+    owed.push(keys[0], -0.5)
+    owed.push(keys[1], math.nan)
+    owed.push(keys[2], -1.5)
+    owed.push(keys[0], math.nan)  # moves up to first too
+    assert [owed.pop() for _ in range(4)] == [keys[1], keys[0], keys[2], None]
+    assert not owed
