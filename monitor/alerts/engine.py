@@ -748,9 +748,15 @@ class _Eval:
     def scope(self, risk: ScopeRisk, inhibited: bool) -> None:
         subject = str(risk.key)
         account = str(risk.key.account_key)
-        cur = {p.symbol: p.liquidation_distance for p in risk.positions}
-        self._closed(risk.key, cur, risk)
         unknown = _unknown_figures(risk)
+        if unknown:
+            # no distance is known: the kept ones stand (a position near its liquidation
+            # price that vanishes next is still told "liquidated")
+            kept = self.positions.get(subject, {})
+            cur = {p.symbol: kept.get(p.symbol, p.liquidation_distance) for p in risk.positions}
+        else:
+            cur = {p.symbol: p.liquidation_distance for p in risk.positions}
+        self._closed(risk.key, cur, risk)
         if unknown:
             # fail closed: nothing computed from these figures may fire or resolve; the scope
             # alarms until its figures are finite again

@@ -53,6 +53,7 @@ replay); ``mono`` is the shell's monotonic clock, used for readiness only.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import heapq
 import itertools
@@ -228,8 +229,9 @@ class Owed:
 
     ``push(key, urgency)``: lower urgency comes out first, ties in arrival order; a key
     already owed keeps its place, or moves up to ``urgency`` when that is lower (more urgent:
-    a scope a later price put at critical); it never moves down. ``discard`` forgets a key
-    (its heap entries are skipped when they surface). Cost: O(log n) per push and pop."""
+    a scope a later price put at critical); it never moves down. NaN counts as ``-inf``.
+    ``discard`` forgets a key (its heap entries are skipped when they surface). Cost:
+    O(log n) per push and pop."""
 
     __slots__ = ("_heap", "_in", "_seq")
 
@@ -240,6 +242,8 @@ class Owed:
         self._seq = 0
 
     def push(self, key: ScopeKey, urgency: float) -> None:
+        if math.isnan(urgency):  # NaN (unknown): first of all, as ``-inf`` (fail closed)
+            urgency = -math.inf
         was = self._in.get(key)
         if was is not None and not urgency < was:
             return
@@ -508,7 +512,7 @@ class Engine:
             if key in touched or key in moved_q:
                 continue
             if key in owed:
-                owed.push(key, self._urgency_now(key))
+                self._owe_now(key)
             else:
                 moved_q.push(key, urgency(key))
         deciding = self.timer() if self.timer is not None else 0.0
@@ -523,7 +527,7 @@ class Engine:
             if self._rearm(maybe):
                 # urgent by where the price took it, not by its last evaluation's ratio: a
                 # scope last seen safe that crossed into critical comes before a backlog
-                owed.push(maybe, self._urgency_now(maybe))
+                self._owe_now(maybe)
         budget = max(self.max_evaluations - len(touched), 0)
         taken = 0
         while taken < budget and owed:
@@ -594,6 +598,21 @@ class Engine:
         if peak is not None and peak > 0.0 and peak - equity >= drawdown * peak:
             return urgency - 1.0
         return urgency
+
+    def _owe_now(self, key: ScopeKey) -> None:
+        """Owe ``key`` a full evaluation at :meth:`_urgency_now` (or move it up to that).
+        Owed short of critical, it is given a band (``Portfolio.arm``) meanwhile, so a later
+        price that takes it across a level reports it again and moves it up: without one,
+        the ticks of an instrument report an unarmed scope once, and a crash's later ticks
+        left it at the place its first one gave it, behind every warning owed."""
+        urgency = self._urgency_now(key)
+        self._owed.push(key, urgency)
+        if urgency <= _CRITICAL_FIRST or key in self._failing:
+            return  # first anyway; or kept without a band (``_decide``)
+        if key.account_key in self.fed_manual and self.portfolio.unpriced(key):
+            return  # kept without a band until the feed prices it (``_decide``: waiting)
+        with contextlib.suppress(Exception):  # its evaluation decides it fail-closed
+            self.portfolio.arm(key, self._thresholds(key))
 
     @property
     def carried(self) -> int:
@@ -1226,6 +1245,11 @@ def _raised_in(t: Transition, failed: Mapping[str, str]) -> Transition:
     if kind is None or t.rule != RuleKind.MARGIN_UNKNOWN.value or t.kind is TransitionKind.RESOLVED:
         return t
     return dataclasses.replace(t, detail=f"{t.detail}; its figures raised {kind} (see the log)")
+
+
+#: the urgencies :meth:`Engine._urgency_now` gives the scopes its quick figures put at a
+#: critical level, and unknown ones, are at or below this (:func:`_urgency_of` is above it)
+_CRITICAL_FIRST = -1.0
 
 
 def _urgency_of(ratio: float | None) -> float:

@@ -5,6 +5,7 @@ equity (critical at 0.9, clear 0.85)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import pytest
@@ -592,3 +593,58 @@ def test_owed_work_moves_up_to_a_lower_urgency_never_down() -> None:
     owed.discard(keys[1])
     assert len(owed) == 3 and keys[1] not in owed
     assert [owed.pop() for _ in range(4)] == [keys[3], keys[0], keys[2], None]
+
+
+def test_an_owed_warning_a_later_tick_of_its_one_instrument_puts_past_critical_moves_up() -> None:
+    # a0–a2 hold ETH and a3 BTC (1 long at entry 100, maintenance 1 %: at price p the
+    # ratio is 0.01·p / (c + p − 100)). ETH and BTC at 91 put a0–a2 at 85–87 % and a3 at
+    # 81 %: warnings, owed behind a0–a2 (one evaluation a receive). BTC at 90.5 then puts a3
+    # at 145 % (past its maintenance): owed since the first tick, which took its band, it
+    # must come before the warnings. Before the fix no later tick of BTC reported it (its
+    # band was gone and its instrument had reported it once), so it kept the place its 81 %
+    # gave it: behind every warning owed
+    def cash(ratio: float) -> float:
+        return 100.0 - 91.0 + 0.91 / ratio
+
+    e, _ = engine(4, max_evaluations=1)
+    eth = Position("ETH", 1.0, 100.0, maintenance=MaintenanceSchedule.flat(0.01), mark_price=100.0)
+    snaps = [snapshot(f"a{i}", cash(0.85 + 0.01 * i), eth) for i in range(3)]
+    e.receive([*snaps, snapshot("a3", cash(0.81), long_btc(0.0))], T0, 0.0)
+    ticks = [MarkPrice(VENUE, "ETH", 91.0), MarkPrice(VENUE, "BTC", 91.0)]
+    step = e.receive(ticks, T0 + 1, 1.0, sweep=False)
+    order = [r.key.account for r in step.risks]
+    assert order == ["a2"] and _cross("a3") in e._owed  # a3 owed at 81 %, behind a0 and a1
+    step = e.receive([MarkPrice(VENUE, "BTC", 90.5)], T0 + 2, 2.0, sweep=False)
+    (risk,) = step.risks
+    assert risk.key.account == "a3" and risk.margin_ratio is not None and risk.margin_ratio > 1
+    assert [(t.subject, t.rule, t.severity) for t in step.transitions] == [
+        ("generic:a3/cross", "margin_ratio", Severity.CRITICAL)
+    ]
+
+
+def test_a_scope_waiting_for_its_feed_is_decided_at_its_last_instruments_first_price() -> None:
+    # a0 (fed from typed-in marks) holds BTC and ETH; neither is priced by the feed yet. BTC's
+    # first price reports it (still waiting for ETH); ETH's first then decides it. A scope
+    # owed is given a band while it waits for its evaluation (so a later price can move it
+    # up); one waiting for its feed must not be, or ETH's first price, within that band,
+    # left it undecided until the wait ran out
+    eth = Position("ETH", 1.0, 100.0, maintenance=MaintenanceSchedule.flat(0.01), mark_price=100.0)
+    e, _ = engine(1, fed_manual=[AccountKey(VENUE, "a0")], ready_timeout=60.0, started=0.0)
+    assert e.receive([snapshot("a0", 20.0, long_btc(0.0), eth)], T0, 0.0).risks == []
+    assert e.receive([MarkPrice(VENUE, "BTC", 95.0)], T0 + 1, 1.0).risks == []
+    step = e.receive([MarkPrice(VENUE, "ETH", 99.0)], T0 + 2, 2.0)
+    assert [r.key for r in step.risks] == [_cross("a0")]
+
+
+def test_owed_work_at_an_unknown_urgency_comes_out_first_and_is_never_lost() -> None:
+    # NaN compares false with everything: kept as the key's urgency, no heap entry ever
+    # matched it, so ``pop`` skipped the key for good while ``in`` still said it was owed
+    # (nothing could owe it again: a scope never evaluated again). Unknown is first of all
+    owed = Owed()
+    keys = [ScopeKey(VENUE, f"a{i}", "cross") for i in range(3)]
+    owed.push(keys[0], -0.5)
+    owed.push(keys[1], math.nan)
+    owed.push(keys[2], -1.5)
+    owed.push(keys[0], math.nan)  # moves up to first too
+    assert [owed.pop() for _ in range(4)] == [keys[1], keys[0], keys[2], None]
+    assert not owed

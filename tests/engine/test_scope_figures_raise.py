@@ -340,3 +340,29 @@ def test_an_adl_fill_on_a_scope_whose_figures_raise_is_still_told_as_an_adl() ->
         assert "pool before: unknown; after: unknown" in adl.detail
     finally:
         _Faulty.broken = False
+
+
+def test_a_position_near_liquidation_that_vanishes_while_its_figures_raise_is_still_told() -> None:
+    """Fault injection (:class:`_Faulty`): at 92 a0's BTC long (cash 10, liquidation at
+    (100 − 10) / 0.99 = 90.91) is 1.19 % from its liquidation price, within
+    ``liquidated_near`` (2 %): the engine keeps that distance, so the position's vanishing
+    says "liquidated" (no distance alert holds it: only the margin-ratio rule is on, at
+    46 %). Its figures then raise for one evaluation (unknown: no distance), and the venue's
+    next snapshot no longer has the position. Before the fix the unknown evaluation dropped
+    the kept distance, and the liquidation went untold."""
+    _Faulty.broken = False
+    try:
+        e, _ = engine(1)
+        e.receive([snapshot("a0", 10.0, _faulty_btc())], T0, 0.0)
+        step = e.receive([MarkPrice(VENUE, "BTC", 92.0)], T0 + 1, 1.0)
+        assert [r.key for r in step.risks] == [_cross("a0")] and step.transitions == []
+        _Faulty.broken = True
+        step = e.receive([MarkPrice(VENUE, "BTC", 91.0)], T0 + 2, 2.0)
+        assert _of(step.transitions, "a0") == [("margin_unknown", TransitionKind.FIRED)]
+        _Faulty.broken = False
+        step = e.receive([snapshot("a0", 10.0)], T0 + 3, 3.0)
+        assert ("liquidated", TransitionKind.EVENT) in [(t.rule, t.kind) for t in step.transitions]
+        (t,) = [t for t in step.transitions if t.rule == "liquidated"]
+        assert t.subject == "generic:a0/cross#BTC" and "last distance 1.19%" in t.detail
+    finally:
+        _Faulty.broken = False
