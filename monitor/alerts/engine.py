@@ -664,8 +664,12 @@ class _Eval:
             current = prev.severity if prev.status is AlertStatus.FIRING else None
             lv = active_level(levels, direction, value, current)
             if lv is None:
-                rec = prev if value is None else replace(prev, value=value)
-                self._resolve(rec, "", risk)
+                if value is None:
+                    # the figure no longer exists (no liquidation price, no move that
+                    # liquidates, no positions): said so, never the last value's "now 0.00%"
+                    self._resolve(replace(prev, value=None), _GONE.get(kind, ""), risk)
+                else:
+                    self._resolve(replace(prev, value=value), "", risk)
                 return
         assert value is not None  # a level is only active for a value
         if prev is None or prev.status is AlertStatus.PENDING:
@@ -1153,6 +1157,15 @@ def _scope_value(kind: RuleKind, risk: ScopeRisk, peak: float | None) -> float |
     if kind is RuleKind.SHOCK:
         return risk.shock_to_liquidation if risk.positions else None
     raise ValueError(f"not a scope rule: {kind}")  # pragma: no cover
+
+
+#: why a rule's figure is None, said in its resolve (``now n/a (…)``)
+_GONE: dict[RuleKind, str] = {
+    RuleKind.MARGIN_RATIO: "no positions left",
+    RuleKind.LIQUIDATION_DISTANCE: "no liquidation price: nothing liquidates the position",
+    RuleKind.SHOCK: "no market-wide move liquidates it",
+    RuleKind.DRAWDOWN: "no peak equity to measure from",
+}
 
 
 def _annualized(p: PositionRisk) -> float | None:

@@ -127,12 +127,17 @@ def liquidation_distance(
     size: float, price: float, liquidation: float | None, liquidatable: bool
 ) -> float | None:
     """How far the price may move against the position before its scope reaches
-    maintenance, as a fraction of the price: ``side·(price − P*) / price``, 0 when the scope is
-    already liquidatable; None without a liquidation price."""
-    if liquidation is None or price <= 0.0:
+    maintenance, as a fraction of the price: ``side·(price − P*) / price``; 0 when the scope is
+    already liquidatable, with or without a liquidation price (a pool sunk so deep that no
+    price of this instrument brings it back to maintenance has none, and is no less
+    liquidatable); None without a liquidation price otherwise (nothing liquidates it), or
+    without a positive price."""
+    if price <= 0.0:
         return None
     if liquidatable:
         return 0.0
+    if liquidation is None:
+        return None
     side = 1.0 if size > 0 else -1.0
     return max(side * (price - liquidation) / price, 0.0)
 
