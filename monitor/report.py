@@ -176,7 +176,7 @@ def scope_state(r: ScopeRisk) -> str:
     when its equity could not be computed), ``UNKNOWN`` when the figures could not be
     computed (:attr:`ScopeRisk.figures_unknown`), else ``not liquidatable``."""
     if not r.positions:
-        if math.isnan(r.equity):
+        if r.figures_unknown:
             return "no positions, equity unknown"
         return "no positions" if r.equity >= 0.0 else "no positions, negative balance"
     if r.liquidatable or r.margin_ratio is None or r.margin_ratio >= 1.0:

@@ -77,3 +77,11 @@ def test_a_scope_whose_figures_are_unknown_is_unknown_in_the_table() -> None:
     assert scope_state(unknown) == "UNKNOWN"
     assert render_table([unknown]).splitlines()[2].endswith("UNKNOWN")
     assert scope_state(replace(unknown, positions=())) == "no positions, equity unknown"
+
+
+def test_a_scope_whose_equity_overflowed_is_unknown_in_the_table() -> None:
+    from dataclasses import replace
+
+    snap = AccountSnapshot("generic", "acct", 500.0, (pos("BTC", 1.0, 50_000.0, 50_000.0),))
+    (risk,) = risks_of([snap])
+    assert scope_state(replace(risk, equity=float("inf"), margin_ratio=0.0)) == "UNKNOWN"

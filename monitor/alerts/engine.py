@@ -752,7 +752,7 @@ class _Eval:
     def scope(self, risk: ScopeRisk, inhibited: bool) -> None:
         subject = str(risk.key)
         account = str(risk.key.account_key)
-        unknown = _unknown_figures(risk)
+        unknown = _unknown_figures(risk) if risk.figures_unknown else ""
         if unknown:
             # no distance is known: the kept ones stand (a position near its liquidation
             # price that vanishes next is still told "liquidated")
@@ -1064,7 +1064,8 @@ _HELD_RULES = frozenset(k.value for k in DIRECTIONS) - {RuleKind.OUTBOX_BACKLOG.
 
 
 def _unknown_figures(risk: ScopeRisk) -> str:
-    """Which of the scope's core figures are not finite ("" when all are)."""
+    """Which of the scope's core figures are not finite ("" when all are: the text of
+    :attr:`ScopeRisk.figures_unknown`)."""
     bad = [
         f"{name} {value}"
         for name, value in (

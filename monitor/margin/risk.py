@@ -105,15 +105,17 @@ class ScopeRisk:
 
     @property
     def figures_unknown(self) -> bool:
-        """Whether the scope's figures could not be computed: equity, maintenance or margin
-        ratio NaN (the engine's fail-closed figures of a scope whose computation raised,
-        ``Engine._unknown_risk``). Such a scope is neither liquidatable nor "not
+        """Whether the scope's figures could not be computed: equity, maintenance, collateral
+        or a position's notional not finite (the engine's fail-closed NaN figures of a scope
+        whose computation raised, ``Engine._unknown_risk``, or an overflow). The alert engine
+        alarms ``margin_unknown`` for such a scope; it is neither liquidatable nor "not
         liquidatable": its state is unknown, and every reader says so."""
-        ratio = self.margin_ratio
-        return (
-            math.isnan(self.equity)
-            or math.isnan(self.maintenance_margin)
-            or (ratio is not None and math.isnan(ratio))
+        isfinite = math.isfinite
+        return not (
+            isfinite(self.equity)
+            and isfinite(self.maintenance_margin)
+            and isfinite(self.collateral)
+            and all(isfinite(p.notional) for p in self.positions)
         )
 
     @property

@@ -472,7 +472,7 @@ def _scope_state(risk: ScopeRisk) -> str:
     a NaN margin ratio compares false with 1, which read "not liquidatable"."""
     if not risk.positions:
         # an empty pool cannot be liquidated; a negative balance is still a debt
-        if math.isnan(risk.equity):
+        if risk.figures_unknown:
             return "no positions, equity unknown"
         return "no positions" if risk.equity >= 0.0 else "no positions, negative balance"
     if risk.margin_ratio is None:

@@ -330,3 +330,15 @@ def test_a_scope_whose_figures_are_unknown_reads_unknown_never_not_liquidatable(
     # a venue that says the scope is liquidatable is believed over unknown figures
     (liq, *_) = scope_lines(replace(unknown, liquidatable=True))
     assert liq.endswith("LIQUIDATABLE (maintenance ≥ equity)")
+
+
+def test_a_scope_whose_equity_overflowed_reads_unknown_as_its_alert_says() -> None:
+    """+inf equity (an overflow) gives a margin ratio of 0, which read "not liquidatable" in
+    the very message of the ``margin_unknown`` alert the engine raises for it."""
+    from dataclasses import replace
+
+    inf = float("inf")
+    overflowed = replace(scope(0.5), equity=inf, margin_ratio=0.0)
+    assert overflowed.figures_unknown
+    (state, *_) = scope_lines(overflowed)
+    assert state.endswith("UNKNOWN (its figures could not be computed)")
