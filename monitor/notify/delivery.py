@@ -642,15 +642,14 @@ class DeliveryWorker:
         result: SendResult,
         error: str,
         done: float,
-    ) -> int:
+    ) -> None:
         """A permanent refusal: a coalesced message is split (each row goes alone next, so
         the refused one cannot take healthy ones down with it); a single row fails now."""
         if len(batch) > 1:
             await outbox.mark_retry(self.store, [i.id for i in batch], done, error)
             log().warning("outbox.split", channel=channel.label, rows=len(batch), kind=result.kind)
-            return 0
+            return
         await self._fail(channel, batch, f"refused ({result.kind}): {error}", result.kind)
-        return 0
 
     def _note(
         self,

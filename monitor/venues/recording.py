@@ -242,28 +242,22 @@ def risk_line(batch: Batch, key: ScopeKey, *, as_json: bool) -> str | None:
     with no figures and the error (JSON ``error``; text ``unknown (TYPE: message)``), and
     the replay goes on."""
     ts = batch.record.ts_recv
+    error: str | None = None
+    figures: tuple[float | None, ...] = (None, None, None, None)
     try:
         risk = batch.portfolio.risk(key, with_stress=False)
     except Exception as exc:  # fail closed: unknown figures, said; never the replay's end
         error = f"{type(exc).__name__}: {exc}"[:200]
-        if as_json:
-            return orjson.dumps(
-                {
-                    "ts": ts,
-                    "scope": str(key),
-                    "venue": key.venue,
-                    "account": key.account,
-                    "margin_scope": key.scope,
-                    "equity": None,
-                    "maintenance_margin": None,
-                    "margin_ratio": None,
-                    "nearest_liquidation_distance": None,
-                    "error": error,
-                }
-            ).decode()
-        return f"{_iso(ts)} {key} equity=- mm=- ratio=- nearest_liq=- unknown ({error})"
-    if risk is None:
-        return None
+    else:
+        if risk is None:
+            return None
+        figures = (
+            risk.equity,
+            risk.maintenance_margin,
+            risk.margin_ratio,
+            risk.nearest_liquidation_distance,
+        )
+    equity, mm, ratio, nearest = figures
     if as_json:
         obj: dict[str, Any] = {
             "ts": ts,
@@ -271,16 +265,19 @@ def risk_line(batch: Batch, key: ScopeKey, *, as_json: bool) -> str | None:
             "venue": key.venue,
             "account": key.account,
             "margin_scope": key.scope,
-            "equity": _finite(risk.equity),
-            "maintenance_margin": _finite(risk.maintenance_margin),
-            "margin_ratio": _finite(risk.margin_ratio),
-            "nearest_liquidation_distance": _finite(risk.nearest_liquidation_distance),
+            "equity": _finite(equity),
+            "maintenance_margin": _finite(mm),
+            "margin_ratio": _finite(ratio),
+            "nearest_liquidation_distance": _finite(nearest),
         }
+        if error is not None:
+            obj["error"] = error
         return orjson.dumps(obj).decode()
-    return (
-        f"{_iso(ts)} {key} equity={_fmt(risk.equity)} mm={_fmt(risk.maintenance_margin)} "
-        f"ratio={_pct(risk.margin_ratio)} nearest_liq={_pct(risk.nearest_liquidation_distance)}"
+    line = (
+        f"{_iso(ts)} {key} equity={_fmt(equity)} mm={_fmt(mm)} "
+        f"ratio={_pct(ratio)} nearest_liq={_pct(nearest)}"
     )
+    return line if error is None else f"{line} unknown ({error})"
 
 
 def _finite(x: float | None) -> float | None:
