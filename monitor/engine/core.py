@@ -1290,7 +1290,7 @@ def _dydx_parent(group: str) -> str | None:
 def _figures(r: ScopeRisk | None) -> str:
     """A pool's equity, maintenance and margin ratio, for the ADL notice: the ratio is
     "∞ (equity ≤ 0)" past zero equity (liquidatable, not unknown); the whole is "unknown"
-    when the figures could not be computed (NaN: :attr:`ScopeRisk.figures_unknown`)."""
+    when the figures could not be computed (not finite: :attr:`ScopeRisk.figures_unknown`)."""
     if r is None or r.figures_unknown:
         return "unknown"
     mr = r.margin_ratio

@@ -228,13 +228,11 @@ async def claim(
 
 async def release(store: Store, ids: Iterable[int]) -> None:
     """Put claimed rows back, unsent and uncounted (e.g. they did not fit a coalesced message)."""
-    async with store.transaction() as conn:
-        await _settle(conn, (), ids)
+    await settle(store, (), list(ids))
 
 
 async def mark_delivered(store: Store, ids: Iterable[int], now: float) -> None:
-    async with store.transaction() as conn:
-        await _settle(conn, [(i, now) for i in ids], ())
+    await settle(store, [(i, now) for i in ids])
 
 
 async def settle(
